@@ -1,0 +1,126 @@
+"""Fixtures: a simulated cluster on 127.0.0.1 and the CLI driven through main(argv)."""
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+SCRIPT = os.path.join(ROOT, "cluster_cli.py")
+sys.path[:0] = [ROOT, TESTS]
+
+import cluster_cli  # noqa: E402
+import simulator  # noqa: E402
+
+ENV_VARS = ("JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL", "JADEVECTORDB_FORMAT",
+            "JADEVECTORDB_API_KEY", "NO_COLOR")
+# Fast enough for tests, slow enough to be seen IN_PROGRESS.
+CLUSTER_OPTIONS = dict(nodes=3, shards=12, replication_factor=2, migration_seconds=0.6,
+                       join_seconds=0.2, rebalance=False, seed=7)
+
+
+class Sim:
+    """The running simulator, as a test sees it."""
+
+    def __init__(self, server):
+        self.server = server
+        self.cluster = server.cluster
+        self.port = server.port
+        self.url = "http://127.0.0.1:%d" % server.port
+
+    @property
+    def requests(self) -> list:
+        """Requests the cluster received under /api/v1 and /health, oldest first."""
+        return list(self.cluster.requests)
+
+    def changes(self) -> list:
+        return [(r["method"], r["path"]) for r in self.requests if r["method"] != "GET"]
+
+    def control(self, path: str, body=None):
+        request = urllib.request.Request(self.url + path, method="POST",
+                                         data=json.dumps(body or {}).encode())
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def fault(self, **faults):
+        return self.control("/_sim/faults", faults)
+
+    def down(self, node_id: str):
+        return self.control("/_sim/nodes/%s/down" % node_id)
+
+    def up(self, node_id: str):
+        return self.control("/_sim/nodes/%s/up" % node_id)
+
+
+class Run:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def lines(self) -> list:
+        return self.out.splitlines()
+
+    def json(self):
+        return json.loads(self.out)
+
+    def __repr__(self):
+        return "Run(code=%r, out=%r, err=%r)" % (self.code, self.out[:2000], self.err[:2000])
+
+
+@pytest.fixture(scope="session")
+def sim_server():
+    server = simulator.start(cluster=simulator.Cluster(**CLUSTER_OPTIONS))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sim(sim_server):
+    """A freshly reset 3-node, 12-shard cluster, open (no API key)."""
+    sim_server.cluster.options.update(CLUSTER_OPTIONS)
+    sim_server.cluster.reset()
+    sim_server.api_keys = {}
+    return Sim(sim_server)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def cli(sim, capsys, clean_env):
+    """cli(*argv) runs main() in-process against the simulator; returns Run."""
+    def run(*argv, target=True):
+        prefix = ["--host", "127.0.0.1", "--port", str(sim.port)] if target else []
+        code = cluster_cli.main(prefix + [str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+    return run
+
+
+@pytest.fixture
+def script(sim):
+    """script(*argv) runs the real cluster_cli.py in a subprocess."""
+    def run(*argv, env=None, target=True, **kwargs):
+        prefix = ["--host", "127.0.0.1", "--port", str(sim.port)] if target else []
+        environ = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+        environ.update(env or {})
+        done = subprocess.run([sys.executable, SCRIPT] + prefix + [str(a) for a in argv],
+                              capture_output=True, text=True, env=environ, timeout=60, **kwargs)
+        return Run(done.returncode, done.stdout, done.stderr)
+    return run
+
+
+def free_port() -> int:
+    """A port with nothing listening on it (bound, then released)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,845 @@
+#!/usr/bin/env python3
+"""A local JadeVectorDB cluster that serves the /api/v1/cluster contract.
+
+    python tests/simulator.py --port 8080                 # 3 nodes, 12 shards
+    python tests/simulator.py --port 0 --nodes 100 --shards 100000
+    python tests/simulator.py --port 8080 --api-key s3cret --down node-worker-002
+
+The state changes like a cluster's: nodes join, leave and go down, shards
+migrate over time, and status, metrics and diagnostics follow. Faults for
+tests and demos are switched on by option or through POST /_sim/... (see
+CONTROL below). Only the standard library is used, so the simulator runs
+wherever the CLI does.
+"""
+import argparse
+import itertools
+import json
+import random
+import re
+import ssl
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+VERSION = "1.4.2"
+STRATEGIES = ("LIVE_COPY", "SNAPSHOT", "INCREMENTAL")
+DATABASES = ("products", "users", "logs")
+BYTES_PER_VECTOR = 3072  # 768 float32 dimensions
+DOWN = ("UNREACHABLE",)
+
+# The first vector counts are the specification's, so its examples read true.
+SEED_VECTOR_COUNTS = (125432, 118901, 131245)
+
+
+def utc_iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def placement(index: int, count: int, copies: int) -> list:
+    """Node indexes holding shard `index`, primary first: pairs of nodes take
+    turns as primary and replica, so every node carries an equal share."""
+    if count == 1:
+        return [0]
+    pair, direction = divmod(index, 2)
+    if count <= 12:
+        pairs = list(itertools.combinations(range(count), 2))
+        a, b = pairs[pair % len(pairs)]
+    else:  # rounds of pairs at growing distance, computed rather than listed
+        rounds = count * (count // 2)
+        distance, a = divmod(pair % rounds, count)
+        b = (a + distance + 1) % count
+    if direction:
+        a, b = b, a
+    extra = [(b + k) % count for k in range(1, count)]
+    return ([a, b] + [n for n in extra if n != a])[:max(1, copies)]
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def transform(value, camel_case: bool, numbers_as_strings: bool):
+    """Apply the contract's tolerated variations to a response body."""
+    if isinstance(value, dict):
+        return {
+            (camel(k) if camel_case else k): transform(v, camel_case, numbers_as_strings)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [transform(v, camel_case, numbers_as_strings) for v in value]
+    if numbers_as_strings and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str = None):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+# ---------------------------------------------------------------------------
+# Cluster state
+# ---------------------------------------------------------------------------
+
+class Cluster:
+    """The simulated cluster: all state, and every change to it, under one lock."""
+
+    def __init__(self, nodes=3, shards=12, replication_factor=2, migration_seconds=5.0,
+                 join_seconds=2.0, rebalance=False, seed=7, clock=time.time):
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.options = dict(nodes=nodes, shards=shards, replication_factor=replication_factor,
+                            migration_seconds=migration_seconds, join_seconds=join_seconds,
+                            rebalance=rebalance, seed=seed)
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.reset()
+
+    # -- construction ------------------------------------------------------
+
+    def reset(self):
+        o = self.options
+        with self.lock:
+            self.rng = random.Random(o["seed"])
+            self.replication_factor = o["replication_factor"]
+            self.migration_seconds = o["migration_seconds"]
+            self.join_seconds = o["join_seconds"]
+            self.rebalance_on_join = o["rebalance"]
+            self.started = self.clock()
+            self.nodes = {}
+            for i in range(o["nodes"]):
+                node_id = "node-master-001" if i == 0 else "node-worker-%03d" % i
+                self._new_node(node_id, self._address(i), "MASTER" if i == 0 else "WORKER",
+                               "HEALTHY", since=self.started - 86400)
+            self.master = "node-master-001"
+            # Workers first, so the default cluster matches the specification's examples.
+            order = [n for n in self.nodes if n != self.master] + [self.master]
+            width = max(2, len(str(o["shards"] - 1)))
+            self.shards = {}
+            for i in range(o["shards"]):
+                shard_id = "shard-%0*d" % (width, i)
+                copies = [order[k] for k in placement(i, len(order), self.replication_factor)]
+                vectors = (SEED_VECTOR_COUNTS[i] if i < len(SEED_VECTOR_COUNTS)
+                           else self.rng.randint(90000, 140000))
+                self.shards[shard_id] = {
+                    "shard_id": shard_id, "database_id": DATABASES[i % len(DATABASES)],
+                    "primary_node": copies[0], "replica_nodes": copies[1:],
+                    "vector_count": vectors, "read_only": False}
+            self.migrations = {}       # migration_id -> migration
+            self.latest_migration = {}  # shard_id -> migration_id
+            self.errors = []
+            self.requests = []
+            self.faults = {"delay": 0.0, "fail_next": 0, "fail_status": 503, "retry_after": None,
+                           "html_next": 0, "empty_next": 0, "bare_lists": False,
+                           "camel_case": False, "numbers_as_strings": False, "drop_fields": []}
+            self.load = None
+            self.version = 0
+            self._cache = {}
+            self._changed()
+
+    def _address(self, index: int) -> str:
+        host = 10 + index
+        return "192.168.%d.%d:8080" % (1 + host // 256, host % 256)
+
+    def _new_node(self, node_id, address, role, status, since):
+        r = self.rng
+        self.nodes[node_id] = {
+            "node_id": node_id, "role": role, "address": address, "status": status,
+            "cpu_usage": round(r.uniform(15, 45), 1), "memory_usage": round(r.uniform(30, 60), 1),
+            "disk_usage": round(r.uniform(8, 30), 1), "since": since, "joined_at": since,
+            "last_heartbeat": None}
+
+    def _changed(self):
+        """Recompute what is derived from the state, once per change."""
+        live = {n for n, node in self.nodes.items() if node["status"] not in DOWN}
+        self.primary_counts = {n: 0 for n in self.nodes}
+        self.under_replicated, self.offline = [], []
+        running = {m["shard_id"] for m in self.migrations.values()
+                   if m["status"] in ("PENDING", "IN_PROGRESS")}
+        for shard in self.shards.values():
+            copies = [shard["primary_node"]] + shard["replica_nodes"]
+            self.primary_counts[shard["primary_node"]] = self.primary_counts.get(shard["primary_node"], 0) + 1
+            live_copies = sum(1 for n in copies if n in live)
+            shard["replicas"] = len(copies)
+            shard["size_bytes"] = shard["vector_count"] * BYTES_PER_VECTOR
+            if live_copies == 0:
+                shard["status"] = "OFFLINE"
+                self.offline.append(shard["shard_id"])
+            elif shard["shard_id"] in running:
+                shard["status"] = "MIGRATING"
+            elif live_copies < self.replication_factor:
+                shard["status"] = "UNDER_REPLICATED"
+                self.under_replicated.append(shard["shard_id"])
+            else:
+                shard["status"] = "HEALTHY"
+        self.version += 1
+        self._cache.clear()
+
+    # -- time --------------------------------------------------------------
+
+    def tick(self):
+        """Advance joins and migrations to the present moment."""
+        now = self.clock()
+        changed = False
+        for node in self.nodes.values():
+            if node["status"] == "JOINING" and now - node["joined_at"] >= self.join_seconds:
+                node["status"] = "HEALTHY"
+                node["since"] = now
+                changed = True
+                if self.rebalance_on_join:
+                    self._plan_rebalance(node["node_id"])
+        for mig in self.migrations.values():
+            if mig["status"] in ("PENDING", "IN_PROGRESS") and self._advance(mig, now):
+                changed = True
+        if changed:
+            self._changed()
+
+    def _advance(self, mig, now) -> bool:
+        """Move one migration forward; True when it ended or changed phase."""
+        target = self.nodes.get(mig["target_node"])
+        if target is None or target["status"] in DOWN:
+            return self._finish(mig, now, "target node %s became unreachable" % mig["target_node"])
+        source = self.nodes.get(mig["source_node"])
+        if source is None or source["status"] in DOWN:
+            return self._finish(mig, now, "source node %s became unreachable" % mig["source_node"])
+        elapsed = now - mig["_started"]
+        fraction = 1.0 if self.migration_seconds <= 0 else min(1.0, elapsed / self.migration_seconds)
+        before = mig["status"], mig["phase"]
+        mig["status"] = "IN_PROGRESS"
+        mig["progress"] = round(fraction * 100, 1)
+        mig["transferred_vectors"] = int(mig["total_vectors"] * fraction)
+        shard = self.shards[mig["shard_id"]]
+        if mig["strategy"] == "SNAPSHOT":
+            # The snapshot is taken at the start; writes pause for the switchover.
+            mig["phase"] = "switchover" if fraction >= 0.9 else "copying_snapshot"
+            shard["read_only"] = fraction >= 0.9
+        elif mig["strategy"] == "INCREMENTAL":
+            mig["phase"] = ("initial_sync" if fraction < 0.7 else
+                            "catching_up" if fraction < 0.95 else "switchover")
+        else:
+            mig["phase"] = "copying"
+        if fraction >= 1.0:
+            return self._finish(mig, now, None)
+        return (mig["status"], mig["phase"]) != before
+
+    def _finish(self, mig, now, error):
+        shard = self.shards.get(mig["shard_id"])
+        mig["finished_at"] = utc_iso(now)
+        if shard is not None:
+            shard["read_only"] = False
+        if error:
+            mig["status"], mig["error"] = "FAILED", error
+            self._log_error(mig["target_node"], "migration %s of %s failed: %s"
+                            % (mig["migration_id"], mig["shard_id"], error))
+            return True
+        mig["status"], mig["phase"], mig["progress"] = "COMPLETED", "done", 100.0
+        mig["transferred_vectors"] = mig["total_vectors"]
+        if shard is not None:
+            if shard["primary_node"] == mig["source_node"]:
+                shard["primary_node"] = mig["target_node"]
+            else:
+                shard["replica_nodes"] = [mig["target_node"] if n == mig["source_node"] else n
+                                          for n in shard["replica_nodes"]]
+        return True
+
+    def _log_error(self, node_id, message, severity="ERROR"):
+        self.errors.append({"timestamp": utc_iso(self.clock()), "node_id": node_id,
+                            "severity": severity, "message": message})
+        del self.errors[:-100]
+
+    # -- views -------------------------------------------------------------
+
+    def node_view(self, node_id):
+        node = self.nodes[node_id]
+        now = self.clock()
+        down = node["status"] in DOWN
+        cpu = node["cpu_usage"] if self.load is None else round(min(100.0, float(self.load)), 1)
+        if down:
+            cpu = 0.0
+        return {
+            "node_id": node_id, "role": node["role"], "address": node["address"],
+            "status": node["status"], "shard_count": self.primary_counts.get(node_id, 0),
+            "cpu_usage": cpu, "memory_usage": node["memory_usage"], "disk_usage": node["disk_usage"],
+            "uptime_seconds": 0 if down else int(now - node["since"]),
+            "last_heartbeat": node["last_heartbeat"] or utc_iso(now)}
+
+    def node_checks(self, node_id):
+        view = self.node_view(node_id)
+        if view["status"] in DOWN:
+            return [{"name": "heartbeat", "status": "FAIL",
+                     "detail": "no heartbeat since %s" % view["last_heartbeat"]}]
+        def level(value, warn, fail):
+            return "FAIL" if value >= fail else "WARN" if value >= warn else "PASS"
+        return [
+            {"name": "heartbeat", "status": "PASS", "detail": "last seen %s" % view["last_heartbeat"]},
+            {"name": "cpu", "status": level(view["cpu_usage"], 80, 95), "detail": "%.1f%% busy" % view["cpu_usage"]},
+            {"name": "memory", "status": level(view["memory_usage"], 80, 95),
+             "detail": "%.1f%% used" % view["memory_usage"]},
+            {"name": "storage", "status": level(view["disk_usage"], 80, 95), "detail": "%.0f%% used" % view["disk_usage"]},
+        ]
+
+    def shard_view(self, shard_id):
+        s = self.shards[shard_id]
+        view = {k: s[k] for k in ("shard_id", "database_id", "primary_node", "replica_nodes",
+                                  "replicas", "vector_count", "size_bytes", "status")}
+        if s["read_only"]:
+            view["read_only"] = True
+        return view
+
+    def migration_view(self, migration_id):
+        return {k: v for k, v in self.migrations[migration_id].items() if not k.startswith("_")}
+
+    def status(self):
+        down = [n for n, node in self.nodes.items() if node["status"] in DOWN]
+        degraded_nodes = [n for n, node in self.nodes.items() if node["status"] == "DEGRADED"]
+        if self.offline:
+            status = "UNHEALTHY"
+        elif down or degraded_nodes or self.under_replicated:
+            status = "DEGRADED"
+        else:
+            status = "HEALTHY"
+        return {"cluster_name": "jade-sim", "master_node": self.master,
+                "total_nodes": len(self.nodes),
+                "active_nodes": sum(1 for n in self.nodes.values() if n["status"] in ("HEALTHY", "DEGRADED")),
+                "total_shards": len(self.shards), "status": status,
+                "replication_factor": self.replication_factor}
+
+    def metrics(self):
+        live = [self.node_view(n) for n, node in self.nodes.items() if node["status"] not in DOWN]
+        def mean(key):
+            return round(sum(v[key] for v in live) / len(live), 1) if live else 0.0
+        cpu = mean("cpu_usage")
+        total_vectors = sum(s["vector_count"] for s in self.shards.values())
+        return {
+            "cpu_usage": cpu, "memory_usage": mean("memory_usage"), "disk_usage": mean("disk_usage"),
+            "queries_per_second": round(len(live) * 500 * (1 + cpu / 100.0), 1),
+            "avg_query_latency_ms": round(1.5 + cpu / 25.0, 1),
+            "p99_query_latency_ms": round(6 + cpu / 6.0, 1),
+            "total_vectors": total_vectors,
+            "nodes": {v["node_id"]: {"cpu_usage": v["cpu_usage"], "memory_usage": v["memory_usage"],
+                                     "disk_usage": v["disk_usage"]} for v in live}}
+
+    def diagnostics(self):
+        nodes = []
+        for node_id in self.nodes:
+            view = self.node_view(node_id)
+            view["checks"] = self.node_checks(node_id)
+            nodes.append(view)
+        return {"generated_at": utc_iso(self.clock()),
+                "topology": {"master_node": self.master, "nodes": list(self.nodes)},
+                "nodes": nodes,
+                "shard_distribution": dict(self.primary_counts),
+                "replication": {"replication_factor": self.replication_factor,
+                                "under_replicated_shards": list(self.under_replicated),
+                                "offline_shards": list(self.offline)},
+                "performance": self.metrics(),
+                "errors": list(self.errors)}
+
+    # -- changes -----------------------------------------------------------
+
+    def add_node(self, body):
+        node_id, address = body.get("node_id"), body.get("address")
+        if not isinstance(node_id, str) or not node_id.strip():
+            raise ApiError(400, "node_id is required", "INVALID_ARGUMENT")
+        if not isinstance(address, str) or not re.match(r"^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}$", address):
+            raise ApiError(400, "address must be host:port", "INVALID_ARGUMENT")
+        if node_id in self.nodes:
+            raise ApiError(409, "node %s is already in the cluster" % node_id, "NODE_EXISTS")
+        if any(n["address"] == address for n in self.nodes.values()):
+            raise ApiError(409, "address %s is already used by another node" % address, "ADDRESS_IN_USE")
+        now = self.clock()
+        self._new_node(node_id, address, "WORKER", "JOINING", since=now)
+        self._changed()
+        return {"node_id": node_id, "address": address, "status": "JOINING",
+                "message": "node is joining; shards will be rebalanced once it is healthy"}
+
+    def _plan_rebalance(self, node_id):
+        """Move primaries from the busiest nodes onto a new node, by migration."""
+        fair = len(self.shards) // max(1, len(self.nodes))
+        busy = sorted(self.primary_counts.items(), key=lambda kv: -kv[1])
+        moving = {m["shard_id"] for m in self.migrations.values() if m["status"] in ("PENDING", "IN_PROGRESS")}
+        planned = 0
+        for source, count in busy:
+            for shard in self.shards.values():
+                if planned >= fair or count <= fair:
+                    break
+                if (shard["primary_node"] == source and node_id not in shard["replica_nodes"]
+                        and shard["shard_id"] not in moving and self.nodes[source]["status"] not in DOWN):
+                    self._start_migration(shard, source, node_id, "LIVE_COPY")
+                    planned += 1
+                    count -= 1
+
+    def rebalance(self):
+        for node_id in self.nodes:
+            if self.primary_counts.get(node_id, 0) < len(self.shards) // max(1, len(self.nodes)):
+                self._plan_rebalance(node_id)
+        self._changed()
+
+    def _holders(self, shard):
+        return [shard["primary_node"]] + shard["replica_nodes"]
+
+    def remove_node(self, node_id):
+        if node_id not in self.nodes:
+            raise ApiError(404, "node %s not found" % node_id, "NODE_NOT_FOUND")
+        if node_id == self.master:
+            raise ApiError(409, "%s is the master node and cannot be removed" % node_id, "NODE_IS_MASTER")
+        if len(self.nodes) == 1:
+            raise ApiError(409, "%s is the last node in the cluster" % node_id, "LAST_NODE")
+        held = [s for s in self.shards.values() if node_id in self._holders(s)]
+        for shard in held:
+            others = [n for n in self._holders(shard) if n != node_id and self.nodes[n]["status"] not in DOWN]
+            if not others:
+                raise ApiError(409, "removing %s would leave %s with no copy; migrate it first"
+                               % (node_id, shard["shard_id"]), "WOULD_LOSE_DATA")
+        del self.nodes[node_id]
+        for shard in held:
+            if shard["primary_node"] == node_id:
+                live = [n for n in shard["replica_nodes"] if self.nodes[n]["status"] not in DOWN]
+                shard["primary_node"] = live[0]
+                shard["replica_nodes"] = [n for n in shard["replica_nodes"] if n != live[0]]
+            else:
+                shard["replica_nodes"] = [n for n in shard["replica_nodes"] if n != node_id]
+            home = self._new_home(shard)
+            if home:
+                shard["replica_nodes"].append(home)
+        for mig in self.migrations.values():
+            if mig["status"] in ("PENDING", "IN_PROGRESS") and node_id in (mig["source_node"], mig["target_node"]):
+                self._finish(mig, self.clock(), "node %s was removed from the cluster" % node_id)
+        self._changed()
+        return {"node_id": node_id, "removed": True, "shards_redistributed": len(held),
+                "message": "%d shards redistributed to the remaining nodes" % len(held)}
+
+    def _new_home(self, shard):
+        """The least loaded live node that holds no copy of the shard, if any."""
+        holders = set(self._holders(shard))
+        candidates = [n for n, node in self.nodes.items()
+                      if n not in holders and node["status"] in ("HEALTHY", "DEGRADED")]
+        if not candidates:
+            return None
+        load = {n: 0 for n in candidates}
+        for s in self.shards.values():
+            for n in self._holders(s):
+                if n in load:
+                    load[n] += 1
+        return min(candidates, key=lambda n: (load[n], n))
+
+    def migrate(self, shard_id, body):
+        shard = self.shards.get(shard_id)
+        if shard is None:
+            raise ApiError(404, "shard %s not found" % shard_id, "SHARD_NOT_FOUND")
+        if not isinstance(body, dict):
+            raise ApiError(400, "request body must be a JSON object", "INVALID_ARGUMENT")
+        target, source = body.get("target_node"), body.get("source_node")
+        strategy = body.get("strategy", "LIVE_COPY")
+        if strategy not in STRATEGIES:
+            raise ApiError(400, "strategy must be one of %s" % ", ".join(STRATEGIES), "INVALID_STRATEGY")
+        if not isinstance(target, str) or not target:
+            raise ApiError(400, "target_node is required", "INVALID_ARGUMENT")
+        if target not in self.nodes:
+            raise ApiError(404, "node %s not found" % target, "NODE_NOT_FOUND")
+        if source is not None and source not in self.nodes:
+            raise ApiError(404, "node %s not found" % source, "NODE_NOT_FOUND")
+        source = source or shard["primary_node"]
+        if source != shard["primary_node"]:
+            raise ApiError(409, "%s lives on %s, not %s" % (shard_id, shard["primary_node"], source),
+                           "WRONG_SOURCE")
+        if target in self._holders(shard):
+            raise ApiError(409, "%s already holds a copy of %s" % (target, shard_id), "TARGET_HOLDS_SHARD")
+        current = self.migrations.get(self.latest_migration.get(shard_id))
+        if current and current["status"] in ("PENDING", "IN_PROGRESS"):
+            raise ApiError(409, "migration %s of %s is already running" % (current["migration_id"], shard_id),
+                           "MIGRATION_RUNNING")
+        mig = self._start_migration(shard, source, target, strategy)
+        self._changed()
+        return self.migration_view(mig["migration_id"])
+
+    def _start_migration(self, shard, source, target, strategy):
+        now = self.clock()
+        migration_id = "mig-%04x" % (len(self.migrations) + 1 + 0x7f00)
+        mig = {"migration_id": migration_id, "shard_id": shard["shard_id"], "strategy": strategy,
+               "source_node": source, "target_node": target, "status": "PENDING", "phase": "queued",
+               "progress": 0.0, "transferred_vectors": 0, "total_vectors": shard["vector_count"],
+               "started_at": utc_iso(now), "finished_at": None, "error": None, "_started": now}
+        self.migrations[migration_id] = mig
+        self.latest_migration[shard["shard_id"]] = migration_id
+        return mig
+
+    def set_node_status(self, node_id, status):
+        if node_id not in self.nodes:
+            raise ApiError(404, "node %s not found" % node_id, "NODE_NOT_FOUND")
+        node = self.nodes[node_id]
+        now = self.clock()
+        if status in DOWN and node["status"] not in DOWN:
+            node["last_heartbeat"] = utc_iso(now)
+            self._log_error(node_id, "node %s is unreachable: heartbeat missed" % node_id)
+        elif status not in DOWN:
+            node["last_heartbeat"] = None
+            if node["status"] in DOWN:
+                node["since"] = now
+                self._log_error(node_id, "node %s is reachable again" % node_id, "INFO")
+        node["status"] = status
+        self._changed()
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------
+
+CONTROL = """Control endpoints (outside /api/v1, no API key needed):
+  POST /_sim/reset                      back to the initial state
+  POST /_sim/nodes/{id}/down | /up      take a node down or bring it back
+  POST /_sim/faults  {"delay": s, "fail_next": n, "fail_status": 503, "retry_after": s,
+                      "html_next": n, "empty_next": n, "bare_lists": b, "camel_case": b,
+                      "numbers_as_strings": b, "drop_fields": [...]}
+  POST /_sim/load    {"cpu_usage": 90}  every live node reports this CPU load
+  POST /_sim/rebalance                  move primaries onto under-loaded nodes
+  GET  /_sim/requests | DELETE          the requests received under /api/v1 and /health
+"""
+
+HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+            b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            b"</body>\r\n</html>\r\n")
+
+ROUTES = [
+    ("GET", re.compile(r"^/api/v1/cluster/status$"), "status"),
+    ("GET", re.compile(r"^/api/v1/cluster/metrics$"), "metrics"),
+    ("GET", re.compile(r"^/api/v1/cluster/diagnostics$"), "diagnostics"),
+    ("GET", re.compile(r"^/api/v1/cluster/nodes$"), "list_nodes"),
+    ("POST", re.compile(r"^/api/v1/cluster/nodes$"), "add_node"),
+    ("DELETE", re.compile(r"^/api/v1/cluster/nodes/([^/]+)$"), "remove_node"),
+    ("GET", re.compile(r"^/api/v1/cluster/nodes/([^/]+)/health$"), "node_health"),
+    ("GET", re.compile(r"^/api/v1/cluster/shards$"), "list_shards"),
+    ("GET", re.compile(r"^/api/v1/cluster/shards/([^/]+)$"), "shard_status"),
+    ("POST", re.compile(r"^/api/v1/cluster/shards/([^/]+)/migrate$"), "migrate"),
+]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "JadeVectorDB-Sim/" + VERSION
+
+    def log_message(self, *args):  # quiet: the request log is in /_sim/requests
+        pass
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def do_PUT(self):
+        self._handle("PUT")
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _send(self, status, body: bytes, content_type="application/json", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status, obj, headers=()):
+        self._send(status, json.dumps(obj).encode(), headers=headers)
+
+    def _read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self, method):
+        cluster = self.server.cluster
+        parts = urlsplit(self.path)
+        path, query = parts.path, parse_qs(parts.query)
+        raw = self._read_body()
+        if path.startswith("/_sim/"):
+            return self._control(method, path, raw)
+        with cluster.lock:
+            cluster.requests.append({
+                "method": method, "path": path, "query": {k: v[-1] for k, v in query.items()},
+                "raw_path": self.path, "body": raw.decode("utf-8", "replace") if raw else None,
+                "authorization": self.headers.get("Authorization")})
+            faults = dict(cluster.faults)
+            if faults["fail_next"] > 0:
+                cluster.faults["fail_next"] -= 1
+            elif faults["html_next"] > 0:
+                cluster.faults["html_next"] -= 1
+            elif faults["empty_next"] > 0:
+                cluster.faults["empty_next"] -= 1
+        if faults["delay"]:
+            time.sleep(faults["delay"])
+        if faults["fail_next"] > 0:
+            headers = [] if faults["retry_after"] is None else [("Retry-After", str(faults["retry_after"]))]
+            return self._send_json(faults["fail_status"], {"error": "leader election in progress, retry later",
+                                                           "code": "UNAVAILABLE"}, headers)
+        if faults["html_next"] > 0:
+            return self._send(502, HTML_502, "text/html")
+        if faults["empty_next"] > 0:
+            return self._send(200, b"")
+        if path == "/health" and method == "GET":
+            return self._send_json(200, {"status": "ok", "version": VERSION})
+        if not self._authorised(method):
+            return
+        for route_method, pattern, name in ROUTES:
+            match = pattern.match(path)
+            if match:
+                if route_method != method:
+                    continue
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    return self._send_json(400, {"error": "request body is not JSON", "code": "INVALID_JSON"})
+                try:
+                    with cluster.lock:
+                        cluster.tick()
+                        status, payload = getattr(self, "api_" + name)(
+                            cluster, *[unquote(g) for g in match.groups()], query=query, body=body)
+                except ApiError as exc:
+                    error = {"error": exc.message}
+                    if exc.code:
+                        error["code"] = exc.code
+                    return self._send_json(exc.status, error)
+                if isinstance(payload, bytes):
+                    return self._send(status, payload)
+                return self._send(status, self._encode(payload, faults))
+        if any(p.match(path) for _, p, _ in ROUTES):
+            return self._send_json(405, {"error": "method %s not allowed on %s" % (method, path)})
+        return self._send_json(404, {"error": "no such endpoint: %s" % path, "code": "NOT_FOUND"})
+
+    def _authorised(self, method):
+        keys = self.server.api_keys
+        if not keys:
+            return True
+        header = self.headers.get("Authorization") or ""
+        key = header[7:] if header.startswith("Bearer ") else None
+        rights = keys.get(key)
+        if rights is None:
+            self._send_json(401, {"error": "missing or invalid API key", "code": "UNAUTHENTICATED"})
+            return False
+        if method != "GET" and rights != "admin":
+            self._send_json(403, {"error": "this API key may only read", "code": "PERMISSION_DENIED"})
+            return False
+        return True
+
+    @staticmethod
+    def _encode(payload, faults):
+        if faults["drop_fields"]:
+            payload = _drop(payload, set(faults["drop_fields"]))
+        if faults["camel_case"] or faults["numbers_as_strings"]:
+            payload = transform(payload, faults["camel_case"], faults["numbers_as_strings"])
+        return json.dumps(payload).encode()
+
+    def _list(self, cluster, key, items_fn, cacheable):
+        """A list body; the unfiltered ones are serialised once per state version."""
+        faults = cluster.faults
+        variant = (key, faults["bare_lists"], faults["camel_case"], faults["numbers_as_strings"],
+                   tuple(faults["drop_fields"]), cluster.version)
+        if cacheable and variant in cluster._cache:
+            return 200, cluster._cache[variant]
+        items = items_fn()
+        body = self._encode(items if faults["bare_lists"] else {key: items}, faults)
+        if cacheable:
+            cluster._cache[variant] = body
+        return 200, body
+
+    # -- endpoints ---------------------------------------------------------
+
+    def api_status(self, cluster, query, body):
+        return 200, cluster.status()
+
+    def api_metrics(self, cluster, query, body):
+        return 200, cluster.metrics()
+
+    def api_diagnostics(self, cluster, query, body):
+        return 200, cluster.diagnostics()
+
+    def api_list_nodes(self, cluster, query, body):
+        return self._list(cluster, "nodes", lambda: [cluster.node_view(n) for n in cluster.nodes],
+                          cacheable=False)
+
+    def api_add_node(self, cluster, query, body):
+        if not isinstance(body, dict):
+            raise ApiError(400, "request body must be a JSON object", "INVALID_ARGUMENT")
+        return 201, cluster.add_node(body)
+
+    def api_remove_node(self, cluster, node_id, query, body):
+        return 200, cluster.remove_node(node_id)
+
+    def api_node_health(self, cluster, node_id, query, body):
+        if node_id not in cluster.nodes:
+            raise ApiError(404, "node %s not found" % node_id, "NODE_NOT_FOUND")
+        view = cluster.node_view(node_id)
+        view["checks"] = cluster.node_checks(node_id)
+        return 200, view
+
+    def api_list_shards(self, cluster, query, body):
+        database = query.get("database_id", [None])[-1]
+        node = query.get("node_id", [None])[-1]
+        status = query.get("status", [None])[-1]
+
+        def items():
+            out = []
+            for shard_id, shard in cluster.shards.items():
+                if database and shard["database_id"] != database:
+                    continue
+                if node and node != shard["primary_node"] and node not in shard["replica_nodes"]:
+                    continue
+                if status and shard["status"] != status.upper():
+                    continue
+                out.append(cluster.shard_view(shard_id))
+            return out
+        return self._list(cluster, "shards", items, cacheable=not (database or node or status))
+
+    def api_shard_status(self, cluster, shard_id, query, body):
+        if shard_id not in cluster.shards:
+            raise ApiError(404, "shard %s not found" % shard_id, "SHARD_NOT_FOUND")
+        view = cluster.shard_view(shard_id)
+        latest = cluster.latest_migration.get(shard_id)
+        view["migration"] = cluster.migration_view(latest) if latest else None
+        return 200, view
+
+    def api_migrate(self, cluster, shard_id, query, body):
+        return 202, cluster.migrate(shard_id, body)
+
+    # -- control -----------------------------------------------------------
+
+    def _control(self, method, path, raw):
+        cluster = self.server.cluster
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return self._send_json(400, {"error": "control body is not JSON"})
+        with cluster.lock:
+            if path == "/_sim/requests":
+                if method == "DELETE":
+                    cluster.requests.clear()
+                return self._send_json(200, list(cluster.requests))
+            if method != "POST":
+                return self._send_json(405, {"error": "control endpoints take POST"})
+            if path == "/_sim/reset":
+                cluster.reset()
+                return self._send_json(200, {"reset": True})
+            if path == "/_sim/faults":
+                unknown = set(body) - set(cluster.faults)
+                if unknown:
+                    return self._send_json(400, {"error": "unknown faults: %s" % ", ".join(sorted(unknown))})
+                cluster.faults.update(body)
+                cluster._cache.clear()
+                return self._send_json(200, cluster.faults)
+            if path == "/_sim/load":
+                cluster.load = body.get("cpu_usage")
+                return self._send_json(200, {"cpu_usage": cluster.load})
+            if path == "/_sim/rebalance":
+                cluster.tick()
+                cluster.rebalance()
+                return self._send_json(200, {"migrations": [m for m in cluster.migrations]})
+            match = re.match(r"^/_sim/nodes/([^/]+)/(down|up)$", path)
+            if match:
+                try:
+                    cluster.tick()
+                    cluster.set_node_status(unquote(match.group(1)),
+                                            "UNREACHABLE" if match.group(2) == "down" else "HEALTHY")
+                except ApiError as exc:
+                    return self._send_json(exc.status, {"error": exc.message})
+                return self._send_json(200, cluster.node_view(unquote(match.group(1))))
+        return self._send_json(404, {"error": "no such control endpoint: %s" % path})
+
+
+def _drop(value, names):
+    if isinstance(value, dict):
+        return {k: _drop(v, names) for k, v in value.items() if k not in names}
+    if isinstance(value, list):
+        return [_drop(v, names) for v in value]
+    return value
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, cluster, api_keys=None, tls=None):
+        super().__init__(address, Handler)
+        self.cluster = cluster
+        self.api_keys = api_keys or {}
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+
+def start(port=0, cluster=None, api_keys=None, tls=None, host="127.0.0.1"):
+    """Serve in a background thread; returns the server (stop with .shutdown())."""
+    server = SimulatorServer((host, port), cluster or Cluster(), api_keys, tls)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Serve a simulated JadeVectorDB cluster on 127.0.0.1.",
+        epilog=CONTROL, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one and prints it")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--nodes", type=int, default=3, help="number of nodes, 1-1000 (default 3)")
+    parser.add_argument("--shards", type=int, default=12, help="number of shards, 0-100000 (default 12)")
+    parser.add_argument("--replication-factor", type=int, default=2, help="copies of each shard (default 2)")
+    parser.add_argument("--migration-seconds", type=float, default=5.0, help="how long a migration takes")
+    parser.add_argument("--join-seconds", type=float, default=2.0, help="how long a new node stays JOINING")
+    parser.add_argument("--auto-rebalance", action="store_true",
+                        help="move shards onto a node once it has joined (otherwise: POST /_sim/rebalance)")
+    parser.add_argument("--api-key", help="require this key (Authorization: Bearer KEY) for /api/v1")
+    parser.add_argument("--read-only-key", help="also accept this key, for GET requests only (403 otherwise)")
+    parser.add_argument("--down", action="append", default=[], metavar="NODE_ID", help="start with this node down")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before every answer")
+    parser.add_argument("--bare-lists", action="store_true", help="serve lists as bare JSON arrays")
+    parser.add_argument("--camel-case", action="store_true", help="serve camelCase field names")
+    parser.add_argument("--numbers-as-strings", action="store_true", help="serve numbers as strings")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.nodes <= 1000 or not 0 <= args.shards <= 100000:
+        parser.error("--nodes must be 1-1000 and --shards 0-100000")
+    cluster = Cluster(nodes=args.nodes, shards=args.shards, replication_factor=args.replication_factor,
+                      migration_seconds=args.migration_seconds, join_seconds=args.join_seconds,
+                      rebalance=args.auto_rebalance)
+    for node_id in args.down:
+        cluster.set_node_status(node_id, "UNREACHABLE")
+    cluster.faults.update(delay=args.delay, bare_lists=args.bare_lists, camel_case=args.camel_case,
+                          numbers_as_strings=args.numbers_as_strings)
+    keys = {}
+    if args.api_key:
+        keys[args.api_key] = "admin"
+    if args.read_only_key:
+        keys[args.read_only_key] = "read"
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    try:
+        server = SimulatorServer((args.bind, args.port), cluster, keys, tls)
+    except OSError as exc:
+        print("simulator: cannot listen on %s:%d: %s" % (args.bind, args.port, exc.strerror), file=sys.stderr)
+        return 1
+    print(server.port if args.port == 0 else
+          "simulator: %d nodes, %d shards on %s://%s:%d" % (
+              args.nodes, args.shards, "https" if tls else "http", args.bind, server.port), flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

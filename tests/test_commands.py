@@ -1,0 +1,304 @@
+"""Every command in each format: what the operator sees and what the cluster received."""
+import json
+
+import pytest
+
+SEED_STATUS = """\
+Cluster Status
+==============
+Master Node: node-master-001
+Total Nodes: 3
+Active Nodes: 3
+Total Shards: 12
+Status: HEALTHY
+Replication Factor: 2
+"""
+
+SEED_NODES = """\
+┌──────────────────┬─────────┬────────────────────┬──────────┬──────────┐
+│ Node ID          │ Role    │ Address            │ Status   │ Shards   │
+├──────────────────┼─────────┼────────────────────┼──────────┼──────────┤
+│ node-master-001  │ MASTER  │ 192.168.1.10:8080  │ HEALTHY  │ 4        │
+│ node-worker-001  │ WORKER  │ 192.168.1.11:8080  │ HEALTHY  │ 4        │
+│ node-worker-002  │ WORKER  │ 192.168.1.12:8080  │ HEALTHY  │ 4        │
+└──────────────────┴─────────┴────────────────────┴──────────┴──────────┘
+"""
+
+SEED_SHARDS_TOP = """\
+┌──────────┬─────────────────┬─────────────┬────────────────┬──────────┐
+│ Shard ID │ Primary Node    │ Replicas    │ Vector Count   │ Status   │
+├──────────┼─────────────────┼─────────────┼────────────────┼──────────┤
+│ shard-00 │ node-worker-001 │ 2           │ 125,432        │ HEALTHY  │
+│ shard-01 │ node-worker-002 │ 2           │ 118,901        │ HEALTHY  │
+│ shard-02 │ node-worker-001 │ 2           │ 131,245        │ HEALTHY  │
+"""
+
+
+def last_request(sim):
+    return sim.requests[-1]
+
+
+# -- status -------------------------------------------------------------------
+
+def test_status_table_is_the_specifications_block(cli, sim):
+    run = cli("status")
+    assert (run.code, run.out, run.err) == (0, SEED_STATUS, "")
+    assert (last_request(sim)["method"], last_request(sim)["path"]) == ("GET", "/api/v1/cluster/status")
+
+
+def test_status_compact_is_the_specifications_line(cli):
+    run = cli("status", "--format", "compact")
+    assert (run.code, run.out) == (0, "HEALTHY | 3 nodes | 12 shards | master: node-master-001\n")
+
+
+def test_status_json_passes_the_servers_object_through(cli):
+    run = cli("status", "--format", "json")
+    assert run.code == 0
+    assert run.json() == {"cluster_name": "jade-sim", "master_node": "node-master-001", "total_nodes": 3,
+                          "active_nodes": 3, "total_shards": 12, "status": "HEALTHY", "replication_factor": 2}
+    assert run.out.startswith('{\n  "cluster_name"')
+
+
+def test_format_before_and_after_the_command_last_one_wins(cli):
+    assert cli("--format", "json", "status").json()["status"] == "HEALTHY"
+    assert cli("status", "--format", "compact").out.startswith("HEALTHY | ")
+    assert cli("--format", "json", "status", "--format", "compact").out.startswith("HEALTHY | ")
+    assert cli("status", "--format", "json", "--format", "table").out == SEED_STATUS
+
+
+def test_status_shows_degraded_when_a_node_is_down(cli, sim):
+    sim.down("node-worker-002")
+    run = cli("status", "--format", "compact")
+    assert run.out == "DEGRADED | 3 nodes | 12 shards | master: node-master-001\n"
+
+
+# -- nodes ----------------------------------------------------------------------
+
+def test_nodes_table_is_the_specifications_grid(cli, sim):
+    run = cli("nodes")
+    assert (run.code, run.out, run.err) == (0, SEED_NODES, "")
+    assert last_request(sim)["path"] == "/api/v1/cluster/nodes"
+
+
+def test_nodes_json_is_a_bare_array(cli):
+    nodes = cli("nodes", "--format", "json").json()
+    assert [n["node_id"] for n in nodes] == ["node-master-001", "node-worker-001", "node-worker-002"]
+    assert nodes[1]["address"] == "192.168.1.11:8080"
+
+
+def test_nodes_compact_is_one_line_per_node(cli):
+    assert cli("nodes", "--format", "compact").lines == [
+        "node-master-001 | MASTER | 192.168.1.10:8080 | HEALTHY | 4",
+        "node-worker-001 | WORKER | 192.168.1.11:8080 | HEALTHY | 4",
+        "node-worker-002 | WORKER | 192.168.1.12:8080 | HEALTHY | 4"]
+
+
+# -- shards ---------------------------------------------------------------------
+
+def test_shards_table_is_the_specifications_grid(cli):
+    run = cli("shards")
+    assert run.code == 0
+    assert run.out.startswith(SEED_SHARDS_TOP)
+    assert run.lines[-1] == "└──────────┴─────────────────┴─────────────┴────────────────┴──────────┘"
+    assert len(run.lines) == 3 + 12 + 1
+
+
+def test_shards_json_is_a_bare_array_for_jq(cli):
+    shards = cli("shards", "--format", "json").json()
+    assert len(shards) == 12
+    assert shards[0] == {"shard_id": "shard-00", "database_id": "products", "primary_node": "node-worker-001",
+                         "replica_nodes": ["node-worker-002"], "replicas": 2, "vector_count": 125432,
+                         "size_bytes": 385327104, "status": "HEALTHY"}
+
+
+def test_shards_compact_is_one_line_per_shard(cli):
+    run = cli("shards", "--format", "compact")
+    assert run.lines[0] == "shard-00 | node-worker-001 | 2 | 125,432 | HEALTHY"
+    assert len(run.lines) == 12
+
+
+def test_shards_database_filter_is_sent_to_the_server(cli, sim):
+    run = cli("shards", "--database-id", "users", "--format", "compact")
+    assert [line.split(" | ")[0] for line in run.lines] == ["shard-01", "shard-04", "shard-07", "shard-10"]
+    assert last_request(sim)["query"] == {"database_id": "users"}
+
+
+# -- add-node / remove-node ------------------------------------------------------
+
+def test_add_node_sends_one_post_and_says_what_was_accepted(cli, sim):
+    run = cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+    assert run.code == 0, run
+    assert run.out.startswith("Node node-worker-003 (192.168.1.13:8080) added: JOINING")
+    posts = [r for r in sim.requests if r["method"] == "POST"]
+    assert len(posts) == 1
+    assert posts[0]["path"] == "/api/v1/cluster/nodes"
+    assert json.loads(posts[0]["body"]) == {"node_id": "node-worker-003", "address": "192.168.1.13:8080"}
+
+
+def test_add_node_json_and_compact(cli):
+    run = cli("add-node", "--node-id", "n4", "--address", "[::1]:9000", "--format", "json")
+    assert run.json()["status"] == "JOINING"
+    run = cli("add-node", "--node-id", "n5", "--address", "h5:9000", "--format", "compact")
+    assert run.out == "n5 | JOINING | h5:9000\n"
+
+
+def test_added_node_turns_healthy(cli, sim):
+    cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+    sim.cluster.clock = lambda: sim.cluster.started + 60  # later than --join-seconds
+    try:
+        line = [l for l in cli("nodes", "--format", "compact").lines if l.startswith("node-worker-003")]
+    finally:
+        sim.cluster.clock = __import__("time").time
+    assert line == ["node-worker-003 | WORKER | 192.168.1.13:8080 | HEALTHY | 0"]
+
+
+def test_add_node_conflict_exits_1_with_the_servers_message(cli):
+    run = cli("add-node", "--node-id", "node-worker-001", "--address", "10.0.0.9:8080")
+    assert (run.code, run.out) == (1, "")
+    assert run.err == "error: node node-worker-001 is already in the cluster (HTTP 409 NODE_EXISTS)\n"
+
+
+def test_remove_node_redistributes_its_shards(cli, sim):
+    run = cli("remove-node", "--node-id", "node-worker-002")
+    assert run.code == 0, run
+    assert run.out.startswith("Node node-worker-002 removed: 8 shards redistributed")
+    assert sim.changes() == [("DELETE", "/api/v1/cluster/nodes/node-worker-002")]
+    assert cli("status", "--format", "compact").out == "HEALTHY | 2 nodes | 12 shards | master: node-master-001\n"
+
+
+def test_remove_node_compact_and_json(cli):
+    assert cli("remove-node", "--node-id", "node-worker-001", "--format", "compact").out == \
+        "node-worker-001 | removed | 8 shards redistributed\n"
+    assert cli("remove-node", "--node-id", "node-worker-002", "--format", "json").json()["removed"] is True
+
+
+def test_remove_master_is_refused(cli):
+    run = cli("remove-node", "--node-id", "node-master-001")
+    assert (run.code, run.out) == (1, "")
+    assert "master node" in run.err and "HTTP 409" in run.err
+
+
+def test_remove_unknown_node_is_404(cli):
+    run = cli("remove-node", "--node-id", "nope")
+    assert (run.code, run.err) == (1, "error: node nope not found (HTTP 404 NODE_NOT_FOUND)\n")
+
+
+# -- node-health -------------------------------------------------------------------
+
+def test_node_health_table(cli, sim):
+    run = cli("node-health", "--node-id", "node-worker-001")
+    assert run.code == 0
+    assert run.lines[:6] == ["Node Health: node-worker-001", "============================",
+                             "Node ID: node-worker-001", "Role: WORKER", "Address: 192.168.1.11:8080",
+                             "Status: HEALTHY"]
+    assert "Checks" in run.lines and any(l.startswith("│ storage ") for l in run.lines)
+    assert last_request(sim)["path"] == "/api/v1/cluster/nodes/node-worker-001/health"
+
+
+def test_node_health_compact_names_failing_checks(cli, sim):
+    sim.down("node-worker-001")
+    run = cli("node-health", "--node-id", "node-worker-001", "--format", "compact")
+    assert run.out == ("node-worker-001 | UNREACHABLE | cpu 0.0%% | mem %.1f%% | disk %.1f%% | checks: heartbeat FAIL\n"
+                       % (sim.cluster.nodes["node-worker-001"]["memory_usage"],
+                          sim.cluster.nodes["node-worker-001"]["disk_usage"]))
+
+
+def test_node_health_json(cli):
+    data = cli("node-health", "--node-id", "node-worker-001", "--format", "json").json()
+    assert [c["name"] for c in data["checks"]] == ["heartbeat", "cpu", "memory", "storage"]
+
+
+# -- shard-status / migrate-shard --------------------------------------------------
+
+def test_shard_status_table(cli):
+    run = cli("shard-status", "--shard-id", "shard-00")
+    assert run.lines[:10] == ["Shard Status: shard-00", "======================", "Shard ID: shard-00",
+                              "Database: products", "Primary Node: node-worker-001",
+                              "Replica Nodes: node-worker-002", "Replicas: 2", "Vector Count: 125,432",
+                              "Size: 367.5 MiB", "Status: HEALTHY"]
+    assert run.lines[-3:] == ["Migration", "---------", "none"]
+
+
+def test_shard_status_compact_and_json(cli):
+    assert cli("shard-status", "--shard-id", "shard-01", "--format", "compact").out == \
+        "shard-01 | HEALTHY | primary: node-worker-002 | 118,901 vectors\n"
+    assert cli("shard-status", "--shard-id", "shard-01", "--format", "json").json()["migration"] is None
+
+
+def test_migrate_shard_sends_one_post_with_the_specifications_fields(cli, sim):
+    cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--from-node", "node-worker-001",
+              "--to-node", "node-worker-003", "--strategy", "LIVE_COPY")
+    assert run.code == 0, run
+    assert run.out == "Migration mig-7f01 started: shard-00 node-worker-001 -> node-worker-003 (LIVE_COPY)\n"
+    posts = [r for r in sim.requests if r["path"].endswith("/migrate")]
+    assert len(posts) == 1
+    assert json.loads(posts[0]["body"]) == {"target_node": "node-worker-003", "strategy": "LIVE_COPY",
+                                            "source_node": "node-worker-001"}
+
+
+def test_migration_shows_in_shard_status(cli, sim):
+    cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--strategy", "snapshot")
+    run = cli("shard-status", "--shard-id", "shard-00", "--format", "compact")
+    assert run.out.startswith("shard-00 | MIGRATING | primary: node-worker-001 | 125,432 vectors | migration: mig-7f01 ")
+    table = cli("shard-status", "--shard-id", "shard-00").lines
+    assert "Strategy: SNAPSHOT" in table and "To: node-master-001" in table
+
+
+def test_migrate_shard_compact_and_json(cli):
+    run = cli("migrate-shard", "--shard-id", "shard-01", "--to-node", "node-master-001", "--format", "compact")
+    assert run.out == "mig-7f01 | shard-01 | node-worker-002 -> node-master-001 | LIVE_COPY | PENDING | 0.0%\n"
+    run = cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-002", "--format", "json")
+    assert run.json()["target_node"] == "node-worker-002"
+
+
+def test_migration_to_a_node_holding_a_copy_is_refused(cli):
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-worker-002")
+    assert (run.code, run.out) == (1, "")
+    assert run.err == "error: node-worker-002 already holds a copy of shard-00 (HTTP 409 TARGET_HOLDS_SHARD)\n"
+
+
+# -- metrics, diagnostics, health ------------------------------------------------------
+
+def test_metrics_table_and_json_agree(cli, sim):
+    data = cli("metrics", "--format", "json").json()
+    lines = cli("metrics").lines
+    assert lines[:3] == ["Cluster Metrics", "===============", "CPU Usage: %.1f%%" % data["cpu_usage"]]
+    assert "Total Vectors: {:,}".format(data["total_vectors"]) in lines
+    assert sorted(data["nodes"]) == ["node-master-001", "node-worker-001", "node-worker-002"]
+    compact = cli("metrics", "--format", "compact").out
+    assert compact.startswith("cpu %.1f%% | mem " % data["cpu_usage"])
+
+
+def test_diagnostics_shows_every_section(cli, sim):
+    sim.down("node-worker-002")
+    lines = cli("diagnostics").lines
+    for heading in ("Topology", "Node Health", "Shard Distribution", "Replication", "Performance", "Errors"):
+        assert heading in lines
+    assert any("node-worker-002" in l and "UNREACHABLE" in l and "heartbeat FAIL" in l for l in lines)
+    assert any("node node-worker-002 is unreachable: heartbeat missed" in l for l in lines)
+
+
+def test_diagnostics_json_and_compact(cli, sim):
+    sim.down("node-worker-002")
+    data = cli("diagnostics", "--format", "json").json()
+    assert data["errors"][0]["message"] == "node node-worker-002 is unreachable: heartbeat missed"
+    assert len(data["replication"]["under_replicated_shards"]) == 8
+    compact = cli("diagnostics", "--format", "compact").lines
+    assert compact[0] == "master: node-master-001 | 3 nodes | 8 under-replicated shards | 1 errors"
+
+
+def test_health_in_each_format(cli, sim):
+    assert cli("health", "--format", "compact").out == "ok | 1.4.2\n"
+    assert cli("health", "--format", "json").json() == {"status": "ok", "version": "1.4.2"}
+    assert cli("health").lines[2:] == ["Status: ok", "Version: 1.4.2"]
+    assert last_request(sim)["path"] == "/health"
+
+
+@pytest.mark.parametrize("command", ["status", "nodes", "shards", "metrics", "diagnostics", "health",
+                                     "node-health --node-id node-worker-001", "shard-status --shard-id shard-00"])
+@pytest.mark.parametrize("fmt", ["json", "table", "compact"])
+def test_every_read_command_in_every_format_sends_only_gets(cli, sim, command, fmt):
+    run = cli(*command.split(), "--format", fmt)
+    assert run.code == 0 and run.out.strip() and run.err == ""
+    assert sim.changes() == []
