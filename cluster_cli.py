@@ -265,7 +265,7 @@ class ClusterCLI:
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json",
                                       "User-Agent": "jadevectordb-cluster-cli/" + __version__})
-        self._session.verify = verify
+        self._verify = verify  # per request: a session-wide value loses to REQUESTS_CA_BUNDLE
         if verify is False:
             import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -390,8 +390,8 @@ class ClusterCLI:
             url = self.base_urls[index] + path
             started = time.monotonic()
             try:
-                response = self._session.request(method, url, params=params, json=body,
-                                                 timeout=self.timeout, auth=self._auth)
+                response = self._session.request(method, url, params=params, json=body, timeout=self.timeout,
+                                                 auth=self._auth, verify=self._verify)
             except (exceptions.ConnectionError, exceptions.Timeout) as exc:
                 failure = describe_failure(exc, self.base_urls[index], self.timeout)
                 self._log.debug("%s %s -> %s", method, url, failure)
@@ -1300,7 +1300,14 @@ class UsageError(InvalidInput):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line on stderr and exit code 2."""
+    """argparse, with its errors as one line on stderr and exit code 2.
+
+    Abbreviations are off: '--ho' must not quietly mean '--host'.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError("%s (see '%s --help')" % (message, self.prog))

@@ -135,7 +135,7 @@ class Cluster:
             self.errors = []
             self.requests = []
             self.faults = {"delay": 0.0, "fail_next": 0, "fail_status": 503, "retry_after": None,
-                           "html_next": 0, "empty_next": 0, "bare_lists": False,
+                           "html_next": 0, "empty_next": 0, "respond": [], "bare_lists": False,
                            "camel_case": False, "numbers_as_strings": False, "drop_fields": []}
             self.load = None
             self.version = 0
@@ -495,6 +495,7 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
   POST /_sim/nodes/{id}/down | /up      take a node down or bring it back
   POST /_sim/faults  {"delay": s, "fail_next": n, "fail_status": 503, "retry_after": s,
                       "html_next": n, "empty_next": n, "bare_lists": b, "camel_case": b,
+                      "respond": [{"status": 200, "body": "...", "content_type": "..."}],
                       "numbers_as_strings": b, "drop_fields": [...]}
   POST /_sim/load    {"cpu_usage": 90}  every live node reports this CPU load
   POST /_sim/rebalance                  move primaries onto under-loaded nodes
@@ -570,22 +571,20 @@ class Handler(BaseHTTPRequestHandler):
                 "raw_path": self.path, "body": raw.decode("utf-8", "replace") if raw else None,
                 "authorization": self.headers.get("Authorization")})
             faults = dict(cluster.faults)
-            if faults["fail_next"] > 0:
-                cluster.faults["fail_next"] -= 1
-            elif faults["html_next"] > 0:
-                cluster.faults["html_next"] -= 1
-            elif faults["empty_next"] > 0:
-                cluster.faults["empty_next"] -= 1
+            fault = self._next_fault(cluster.faults)
         if faults["delay"]:
             time.sleep(faults["delay"])
-        if faults["fail_next"] > 0:
+        if fault == "fail_next":
             headers = [] if faults["retry_after"] is None else [("Retry-After", str(faults["retry_after"]))]
             return self._send_json(faults["fail_status"], {"error": "leader election in progress, retry later",
                                                            "code": "UNAVAILABLE"}, headers)
-        if faults["html_next"] > 0:
+        if fault == "html_next":
             return self._send(502, HTML_502, "text/html")
-        if faults["empty_next"] > 0:
+        if fault == "empty_next":
             return self._send(200, b"")
+        if isinstance(fault, dict):
+            return self._send(fault.get("status", 200), fault.get("body", "").encode("utf-8"),
+                              fault.get("content_type", "application/json"))
         if path == "/health" and method == "GET":
             return self._send_json(200, {"status": "ok", "version": VERSION})
         if not self._authorised(method):
@@ -615,6 +614,17 @@ class Handler(BaseHTTPRequestHandler):
         if any(p.match(path) for _, p, _ in ROUTES):
             return self._send_json(405, {"error": "method %s not allowed on %s" % (method, path)})
         return self._send_json(404, {"error": "no such endpoint: %s" % path, "code": "NOT_FOUND"})
+
+    @staticmethod
+    def _next_fault(faults):
+        """The fault this request gets (a canned answer first), counted down."""
+        if faults["respond"]:
+            return faults["respond"].pop(0)
+        for name in ("fail_next", "html_next", "empty_next"):
+            if faults[name] > 0:
+                faults[name] -= 1
+                return name
+        return None
 
     def _authorised(self, method):
         keys = self.server.api_keys
@@ -775,6 +785,11 @@ class SimulatorServer(ThreadingHTTPServer):
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*tls)
             self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    def handle_error(self, request, client_address):
+        """A client that hung up (a CLI timeout, Ctrl-C) is not the simulator's error."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            super().handle_error(request, client_address)
 
     @property
     def port(self) -> int:

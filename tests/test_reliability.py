@@ -1,0 +1,487 @@
+"""Every failure handled: exit codes, retries, failover, TLS, auth, paths, odd answers."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cluster_cli
+import simulator
+from conftest import SCRIPT, free_port
+
+KEY = "s3cret-Key_0123456789"
+
+
+def assert_one_error_line(run, code):
+    assert run.code == code, run
+    assert run.out == ""
+    assert run.err.count("\n") == 1 and run.err.startswith("error: "), run.err
+    assert "Traceback" not in run.err
+
+
+@pytest.fixture
+def second_sim():
+    """Another cluster, for failover between masters."""
+    server = simulator.start(cluster=simulator.Cluster(migration_seconds=0.6, join_seconds=0.2))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+# -- cannot reach the cluster (exit 3) -------------------------------------------
+
+def test_refused_connection_exits_3_naming_the_address(cli):
+    port = free_port()
+    run = cli("--host", "127.0.0.1", "--port", port, "--retries", "0", "status", target=False)
+    assert_one_error_line(run, 3)
+    assert run.err == "error: cannot reach http://127.0.0.1:%d: connection refused\n" % port
+
+
+def test_timeout_exits_3(cli, sim):
+    sim.fault(delay=1.0)
+    started = time.monotonic()
+    run = cli("--timeout", "0.2", "--retries", "0", "status")
+    assert_one_error_line(run, 3)
+    assert run.err == "error: no answer from http://127.0.0.1:%d within 0.2s\n" % sim.port
+    assert time.monotonic() - started < 1.0
+
+
+def test_get_is_retried_after_a_timeout(cli, sim):
+    sim.fault(delay=0.5)
+    run = cli("--timeout", "0.1", "--retries", "1", "status")
+    assert run.code == 3
+    assert [r["path"] for r in sim.requests] == ["/api/v1/cluster/status"] * 2
+
+
+# -- retries: GET only -------------------------------------------------------------
+
+def test_get_is_retried_through_503s(cli, sim):
+    sim.fault(fail_next=2, retry_after=0)
+    run = cli("status", "--format", "compact")
+    assert run.code == 0 and run.out.startswith("HEALTHY |")
+    assert [r["method"] for r in sim.requests] == ["GET", "GET", "GET"]
+
+
+def test_get_gives_up_after_retries_with_the_servers_message(cli, sim):
+    sim.fault(fail_next=5, retry_after=0)
+    run = cli("--retries", "1", "nodes")
+    assert_one_error_line(run, 1)
+    assert run.err.startswith("error: leader election in progress, retry later (HTTP 503 UNAVAILABLE); ")
+    assert "--retries" in run.err
+    assert len(sim.requests) == 2
+
+
+@pytest.mark.parametrize("argv, path", [
+    (["add-node", "--node-id", "n9", "--address", "h9:8080"], "/api/v1/cluster/nodes"),
+    (["remove-node", "--node-id", "node-worker-002"], "/api/v1/cluster/nodes/node-worker-002"),
+    (["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"],
+     "/api/v1/cluster/shards/shard-00/migrate"),
+])
+def test_a_change_is_sent_once_under_503s(cli, sim, argv, path):
+    sim.fault(fail_next=5, retry_after=0)
+    run = cli(*argv)
+    assert_one_error_line(run, 1)
+    assert [(r["method"], r["path"]) for r in sim.requests if r["method"] != "GET"] == \
+        [("DELETE" if argv[0] == "remove-node" else "POST", path)]
+
+
+def test_a_change_is_not_resent_after_a_read_timeout(cli, sim):
+    sim.fault(delay=0.5)
+    run = cli("--timeout", "0.2", "add-node", "--node-id", "n9", "--address", "h9:8080")
+    assert_one_error_line(run, 3)
+    assert "may or may not have been applied" in run.err
+    time.sleep(0.4)
+    assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
+
+
+def test_retry_after_is_honoured(cli, sim):
+    sim.fault(fail_next=1, retry_after=0.3)
+    started = time.monotonic()
+    assert cli("status").code == 0
+    assert time.monotonic() - started >= 0.3
+
+
+# -- several masters -----------------------------------------------------------------
+
+def test_failover_to_the_next_master_when_one_is_down(cli, sim):
+    dead = free_port()
+    run = cli("--host", "127.0.0.1:%d,127.0.0.1:%d" % (dead, sim.port), "--verbose", "status",
+              "--format", "compact", target=False)
+    assert run.code == 0
+    assert run.out.startswith("HEALTHY |")
+    assert "GET http://127.0.0.1:%d/api/v1/cluster/status -> connection refused" not in run.err
+    assert "GET http://127.0.0.1:%d/api/v1/cluster/status -> 200" % sim.port in run.err
+
+
+def test_a_post_fails_over_only_when_nothing_was_sent(cli, sim):
+    dead = free_port()
+    run = cli("--url", "http://127.0.0.1:%d,http://127.0.0.1:%d" % (dead, sim.port),
+              "add-node", "--node-id", "n9", "--address", "h9:8080", target=False)
+    assert run.code == 0, run
+    assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
+
+
+def test_an_http_error_does_not_fail_over(cli, sim, second_sim):
+    run = cli("--host", "127.0.0.1:%d,127.0.0.1:%d" % (sim.port, second_sim.port),
+              "node-health", "--node-id", "nope", target=False)
+    assert_one_error_line(run, 1)
+    assert "HTTP 404" in run.err
+    assert second_sim.cluster.requests == []
+
+
+def test_a_slow_master_is_not_sent_the_same_post_twice(cli, sim, second_sim):
+    sim.fault(delay=0.5)
+    run = cli("--timeout", "0.2", "--host", "127.0.0.1:%d,127.0.0.1:%d" % (sim.port, second_sim.port),
+              "add-node", "--node-id", "n9", "--address", "h9:8080", target=False)
+    assert run.code == 3
+    assert second_sim.cluster.requests == []
+
+
+def test_the_library_takes_a_list_of_masters(sim):
+    dead = free_port()
+    with cluster_cli.ClusterCLI(host="127.0.0.1:%d,127.0.0.1" % dead, port=sim.port, retries=0) as client:
+        assert client.cluster_status()["status"] == "HEALTHY"
+        assert client.answered_by == "http://127.0.0.1:%d" % sim.port
+
+
+def test_all_masters_down_names_each(cli):
+    a, b = free_port(), free_port()
+    run = cli("--retries", "0", "--host", "127.0.0.1:%d,127.0.0.1:%d" % (a, b), "status", target=False)
+    assert_one_error_line(run, 3)
+    assert ":%d: connection refused; cannot reach" % a in run.err and ":%d" % b in run.err
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    ca_path, cert_path, key_path = (str(folder / n) for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca.cert_pem.write_to_path(ca_path)
+    cert.cert_chain_pems[0].write_to_path(cert_path)
+    cert.private_key_pem.write_to_path(key_path)
+    return ca_path, cert_path, key_path
+
+
+@pytest.fixture
+def tls_sim(tls_files):
+    server = simulator.start(cluster=simulator.Cluster(), tls=tls_files[1:])
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_is_verified_by_default(cli, tls_sim):
+    run = cli("--url", "https://127.0.0.1:%d" % tls_sim.port, "--retries", "0", "status", target=False)
+    assert_one_error_line(run, 3)
+    assert "certificate verify failed" in run.err
+    assert "--ca-cert" in run.err and "--insecure" in run.err
+
+
+def test_ca_cert_trusts_the_clusters_ca(cli, tls_sim, tls_files):
+    run = cli("--url", "https://127.0.0.1:%d" % tls_sim.port, "--ca-cert", tls_files[0], "status",
+              "--format", "compact", target=False)
+    assert (run.code, run.err) == (0, "")
+    assert run.out.startswith("HEALTHY |")
+
+
+def test_insecure_skips_verification_with_a_warning(cli, tls_sim):
+    run = cli("--url", "https://127.0.0.1:%d" % tls_sim.port, "--insecure", "status", "--format", "compact",
+              target=False)
+    assert run.code == 0 and run.out.startswith("HEALTHY |")
+    assert run.err == ("warning: TLS certificate verification is off (--insecure); "
+                       "the cluster's identity is not checked\n")
+
+
+def test_missing_ca_cert_file_is_a_usage_error(cli, sim):
+    assert_one_error_line(cli("--ca-cert", "/nonexistent/ca.pem", "status"), 2)
+    assert sim.requests == []
+
+
+# -- auth --------------------------------------------------------------------------------
+
+@pytest.fixture
+def secured(sim):
+    sim.server.api_keys = {KEY: "admin", "reader-key": "read"}
+    return sim
+
+
+def test_the_key_is_sent_as_a_bearer_token(cli, secured):
+    assert cli("--api-key", KEY, "status").code == 0
+    request = secured.requests[-1]
+    assert request["authorization"] == "Bearer " + KEY
+    assert KEY not in request["raw_path"]
+
+
+def test_the_key_from_the_environment(cli, secured, clean_env):
+    clean_env.setenv("JADEVECTORDB_API_KEY", KEY)
+    assert cli("status").code == 0
+    assert secured.requests[-1]["authorization"] == "Bearer " + KEY
+
+
+def test_missing_key_is_401_with_a_hint(cli, secured):
+    run = cli("status")
+    assert_one_error_line(run, 1)
+    assert run.err == ("error: missing or invalid API key (HTTP 401 UNAUTHENTICATED); "
+                       "pass a valid key with --api-key or JADEVECTORDB_API_KEY\n")
+
+
+def test_read_only_key_is_403_for_a_change(cli, secured):
+    run = cli("--api-key", "reader-key", "remove-node", "--node-id", "node-worker-001")
+    assert_one_error_line(run, 1)
+    assert "HTTP 403" in run.err and "--api-key" in run.err
+
+
+def test_the_key_never_appears_in_output(cli, secured):
+    runs = [cli("--api-key", KEY, "--verbose", "status"),
+            cli("--api-key", KEY, "--verbose", "node-health", "--node-id", "nope"),
+            cli("--api-key", KEY, "--verbose", "--retries", "0", "--port", free_port(), "status")]
+    for run in runs:
+        assert KEY not in run.out + run.err
+    assert "-> 200" in runs[0].err
+
+
+def test_a_key_over_plain_http_to_a_remote_host_is_warned_about(cli):
+    # The ID check fails before any request, so nothing leaves this machine.
+    run = cli("--api-key", KEY, "--host", "192.0.2.7", "node-health", "--node-id", " ", target=False)
+    assert run.code == 2
+    assert run.err.startswith("warning: the API key is sent unencrypted to http://192.0.2.7:8080; ")
+    assert KEY not in run.err
+
+
+def test_no_warning_for_loopback_or_https():
+    assert cluster_cli.key_over_plain_http(["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2",
+                                            "https://jade.example:8443"]) == []
+
+
+def test_a_key_that_cannot_be_a_header_is_refused_without_echoing_it(cli, sim):
+    run = cli("--api-key", "bad key\nsecret", "status")
+    assert_one_error_line(run, 2)
+    assert "secret" not in run.err
+    assert sim.requests == []
+
+
+# -- paths and input ------------------------------------------------------------------------
+
+def test_ids_are_one_encoded_path_segment(cli, sim):
+    run = cli("node-health", "--node-id", "a/../b")
+    assert run.code == 1
+    assert sim.requests[-1]["raw_path"] == "/api/v1/cluster/nodes/a%2F..%2Fb/health"
+
+
+def test_shard_id_with_query_characters_stays_in_the_path(cli, sim):
+    cli("shard-status", "--shard-id", "x?y#z")
+    assert sim.requests[-1]["raw_path"] == "/api/v1/cluster/shards/x%3Fy%23z"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["node-health", "--node-id", ""], "error: --node-id must not be empty\n"),
+    (["add-node", "--node-id", "n", "--address", "nohost"],
+     "error: --address must be HOST:PORT (IPv6 as [::1]:8080), got 'nohost'\n"),
+    (["add-node", "--node-id", "n", "--address", "h:0"], "error: --address: port 0 is out of range (1-65535)\n"),
+    (["add-node", "--node-id", "n", "--address", "h:65536"],
+     "error: --address: port 65536 is out of range (1-65535)\n"),
+    (["add-node", "--node-id", "n", "--address", "::1:80"],
+     "error: --address must be HOST:PORT (IPv6 as [::1]:8080), got '::1:80'\n"),
+    (["migrate-shard", "--shard-id", "s", "--to-node", "  "], "error: --to-node must not be empty\n"),
+    (["--port", "70000", "status"],
+     "error: argument --port: port 70000 is out of range (1-65535) (see 'cluster_cli.py --help')\n"),
+    (["--host", "http://x", "status"], "error: --host takes host names; use --url for 'http://x'\n"),
+    (["--url", "ftp://x", "status"],
+     "error: --url: 'ftp://x' must look like http://host:port or https://host:port\n"),
+    (["--timeout", "0", "status"],
+     "error: argument --timeout: '0' must be a positive number of seconds (see 'cluster_cli.py --help')\n"),
+    (["migrate-shard", "--shard-id", "s", "--to-node", "n", "--strategy", "FAST"],
+     "error: argument --strategy: invalid choice: 'FAST' (choose from 'LIVE_COPY', 'SNAPSHOT', 'INCREMENTAL') "
+     "(see 'cluster_cli.py migrate-shard --help')\n"),
+    (["frobnicate"], None),
+    ([], "error: the following arguments are required: COMMAND (see 'cluster_cli.py --help')\n"),
+])
+def test_bad_input_exits_2_before_any_request(cli, sim, argv, message):
+    run = cli(*argv, target=False)
+    assert_one_error_line(run, 2)
+    if message:
+        assert run.err.replace('"', "'").replace("LIVE_COPY, SNAPSHOT, INCREMENTAL",
+                                                 "'LIVE_COPY', 'SNAPSHOT', 'INCREMENTAL'") == message
+    assert sim.requests == []
+
+
+def test_ipv6_address_is_accepted(cli, sim):
+    assert cli("add-node", "--node-id", "n6", "--address", "[fd00::6]:8080").code == 0
+    assert json.loads(sim.requests[-1]["body"])["address"] == "[fd00::6]:8080"
+
+
+def test_bad_environment_value_is_named(cli, clean_env):
+    clean_env.setenv("JADEVECTORDB_PORT", "eighty")
+    run = cli("status", target=False)
+    assert_one_error_line(run, 2)
+    assert run.err == "error: JADEVECTORDB_PORT: 'eighty' is not a port number (1-65535)\n"
+
+
+def test_environment_then_flags(cli, sim, clean_env):
+    clean_env.setenv("JADEVECTORDB_URL", "http://127.0.0.1:%d" % sim.port)
+    clean_env.setenv("JADEVECTORDB_FORMAT", "compact")
+    assert cli("status", target=False).out.startswith("HEALTHY | ")
+    assert cli("status", "--format", "json", target=False).json()["status"] == "HEALTHY"
+    clean_env.delenv("JADEVECTORDB_URL")
+    clean_env.setenv("JADEVECTORDB_HOST", "127.0.0.1")
+    clean_env.setenv("JADEVECTORDB_PORT", str(sim.port))
+    assert cli("status", target=False).out.startswith("HEALTHY | ")
+    # --port given on the command line beats JADEVECTORDB_URL from the environment
+    clean_env.setenv("JADEVECTORDB_URL", "http://127.0.0.1:%d" % free_port())
+    assert cli("--port", sim.port, "status", target=False).code == 0
+
+
+# -- odd answers -----------------------------------------------------------------------------
+
+def test_html_502_from_a_proxy_is_reported_with_an_excerpt(cli, sim):
+    sim.fault(html_next=1)
+    run = cli("--retries", "0", "status")
+    assert_one_error_line(run, 1)
+    assert run.err == ("error: Bad Gateway: '<html> <head><title>502 Bad Gateway</title></head> <body> "
+                       "<center><h1>502 Bad Gateway</h1></center> <hr><center>nginx</c...' (HTTP 502)\n")
+
+
+def test_empty_body_is_reported(cli, sim):
+    sim.fault(empty_next=1)
+    run = cli("status")
+    assert_one_error_line(run, 1)
+    assert run.err == "error: the cluster answered HTTP 200 with an empty body where JSON was expected\n"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("<html>oops</html>", "error: the cluster answered HTTP 200 with a body that is not JSON: '<html>oops</html>'\n"),
+    ("[1, 2]", "error: expected a JSON object from the cluster, got list\n"),
+    ('"HEALTHY"', "error: expected a JSON object from the cluster, got str\n"),
+    ("[" * 100000, None),
+])
+def test_unexpected_json_is_reported(cli, sim, body, message):
+    sim.fault(respond=[{"body": body}])
+    run = cli("status")
+    assert_one_error_line(run, 1)
+    if message:
+        assert run.err == message
+
+
+def test_a_list_endpoint_with_an_object_of_the_wrong_shape(cli, sim):
+    sim.fault(respond=[{"body": '{"items": []}'}])
+    run = cli("nodes")
+    assert_one_error_line(run, 1)
+    assert run.err == "error: expected a list of nodes from the cluster\n"
+
+
+def test_tolerated_variations_render_the_same_tables(cli, sim):
+    normal = [cli("nodes").out, cli("shards").out, cli("status").out, cli("shard-status", "--shard-id", "shard-00").out]
+    sim.fault(bare_lists=True, camel_case=True, numbers_as_strings=True)
+    varied = [cli("nodes").out, cli("shards").out, cli("status").out, cli("shard-status", "--shard-id", "shard-00").out]
+    assert varied == normal
+
+
+def test_json_passes_camel_case_objects_through_unchanged(cli, sim):
+    sim.fault(bare_lists=True, camel_case=True)
+    nodes = cli("nodes", "--format", "json").json()
+    assert nodes[0]["nodeId"] == "node-master-001" and "node_id" not in nodes[0]
+
+
+def test_missing_fields_leave_blanks(cli, sim):
+    sim.fault(drop_fields=["status", "shard_count"])
+    run = cli("nodes", "--format", "compact")
+    assert run.lines[0] == "node-master-001 | MASTER | 192.168.1.10:8080 |  | "
+    assert cli("status").lines[6] == "Status:"
+
+
+def test_a_huge_field_is_clipped_in_a_table(cli, sim):
+    node = {"node_id": "n" * 1000000, "status": "HEALTHY"}
+    sim.fault(respond=[{"body": json.dumps([node])}])
+    run = cli("nodes")
+    assert run.code == 0
+    assert max(len(line) for line in run.lines) < 300
+    assert "n" * 197 + "..." in run.out
+
+
+def test_control_characters_from_the_server_do_not_reach_the_terminal(cli, sim):
+    sim.fault(respond=[{"body": json.dumps([{"node_id": "evil\x1b[2J\nrow", "status": "HEALTHY"}])}])
+    run = cli("nodes", "--format", "compact")
+    assert run.out == "evil [2J row |  |  | HEALTHY | \n"
+
+
+# -- the process ---------------------------------------------------------------------------------
+
+def test_help_for_every_command_has_an_example(script):
+    for command in ("status", "diagnostics", "metrics", "nodes", "add-node", "remove-node", "node-health",
+                    "shards", "shard-status", "migrate-shard", "health"):
+        run = script(command, "--help", target=False)
+        assert run.code == 0 and "example: cluster_cli.py " in run.out and "--format" in run.out, command
+
+
+def test_help_and_version_do_not_import_requests_or_tabulate(script):
+    for argv in (["--help"], ["--version"]):
+        done = subprocess.run([sys.executable, "-X", "importtime", SCRIPT] + argv,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0
+        imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+        assert "requests" not in imported and "tabulate" not in imported
+    assert script("--version", target=False).out == "cluster_cli.py %s\n" % cluster_cli.__version__
+
+
+def test_closed_pipe_ends_quietly(sim, tmp_path):
+    big = simulator.start(cluster=simulator.Cluster(shards=20000))
+    try:
+        done = subprocess.run("%s %s --host 127.0.0.1 --port %d shards --format compact | head -n 1"
+                              % (sys.executable, SCRIPT, big.port), shell=True, capture_output=True,
+                              text=True, timeout=60)
+    finally:
+        big.shutdown()
+        big.server_close()
+    assert done.stdout.startswith("shard-00000 | node-worker-001 | 2 | 125,432 | HEALTHY")
+    assert done.stderr == ""
+
+
+def test_ctrl_c_exits_130_without_a_traceback(sim):
+    sim.fault(delay=5)
+    process = subprocess.Popen([sys.executable, SCRIPT, "--host", "127.0.0.1", "--port", str(sim.port),
+                                "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not sim.requests:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out, err) == (130, "", "interrupted\n")
+
+
+def test_an_internal_error_is_one_line_and_the_trace_needs_verbose(cli, monkeypatch):
+    def broken(data, color):
+        raise ZeroDivisionError("division by zero")
+    monkeypatch.setitem(cluster_cli.TABLE_VIEWS, "status", broken)
+    run = cli("status")
+    assert_one_error_line(run, 1)
+    assert run.err == ("error: unexpected ZeroDivisionError: division by zero "
+                       "(rerun with --verbose for the trace)\n")
+    run = cli("--verbose", "status")
+    assert "Traceback" in run.err and "ZeroDivisionError" in run.err
+
+
+def test_script_exit_codes(script, sim):
+    assert script("status").code == 0
+    assert script("node-health", "--node-id", "nope").code == 1
+    assert script("node-health", "--node-id", "").code == 2
+    assert script("--port", free_port(), "--retries", "0", "status", target=False).code == 3
+    run = script("status", "--format", "json")
+    assert json.loads(run.out)["status"] == "HEALTHY" and run.err == ""
+
+
+def test_missing_dependency_is_named(tmp_path):
+    # A Python with no third-party packages: only the standard library and the script.
+    done = subprocess.run([sys.executable, "-S", "-s", SCRIPT, "--port", "1", "status"],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ.get("PATH", ""), "PYTHONNOUSERSITE": "1"})
+    if "requests" in sys.builtin_module_names:  # pragma: no cover - never true
+        pytest.skip()
+    assert done.returncode == 1
+    assert done.stderr == ("error: the Python package 'requests' is not installed; "
+                           "run: pip install -r requirements.txt\n")
