@@ -1482,6 +1482,13 @@ def settings_from(args) -> dict:
             "retries": args.retries, "verify": verify, "format": fmt}
 
 
+def report(message: str) -> None:
+    """One line on stderr: control characters from input or a server are escaped, not obeyed."""
+    if not message.isprintable():
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    sys.stderr.write("error: %s\n" % message)
+
+
 def warn(message: str) -> None:
     sys.stderr.write("warning: %s\n" % message)
 
@@ -1532,15 +1539,15 @@ def watch(client, args, color: bool) -> int:
             except ClusterError as exc:
                 if not transient(exc):
                     raise
-                sys.stderr.write("error: %s (still watching)\n" % exc)
+                report("%s (still watching)" % exc)
             else:
                 if on_terminal:
                     header = "Every %gs: %s    %s\n\n" % (args.watch, args.command, time.strftime("%Y-%m-%d %H:%M:%S"))
                     write("\x1b[H\x1b[2J" + header + render(result, args, color) + "\n")
                 elif args.format == "json":
                     write(json.dumps(result.data) + "\n")
-                else:
-                    write(render(result, args, color) + "\n\n")
+                else:  # compact stays one line per object; tables get a blank line between
+                    write(render(result, args, color) + ("\n\n" if args.format == "table" else "\n"))
             snapshots += 1
             if args.count and snapshots >= args.count:
                 return EXIT_OK
@@ -1587,7 +1594,7 @@ def run(args) -> int:
         if result.data is not None:
             write(render(result, args, color) + "\n")
         if result.message:
-            sys.stderr.write("error: %s\n" % result.message)
+            report(result.message)
         return result.exit_code
 
 
@@ -1598,8 +1605,10 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return run(args)
     except ClusterError as exc:
-        sys.stderr.write("error: %s\n" % redact(str(exc), args))
+        report(redact(str(exc), args))
         return exc.exit_code
+    except SystemExit as exc:  # --help and --version: main() returns, it does not exit
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
@@ -1619,8 +1628,7 @@ def main(argv=None) -> int:
         if args is not None and getattr(args, "verbose", False):
             import traceback
             sys.stderr.write(redact(traceback.format_exc(), args))
-        sys.stderr.write(redact("error: unexpected %s: %s (rerun with --verbose for the trace)\n"
-                                % (type(exc).__name__, exc), args))
+        report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), args))
         return EXIT_FAILED
 
 

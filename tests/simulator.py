@@ -569,7 +569,7 @@ class Handler(BaseHTTPRequestHandler):
             cluster.requests.append({
                 "method": method, "path": path, "query": {k: v[-1] for k, v in query.items()},
                 "raw_path": self.path, "body": raw.decode("utf-8", "replace") if raw else None,
-                "authorization": self.headers.get("Authorization")})
+                "authorization": self.headers.get("Authorization"), "client_port": self.client_address[1]})
             faults = dict(cluster.faults)
             fault = self._next_fault(cluster.faults)
         if faults["delay"]:

@@ -1,0 +1,94 @@
+"""Property-based: no argv and no server answer makes the CLI crash or leave the documented exit codes."""
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cluster_cli
+
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4}
+# Options that choose where requests go are fixed by the test, so traffic stays on 127.0.0.1.
+NETWORK_OPTIONS = {"--host", "--url", "--port"}
+FIELDS = sorted({name for table in (cluster_cli.STATUS_ROWS, cluster_cli.NODE_COLUMNS, cluster_cli.SHARD_COLUMNS,
+                                    cluster_cli.NODE_ROWS, cluster_cli.SHARD_ROWS, cluster_cli.MIGRATION_ROWS,
+                                    cluster_cli.METRIC_ROWS, cluster_cli.MIGRATION_PLAN_ROWS,
+                                    cluster_cli.REMOVAL_PLAN_ROWS, cluster_cli.ERROR_COLUMNS)
+                 for _, name, *_ in table}
+                | {"checks", "migration", "nodes", "topology", "replication", "performance", "errors",
+                   "shard_distribution", "passed", "name", "detail", "under_replicated_shards"})
+
+
+def subcommands() -> dict:
+    parser = cluster_cli.build_parser()
+    return next(a for a in parser._actions if isinstance(a, cluster_cli.argparse._SubParsersAction)).choices
+
+
+COMMANDS = sorted(subcommands())
+OPTIONS = {name: sorted({o for action in sub._actions for o in action.option_strings} - NETWORK_OPTIONS)
+           for name, sub in subcommands().items()}
+VALUES = st.one_of(
+    st.sampled_from(["node-worker-001", "node-worker-002", "node-master-001", "shard-00", "shard-05", "", " ",
+                     "a/../b", "x?y#z", "192.168.1.13:8080", "[::1]:80", "h:0", "h:99999", "0", "-1", "1e9",
+                     "nan", "0.01", "LIVE_COPY", "snapshot", "FAST", "HEALTHY", "degraded", "json", "table",
+                     "compact", "WORKER", "UNREACHABLE", "products", "\x1b[2J", "ü", "1"]),
+    st.text(max_size=10).filter(lambda t: not t.startswith("-")))
+
+
+@st.composite
+def argvs(draw):
+    command = draw(st.sampled_from(COMMANDS))
+    tokens = draw(st.lists(st.one_of(st.sampled_from(OPTIONS[command]), VALUES), max_size=8))
+    before = draw(st.lists(st.sampled_from(["--format", "json", "compact", "--retries", "0", "--verbose",
+                                            "--no-color", "--timeout", "2"]), max_size=3))
+    # Whatever was drawn, waits and watches end quickly: the last occurrence wins.
+    tail = []
+    if "--wait-timeout" in OPTIONS[command]:
+        tail += ["--wait-timeout", "0.2", "--poll-interval", "0.05"]
+    if "--watch" in OPTIONS[command]:
+        tail += ["--count", "1"]
+    return before + [command] + tokens + tail
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=argvs())
+def test_any_argv_ends_in_a_documented_exit_code_without_a_traceback(cli, sim, argv):
+    sim.cluster.reset()
+    run = cli(*argv)
+    assert run.code in DOCUMENTED_EXIT_CODES, (argv, run)
+    assert "Traceback" not in run.err and "unexpected" not in run.err, (argv, run)
+    for line in run.err.splitlines():
+        assert line.startswith(("error: ", "warning: ", "GET ", "POST ", "DELETE ", "retrying ",
+                                "usage: ")) or "--verbose" in argv or "-v" in argv, (argv, run)
+    if run.code in (2, 3):
+        assert run.out == "" or "--help" in argv or "-h" in argv, (argv, run)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                    max_leaves=20)
+KEYS = st.sampled_from(FIELDS + ["nodeId", "primaryNode", "vectorCount", "shardCount", "migrationId"])
+SHAPED = st.recursive(JSON, lambda inner: st.dictionaries(KEYS, inner, max_size=8) | st.lists(inner, max_size=4),
+                      max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=SHAPED, view=st.sampled_from(sorted(cluster_cli.TABLE_VIEWS)),
+       fmt=st.sampled_from(sorted(cluster_cli.FORMATS)), color=st.booleans())
+def test_no_server_answer_crashes_a_renderer(data, view, fmt, color):
+    text = cluster_cli.FORMATS[fmt](view, data, color)
+    assert isinstance(text, str)
+    if fmt == "json":
+        assert json.loads(text) == json.loads(json.dumps(data))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(JSON.map(json.dumps), st.text(max_size=40)),
+       command=st.sampled_from(["status", "nodes", "shards", "metrics", "diagnostics", "health",
+                                "node-health --node-id n", "shard-status --shard-id s"]),
+       fmt=st.sampled_from(sorted(cluster_cli.FORMATS)))
+def test_any_body_from_the_server_is_rendered_or_reported(cli, sim, body, command, fmt):
+    sim.fault(respond=[{"body": body}])
+    run = cli("--retries", "0", *command.split(), "--format", fmt)
+    assert run.code in (0, 1), run
+    assert "Traceback" not in run.err and "unexpected" not in run.err, run
+    assert (run.out == "") == (run.code == 1), run

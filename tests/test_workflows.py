@@ -1,0 +1,343 @@
+"""Operator workflows: waits with progress, dry runs, confirmation, health gates, watch, filters, colour."""
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import SCRIPT
+
+FAST = ("--poll-interval", "0.05")
+
+
+def later(seconds, action, *args):
+    timer = threading.Timer(seconds, action, args)
+    timer.start()
+    return timer
+
+
+def read_all(fd, until_exit, timeout=30.0) -> str:
+    """Everything a pseudo-terminal shows until the process exits."""
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif until_exit.poll() is not None:
+            break
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def on_terminal(sim, argv, stream="stdout", answer=None, env=None):
+    """Run the script with one stream on a pseudo-terminal; returns (code, terminal text, other output)."""
+    master, slave = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_") and k != "NO_COLOR"}
+    environ.update(env or {})
+    streams = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    streams[stream] = slave
+    if stream == "stdin":
+        streams["stderr"] = slave
+    process = subprocess.Popen([sys.executable, SCRIPT, "--host", "127.0.0.1", "--port", str(sim.port)] + argv,
+                               env=environ, **streams)
+    os.close(slave)
+    if answer is not None:
+        time.sleep(0.3)
+        os.write(master, answer.encode())
+    shown = read_all(master, process)
+    other = (process.stdout or process.stderr).read().decode()
+    process.wait(timeout=30)
+    os.close(master)
+    return process.returncode, shown, other
+
+
+# -- migrate-shard --wait ------------------------------------------------------------
+
+def test_wait_for_a_migration_to_complete(cli, sim):
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait", *FAST,
+              "--format", "compact")
+    assert (run.code, run.err) == (0, "")
+    assert run.out == "mig-7f01 | shard-00 | node-worker-001 -> node-master-001 | LIVE_COPY | COMPLETED | 100.0%\n"
+    assert cli("shard-status", "--shard-id", "shard-00", "--format", "json").json()["primary_node"] == "node-master-001"
+    assert len([r for r in sim.requests if r["method"] == "POST"]) == 1
+
+
+def test_wait_for_a_migration_that_fails(cli, sim):
+    timer = later(0.2, sim.down, "node-worker-002")
+    run = cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-002", "--wait", *FAST,
+              "--format", "json")
+    timer.join()
+    assert run.code == 1
+    assert run.json()["status"] == "FAILED"
+    assert run.err == ("error: migration mig-7f01 of shard-02 FAILED: "
+                       "target node node-worker-002 became unreachable\n")
+
+
+def test_wait_for_a_migration_times_out_with_exit_4(cli, sim):
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait",
+              "--wait-timeout", "0.2", *FAST, "--format", "compact")
+    assert run.code == 4
+    assert " | IN_PROGRESS | " in run.out
+    assert run.err.startswith("error: migration mig-7f01 of shard-00 is still IN_PROGRESS after 0.2s; it goes on: "
+                              "check it with 'cluster_cli.py shard-status --shard-id shard-00'")
+
+
+def test_wait_shows_progress_only_on_a_terminal(sim):
+    code, shown, out = on_terminal(sim, ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001",
+                                         "--wait", "--poll-interval", "0.1", "--format", "compact"], stream="stderr")
+    assert code == 0
+    assert "[####" in shown and "vectors/s" in shown and "/125,432 vectors" in shown
+    assert out.endswith("| COMPLETED | 100.0%\n")
+
+
+# -- --from-node and --dry-run ------------------------------------------------------------
+
+def test_from_node_is_checked_before_anything_is_sent(cli, sim):
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--from-node", "node-worker-002",
+              "--to-node", "node-master-001")
+    assert (run.code, run.out) == (1, "")
+    assert run.err == ("error: shard-00's primary is on node-worker-001, not node-worker-002; "
+                       "no migration was started\n")
+    assert sim.changes() == []
+
+
+def test_migration_dry_run_reports_what_would_move(cli, sim):
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--dry-run",
+              "--format", "compact")
+    assert (run.code, run.err) == (0, "")
+    assert run.out == "would succeed | migrate shard-00 | node-worker-001 -> node-master-001 | 125,432 vectors | 367.5 MiB\n"
+    table = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--dry-run").lines
+    assert table[:9] == ["Dry run: migrate shard-00", "=========================", "Shard ID: shard-00",
+                         "From: node-worker-001", "To: node-master-001", "Strategy: LIVE_COPY",
+                         "Vectors To Move: 125,432", "Bytes To Move: 367.5 MiB", "Would Succeed: yes"]
+    assert sim.changes() == []
+
+
+@pytest.mark.parametrize("setup, argv, reason", [
+    (None, ["--to-node", "node-worker-002"], "node-worker-002 already holds a copy of shard-00"),
+    (None, ["--to-node", "node-9"], "node-9 is not in the cluster"),
+    ("down", ["--to-node", "node-master-001"], "node-master-001 is UNREACHABLE"),
+    (None, ["--to-node", "node-master-001", "--from-node", "node-worker-002"],
+     "shard-00's primary is on node-worker-001"),
+    ("running", ["--to-node", "node-master-001"], "migration mig-7f01 is IN_PROGRESS"),
+])
+def test_migration_dry_run_says_why_it_would_be_refused(cli, sim, setup, argv, reason):
+    if setup == "down":
+        sim.down("node-master-001")
+    if setup == "running":
+        cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--strategy", "INCREMENTAL")
+    before = sim.changes()
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--dry-run", "--format", "json", *argv)
+    assert run.code == 1
+    assert run.json()["would_succeed"] is False
+    assert run.err.startswith("error: the cluster would refuse this: ") and reason in run.err
+    assert sim.changes() == before
+
+
+def test_removal_dry_run_lists_the_shards_and_matches_the_removal(cli, sim):
+    plan = cli("remove-node", "--node-id", "node-worker-002", "--dry-run", "--format", "json")
+    assert plan.code == 0
+    data = plan.json()
+    assert data["primary_shards"] == ["shard-01", "shard-04", "shard-07", "shard-10"]
+    assert data["replica_shards"] == ["shard-00", "shard-05", "shard-06", "shard-11"]
+    assert data["under_replicated_after"] == []
+    assert sim.changes() == []
+    done = cli("remove-node", "--node-id", "node-worker-002", "--format", "json").json()
+    assert done["shards_redistributed"] == data["shards_to_redistribute"] == 8
+
+
+def test_removal_dry_run_refuses_when_a_shard_would_lose_its_last_live_copy(cli, sim):
+    sim.down("node-worker-001")
+    run = cli("remove-node", "--node-id", "node-worker-002", "--dry-run", "--format", "compact")
+    assert run.code == 1
+    assert run.out.startswith("would fail | remove node-worker-002 | 8 shards to redistribute | "
+                              "under-replicated after: shard-00, shard-01, shard-04, shard-05, shard-06, shard-07, "
+                              "shard-10, shard-11 | no other live copy of: shard-00, shard-01, shard-06, shard-07")
+    assert sim.changes() == []
+    real = cli("remove-node", "--node-id", "node-worker-002")
+    assert real.code == 1 and "HTTP 409 WOULD_LOSE_DATA" in real.err
+
+
+def test_removal_dry_run_flags_shards_left_under_replicated(cli, sim):
+    sim.cluster.options.update(nodes=2, shards=4)
+    sim.cluster.reset()
+    run = cli("remove-node", "--node-id", "node-worker-001", "--dry-run", "--format", "json")
+    assert run.code == 0
+    assert run.json()["under_replicated_after"] == ["shard-00", "shard-01", "shard-02", "shard-03"]
+
+
+def test_removal_of_the_master_dry_run(cli):
+    run = cli("remove-node", "--node-id", "node-master-001", "--dry-run")
+    assert run.code == 1
+    assert "node-master-001 is the master" in run.err
+    assert "│ not the master" in run.out and "FAIL" in run.out
+
+
+# -- confirmation on a terminal --------------------------------------------------------------
+
+def test_removal_asks_on_a_terminal_and_no_keeps_the_node(sim):
+    code, shown, out = on_terminal(sim, ["remove-node", "--node-id", "node-worker-002"], "stdin", answer="n\n")
+    assert code == 1
+    assert "Dry run: remove node-worker-002" in shown and "Remove node node-worker-002? [y/N]" in shown
+    assert "aborted; node node-worker-002 was not removed" in shown
+    assert out == ""
+    assert sim.changes() == []
+
+
+def test_removal_asks_on_a_terminal_and_yes_removes(sim):
+    code, shown, out = on_terminal(sim, ["remove-node", "--node-id", "node-worker-002"], "stdin", answer="y\n")
+    assert code == 0
+    assert out.startswith("Node node-worker-002 removed: 8 shards redistributed")
+    assert sim.changes() == [("DELETE", "/api/v1/cluster/nodes/node-worker-002")]
+
+
+def test_yes_skips_the_question(sim):
+    code, shown, out = on_terminal(sim, ["remove-node", "--node-id", "node-worker-002", "--yes"], "stdin")
+    assert code == 0 and "[y/N]" not in shown
+    assert sim.changes() == [("DELETE", "/api/v1/cluster/nodes/node-worker-002")]
+
+
+def test_no_question_when_stdin_is_not_a_terminal(script, sim):
+    run = script("remove-node", "--node-id", "node-worker-002", stdin=subprocess.DEVNULL)
+    assert run.code == 0 and "[y/N]" not in run.err
+
+
+# -- health gates -------------------------------------------------------------------------------
+
+def test_check_passes_on_a_healthy_cluster(cli):
+    assert cli("status", "--check", "--format", "compact").code == 0
+
+
+def test_check_exits_4_and_still_prints_the_status(cli, sim):
+    sim.down("node-worker-001")
+    run = cli("status", "--check", "--format", "json")
+    assert run.code == 4
+    assert run.json()["status"] == "DEGRADED"
+    assert run.err == "error: cluster is DEGRADED, not HEALTHY\n"
+
+
+def test_wait_for_healthy_after_a_node_comes_back(cli, sim):
+    sim.down("node-worker-001")
+    timer = later(0.3, sim.up, "node-worker-001")
+    run = cli("status", "--wait-for", "healthy", *FAST, "--format", "compact")
+    timer.join()
+    assert (run.code, run.err) == (0, "")
+    assert run.out.startswith("HEALTHY | 3 nodes")
+    assert len(sim.requests) > 2
+
+
+def test_wait_for_times_out_with_exit_4(cli, sim):
+    sim.down("node-worker-001")
+    run = cli("status", "--wait-for", "HEALTHY", "--wait-timeout", "0.2", *FAST, "--format", "compact")
+    assert run.code == 4
+    assert run.out.startswith("DEGRADED | ")
+    assert run.err == "error: cluster is DEGRADED, not HEALTHY, after 0.2s\n"
+
+
+def test_wait_for_rides_out_a_leader_election(cli, sim):
+    sim.fault(fail_next=6, retry_after=0)
+    run = cli("status", "--wait-for", "HEALTHY", *FAST, "--retries", "0", "--format", "compact")
+    assert run.code == 0 and run.out.startswith("HEALTHY |")
+
+
+def test_wait_for_unhealthy_when_a_shard_has_no_live_copy(cli, sim):
+    sim.down("node-worker-001")
+    sim.down("node-worker-002")
+    run = cli("status", "--wait-for", "UNHEALTHY", *FAST, "--format", "compact")
+    assert run.code == 0 and run.out.startswith("UNHEALTHY |")
+
+
+# -- watch ------------------------------------------------------------------------------------------
+
+def test_watch_json_is_one_line_per_snapshot_on_one_connection(cli, sim):
+    run = cli("status", "--watch", "0.05", "--count", "3", "--format", "json")
+    assert run.code == 0
+    snapshots = [json.loads(line) for line in run.lines]
+    assert [s["status"] for s in snapshots] == ["HEALTHY"] * 3
+    assert len({r["client_port"] for r in sim.requests}) == 1
+
+
+def test_watch_table_prints_each_snapshot(cli):
+    run = cli("nodes", "--watch", "0.05", "--count", "2")
+    assert run.out.count("│ Node ID          │") == 2
+
+
+@pytest.mark.parametrize("argv", [["metrics"], ["shards"], ["shard-status", "--shard-id", "shard-00"]])
+def test_watch_works_for_each_listed_command(cli, argv):
+    run = cli(*argv, "--watch", "0.05", "--count", "2", "--format", "json")
+    assert run.code == 0 and len(run.lines) == 2
+
+
+def test_watch_keeps_going_through_a_failure(cli, sim):
+    sim.fault(html_next=1)
+    run = cli("--retries", "0", "status", "--watch", "0.05", "--count", "2", "--format", "compact")
+    assert run.code == 0
+    assert run.lines == ["HEALTHY | 3 nodes | 12 shards | master: node-master-001"]
+    assert "(still watching)" in run.err
+
+
+def test_watch_ends_on_ctrl_c_with_exit_0_and_keeps_what_was_printed(sim):
+    process = subprocess.Popen([sys.executable, SCRIPT, "--host", "127.0.0.1", "--port", str(sim.port),
+                                "status", "--watch", "0.1", "--format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    rest, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and err == ""
+    assert json.loads(first)["status"] == "HEALTHY"
+    assert all(json.loads(line) for line in rest.splitlines())
+
+
+def test_watch_redraws_in_place_on_a_terminal(sim):
+    code, shown, _ = on_terminal(sim, ["status", "--watch", "0.05", "--count", "2"])
+    assert code == 0
+    assert shown.count("\x1b[H\x1b[2J") == 2 and "Every 0.05s: status" in shown
+
+
+# -- filters ------------------------------------------------------------------------------------------
+
+def test_shard_filters_are_sent_and_applied(cli, sim):
+    run = cli("shards", "--node-id", "node-worker-002", "--status", "healthy", "--format", "compact")
+    assert [l.split(" | ")[0] for l in run.lines] == ["shard-00", "shard-01", "shard-04", "shard-05",
+                                                      "shard-06", "shard-07", "shard-10", "shard-11"]
+    assert sim.requests[-1]["query"] == {"node_id": "node-worker-002", "status": "HEALTHY"}
+
+
+def test_shard_filters_apply_even_when_the_server_ignores_them(cli, sim):
+    everything = cli("shards", "--format", "json").out
+    sim.fault(respond=[{"body": everything}])
+    run = cli("shards", "--database-id", "logs", "--format", "compact")
+    assert [l.split(" | ")[0] for l in run.lines] == ["shard-02", "shard-05", "shard-08", "shard-11"]
+
+
+def test_node_filters(cli, sim):
+    sim.down("node-worker-002")
+    assert cli("nodes", "--status", "unreachable", "--format", "compact").lines == [
+        "node-worker-002 | WORKER | 192.168.1.12:8080 | UNREACHABLE | 4"]
+    assert [l.split(" | ")[0] for l in cli("nodes", "--role", "master", "--format", "compact").lines] == \
+        ["node-master-001"]
+
+
+# -- colour -----------------------------------------------------------------------------------------------
+
+def test_status_words_are_coloured_on_a_terminal(sim):
+    code, shown, _ = on_terminal(sim, ["status", "--format", "compact"])
+    assert code == 0 and shown.startswith("\x1b[32mHEALTHY\x1b[0m | 3 nodes")
+
+
+@pytest.mark.parametrize("argv, env", [(["--no-color"], None), ([], {"NO_COLOR": "1"}),
+                                       (["--format", "json"], None)])
+def test_no_colour_when_asked_or_in_json(sim, argv, env):
+    code, shown, _ = on_terminal(sim, ["status"] + argv, env=env)
+    assert code == 0 and "\x1b[" not in shown
