@@ -522,6 +522,7 @@ ROUTES = [
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once, no delayed-ACK stalls
     server_version = "JadeVectorDB-Sim/" + VERSION
 
     def log_message(self, *args):  # quiet: the request log is in /_sim/requests
@@ -803,6 +804,21 @@ def start(port=0, cluster=None, api_keys=None, tls=None, host="127.0.0.1"):
     return server
 
 
+def demo(server) -> int:
+    """Serve in the background and show the CLI's status of this cluster."""
+    import os
+    import subprocess
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster_cli.py")
+    command = [sys.executable, script, "--host", "127.0.0.1", "--port", str(server.port), "status"]
+    print("$ python cluster_cli.py --host 127.0.0.1 --port %d status" % server.port, flush=True)
+    try:
+        return subprocess.run(command).returncode
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Serve a simulated JadeVectorDB cluster on 127.0.0.1.",
@@ -825,7 +841,11 @@ def main(argv=None) -> int:
     parser.add_argument("--numbers-as-strings", action="store_true", help="serve numbers as strings")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    parser.add_argument("--demo", action="store_true",
+                        help="start on a free port, run 'cluster_cli.py status' against it, and exit")
     args = parser.parse_args(argv)
+    if args.demo:
+        args.port = 0
     if not 1 <= args.nodes <= 1000 or not 0 <= args.shards <= 100000:
         parser.error("--nodes must be 1-1000 and --shards 0-100000")
     cluster = Cluster(nodes=args.nodes, shards=args.shards, replication_factor=args.replication_factor,
@@ -846,6 +866,8 @@ def main(argv=None) -> int:
     except OSError as exc:
         print("simulator: cannot listen on %s:%d: %s" % (args.bind, args.port, exc.strerror), file=sys.stderr)
         return 1
+    if args.demo:
+        return demo(server)
     print(server.port if args.port == 0 else
           "simulator: %d nodes, %d shards on %s://%s:%d" % (
               args.nodes, args.shards, "https" if tls else "http", args.bind, server.port), flush=True)

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Measure the CLI against its floor: Python + requests + one GET + print.
+
+    python tests/benchmark.py            # every comparison, about two minutes on 2 cores
+    python tests/benchmark.py --quick    # fewer runs
+
+Each comparison alternates the two commands (ours, floor, ours, floor, ...)
+so both see the same machine, and prints the medians and their ratio against
+the target. Not part of the test suite: wall-clock limits are never asserted
+in tests. Exits 1 if a ratio misses its target.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+CLI = os.path.join(ROOT, "cluster_cli.py")
+SIMULATOR = os.path.join(TESTS, "simulator.py")
+PY = sys.executable
+# What pip's console script `jadevectordb-cluster` runs: the module from its compiled bytecode.
+INSTALLED = [PY, "-c", "import sys; sys.path.insert(0, %r); from cluster_cli import main; sys.exit(main())" % ROOT]
+# `python cluster_cli.py`: Python compiles a script's source on every run and never caches it.
+SCRIPT = [PY, CLI]
+FLOOR = "import json,sys,requests; print(json.dumps(requests.get(%r, timeout=60).json(), indent=2))"
+
+
+def start_simulator(*options) -> tuple:
+    process = subprocess.Popen([PY, SIMULATOR, "--port", "0"] + list(options), stdout=subprocess.PIPE, text=True)
+    port = int(process.stdout.readline())
+    return process, "http://127.0.0.1:%d" % port, port
+
+
+def run_once(argv) -> tuple:
+    """Wall time and peak RSS (MiB) of one run; output discarded."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+    if process.returncode != 0:
+        raise SystemExit("benchmark command failed (%d): %s" % (process.returncode, " ".join(argv)))
+    return elapsed, usage.ru_maxrss / 1024.0
+
+
+def compare(ours, floor, runs: int) -> dict:
+    mine, base = [], []
+    run_once(ours), run_once(floor)  # warm the file cache
+    for _ in range(runs):
+        mine.append(run_once(ours))
+        base.append(run_once(floor))
+    return {"ours": statistics.median(t for t, _ in mine), "floor": statistics.median(t for t, _ in base),
+            "ours_mem": max(m for _, m in mine), "floor_mem": max(m for _, m in base)}
+
+
+def library_loop(port: int, calls: int, runs: int) -> dict:
+    """200 cluster_status() calls on one ClusterCLI vs a bare requests.Session doing the same GETs."""
+    sys.path.insert(0, ROOT)
+    import requests
+    from cluster_cli import ClusterCLI
+    url = "http://127.0.0.1:%d/api/v1/cluster/status" % port
+
+    def ours():
+        with ClusterCLI(host="127.0.0.1", port=port) as client:
+            started = time.perf_counter()
+            for _ in range(calls):
+                client.cluster_status()
+            return time.perf_counter() - started
+
+    def floor():
+        with requests.Session() as session:
+            started = time.perf_counter()
+            for _ in range(calls):
+                session.get(url, timeout=10).json()
+            return time.perf_counter() - started
+
+    ours(), floor()
+    mine, base = [], []
+    for _ in range(runs):
+        mine.append(ours())
+        base.append(floor())
+    return {"ours": statistics.median(mine), "floor": statistics.median(base)}
+
+
+def compile_module() -> None:
+    """Write cluster_cli's bytecode, as pip does at install (even under PYTHONDONTWRITEBYTECODE)."""
+    import importlib.util
+    import py_compile
+    py_compile.compile(CLI, cfile=importlib.util.cache_from_source(CLI), doraise=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs (noisier)")
+    args = parser.parse_args(argv)
+    small_runs, big_runs, loop_runs = (7, 3, 5) if args.quick else (21, 7, 15)
+    rows = []
+    compile_module()
+
+    def row(name, result, target, memory_target=None):
+        ratio = result["ours"] / result["floor"]
+        ok = target is None or ratio <= target
+        line = [name, "%.3f s" % result["ours"], "%.3f s" % result["floor"], "%.2fx" % ratio,
+                "<= %.2fx" % target if target else "(no target)"]
+        if memory_target:
+            mem_ratio = result["ours_mem"] / result["floor_mem"]
+            ok = ok and mem_ratio <= memory_target
+            line += ["%.0f/%.0f MiB = %.2fx (<= %gx)" % (result["ours_mem"], result["floor_mem"], mem_ratio,
+                                                          memory_target)]
+        else:
+            line += [""]
+        rows.append(line + ["ok" if ok else "MISSED"])
+        print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
+
+    small, small_url, small_port = start_simulator()
+    print("small cluster (3 nodes, 12 shards) on %s" % small_url, file=sys.stderr, flush=True)
+    try:
+        bare = [PY, "-c", "pass"]
+        row("--help", compare(INSTALLED + ["--help"], bare, small_runs), 3.0)
+        row("--version", compare(INSTALLED + ["--version"], bare, small_runs), 3.0)
+        status_floor = [PY, "-c", FLOOR % (small_url + "/api/v1/cluster/status")]
+        target = ["--host", "127.0.0.1", "--port", str(small_port)]
+        row("status --format json", compare(INSTALLED + target + ["status", "--format", "json"], status_floor,
+                                            small_runs), 1.15)
+        row("status (table)", compare(INSTALLED + target + ["status"], status_floor, small_runs), 1.25)
+        row("python cluster_cli.py --help", compare(SCRIPT + ["--help"], bare, small_runs), None)
+        row("python cluster_cli.py status --format json",
+            compare(SCRIPT + target + ["status", "--format", "json"], status_floor, small_runs), None)
+        row("library: 200 x cluster_status()", library_loop(small_port, 200, loop_runs), 1.2)
+    finally:
+        small.terminate()
+        small.wait()
+
+    print("large cluster (100 nodes, 100,000 shards): starting", file=sys.stderr, flush=True)
+    big, big_url, big_port = start_simulator("--nodes", "100", "--shards", "100000")
+    try:
+        shards_floor = [PY, "-c", FLOOR % (big_url + "/api/v1/cluster/shards")]
+        target = ["--host", "127.0.0.1", "--port", str(big_port)]
+        for fmt, limit in (("json", 1.3), ("compact", 1.3), ("table", 2.5)):
+            row("100k shards --format %s" % fmt,
+                compare(INSTALLED + target + ["shards", "--format", fmt], shards_floor, big_runs), limit, 2.0)
+    finally:
+        big.terminate()
+        big.wait()
+
+    header = ["comparison", "ours (median)", "floor (median)", "ratio", "target", "peak memory (ours/floor)", ""]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for line in [header, ["-" * w for w in widths]] + rows:
+        print(" | ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+    print("\nours: the installed command (cluster_cli from bytecode, as pip's console script runs it),")
+    print("      and where named, python cluster_cli.py (its 1,600 lines compiled on every run)")
+    print("floor: python -c \"%s\" (against the same endpoint); --help/--version against python -c pass"
+          % (FLOOR % "URL"))
+    print("python %s, %d CPUs, %d runs per small comparison, %d per 100k-shard comparison"
+          % (sys.version.split()[0], os.cpu_count(), small_runs, big_runs))
+    return 0 if all(r[-1] == "ok" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
