@@ -614,6 +614,11 @@ def fmt_status(value) -> str:
     return fmt_text(value)
 
 
+def fmt_names(value) -> str:
+    """A list of IDs, or 'none' when the server said there are none."""
+    return "none" if value == [] else fmt_text(value)
+
+
 def fmt_yes_no(value) -> str:
     return "" if value is None else ("yes" if value else "no")
 
@@ -714,10 +719,10 @@ MIGRATION_PLAN_ROWS = (("Shard ID", "shard_id", fmt_text), ("From", "source_node
                        ("To", "target_node", fmt_text), ("Strategy", "strategy", fmt_text),
                        ("Vectors To Move", "vectors_to_move", fmt_count), ("Bytes To Move", "bytes_to_move", fmt_bytes),
                        ("Would Succeed", "would_succeed", fmt_yes_no))
-REMOVAL_PLAN_ROWS = (("Node ID", "node_id", fmt_text), ("Primary Shards", "primary_shards", fmt_text),
-                     ("Replica Shards", "replica_shards", fmt_text),
+REMOVAL_PLAN_ROWS = (("Node ID", "node_id", fmt_text), ("Primary Shards", "primary_shards", fmt_names),
+                     ("Replica Shards", "replica_shards", fmt_names),
                      ("Shards To Redistribute", "shards_to_redistribute", fmt_count),
-                     ("Under-replicated After", "under_replicated_after", fmt_text),
+                     ("Under-replicated After", "under_replicated_after", fmt_names),
                      ("Would Succeed", "would_succeed", fmt_yes_no))
 HEALTH_ROWS = (("Status", "status", fmt_status), ("Version", "version", fmt_text))
 
@@ -780,9 +785,7 @@ def table_metrics(data, color):
 
 def table_diagnostics(data, color):
     data = as_dict(data)
-    title = "Cluster Diagnostics"
-    generated = fmt_text(field(data, "generated_at"))
-    parts = [title, "=" * len(title)] + (["Generated At: " + generated] if generated else [])
+    parts = [render_block("Cluster Diagnostics", (("Generated At", "generated_at", fmt_text),), data, color)]
     topology = as_dict(field(data, "topology"))
     parts.append(section("Topology", "Master Node: %s\nNodes: %s" % (
         fmt_text(field(topology, "master_node")), fmt_text(field(topology, "nodes")))))
@@ -793,9 +796,9 @@ def table_diagnostics(data, color):
     parts.append(section("Shard Distribution", render_grid(
         (("Node ID", "node_id", fmt_text), ("Shards", "shards", fmt_count)), rows, color) if rows else "none"))
     replication = as_dict(field(data, "replication"))
-    under = field(replication, "under_replicated_shards")
     parts.append(section("Replication", "Replication Factor: %s\nUnder-replicated Shards: %s" % (
-        fmt_count(field(replication, "replication_factor")), fmt_text(under) if under else "none")))
+        fmt_count(field(replication, "replication_factor")),
+        fmt_names(field(replication, "under_replicated_shards")))))
     performance = field(data, "performance")
     parts.append(section("Performance", "\n".join(render_block("", METRIC_ROWS, as_dict(performance), color)
                                                   .splitlines()[2:])))
@@ -811,8 +814,12 @@ def table_node_added(data, color):
 
 
 def table_node_removed(data, color):
-    return "Node %s removed: %s shards redistributed%s" % (
-        fmt_text(field(data, "node_id")), fmt_count(field(data, "shards_redistributed")), _message_suffix(data))
+    return "Node %s removed: %s redistributed" % (
+        fmt_text(field(data, "node_id")), shards_phrase(field(data, "shards_redistributed")))
+
+
+def shards_phrase(count) -> str:
+    return "%s shard%s" % (fmt_count(count), "" if number(count) == 1 else "s")
 
 
 def table_migration_started(data, color):
@@ -837,7 +844,7 @@ def table_removal_plan(data, color):
 
 
 def table_health(data, color):
-    return render_block("Node Health Endpoint", HEALTH_ROWS, data, color)
+    return render_block("Health", HEALTH_ROWS, data, color)
 
 
 def compact_status(data, color):
@@ -904,8 +911,8 @@ def compact_node_added(data, color):
 
 
 def compact_node_removed(data, color):
-    return "%s | removed | %s shards redistributed" % (
-        fmt_text(field(data, "node_id")), fmt_count(field(data, "shards_redistributed")))
+    return "%s | removed | %s redistributed" % (
+        fmt_text(field(data, "node_id")), shards_phrase(field(data, "shards_redistributed")))
 
 
 def compact_plan(what):
@@ -920,7 +927,7 @@ def compact_plan(what):
         else:
             line = "%s | remove %s | %s shards to redistribute | under-replicated after: %s" % (
                 verdict, fmt_text(field(data, "node_id")), fmt_count(field(data, "shards_to_redistribute")),
-                fmt_text(field(data, "under_replicated_after")) or "none")
+                fmt_names(field(data, "under_replicated_after")))
         return line + "".join(" | " + reason for reason in failed)
     return render
 
@@ -1005,7 +1012,8 @@ def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: str =
                "%s is in the cluster" % target if target in nodes else "%s is not in the cluster" % target),
         _check("target is healthy", target_status == "HEALTHY", "%s is %s" % (target, target_status or "unknown")),
         _check("target holds no copy", target not in holders(shard),
-               "%s %s a copy of %s" % (target, "already holds" if target in holders(shard) else "holds no", shard_id)),
+               ("%s already holds a copy of %s" if target in holders(shard) else "%s holds no copy of %s")
+               % (target, shard_id)),
         _check("no migration running", not running,
                "migration %s is %s" % (field(migration, "migration_id"), field(migration, "status"))
                if running else "no migration of %s is running" % shard_id),
@@ -1219,7 +1227,7 @@ def cmd_nodes(client, args):
 
 
 def cmd_add_node(client, args):
-    """Add a node to the cluster; its shards are balanced once it is healthy.
+    """Add a node to the cluster (it is JOINING, then HEALTHY).
 
     example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
     """
@@ -1491,8 +1499,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     commands.required = True
     named = None if argv is None else set(argv)
     for name, (handler, add_options) in COMMANDS.items():
-        doc = handler.__doc__
-        sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc,
+        doc = "\n".join(line[4:] if line.startswith("    ") else line for line in handler.__doc__.splitlines())
+        sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip(),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(func=handler, view=name)
         if named is None or name in named:

@@ -356,7 +356,7 @@ class Cluster:
         self._new_node(node_id, address, "WORKER", "JOINING", since=now)
         self._changed()
         return {"node_id": node_id, "address": address, "status": "JOINING",
-                "message": "node is joining; shards will be rebalanced once it is healthy"}
+                "message": "node is joining the cluster"}
 
     def _plan_rebalance(self, node_id):
         """Move primaries from the busiest nodes onto a new node, by migration."""

@@ -273,6 +273,8 @@ def test_metrics_table_and_json_agree(cli, sim):
 def test_diagnostics_shows_every_section(cli, sim):
     sim.down("node-worker-002")
     lines = cli("diagnostics").lines
+    assert lines[:3] == ["Cluster Diagnostics", "===================", "Generated At: " + lines[2][14:]]
+    assert lines[3:6] == ["", "Topology", "--------"]
     for heading in ("Topology", "Node Health", "Shard Distribution", "Replication", "Performance", "Errors"):
         assert heading in lines
     assert any("node-worker-002" in l and "UNREACHABLE" in l and "heartbeat FAIL" in l for l in lines)

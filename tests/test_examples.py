@@ -1,0 +1,233 @@
+"""The specification's command lines and the README's examples, run as printed."""
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SCRIPT, TESTS
+
+README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+def fenced_blocks(text: str) -> list:
+    """(language, body) of each fenced block, in order."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"^```(\w*)\n(.*?)^```$", text, re.S | re.M)]
+
+
+def block_after(heading: str, language: str) -> str:
+    """The first fenced block of `language` after a README heading."""
+    start = README.index("\n" + heading + "\n")
+    return next(body for lang, body in fenced_blocks(README[start:]) if lang == language)
+
+
+def output_after(command: str) -> str:
+    """The README's output block that follows the block showing `command`."""
+    blocks = fenced_blocks(README)
+    for i, (lang, body) in enumerate(blocks):
+        if lang == "bash" and body.strip() == command:
+            return blocks[i + 1][1]
+    raise AssertionError("README shows no block with: %s" % command)
+
+
+# -- the specification's command lines, exactly as written ------------------------------------
+
+SPEC_WALKTHROUGH = [
+    "--host localhost --port 8080 status",
+    "--host localhost --port 8080 diagnostics",
+    "--host localhost --port 8080 metrics",
+    "--host localhost --port 8080 nodes",
+    "--host localhost --port 8080 add-node --node-id node-worker-003 --address 192.168.1.13:8080",
+    "--host localhost --port 8080 node-health --node-id node-worker-001",
+    "--host localhost --port 8080 shards",
+    "--host localhost --port 8080 shard-status --shard-id shard-00",
+    "--host localhost --port 8080 migrate-shard --shard-id shard-00 --from-node node-worker-001 "
+    "--to-node node-worker-003 --strategy LIVE_COPY",
+    "--host localhost --port 8080 remove-node --node-id node-worker-003",
+    "status --format table",
+    "status --format json",
+    "status --format compact",
+]
+
+
+def test_every_specification_command_line_exits_0(cli, sim, clean_env):
+    clean_env.setenv("JADEVECTORDB_PORT", str(sim.port))  # for the lines written without --port
+    for line in SPEC_WALKTHROUGH:
+        run = cli(*line.replace("8080", str(sim.port)).split(), target=False)
+        assert run.code == 0 and run.out and run.err == "", (line, run)
+
+
+def test_the_specifications_outputs_are_printed_exactly(cli, sim, clean_env):
+    spec = {"status": "Cluster Status\n==============\nMaster Node: node-master-001\nTotal Nodes: 3\n"
+                      "Active Nodes: 3\nTotal Shards: 12\nStatus: HEALTHY\nReplication Factor: 2\n",
+            "status --format compact": "HEALTHY | 3 nodes | 12 shards | master: node-master-001\n"}
+    for argv, expected in spec.items():
+        assert cli(*argv.split()).out == expected
+    assert {k: v for k, v in cli("status", "--format", "json").json().items() if k != "cluster_name"} == {
+        "master_node": "node-master-001", "total_nodes": 3, "active_nodes": 3, "total_shards": 12,
+        "status": "HEALTHY", "replication_factor": 2}
+
+
+# -- the README's outputs are what the CLI prints -------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    "python cluster_cli.py --host localhost --port 8080 status",
+    "python cluster_cli.py --host localhost --port 8080 nodes",
+    "python cluster_cli.py --host localhost --port 8080 metrics",
+    "python cluster_cli.py --host localhost --port 8080 shard-status --shard-id shard-00",
+    "python cluster_cli.py --host localhost --port 8080 health",
+    "python cluster_cli.py remove-node --node-id node-worker-002 --dry-run",
+    "python cluster_cli.py status --format json",
+    "python cluster_cli.py status --format compact",
+    "python cluster_cli.py nodes --format compact",
+])
+def test_readme_output_matches_the_cli(cli, sim, clean_env, command):
+    expected = output_after(command)
+    clean_env.setenv("JADEVECTORDB_PORT", str(sim.port))
+    run = cli(*command.split()[2:], target=False) if "--port" not in command else \
+        cli(*command.replace("8080", str(sim.port)).split()[2:], target=False)
+    assert run.code == 0
+    assert run.out == expected
+
+
+def test_readme_walkthrough_outputs_for_changes(cli, sim):
+    assert cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080").out == output_after(
+        "python cluster_cli.py --host localhost --port 8080 add-node \\\n  --node-id node-worker-003 \\\n"
+        "  --address 192.168.1.13:8080")
+    assert cli("migrate-shard", "--shard-id", "shard-00", "--from-node", "node-worker-001", "--to-node",
+               "node-worker-003", "--strategy", "LIVE_COPY", "--wait", "--poll-interval", "0.05").code == 0
+    assert cli("remove-node", "--node-id", "node-worker-003").out == output_after(
+        "python cluster_cli.py --host localhost --port 8080 remove-node --node-id node-worker-003")
+
+
+# -- the README's scripts, run by bash against the simulator ----------------------------------------
+
+@pytest.fixture
+def shell(sim, tmp_path):
+    """run(script) in bash, in a scratch folder holding cluster_cli.py, with jq and a recording `mail`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tools = {"jq": '#!/bin/sh\nexec "%s" "%s" "$@"\n' % (sys.executable, os.path.join(TESTS, "jq_shim.py")),
+             "mail": '#!/bin/sh\necho "mail $*" >> "%s"\ncat >> "%s"\n' % (tmp_path / "mail.log", tmp_path / "mail.log"),
+             "python": '#!/bin/sh\nexec "%s" "$@"\n' % sys.executable}
+    for name, body in tools.items():
+        path = bin_dir / name
+        path.write_text(body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    os.symlink(SCRIPT, tmp_path / "cluster_cli.py")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_")}
+    env.update(PATH="%s:%s" % (bin_dir, env.get("PATH", "")), JADEVECTORDB_HOST="127.0.0.1",
+               JADEVECTORDB_PORT=str(sim.port))
+
+    def run(script):
+        done = subprocess.run(["bash", "-c", script], cwd=str(tmp_path), env=env, capture_output=True,
+                              text=True, timeout=120)
+        return done.returncode, done.stdout, done.stderr
+    run.folder = tmp_path
+    return run
+
+
+def test_health_check_is_quiet_when_healthy(shell):
+    code, out, err = shell(block_after("### Monitor cluster health", "bash"))
+    assert (code, err) == (0, "")
+    assert not (shell.folder / "mail.log").exists()
+
+
+def test_health_check_alerts_with_diagnostics_when_degraded(shell, sim):
+    sim.down("node-worker-002")
+    code, out, err = shell(block_after("### Monitor cluster health", "bash"))
+    assert code == 0, err
+    mail = (shell.folder / "mail.log").read_text()
+    assert mail.startswith("mail -s Cluster Alert admin@example.com\nALERT: Cluster is DEGRADED | 3 nodes")
+    diagnostics = json.loads((shell.folder / "cluster-diagnostics.json").read_text())
+    assert diagnostics["errors"][0]["node_id"] == "node-worker-002"
+
+
+def test_auto_scale_adds_a_node_only_under_load(shell, sim):
+    script = block_after("### Auto-scaling", "bash")
+    code, out, err = shell(script)
+    assert (code, out, err) == (0, "", "")
+    sim.control("/_sim/load", {"cpu_usage": 91})
+    code, out, err = shell(script)
+    assert code == 0, err
+    assert out.startswith("High load detected: 91%\nNode node-worker-")
+    assert len(sim.cluster.nodes) == 4
+
+
+def test_rebalance_moves_a_shard_to_the_new_node(shell, sim, cli):
+    cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+    cli("status", "--wait-for", "HEALTHY", "--poll-interval", "0.05")
+    code, out, err = shell(block_after("### Shard rebalancing", "bash"))
+    assert code == 0, err
+    assert "Would Succeed: yes" in out and "Status: COMPLETED" in out
+    moved = [s for s in sim.cluster.shards.values() if s["primary_node"] == "node-worker-003"]
+    assert len(moved) == 1 and "Shard ID: %s" % moved[0]["shard_id"] in out
+
+
+def test_backup_verification_finds_no_under_replicated_shard(shell, sim):
+    code, out, err = shell(block_after("### Cluster backup status", "bash"))
+    assert (code, out.strip(), err) == (0, "[]", "")
+    backups = list(shell.folder.glob("cluster-backup-*.json"))
+    assert len(backups) == 1 and json.loads(backups[0].read_text())["topology"]["master_node"] == "node-master-001"
+
+
+def test_backup_verification_lists_a_shard_with_one_copy(shell, sim):
+    sim.cluster.options.update(nodes=1, shards=2)
+    sim.cluster.reset()
+    code, out, err = shell(block_after("### Cluster backup status", "bash"))
+    assert [s["shard_id"] for s in json.loads(out)] == ["shard-00", "shard-01"]
+
+
+def test_jq_pipelines_of_the_specification(shell, sim):
+    code, out, _ = shell("python cluster_cli.py status --format json | jq -r '.status'")
+    assert out == "HEALTHY\n"
+    code, out, _ = shell("python cluster_cli.py metrics --format json | jq -r '.cpu_usage'")
+    assert float(out) == sim.cluster.metrics()["cpu_usage"]
+    sim.down("node-worker-001")
+    code, out, _ = shell("python cluster_cli.py diagnostics --format json | jq '.errors'")
+    assert json.loads(out)[0]["message"] == "node node-worker-001 is unreachable: heartbeat missed"
+    code, out, _ = shell("python cluster_cli.py nodes --format json | jq -r '.[].node_id'")
+    assert out.split() == ["node-master-001", "node-worker-001", "node-worker-002"]
+
+
+def test_kubernetes_cronjob_command(sim):
+    yaml = block_after("### Kubernetes CronJob", "yaml")
+    command = re.search(r"command:\n((?:\s+- .*\n)+)", yaml).group(1)
+    argv = [line.strip()[2:].strip('"') for line in command.splitlines()]
+    assert argv[:2] == ["python", "/scripts/cluster_cli.py"]
+    argv = [sys.executable, SCRIPT] + ["127.0.0.1" if a == "jadevectordb-master" else
+                                       str(sim.port) if a == "8080" else a for a in argv[2:]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_")}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == "HEALTHY"
+    sim.down("node-worker-001")
+    assert subprocess.run(argv, capture_output=True, env=env, timeout=60).returncode == 4
+
+
+def test_prometheus_exporter_runs_as_printed(sim, clean_env):
+    prometheus_client = pytest.importorskip("prometheus_client")
+    clean_env.setenv("JADEVECTORDB_HOST", "127.0.0.1")
+    clean_env.setenv("JADEVECTORDB_PORT", str(sim.port))
+    namespace = {"__name__": "prometheus_exporter"}
+    exec(compile(block_after("### Prometheus exporter", "python"), "prometheus_exporter.py", "exec"), namespace)
+    registry = prometheus_client.REGISTRY
+    try:
+        namespace["collect_metrics"]()
+        assert registry.get_sample_value("jadevectordb_cluster_nodes") == 3
+        assert registry.get_sample_value("jadevectordb_cluster_shards") == 12
+        assert registry.get_sample_value("jadevectordb_cluster_up") == 1
+        sim.fault(fail_next=10, retry_after=0)
+        namespace["collect_metrics"]()
+        assert registry.get_sample_value("jadevectordb_cluster_up") == 0
+    finally:
+        for name in ("cluster_up", "cluster_nodes", "cluster_shards"):
+            registry.unregister(namespace[name])
+
+
+def test_python_usage_example_runs(sim, capsys):
+    source = block_after("## Use from Python", "python").replace("port=8080", "port=%d" % sim.port)
+    exec(compile(source, "usage.py", "exec"), {"__name__": "usage"})
+    assert capsys.readouterr().out == "node node-worker-003 not found (HTTP 404 NODE_NOT_FOUND) 1\n"
