@@ -6,7 +6,6 @@
     python cluster_cli.py migrate-shard --shard-id shard-00 --to-node node-worker-003 --wait
 """
 import argparse
-import json
 import os
 import re
 import sys
@@ -447,6 +446,7 @@ def _reason(exc) -> str:
 
 def decode(response):
     """The body as JSON, or the matching ClusterError."""
+    import json
     content = response.content
     status = response.status_code
     if status >= 400:
@@ -541,6 +541,12 @@ def number(value):
     return None
 
 
+def finite(value) -> float:
+    """A finite number from the server, or 0 (for arithmetic on untrusted values)."""
+    n = number(value)
+    return float(n) if n is not None and abs(n) < float("inf") else 0.0
+
+
 def fmt_text(value) -> str:
     if value is None:
         return ""
@@ -551,6 +557,7 @@ def fmt_text(value) -> str:
     elif isinstance(value, list):
         text = ", ".join(fmt_text(item) for item in value)
     elif isinstance(value, dict):
+        import json
         text = json.dumps(value, separators=(",", ":"))
     else:
         text = str(value)
@@ -651,10 +658,14 @@ def as_list(data) -> list:
 def render_grid(columns, rows, color: bool = False) -> str:
     """A box-drawn grid; columns are (header, field, formatter[, min width])."""
     import tabulate
-    tabulate.MIN_PADDING = 0  # the specification's grids are as wide as their widest cell
     headers = [c[0].ljust(c[3] if len(c) > 3 else 0) for c in columns]
     body = [[cell(row, c[1], c[2], color) for c in columns] for row in rows]
-    return tabulate.tabulate(body, headers, tablefmt="simple_outline", disable_numparse=True)
+    # The specification's grids are as wide as their widest cell: no extra header padding.
+    padding, tabulate.MIN_PADDING = tabulate.MIN_PADDING, 0
+    try:
+        return tabulate.tabulate(body, headers, tablefmt="simple_outline", disable_numparse=True)
+    finally:
+        tabulate.MIN_PADDING = padding
 
 
 def render_block(title: str, rows, obj, color: bool = False) -> str:
@@ -959,6 +970,7 @@ COMPACT_VIEWS = {
 
 def render_json(view: str, data, color: bool = False) -> str:
     """The server's objects unchanged, indented (never coloured)."""
+    import json
     return json.dumps(data, indent=2)
 
 
@@ -1089,9 +1101,9 @@ class ProgressBar:
     def update(self, migration) -> None:
         if not self.enabled:
             return
-        percent = number(field(migration, "progress")) or 0.0
-        done = number(field(migration, "transferred_vectors")) or 0
-        total = number(field(migration, "total_vectors")) or 0
+        percent = finite(field(migration, "progress"))
+        done = finite(field(migration, "transferred_vectors"))
+        total = finite(field(migration, "total_vectors"))
         now = time.monotonic()
         if self.first is None:
             self.first = (now, done)
@@ -1110,9 +1122,9 @@ class ProgressBar:
             self.stream.flush()
 
 
-def wait_for_migration(client: ClusterCLI, migration: dict, timeout: float, interval: float) -> Result:
+def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeout: float,
+                       interval: float) -> Result:
     """Poll the shard until this migration ends, or the wait times out (exit 4)."""
-    shard_id = field(migration, "shard_id")
     migration_id = field(migration, "migration_id")
     deadline = time.monotonic() + timeout
     bar = ProgressBar()
@@ -1306,7 +1318,7 @@ def cmd_migrate_shard(client, args):
     migration = client.migrate_shard(shard_id, target, source, strategy)
     if not args.wait:
         return Result(migration, "migration-started")
-    return wait_for_migration(client, migration, args.wait_timeout, args.poll_interval)
+    return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
 
 
 def cmd_health(client, args):
@@ -1325,6 +1337,29 @@ class UsageError(InvalidInput):
     pass
 
 
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (and bz2, lzma) on every run."""
+    try:
+        columns = int(os.environ.get("COLUMNS", 0))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, keeping the docstrings' line breaks; argparse makes
+    one per option added, and would import shutil each time to size it."""
+
+    def __init__(self, prog, **kwargs):
+        kwargs.setdefault("width", terminal_columns() - 2)
+        super().__init__(prog, **kwargs)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line on stderr and exit code 2.
 
@@ -1333,6 +1368,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message):
@@ -1492,16 +1528,14 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     (an operator runs one command, and pays for one)."""
     parser = Parser(prog="cluster_cli.py", description=__doc__.splitlines()[0],
                     epilog="exit codes: 0 ok, 1 the cluster refused or failed the request, 2 invalid "
-                           "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted",
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+                           "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted")
     add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     named = None if argv is None else set(argv)
     for name, (handler, add_options) in COMMANDS.items():
         doc = "\n".join(line[4:] if line.startswith("    ") else line for line in handler.__doc__.splitlines())
-        sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip(),
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip())
         sub.set_defaults(func=handler, view=name)
         if named is None or name in named:
             add_global_options(sub, suppress=True)
@@ -1594,6 +1628,7 @@ def watch(client, args, color: bool) -> int:
                     header = "Every %gs: %s    %s\n\n" % (args.watch, args.command, time.strftime("%Y-%m-%d %H:%M:%S"))
                     write("\x1b[H\x1b[2J" + header + render(result, args, color) + "\n")
                 elif args.format == "json":
+                    import json
                     write(json.dumps(result.data) + "\n")
                 else:  # compact stays one line per object; tables get a blank line between
                     write(render(result, args, color) + ("\n\n" if args.format == "table" else "\n"))

@@ -485,3 +485,11 @@ def test_missing_dependency_is_named(tmp_path):
     assert done.returncode == 1
     assert done.stderr == ("error: the Python package 'requests' is not installed; "
                            "run: pip install -r requirements.txt\n")
+
+
+def test_sources_are_python_3_8_syntax():
+    import ast
+    import glob
+    for path in [SCRIPT] + glob.glob(os.path.join(os.path.dirname(SCRIPT), "tests", "*.py")):
+        with open(path, encoding="utf-8") as source:
+            ast.parse(source.read(), path, feature_version=(3, 8))
