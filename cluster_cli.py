@@ -712,6 +712,12 @@ MIGRATION_ROWS = (("Migration ID", "migration_id", fmt_text), ("Shard ID", "shar
                   ("Transferred", "transferred_vectors", fmt_count), ("Total Vectors", "total_vectors", fmt_count),
                   ("Started", "started_at", fmt_text), ("Finished", "finished_at", fmt_text),
                   ("Error", "error", fmt_text))
+MIGRATION_COLUMNS = (("Migration ID", "migration_id", fmt_text), ("Strategy", "strategy", fmt_text),
+                     ("From", "source_node", fmt_text), ("To", "target_node", fmt_text),
+                     ("Status", "status", fmt_status), ("Progress", "progress", fmt_percent),
+                     ("Vectors", "vectors", fmt_text))
+MIGRATION_DETAIL_ROWS = (("Phase", "phase", fmt_text), ("Started", "started_at", fmt_text),
+                         ("Finished", "finished_at", fmt_text), ("Error", "error", fmt_text))
 METRIC_ROWS = (("CPU Usage", "cpu_usage", fmt_percent), ("Memory Usage", "memory_usage", fmt_percent),
                ("Disk Usage", "disk_usage", fmt_percent), ("Queries", "queries_per_second", fmt_rate),
                ("Avg Query Latency", "avg_query_latency_ms", fmt_ms),
@@ -772,12 +778,16 @@ def table_shard_status(data, color):
     data = as_dict(data)
     text = render_block("Shard Status: %s" % fmt_text(field(data, "shard_id")), SHARD_ROWS, data, color)
     migration = field(data, "migration")
-    return text + section("Migration", render_migration_rows(migration, color) if migration else "none")
+    return text + section("Migration", render_migration_table(migration, color) if migration else "none")
 
 
-def render_migration_rows(migration, color):
-    return "\n".join(("%s: %s" % (label, cell(migration, name, fmt, color))).rstrip()
-                     for label, name, fmt in MIGRATION_ROWS)
+def render_migration_table(migration, color) -> str:
+    """The shard's latest migration: a one-row grid, then its times and error."""
+    row = dict(as_dict(migration), vectors="%s/%s" % (
+        fmt_count(field(migration, "transferred_vectors")), fmt_count(field(migration, "total_vectors"))))
+    details = ["%s: %s" % (label, cell(migration, name, formatter, color))
+               for label, name, formatter in MIGRATION_DETAIL_ROWS if field(migration, name) not in (None, "")]
+    return "\n".join([render_grid(MIGRATION_COLUMNS, [row], color)] + details)
 
 
 def table_migration(data, color):
@@ -1685,13 +1695,13 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     """Run the CLI; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
-        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser(argv).parse_args(argv)
         return run(args)
     except ClusterError as exc:
-        report(redact(str(exc), args))
+        report(redact(str(exc), argv))
         return exc.exit_code
     except SystemExit as exc:  # --help and --version: main() returns, it does not exit
         return exc.code if isinstance(exc.code, int) else EXIT_OK
@@ -1699,8 +1709,7 @@ def main(argv=None) -> int:
         sys.stderr.write("interrupted\n")
         return EXIT_INTERRUPTED
     except ModuleNotFoundError as exc:
-        sys.stderr.write("error: the Python package %r is not installed; "
-                         "run: pip install -r requirements.txt\n" % exc.name)
+        report("the Python package %r is not installed; run: pip install -r requirements.txt" % exc.name)
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader (| head) has what it wanted; say nothing more.
@@ -1711,18 +1720,23 @@ def main(argv=None) -> int:
             pass
         return EXIT_OK
     except Exception as exc:  # a bug: one line, and the trace only when asked for
-        if args is not None and getattr(args, "verbose", False):
+        if getattr(args, "verbose", False):
             import traceback
-            sys.stderr.write(redact(traceback.format_exc(), args))
-        report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), args))
+            sys.stderr.write(redact(traceback.format_exc(), argv))
+        report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), argv))
         return EXIT_FAILED
 
 
-def redact(text: str, args) -> str:
-    """Remove the API key from anything printed."""
-    keys = [getattr(args, "api_key", None), os.environ.get(ENV_API_KEY)]
+def redact(text: str, argv) -> str:
+    """Remove the API key (from the command line or the environment) from anything printed."""
+    keys = [os.environ.get(ENV_API_KEY)]
+    for i, arg in enumerate(argv):
+        if arg == "--api-key" and i + 1 < len(argv):
+            keys.append(argv[i + 1])
+        elif arg.startswith("--api-key="):
+            keys.append(arg[len("--api-key="):])
     for key in keys:
-        if key:
+        if key and len(key) >= 4:  # a shorter "key" would garble the message, and hides nothing
             text = text.replace(key, "***")
     return text
 

@@ -242,7 +242,11 @@ def test_migration_shows_in_shard_status(cli, sim):
     run = cli("shard-status", "--shard-id", "shard-00", "--format", "compact")
     assert run.out.startswith("shard-00 | MIGRATING | primary: node-worker-001 | 125,432 vectors | migration: mig-7f01 ")
     table = cli("shard-status", "--shard-id", "shard-00").lines
-    assert "Strategy: SNAPSHOT" in table and "To: node-master-001" in table
+    assert [c.strip() for c in table[14].split("│")[1:-1]] == ["Migration ID", "Strategy", "From", "To", "Status",
+                                                              "Progress", "Vectors"]
+    row = [c.strip() for c in table[16].split("│")[1:-1]]
+    assert row[:5] == ["mig-7f01", "SNAPSHOT", "node-worker-001", "node-master-001", "IN_PROGRESS"]
+    assert table[18].startswith("Phase: ") and table[19].startswith("Started: ")
 
 
 def test_migrate_shard_compact_and_json(cli):

@@ -493,3 +493,9 @@ def test_sources_are_python_3_8_syntax():
     for path in [SCRIPT] + glob.glob(os.path.join(os.path.dirname(SCRIPT), "tests", "*.py")):
         with open(path, encoding="utf-8") as source:
             ast.parse(source.read(), path, feature_version=(3, 8))
+
+
+def test_a_key_echoed_by_a_usage_error_is_redacted(cli):
+    run = cli("--api-key", KEY, "status", "--format", KEY)
+    assert run.code == 2
+    assert KEY not in run.err and "'***'" in run.err
