@@ -836,6 +836,10 @@ def main(argv=None) -> int:
     parser.add_argument("--read-only-key", help="also accept this key, for GET requests only (403 otherwise)")
     parser.add_argument("--down", action="append", default=[], metavar="NODE_ID", help="start with this node down")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before every answer")
+    parser.add_argument("--fail-next", type=int, default=0, metavar="N",
+                        help="answer the first N API requests with 503 (a leader election)")
+    parser.add_argument("--html-next", type=int, default=0, metavar="N",
+                        help="answer the first N API requests with a proxy's HTML 502 page")
     parser.add_argument("--bare-lists", action="store_true", help="serve lists as bare JSON arrays")
     parser.add_argument("--camel-case", action="store_true", help="serve camelCase field names")
     parser.add_argument("--numbers-as-strings", action="store_true", help="serve numbers as strings")
@@ -853,7 +857,8 @@ def main(argv=None) -> int:
                       rebalance=args.auto_rebalance)
     for node_id in args.down:
         cluster.set_node_status(node_id, "UNREACHABLE")
-    cluster.faults.update(delay=args.delay, bare_lists=args.bare_lists, camel_case=args.camel_case,
+    cluster.faults.update(delay=args.delay, fail_next=args.fail_next, html_next=args.html_next,
+                          bare_lists=args.bare_lists, camel_case=args.camel_case,
                           numbers_as_strings=args.numbers_as_strings)
     keys = {}
     if args.api_key:

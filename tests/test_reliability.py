@@ -49,6 +49,14 @@ def test_timeout_exits_3(cli, sim):
     assert time.monotonic() - started < 1.0
 
 
+def test_400_is_reported_and_not_retried(cli, sim):
+    sim.fault(fail_next=1, fail_status=400)
+    run = cli("add-node", "--node-id", "n9", "--address", "h9:8080")
+    assert_one_error_line(run, 1)
+    assert "(HTTP 400 UNAVAILABLE)" in run.err
+    assert len(sim.requests) == 1
+
+
 def test_get_is_retried_after_a_timeout(cli, sim):
     sim.fault(delay=0.5)
     run = cli("--timeout", "0.1", "--retries", "1", "status")
@@ -428,6 +436,12 @@ def test_help_and_version_do_not_import_requests_or_tabulate(script):
         imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
         assert "requests" not in imported and "tabulate" not in imported
     assert script("--version", target=False).out == "cluster_cli.py %s\n" % cluster_cli.__version__
+
+
+def test_simulator_fault_options(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(os.path.dirname(SCRIPT), "tests", "simulator.py"),
+                           "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--fail-next N" in done.stdout and "/_sim/faults" in done.stdout
 
 
 def test_closed_pipe_ends_quietly(sim, tmp_path):
