@@ -668,12 +668,15 @@ def render_grid(columns, rows, color: bool = False) -> str:
         tabulate.MIN_PADDING = padding
 
 
+def render_rows(rows, obj, color: bool = False) -> str:
+    """'Label: value' lines; a missing value leaves the label alone."""
+    return "\n".join(("%s: %s" % (label, cell(obj, name, formatter, color))).rstrip()
+                     for label, name, formatter in rows)
+
+
 def render_block(title: str, rows, obj, color: bool = False) -> str:
     """A titled key/value block, as the specification's `status` output."""
-    lines = [title, "=" * len(title)]
-    lines.extend(("%s: %s" % (label, cell(obj, name, formatter, color))).rstrip()
-                 for label, name, formatter in rows)
-    return "\n".join(lines)
+    return "%s\n%s\n%s" % (title, "=" * len(title), render_rows(rows, obj, color))
 
 
 def section(title: str, body: str) -> str:
@@ -729,6 +732,10 @@ DIAG_NODE_COLUMNS = (("Node ID", "node_id", fmt_text), ("Role", "role", fmt_text
                      ("Status", "status", fmt_status), ("CPU", "cpu_usage", fmt_percent),
                      ("Memory", "memory_usage", fmt_percent), ("Disk", "disk_usage", fmt_percent),
                      ("Checks", "checks_summary", fmt_text))
+TOPOLOGY_ROWS = (("Master Node", "master_node", fmt_text), ("Nodes", "nodes", fmt_text))
+DISTRIBUTION_COLUMNS = (("Node ID", "node_id", fmt_text), ("Shards", "shard_count", fmt_count))
+REPLICATION_ROWS = (("Replication Factor", "replication_factor", fmt_count),
+                    ("Under-replicated Shards", "under_replicated_shards", fmt_names))
 ERROR_COLUMNS = (("Time", "timestamp", fmt_text), ("Node", "node_id", fmt_text),
                  ("Severity", "severity", fmt_status), ("Message", "message", fmt_text))
 PLAN_CHECK_COLUMNS = (("Check", "name", fmt_text), ("Result", "result", fmt_status), ("Detail", "detail", fmt_text))
@@ -785,9 +792,9 @@ def render_migration_table(migration, color) -> str:
     """The shard's latest migration: a one-row grid, then its times and error."""
     row = dict(as_dict(migration), vectors="%s/%s" % (
         fmt_count(field(migration, "transferred_vectors")), fmt_count(field(migration, "total_vectors"))))
-    details = ["%s: %s" % (label, cell(migration, name, formatter, color))
-               for label, name, formatter in MIGRATION_DETAIL_ROWS if field(migration, name) not in (None, "")]
-    return "\n".join([render_grid(MIGRATION_COLUMNS, [row], color)] + details)
+    details = [r for r in MIGRATION_DETAIL_ROWS if field(migration, r[1]) not in (None, "")]
+    return "\n".join([render_grid(MIGRATION_COLUMNS, [row], color)] +
+                     ([render_rows(details, migration, color)] if details else []))
 
 
 def table_migration(data, color):
@@ -806,26 +813,19 @@ def table_metrics(data, color):
 
 def table_diagnostics(data, color):
     data = as_dict(data)
-    parts = [render_block("Cluster Diagnostics", (("Generated At", "generated_at", fmt_text),), data, color)]
-    topology = as_dict(field(data, "topology"))
-    parts.append(section("Topology", "Master Node: %s\nNodes: %s" % (
-        fmt_text(field(topology, "master_node")), fmt_text(field(topology, "nodes")))))
     nodes = [with_checks_summary(n) for n in as_list(field(data, "nodes"))]
-    parts.append(section("Node Health", render_grid(DIAG_NODE_COLUMNS, nodes, color) if nodes else "none"))
-    distribution = field(data, "shard_distribution")
-    rows = [{"node_id": k, "shards": v} for k, v in as_dict(distribution).items()]
-    parts.append(section("Shard Distribution", render_grid(
-        (("Node ID", "node_id", fmt_text), ("Shards", "shards", fmt_count)), rows, color) if rows else "none"))
-    replication = as_dict(field(data, "replication"))
-    parts.append(section("Replication", "Replication Factor: %s\nUnder-replicated Shards: %s" % (
-        fmt_count(field(replication, "replication_factor")),
-        fmt_names(field(replication, "under_replicated_shards")))))
-    performance = field(data, "performance")
-    parts.append(section("Performance", "\n".join(render_block("", METRIC_ROWS, as_dict(performance), color)
-                                                  .splitlines()[2:])))
-    errors = [e for e in as_list(field(data, "errors"))]
-    parts.append(section("Errors", render_grid(ERROR_COLUMNS, errors, color) if errors else "none"))
-    return "".join(parts)
+    distribution = [{"node_id": k, "shard_count": v} for k, v in as_dict(field(data, "shard_distribution")).items()]
+    errors = as_list(field(data, "errors"))
+    return "".join([
+        render_block("Cluster Diagnostics", (("Generated At", "generated_at", fmt_text),), data, color),
+        section("Topology", render_rows(TOPOLOGY_ROWS, as_dict(field(data, "topology")), color)),
+        section("Node Health", render_grid(DIAG_NODE_COLUMNS, nodes, color) if nodes else "none"),
+        section("Shard Distribution", render_grid(DISTRIBUTION_COLUMNS, distribution, color)
+                if distribution else "none"),
+        section("Replication", render_rows(REPLICATION_ROWS, as_dict(field(data, "replication")), color)),
+        section("Performance", render_rows(METRIC_ROWS, as_dict(field(data, "performance")), color)),
+        section("Errors", render_grid(ERROR_COLUMNS, errors, color) if errors else "none"),
+    ])
 
 
 def table_node_added(data, color):
