@@ -25,6 +25,8 @@ RETRY_AFTER_CAP = 5.0      # seconds; a longer Retry-After is not honoured in fu
 RETRYABLE_STATUS = (502, 503, 504)
 STRATEGIES = ("LIVE_COPY", "SNAPSHOT", "INCREMENTAL")
 CLUSTER_STATUSES = ("HEALTHY", "DEGRADED", "UNHEALTHY")
+NODE_STATUSES = ("HEALTHY", "JOINING", "DEGRADED", "UNREACHABLE", "LEAVING")
+SHARD_STATUSES = ("HEALTHY", "MIGRATING", "UNDER_REPLICATED", "OFFLINE")
 RUNNING_MIGRATION = ("PENDING", "IN_PROGRESS")
 DOWN_NODE_STATUSES = ("UNREACHABLE",)
 MAX_CELL = 200             # characters; a longer server value is clipped in table/compact
@@ -1474,7 +1476,9 @@ def status_options(sub) -> None:
 
 
 def nodes_options(sub) -> None:
-    sub.add_argument("--status", type=str.upper, help="only nodes with this status (e.g. UNREACHABLE)")
+    # A mistyped status would match nothing and read as "all clear": only the contract's are accepted.
+    sub.add_argument("--status", type=str.upper, choices=NODE_STATUSES, metavar="STATUS",
+                     help="only nodes with this status: %s" % ", ".join(NODE_STATUSES))
     sub.add_argument("--role", type=str.upper, choices=("MASTER", "WORKER"), help="only nodes with this role")
     add_watch_option(sub)
 
@@ -1497,7 +1501,8 @@ def node_health_options(sub) -> None:
 def shards_options(sub) -> None:
     sub.add_argument("--database-id", help="only shards of this database")
     sub.add_argument("--node-id", help="only shards with a copy (primary or replica) on this node")
-    sub.add_argument("--status", type=str.upper, help="only shards with this status (e.g. UNDER_REPLICATED)")
+    sub.add_argument("--status", type=str.upper, choices=SHARD_STATUSES, metavar="STATUS",
+                     help="only shards with this status: %s" % ", ".join(SHARD_STATUSES))
     add_watch_option(sub)
 
 

@@ -321,6 +321,13 @@ def test_shard_filters_apply_even_when_the_server_ignores_them(cli, sim):
     assert [l.split(" | ")[0] for l in run.lines] == ["shard-02", "shard-05", "shard-08", "shard-11"]
 
 
+def test_a_mistyped_status_filter_is_refused_not_silently_empty(cli, sim):
+    run = cli("shards", "--status", "UNDERREPLICATED")
+    assert run.code == 2 and run.out == ""
+    assert "UNDER_REPLICATED" in run.err
+    assert sim.requests == []
+
+
 def test_node_filters(cli, sim):
     sim.down("node-worker-002")
     assert cli("nodes", "--status", "unreachable", "--format", "compact").lines == [
