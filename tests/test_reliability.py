@@ -513,3 +513,110 @@ def test_a_key_echoed_by_a_usage_error_is_redacted(cli):
     run = cli("--api-key", KEY, "status", "--format", KEY)
     assert run.code == 2
     assert KEY not in run.err and "'***'" in run.err
+
+
+# -- more input checks ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["node-health", "--node-id", "a\tb"], "error: --node-id contains control characters: 'a\\tb'\n"),
+    (["--host", "a b", "status"], "error: --host: 'a b' is not a host or host:port\n"),
+    (["--url", "http://h:99999", "status"], None),
+    (["--url", "http://user:pw@h:1", "status"],
+     "error: --url: 'http://user:pw@h:1' must not carry credentials, a query or a fragment "
+     "(pass the key with --api-key)\n"),
+    (["--retries", "-1", "status"],
+     "error: argument --retries: '-1' must be 0 or more (see 'cluster_cli.py --help')\n"),
+])
+def test_more_bad_input_exits_2_before_any_request(cli, sim, argv, message):
+    run = cli(*argv, target=False)
+    assert_one_error_line(run, 2)
+    if message:
+        assert run.err == message
+    assert sim.requests == []
+
+
+def test_a_bare_ipv6_host_gets_brackets(sim):
+    client = cluster_cli.ClusterCLI(host="::1,127.0.0.1", port=sim.port)
+    assert client.base_urls == ["http://[::1]:%d" % sim.port, "http://127.0.0.1:%d" % sim.port]
+
+
+def test_bad_format_in_the_environment(cli, clean_env):
+    clean_env.setenv("JADEVECTORDB_FORMAT", "yaml")
+    run = cli("status")
+    assert_one_error_line(run, 2)
+    assert run.err == "error: JADEVECTORDB_FORMAT must be one of json, table, compact, got 'yaml'\n"
+
+
+def test_library_checks_its_arguments_before_sending(sim):
+    with pytest.raises(cluster_cli.InvalidInput, match="timeout must be a positive"):
+        cluster_cli.ClusterCLI(port=sim.port, timeout=0)
+    with pytest.raises(cluster_cli.InvalidInput, match="retries must be 0 or more"):
+        cluster_cli.ClusterCLI(port=sim.port, retries=-1)
+    with cluster_cli.ClusterCLI(host="127.0.0.1", port=sim.port, api_key=KEY) as client:
+        with pytest.raises(cluster_cli.InvalidInput) as raised:
+            client.migrate_shard("shard-00", "node-master-001", strategy="FAST")
+        assert raised.value.exit_code == 2
+        assert KEY not in repr(client) and KEY not in repr(client._auth)
+    assert sim.requests == []
+
+
+def test_a_key_is_warned_about_for_a_named_remote_host():
+    assert cluster_cli.key_over_plain_http(["http://jade.example:8080"]) == ["http://jade.example:8080"]
+
+
+def test_retry_after_as_an_http_date_falls_back_to_backoff(cli, sim):
+    sim.fault(fail_next=1, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+    assert cli("status").code == 0
+    assert len(sim.requests) == 2
+
+
+def test_all_masters_unreachable_during_a_wait_for_status(cli):
+    port = free_port()
+    run = cli("--host", "127.0.0.1", "--port", port, "--retries", "0", "status", "--wait-for", "HEALTHY",
+              "--wait-timeout", "0.2", "--poll-interval", "0.05", target=False)
+    assert_one_error_line(run, 4)
+    assert run.err == ("error: cluster did not become HEALTHY within 0.2s "
+                       "(cannot reach http://127.0.0.1:%d: connection refused)\n" % port)
+
+
+def test_ctrl_c_in_process_exits_130(cli, sim):
+    import _thread
+    import threading
+    sim.fault(delay=2)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    run = cli("status")
+    timer.join()
+    assert (run.code, run.out, run.err) == (130, "", "interrupted\n")
+
+
+def test_a_closed_stdout_in_process_ends_quietly(cli, sim, monkeypatch):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", closed)
+    run = cli("shards")
+    monkeypatch.undo()
+    assert (run.code, run.err) == (0, "")
+
+
+def test_a_narrow_terminal_setting_that_is_not_a_number_is_ignored(clean_env):
+    clean_env.setenv("COLUMNS", "wide")
+    assert cluster_cli.terminal_columns() >= 1
+    clean_env.setenv("COLUMNS", "100")
+    assert cluster_cli.terminal_columns() == 100
+
+
+def test_odd_values_render_readably(cli, sim):
+    node = {"node_id": "n1", "role": True, "status": "HEALTHY", "shard_count": "1234567", "cpu_usage": "12.5",
+            "memory_usage": "lots", "disk_usage": None, "uptime_seconds": "3700", "last_heartbeat": {"at": 1},
+            "checks": [{"name": "disk", "status": "WARN", "detail": ["a", 2]}, "junk"]}
+    sim.fault(respond=[{"body": json.dumps(node)}])
+    lines = cli("node-health", "--node-id", "n1").lines
+    assert lines[3:12] == ["Role: yes", "Address:", "Status: HEALTHY", "Shards: 1,234,567", "CPU Usage: 12.5%",
+                           "Memory Usage: lots", "Disk Usage:", "Uptime: 1h 1m", 'Last Heartbeat: {"at":1}']
+    assert "│ disk  │ WARN   │ a, 2   │" in lines
+    sim.fault(respond=[{"body": json.dumps(dict(node, uptime_seconds=65.5))},
+                       {"body": json.dumps(dict(node, uptime_seconds="nan"))}])
+    assert "Uptime: 1m 5s" in cli("node-health", "--node-id", "n1").lines
+    assert "Uptime: nan" in cli("node-health", "--node-id", "n1").lines

@@ -16,8 +16,8 @@ from conftest import SCRIPT
 FAST = ("--poll-interval", "0.05")
 
 
-def later(seconds, action, *args):
-    timer = threading.Timer(seconds, action, args)
+def later(seconds, action, *args, **kwargs):
+    timer = threading.Timer(seconds, action, args, kwargs)
     timer.start()
     return timer
 
@@ -348,3 +348,91 @@ def test_status_words_are_coloured_on_a_terminal(sim):
 def test_no_colour_when_asked_or_in_json(sim, argv, env):
     code, shown, _ = on_terminal(sim, ["status"] + argv, env=env)
     assert code == 0 and "\x1b[" not in shown
+
+
+# -- the same on a terminal, in-process -----------------------------------------------------------
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """attach(name) puts sys.<name> on a pseudo-terminal; shown() reads what it displayed."""
+    master, slave = pty.openpty()
+    streams = []
+
+    def attach(name, answer=None):
+        stream = os.fdopen(os.dup(slave), "r" if name == "stdin" else "w", encoding="utf-8")
+        streams.append(stream)
+        monkeypatch.setattr(sys, name, stream)
+        if answer is not None:
+            os.write(master, answer.encode())
+
+    def shown():
+        chunks = []
+        while select.select([master], [], [], 0.05)[0]:
+            chunks.append(os.read(master, 65536))
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    attach.shown = shown
+    yield attach
+    monkeypatch.undo()
+    for stream in streams:
+        stream.close()
+    os.close(slave)
+    os.close(master)
+
+
+def test_progress_bar_in_process(cli, sim, terminal):
+    terminal("stderr")
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait", *FAST,
+              "--format", "compact")
+    assert run.code == 0
+    shown = terminal.shown()
+    assert "\r[" in shown and "/125,432 vectors" in shown and "ETA" in shown and shown.endswith("\n")
+
+
+def test_confirmation_in_process(cli, sim, terminal):
+    terminal("stdin", answer="yes\n")
+    terminal("stderr")
+    run = cli("remove-node", "--node-id", "node-worker-001")
+    assert run.code == 0 and run.out.startswith("Node node-worker-001 removed")
+    assert "Remove node node-worker-001? [y/N]" in terminal.shown()
+
+
+def test_no_question_when_the_cluster_would_refuse(cli, sim, terminal):
+    terminal("stdin", answer="y\n")
+    terminal("stderr")
+    run = cli("remove-node", "--node-id", "node-master-001")
+    assert run.code == 1
+    shown = terminal.shown()
+    assert "[y/N]" not in shown
+    assert ("error: the cluster would refuse this: node-master-001 is the master; nothing was removed" in shown)
+    assert sim.changes() == []
+
+
+def test_watch_redraws_in_process(cli, sim, terminal):
+    terminal("stdout")
+    run = cli("nodes", "--watch", "0.05", "--count", "2", "--format", "compact")
+    assert run.code == 0
+    shown = terminal.shown()
+    assert shown.count("\x1b[H\x1b[2J") == 2 and "Every 0.05s: nodes" in shown
+    assert "\x1b[32mHEALTHY\x1b[0m" in shown
+
+
+def test_watch_stops_on_an_error_that_will_not_pass(cli):
+    run = cli("shard-status", "--shard-id", "nope", "--watch", "0.05")
+    assert run.code == 1 and run.err == "error: shard nope not found (HTTP 404 SHARD_NOT_FOUND)\n"
+
+
+def test_wait_polls_through_failures_and_reports_the_last_on_timeout(cli, sim):
+    later(0.1, sim.fault, html_next=1000)
+    run = cli("--retries", "0", "migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001",
+              "--wait", "--wait-timeout", "0.4", *FAST, "--format", "compact")
+    assert run.code == 4
+    assert run.err.endswith("(last poll: Bad Gateway: '<html> <head><title>502 Bad Gateway</title></head> <body> "
+                            "<center><h1>502 Bad Gateway</h1></center> <hr><center>nginx</c...' (HTTP 502))\n")
+
+
+def test_wait_rides_out_a_short_outage(cli, sim):
+    later(0.1, sim.fault, fail_next=3, retry_after=0)
+    run = cli("--retries", "0", "migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001",
+              "--wait", *FAST, "--format", "compact")
+    assert run.code == 0 and " | COMPLETED | 100.0%" in run.out
