@@ -199,11 +199,13 @@ def parse_urls(text: str) -> list:
         entry = entry.strip().rstrip("/")
         try:
             parts = urlsplit(entry)
-            parts.port  # raises ValueError when out of range
+            port = parts.port  # ValueError when not a number, or above 65535
         except ValueError as exc:
             raise InvalidInput("--url: %r is not a valid URL (%s)" % (entry, exc)) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInput("--url: %r must look like http://host:port or https://host:port" % entry)
+        if port is not None:
+            parse_port(port, "--url")  # and port 0
         if parts.username or parts.password or parts.query or parts.fragment:
             raise InvalidInput("--url: %r must not carry credentials, a query or a fragment "
                                "(pass the key with --api-key)" % entry)
@@ -1213,10 +1215,10 @@ def cmd_status(client, args):
              cluster_cli.py status --check          (exit 4 unless HEALTHY)
              cluster_cli.py status --wait-for HEALTHY --wait-timeout 300
     """
-    if getattr(args, "wait_for", None):
+    if args.wait_for:
         return wait_for_status(client, args.wait_for, args.wait_timeout, args.poll_interval)
     status = client.cluster_status()
-    if getattr(args, "check", False) and field(status, "status") != "HEALTHY":
+    if args.check and field(status, "status") != "HEALTHY":
         return Result(status, None, EXIT_CONDITION,
                       "cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown"))
     return status

@@ -521,6 +521,7 @@ def test_a_key_echoed_by_a_usage_error_is_redacted(cli):
     (["node-health", "--node-id", "a\tb"], "error: --node-id contains control characters: 'a\\tb'\n"),
     (["--host", "a b", "status"], "error: --host: 'a b' is not a host or host:port\n"),
     (["--url", "http://h:99999", "status"], None),
+    (["--url", "http://h:0", "status"], "error: --url: port 0 is out of range (1-65535)\n"),
     (["--url", "http://user:pw@h:1", "status"],
      "error: --url: 'http://user:pw@h:1' must not carry credentials, a query or a fragment "
      "(pass the key with --api-key)\n"),
