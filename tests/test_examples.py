@@ -231,3 +231,53 @@ def test_python_usage_example_runs(sim, capsys):
     source = block_after("## Use from Python", "python").replace("port=8080", "port=%d" % sim.port)
     exec(compile(source, "usage.py", "exec"), {"__name__": "usage"})
     assert capsys.readouterr().out == "node node-worker-003 not found (HTTP 404 NODE_NOT_FOUND) 1\n"
+
+
+SPEC_EXPORTER = '''\
+# prometheus_exporter.py - Export cluster metrics to Prometheus
+
+import time
+from cluster_cli import ClusterCLI
+from prometheus_client import start_http_server, Gauge
+
+# Create metrics
+cluster_nodes = Gauge('jadevectordb_cluster_nodes', 'Total cluster nodes')
+cluster_shards = Gauge('jadevectordb_cluster_shards', 'Total shards')
+
+cli = ClusterCLI(host='localhost', port=8080)
+
+def collect_metrics():
+    status = cli.cluster_status()
+    cluster_nodes.set(status.get('total_nodes', 0))
+    cluster_shards.set(status.get('total_shards', 0))
+
+if __name__ == '__main__':
+    start_http_server(9091)
+    while True:
+        collect_metrics()
+        time.sleep(15)
+'''
+
+
+def test_the_specifications_exporter_runs_as_written():
+    """Verbatim from the specification: it talks to localhost:8080, so a simulator is started there."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    import simulator
+    try:
+        server = simulator.start(port=8080)
+    except OSError:
+        pytest.skip("port 8080 is in use here")
+    namespace = {"__name__": "prometheus_exporter"}
+    try:
+        exec(compile(SPEC_EXPORTER, "prometheus_exporter.py", "exec"), namespace)
+        namespace["collect_metrics"]()
+        assert prometheus_client.REGISTRY.get_sample_value("jadevectordb_cluster_nodes") == 3
+        assert prometheus_client.REGISTRY.get_sample_value("jadevectordb_cluster_shards") == 12
+    finally:
+        server.shutdown()
+        server.server_close()
+        if "cli" in namespace:
+            namespace["cli"].close()
+        for name in ("cluster_nodes", "cluster_shards"):
+            if name in namespace:
+                prometheus_client.REGISTRY.unregister(namespace[name])
