@@ -118,6 +118,13 @@ def script(sim):
     return run
 
 
+def interruptible():
+    """For Popen(preexec_fn=...): a child that can be interrupted even when this run
+    was started where SIGINT is ignored (a background job of a non-interactive shell)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     """A port with nothing listening on it (bound, then released)."""
     import socket

@@ -10,7 +10,7 @@ import pytest
 
 import cluster_cli
 import simulator
-from conftest import SCRIPT, free_port
+from conftest import SCRIPT, free_port, interruptible
 
 KEY = "s3cret-Key_0123456789"
 
@@ -460,7 +460,8 @@ def test_closed_pipe_ends_quietly(sim, tmp_path):
 def test_ctrl_c_exits_130_without_a_traceback(sim):
     sim.fault(delay=5)
     process = subprocess.Popen([sys.executable, SCRIPT, "--host", "127.0.0.1", "--port", str(sim.port),
-                                "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=interruptible)
     while not sim.requests:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
@@ -583,11 +584,16 @@ def test_all_masters_unreachable_during_a_wait_for_status(cli):
 def test_ctrl_c_in_process_exits_130(cli, sim):
     import _thread
     import threading
-    sim.fault(delay=2)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
-    run = cli("status")
-    timer.join()
+    # As in a terminal, even when this run inherited SIGINT ignored (a background job).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        sim.fault(delay=2)
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        timer.start()
+        run = cli("status")
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (run.code, run.out, run.err) == (130, "", "interrupted\n")
 
 

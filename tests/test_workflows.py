@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import SCRIPT
+from conftest import SCRIPT, interruptible
 
 FAST = ("--poll-interval", "0.05")
 
@@ -290,7 +290,8 @@ def test_watch_keeps_going_through_a_failure(cli, sim):
 def test_watch_ends_on_ctrl_c_with_exit_0_and_keeps_what_was_printed(sim):
     process = subprocess.Popen([sys.executable, SCRIPT, "--host", "127.0.0.1", "--port", str(sim.port),
                                 "status", "--watch", "0.1", "--format", "json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=interruptible)
     first = process.stdout.readline()
     process.send_signal(signal.SIGINT)
     rest, err = process.communicate(timeout=30)
