@@ -833,9 +833,10 @@ def table_diagnostics(data, color):
 
 
 def table_node_added(data, color):
+    message = fmt_text(field(data, "message"))
     return "Node %s (%s) added: %s%s" % (
         fmt_text(field(data, "node_id")), fmt_text(field(data, "address")),
-        cell(data, "status", fmt_status, color), _message_suffix(data))
+        cell(data, "status", fmt_status, color), " (%s)" % message if message else "")
 
 
 def table_node_removed(data, color):
@@ -851,11 +852,6 @@ def table_migration_started(data, color):
     return "Migration %s started: %s %s -> %s (%s)" % tuple(
         fmt_text(field(data, name)) for name in
         ("migration_id", "shard_id", "source_node", "target_node", "strategy"))
-
-
-def _message_suffix(data) -> str:
-    message = fmt_text(field(data, "message"))
-    return " (%s)" % message if message else ""
 
 
 def table_migration_plan(data, color):
@@ -1347,10 +1343,6 @@ def cmd_health(client, args):
 # Command line
 # ---------------------------------------------------------------------------
 
-class UsageError(InvalidInput):
-    pass
-
-
 def terminal_columns() -> int:
     """shutil.get_terminal_size().columns, without importing shutil (and bz2, lzma) on every run."""
     try:
@@ -1386,7 +1378,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
-        raise UsageError("%s (see '%s --help')" % (message, self.prog))
+        raise InvalidInput("%s (see '%s --help')" % (message, self.prog))
 
 
 def _positive_float(text):
