@@ -5,24 +5,37 @@
     python cluster_cli.py nodes --format json | jq -r '.[].node_id'
     python cluster_cli.py migrate-shard --shard-id shard-00 --to-node node-worker-003 --wait
 """
+from __future__ import annotations
+
 import argparse
 import os
 import re
 import sys
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
+    from typing import Optional
+
 __version__ = "1.0.0"
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
 DEFAULT_FORMAT = "table"
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_RETRIES = 2
+DEFAULT_TIMEOUT = 30.0     # seconds for one request, all included: connect, send, body, redirects, retries
+DEFAULT_RETRIES = 8        # GET retries: with the pauses below they ride out about 12 s of election
 DEFAULT_WAIT_TIMEOUT = 600.0
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_WATCH_INTERVAL = 2.0
-RETRY_AFTER_CAP = 5.0      # seconds; a longer Retry-After is not honoured in full
+DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 ** 2  # bytes, decompressed; a million shards is about 200 MB
+ERROR_BODY_LIMIT = 64 * 1024   # bytes of an error answer read for its message
+FIRST_RETRY_PAUSE = 0.25   # seconds; doubled per retry up to the cap
+RETRY_PAUSE_CAP = 2.0      # seconds; no pause between two tries is longer (Retry-After included)
+MAX_REDIRECTS = 5          # followed for GETs only
+MAX_SECONDS = 7 * 86400.0  # the longest timeout or wait accepted
+LAST_POLL_GRACE = 0.5      # seconds a wait's last poll, started at the deadline, may take
 RETRYABLE_STATUS = (502, 503, 504)
+REDIRECT_STATUS = (301, 302, 303, 307, 308)
 STRATEGIES = ("LIVE_COPY", "SNAPSHOT", "INCREMENTAL")
 CLUSTER_STATUSES = ("HEALTHY", "DEGRADED", "UNHEALTHY")
 NODE_STATUSES = ("HEALTHY", "JOINING", "DEGRADED", "UNREACHABLE", "LEAVING")
@@ -48,14 +61,21 @@ API_KEY_HINT = "pass a valid key with --api-key or JADEVECTORDB_API_KEY"
 # ---------------------------------------------------------------------------
 
 class ClusterError(Exception):
-    """A failure the CLI reports in one line; carries the process exit code."""
+    """A failure the CLI reports in one line; carries the process exit code.
+
+    `retryable` says whether asking again may succeed (polling goes on through
+    those); `param` names the Python parameter an input error is about, so the
+    command line can name its flag instead.
+    """
 
     exit_code = EXIT_FAILED
     hint = ""
+    retryable = False
 
-    def __init__(self, message: str, hint: str = None):
+    def __init__(self, message: str, hint: Optional[str] = None, param: Optional[str] = None):
         super().__init__(message)
         self.message = message
+        self.param = param
         if hint is not None:
             self.hint = hint
 
@@ -70,9 +90,18 @@ class InvalidInput(ClusterError):
 
 
 class ClusterUnreachable(ClusterError):
-    """No master could be reached (refused, DNS, timeout, TLS)."""
+    """No master could be reached, or none answered in time (nothing is known to have changed)."""
 
     exit_code = EXIT_UNREACHABLE
+    retryable = True
+
+
+class MaybeApplied(ClusterUnreachable):
+    """A change was sent, and then the connection failed or the time ran out
+    before the answer was read: it may or may not have been applied."""
+
+    retryable = False
+    hint = "check the cluster before sending it again"
 
 
 class ConditionNotMet(ClusterError):
@@ -81,23 +110,59 @@ class ConditionNotMet(ClusterError):
     exit_code = EXIT_CONDITION
 
 
+class Interrupted(ClusterError):
+    """Ctrl-C, at a moment when the operator needs to know what was left running."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class OutputError(ClusterError):
+    """The result could not be written (stdout closed or full)."""
+
+
 class BadResponse(ClusterError):
     """The cluster answered, but not with the JSON the contract promises."""
 
-    def __init__(self, message: str, status_code: int = None):
-        super().__init__(message)
+    retryable = True
+
+    def __init__(self, message: str, status_code: Optional[int] = None, hint: Optional[str] = None):
+        super().__init__(message, hint)
         self.status_code = status_code
+
+
+class ResponseTooLarge(BadResponse):
+    """The answer is larger than max_response_size (decompressed)."""
+
+    retryable = False
+
+
+class Redirected(ClusterError):
+    """A change was answered with a redirect: never followed, so not applied by this request."""
+
+    def __init__(self, message: str, status_code: int, location: Optional[str]):
+        super().__init__(message, "send it to the right URL (url=..., or --url on the command line)")
+        self.status_code = status_code
+        self.location = location
+
+
+class ChangeRefused(ClusterError):
+    """The cluster answered 2xx, but its body says the change did not happen."""
+
+    def __init__(self, message: str, server_message: Optional[str] = None):
+        super().__init__(message)
+        self.server_message = server_message
 
 
 class ApiError(ClusterError):
     """The cluster said no: an HTTP error status, with the server's message."""
 
-    def __init__(self, status_code: int, message: str, code: str = None):
+    def __init__(self, status_code: int, message: str, code: Optional[str] = None, hint: Optional[str] = None):
         detail = "HTTP %d%s" % (status_code, " " + code if code else "")
-        super().__init__("%s (%s)" % (message, detail))
+        super().__init__("%s (%s)" % (message, detail), hint)
         self.status_code = status_code
         self.server_message = message
         self.code = code
+        self.retryable = status_code >= 500
 
 
 class BadRequest(ApiError):
@@ -121,7 +186,7 @@ class Conflict(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    hint = "the cluster asked to retry later (leader election or overload); raise --retries to wait longer"
+    hint = "the cluster asked to retry later (leader election or overload)"
 
 
 HTTP_ERRORS = {400: BadRequest, 401: AuthenticationFailed, 403: PermissionDenied,
@@ -138,91 +203,190 @@ def excerpt(content: bytes, limit: int = 120) -> str:
 # Input checks (everything here runs before a request is sent)
 # ---------------------------------------------------------------------------
 
-_ADDRESS = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:/\[\]@]+)):([0-9]+)$")
+# A host name (letters, digits, '.', '-', '_'; no control characters, '#', '?', '@',
+# brackets or slashes) or a bracketed IPv6 address.
+_HOST = r"(?:\[([0-9A-Fa-f:.]+)\]|([^\W_][\w.-]*))"
+_HOST_ONLY = re.compile(r"^%s$" % _HOST)
+_ADDRESS = re.compile(r"^%s:([0-9]+)$" % _HOST)
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]+$")
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@")
 
 
-def require_id(value, flag: str) -> str:
-    """An ID the operator typed: non-empty, no control characters."""
+def hide_credentials(text: str) -> str:
+    """A URL or host as it may be shown: any user:password@ replaced by ***@."""
+    text = _USERINFO.sub(r"\1***@", str(text))
+    return "***@" + text.rpartition("@")[2] if "@" in text and "://" not in text else text
+
+
+def shown(text) -> str:
+    """An input value quoted for a message: credentials hidden, control characters escaped."""
+    return repr(hide_credentials(text)) if isinstance(text, str) else repr(text)
+
+
+def require_id(value, param: str) -> str:
+    """An ID the operator typed: non-empty text, printable, encodable, not a path step."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("%s must not be empty" % flag)
+        raise InvalidInput("%s must not be empty" % param, param=param)
     if not value.isprintable():
-        raise InvalidInput("%s contains control characters: %r" % (flag, value))
+        raise InvalidInput("%s contains control characters: %r" % (param, value), param=param)
+    if value.strip(".") == "":
+        # '.' and '..' survive URL quoting and are then removed by URL normalisation:
+        # DELETE /nodes/.. would become DELETE on the collection above it.
+        raise InvalidInput("%s %r is not an ID (only dots)" % (param, value), param=param)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("%s %r cannot be encoded as UTF-8" % (param, value), param=param) from None
     return value
 
 
-def parse_port(text, source: str) -> int:
+def optional_id(value, param: str):
+    return None if value is None else require_id(value, param)
+
+
+def parse_port(text, param: str) -> int:
+    if isinstance(text, bool):
+        raise InvalidInput("%s: %r is not a port number (1-65535)" % (param, text), param=param)
     try:
         port = int(str(text).strip())
     except ValueError:
-        raise InvalidInput("%s: %r is not a port number (1-65535)" % (source, text)) from None
+        raise InvalidInput("%s: %s is not a port number (1-65535)" % (param, shown(text)), param=param) from None
     if not 1 <= port <= 65535:
-        raise InvalidInput("%s: port %d is out of range (1-65535)" % (source, port))
+        raise InvalidInput("%s: port %d is out of range (1-65535)" % (param, port), param=param)
     return port
 
 
-def parse_address(text, flag: str = "--address") -> str:
+def parse_address(text, param: str = "address") -> str:
     """Check HOST:PORT (IPv6 as [::1]:8080); returns it unchanged."""
-    match = _ADDRESS.match(text or "")
+    match = _ADDRESS.match(text) if isinstance(text, str) else None
     if not match:
-        raise InvalidInput("%s must be HOST:PORT (IPv6 as [::1]:8080), got %r" % (flag, text))
-    parse_port(match.group(3), flag)
+        raise InvalidInput("%s must be HOST:PORT (IPv6 as [::1]:8080), got %s" % (param, shown(text)), param=param)
+    parse_port(match.group(3), param)
     return text
 
 
-def parse_hosts(hosts: str, port: int) -> list:
-    """--host a,b:9090,[::1]:8080 -> base URLs, the port defaulting to --port."""
+def as_entries(value, param: str) -> list:
+    """'a,b' or ['a', 'b'] -> ['a', 'b'], each stripped and non-empty."""
+    if isinstance(value, str):
+        entries = value.split(",")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        entries = list(value)
+    else:
+        raise InvalidInput("%s must be text or a list of text, got %s" % (param, type(value).__name__), param=param)
+    entries = [e.strip() for e in entries]
+    if not entries or not all(entries):
+        raise InvalidInput("%s must not be empty (got %s)" % (param, shown(",".join(entries))), param=param)
+    return entries
+
+
+def parse_hosts(hosts, port: int) -> list:
+    """'a,b:9090,[::1]:8080' -> base URLs, the port defaulting to `port`."""
     urls = []
-    for entry in (hosts or "").split(","):
-        entry = entry.strip()
+    for entry in as_entries(hosts, "host"):
         if "://" in entry:
-            raise InvalidInput("--host takes host names; use --url for %r" % entry)
-        if not entry:
-            raise InvalidInput("--host must not be empty (got %r)" % hosts)
+            raise InvalidInput("host takes host names, not URLs such as %s" % shown(entry), param="host")
+        if "@" in entry:
+            raise InvalidInput("host must not carry credentials (%s); give the API key separately"
+                               % shown(entry), param="host")
         if entry.count(":") > 1 and not entry.startswith("["):
             entry = "[%s]" % entry  # a bare IPv6 address
         if _ADDRESS.match(entry):
-            parse_address(entry, "--host")
+            parse_address(entry, "host")
             urls.append("http://" + entry)
-        elif re.match(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]@]+)$", entry):
+        elif _HOST_ONLY.match(entry):
             urls.append("http://%s:%d" % (entry, port))
         else:
-            raise InvalidInput("--host: %r is not a host or host:port" % entry)
+            raise InvalidInput("host: %s is not a host or host:port" % shown(entry), param="host")
     return urls
 
 
-def parse_urls(text: str) -> list:
-    """--url https://a:8443,https://b:8443 -> base URLs, checked."""
+def parse_urls(text) -> list:
+    """'https://a:8443,https://b:8443' -> base URLs, checked."""
     from urllib.parse import urlsplit
     urls = []
-    for entry in (text or "").split(","):
-        entry = entry.strip().rstrip("/")
+    for entry in as_entries(text, "url"):
+        entry = entry.rstrip("/")
+        if not entry.isprintable() or " " in entry:
+            raise InvalidInput("url: %s contains spaces or control characters" % shown(entry), param="url")
         try:
             parts = urlsplit(entry)
             port = parts.port  # ValueError when not a number, or above 65535
         except ValueError as exc:
-            raise InvalidInput("--url: %r is not a valid URL (%s)" % (entry, exc)) from None
+            raise InvalidInput("url: %s is not a valid URL (%s)" % (shown(entry), exc), param="url") from None
+        if parts.username is not None or parts.password is not None:
+            raise InvalidInput("url: %s must not carry credentials; give the API key separately"
+                               % shown(entry), param="url")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidInput("--url: %r must look like http://host:port or https://host:port" % entry)
+            raise InvalidInput("url: %s must look like http://host:port or https://host:port"
+                               % shown(entry), param="url")
+        if not _HOST_ONLY.match(parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc):
+            raise InvalidInput("url: %s has an invalid host name" % shown(entry), param="url")
         if port is not None:
-            parse_port(port, "--url")  # and port 0
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise InvalidInput("--url: %r must not carry credentials, a query or a fragment "
-                               "(pass the key with --api-key)" % entry)
+            parse_port(port, "url")  # and port 0
+        if parts.query or parts.fragment or "?" in entry or "#" in entry:
+            raise InvalidInput("url: %s must not carry a query or a fragment" % shown(entry), param="url")
         urls.append(entry)
     return urls
 
 
-def check_api_key(key: str) -> str:
-    if not _HEADER_SAFE.match(key):
-        raise InvalidInput("the API key contains spaces or characters not allowed in an HTTP header")
+def check_api_key(key) -> str:
+    if not isinstance(key, str) or not _HEADER_SAFE.match(key):
+        raise InvalidInput("the API key contains spaces or characters not allowed in an HTTP header",
+                           param="api_key")
     return key
 
 
-def check_strategy(strategy: str) -> str:
+def check_strategy(strategy) -> str:
     if strategy not in STRATEGIES:
-        raise InvalidInput("--strategy must be one of %s, got %r" % (", ".join(STRATEGIES), strategy))
+        raise InvalidInput("strategy must be one of %s, got %s" % (", ".join(STRATEGIES), shown(strategy)),
+                           param="strategy")
     return strategy
+
+
+def check_seconds(value, param: str) -> float:
+    """A positive, finite number of seconds, at most a week."""
+    if isinstance(value, bool):
+        value = None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput("%s: %s is not a number of seconds" % (param, shown(value)), param=param) from None
+    if not 0 < seconds <= MAX_SECONDS:  # also false for nan
+        raise InvalidInput("%s must be more than 0 and at most %d seconds, got %s"
+                           % (param, MAX_SECONDS, shown(value)), param=param)
+    return seconds
+
+
+def check_count(value, param: str, most: int = 100) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise InvalidInput("%s must be a whole number from 0 to %d, got %s" % (param, most, shown(value)),
+                           param=param)
+    return value
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+
+
+def parse_size(text) -> int:
+    """'256M' -> bytes (K, M, G are powers of 1024; an optional B or iB after them)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        size = text
+    else:
+        match = re.match(r"^\s*([0-9]+)\s*([KMG]?)(?:i?B)?\s*$", str(text), re.I)
+        if not match:
+            raise InvalidInput("max_response_size: %s is not a size such as 256M" % shown(text),
+                               param="max_response_size")
+        size = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if size <= 0:
+        raise InvalidInput("max_response_size must be more than 0 bytes", param="max_response_size")
+    return size
+
+
+def fmt_size(size: int) -> str:
+    for unit in ("G", "M", "K"):
+        if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
+            return "%d%s" % (size // _SIZE_UNITS[unit], unit)
+    return "%d bytes" % size
 
 
 # ---------------------------------------------------------------------------
@@ -247,30 +411,40 @@ class ClusterCLI:
     """Client for the /api/v1/cluster endpoints of a JadeVectorDB cluster.
 
     Methods return plain dicts and lists (list endpoints unwrapped), never
-    print, and raise a ClusterError subclass on failure.
+    print, and raise a ClusterError subclass on failure. A change (POST,
+    DELETE) is sent at most once and never follows a redirect; `timeout` is
+    the whole time one call may take, retries and the body included.
     """
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, url: str = None,
-                 api_key: str = None, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, verify=True):
+    def __init__(self, host="localhost", port: int = DEFAULT_PORT, *, url=None,
+                 api_key: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT,
+                 retries: int = DEFAULT_RETRIES, verify=True,
+                 max_response_size=DEFAULT_MAX_RESPONSE_SIZE):
         port = parse_port(port, "port")
         self.base_urls = parse_urls(url) if url else parse_hosts(host, port)
-        if not timeout or timeout <= 0:
-            raise InvalidInput("timeout must be a positive number of seconds")
-        if retries < 0:
-            raise InvalidInput("retries must be 0 or more")
-        self.timeout = float(timeout)
-        self.retries = int(retries)
+        self.timeout = check_seconds(timeout, "timeout")
+        self.retries = check_count(retries, "retries")
+        self.max_response_size = parse_size(max_response_size)
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise InvalidInput("ca_cert: no such file or directory: %s" % shown(verify), param="ca_cert")
+        if not isinstance(verify, (bool, str)):
+            raise InvalidInput("verify must be True, False or a CA bundle path", param="verify")
         import logging
+        import threading
         import requests
+        import urllib3
         self._requests = requests
+        self._timeout_class = urllib3.Timeout
         self._log = logging.getLogger("cluster_cli")
+        self._local = threading.local()  # per thread: the exchange on the wire, an outer deadline
         self._session = requests.Session()
+        adapter = _tracking_adapter(self._local)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._session.headers.update({"Accept": "application/json",
                                       "User-Agent": "jadevectordb-cluster-cli/" + __version__})
         self._verify = verify  # per request: a session-wide value loses to REQUESTS_CA_BUNDLE
         if verify is False:
-            import urllib3
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._auth = _BearerAuth(check_api_key(api_key)) if api_key else None
         self._current = 0  # the master that answered last is asked first
@@ -317,142 +491,359 @@ class ClusterCLI:
 
     def add_node(self, node_id: str, address: str) -> dict:
         """POST /api/v1/cluster/nodes: join a node (sent once, never retried)."""
-        body = {"node_id": require_id(node_id, "--node-id"), "address": parse_address(address)}
-        return expect_object(self._request("POST", "/api/v1/cluster/nodes", body=body))
+        body = {"node_id": require_id(node_id, "node_id"), "address": parse_address(address)}
+        answer = expect_object(self._request("POST", "/api/v1/cluster/nodes", body=body))
+        return check_applied(answer, "added", "add node %s" % node_id)
 
     def remove_node(self, node_id: str) -> dict:
-        """DELETE /api/v1/cluster/nodes/{id}: its shards are redistributed."""
-        require_id(node_id, "--node-id")
-        return expect_object(self._request("DELETE", "/api/v1/cluster/nodes/{}", node_id))
+        """DELETE /api/v1/cluster/nodes/{id}: its shards are redistributed (sent once)."""
+        require_id(node_id, "node_id")
+        answer = expect_object(self._request("DELETE", "/api/v1/cluster/nodes/{}", node_id))
+        return check_applied(answer, "removed", "remove node %s" % node_id)
 
     def node_health(self, node_id: str) -> dict:
         """GET /api/v1/cluster/nodes/{id}/health."""
-        return self._get_object("/api/v1/cluster/nodes/{}/health", require_id(node_id, "--node-id"))
+        return self._get_object("/api/v1/cluster/nodes/{}/health", require_id(node_id, "node_id"))
 
-    def list_shards(self, database_id: str = None, node_id: str = None, status: str = None) -> list:
+    def list_shards(self, database_id: Optional[str] = None, node_id: Optional[str] = None,
+                    status: Optional[str] = None) -> list:
         """GET /api/v1/cluster/shards, filtered by the server (optional parameters)."""
-        params = {name: value for name, value in
+        params = {name: require_id(value, name) for name, value in
                   (("database_id", database_id), ("node_id", node_id), ("status", status)) if value}
         return unwrap_list(self._request("GET", "/api/v1/cluster/shards", params=params or None), "shards")
 
     def shard_status(self, shard_id: str) -> dict:
         """GET /api/v1/cluster/shards/{id}, with its latest migration."""
-        return self._get_object("/api/v1/cluster/shards/{}", require_id(shard_id, "--shard-id"))
+        return self._get_object("/api/v1/cluster/shards/{}", require_id(shard_id, "shard_id"))
 
-    def migrate_shard(self, shard_id: str, target_node: str, source_node: str = None,
+    def migrate_shard(self, shard_id: str, target_node: str, source_node: Optional[str] = None,
                       strategy: str = "LIVE_COPY") -> dict:
         """POST /api/v1/cluster/shards/{id}/migrate (sent once, never retried)."""
-        body = {"target_node": require_id(target_node, "--to-node"), "strategy": check_strategy(strategy)}
+        body = {"target_node": require_id(target_node, "target_node"), "strategy": check_strategy(strategy)}
         if source_node is not None:
-            body["source_node"] = require_id(source_node, "--from-node")
+            body["source_node"] = require_id(source_node, "source_node")
         path = "/api/v1/cluster/shards/{}/migrate"
-        return expect_object(self._request("POST", path, require_id(shard_id, "--shard-id"), body=body))
+        answer = expect_object(self._request("POST", path, require_id(shard_id, "shard_id"), body=body))
+        return check_applied(answer, None, "migrate shard %s" % shard_id)
 
     # -- transport -------------------------------------------------------------
 
     def _get_object(self, path: str, *ids) -> dict:
         return expect_object(self._request("GET", path, *ids))
 
+    def _bounded(self, deadline: float):
+        """Within this block, no call runs past `deadline` (time.monotonic()): a wait's end."""
+        return _Bound(self._local, deadline)
+
     def _request(self, method: str, path: str, *ids, params=None, body=None):
-        """The one place for path quoting, timeouts, retries, failover and errors."""
+        """The one place for path quoting, the deadline, retries, failover and errors."""
         from urllib.parse import quote
         path = path.format(*(quote(i, safe="") for i in ids))
-        idempotent = method == "GET"
-        attempts = 1 + (self.retries if idempotent else 0)
-        for attempt in range(attempts):
-            final = attempt == attempts - 1
+        change = method != "GET"
+        started = time.monotonic()
+        deadline = started + self.timeout
+        outer = getattr(self._local, "deadline", None)
+        if outer is not None:
+            deadline = min(deadline, outer)
+        attempt = 0
+        while True:
             try:
-                response = self._send(method, path, params, body, idempotent)
-            except ClusterUnreachable:
-                if final:
+                response, content = self._send(method, path, params, body, deadline)
+            except ClusterUnreachable as exc:
+                if change or not exc.retryable or not self._pause(attempt, None, deadline):
                     raise
-                self._pause(attempt, None)
+                attempt += 1
                 continue
-            if response.status_code in RETRYABLE_STATUS and not final:
-                self._pause(attempt, response.headers.get("Retry-After"))
+            status = response.status_code
+            if status in RETRYABLE_STATUS and not change and \
+                    self._pause(attempt, response.headers.get("Retry-After"), deadline):
+                attempt += 1
                 continue
-            return decode(response)
+            return decode(status, response.reason, content, method, attempt + 1, time.monotonic() - started)
 
-    def _pause(self, attempt: int, retry_after) -> None:
-        delay = 0.2 * (2 ** attempt)
+    def _pause(self, attempt: int, retry_after, deadline: float) -> bool:
+        """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline."""
+        if attempt >= self.retries:
+            return False
+        delay = min(RETRY_PAUSE_CAP, FIRST_RETRY_PAUSE * 2 ** attempt)
         if retry_after is not None:
             try:
-                delay = min(RETRY_AFTER_CAP, max(0.0, float(retry_after)))
+                delay = min(RETRY_PAUSE_CAP, max(0.0, float(retry_after)))
             except ValueError:
-                pass  # an HTTP date; the backoff will do
-        self._log.debug("retrying in %.1fs", delay)
+                pass  # an HTTP date; the back-off will do
+        if time.monotonic() + delay >= deadline:
+            return False
+        self._log.debug("retrying in %.2fs", delay)
         time.sleep(delay)
+        return True
 
-    def _send(self, method, path, params, body, idempotent):
-        """Ask each master in turn; move on only when one cannot be reached."""
-        exceptions = self._requests.exceptions
+    def _send(self, method: str, path: str, params, body, deadline: float):
+        """Ask each master in turn; move on only when the request cannot have reached one."""
         failures = []
         count = len(self.base_urls)
         for step in range(count):
             index = (self._current + step) % count
-            url = self.base_urls[index] + path
-            started = time.monotonic()
             try:
-                response = self._session.request(method, url, params=params, json=body, timeout=self.timeout,
-                                                 auth=self._auth, verify=self._verify)
-            except (exceptions.ConnectionError, exceptions.Timeout) as exc:
-                failure = describe_failure(exc, self.base_urls[index], self.timeout)
-                self._log.debug("%s %s -> %s", method, url, failure)
-                if not (idempotent or connect_failed(exc)):
-                    # The request may have reached the cluster: never send it again.
-                    raise ClusterUnreachable(failure, "the %s may or may not have been applied; "
-                                             "check the cluster before trying again" % method) from None
-                failures.append((failure, exc))
+                response, content = self._follow(method, self.base_urls[index] + path, params, body,
+                                                  deadline, count - step)
+            except MaybeApplied:
+                raise
+            except ClusterUnreachable as exc:
+                failures.append(exc)
                 continue
-            except exceptions.RequestException as exc:
-                raise BadResponse("request to %s failed: %s" % (url, exc)) from None
             self._current = index
-            self._log.debug("%s %s -> %d (%.1f ms)", method, response.url, response.status_code,
-                            (time.monotonic() - started) * 1000)
-            return response
-        tls = any(isinstance(exc, exceptions.SSLError) for _, exc in failures)
+            return response, content
         hint = ("pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
-                if tls else "")
-        raise ClusterUnreachable("; ".join(f for f, _ in failures), hint)
+                if any(getattr(exc, "tls", False) for exc in failures) else "")
+        raise ClusterUnreachable("; ".join(exc.message for exc in failures), hint)
+
+    def _follow(self, method: str, url: str, params, body, deadline: float, masters_left: int):
+        """One request, following a few redirects for a GET and none for a change."""
+        from urllib.parse import urljoin, urlsplit
+        auth = self._auth
+        origin = urlsplit(url)[:2]
+        for _ in range(MAX_REDIRECTS + 1):
+            response, content = self._exchange(method, url, params, body, auth, deadline, masters_left)
+            status = response.status_code
+            if method != "GET" and 300 <= status < 400:
+                location = response.headers.get("Location")
+                raise Redirected("the cluster answered %s %s with HTTP %d, redirecting to %s; redirects are "
+                                 "not followed for changes, so this request did not apply it"
+                                 % (method, urlsplit(url).path, status,
+                                    hide_credentials(location) if location else "nowhere (no Location)"),
+                                 status, location)
+            if status not in REDIRECT_STATUS or not response.headers.get("Location"):
+                return response, content
+            location = response.headers["Location"]
+            try:
+                target = urljoin(url, location)
+                parts = urlsplit(target)
+                parts.port  # noqa: B018  (ValueError for a port that is not a number)
+            except ValueError:
+                raise BadResponse("the cluster redirected to a malformed URL: %s" % shown(location), status) from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise BadResponse("the cluster redirected to %s, which is not an http(s) URL" % shown(location),
+                                  status)
+            if urlsplit(url).scheme == "https" and parts.scheme == "http":
+                raise BadResponse("the cluster redirected from https to http (%s); not followed"
+                                  % hide_credentials(target), status)
+            if parts[:2] != origin:
+                auth = None  # the key goes only to the origin it was given for
+            self._log.debug("%s %s -> %d, following to %s", method, url, status, hide_credentials(target))
+            url, params = target, None
+        raise BadResponse("the cluster redirected more than %d times" % MAX_REDIRECTS)
+
+    def _exchange(self, method: str, url: str, params, body, auth, deadline: float, masters_left: int):
+        """One HTTP exchange, the whole body read, within the deadline; returns (response, body bytes)."""
+        exceptions = self._requests.exceptions
+        from urllib.parse import urlsplit
+        remaining = deadline - time.monotonic()
+        base = "%s://%s" % urlsplit(url)[:2]
+        if remaining <= 0:
+            raise ClusterUnreachable("no answer from %s within %gs" % (base, self.timeout))
+        exchange = _Exchange()
+        self._local.exchange = exchange
+        watchdog = _Watchdog(exchange, remaining)
+        started = time.monotonic()
+        try:
+            timeout = self._timeout_class(connect=remaining / max(1, masters_left), read=remaining)
+            response = self._session.request(method, url, params=params, json=body, timeout=timeout, auth=auth,
+                                             verify=self._verify, allow_redirects=False, stream=True)
+            try:
+                status = response.status_code
+                limit = self.max_response_size if status < 300 else ERROR_BODY_LIMIT
+                content = b"" if 300 <= status < 400 else read_body(response, limit, truncate=status >= 400)
+            finally:
+                response.close()
+            if watchdog.fired:  # the body was cut short by the deadline, whatever it looked like
+                raise exceptions.ReadTimeout("deadline")
+        except ResponseTooLarge as exc:
+            if method != "GET":
+                exc.hint = "the %s was answered HTTP %d, so it may have been applied: check the cluster" % (
+                    method, exc.status_code)
+            raise
+        except Exception as exc:
+            raise self._failure(method, url, base, exc, exchange, watchdog.fired) from None
+        finally:
+            watchdog.cancel()
+            self._local.exchange = None
+        self._log.debug("%s %s -> %d (%.1f ms, %d bytes)", method, response.url, status,
+                        (time.monotonic() - started) * 1000, len(content))
+        return response, content
+
+    def _failure(self, method: str, url: str, base: str, exc: Exception, exchange, timed_out: bool) -> ClusterError:
+        """The ClusterError for an exchange that raised: did the request leave, and what broke?"""
+        exceptions = self._requests.exceptions
+        sent = exchange.conn is not None and not exchange.connect_failed
+        if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
+            error = ClusterUnreachable("cannot reach %s: no connection within the time left" % base)
+        elif not sent and isinstance(exc, exceptions.ConnectionError):
+            error = ClusterUnreachable(describe_failure(exc, base))
+            error.tls = isinstance(exc, exceptions.SSLError)
+        elif not sent:
+            return ClusterError("cannot send the request to %s: %s" % (base, _reason(exc)))
+        elif timed_out or isinstance(exc, exceptions.Timeout):
+            error = ClusterUnreachable("no complete answer from %s within %gs" % (base, self.timeout))
+        else:
+            error = ClusterUnreachable("the connection to %s failed after the request was sent: %s"
+                                       % (base, _reason(exc)))
+        self._log.debug("%s %s -> %s", method, url, error.message)
+        if sent and method != "GET":
+            return MaybeApplied("%s; the %s may or may not have been applied" % (error.message, method))
+        return error
 
 
-def connect_failed(exc) -> bool:
-    """True when the request cannot have been sent (no connection was made)."""
+class _BearerAuth:
+    """Authorization: Bearer KEY, re-applied per request and never shown in a repr."""
+
+    def __init__(self, key: str):
+        self._key = key
+
+    def __call__(self, request):
+        request.headers["Authorization"] = "Bearer " + self._key
+        return request
+
+    def __repr__(self) -> str:
+        return "<bearer ***>"
+
+
+class _Exchange:
+    """One request on the wire: the connection carrying it, and whether connecting failed
+    (then not a byte of the request was written)."""
+
+    __slots__ = ("conn", "connect_failed")
+
+    def __init__(self):
+        self.conn = None
+        self.connect_failed = False
+
+
+class _Bound:
+    def __init__(self, local, deadline: float):
+        self.local, self.deadline = local, deadline
+
+    def __enter__(self):
+        self.outer = getattr(self.local, "deadline", None)
+        self.local.deadline = self.deadline if self.outer is None else min(self.outer, self.deadline)
+
+    def __exit__(self, *exc_info):
+        self.local.deadline = self.outer
+
+
+class _Watchdog:
+    """Shuts the request's socket down at the deadline: a body trickled a byte at a
+    time never times out a socket read, so only this bounds the whole exchange."""
+
+    def __init__(self, exchange: _Exchange, seconds: float):
+        import threading
+        self.exchange, self.fired = exchange, False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _fire(self) -> None:
+        import socket
+        self.fired = True
+        sock = getattr(self.exchange.conn, "sock", None)
+        if sock is not None:
+            try:  # socket.socket's own shutdown: an SSLSocket's would drop its TLS state under the reader
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except (OSError, TypeError):
+                pass
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def _tracking_adapter(local):
+    """A requests adapter whose connections record, in local.exchange, which connection
+    carries the request and whether connecting failed."""
+    import requests.adapters
+    from urllib3 import connectionpool
+
+    def tracked(pool_class):
+        class Connection(pool_class.ConnectionCls):
+            def connect(self):
+                exchange = getattr(local, "exchange", None)
+                if exchange is not None:
+                    exchange.conn = self
+                try:
+                    return super().connect()
+                except BaseException:
+                    if exchange is not None:
+                        exchange.connect_failed = True
+                    raise
+
+            def request(self, *args, **kwargs):
+                exchange = getattr(local, "exchange", None)
+                if exchange is not None:
+                    exchange.conn = self
+                return super().request(*args, **kwargs)
+
+        return type(pool_class.__name__, (pool_class,), {"ConnectionCls": Connection})
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {
+                "http": tracked(connectionpool.HTTPConnectionPool),
+                "https": tracked(connectionpool.HTTPSConnectionPool)}
+
+    return Adapter()
+
+
+def read_body(response, limit: int, truncate: bool = False) -> bytes:
+    """The body, decompressed, read as a stream: at most `limit` bytes are ever held
+    (more is ResponseTooLarge, or with truncate the first `limit` bytes)."""
+    length = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
+    if not truncate and not encoded and length.isdigit() and int(length) > limit:
+        raise ResponseTooLarge("the cluster's answer is %s bytes, more than max_response_size (%s)"
+                               % ("{:,}".format(int(length)), fmt_size(limit)), response.status_code)
+    body = bytearray()
+    # Small steps for compressed bodies: each step's compressed input is inflated whole
+    # by older urllib3 releases, so a gzip bomb is held only a step at a time.
+    for chunk in response.iter_content(16384 if encoded else 262144):
+        body += chunk
+        if len(body) > limit:
+            if truncate:
+                return bytes(body[:limit])
+            raise ResponseTooLarge("the cluster's answer is larger than max_response_size (%s)" % fmt_size(limit),
+                                   response.status_code)
+    return body
+
+
+def describe_failure(exc, base_url: str) -> str:
     import requests
-    from urllib3.exceptions import NewConnectionError
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError)
-
-
-def describe_failure(exc, base_url: str, timeout: float) -> str:
-    import requests
-    exceptions = requests.exceptions
-    if isinstance(exc, exceptions.ConnectTimeout):
-        return "cannot reach %s: no connection within %gs" % (base_url, timeout)
-    if isinstance(exc, exceptions.ReadTimeout):
-        return "no answer from %s within %gs" % (base_url, timeout)
-    if isinstance(exc, exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError):
         return "TLS with %s failed: %s" % (base_url, _reason(exc))
     return "cannot reach %s: %s" % (base_url, _reason(exc))
 
 
 def _reason(exc) -> str:
-    text = str(getattr(exc.args[0], "reason", None) or exc) if exc.args else str(exc)
+    text = str(getattr(exc.args[0], "reason", None) or exc) if exc.args else str(exc) or type(exc).__name__
     for known in ("Connection refused", "Name or service not known", "No route to host",
                   "certificate verify failed", "Temporary failure in name resolution",
-                  "Connection reset by peer", "Remote end closed connection without response"):
+                  "Connection reset by peer", "Remote end closed connection without response",
+                  "Connection broken"):
         if known in text:
             return known.lower() if known[0].isupper() else known
     return text.split(": ", 1)[-1][:160]
 
 
-def decode(response):
-    """The body as JSON, or the matching ClusterError."""
+def _finite_float(text: str):
+    value = float(text)
+    return value if value - value == 0 else None  # 1e400 is inf: null, as NaN and Infinity
+
+
+def _no_constant(name: str):
+    return None  # NaN, Infinity, -Infinity: not JSON (RFC 8259), so null
+
+
+def decode(status: int, reason: str, content: bytes, method: str = "GET", tries: int = 1,
+           seconds: float = 0.0):
+    """The body as JSON (non-finite numbers as None), or the matching ClusterError."""
     import json
-    content = response.content
-    status = response.status_code
     if status >= 400:
         message, code = None, None
         try:
@@ -462,34 +853,37 @@ def decode(response):
         except (ValueError, RecursionError):
             pass
         if not isinstance(message, str) or not message:
-            message = "%s%s" % (response.reason or "error", ": " + excerpt(content) if content.strip() else "")
+            message = "%s%s" % (reason or "error", ": " + excerpt(content) if content.strip() else "")
         error_class = HTTP_ERRORS.get(status, ApiError)
-        raise error_class(status, message, code if isinstance(code, str) else None)
+        hint = None
+        if status in RETRYABLE_STATUS:
+            hint = ("changes are never retried, and this one was not applied: send it again when the "
+                    "cluster is ready" if method != "GET" else
+                    "the cluster was still unavailable after %d tr%s in %.1fs" % (tries, "y" if tries == 1 else "ies",
+                                                                                   seconds))
+        raise error_class(status, message, code if isinstance(code, str) else None, hint)
+    after_change = ("; the %s was answered HTTP %d, so it may have been applied: check the cluster"
+                    % (method, status)) if method != "GET" else ""
     if not content.strip():
-        raise BadResponse("the cluster answered HTTP %d with an empty body where JSON was expected" % status, status)
+        raise BadResponse("the cluster answered HTTP %d with an empty body where JSON was expected%s"
+                          % (status, after_change), status)
     try:
-        with collector_paused():
-            return json.loads(content)
+        return json.loads(content, parse_float=_finite_float, parse_constant=_no_constant)
     except (ValueError, RecursionError):
-        raise BadResponse("the cluster answered HTTP %d with a body that is not JSON: %s"
-                          % (status, excerpt(content)), status) from None
+        raise BadResponse("the cluster answered HTTP %d with a body that is not JSON: %s%s"
+                          % (status, excerpt(content), after_change), status) from None
 
 
-class collector_paused:
-    """Pause the cyclic garbage collector: parsing and rendering a large list
-    allocate hundreds of thousands of containers, none in a cycle, and the
-    collector would scan them over and over for nothing (about a third of
-    the parse time of 100,000 shards)."""
-
-    def __enter__(self):
-        import gc
-        self.was_enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc_info):
-        if self.was_enabled:
-            import gc
-            gc.enable()
+def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
+    """A 2xx whose body says the change did not happen ("removed": false, a migration
+    FAILED) is a refusal, with the server's own reason."""
+    said_no = flag is not None and field(answer, flag) in (False, "false", "False", 0, "0", "no")
+    failed = field(answer, "status") == "FAILED"
+    if not (said_no or failed):
+        return answer
+    reason = next((fmt_text(field(answer, name)) for name in ("message", "error", "reason")
+                   if fmt_text(field(answer, name))), "no reason given")
+    raise ChangeRefused("the cluster did not %s: %s" % (action, reason), reason)
 
 
 def expect_object(data) -> dict:
@@ -529,29 +923,55 @@ def field(obj, name: str):
 
 
 def number(value):
-    """An int or float from a number or a numeric string; None otherwise."""
+    """A finite int or float from a number or a short numeric string; None otherwise."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return value
-    if isinstance(value, str):
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, str) and len(value) <= 40:
         try:
             return int(value)
         except ValueError:
             try:
-                return float(value)
+                n = float(value)
             except ValueError:
                 return None
+            return n if n - n == 0 else None
     return None
+
+
+def as_float(value):
+    """number() as a float; None also for integers past float range."""
+    n = number(value)
+    try:
+        return None if n is None else float(n)
+    except OverflowError:
+        return None
 
 
 def finite(value) -> float:
     """A finite number from the server, or 0 (for arithmetic on untrusted values)."""
-    n = number(value)
-    return float(n) if n is not None and abs(n) < float("inf") else 0.0
+    n = as_float(value)
+    return 0.0 if n is None else n
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+
+
+def compact_json(value) -> str:
+    """Nested lists and objects as one line of JSON; '...' where that cannot be done."""
+    import json
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return "..."
 
 
 def fmt_text(value) -> str:
+    """Any JSON value as one printable line of at most MAX_CELL characters."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -559,27 +979,32 @@ def fmt_text(value) -> str:
     elif isinstance(value, bool):
         text = "yes" if value else "no"
     elif isinstance(value, list):
-        text = ", ".join(fmt_text(item) for item in value)
+        items = value[:MAX_CELL]  # a cell shows at most this many anyway
+        text = ", ".join(compact_json(item) if isinstance(item, (list, dict)) else fmt_text(item) for item in items)
     elif isinstance(value, dict):
-        import json
-        text = json.dumps(value, separators=(",", ":"))
+        text = compact_json(value)
     else:
-        text = str(value)
+        try:
+            text = str(value)
+        except ValueError:  # an integer longer than Python will print
+            text = "..."
     if not text.isprintable():  # a server's string must not move the cursor or break a row
         text = "".join(c if c.isprintable() else " " for c in text)
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+    return clip(text)
 
 
 def fmt_count(value) -> str:
     n = number(value)
-    if n is None or n != n or n in (float("inf"), float("-inf")):
+    if n is None:
         return fmt_text(value)
-    return "{:,}".format(int(n)) if isinstance(n, int) or n.is_integer() else "{:,.1f}".format(n)
+    if isinstance(n, float):
+        n = int(n) if n.is_integer() else n
+    return clip("{:,}".format(n) if isinstance(n, int) else "{:,.1f}".format(n))
 
 
 def _fmt_number(value, template: str) -> str:
-    n = number(value)
-    return fmt_text(value) if n is None else template % n
+    n = as_float(value)
+    return fmt_text(value) if n is None else clip(template % n)
 
 
 def fmt_percent(value) -> str:
@@ -591,30 +1016,30 @@ def fmt_ms(value) -> str:
 
 
 def fmt_rate(value) -> str:
-    n = number(value)
-    return fmt_text(value) if n is None else "{:,.1f}/s".format(n)
+    n = as_float(value)
+    return fmt_text(value) if n is None else clip("{:,.1f}/s".format(n))
 
 
 def fmt_bytes(value) -> str:
-    n = number(value)
+    n = as_float(value)
     if n is None:
         return fmt_text(value)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
-            return ("%d %s" % (n, unit)) if unit == "B" else "%.1f %s" % (n, unit)
+            return clip(("%d %s" % (n, unit)) if unit == "B" else "%.1f %s" % (n, unit))
         n /= 1024.0
 
 
 def fmt_duration(value) -> str:
-    n = number(value)
-    if n is None or n != n or abs(n) == float("inf"):
+    n = as_float(value)
+    if n is None:
         return fmt_text(value)
     seconds = int(n)
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     if days:
-        return "%dd %dh %dm" % (days, hours, minutes)
+        return clip("%dd %dh %dm" % (days, hours, minutes))
     if hours:
         return "%dh %dm" % (hours, minutes)
     return "%dm %ds" % (minutes, seconds) if minutes else "%ds" % seconds
@@ -770,7 +1195,8 @@ def with_checks_summary(node) -> dict:
 
 
 def plan_checks(plan) -> list:
-    return [{"name": field(c, "name"), "result": "PASS" if field(c, "passed") else "FAIL",
+    return [{"name": field(c, "name"),
+             "result": "PASS" if field(c, "passed") else "FAIL" if field(c, "blocking") else "WARN",
              "detail": field(c, "detail")} for c in as_list(field(plan, "checks"))]
 
 
@@ -939,7 +1365,8 @@ def compact_node_removed(data, color):
 def compact_plan(what):
     def render(data, color):
         verdict = "would succeed" if field(data, "would_succeed") else "would fail"
-        failed = [fmt_text(field(c, "detail")) for c in as_list(field(data, "checks")) if not field(c, "passed")]
+        failed = [("warning: " if not field(c, "blocking") else "") + fmt_text(field(c, "detail"))
+                  for c in as_list(field(data, "checks")) if not field(c, "passed")]
         if what == "migration":
             line = "%s | migrate %s | %s -> %s | %s vectors | %s" % (
                 verdict, fmt_text(field(data, "shard_id")), fmt_text(field(data, "source_node")),
@@ -979,9 +1406,19 @@ COMPACT_VIEWS = {
 
 
 def render_json(view: str, data, color: bool = False) -> str:
-    """The server's objects unchanged, indented (never coloured)."""
+    """The server's objects unchanged, indented, strict JSON (never coloured)."""
+    return to_json(data, indent=2)
+
+
+def to_json(data, indent=None) -> str:
+    """Strict JSON (RFC 8259, as jq reads it): no NaN or Infinity ever reaches stdout."""
     import json
-    return json.dumps(data, indent=2)
+    try:
+        return json.dumps(data, indent=indent, allow_nan=False)
+    except ValueError:  # decode() turns the server's NaN and Infinity into null; anything left is ours
+        raise BadResponse("the answer holds a number JSON cannot carry (NaN or Infinity)") from None
+    except RecursionError:
+        raise BadResponse("the cluster's answer is nested too deeply to print") from None
 
 
 def render_table(view: str, data, color: bool = False) -> str:
@@ -1004,66 +1441,99 @@ FORMATS = {"json": render_json, "table": render_table, "compact": render_compact
 class Result:
     """What a handler hands to main(): data to print, and how the run ends."""
 
-    def __init__(self, data, view: str = None, exit_code: int = EXIT_OK, message: str = None):
+    def __init__(self, data, view: Optional[str] = None, exit_code: int = EXIT_OK,
+                 message: Optional[str] = None, warning: bool = False):
         self.data, self.view, self.exit_code, self.message = data, view, exit_code, message
+        self.warning = warning  # the message is a warning, not an error
 
 
 def holders(shard) -> list:
+    """The nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
     replicas = field(shard, "replica_nodes")
     return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
 
 
-def _check(name: str, passed: bool, detail: str) -> dict:
-    return {"name": name, "passed": bool(passed), "detail": detail}
+def id_of(obj, name: str, what: str) -> str:
+    """An ID the planners compute with: text, or a one-line BadResponse."""
+    value = field(obj, name)
+    if not isinstance(value, str) or not value:
+        raise BadResponse("the cluster sent %s whose %s is %s, not an ID" % (
+            what, name, "missing" if value is None else clip(compact_json(value))))
+    return value
 
 
-def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: str = None,
+def copies(shard) -> list:
+    """The shard's holders, primary first, each checked to be an ID."""
+    what = "shard %s" % fmt_text(field(shard, "shard_id"))
+    replicas = field(shard, "replica_nodes")
+    if replicas is None:
+        replicas = []
+    if not isinstance(replicas, list):
+        raise BadResponse("the cluster sent %s whose replica_nodes is not a list" % what)
+    return [id_of(shard, "primary_node", what)] + [id_of({"replica_nodes": r}, "replica_nodes", what)
+                                                   for r in replicas]
+
+
+def nodes_by_id(nodes: list) -> dict:
+    return {id_of(node, "node_id", "a node"): node for node in nodes}
+
+
+def _check(name: str, passed: bool, detail: str, blocking: bool = True) -> dict:
+    """A dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning."""
+    return {"name": name, "passed": bool(passed), "blocking": blocking, "detail": detail}
+
+
+def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optional[str] = None,
                    strategy: str = "LIVE_COPY") -> dict:
     """What migrate-shard would do and whether the cluster would accept it (reads only)."""
     shard = client.shard_status(shard_id)
-    nodes = {field(n, "node_id"): n for n in client.list_nodes()}
-    primary = field(shard, "primary_node")
+    nodes = nodes_by_id(client.list_nodes())
+    held_by = copies(shard)
+    primary = held_by[0]
     source = source or primary
-    target_status = field(nodes.get(target), "status")
+    target_status = fmt_text(field(nodes.get(target), "status")) or "unknown"
     migration = field(shard, "migration")
     running = field(migration, "status") in RUNNING_MIGRATION
-    checks = [
-        _check("source holds the primary", source == primary,
-               "%s's primary is on %s" % (shard_id, primary)),
+    checks = [  # the contract's 404 and 409 answers, then what is only worth a warning
+        _check("source holds the primary", source == primary, "%s's primary is on %s" % (shard_id, primary)),
+        _check("source exists", source in nodes,
+               "%s is in the cluster" % source if source in nodes else "%s is not in the cluster" % source),
         _check("target exists", target in nodes,
                "%s is in the cluster" % target if target in nodes else "%s is not in the cluster" % target),
-        _check("target is healthy", target_status == "HEALTHY", "%s is %s" % (target, target_status or "unknown")),
-        _check("target holds no copy", target not in holders(shard),
-               ("%s already holds a copy of %s" if target in holders(shard) else "%s holds no copy of %s")
+        _check("target holds no copy", target not in held_by,
+               ("%s already holds a copy of %s" if target in held_by else "%s holds no copy of %s")
                % (target, shard_id)),
         _check("no migration running", not running,
-               "migration %s is %s" % (field(migration, "migration_id"), field(migration, "status"))
+               "migration %s is %s" % (fmt_text(field(migration, "migration_id")),
+                                       fmt_text(field(migration, "status")))
                if running else "no migration of %s is running" % shard_id),
+        _check("target is healthy", target not in nodes or target_status == "HEALTHY",
+               "%s is %s" % (target, target_status), blocking=False),
     ]
-    return {"dry_run": True, "action": "migrate-shard", "shard_id": shard_id, "source_node": source,
-            "target_node": target, "strategy": strategy,
-            "vectors_to_move": field(shard, "vector_count"), "bytes_to_move": field(shard, "size_bytes"),
-            "checks": checks, "would_succeed": all(c["passed"] for c in checks)}
+    return dry_run_plan(checks, action="migrate-shard", shard_id=shard_id, source_node=source, target_node=target,
+                strategy=strategy, vectors_to_move=field(shard, "vector_count"),
+                bytes_to_move=field(shard, "size_bytes"))
 
 
 def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
     """What remove-node would do to the shards and whether the cluster would accept it (reads only)."""
     status = client.cluster_status()
-    nodes = {field(n, "node_id"): n for n in client.list_nodes()}
+    nodes = nodes_by_id(client.list_nodes())
     node = nodes.get(node_id)
     live = {n for n, v in nodes.items() if field(v, "status") not in DOWN_NODE_STATUSES and n != node_id}
     movable_to = {n for n in live if field(nodes[n], "status") in ("HEALTHY", "DEGRADED")}
     factor = number(field(status, "replication_factor")) or 1
-    shards = [s for s in client.list_shards(node_id=node_id) if node_id in holders(s)]
+    shards = [(id_of(s, "shard_id", "a shard"), copies(s)) for s in client.list_shards(node_id=node_id)]
+    shards = [(shard_id, held_by) for shard_id, held_by in shards if node_id in held_by]
     stranded, under_after = [], []
-    for shard in shards:
-        others = [n for n in holders(shard) if n in live]
+    for shard_id, held_by in shards:
+        others = [n for n in held_by if n in live]
         if not others:
-            stranded.append(field(shard, "shard_id"))
-        new_home = bool(movable_to - set(holders(shard)))
-        if len(others) + new_home < factor:
-            under_after.append(field(shard, "shard_id"))
+            stranded.append(shard_id)
+        if len(others) + bool(movable_to - set(held_by)) < factor:
+            under_after.append(shard_id)
     is_master = field(node, "role") == "MASTER" or node_id == field(status, "master_node")
+    primaries = [shard_id for shard_id, held_by in shards if held_by[0] == node_id]
     checks = [
         _check("node exists", node is not None,
                "%s is in the cluster" % node_id if node else "%s is not in the cluster" % node_id),
@@ -1073,17 +1543,22 @@ def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
                "no other live copy of: " + ", ".join(stranded) if stranded else
                "each of its %d shards has a live copy elsewhere" % len(shards)),
     ]
-    return {"dry_run": True, "action": "remove-node", "node_id": node_id,
-            "primary_shards": [field(s, "shard_id") for s in shards if field(s, "primary_node") == node_id],
-            "replica_shards": [field(s, "shard_id") for s in shards if field(s, "primary_node") != node_id],
-            "shards_to_redistribute": len(shards), "under_replicated_after": under_after,
-            "checks": checks, "would_succeed": all(c["passed"] for c in checks)}
+    return dry_run_plan(checks, action="remove-node", node_id=node_id, primary_shards=primaries,
+                replica_shards=[shard_id for shard_id, held_by in shards if held_by[0] != node_id],
+                shards_to_redistribute=len(shards), under_replicated_after=under_after)
+
+
+def dry_run_plan(checks: list, **what) -> dict:
+    return dict(dry_run=True, **what, checks=checks,
+                would_succeed=all(c["passed"] for c in checks if c["blocking"]))
 
 
 def plan_result(plan: dict, view: str) -> Result:
+    """A dry run's outcome: refused (exit 1) only where the contract would refuse."""
+    warnings = ["%s: %s" % (c["name"], c["detail"]) for c in plan["checks"] if not c["passed"] and not c["blocking"]]
     if plan["would_succeed"]:
-        return Result(plan, view)
-    reasons = "; ".join(c["detail"] for c in plan["checks"] if not c["passed"])
+        return Result(plan, view, message="; ".join(warnings) or None, warning=bool(warnings))
+    reasons = "; ".join(c["detail"] for c in plan["checks"] if not c["passed"] and c["blocking"])
     return Result(plan, view, EXIT_FAILED, "the cluster would refuse this: " + reasons)
 
 
@@ -1092,12 +1567,6 @@ def is_tty(stream) -> bool:
         return bool(stream) and stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
-
-
-def transient(exc: ClusterError) -> bool:
-    """A failure worth polling through: the cluster may be back in a moment."""
-    return isinstance(exc, (ClusterUnreachable, BadResponse)) or (
-        isinstance(exc, ApiError) and exc.status_code >= 500)
 
 
 class ProgressBar:
@@ -1132,72 +1601,106 @@ class ProgressBar:
             self.stream.flush()
 
 
+def poll_until(client: ClusterCLI, read, done, timeout: float, interval: float):
+    """Call read() until done(value), polling through failures that may pass, until
+    the deadline (with a last poll at it). Returns (value, done, seconds waited,
+    the last failure); value is None when no poll succeeded."""
+    started = time.monotonic()
+    deadline = started + timeout
+    value, last_error = None, None
+    while True:
+        # The wait's end bounds every poll, retries included; the last one, started at
+        # the deadline, gets a moment to answer.
+        with client._bounded(max(deadline, time.monotonic() + LAST_POLL_GRACE)):
+            try:
+                value, last_error = read(), None
+            except ClusterError as exc:
+                if not exc.retryable:
+                    raise
+                last_error = exc
+        if last_error is None and done(value):
+            return value, True, time.monotonic() - started, None
+        now = time.monotonic()
+        if now >= deadline:
+            return value, False, now - started, last_error
+        time.sleep(min(interval, deadline - now))
+
+
 def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeout: float,
                        interval: float) -> Result:
     """Poll the shard until this migration ends, or the wait times out (exit 4)."""
-    migration_id = field(migration, "migration_id")
-    deadline = time.monotonic() + timeout
+    migration_id = fmt_text(field(migration, "migration_id"))
     bar = ProgressBar()
-    latest, last_error = migration, None
+    latest = [migration]
+
+    def read():
+        current = field(client.shard_status(shard_id), "migration")
+        if isinstance(current, dict) and field(current, "migration_id") in (field(migration, "migration_id"), None):
+            latest[0] = current
+        bar.update(latest[0])
+        return latest[0]
+
     try:
-        while True:
-            try:
-                current = field(client.shard_status(shard_id), "migration")
-                if isinstance(current, dict) and field(current, "migration_id") in (migration_id, None):
-                    latest = current
-                last_error = None
-            except ClusterError as exc:
-                if not transient(exc):
-                    raise
-                last_error = exc
-            bar.update(latest)
-            state = field(latest, "status")
-            if state == "COMPLETED":
-                return Result(latest, "migration")
-            if state == "FAILED":
-                return Result(latest, "migration", EXIT_FAILED, "migration %s of %s FAILED: %s" % (
-                    migration_id, shard_id, fmt_text(field(latest, "error")) or "no reason given"))
-            if time.monotonic() + interval > deadline:
-                break
-            time.sleep(interval)
+        current, ended, waited, last_error = poll_until(
+            client, read, lambda m: field(m, "status") in ("COMPLETED", "FAILED"), timeout, interval)
+    except KeyboardInterrupt:
+        bar.close()
+        raise Interrupted("interrupted; migration %s of %s goes on: check it with "
+                          "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, shard_id)) from None
     finally:
         bar.close()
-    message = "migration %s of %s is still %s after %gs; it goes on: check it with " \
-              "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, state, timeout, shard_id)
+    current = latest[0] if current is None else current
+    state = fmt_text(field(current, "status")) or "unknown"
+    if state == "COMPLETED":
+        return Result(current, "migration")
+    if state == "FAILED":
+        return Result(current, "migration", EXIT_FAILED, "migration %s of %s FAILED: %s" % (
+            migration_id, shard_id, fmt_text(field(current, "error")) or "no reason given"))
+    message = "migration %s of %s is still %s after %.1fs; it goes on: check it with " \
+              "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, state, waited, shard_id)
     if last_error:
         message += " (last poll: %s)" % last_error
-    return Result(latest, "migration", EXIT_CONDITION, message)
+    return Result(current, "migration", EXIT_CONDITION, message)
 
 
 def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: float) -> Result:
     """Poll the cluster status until it is `wanted`, or the wait times out (exit 4)."""
-    deadline = time.monotonic() + timeout
-    status, last_error = None, None
-    while True:
-        try:
-            status = client.cluster_status()
-            last_error = None
-            if field(status, "status") == wanted:
-                return Result(status)
-        except ClusterError as exc:
-            if not transient(exc):
-                raise
-            last_error = exc
-        if time.monotonic() + interval > deadline:
-            break
-        time.sleep(interval)
+    status, reached, waited, last_error = poll_until(
+        client, client.cluster_status, lambda s: field(s, "status") == wanted, timeout, interval)
+    if reached:
+        return Result(status)
     if status is None:
-        raise ConditionNotMet("cluster did not become %s within %gs (%s)" % (wanted, timeout, last_error))
-    return Result(status, None, EXIT_CONDITION, "cluster is %s, not %s, after %gs" % (
-        fmt_text(field(status, "status")) or "unknown", wanted, timeout))
+        raise ConditionNotMet("cluster did not become %s within %.1fs (%s)" % (wanted, waited, last_error))
+    return Result(status, None, EXIT_CONDITION, "cluster is %s, not %s, after %.1fs%s" % (
+        fmt_text(field(status, "status")) or "unknown", wanted, waited,
+        " (last poll: %s)" % last_error if last_error else ""))
 
 
 def confirm(question: str) -> bool:
     """Ask on the terminal; anything but y/yes (or end of input) is no."""
-    sys.stderr.write(question + " [y/N] ")
+    sys.stderr.write(terminal_text(question) + " [y/N] ")
     sys.stderr.flush()
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
+
+
+class sending:
+    """Around a change on the wire: when its answer is lost (a dropped connection, the
+    time running out, Ctrl-C), say it may have been applied and how to check."""
+
+    def __init__(self, what: str, check: str):
+        self.what, self.check = what, check
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, traceback):
+        if kind is KeyboardInterrupt:
+            raise Interrupted("interrupted while %s was in flight; it may or may not have been applied: "
+                              "check with '%s'" % (self.what, self.check)) from None
+        if isinstance(exc, MaybeApplied):
+            exc.hint = "check with '%s' before sending it again" % self.check
+        return False
 
 
 # ---------------------------------------------------------------------------
@@ -1253,7 +1756,8 @@ def cmd_add_node(client, args):
 
     example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
     """
-    return Result(client.add_node(args.node_id, args.address), "node-added")
+    with sending("the request to add %s" % args.node_id, "cluster_cli.py nodes"):
+        return Result(client.add_node(args.node_id, args.address), "node-added")
 
 
 def cmd_remove_node(client, args):
@@ -1262,7 +1766,7 @@ def cmd_remove_node(client, args):
     On a terminal it shows the impact and asks first (--yes skips the question).
     example: cluster_cli.py remove-node --node-id node-worker-003 --dry-run
     """
-    node_id = require_id(args.node_id, "--node-id")
+    node_id = args.node_id
     if args.dry_run:
         return plan_result(plan_node_removal(client, node_id), "removal-plan")
     if not args.yes and is_tty(sys.stdin):
@@ -1273,7 +1777,8 @@ def cmd_remove_node(client, args):
             raise ClusterError(refused.message + "; nothing was removed")
         if not confirm("Remove node %s?" % node_id):
             raise ClusterError("aborted; node %s was not removed" % node_id)
-    return Result(client.remove_node(node_id), "node-removed")
+    with sending("the request to remove %s" % node_id, "cluster_cli.py nodes"):
+        return Result(client.remove_node(node_id), "node-removed")
 
 
 def cmd_node_health(client, args):
@@ -1314,20 +1819,22 @@ def cmd_migrate_shard(client, args):
     example: cluster_cli.py migrate-shard --shard-id shard-00 --from-node node-worker-001 \\
                --to-node node-worker-003 --strategy LIVE_COPY --wait
     """
-    shard_id = require_id(args.shard_id, "--shard-id")
-    target = require_id(args.to_node, "--to-node")
-    source = None if args.from_node is None else require_id(args.from_node, "--from-node")
-    strategy = check_strategy(args.strategy)
+    shard_id, target, source, strategy = args.shard_id, args.to_node, args.from_node, args.strategy
     if args.dry_run:
         return plan_result(plan_migration(client, shard_id, target, source, strategy), "migration-plan")
     if source is not None:
         primary = field(client.shard_status(shard_id), "primary_node")
         if primary is not None and primary != source:
             raise ClusterError("%s's primary is on %s, not %s; no migration was started"
-                               % (shard_id, primary, source))
-    migration = client.migrate_shard(shard_id, target, source, strategy)
+                               % (shard_id, fmt_text(primary), source))
+    check = "cluster_cli.py shard-status --shard-id %s" % shard_id
+    with sending("the request to migrate %s" % shard_id, check):
+        migration = client.migrate_shard(shard_id, target, source, strategy)
     if not args.wait:
         return Result(migration, "migration-started")
+    # Said first, so the operator has the id whatever happens while waiting.
+    note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
+         % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
     return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
 
 
@@ -1381,14 +1888,32 @@ class Parser(argparse.ArgumentParser):
         raise InvalidInput("%s (see '%s --help')" % (message, self.prog))
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text) from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("%r must be a positive number of seconds" % text)
-    return value
+# Python parameter -> the flag that sets it, for messages from the client's checks.
+FLAGS = {"node_id": "--node-id", "shard_id": "--shard-id", "target_node": "--to-node",
+         "source_node": "--from-node", "database_id": "--database-id", "address": "--address",
+         "strategy": "--strategy", "timeout": "--timeout", "retries": "--retries", "host": "--host",
+         "port": "--port", "url": "--url", "api_key": "--api-key", "ca_cert": "--ca-cert",
+         "max_response_size": "--max-response-size"}
+
+
+def _argument_type(check):
+    """An argparse type from one of the client's checks, its message without the parameter name."""
+    def convert(text):
+        try:
+            return check(text)
+        except InvalidInput as exc:
+            message = exc.message
+            if exc.param and message.startswith(exc.param):
+                message = message[len(exc.param):].lstrip(": ")
+            raise argparse.ArgumentTypeError(message) from None
+    convert.__name__ = check.__name__
+    return convert
+
+
+_seconds = _argument_type(lambda text: check_seconds(text, "timeout"))
+_id = _argument_type(lambda text: require_id(text, "id"))
+_size = _argument_type(parse_size)
+_address = _argument_type(parse_address)
 
 
 def _non_negative_int(text):
@@ -1396,8 +1921,8 @@ def _non_negative_int(text):
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("%r must be 0 or more" % text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("%r must be from 0 to 100" % text)
     return value
 
 
@@ -1430,11 +1955,16 @@ def add_global_options(parser, suppress: bool) -> None:
                        help="output format (env %s; default %s)" % (ENV_FORMAT, DEFAULT_FORMAT))
     group.add_argument("--api-key", default=default(None), metavar="KEY",
                        help="API key, sent as 'Authorization: Bearer KEY' (env %s)" % ENV_API_KEY)
-    group.add_argument("--timeout", type=_positive_float, default=default(DEFAULT_TIMEOUT), metavar="SECONDS",
-                       help="connect and read timeout per request (default %g)" % DEFAULT_TIMEOUT)
+    group.add_argument("--timeout", type=_seconds, default=default(DEFAULT_TIMEOUT), metavar="SECONDS",
+                       help="the most one request may take, all included: connect, send, the whole answer, "
+                            "redirects and GET retries (default %g)" % DEFAULT_TIMEOUT)
     group.add_argument("--retries", type=_non_negative_int, default=default(DEFAULT_RETRIES), metavar="N",
-                       help="retries of a GET after a connection failure or 502/503/504; "
-                            "POST and DELETE are never retried (default %d)" % DEFAULT_RETRIES)
+                       help="retries of a GET after a connection failure or 502/503/504, pausing %g s "
+                            "doubling to %g s, inside --timeout; POST and DELETE are never retried "
+                            "(default %d)" % (FIRST_RETRY_PAUSE, RETRY_PAUSE_CAP, DEFAULT_RETRIES))
+    group.add_argument("--max-response-size", type=_size, default=default(DEFAULT_MAX_RESPONSE_SIZE),
+                       metavar="SIZE", help="refuse an answer larger than SIZE once decompressed, such as "
+                                            "64M or 1G (default %s)" % fmt_size(DEFAULT_MAX_RESPONSE_SIZE))
     group.add_argument("--ca-cert", default=default(None), metavar="PATH",
                        help="CA bundle to verify the cluster's TLS certificate with")
     group.add_argument("--insecure", action="store_true", default=default(False),
@@ -1447,7 +1977,7 @@ def add_global_options(parser, suppress: bool) -> None:
 
 
 def add_watch_option(parser) -> None:
-    parser.add_argument("--watch", type=_positive_float, nargs="?", const=DEFAULT_WATCH_INTERVAL,
+    parser.add_argument("--watch", type=_seconds, nargs="?", const=DEFAULT_WATCH_INTERVAL,
                         metavar="SECONDS", help="repeat every SECONDS (default %g) until Ctrl-C; JSON "
                         "snapshots are one line each when not on a terminal" % DEFAULT_WATCH_INTERVAL)
     parser.add_argument("--count", type=_non_negative_int, default=0, metavar="N",
@@ -1455,9 +1985,9 @@ def add_watch_option(parser) -> None:
 
 
 def add_wait_options(parser, what: str) -> None:
-    parser.add_argument("--wait-timeout", type=_positive_float, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--wait-timeout", type=_seconds, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
                         help="give up waiting for %s after SECONDS, exit 4 (default %g)" % (what, DEFAULT_WAIT_TIMEOUT))
-    parser.add_argument("--poll-interval", type=_positive_float, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
+    parser.add_argument("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
                         help="seconds between polls while waiting (default %g)" % DEFAULT_POLL_INTERVAL)
 
 
@@ -1478,37 +2008,39 @@ def nodes_options(sub) -> None:
 
 
 def add_node_options(sub) -> None:
-    sub.add_argument("--node-id", required=True, help="ID of the new node")
-    sub.add_argument("--address", required=True, metavar="HOST:PORT", help="address the node serves on")
+    sub.add_argument("--node-id", required=True, type=_id, help="ID of the new node")
+    sub.add_argument("--address", required=True, type=_address, metavar="HOST:PORT",
+                     help="address the node serves on")
 
 
 def remove_node_options(sub) -> None:
-    sub.add_argument("--node-id", required=True, help="ID of the node to remove")
+    sub.add_argument("--node-id", required=True, type=_id, help="ID of the node to remove")
     sub.add_argument("--dry-run", action="store_true", help="show the impact; change nothing")
     sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
 
 def node_health_options(sub) -> None:
-    sub.add_argument("--node-id", required=True, help="ID of the node")
+    sub.add_argument("--node-id", required=True, type=_id, help="ID of the node")
 
 
 def shards_options(sub) -> None:
-    sub.add_argument("--database-id", help="only shards of this database")
-    sub.add_argument("--node-id", help="only shards with a copy (primary or replica) on this node")
+    sub.add_argument("--database-id", type=_id, help="only shards of this database")
+    sub.add_argument("--node-id", type=_id, help="only shards with a copy (primary or replica) on this node")
     sub.add_argument("--status", type=str.upper, choices=SHARD_STATUSES, metavar="STATUS",
                      help="only shards with this status: %s" % ", ".join(SHARD_STATUSES))
     add_watch_option(sub)
 
 
 def shard_status_options(sub) -> None:
-    sub.add_argument("--shard-id", required=True, help="ID of the shard")
+    sub.add_argument("--shard-id", required=True, type=_id, help="ID of the shard")
     add_watch_option(sub)
 
 
 def migrate_shard_options(sub) -> None:
-    sub.add_argument("--shard-id", required=True, help="ID of the shard to move")
-    sub.add_argument("--to-node", required=True, help="node to move it to")
-    sub.add_argument("--from-node", help="node it is on now (its primary); checked before anything is sent")
+    sub.add_argument("--shard-id", required=True, type=_id, help="ID of the shard to move")
+    sub.add_argument("--to-node", required=True, type=_id, help="node to move it to")
+    sub.add_argument("--from-node", type=_id,
+                     help="node it is on now (its primary); checked before anything is sent")
     sub.add_argument("--strategy", type=str.upper, default="LIVE_COPY", choices=STRATEGIES,
                      help="how to move it (default LIVE_COPY)")
     sub.add_argument("--dry-run", action="store_true", help="check whether it would be accepted; change nothing")
@@ -1569,20 +2101,38 @@ def settings_from(args) -> dict:
     host = args.host if args.host is not None else env.get(ENV_HOST) or DEFAULT_HOST
     verify = False if args.insecure else (args.ca_cert or True)
     if args.ca_cert and not args.insecure and not os.path.isfile(args.ca_cert):
-        raise InvalidInput("--ca-cert: no such file: %s" % args.ca_cert)
+        raise InvalidInput("--ca-cert: no such file: %s" % shown(args.ca_cert))
     return {"host": host, "port": port, "url": url, "api_key": api_key, "timeout": args.timeout,
-            "retries": args.retries, "verify": verify, "format": fmt}
+            "retries": args.retries, "verify": verify, "max_response_size": args.max_response_size,
+            "format": fmt}
+
+
+def terminal_text(message: str) -> str:
+    """Control characters from input or a server escaped, not obeyed by the terminal."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+def say(prefix: str, message: str) -> None:
+    """One line on stderr. A closed or broken stderr loses the line, never the exit code."""
+    try:
+        sys.stderr.write("%s%s\n" % (prefix, terminal_text(message)))
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def report(message: str) -> None:
-    """One line on stderr: control characters from input or a server are escaped, not obeyed."""
-    if not message.isprintable():
-        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-    sys.stderr.write("error: %s\n" % message)
+    say("error: ", message)
 
 
 def warn(message: str) -> None:
-    sys.stderr.write("warning: %s\n" % message)
+    say("warning: ", message)
+
+
+def note(message: str) -> None:
+    say("", message)
 
 
 def key_over_plain_http(base_urls) -> list:
@@ -1616,8 +2166,17 @@ def as_result(outcome) -> Result:
 
 
 def write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    """Write to stdout now; a closed or full stdout is an OutputError (a closed pipe stays BrokenPipeError)."""
+    stream = sys.stdout
+    if stream is None:  # started with stdout closed (>&-)
+        raise OutputError("cannot write output: stdout is closed")
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
 
 
 def watch(client, args, color: bool) -> int:
@@ -1629,7 +2188,7 @@ def watch(client, args, color: bool) -> int:
             try:
                 result = as_result(args.func(client, args))
             except ClusterError as exc:
-                if not transient(exc):
+                if not exc.retryable:
                     raise
                 report("%s (still watching)" % exc)
             else:
@@ -1637,8 +2196,7 @@ def watch(client, args, color: bool) -> int:
                     header = "Every %gs: %s    %s\n\n" % (args.watch, args.command, time.strftime("%Y-%m-%d %H:%M:%S"))
                     write("\x1b[H\x1b[2J" + header + render(result, args, color) + "\n")
                 elif args.format == "json":
-                    import json
-                    write(json.dumps(result.data) + "\n")
+                    write(to_json(result.data) + "\n")
                 else:  # compact stays one line per object; tables get a blank line between
                     write(render(result, args, color) + ("\n\n" if args.format == "table" else "\n"))
             snapshots += 1
@@ -1661,6 +2219,7 @@ class verbose_logging:
             self.handler = logging.StreamHandler(sys.stderr)
             self.handler.setFormatter(logging.Formatter("%(message)s"))
             logger = logging.getLogger("cluster_cli")
+            self.level = logger.level
             logger.addHandler(self.handler)
             logger.setLevel(logging.DEBUG)
         return self
@@ -1668,7 +2227,26 @@ class verbose_logging:
     def __exit__(self, *exc_info):
         if self.handler is not None:
             import logging
-            logging.getLogger("cluster_cli").removeHandler(self.handler)
+            logger = logging.getLogger("cluster_cli")
+            logger.removeHandler(self.handler)
+            logger.setLevel(self.level)
+
+
+class collector_paused:
+    """The CLI's run with the cyclic garbage collector paused: parsing and rendering a
+    large list allocate hundreds of thousands of containers, none in a cycle, and the
+    collector would scan them over and over (a third of the parse time of 100,000
+    shards). The library never touches it."""
+
+    def __enter__(self):
+        import gc
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info):
+        if self.was_enabled:
+            import gc
+            gc.enable()
 
 
 def run(args) -> int:
@@ -1683,12 +2261,12 @@ def run(args) -> int:
         color = use_colour(args)
         if getattr(args, "watch", None):
             return watch(client, args, color)
-        result = as_result(args.func(client, args))
-        if result.data is not None:
-            with collector_paused():
+        with collector_paused():
+            result = as_result(args.func(client, args))
+            if result.data is not None:
                 write(render(result, args, color) + "\n")
         if result.message:
-            report(result.message)
+            (warn if result.warning else report)(result.message)
         return result.exit_code
 
 
@@ -1699,44 +2277,68 @@ def main(argv=None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         return run(args)
+    except OutputError as exc:
+        report(str(exc))
+        silence_stdout()  # or the interpreter's last flush fails again, and exits 120
+        return exc.exit_code
     except ClusterError as exc:
-        report(redact(str(exc), argv))
+        report(redact(for_command_line(exc), argv))
         return exc.exit_code
     except SystemExit as exc:  # --help and --version: main() returns, it does not exit
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        say("", "interrupted")
         return EXIT_INTERRUPTED
     except ModuleNotFoundError as exc:
         report("the Python package %r is not installed; run: pip install -r requirements.txt" % exc.name)
         return EXIT_FAILED
     except BrokenPipeError:
-        # The reader (| head) has what it wanted; say nothing more.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        silence_stdout()  # the reader (| head) has what it wanted; say nothing more
         return EXIT_OK
     except Exception as exc:  # a bug: one line, and the trace only when asked for
         if getattr(args, "verbose", False):
             import traceback
-            sys.stderr.write(redact(traceback.format_exc(), argv))
+            say("", redact(traceback.format_exc().rstrip("\n"), argv))
         report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), argv))
         return EXIT_FAILED
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered goes nowhere at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def for_command_line(exc: ClusterError) -> str:
+    """The error's text, naming the flag where the client named its parameter."""
+    text = str(exc)
+    flag = FLAGS.get(exc.param)
+    if flag and text.startswith(exc.param):
+        text = flag + text[len(exc.param):]
+    return text
+
+
+# An option whose value is a secret, however mistyped: --api-key, --apikey, --api_key, --token...
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$", re.I)
+
+
 def redact(text: str, argv) -> str:
-    """Remove the API key (from the command line or the environment) from anything printed."""
-    keys = [os.environ.get(ENV_API_KEY)]
+    """Remove secrets from anything printed: the API key (from the command line, however
+    its flag was spelled, or the environment) and any user:password@ in a URL."""
+    secrets = [os.environ.get(ENV_API_KEY)]
     for i, arg in enumerate(argv):
-        if arg == "--api-key" and i + 1 < len(argv):
-            keys.append(argv[i + 1])
-        elif arg.startswith("--api-key="):
-            keys.append(arg[len("--api-key="):])
-    for key in keys:
-        if key and len(key) >= 4:  # a shorter "key" would garble the message, and hides nothing
-            text = text.replace(key, "***")
+        name, equals, value = arg.partition("=")
+        if _SECRET_OPTION.match(name):
+            secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
+    text = hide_credentials(text)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+        else:  # a short one only where it stands alone, or every 'a' in the message would go
+            text = re.sub(r"(?<![\w-])%s(?![\w-])" % re.escape(secret), "***", text)
     return text
 
 

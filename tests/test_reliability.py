@@ -42,11 +42,9 @@ def test_refused_connection_exits_3_naming_the_address(cli):
 
 def test_timeout_exits_3(cli, sim):
     sim.fault(delay=1.0)
-    started = time.monotonic()
     run = cli("--timeout", "0.2", "--retries", "0", "status")
     assert_one_error_line(run, 3)
-    assert run.err == "error: no answer from http://127.0.0.1:%d within 0.2s\n" % sim.port
-    assert time.monotonic() - started < 1.0
+    assert run.err == "error: no complete answer from http://127.0.0.1:%d within 0.2s\n" % sim.port
 
 
 def test_400_is_reported_and_not_retried(cli, sim):
@@ -57,11 +55,12 @@ def test_400_is_reported_and_not_retried(cli, sim):
     assert len(sim.requests) == 1
 
 
-def test_get_is_retried_after_a_timeout(cli, sim):
+def test_a_timed_out_get_is_not_retried_past_its_timeout(cli, sim):
+    # --timeout is the whole request: a GET that used it up has no time left for another try.
     sim.fault(delay=0.5)
-    run = cli("--timeout", "0.1", "--retries", "1", "status")
+    run = cli("--timeout", "0.2", "--retries", "5", "status")
     assert run.code == 3
-    assert [r["path"] for r in sim.requests] == ["/api/v1/cluster/status"] * 2
+    assert [r["path"] for r in sim.requests] == ["/api/v1/cluster/status"]
 
 
 # -- retries: GET only -------------------------------------------------------------
@@ -77,8 +76,8 @@ def test_get_gives_up_after_retries_with_the_servers_message(cli, sim):
     sim.fault(fail_next=5, retry_after=0)
     run = cli("--retries", "1", "nodes")
     assert_one_error_line(run, 1)
-    assert run.err.startswith("error: leader election in progress, retry later (HTTP 503 UNAVAILABLE); ")
-    assert "--retries" in run.err
+    assert run.err.startswith("error: leader election in progress, retry later (HTTP 503 UNAVAILABLE); "
+                              "the cluster was still unavailable after 2 tries in ")
     assert len(sim.requests) == 2
 
 
@@ -255,12 +254,12 @@ def test_the_key_never_appears_in_output(cli, secured):
     assert "-> 200" in runs[0].err
 
 
-def test_a_key_over_plain_http_to_a_remote_host_is_warned_about(cli):
-    # The ID check fails before any request, so nothing leaves this machine.
-    run = cli("--api-key", KEY, "--host", "192.0.2.7", "node-health", "--node-id", " ", target=False)
-    assert run.code == 2
-    assert run.err.startswith("warning: the API key is sent unencrypted to http://192.0.2.7:8080; ")
-    assert KEY not in run.err
+def test_a_key_over_plain_http_to_a_remote_host_is_warned_about(cli, sim):
+    # The first master (this machine's simulator) answers, so the second is never contacted.
+    run = cli("--api-key", KEY, "--url", "%s,http://192.0.2.7:8080" % sim.url, "status", target=False)
+    assert run.code == 0
+    assert run.err == "warning: the API key is sent unencrypted to http://192.0.2.7:8080; use an https:// --url\n"
+    assert {r["client_port"] > 0 for r in sim.requests} == {True} and len(sim.requests) == 1
 
 
 def test_no_warning_for_loopback_or_https():
@@ -289,22 +288,28 @@ def test_shard_id_with_query_characters_stays_in_the_path(cli, sim):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["node-health", "--node-id", ""], "error: --node-id must not be empty\n"),
+    (["node-health", "--node-id", ""],
+     "error: argument --node-id: must not be empty (see 'cluster_cli.py node-health --help')\n"),
     (["add-node", "--node-id", "n", "--address", "nohost"],
-     "error: --address must be HOST:PORT (IPv6 as [::1]:8080), got 'nohost'\n"),
-    (["add-node", "--node-id", "n", "--address", "h:0"], "error: --address: port 0 is out of range (1-65535)\n"),
+     "error: argument --address: must be HOST:PORT (IPv6 as [::1]:8080), got 'nohost' "
+     "(see 'cluster_cli.py add-node --help')\n"),
+    (["add-node", "--node-id", "n", "--address", "h:0"],
+     "error: argument --address: port 0 is out of range (1-65535) (see 'cluster_cli.py add-node --help')\n"),
     (["add-node", "--node-id", "n", "--address", "h:65536"],
-     "error: --address: port 65536 is out of range (1-65535)\n"),
+     "error: argument --address: port 65536 is out of range (1-65535) (see 'cluster_cli.py add-node --help')\n"),
     (["add-node", "--node-id", "n", "--address", "::1:80"],
-     "error: --address must be HOST:PORT (IPv6 as [::1]:8080), got '::1:80'\n"),
-    (["migrate-shard", "--shard-id", "s", "--to-node", "  "], "error: --to-node must not be empty\n"),
+     "error: argument --address: must be HOST:PORT (IPv6 as [::1]:8080), got '::1:80' "
+     "(see 'cluster_cli.py add-node --help')\n"),
+    (["migrate-shard", "--shard-id", "s", "--to-node", "  "],
+     "error: argument --to-node: must not be empty (see 'cluster_cli.py migrate-shard --help')\n"),
     (["--port", "70000", "status"],
      "error: argument --port: port 70000 is out of range (1-65535) (see 'cluster_cli.py --help')\n"),
-    (["--host", "http://x", "status"], "error: --host takes host names; use --url for 'http://x'\n"),
+    (["--host", "http://x", "status"], "error: --host takes host names, not URLs such as 'http://x'\n"),
     (["--url", "ftp://x", "status"],
      "error: --url: 'ftp://x' must look like http://host:port or https://host:port\n"),
     (["--timeout", "0", "status"],
-     "error: argument --timeout: '0' must be a positive number of seconds (see 'cluster_cli.py --help')\n"),
+     "error: argument --timeout: must be more than 0 and at most 604800 seconds, got '0' "
+     "(see 'cluster_cli.py --help')\n"),
     (["migrate-shard", "--shard-id", "s", "--to-node", "n", "--strategy", "FAST"],
      "error: argument --strategy: invalid choice: 'FAST' (choose from 'LIVE_COPY', 'SNAPSHOT', 'INCREMENTAL') "
      "(see 'cluster_cli.py migrate-shard --help')\n"),
@@ -353,7 +358,8 @@ def test_html_502_from_a_proxy_is_reported_with_an_excerpt(cli, sim):
     run = cli("--retries", "0", "status")
     assert_one_error_line(run, 1)
     assert run.err == ("error: Bad Gateway: '<html> <head><title>502 Bad Gateway</title></head> <body> "
-                       "<center><h1>502 Bad Gateway</h1></center> <hr><center>nginx</c...' (HTTP 502)\n")
+                       "<center><h1>502 Bad Gateway</h1></center> <hr><center>nginx</c...' (HTTP 502); "
+                       "the cluster was still unavailable after 1 try in 0.0s\n")
 
 
 def test_empty_body_is_reported(cli, sim):
@@ -519,15 +525,15 @@ def test_a_key_echoed_by_a_usage_error_is_redacted(cli):
 # -- more input checks ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [
-    (["node-health", "--node-id", "a\tb"], "error: --node-id contains control characters: 'a\\tb'\n"),
+    (["node-health", "--node-id", "a\tb"], "error: argument --node-id: contains control characters: 'a\\tb' "
+     "(see 'cluster_cli.py node-health --help')\n"),
     (["--host", "a b", "status"], "error: --host: 'a b' is not a host or host:port\n"),
     (["--url", "http://h:99999", "status"], None),
     (["--url", "http://h:0", "status"], "error: --url: port 0 is out of range (1-65535)\n"),
     (["--url", "http://user:pw@h:1", "status"],
-     "error: --url: 'http://user:pw@h:1' must not carry credentials, a query or a fragment "
-     "(pass the key with --api-key)\n"),
+     "error: --url: 'http://***@h:1' must not carry credentials; give the API key separately\n"),
     (["--retries", "-1", "status"],
-     "error: argument --retries: '-1' must be 0 or more (see 'cluster_cli.py --help')\n"),
+     "error: argument --retries: '-1' must be from 0 to 100 (see 'cluster_cli.py --help')\n"),
 ])
 def test_more_bad_input_exits_2_before_any_request(cli, sim, argv, message):
     run = cli(*argv, target=False)
@@ -550,9 +556,9 @@ def test_bad_format_in_the_environment(cli, clean_env):
 
 
 def test_library_checks_its_arguments_before_sending(sim):
-    with pytest.raises(cluster_cli.InvalidInput, match="timeout must be a positive"):
+    with pytest.raises(cluster_cli.InvalidInput, match="^timeout must be more than 0 and at most"):
         cluster_cli.ClusterCLI(port=sim.port, timeout=0)
-    with pytest.raises(cluster_cli.InvalidInput, match="retries must be 0 or more"):
+    with pytest.raises(cluster_cli.InvalidInput, match="^retries must be a whole number from 0 to 100"):
         cluster_cli.ClusterCLI(port=sim.port, retries=-1)
     with cluster_cli.ClusterCLI(host="127.0.0.1", port=sim.port, api_key=KEY) as client:
         with pytest.raises(cluster_cli.InvalidInput) as raised:

@@ -64,10 +64,12 @@ def on_terminal(sim, argv, stream="stdout", answer=None, env=None):
 
 # -- migrate-shard --wait ------------------------------------------------------------
 
+STARTED = "migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)\n"
+
 def test_wait_for_a_migration_to_complete(cli, sim):
     run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait", *FAST,
               "--format", "compact")
-    assert (run.code, run.err) == (0, "")
+    assert (run.code, run.err) == (0, STARTED % ("mig-7f01", "shard-00"))
     assert run.out == "mig-7f01 | shard-00 | node-worker-001 -> node-master-001 | LIVE_COPY | COMPLETED | 100.0%\n"
     assert cli("shard-status", "--shard-id", "shard-00", "--format", "json").json()["primary_node"] == "node-master-001"
     assert len([r for r in sim.requests if r["method"] == "POST"]) == 1
@@ -80,8 +82,8 @@ def test_wait_for_a_migration_that_fails(cli, sim):
     timer.join()
     assert run.code == 1
     assert run.json()["status"] == "FAILED"
-    assert run.err == ("error: migration mig-7f01 of shard-02 FAILED: "
-                       "target node node-worker-002 became unreachable\n")
+    assert run.err == STARTED % ("mig-7f01", "shard-02") + (
+        "error: migration mig-7f01 of shard-02 FAILED: target node node-worker-002 became unreachable\n")
 
 
 def test_wait_for_a_migration_times_out_with_exit_4(cli, sim):
@@ -89,7 +91,8 @@ def test_wait_for_a_migration_times_out_with_exit_4(cli, sim):
               "--wait-timeout", "0.2", *FAST, "--format", "compact")
     assert run.code == 4
     assert " | IN_PROGRESS | " in run.out
-    assert run.err.startswith("error: migration mig-7f01 of shard-00 is still IN_PROGRESS after 0.2s; it goes on: "
+    assert run.err.startswith(STARTED % ("mig-7f01", "shard-00") +
+                              "error: migration mig-7f01 of shard-00 is still IN_PROGRESS after 0.2s; it goes on: "
                               "check it with 'cluster_cli.py shard-status --shard-id shard-00'")
 
 
@@ -127,7 +130,6 @@ def test_migration_dry_run_reports_what_would_move(cli, sim):
 @pytest.mark.parametrize("setup, argv, reason", [
     (None, ["--to-node", "node-worker-002"], "node-worker-002 already holds a copy of shard-00"),
     (None, ["--to-node", "node-9"], "node-9 is not in the cluster"),
-    ("down", ["--to-node", "node-master-001"], "node-master-001 is UNREACHABLE"),
     (None, ["--to-node", "node-master-001", "--from-node", "node-worker-002"],
      "shard-00's primary is on node-worker-001"),
     ("running", ["--to-node", "node-master-001"], "migration mig-7f01 is IN_PROGRESS"),
@@ -143,6 +145,22 @@ def test_migration_dry_run_says_why_it_would_be_refused(cli, sim, setup, argv, r
     assert run.json()["would_succeed"] is False
     assert run.err.startswith("error: the cluster would refuse this: ") and reason in run.err
     assert sim.changes() == before
+
+
+def test_a_dry_run_only_warns_where_the_contract_makes_no_refusal(cli, sim):
+    # The contract refuses a migration for its source, a copy on the target or one running:
+    # not for the target's health. A JOINING or UNREACHABLE target is a warning, exit 0.
+    cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-worker-003", "--dry-run",
+              "--format", "json")
+    assert run.code == 0 and run.json()["would_succeed"] is True
+    assert run.err == "warning: target is healthy: node-worker-003 is JOINING\n"
+    sim.down("node-master-001")
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--dry-run")
+    assert run.code == 0
+    assert "│ target is healthy        │ WARN   │ node-master-001 is UNREACHABLE" in run.out
+    assert run.err == "warning: target is healthy: node-master-001 is UNREACHABLE\n"
+    assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
 
 
 def test_removal_dry_run_lists_the_shards_and_matches_the_removal(cli, sim):
@@ -429,7 +447,8 @@ def test_wait_polls_through_failures_and_reports_the_last_on_timeout(cli, sim):
               "--wait", "--wait-timeout", "0.4", *FAST, "--format", "compact")
     assert run.code == 4
     assert run.err.endswith("(last poll: Bad Gateway: '<html> <head><title>502 Bad Gateway</title></head> <body> "
-                            "<center><h1>502 Bad Gateway</h1></center> <hr><center>nginx</c...' (HTTP 502))\n")
+                            "<center><h1>502 Bad Gateway</h1></center> <hr><center>nginx</c...' (HTTP 502); "
+                            "the cluster was still unavailable after 1 try in 0.0s)\n")
 
 
 def test_wait_rides_out_a_short_outage(cli, sim):
