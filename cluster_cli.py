@@ -135,6 +135,10 @@ class ResponseTooLarge(BadResponse):
 
     retryable = False
 
+    def __init__(self, message: str, status_code: Optional[int] = None):
+        super().__init__(message, status_code)
+        self.param = "max_response_size"
+
 
 class Redirected(ClusterError):
     """A change was answered with a redirect: never followed, so not applied by this request."""
@@ -437,10 +441,7 @@ class ClusterCLI:
         self._timeout_class = urllib3.Timeout
         self._log = logging.getLogger("cluster_cli")
         self._local = threading.local()  # per thread: the exchange on the wire, an outer deadline
-        self._session = requests.Session()
-        adapter = _tracking_adapter(self._local)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._session = _new_session(self._local)
         self._session.headers.update({"Accept": "application/json",
                                       "User-Agent": "jadevectordb-cluster-cli/" + __version__})
         self._verify = verify  # per request: a session-wide value loses to REQUESTS_CA_BUNDLE
@@ -753,6 +754,23 @@ class _Watchdog:
 
     def cancel(self) -> None:
         self.timer.cancel()
+
+
+def _new_session(local):
+    """A requests session that never looks at redirects (ClusterCLI follows or refuses them
+    itself: requests would read a redirect's whole body, unbounded, and parse its Location
+    even when told not to follow it), over connections that report on the wire."""
+    import requests
+
+    class Session(requests.Session):
+        def get_redirect_target(self, response):
+            return None
+
+    session = Session()
+    adapter = _tracking_adapter(local)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _tracking_adapter(local):
@@ -2313,11 +2331,14 @@ def silence_stdout() -> None:
 
 
 def for_command_line(exc: ClusterError) -> str:
-    """The error's text, naming the flag where the client named its parameter."""
+    """The error's text, naming the flag where the client named its parameter
+    (at the start; anywhere for names like max_response_size, which no sentence uses)."""
     text = str(exc)
     flag = FLAGS.get(exc.param)
     if flag and text.startswith(exc.param):
         text = flag + text[len(exc.param):]
+    elif flag and "_" in exc.param:
+        text = re.sub(r"\b%s\b" % exc.param, flag, text)
     return text
 
 

@@ -13,6 +13,7 @@ SCRIPT = os.path.join(ROOT, "cluster_cli.py")
 sys.path[:0] = [ROOT, TESTS]
 
 import cluster_cli  # noqa: E402
+import hostile  # noqa: E402
 import simulator  # noqa: E402
 
 ENV_VARS = ("JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL", "JADEVECTORDB_FORMAT",
@@ -131,3 +132,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """(CA bundle, certificate, key) for 127.0.0.1 and localhost, from a throwaway CA."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    ca_path, cert_path, key_path = (str(folder / n) for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca.cert_pem.write_to_path(ca_path)
+    cert.cert_chain_pems[0].write_to_path(cert_path)
+    cert.private_key_pem.write_to_path(key_path)
+    return ca_path, cert_path, key_path
+
+
+@pytest.fixture
+def hostile_server():
+    """A hostile server over plain HTTP on 127.0.0.1 (see tests/hostile.py)."""
+    server = hostile.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hostile_tls(tls_files):
+    """The hostile server over TLS, its certificate from the tls_files CA."""
+    server = hostile.start(tls=tls_files[1:])
+    yield server
+    server.stop()

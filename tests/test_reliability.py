@@ -163,19 +163,6 @@ def test_all_masters_down_names_each(cli):
 
 # -- TLS ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = tmp_path_factory.mktemp("tls")
-    ca_path, cert_path, key_path = (str(folder / n) for n in ("ca.pem", "cert.pem", "key.pem"))
-    ca.cert_pem.write_to_path(ca_path)
-    cert.cert_chain_pems[0].write_to_path(cert_path)
-    cert.private_key_pem.write_to_path(key_path)
-    return ca_path, cert_path, key_path
-
-
 @pytest.fixture
 def tls_sim(tls_files):
     server = simulator.start(cluster=simulator.Cluster(), tls=tls_files[1:])
