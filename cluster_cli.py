@@ -2235,7 +2235,7 @@ class verbose_logging:
         if self.enabled:
             import logging
             self.handler = logging.StreamHandler(sys.stderr)
-            self.handler.setFormatter(logging.Formatter("%(message)s"))
+            self.handler.setFormatter(EscapingFormatter("%(message)s"))
             logger = logging.getLogger("cluster_cli")
             self.level = logger.level
             logger.addHandler(self.handler)
@@ -2248,6 +2248,17 @@ class verbose_logging:
             logger = logging.getLogger("cluster_cli")
             logger.removeHandler(self.handler)
             logger.setLevel(self.level)
+
+
+def EscapingFormatter(fmt: str):
+    """A logging formatter whose lines are escaped as every other stderr line is."""
+    import logging
+
+    class Escaping(logging.Formatter):
+        def format(self, record):
+            return terminal_text(super().format(record))
+
+    return Escaping(fmt)
 
 
 class collector_paused:
