@@ -566,12 +566,13 @@ class ClusterCLI:
         """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline."""
         if attempt >= self.retries:
             return False
-        delay = min(RETRY_PAUSE_CAP, FIRST_RETRY_PAUSE * 2 ** attempt)
+        delay = FIRST_RETRY_PAUSE * 2 ** attempt
         if retry_after is not None:
-            try:
-                delay = min(RETRY_PAUSE_CAP, max(0.0, float(retry_after)))
+            try:  # the least the server asks for: "Retry-After: 0" must not burn every retry at once
+                delay = max(delay, float(retry_after))
             except ValueError:
                 pass  # an HTTP date; the back-off will do
+        delay = min(RETRY_PAUSE_CAP, delay) if delay == delay else RETRY_PAUSE_CAP
         if time.monotonic() + delay >= deadline:
             return False
         self._log.debug("retrying in %.2fs", delay)

@@ -219,7 +219,7 @@ def test_prometheus_exporter_runs_as_printed(sim, clean_env):
         assert registry.get_sample_value("jadevectordb_cluster_nodes") == 3
         assert registry.get_sample_value("jadevectordb_cluster_shards") == 12
         assert registry.get_sample_value("jadevectordb_cluster_up") == 1
-        sim.fault(fail_next=10, retry_after=0)
+        sim.fault(fail_next=1, fail_status=500)
         namespace["collect_metrics"]()
         assert registry.get_sample_value("jadevectordb_cluster_up") == 0
     finally:

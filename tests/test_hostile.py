@@ -380,7 +380,7 @@ def test_the_removal_confirmation_refuses_odd_ids_in_one_line(hostile_server):
     hostile_server.default = hostile.by_path({
         "/api/v1/cluster/status": '{"master_node": "n0"}',
         "/api/v1/cluster/nodes": '[{"node_id": [["n1"]], "status": "HEALTHY"}]'}, hostile.answer(200, "[]"))
-    code, shown, out = on_terminal(hostile_server, ["remove-node", "--node-id", "n1"], stream="stdin", answer="y\n")
+    code, shown, out = on_terminal(hostile_server, ["remove-node", "--node-id", "n1"], stream="stdin")
     assert code == 1
     assert shown.strip() == 'error: the cluster sent a node whose node_id is [["n1"]], not an ID'
     assert all(r.method == "GET" for r in hostile_server.received)
