@@ -144,7 +144,7 @@ class Redirected(ClusterError):
     """A change was answered with a redirect: never followed, so not applied by this request."""
 
     def __init__(self, message: str, status_code: int, location: Optional[str]):
-        super().__init__(message, "send it to the right URL (url=..., or --url on the command line)")
+        super().__init__(message, "send it to the right URL (the url parameter)")
         self.status_code = status_code
         self.location = location
 
@@ -546,6 +546,7 @@ class ClusterCLI:
         outer = getattr(self._local, "deadline", None)
         if outer is not None:
             deadline = min(deadline, outer)
+        self._local.budget = deadline - started  # for messages: the time this call was given
         attempt = 0
         while True:
             try:
@@ -642,13 +643,14 @@ class ClusterCLI:
         remaining = deadline - time.monotonic()
         base = "%s://%s" % urlsplit(url)[:2]
         if remaining <= 0:
-            raise ClusterUnreachable("no answer from %s within %gs" % (base, self.timeout))
+            raise ClusterUnreachable("no answer from %s within %s" % (base, seconds(self._local.budget)))
         exchange = _Exchange()
         self._local.exchange = exchange
         watchdog = _Watchdog(exchange, remaining)
         started = time.monotonic()
+        connect_within = remaining / max(1, masters_left)  # leave the other masters their share
         try:
-            timeout = self._timeout_class(connect=remaining / max(1, masters_left), read=remaining)
+            timeout = self._timeout_class(connect=connect_within, read=remaining)
             response = self._session.request(method, url, params=params, json=body, timeout=timeout, auth=auth,
                                              verify=self._verify, allow_redirects=False, stream=True)
             try:
@@ -665,7 +667,7 @@ class ClusterCLI:
                     method, exc.status_code)
             raise
         except Exception as exc:
-            raise self._failure(method, url, base, exc, exchange, watchdog.fired) from None
+            raise self._failure(method, url, base, exc, exchange, watchdog.fired, connect_within) from None
         finally:
             watchdog.cancel()
             self._local.exchange = None
@@ -673,19 +675,20 @@ class ClusterCLI:
                         (time.monotonic() - started) * 1000, len(content))
         return response, content
 
-    def _failure(self, method: str, url: str, base: str, exc: Exception, exchange, timed_out: bool) -> ClusterError:
+    def _failure(self, method: str, url: str, base: str, exc: Exception, exchange, timed_out: bool,
+                 connect_within: float) -> ClusterError:
         """The ClusterError for an exchange that raised: did the request leave, and what broke?"""
         exceptions = self._requests.exceptions
         sent = exchange.conn is not None and not exchange.connect_failed
         if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
-            error = ClusterUnreachable("cannot reach %s: no connection within the time left" % base)
+            error = ClusterUnreachable("cannot reach %s: no connection within %s" % (base, seconds(connect_within)))
         elif not sent and isinstance(exc, exceptions.ConnectionError):
             error = ClusterUnreachable(describe_failure(exc, base))
             error.tls = isinstance(exc, exceptions.SSLError)
         elif not sent:
             return ClusterError("cannot send the request to %s: %s" % (base, _reason(exc)))
         elif timed_out or isinstance(exc, exceptions.Timeout):
-            error = ClusterUnreachable("no complete answer from %s within %gs" % (base, self.timeout))
+            error = ClusterUnreachable("no complete answer from %s within %s" % (base, seconds(self._local.budget)))
         else:
             error = ClusterUnreachable("the connection to %s failed after the request was sent: %s"
                                        % (base, _reason(exc)))
@@ -830,6 +833,11 @@ def read_body(response, limit: int, truncate: bool = False) -> bytes:
             raise ResponseTooLarge("the cluster's answer is larger than max_response_size (%s)" % fmt_size(limit),
                                    response.status_code)
     return body
+
+
+def seconds(value: float) -> str:
+    """1.0 -> '1s', 0.25 -> '0.25s', 2.3333 -> '2.33s'."""
+    return "%ss" % ("%.2f" % value).rstrip("0").rstrip(".")
 
 
 def describe_failure(exc, base_url: str) -> str:
@@ -1719,6 +1727,8 @@ class sending:
                               "check with '%s'" % (self.what, self.check)) from None
         if isinstance(exc, MaybeApplied):
             exc.hint = "check with '%s' before sending it again" % self.check
+        if isinstance(exc, Redirected):
+            exc.hint = "send it to the right URL with --url"
         return False
 
 

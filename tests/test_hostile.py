@@ -54,7 +54,7 @@ def test_a_change_answered_with_a_redirect_is_not_applied_and_not_resent(at, hos
     assert_one_error_line(run, 1)
     assert run.err == ("error: the cluster answered %s %s with HTTP %d, redirecting to %s; redirects are not "
                        "followed for changes, so this request did not apply it; send it to the right URL "
-                       "(url=..., or --url on the command line)\n" % (method, path, status, location))
+                       "with --url\n" % (method, path, status, location))
     assert [(r.method, r.path) for r in hostile_server.received] == [(method, path)]
     assert sim.requests == []
 
@@ -66,6 +66,7 @@ def test_the_library_raises_redirected_with_the_location(hostile_server):
         client.add_node("n9", "h9:8080")
     assert raised.value.status_code == 302 and raised.value.exit_code == 1
     assert raised.value.location == "https://elsewhere.example/api/v1/cluster/nodes"
+    assert str(raised.value).endswith("; send it to the right URL (the url parameter)")
     assert len(hostile_server.received) == 1
 
 
