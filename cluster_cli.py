@@ -698,20 +698,6 @@ class ClusterCLI:
         return error
 
 
-class _BearerAuth:
-    """Authorization: Bearer KEY, re-applied per request and never shown in a repr."""
-
-    def __init__(self, key: str):
-        self._key = key
-
-    def __call__(self, request):
-        request.headers["Authorization"] = "Bearer " + self._key
-        return request
-
-    def __repr__(self) -> str:
-        return "<bearer ***>"
-
-
 class _Exchange:
     """One request on the wire: the connection carrying it, and whether connecting failed
     (then not a byte of the request was written)."""
