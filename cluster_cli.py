@@ -646,8 +646,9 @@ class ClusterCLI:
             raise ClusterUnreachable("no answer from %s within %s" % (base, seconds(self._local.budget)))
         exchange = _Exchange()
         self._local.exchange = exchange
-        watchdog = _Watchdog(exchange, remaining)
         started = time.monotonic()
+        guard = watchdog()
+        guard.watch(exchange, deadline)
         connect_within = remaining / max(1, masters_left)  # leave the other masters their share
         try:
             timeout = self._timeout_class(connect=connect_within, read=remaining)
@@ -659,7 +660,7 @@ class ClusterCLI:
                 content = b"" if 300 <= status < 400 else read_body(response, limit, truncate=status >= 400)
             finally:
                 response.close()
-            if watchdog.fired:  # the body was cut short by the deadline, whatever it looked like
+            if exchange.expired:  # the body was cut short by the deadline, whatever it looked like
                 raise exceptions.ReadTimeout("deadline")
         except ResponseTooLarge as exc:
             if method != "GET":
@@ -667,9 +668,9 @@ class ClusterCLI:
                     method, exc.status_code)
             raise
         except Exception as exc:
-            raise self._failure(method, url, base, exc, exchange, watchdog.fired, connect_within) from None
+            raise self._failure(method, url, base, exc, exchange, exchange.expired, connect_within) from None
         finally:
-            watchdog.cancel()
+            guard.release(exchange)
             self._local.exchange = None
         self._log.debug("%s %s -> %d (%.1f ms, %d bytes)", method, response.url, status,
                         (time.monotonic() - started) * 1000, len(content))
@@ -699,14 +700,26 @@ class ClusterCLI:
 
 
 class _Exchange:
-    """One request on the wire: the connection carrying it, and whether connecting failed
-    (then not a byte of the request was written)."""
+    """One request on the wire: the connection carrying it, whether connecting failed
+    (then not a byte of the request was written), and whether its deadline passed."""
 
-    __slots__ = ("conn", "connect_failed")
+    __slots__ = ("conn", "connect_failed", "expired")
 
     def __init__(self):
         self.conn = None
         self.connect_failed = False
+        self.expired = False
+
+    def expire(self) -> None:
+        """The deadline passed: shut the socket, so a read blocked on it returns now."""
+        import socket
+        self.expired = True
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:  # socket.socket's own shutdown: an SSLSocket's would drop its TLS state under the reader
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except (OSError, TypeError):
+                pass
 
 
 class _Bound:
@@ -722,28 +735,59 @@ class _Bound:
 
 
 class _Watchdog:
-    """Shuts the request's socket down at the deadline: a body trickled a byte at a
-    time never times out a socket read, so only this bounds the whole exchange."""
+    """Expires each exchange at its deadline: a body trickled a byte at a time never
+    times out a socket read, so only this bounds the whole exchange. One thread for
+    the process, started on demand and gone after IDLE seconds with nothing to watch
+    (a thread started per request would cost more than the request)."""
 
-    def __init__(self, exchange: _Exchange, seconds: float):
+    IDLE = 10.0
+
+    def __init__(self):
         import threading
-        self.exchange, self.fired = exchange, False
-        self.timer = threading.Timer(seconds, self._fire)
-        self.timer.daemon = True
-        self.timer.start()
+        self._threading = threading
+        self._condition = threading.Condition()
+        self._deadlines = {}  # exchange -> time.monotonic() deadline
+        self._running = False
 
-    def _fire(self) -> None:
-        import socket
-        self.fired = True
-        sock = getattr(self.exchange.conn, "sock", None)
-        if sock is not None:
-            try:  # socket.socket's own shutdown: an SSLSocket's would drop its TLS state under the reader
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except (OSError, TypeError):
-                pass
+    def watch(self, exchange: _Exchange, deadline: float) -> None:
+        with self._condition:
+            self._deadlines[exchange] = deadline
+            if not self._running:
+                self._running = True
+                self._threading.Thread(target=self._run, name="cluster_cli-watchdog", daemon=True).start()
+            self._condition.notify()
 
-    def cancel(self) -> None:
-        self.timer.cancel()
+    def release(self, exchange: _Exchange) -> None:
+        with self._condition:
+            self._deadlines.pop(exchange, None)
+
+    def _run(self) -> None:
+        with self._condition:
+            idle_since = time.monotonic()
+            while True:
+                now = time.monotonic()
+                for exchange, deadline in list(self._deadlines.items()):
+                    if deadline <= now:
+                        del self._deadlines[exchange]
+                        exchange.expire()
+                if self._deadlines:
+                    idle_since = now
+                    self._condition.wait(min(self._deadlines.values()) - now)
+                elif now - idle_since >= self.IDLE:
+                    self._running = False
+                    return
+                else:
+                    self._condition.wait(self.IDLE - (now - idle_since))
+
+
+_watchdog = None
+
+
+def watchdog() -> _Watchdog:
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = _Watchdog()
+    return _watchdog
 
 
 def _new_session(local):
