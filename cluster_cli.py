@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+from collections import namedtuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
@@ -1105,11 +1106,6 @@ def fmt_duration(value) -> str:
     return "%dm %ds" % (minutes, seconds) if minutes else "%ds" % seconds
 
 
-def fmt_status(value) -> str:
-    """A status word; coloured by cell() when colour is on."""
-    return fmt_text(value)
-
-
 def fmt_names(value) -> str:
     """A list of IDs, or 'none' when the server said there are none."""
     return "none" if value == [] else fmt_text(value)
@@ -1117,6 +1113,17 @@ def fmt_names(value) -> str:
 
 def fmt_yes_no(value) -> str:
     return "" if value is None else ("yes" if value else "no")
+
+
+def fmt_shards(value) -> str:
+    """'1 shard', '8 shards'."""
+    return "%s shard%s" % (fmt_count(value), "" if number(value) == 1 else "s")
+
+
+def fmt_aside(value) -> str:
+    """' (text)' after a sentence, or nothing."""
+    text = fmt_text(value)
+    return " (%s)" % text if text else ""
 
 
 COLOURS = {"32": ("HEALTHY", "PASS", "COMPLETED", "OK"),
@@ -1131,11 +1138,6 @@ def paint(text: str) -> str:
     return "\x1b[%sm%s\x1b[0m" % (code, text) if code else text
 
 
-def cell(obj, name: str, formatter, color: bool = False) -> str:
-    text = formatter(field(obj, name))
-    return paint(text) if color and formatter is fmt_status else text
-
-
 def as_dict(data) -> dict:
     return data if isinstance(data, dict) else {}
 
@@ -1144,100 +1146,180 @@ def as_list(data) -> list:
     return data if isinstance(data, list) else []
 
 
+# -- what each command's result looks like: one View record per result -----------------------
+
+# One field of a result: its label (a row's or a column's), the server's field name, how to
+# show its value, the least width of its column, and whether it is a status word (coloured).
+Field = namedtuple("Field", "label key fmt width status", defaults=(fmt_text, 0, False))
+
+# A part of a table below the key/value block: a titled grid ("grid", fields as columns) or
+# key/value rows ("rows", shown even when empty), of what `source` picks from the result;
+# "record" is a one-row grid followed by those of the `details` rows that have a value.
+# `empty` is shown for an empty grid or record (None: the section is left out).
+Section = namedtuple("Section", "title kind fields source details empty", defaults=((), "none"))
+
+# Compact lines of a part of the result: one per item of what `source` picks, fields joined by ' | '.
+Lines = namedtuple("Lines", "source fields")
+
+# Everything any format needs to show one kind of result:
+#   columns   a list result: its grid columns, and compact's one line per item
+#   title     the key/value block's title ({field} placeholders, as in compact templates)
+#   rows      the key/value block's rows
+#   sections  what the table shows below the block
+#   sentence  a one-line table result instead of a block (the answers to changes)
+#   compact   its lines: a template ("{status:status} | {total_nodes:count} nodes") or Lines
+#   prepare   derives fields the formats show (a checks summary, a plan's verdict)
+View = namedtuple("View", "columns title rows sections sentence compact prepare",
+                  defaults=((), "", (), (), "", (), None))
+
+
+def cell(obj, spec: Field, color: bool = False) -> str:
+    text = spec.fmt(field(obj, spec.key))
+    return paint(text) if color and spec.status else text
+
+
+def lookup(obj, path: str):
+    """A field by a dotted path: 'migration.status'."""
+    for name in path.split("."):
+        obj = field(obj, name)
+    return obj
+
+
+# A template's formats: {key} is text, {key:count} a count, {key:status} a coloured status word...
+TEMPLATE_FORMATS = {"": fmt_text, "count": fmt_count, "percent": fmt_percent, "ms": fmt_ms, "rate": fmt_rate,
+                    "bytes": fmt_bytes, "names": fmt_names, "shards": fmt_shards, "aside": fmt_aside,
+                    "status": fmt_text}
+_PLACEHOLDER = re.compile(r"\{([\w.]+)(?::(\w+))?\}")
+_OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+
+
+def fill(template: str, obj, color: bool = False) -> str:
+    """A template's {placeholders} filled from obj; a [bracketed part] only when one of its fields has a value."""
+    def value(match):
+        name, kind = match.group(1), match.group(2) or ""
+        text = TEMPLATE_FORMATS[kind](lookup(obj, name))
+        return paint(text) if color and kind == "status" else text
+
+    def optional(match):
+        part = match.group(1)
+        present = any(lookup(obj, name) not in (None, "", [], {}) for name, _ in _PLACEHOLDER.findall(part))
+        return _PLACEHOLDER.sub(value, part) if present else ""
+
+    return _PLACEHOLDER.sub(value, _OPTIONAL.sub(optional, template))
+
+
+_FILL = "\u2800"  # one column wide, and not white space to the strip() tabulate gives each cell
+
+
 def render_grid(columns, rows, color: bool = False) -> str:
-    """A box-drawn grid; columns are (header, field, formatter[, min width])."""
+    """A box-drawn grid of `columns` (Fields), one row per item."""
     import tabulate
-    headers = [c[0].ljust(c[3] if len(c) > 3 else 0) for c in columns]
-    body = [[cell(row, c[1], c[2], color) for c in columns] for row in rows]
-    # The specification's grids are as wide as their widest cell: no extra header padding.
-    padding, tabulate.MIN_PADDING = tabulate.MIN_PADDING, 0
-    try:
-        return tabulate.tabulate(body, headers, tablefmt="simple_outline", disable_numparse=True)
-    finally:
-        tabulate.MIN_PADDING = padding
+    # The specification's grids are as wide as their widest cell or the column's least width:
+    # tabulate would pad headers by its module-wide MIN_PADDING, so the header is drawn as the
+    # first row, filled to the least width, and its rule put in after.
+    header = [spec.label + _FILL * (spec.width - len(spec.label)) for spec in columns]
+    body = [header] + [[cell(row, spec, color) for spec in columns] for row in rows]
+    lines = tabulate.tabulate(body, tablefmt="simple_outline", disable_numparse=True).split("\n")
+    rule = lines[0].replace("┌", "├").replace("┬", "┼").replace("┐", "┤")
+    return "\n".join([lines[0], lines[1].replace(_FILL, " "), rule] + lines[2:])
 
 
 def render_rows(rows, obj, color: bool = False) -> str:
     """'Label: value' lines; a missing value leaves the label alone."""
-    return "\n".join(("%s: %s" % (label, cell(obj, name, formatter, color))).rstrip()
-                     for label, name, formatter in rows)
+    return "\n".join(("%s: %s" % (spec.label, cell(obj, spec, color))).rstrip() for spec in rows)
 
 
-def render_block(title: str, rows, obj, color: bool = False) -> str:
-    """A titled key/value block, as the specification's `status` output."""
-    return "%s\n%s\n%s" % (title, "=" * len(title), render_rows(rows, obj, color))
-
-
-def section(title: str, body: str) -> str:
+def render_section(spec: Section, obj, color: bool = False) -> str:
     """A sub-heading and its body, after a blank line."""
-    return "\n\n%s\n%s\n%s" % (title, "-" * len(title), body)
+    data = spec.source(obj)
+    if spec.kind == "rows":  # labels stand even with nothing to show
+        body = render_rows(spec.fields, as_dict(data), color)
+    elif not data:
+        if spec.empty is None:
+            return ""
+        body = spec.empty
+    elif spec.kind == "grid":
+        body = render_grid(spec.fields, as_list(data), color)
+    else:  # "record"
+        details = [row for row in spec.details if field(data, row.key) not in (None, "")]
+        body = "\n".join([render_grid(spec.fields, [data], color)] +
+                         ([render_rows(details, data, color)] if details else []))
+    return "\n\n%s\n%s\n%s" % (spec.title, "-" * len(spec.title), body)
 
 
 def compact_line(obj, columns, color: bool = False) -> str:
-    return " | ".join(cell(obj, c[1], c[2], color) for c in columns)
+    return " | ".join(cell(obj, spec, color) for spec in columns)
 
 
-STATUS_ROWS = (("Master Node", "master_node", fmt_text), ("Total Nodes", "total_nodes", fmt_count),
-               ("Active Nodes", "active_nodes", fmt_count), ("Total Shards", "total_shards", fmt_count),
-               ("Status", "status", fmt_status), ("Replication Factor", "replication_factor", fmt_count))
-# Minimum widths reproduce the specification's grids exactly.
-NODE_COLUMNS = (("Node ID", "node_id", fmt_text, 16), ("Role", "role", fmt_text, 7),
-                ("Address", "address", fmt_text, 18), ("Status", "status", fmt_status, 8),
-                ("Shards", "shard_count", fmt_count, 8))
-SHARD_COLUMNS = (("Shard ID", "shard_id", fmt_text, 8), ("Primary Node", "primary_node", fmt_text, 15),
-                 ("Replicas", "replicas", fmt_count, 11), ("Vector Count", "vector_count", fmt_count, 14),
-                 ("Status", "status", fmt_status, 8))
-NODE_ROWS = (("Node ID", "node_id", fmt_text), ("Role", "role", fmt_text), ("Address", "address", fmt_text),
-             ("Status", "status", fmt_status), ("Shards", "shard_count", fmt_count),
-             ("CPU Usage", "cpu_usage", fmt_percent), ("Memory Usage", "memory_usage", fmt_percent),
-             ("Disk Usage", "disk_usage", fmt_percent), ("Uptime", "uptime_seconds", fmt_duration),
-             ("Last Heartbeat", "last_heartbeat", fmt_text))
-CHECK_COLUMNS = (("Check", "name", fmt_text), ("Status", "status", fmt_status), ("Detail", "detail", fmt_text))
-SHARD_ROWS = (("Shard ID", "shard_id", fmt_text), ("Database", "database_id", fmt_text),
-              ("Primary Node", "primary_node", fmt_text), ("Replica Nodes", "replica_nodes", fmt_text),
-              ("Replicas", "replicas", fmt_count), ("Vector Count", "vector_count", fmt_count),
-              ("Size", "size_bytes", fmt_bytes), ("Status", "status", fmt_status))
-MIGRATION_ROWS = (("Migration ID", "migration_id", fmt_text), ("Shard ID", "shard_id", fmt_text),
-                  ("Strategy", "strategy", fmt_text), ("From", "source_node", fmt_text),
-                  ("To", "target_node", fmt_text), ("Status", "status", fmt_status),
-                  ("Phase", "phase", fmt_text), ("Progress", "progress", fmt_percent),
-                  ("Transferred", "transferred_vectors", fmt_count), ("Total Vectors", "total_vectors", fmt_count),
-                  ("Started", "started_at", fmt_text), ("Finished", "finished_at", fmt_text),
-                  ("Error", "error", fmt_text))
-MIGRATION_COLUMNS = (("Migration ID", "migration_id", fmt_text), ("Strategy", "strategy", fmt_text),
-                     ("From", "source_node", fmt_text), ("To", "target_node", fmt_text),
-                     ("Status", "status", fmt_status), ("Progress", "progress", fmt_percent),
-                     ("Vectors", "vectors", fmt_text))
-MIGRATION_DETAIL_ROWS = (("Phase", "phase", fmt_text), ("Started", "started_at", fmt_text),
-                         ("Finished", "finished_at", fmt_text), ("Error", "error", fmt_text))
-METRIC_ROWS = (("CPU Usage", "cpu_usage", fmt_percent), ("Memory Usage", "memory_usage", fmt_percent),
-               ("Disk Usage", "disk_usage", fmt_percent), ("Queries", "queries_per_second", fmt_rate),
-               ("Avg Query Latency", "avg_query_latency_ms", fmt_ms),
-               ("P99 Query Latency", "p99_query_latency_ms", fmt_ms),
-               ("Total Vectors", "total_vectors", fmt_count))
-NODE_METRIC_COLUMNS = (("Node ID", "node_id", fmt_text), ("CPU", "cpu_usage", fmt_percent),
-                       ("Memory", "memory_usage", fmt_percent), ("Disk", "disk_usage", fmt_percent))
-DIAG_NODE_COLUMNS = (("Node ID", "node_id", fmt_text), ("Role", "role", fmt_text),
-                     ("Status", "status", fmt_status), ("CPU", "cpu_usage", fmt_percent),
-                     ("Memory", "memory_usage", fmt_percent), ("Disk", "disk_usage", fmt_percent),
-                     ("Checks", "checks_summary", fmt_text))
-TOPOLOGY_ROWS = (("Master Node", "master_node", fmt_text), ("Nodes", "nodes", fmt_text))
-DISTRIBUTION_COLUMNS = (("Node ID", "node_id", fmt_text), ("Shards", "shard_count", fmt_count))
-REPLICATION_ROWS = (("Replication Factor", "replication_factor", fmt_count),
-                    ("Under-replicated Shards", "under_replicated_shards", fmt_names))
-ERROR_COLUMNS = (("Time", "timestamp", fmt_text), ("Node", "node_id", fmt_text),
-                 ("Severity", "severity", fmt_status), ("Message", "message", fmt_text))
-PLAN_CHECK_COLUMNS = (("Check", "name", fmt_text), ("Result", "result", fmt_status), ("Detail", "detail", fmt_text))
-MIGRATION_PLAN_ROWS = (("Shard ID", "shard_id", fmt_text), ("From", "source_node", fmt_text),
-                       ("To", "target_node", fmt_text), ("Strategy", "strategy", fmt_text),
-                       ("Vectors To Move", "vectors_to_move", fmt_count), ("Bytes To Move", "bytes_to_move", fmt_bytes),
-                       ("Would Succeed", "would_succeed", fmt_yes_no))
-REMOVAL_PLAN_ROWS = (("Node ID", "node_id", fmt_text), ("Primary Shards", "primary_shards", fmt_names),
-                     ("Replica Shards", "replica_shards", fmt_names),
-                     ("Shards To Redistribute", "shards_to_redistribute", fmt_count),
-                     ("Under-replicated After", "under_replicated_after", fmt_names),
-                     ("Would Succeed", "would_succeed", fmt_yes_no))
-HEALTH_ROWS = (("Status", "status", fmt_status), ("Version", "version", fmt_text))
+def picked(*path):
+    """A section's or Lines' source: the field at that path of the result."""
+    return lambda obj: lookup(obj, ".".join(path))
+
+
+def listed(*path):
+    return lambda obj: as_list(lookup(obj, ".".join(path)))
+
+
+def itself(obj):
+    return obj
+
+
+STATUS = Field("Status", "status", status=True)
+STATUS_ROWS = (Field("Master Node", "master_node"), Field("Total Nodes", "total_nodes", fmt_count),
+               Field("Active Nodes", "active_nodes", fmt_count), Field("Total Shards", "total_shards", fmt_count),
+               STATUS, Field("Replication Factor", "replication_factor", fmt_count))
+# Least widths reproduce the specification's grids exactly.
+NODE_COLUMNS = (Field("Node ID", "node_id", width=16), Field("Role", "role", width=7),
+                Field("Address", "address", width=18), Field("Status", "status", width=8, status=True),
+                Field("Shards", "shard_count", fmt_count, 8))
+SHARD_COLUMNS = (Field("Shard ID", "shard_id", width=8), Field("Primary Node", "primary_node", width=15),
+                 Field("Replicas", "replicas", fmt_count, 11), Field("Vector Count", "vector_count", fmt_count, 14),
+                 Field("Status", "status", width=8, status=True))
+NODE_ROWS = (Field("Node ID", "node_id"), Field("Role", "role"), Field("Address", "address"), STATUS,
+             Field("Shards", "shard_count", fmt_count), Field("CPU Usage", "cpu_usage", fmt_percent),
+             Field("Memory Usage", "memory_usage", fmt_percent), Field("Disk Usage", "disk_usage", fmt_percent),
+             Field("Uptime", "uptime_seconds", fmt_duration), Field("Last Heartbeat", "last_heartbeat"))
+CHECK_COLUMNS = (Field("Check", "name"), STATUS, Field("Detail", "detail"))
+SHARD_ROWS = (Field("Shard ID", "shard_id"), Field("Database", "database_id"), Field("Primary Node", "primary_node"),
+              Field("Replica Nodes", "replica_nodes"), Field("Replicas", "replicas", fmt_count),
+              Field("Vector Count", "vector_count", fmt_count), Field("Size", "size_bytes", fmt_bytes), STATUS)
+MIGRATION_ROWS = (Field("Migration ID", "migration_id"), Field("Shard ID", "shard_id"), Field("Strategy", "strategy"),
+                  Field("From", "source_node"), Field("To", "target_node"), STATUS, Field("Phase", "phase"),
+                  Field("Progress", "progress", fmt_percent), Field("Transferred", "transferred_vectors", fmt_count),
+                  Field("Total Vectors", "total_vectors", fmt_count), Field("Started", "started_at"),
+                  Field("Finished", "finished_at"), Field("Error", "error"))
+MIGRATION_COLUMNS = (Field("Migration ID", "migration_id"), Field("Strategy", "strategy"), Field("From", "source_node"),
+                     Field("To", "target_node"), STATUS, Field("Progress", "progress", fmt_percent),
+                     Field("Vectors", "vectors"))
+MIGRATION_DETAIL_ROWS = (Field("Phase", "phase"), Field("Started", "started_at"), Field("Finished", "finished_at"),
+                         Field("Error", "error"))
+METRIC_ROWS = (Field("CPU Usage", "cpu_usage", fmt_percent), Field("Memory Usage", "memory_usage", fmt_percent),
+               Field("Disk Usage", "disk_usage", fmt_percent), Field("Queries", "queries_per_second", fmt_rate),
+               Field("Avg Query Latency", "avg_query_latency_ms", fmt_ms),
+               Field("P99 Query Latency", "p99_query_latency_ms", fmt_ms),
+               Field("Total Vectors", "total_vectors", fmt_count))
+NODE_METRIC_COLUMNS = (Field("Node ID", "node_id"), Field("CPU", "cpu_usage", fmt_percent),
+                       Field("Memory", "memory_usage", fmt_percent), Field("Disk", "disk_usage", fmt_percent))
+DIAG_NODE_COLUMNS = (Field("Node ID", "node_id"), Field("Role", "role"), STATUS,
+                     Field("CPU", "cpu_usage", fmt_percent), Field("Memory", "memory_usage", fmt_percent),
+                     Field("Disk", "disk_usage", fmt_percent), Field("Checks", "checks_summary"))
+TOPOLOGY_ROWS = (Field("Master Node", "master_node"), Field("Nodes", "nodes"))
+DISTRIBUTION_COLUMNS = (Field("Node ID", "node_id"), Field("Shards", "shard_count", fmt_count))
+REPLICATION_ROWS = (Field("Replication Factor", "replication_factor", fmt_count),
+                    Field("Under-replicated Shards", "under_replicated_shards", fmt_names))
+ERROR_COLUMNS = (Field("Time", "timestamp"), Field("Node", "node_id"), Field("Severity", "severity", status=True),
+                 Field("Message", "message"))
+PLAN_CHECK_COLUMNS = (Field("Check", "name"), Field("Result", "result", status=True), Field("Detail", "detail"))
+MIGRATION_PLAN_ROWS = (Field("Shard ID", "shard_id"), Field("From", "source_node"), Field("To", "target_node"),
+                       Field("Strategy", "strategy"), Field("Vectors To Move", "vectors_to_move", fmt_count),
+                       Field("Bytes To Move", "bytes_to_move", fmt_bytes),
+                       Field("Would Succeed", "would_succeed", fmt_yes_no))
+REMOVAL_PLAN_ROWS = (Field("Node ID", "node_id"), Field("Primary Shards", "primary_shards", fmt_names),
+                     Field("Replica Shards", "replica_shards", fmt_names),
+                     Field("Shards To Redistribute", "shards_to_redistribute", fmt_count),
+                     Field("Under-replicated After", "under_replicated_after", fmt_names),
+                     Field("Would Succeed", "would_succeed", fmt_yes_no))
+HEALTH_ROWS = (STATUS, Field("Version", "version"))
 
 
 def checks_summary(checks) -> str:
@@ -1249,219 +1331,99 @@ def checks_summary(checks) -> str:
 
 
 def with_checks_summary(node) -> dict:
-    node = dict(as_dict(node))
-    node["checks_summary"] = checks_summary(field(node, "checks"))
-    return node
+    return dict(as_dict(node), checks_summary=checks_summary(field(node, "checks")))
 
 
-def plan_checks(plan) -> list:
-    return [{"name": field(c, "name"),
-             "result": "PASS" if field(c, "passed") else "FAIL" if field(c, "blocking") else "WARN",
-             "detail": field(c, "detail")} for c in as_list(field(plan, "checks"))]
-
-
-def table_status(data, color):
-    return render_block("Cluster Status", STATUS_ROWS, data, color)
-
-
-def table_node_health(data, color):
-    data = as_dict(data)
-    text = render_block("Node Health: %s" % fmt_text(field(data, "node_id")), NODE_ROWS, data, color)
-    checks = as_list(field(data, "checks"))
-    return text + section("Checks", render_grid(CHECK_COLUMNS, checks, color) if checks else "none")
-
-
-def table_shard_status(data, color):
-    data = as_dict(data)
-    text = render_block("Shard Status: %s" % fmt_text(field(data, "shard_id")), SHARD_ROWS, data, color)
-    migration = field(data, "migration")
-    return text + section("Migration", render_migration_table(migration, color) if migration else "none")
-
-
-def render_migration_table(migration, color) -> str:
-    """The shard's latest migration: a one-row grid, then its times and error."""
-    row = dict(as_dict(migration), vectors="%s/%s" % (
-        fmt_count(field(migration, "transferred_vectors")), fmt_count(field(migration, "total_vectors"))))
-    details = [r for r in MIGRATION_DETAIL_ROWS if field(migration, r[1]) not in (None, "")]
-    return "\n".join([render_grid(MIGRATION_COLUMNS, [row], color)] +
-                     ([render_rows(details, migration, color)] if details else []))
-
-
-def table_migration(data, color):
-    return render_block("Migration %s" % fmt_text(field(data, "migration_id")), MIGRATION_ROWS, data, color)
-
-
-def table_metrics(data, color):
-    data = as_dict(data)
-    text = render_block("Cluster Metrics", METRIC_ROWS, data, color)
-    per_node = field(data, "nodes")
-    if isinstance(per_node, dict) and per_node:
-        rows = [dict(as_dict(v), node_id=k) for k, v in per_node.items()]
-        text += section("Nodes", render_grid(NODE_METRIC_COLUMNS, rows, color))
-    return text
-
-
-def table_diagnostics(data, color):
+def diagnostics_summary(data) -> dict:
+    """The diagnostics with what the formats show of them: nodes with their checks, counts."""
     data = as_dict(data)
     nodes = [with_checks_summary(n) for n in as_list(field(data, "nodes"))]
-    distribution = [{"node_id": k, "shard_count": v} for k, v in as_dict(field(data, "shard_distribution")).items()]
-    errors = as_list(field(data, "errors"))
-    return "".join([
-        render_block("Cluster Diagnostics", (("Generated At", "generated_at", fmt_text),), data, color),
-        section("Topology", render_rows(TOPOLOGY_ROWS, as_dict(field(data, "topology")), color)),
-        section("Node Health", render_grid(DIAG_NODE_COLUMNS, nodes, color) if nodes else "none"),
-        section("Shard Distribution", render_grid(DISTRIBUTION_COLUMNS, distribution, color)
-                if distribution else "none"),
-        section("Replication", render_rows(REPLICATION_ROWS, as_dict(field(data, "replication")), color)),
-        section("Performance", render_rows(METRIC_ROWS, as_dict(field(data, "performance")), color)),
-        section("Errors", render_grid(ERROR_COLUMNS, errors, color) if errors else "none"),
-    ])
+    return dict(data, nodes=nodes, node_total=len(nodes), error_total=len(as_list(field(data, "errors"))),
+                distribution=[{"node_id": k, "shard_count": v}
+                              for k, v in as_dict(field(data, "shard_distribution")).items()],
+                under_replicated_total=len(as_list(lookup(data, "replication.under_replicated_shards"))))
 
 
-def table_node_added(data, color):
-    message = fmt_text(field(data, "message"))
-    return "Node %s (%s) added: %s%s" % (
-        fmt_text(field(data, "node_id")), fmt_text(field(data, "address")),
-        cell(data, "status", fmt_status, color), " (%s)" % message if message else "")
+def metrics_per_node(data) -> list:
+    per_node = field(data, "nodes")
+    return [dict(as_dict(v), node_id=k) for k, v in per_node.items()] if isinstance(per_node, dict) else []
 
 
-def table_node_removed(data, color):
-    return "Node %s removed: %s redistributed" % (
-        fmt_text(field(data, "node_id")), shards_phrase(field(data, "shards_redistributed")))
-
-
-def shards_phrase(count) -> str:
-    return "%s shard%s" % (fmt_count(count), "" if number(count) == 1 else "s")
-
-
-def table_migration_started(data, color):
-    return "Migration %s started: %s %s -> %s (%s)" % tuple(
-        fmt_text(field(data, name)) for name in
-        ("migration_id", "shard_id", "source_node", "target_node", "strategy"))
-
-
-def table_migration_plan(data, color):
-    text = render_block("Dry run: migrate %s" % fmt_text(field(data, "shard_id")), MIGRATION_PLAN_ROWS, data, color)
-    return text + section("Checks", render_grid(PLAN_CHECK_COLUMNS, plan_checks(data), color))
-
-
-def table_removal_plan(data, color):
-    text = render_block("Dry run: remove %s" % fmt_text(field(data, "node_id")), REMOVAL_PLAN_ROWS, data, color)
-    return text + section("Checks", render_grid(PLAN_CHECK_COLUMNS, plan_checks(data), color))
-
-
-def table_health(data, color):
-    return render_block("Health", HEALTH_ROWS, data, color)
-
-
-def compact_status(data, color):
-    return "%s | %s nodes | %s shards | master: %s" % (
-        cell(data, "status", fmt_status, color), fmt_count(field(data, "total_nodes")),
-        fmt_count(field(data, "total_shards")), fmt_text(field(data, "master_node")))
-
-
-def compact_rows(columns):
-    def render(data, color):
-        return "\n".join(compact_line(row, columns, color) for row in as_list(data))
-    return render
-
-
-def compact_node_health(data, color):
-    return "%s | %s | cpu %s | mem %s | disk %s | checks: %s" % (
-        fmt_text(field(data, "node_id")), cell(data, "status", fmt_status, color),
-        fmt_percent(field(data, "cpu_usage")), fmt_percent(field(data, "memory_usage")),
-        fmt_percent(field(data, "disk_usage")), checks_summary(field(data, "checks")))
-
-
-def compact_shard_status(data, color):
-    line = "%s | %s | primary: %s | %s vectors" % (
-        fmt_text(field(data, "shard_id")), cell(data, "status", fmt_status, color),
-        fmt_text(field(data, "primary_node")), fmt_count(field(data, "vector_count")))
+def migration_record(data):
+    """The shard's latest migration, with its vectors as 'moved/total'."""
     migration = field(data, "migration")
-    if migration:
-        line += " | migration: %s %s %s" % (fmt_text(field(migration, "migration_id")),
-                                            cell(migration, "status", fmt_status, color),
-                                            fmt_percent(field(migration, "progress")))
-    return line
+    if not migration:
+        return None
+    return dict(as_dict(migration), vectors="%s/%s" % (
+        fmt_count(field(migration, "transferred_vectors")), fmt_count(field(migration, "total_vectors"))))
 
 
-def compact_migration(data, color):
-    return "%s | %s | %s -> %s | %s | %s | %s" % (
-        fmt_text(field(data, "migration_id")), fmt_text(field(data, "shard_id")),
-        fmt_text(field(data, "source_node")), fmt_text(field(data, "target_node")),
-        fmt_text(field(data, "strategy")), cell(data, "status", fmt_status, color),
-        fmt_percent(field(data, "progress")))
+def plan_summary(plan) -> dict:
+    """A dry run's plan with its verdict, its checks' results and the reasons it would fail."""
+    plan = as_dict(plan)
+    checks = [c for c in as_list(field(plan, "checks"))]
+    return dict(plan, verdict="would succeed" if field(plan, "would_succeed") else "would fail",
+                check_results=[{"name": field(c, "name"),
+                                "result": "PASS" if field(c, "passed") else "FAIL" if field(c, "blocking") else "WARN",
+                                "detail": field(c, "detail")} for c in checks],
+                reasons="".join(" | " + ("warning: " if not field(c, "blocking") else "") + fmt_text(field(c, "detail"))
+                                for c in checks if not field(c, "passed")))
 
 
-def compact_metrics(data, color):
-    return "cpu %s | mem %s | disk %s | queries %s | p99 %s | %s vectors" % tuple(
-        formatter(field(data, name)) for name, formatter in (
-            ("cpu_usage", fmt_percent), ("memory_usage", fmt_percent), ("disk_usage", fmt_percent),
-            ("queries_per_second", fmt_rate), ("p99_query_latency_ms", fmt_ms), ("total_vectors", fmt_count)))
+PLAN_CHECKS = Section("Checks", "grid", PLAN_CHECK_COLUMNS, picked("check_results"))
+MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} | {strategy} | {status:status} | " \
+                 "{progress:percent}"
 
-
-def compact_diagnostics(data, color):
-    replication = as_dict(field(data, "replication"))
-    errors = as_list(field(data, "errors"))
-    nodes = as_list(field(data, "nodes"))
-    lines = ["master: %s | %d nodes | %d under-replicated shards | %d errors" % (
-        fmt_text(field(as_dict(field(data, "topology")), "master_node")), len(nodes),
-        len(as_list(field(replication, "under_replicated_shards"))), len(errors))]
-    lines.extend(compact_line(with_checks_summary(n), DIAG_NODE_COLUMNS, color) for n in nodes)
-    lines.extend(compact_line(e, ERROR_COLUMNS, color) for e in errors)
-    return "\n".join(lines)
-
-
-def compact_node_added(data, color):
-    return "%s | %s | %s" % (fmt_text(field(data, "node_id")), cell(data, "status", fmt_status, color),
-                             fmt_text(field(data, "address")))
-
-
-def compact_node_removed(data, color):
-    return "%s | removed | %s redistributed" % (
-        fmt_text(field(data, "node_id")), shards_phrase(field(data, "shards_redistributed")))
-
-
-def compact_plan(what):
-    def render(data, color):
-        verdict = "would succeed" if field(data, "would_succeed") else "would fail"
-        failed = [("warning: " if not field(c, "blocking") else "") + fmt_text(field(c, "detail"))
-                  for c in as_list(field(data, "checks")) if not field(c, "passed")]
-        if what == "migration":
-            line = "%s | migrate %s | %s -> %s | %s vectors | %s" % (
-                verdict, fmt_text(field(data, "shard_id")), fmt_text(field(data, "source_node")),
-                fmt_text(field(data, "target_node")), fmt_count(field(data, "vectors_to_move")),
-                fmt_bytes(field(data, "bytes_to_move")))
-        else:
-            line = "%s | remove %s | %s shards to redistribute | under-replicated after: %s" % (
-                verdict, fmt_text(field(data, "node_id")), fmt_count(field(data, "shards_to_redistribute")),
-                fmt_names(field(data, "under_replicated_after")))
-        return line + "".join(" | " + reason for reason in failed)
-    return render
-
-
-def compact_health(data, color):
-    return "%s | %s" % (cell(data, "status", fmt_status, color), fmt_text(field(data, "version")))
-
-
-TABLE_VIEWS = {
-    "status": table_status, "health": table_health,
-    "nodes": lambda data, color: render_grid(NODE_COLUMNS, as_list(data), color),
-    "shards": lambda data, color: render_grid(SHARD_COLUMNS, as_list(data), color),
-    "node-health": table_node_health, "shard-status": table_shard_status,
-    "metrics": table_metrics, "diagnostics": table_diagnostics,
-    "node-added": table_node_added, "node-removed": table_node_removed,
-    "migration-started": table_migration_started, "migration": table_migration,
-    "migration-plan": table_migration_plan, "removal-plan": table_removal_plan,
-}
-COMPACT_VIEWS = {
-    "status": compact_status, "health": compact_health,
-    "nodes": compact_rows(NODE_COLUMNS), "shards": compact_rows(SHARD_COLUMNS),
-    "node-health": compact_node_health, "shard-status": compact_shard_status,
-    "metrics": compact_metrics, "diagnostics": compact_diagnostics,
-    "node-added": compact_node_added, "node-removed": compact_node_removed,
-    "migration-started": compact_migration, "migration": compact_migration,
-    "migration-plan": compact_plan("migration"), "removal-plan": compact_plan("removal"),
+VIEWS = {
+    "status": View(title="Cluster Status", rows=STATUS_ROWS,
+                   compact=("{status:status} | {total_nodes:count} nodes | {total_shards:count} shards | "
+                            "master: {master_node}",)),
+    "health": View(title="Health", rows=HEALTH_ROWS, compact=("{status:status} | {version}",)),
+    "nodes": View(columns=NODE_COLUMNS),
+    "shards": View(columns=SHARD_COLUMNS),
+    "node-health": View(
+        title="Node Health: {node_id}", rows=NODE_ROWS,
+        sections=(Section("Checks", "grid", CHECK_COLUMNS, listed("checks")),),
+        compact=("{node_id} | {status:status} | cpu {cpu_usage:percent} | mem {memory_usage:percent} | "
+                 "disk {disk_usage:percent} | checks: {checks_summary}",),
+        prepare=with_checks_summary),
+    "shard-status": View(
+        title="Shard Status: {shard_id}", rows=SHARD_ROWS,
+        sections=(Section("Migration", "record", MIGRATION_COLUMNS, migration_record, MIGRATION_DETAIL_ROWS),),
+        compact=("{shard_id} | {status:status} | primary: {primary_node} | {vector_count:count} vectors"
+                 "[ | migration: {migration.migration_id} {migration.status:status} {migration.progress:percent}]",)),
+    "metrics": View(
+        title="Cluster Metrics", rows=METRIC_ROWS,
+        sections=(Section("Nodes", "grid", NODE_METRIC_COLUMNS, metrics_per_node, empty=None),),
+        compact=("cpu {cpu_usage:percent} | mem {memory_usage:percent} | disk {disk_usage:percent} | "
+                 "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:count} vectors",)),
+    "diagnostics": View(
+        title="Cluster Diagnostics", rows=(Field("Generated At", "generated_at"),),
+        sections=(Section("Topology", "rows", TOPOLOGY_ROWS, picked("topology")),
+                  Section("Node Health", "grid", DIAG_NODE_COLUMNS, picked("nodes")),
+                  Section("Shard Distribution", "grid", DISTRIBUTION_COLUMNS, picked("distribution")),
+                  Section("Replication", "rows", REPLICATION_ROWS, picked("replication")),
+                  Section("Performance", "rows", METRIC_ROWS, picked("performance")),
+                  Section("Errors", "grid", ERROR_COLUMNS, listed("errors"))),
+        compact=("master: {topology.master_node} | {node_total:count} nodes | "
+                 "{under_replicated_total:count} under-replicated shards | {error_total:count} errors",
+                 Lines(picked("nodes"), DIAG_NODE_COLUMNS), Lines(listed("errors"), ERROR_COLUMNS)),
+        prepare=diagnostics_summary),
+    "node-added": View(sentence="Node {node_id} ({address}) added: {status:status}{message:aside}",
+                       compact=("{node_id} | {status:status} | {address}",)),
+    "node-removed": View(sentence="Node {node_id} removed: {shards_redistributed:shards} redistributed",
+                         compact=("{node_id} | removed | {shards_redistributed:shards} redistributed",)),
+    "migration-started": View(sentence="Migration {migration_id} started: {shard_id} {source_node} -> "
+                                       "{target_node} ({strategy})", compact=(MIGRATION_LINE,)),
+    "migration": View(title="Migration {migration_id}", rows=MIGRATION_ROWS, compact=(MIGRATION_LINE,)),
+    "migration-plan": View(
+        title="Dry run: migrate {shard_id}", rows=MIGRATION_PLAN_ROWS, sections=(PLAN_CHECKS,),
+        compact=("{verdict} | migrate {shard_id} | {source_node} -> {target_node} | {vectors_to_move:count} vectors"
+                 " | {bytes_to_move:bytes}{reasons}",), prepare=plan_summary),
+    "removal-plan": View(
+        title="Dry run: remove {node_id}", rows=REMOVAL_PLAN_ROWS, sections=(PLAN_CHECKS,),
+        compact=("{verdict} | remove {node_id} | {shards_to_redistribute:count} shards to redistribute | "
+                 "under-replicated after: {under_replicated_after:names}{reasons}",), prepare=plan_summary),
 }
 
 
@@ -1483,14 +1445,33 @@ def to_json(data, indent=None) -> str:
 
 def render_table(view: str, data, color: bool = False) -> str:
     """Human-readable blocks and grids, as the specification shows them."""
-    return TABLE_VIEWS[view](data, color)
+    spec = VIEWS[view]
+    if spec.columns:
+        return render_grid(spec.columns, as_list(data), color)
+    obj = spec.prepare(data) if spec.prepare else as_dict(data)
+    if spec.sentence:
+        return fill(spec.sentence, obj, color)
+    title = fill(spec.title, obj)
+    text = "%s\n%s\n%s" % (title, "=" * len(title), render_rows(spec.rows, obj, color))
+    return text + "".join(render_section(section, obj, color) for section in spec.sections)
 
 
 def render_compact(view: str, data, color: bool = False) -> str:
     """One line per object, fields joined by ' | ', for grep and awk."""
-    return COMPACT_VIEWS[view](data, color)
+    spec = VIEWS[view]
+    if spec.columns:
+        return "\n".join(compact_line(row, spec.columns, color) for row in as_list(data))
+    obj = spec.prepare(data) if spec.prepare else as_dict(data)
+    lines = []
+    for part in spec.compact:
+        if isinstance(part, str):
+            lines.append(fill(part, obj, color))
+        else:
+            lines.extend(compact_line(item, part.fields, color) for item in as_list(part.source(obj)))
+    return "\n".join(lines)
 
 
+# The --format choices: a renderer each, from (view name, result, colour) to text.
 FORMATS = {"json": render_json, "table": render_table, "compact": render_compact}
 
 

@@ -74,7 +74,7 @@ SHAPED = st.recursive(JSON, lambda inner: st.dictionaries(KEYS, inner, max_size=
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=SHAPED, view=st.sampled_from(sorted(cluster_cli.TABLE_VIEWS)),
+@given(data=SHAPED, view=st.sampled_from(sorted(cluster_cli.VIEWS)),
        fmt=st.sampled_from(sorted(cluster_cli.FORMATS)), color=st.booleans())
 def test_no_server_answer_crashes_a_renderer(data, view, fmt, color):
     decoded = cluster_cli.decode(200, "OK", json.dumps(data).encode())

@@ -463,9 +463,9 @@ def test_ctrl_c_exits_130_without_a_traceback(sim):
 
 
 def test_an_internal_error_is_one_line_and_the_trace_needs_verbose(cli, monkeypatch):
-    def broken(data, color):
+    def broken(data):
         raise ZeroDivisionError("division by zero")
-    monkeypatch.setitem(cluster_cli.TABLE_VIEWS, "status", broken)
+    monkeypatch.setitem(cluster_cli.VIEWS, "status", cluster_cli.VIEWS["status"]._replace(prepare=broken))
     run = cli("status")
     assert_one_error_line(run, 1)
     assert run.err == ("error: unexpected ZeroDivisionError: division by zero "
