@@ -72,6 +72,7 @@ class ClusterError(Exception):
     exit_code = EXIT_FAILED
     hint = ""
     retryable = False
+    shown = None  # (data, view name): what the command line prints on stdout before the error
 
     def __init__(self, message: str, hint: Optional[str] = None, param: Optional[str] = None):
         super().__init__(message)
@@ -82,6 +83,11 @@ class ClusterError(Exception):
 
     def __str__(self) -> str:
         return self.message + ("; " + self.hint if self.hint else "")
+
+    def showing(self, data, view: str) -> ClusterError:
+        """This error, with the state the operator should see printed before it (a plan, the last status)."""
+        self.shown = (data, view)
+        return self
 
 
 class InvalidInput(ClusterError):
@@ -1480,12 +1486,11 @@ FORMATS = {"json": render_json, "table": render_table, "compact": render_compact
 # ---------------------------------------------------------------------------
 
 class Result:
-    """What a handler hands to main(): data to print, and how the run ends."""
+    """A command's success: the data to print, the view it is shown with, and any warning.
+    (A failure is a ClusterError, which may carry data to print too: ClusterError.showing.)"""
 
-    def __init__(self, data, view: Optional[str] = None, exit_code: int = EXIT_OK,
-                 message: Optional[str] = None, warning: bool = False):
-        self.data, self.view, self.exit_code, self.message = data, view, exit_code, message
-        self.warning = warning  # the message is a warning, not an error
+    def __init__(self, data, view: str, warning: Optional[str] = None):
+        self.data, self.view, self.warning = data, view, warning
 
 
 def holders(shard) -> list:
@@ -1595,12 +1600,12 @@ def dry_run_plan(checks: list, **what) -> dict:
 
 
 def plan_result(plan: dict, view: str) -> Result:
-    """A dry run's outcome: refused (exit 1) only where the contract would refuse."""
+    """A dry run's outcome: the plan, or ClusterError (exit 1) only where the contract would refuse."""
     warnings = ["%s: %s" % (c["name"], c["detail"]) for c in plan["checks"] if not c["passed"] and not c["blocking"]]
     if plan["would_succeed"]:
-        return Result(plan, view, message="; ".join(warnings) or None, warning=bool(warnings))
+        return Result(plan, view, "; ".join(warnings) or None)
     reasons = "; ".join(c["detail"] for c in plan["checks"] if not c["passed"] and c["blocking"])
-    return Result(plan, view, EXIT_FAILED, "the cluster would refuse this: " + reasons)
+    raise ClusterError("the cluster would refuse this: " + reasons).showing(plan, view)
 
 
 def is_tty(stream) -> bool:
@@ -1695,13 +1700,13 @@ def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeo
     if state == "COMPLETED":
         return Result(current, "migration")
     if state == "FAILED":
-        return Result(current, "migration", EXIT_FAILED, "migration %s of %s FAILED: %s" % (
-            migration_id, shard_id, fmt_text(field(current, "error")) or "no reason given"))
+        raise ClusterError("migration %s of %s FAILED: %s" % (
+            migration_id, shard_id, fmt_text(field(current, "error")) or "no reason given")).showing(current, "migration")
     message = "migration %s of %s is still %s after %.1fs; it goes on: check it with " \
               "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, state, waited, shard_id)
     if last_error:
         message += " (last poll: %s)" % last_error
-    return Result(current, "migration", EXIT_CONDITION, message)
+    raise ConditionNotMet(message).showing(current, "migration")
 
 
 def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: float) -> Result:
@@ -1709,12 +1714,12 @@ def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: f
     status, reached, waited, last_error = poll_until(
         client, client.cluster_status, lambda s: field(s, "status") == wanted, timeout, interval)
     if reached:
-        return Result(status)
+        return Result(status, "status")
     if status is None:
         raise ConditionNotMet("cluster did not become %s within %.1fs (%s)" % (wanted, waited, last_error))
-    return Result(status, None, EXIT_CONDITION, "cluster is %s, not %s, after %.1fs%s" % (
+    raise ConditionNotMet("cluster is %s, not %s, after %.1fs%s" % (
         fmt_text(field(status, "status")) or "unknown", wanted, waited,
-        " (last poll: %s)" % last_error if last_error else ""))
+        " (last poll: %s)" % last_error if last_error else "")).showing(status, "status")
 
 
 def confirm(question: str) -> bool:
@@ -1761,9 +1766,9 @@ def cmd_status(client, args):
         return wait_for_status(client, args.wait_for, args.wait_timeout, args.poll_interval)
     status = client.cluster_status()
     if args.check and field(status, "status") != "HEALTHY":
-        return Result(status, None, EXIT_CONDITION,
-                      "cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown"))
-    return status
+        raise ConditionNotMet("cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown")
+                              ).showing(status, "status")
+    return Result(status, "status")
 
 
 def cmd_diagnostics(client, args):
@@ -1771,7 +1776,7 @@ def cmd_diagnostics(client, args):
 
     example: cluster_cli.py diagnostics --format json | jq '.errors'
     """
-    return client.diagnostics()
+    return Result(client.diagnostics(), "diagnostics")
 
 
 def cmd_metrics(client, args):
@@ -1779,7 +1784,7 @@ def cmd_metrics(client, args):
 
     example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
     """
-    return client.metrics()
+    return Result(client.metrics(), "metrics")
 
 
 def cmd_nodes(client, args):
@@ -1791,7 +1796,7 @@ def cmd_nodes(client, args):
     if args.status or args.role:
         nodes = [n for n in nodes if (not args.status or field(n, "status") == args.status)
                  and (not args.role or field(n, "role") == args.role)]
-    return nodes
+    return Result(nodes, "nodes")
 
 
 def cmd_add_node(client, args):
@@ -1815,9 +1820,10 @@ def cmd_remove_node(client, args):
     if not args.yes and is_tty(sys.stdin):
         plan = plan_node_removal(client, node_id)
         sys.stderr.write(render_table("removal-plan", plan) + "\n")
-        refused = plan_result(plan, "removal-plan")
-        if refused.exit_code:
-            raise ClusterError(refused.message + "; nothing was removed")
+        try:
+            plan_result(plan, "removal-plan")
+        except ClusterError as exc:
+            raise ClusterError(exc.message + "; nothing was removed") from None
         if not confirm("Remove node %s?" % node_id):
             raise ClusterError("aborted; node %s was not removed" % node_id)
     with sending("the request to remove %s" % node_id, "cluster_cli.py nodes"):
@@ -1829,7 +1835,7 @@ def cmd_node_health(client, args):
 
     example: cluster_cli.py node-health --node-id node-worker-001
     """
-    return client.node_health(args.node_id)
+    return Result(client.node_health(args.node_id), "node-health")
 
 
 def cmd_shards(client, args):
@@ -1843,7 +1849,7 @@ def cmd_shards(client, args):
         shards = [s for s in shards if (not args.database_id or field(s, "database_id") == args.database_id)
                   and (not args.node_id or args.node_id in holders(s))
                   and (not args.status or field(s, "status") == args.status)]
-    return shards
+    return Result(shards, "shards")
 
 
 def cmd_shard_status(client, args):
@@ -1851,7 +1857,7 @@ def cmd_shard_status(client, args):
 
     example: cluster_cli.py shard-status --shard-id shard-00
     """
-    return client.shard_status(args.shard_id)
+    return Result(client.shard_status(args.shard_id), "shard-status")
 
 
 def cmd_migrate_shard(client, args):
@@ -1886,7 +1892,7 @@ def cmd_health(client, args):
 
     example: cluster_cli.py health --format compact
     """
-    return client.health()
+    return Result(client.health(), "health")
 
 
 # ---------------------------------------------------------------------------
@@ -2120,7 +2126,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     for name, (handler, add_options) in COMMANDS.items():
         doc = "\n".join(line[4:] if line.startswith("    ") else line for line in handler.__doc__.splitlines())
         sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip())
-        sub.set_defaults(func=handler, view=name)
+        sub.set_defaults(func=handler)
         if named is None or name in named:
             add_global_options(sub, suppress=True)
             if add_options:
@@ -2128,8 +2134,13 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args) -> dict:
-    """Connection settings: a flag beats its environment variable, which beats the default."""
+# How results are printed: the --format choice, and whether status words are coloured.
+Output = namedtuple("Output", "format color")
+
+
+def settings_from(args) -> tuple:
+    """(the client's settings, the Output) from the flags: a flag beats its environment
+    variable, which beats the default."""
     env = os.environ
     api_key = args.api_key if args.api_key is not None else env.get(ENV_API_KEY) or None
     fmt = args.format or env.get(ENV_FORMAT) or DEFAULT_FORMAT
@@ -2145,9 +2156,10 @@ def settings_from(args) -> dict:
     verify = False if args.insecure else (args.ca_cert or True)
     if args.ca_cert and not args.insecure and not os.path.isfile(args.ca_cert):
         raise InvalidInput("--ca-cert: no such file: %s" % shown(args.ca_cert))
-    return {"host": host, "port": port, "url": url, "api_key": api_key, "timeout": args.timeout,
-            "retries": args.retries, "verify": verify, "max_response_size": args.max_response_size,
-            "format": fmt}
+    color = not args.no_color and not env.get("NO_COLOR") and is_tty(sys.stdout)
+    return ({"host": host, "port": port, "url": url, "api_key": api_key, "timeout": args.timeout,
+             "retries": args.retries, "verify": verify, "max_response_size": args.max_response_size},
+            Output(fmt, color))
 
 
 def terminal_text(message: str) -> str:
@@ -2196,16 +2208,9 @@ def key_over_plain_http(base_urls) -> list:
     return exposed
 
 
-def use_colour(args) -> bool:
-    return not args.no_color and not os.environ.get("NO_COLOR") and is_tty(sys.stdout)
-
-
-def render(result, args, color: bool) -> str:
-    return FORMATS[args.format](result.view or args.view, result.data, color)
-
-
-def as_result(outcome) -> Result:
-    return outcome if isinstance(outcome, Result) else Result(outcome)
+def render(fmt: str, view: str, data, color: bool = False) -> str:
+    """A result in one format: the one entry point to FORMATS."""
+    return FORMATS[fmt](view, data, color)
 
 
 def write(text: str) -> None:
@@ -2222,30 +2227,37 @@ def write(text: str) -> None:
         raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
 
 
-def watch(client, args, color: bool) -> int:
-    """Repeat a read-only command: redraw on a terminal, one snapshot per interval otherwise."""
+def watch(read, command: str, output: Output, interval: float, count: int = 0) -> int:
+    """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
+    otherwise, until Ctrl-C or `count` snapshots."""
     on_terminal = is_tty(sys.stdout)
     snapshots = 0
     try:
         while True:
             try:
-                result = as_result(args.func(client, args))
+                result = read()
             except ClusterError as exc:
-                if not exc.retryable:
+                if exc.shown is not None:  # a --check that failed: the snapshot still shows
+                    result = Result(*exc.shown)
+                elif exc.retryable:
+                    report("%s (still watching)" % exc)
+                    result = None
+                else:
                     raise
-                report("%s (still watching)" % exc)
-            else:
-                if on_terminal:
-                    header = "Every %gs: %s    %s\n\n" % (args.watch, args.command, time.strftime("%Y-%m-%d %H:%M:%S"))
-                    write("\x1b[H\x1b[2J" + header + render(result, args, color) + "\n")
-                elif args.format == "json":
-                    write(to_json(result.data) + "\n")
-                else:  # compact stays one line per object; tables get a blank line between
-                    write(render(result, args, color) + ("\n\n" if args.format == "table" else "\n"))
+            if result is None:
+                pass
+            elif on_terminal:
+                header = "Every %gs: %s    %s\n\n" % (interval, command, time.strftime("%Y-%m-%d %H:%M:%S"))
+                write("\x1b[H\x1b[2J" + header + render(output.format, result.view, result.data, output.color) + "\n")
+            elif output.format == "json":
+                write(to_json(result.data) + "\n")
+            else:  # compact stays one line per object; tables get a blank line between
+                write(render(output.format, result.view, result.data, output.color) +
+                      ("\n\n" if output.format == "table" else "\n"))
             snapshots += 1
-            if args.count and snapshots >= args.count:
+            if count and snapshots >= count:
                 return EXIT_OK
-            time.sleep(args.watch)
+            time.sleep(interval)
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -2304,24 +2316,27 @@ class collector_paused:
 
 
 def run(args) -> int:
-    settings = settings_from(args)
-    args.format = settings.pop("format")
+    """The command layer: flags to settings, a client, the command's handler, its result printed."""
+    settings, output = settings_from(args)
     if settings["verify"] is False:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
     with verbose_logging(args.verbose), ClusterCLI(**settings) as client:
         if settings["api_key"]:
             for url in key_over_plain_http(client.base_urls):
                 warn("the API key is sent unencrypted to %s; use an https:// --url" % url)
-        color = use_colour(args)
         if getattr(args, "watch", None):
-            return watch(client, args, color)
+            return watch(lambda: args.func(client, args), args.command, output, args.watch, args.count)
         with collector_paused():
-            result = as_result(args.func(client, args))
-            if result.data is not None:
-                write(render(result, args, color) + "\n")
-        if result.message:
-            (warn if result.warning else report)(result.message)
-        return result.exit_code
+            try:
+                result = args.func(client, args)
+            except ClusterError as exc:
+                if exc.shown is not None:  # the state that goes with the error: a plan, the last poll
+                    write(render(output.format, exc.shown[1], exc.shown[0], output.color) + "\n")
+                raise
+            write(render(output.format, result.view, result.data, output.color) + "\n")
+        if result.warning:
+            warn(result.warning)
+        return EXIT_OK
 
 
 def main(argv=None) -> int:
