@@ -4,6 +4,16 @@
     python cluster_cli.py --host localhost --port 8080 status
     python cluster_cli.py nodes --format json | jq -r '.[].node_id'
     python cluster_cli.py migrate-shard --shard-id shard-00 --to-node node-worker-003 --wait
+
+How a command flows: main(argv) parses it (build_parser: each command's options
+are checked by the same check_* functions the client uses), settings_from() turns
+the flags and environment into the client's settings and an Output; the command's
+handler (cmd_*) calls ClusterCLI, whose one _request() sends, retries, decodes and
+raises ClusterError subclasses; the handler returns a Result naming its view, or
+raises; render() draws the Result with the view's VIEWS entry in the chosen format;
+main() prints it, reports an error in one line, and returns the exit code the
+error carries. Importing the module and using ClusterCLI skips everything after
+the client.
 """
 from __future__ import annotations
 
@@ -16,9 +26,14 @@ from collections import namedtuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
-    from typing import Optional
+    from typing import Any, Callable, NoReturn, Optional, Sequence, Union
 
 __version__ = "1.0.0"
+__all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
+           "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused",
+           "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict",
+           "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
+           "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
@@ -54,7 +69,6 @@ EXIT_INTERRUPTED = 130
 
 ENV_HOST, ENV_PORT, ENV_URL = "JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL"
 ENV_FORMAT, ENV_API_KEY = "JADEVECTORDB_FORMAT", "JADEVECTORDB_API_KEY"
-API_KEY_HINT = "pass a valid key with --api-key or JADEVECTORDB_API_KEY"
 
 
 # ---------------------------------------------------------------------------
@@ -84,7 +98,7 @@ class ClusterError(Exception):
     def __str__(self) -> str:
         return self.message + ("; " + self.hint if self.hint else "")
 
-    def showing(self, data, view: str) -> ClusterError:
+    def showing(self, data: Any, view: str) -> ClusterError:
         """This error, with the state the operator should see printed before it (a plan, the last status)."""
         self.shown = (data, view)
         return self
@@ -181,11 +195,11 @@ class BadRequest(ApiError):
 
 
 class AuthenticationFailed(ApiError):
-    hint = API_KEY_HINT
+    hint = "pass a valid key as api_key"
 
 
 class PermissionDenied(ApiError):
-    hint = "this API key may not do that; use a key with more rights (--api-key or JADEVECTORDB_API_KEY)"
+    hint = "this API key may not do that; use a key with more rights"
 
 
 class NotFound(ApiError):
@@ -229,12 +243,12 @@ def hide_credentials(text: str) -> str:
     return "***@" + text.rpartition("@")[2] if "@" in text and "://" not in text else text
 
 
-def shown(text) -> str:
+def shown(text: Any) -> str:
     """An input value quoted for a message: credentials hidden, control characters escaped."""
     return repr(hide_credentials(text)) if isinstance(text, str) else repr(text)
 
 
-def require_id(value, param: str) -> str:
+def check_id(value: Any, param: str) -> str:
     """An ID the operator typed: non-empty text, printable, encodable, not a path step."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("%s must not be empty" % param, param=param)
@@ -251,11 +265,7 @@ def require_id(value, param: str) -> str:
     return value
 
 
-def optional_id(value, param: str):
-    return None if value is None else require_id(value, param)
-
-
-def parse_port(text, param: str) -> int:
+def check_port(text: Any, param: str) -> int:
     if isinstance(text, bool):
         raise InvalidInput("%s: %r is not a port number (1-65535)" % (param, text), param=param)
     try:
@@ -267,16 +277,16 @@ def parse_port(text, param: str) -> int:
     return port
 
 
-def parse_address(text, param: str = "address") -> str:
+def check_address(text: Any, param: str = "address") -> str:
     """Check HOST:PORT (IPv6 as [::1]:8080); returns it unchanged."""
     match = _ADDRESS.match(text) if isinstance(text, str) else None
     if not match:
         raise InvalidInput("%s must be HOST:PORT (IPv6 as [::1]:8080), got %s" % (param, shown(text)), param=param)
-    parse_port(match.group(3), param)
+    check_port(match.group(3), param)
     return text
 
 
-def as_entries(value, param: str) -> list:
+def as_entries(value: Any, param: str) -> list:
     """'a,b' or ['a', 'b'] -> ['a', 'b'], each stripped and non-empty."""
     if isinstance(value, str):
         entries = value.split(",")
@@ -290,7 +300,7 @@ def as_entries(value, param: str) -> list:
     return entries
 
 
-def parse_hosts(hosts, port: int) -> list:
+def check_hosts(hosts: Union[str, Sequence[str]], port: int) -> list:
     """'a,b:9090,[::1]:8080' -> base URLs, the port defaulting to `port`."""
     urls = []
     for entry in as_entries(hosts, "host"):
@@ -302,7 +312,7 @@ def parse_hosts(hosts, port: int) -> list:
         if entry.count(":") > 1 and not entry.startswith("["):
             entry = "[%s]" % entry  # a bare IPv6 address
         if _ADDRESS.match(entry):
-            parse_address(entry, "host")
+            check_address(entry, "host")
             urls.append("http://" + entry)
         elif _HOST_ONLY.match(entry):
             urls.append("http://%s:%d" % (entry, port))
@@ -311,7 +321,7 @@ def parse_hosts(hosts, port: int) -> list:
     return urls
 
 
-def parse_urls(text) -> list:
+def check_urls(text: Any) -> list:
     """'https://a:8443,https://b:8443' -> base URLs, checked."""
     from urllib.parse import urlsplit
     urls = []
@@ -333,28 +343,28 @@ def parse_urls(text) -> list:
         if not _HOST_ONLY.match(parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc):
             raise InvalidInput("url: %s has an invalid host name" % shown(entry), param="url")
         if port is not None:
-            parse_port(port, "url")  # and port 0
+            check_port(port, "url")  # and port 0
         if parts.query or parts.fragment or "?" in entry or "#" in entry:
             raise InvalidInput("url: %s must not carry a query or a fragment" % shown(entry), param="url")
         urls.append(entry)
     return urls
 
 
-def check_api_key(key) -> str:
+def check_api_key(key: Any) -> str:
     if not isinstance(key, str) or not _HEADER_SAFE.match(key):
         raise InvalidInput("the API key contains spaces or characters not allowed in an HTTP header",
                            param="api_key")
     return key
 
 
-def check_strategy(strategy) -> str:
+def check_strategy(strategy: Any) -> str:
     if strategy not in STRATEGIES:
         raise InvalidInput("strategy must be one of %s, got %s" % (", ".join(STRATEGIES), shown(strategy)),
                            param="strategy")
     return strategy
 
 
-def check_seconds(value, param: str) -> float:
+def check_seconds(value: Any, param: str) -> float:
     """A positive, finite number of seconds, at most a week."""
     if isinstance(value, bool):
         value = None
@@ -368,7 +378,7 @@ def check_seconds(value, param: str) -> float:
     return seconds
 
 
-def check_count(value, param: str, most: int = 100) -> int:
+def check_count(value: Any, param: str, most: int = 100) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
         raise InvalidInput("%s must be a whole number from 0 to %d, got %s" % (param, most, shown(value)),
                            param=param)
@@ -378,7 +388,7 @@ def check_count(value, param: str, most: int = 100) -> int:
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
 
 
-def parse_size(text) -> int:
+def check_size(text: Any) -> int:
     """'256M' -> bytes (K, M, G are powers of 1024; an optional B or iB after them)."""
     if isinstance(text, int) and not isinstance(text, bool):
         size = text
@@ -427,15 +437,16 @@ class ClusterCLI:
     the whole time one call may take, retries and the body included.
     """
 
-    def __init__(self, host="localhost", port: int = DEFAULT_PORT, *, url=None,
+    def __init__(self, host: Union[str, Sequence[str]] = "localhost", port: int = DEFAULT_PORT, *,
+                 url: Union[str, Sequence[str], None] = None,
                  api_key: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES, verify=True,
-                 max_response_size=DEFAULT_MAX_RESPONSE_SIZE):
-        port = parse_port(port, "port")
-        self.base_urls = parse_urls(url) if url else parse_hosts(host, port)
+                 retries: int = DEFAULT_RETRIES, verify: Union[bool, str] = True,
+                 max_response_size: Union[int, str] = DEFAULT_MAX_RESPONSE_SIZE):
+        port = check_port(port, "port")
+        self.base_urls = check_urls(url) if url else check_hosts(host, port)
         self.timeout = check_seconds(timeout, "timeout")
         self.retries = check_count(retries, "retries")
-        self.max_response_size = parse_size(max_response_size)
+        self.max_response_size = check_size(max_response_size)
         if isinstance(verify, str) and not os.path.exists(verify):
             raise InvalidInput("ca_cert: no such file or directory: %s" % shown(verify), param="ca_cert")
         if not isinstance(verify, (bool, str)):
@@ -499,39 +510,39 @@ class ClusterCLI:
 
     def add_node(self, node_id: str, address: str) -> dict:
         """POST /api/v1/cluster/nodes: join a node (sent once, never retried)."""
-        body = {"node_id": require_id(node_id, "node_id"), "address": parse_address(address)}
+        body = {"node_id": check_id(node_id, "node_id"), "address": check_address(address)}
         answer = expect_object(self._request("POST", "/api/v1/cluster/nodes", body=body))
         return check_applied(answer, "added", "add node %s" % node_id)
 
     def remove_node(self, node_id: str) -> dict:
         """DELETE /api/v1/cluster/nodes/{id}: its shards are redistributed (sent once)."""
-        require_id(node_id, "node_id")
+        check_id(node_id, "node_id")
         answer = expect_object(self._request("DELETE", "/api/v1/cluster/nodes/{}", node_id))
         return check_applied(answer, "removed", "remove node %s" % node_id)
 
     def node_health(self, node_id: str) -> dict:
         """GET /api/v1/cluster/nodes/{id}/health."""
-        return self._get_object("/api/v1/cluster/nodes/{}/health", require_id(node_id, "node_id"))
+        return self._get_object("/api/v1/cluster/nodes/{}/health", check_id(node_id, "node_id"))
 
     def list_shards(self, database_id: Optional[str] = None, node_id: Optional[str] = None,
                     status: Optional[str] = None) -> list:
         """GET /api/v1/cluster/shards, filtered by the server (optional parameters)."""
-        params = {name: require_id(value, name) for name, value in
+        params = {name: check_id(value, name) for name, value in
                   (("database_id", database_id), ("node_id", node_id), ("status", status)) if value}
         return unwrap_list(self._request("GET", "/api/v1/cluster/shards", params=params or None), "shards")
 
     def shard_status(self, shard_id: str) -> dict:
         """GET /api/v1/cluster/shards/{id}, with its latest migration."""
-        return self._get_object("/api/v1/cluster/shards/{}", require_id(shard_id, "shard_id"))
+        return self._get_object("/api/v1/cluster/shards/{}", check_id(shard_id, "shard_id"))
 
     def migrate_shard(self, shard_id: str, target_node: str, source_node: Optional[str] = None,
                       strategy: str = "LIVE_COPY") -> dict:
         """POST /api/v1/cluster/shards/{id}/migrate (sent once, never retried)."""
-        body = {"target_node": require_id(target_node, "target_node"), "strategy": check_strategy(strategy)}
+        body = {"target_node": check_id(target_node, "target_node"), "strategy": check_strategy(strategy)}
         if source_node is not None:
-            body["source_node"] = require_id(source_node, "source_node")
+            body["source_node"] = check_id(source_node, "source_node")
         path = "/api/v1/cluster/shards/{}/migrate"
-        answer = expect_object(self._request("POST", path, require_id(shard_id, "shard_id"), body=body))
+        answer = expect_object(self._request("POST", path, check_id(shard_id, "shard_id"), body=body))
         return check_applied(answer, None, "migrate shard %s" % shard_id)
 
     # -- transport -------------------------------------------------------------
@@ -603,9 +614,11 @@ class ClusterCLI:
                 continue
             self._current = index
             return response, content
-        hint = ("pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
-                if any(getattr(exc, "tls", False) for exc in failures) else "")
-        raise ClusterUnreachable("; ".join(exc.message for exc in failures), hint)
+        error = ClusterUnreachable("; ".join(exc.message for exc in failures))
+        error.tls = any(getattr(exc, "tls", False) for exc in failures)
+        if error.tls:
+            error.hint = "pass the cluster's CA bundle as verify, or verify=False to skip verification"
+        raise error
 
     def _follow(self, method: str, url: str, params, body, deadline: float, masters_left: int):
         """One request, following a few redirects for a GET and none for a change."""
@@ -730,7 +743,7 @@ class _Exchange:
 
 
 class _Bound:
-    def __init__(self, local, deadline: float):
+    def __init__(self, local: Any, deadline: float):
         self.local, self.deadline = local, deadline
 
     def __enter__(self):
@@ -851,7 +864,7 @@ def _tracking_adapter(local):
     return Adapter()
 
 
-def read_body(response, limit: int, truncate: bool = False) -> bytes:
+def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
     """The body, decompressed, read as a stream: at most `limit` bytes are ever held
     (more is ResponseTooLarge, or with truncate the first `limit` bytes)."""
     length = response.headers.get("Content-Length", "")
@@ -880,7 +893,7 @@ def seconds(value: float) -> str:
     return "%ss" % ("%.2f" % value).rstrip("0").rstrip(".")
 
 
-def describe_failure(exc, base_url: str) -> str:
+def describe_failure(exc: BaseException, base_url: str) -> str:
     import requests
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS with %s failed: %s" % (base_url, _reason(exc))
@@ -908,7 +921,7 @@ def _no_constant(name: str):
 
 
 def decode(status: int, reason: str, content: bytes, method: str = "GET", tries: int = 1,
-           seconds: float = 0.0):
+           seconds: float = 0.0) -> Any:
     """The body as JSON (non-finite numbers as None), or the matching ClusterError."""
     import json
     if status >= 400:
@@ -953,13 +966,13 @@ def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
     raise ChangeRefused("the cluster did not %s: %s" % (action, reason), reason)
 
 
-def expect_object(data) -> dict:
+def expect_object(data: Any) -> dict:
     if not isinstance(data, dict):
         raise BadResponse("expected a JSON object from the cluster, got %s" % type(data).__name__)
     return data
 
 
-def unwrap_list(data, key: str) -> list:
+def unwrap_list(data: Any, key: str) -> list:
     """{"nodes": [...]} or a bare [...] -> the list."""
     if isinstance(data, dict):
         data = field(data, key)
@@ -975,7 +988,7 @@ def unwrap_list(data, key: str) -> list:
 _CAMEL = {}
 
 
-def field(obj, name: str):
+def field(obj: Any, name: str) -> Any:
     """A field by its snake_case name, or the camelCase one the REST API also uses."""
     if not isinstance(obj, dict):
         return None
@@ -989,7 +1002,7 @@ def field(obj, name: str):
     return value
 
 
-def number(value):
+def number(value: Any) -> Union[int, float, None]:
     """A finite int or float from a number or a short numeric string; None otherwise."""
     if isinstance(value, bool):
         return None
@@ -1009,7 +1022,7 @@ def number(value):
     return None
 
 
-def as_float(value):
+def as_float(value: Any) -> Optional[float]:
     """number() as a float; None also for integers past float range."""
     n = number(value)
     try:
@@ -1018,7 +1031,7 @@ def as_float(value):
         return None
 
 
-def finite(value) -> float:
+def finite(value: Any) -> float:
     """A finite number from the server, or 0 (for arithmetic on untrusted values)."""
     n = as_float(value)
     return 0.0 if n is None else n
@@ -1028,7 +1041,7 @@ def clip(text: str) -> str:
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
 
 
-def compact_json(value) -> str:
+def compact_json(value: Any) -> str:
     """Nested lists and objects as one line of JSON; '...' where that cannot be done."""
     import json
     try:
@@ -1037,7 +1050,7 @@ def compact_json(value) -> str:
         return "..."
 
 
-def fmt_text(value) -> str:
+def fmt_text(value: Any) -> str:
     """Any JSON value as one printable line of at most MAX_CELL characters."""
     if value is None:
         return ""
@@ -1060,7 +1073,7 @@ def fmt_text(value) -> str:
     return clip(text)
 
 
-def fmt_count(value) -> str:
+def fmt_count(value: Any) -> str:
     n = number(value)
     if n is None:
         return fmt_text(value)
@@ -1074,20 +1087,20 @@ def _fmt_number(value, template: str) -> str:
     return fmt_text(value) if n is None else clip(template % n)
 
 
-def fmt_percent(value) -> str:
+def fmt_percent(value: Any) -> str:
     return _fmt_number(value, "%.1f%%")
 
 
-def fmt_ms(value) -> str:
+def fmt_ms(value: Any) -> str:
     return _fmt_number(value, "%.1f ms")
 
 
-def fmt_rate(value) -> str:
+def fmt_rate(value: Any) -> str:
     n = as_float(value)
     return fmt_text(value) if n is None else clip("{:,.1f}/s".format(n))
 
 
-def fmt_bytes(value) -> str:
+def fmt_bytes(value: Any) -> str:
     n = as_float(value)
     if n is None:
         return fmt_text(value)
@@ -1097,7 +1110,7 @@ def fmt_bytes(value) -> str:
         n /= 1024.0
 
 
-def fmt_duration(value) -> str:
+def fmt_duration(value: Any) -> str:
     n = as_float(value)
     if n is None:
         return fmt_text(value)
@@ -1112,21 +1125,21 @@ def fmt_duration(value) -> str:
     return "%dm %ds" % (minutes, seconds) if minutes else "%ds" % seconds
 
 
-def fmt_names(value) -> str:
+def fmt_names(value: Any) -> str:
     """A list of IDs, or 'none' when the server said there are none."""
     return "none" if value == [] else fmt_text(value)
 
 
-def fmt_yes_no(value) -> str:
+def fmt_yes_no(value: Any) -> str:
     return "" if value is None else ("yes" if value else "no")
 
 
-def fmt_shards(value) -> str:
+def fmt_shards(value: Any) -> str:
     """'1 shard', '8 shards'."""
     return "%s shard%s" % (fmt_count(value), "" if number(value) == 1 else "s")
 
 
-def fmt_aside(value) -> str:
+def fmt_aside(value: Any) -> str:
     """' (text)' after a sentence, or nothing."""
     text = fmt_text(value)
     return " (%s)" % text if text else ""
@@ -1144,11 +1157,11 @@ def paint(text: str) -> str:
     return "\x1b[%sm%s\x1b[0m" % (code, text) if code else text
 
 
-def as_dict(data) -> dict:
+def as_dict(data: Any) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def as_list(data) -> list:
+def as_list(data: Any) -> list:
     return data if isinstance(data, list) else []
 
 
@@ -1179,12 +1192,12 @@ View = namedtuple("View", "columns title rows sections sentence compact prepare"
                   defaults=((), "", (), (), "", (), None))
 
 
-def cell(obj, spec: Field, color: bool = False) -> str:
+def cell(obj: Any, spec: Field, color: bool = False) -> str:
     text = spec.fmt(field(obj, spec.key))
     return paint(text) if color and spec.status else text
 
 
-def lookup(obj, path: str):
+def lookup(obj: Any, path: str) -> Any:
     """A field by a dotted path: 'migration.status'."""
     for name in path.split("."):
         obj = field(obj, name)
@@ -1199,7 +1212,7 @@ _PLACEHOLDER = re.compile(r"\{([\w.]+)(?::(\w+))?\}")
 _OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
 
 
-def fill(template: str, obj, color: bool = False) -> str:
+def fill(template: str, obj: Any, color: bool = False) -> str:
     """A template's {placeholders} filled from obj; a [bracketed part] only when one of its fields has a value."""
     def value(match):
         name, kind = match.group(1), match.group(2) or ""
@@ -1217,7 +1230,7 @@ def fill(template: str, obj, color: bool = False) -> str:
 _FILL = "\u2800"  # one column wide, and not white space to the strip() tabulate gives each cell
 
 
-def render_grid(columns, rows, color: bool = False) -> str:
+def render_grid(columns: Sequence[Field], rows: Sequence[Any], color: bool = False) -> str:
     """A box-drawn grid of `columns` (Fields), one row per item."""
     import tabulate
     # The specification's grids are as wide as their widest cell or the column's least width:
@@ -1230,12 +1243,12 @@ def render_grid(columns, rows, color: bool = False) -> str:
     return "\n".join([lines[0], lines[1].replace(_FILL, " "), rule] + lines[2:])
 
 
-def render_rows(rows, obj, color: bool = False) -> str:
+def render_rows(rows: Sequence[Field], obj: Any, color: bool = False) -> str:
     """'Label: value' lines; a missing value leaves the label alone."""
     return "\n".join(("%s: %s" % (spec.label, cell(obj, spec, color))).rstrip() for spec in rows)
 
 
-def render_section(spec: Section, obj, color: bool = False) -> str:
+def render_section(spec: Section, obj: Any, color: bool = False) -> str:
     """A sub-heading and its body, after a blank line."""
     data = spec.source(obj)
     if spec.kind == "rows":  # labels stand even with nothing to show
@@ -1253,20 +1266,20 @@ def render_section(spec: Section, obj, color: bool = False) -> str:
     return "\n\n%s\n%s\n%s" % (spec.title, "-" * len(spec.title), body)
 
 
-def compact_line(obj, columns, color: bool = False) -> str:
+def compact_line(obj: Any, columns: Sequence[Field], color: bool = False) -> str:
     return " | ".join(cell(obj, spec, color) for spec in columns)
 
 
-def picked(*path):
+def picked(*path) -> Callable[[Any], Any]:
     """A section's or Lines' source: the field at that path of the result."""
     return lambda obj: lookup(obj, ".".join(path))
 
 
-def listed(*path):
+def listed(*path) -> Callable[[Any], list]:
     return lambda obj: as_list(lookup(obj, ".".join(path)))
 
 
-def itself(obj):
+def itself(obj: Any) -> Any:
     return obj
 
 
@@ -1328,7 +1341,7 @@ REMOVAL_PLAN_ROWS = (Field("Node ID", "node_id"), Field("Primary Shards", "prima
 HEALTH_ROWS = (STATUS, Field("Version", "version"))
 
 
-def checks_summary(checks) -> str:
+def checks_summary(checks: Any) -> str:
     """'4 PASS' or 'storage WARN, heartbeat FAIL': what an operator needs from a node's checks."""
     checks = [c for c in as_list(checks) if isinstance(c, dict)]
     failing = ["%s %s" % (fmt_text(field(c, "name")), fmt_text(field(c, "status")))
@@ -1336,11 +1349,11 @@ def checks_summary(checks) -> str:
     return ", ".join(failing) if failing else ("%d PASS" % len(checks) if checks else "")
 
 
-def with_checks_summary(node) -> dict:
+def with_checks_summary(node: Any) -> dict:
     return dict(as_dict(node), checks_summary=checks_summary(field(node, "checks")))
 
 
-def diagnostics_summary(data) -> dict:
+def diagnostics_summary(data: Any) -> dict:
     """The diagnostics with what the formats show of them: nodes with their checks, counts."""
     data = as_dict(data)
     nodes = [with_checks_summary(n) for n in as_list(field(data, "nodes"))]
@@ -1350,12 +1363,12 @@ def diagnostics_summary(data) -> dict:
                 under_replicated_total=len(as_list(lookup(data, "replication.under_replicated_shards"))))
 
 
-def metrics_per_node(data) -> list:
+def metrics_per_node(data: Any) -> list:
     per_node = field(data, "nodes")
     return [dict(as_dict(v), node_id=k) for k, v in per_node.items()] if isinstance(per_node, dict) else []
 
 
-def migration_record(data):
+def migration_record(data: Any) -> Optional[dict]:
     """The shard's latest migration, with its vectors as 'moved/total'."""
     migration = field(data, "migration")
     if not migration:
@@ -1364,7 +1377,7 @@ def migration_record(data):
         fmt_count(field(migration, "transferred_vectors")), fmt_count(field(migration, "total_vectors"))))
 
 
-def plan_summary(plan) -> dict:
+def plan_summary(plan: Any) -> dict:
     """A dry run's plan with its verdict, its checks' results and the reasons it would fail."""
     plan = as_dict(plan)
     checks = [c for c in as_list(field(plan, "checks"))]
@@ -1433,12 +1446,12 @@ VIEWS = {
 }
 
 
-def render_json(view: str, data, color: bool = False) -> str:
+def render_json(view: str, data: Any, color: bool = False) -> str:
     """The server's objects unchanged, indented, strict JSON (never coloured)."""
     return to_json(data, indent=2)
 
 
-def to_json(data, indent=None) -> str:
+def to_json(data: Any, indent: Optional[int] = None) -> str:
     """Strict JSON (RFC 8259, as jq reads it): no NaN or Infinity ever reaches stdout."""
     import json
     try:
@@ -1449,7 +1462,7 @@ def to_json(data, indent=None) -> str:
         raise BadResponse("the cluster's answer is nested too deeply to print") from None
 
 
-def render_table(view: str, data, color: bool = False) -> str:
+def render_table(view: str, data: Any, color: bool = False) -> str:
     """Human-readable blocks and grids, as the specification shows them."""
     spec = VIEWS[view]
     if spec.columns:
@@ -1462,7 +1475,7 @@ def render_table(view: str, data, color: bool = False) -> str:
     return text + "".join(render_section(section, obj, color) for section in spec.sections)
 
 
-def render_compact(view: str, data, color: bool = False) -> str:
+def render_compact(view: str, data: Any, color: bool = False) -> str:
     """One line per object, fields joined by ' | ', for grep and awk."""
     spec = VIEWS[view]
     if spec.columns:
@@ -1489,17 +1502,17 @@ class Result:
     """A command's success: the data to print, the view it is shown with, and any warning.
     (A failure is a ClusterError, which may carry data to print too: ClusterError.showing.)"""
 
-    def __init__(self, data, view: str, warning: Optional[str] = None):
+    def __init__(self, data: Any, view: str, warning: Optional[str] = None):
         self.data, self.view, self.warning = data, view, warning
 
 
-def holders(shard) -> list:
+def holders(shard: Any) -> list:
     """The nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
     replicas = field(shard, "replica_nodes")
     return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
 
 
-def id_of(obj, name: str, what: str) -> str:
+def id_of(obj: Any, name: str, what: str) -> str:
     """An ID the planners compute with: text, or a one-line BadResponse."""
     value = field(obj, name)
     if not isinstance(value, str) or not value:
@@ -1508,7 +1521,7 @@ def id_of(obj, name: str, what: str) -> str:
     return value
 
 
-def copies(shard) -> list:
+def copies(shard: Any) -> list:
     """The shard's holders, primary first, each checked to be an ID."""
     what = "shard %s" % fmt_text(field(shard, "shard_id"))
     replicas = field(shard, "replica_nodes")
@@ -1608,7 +1621,7 @@ def plan_result(plan: dict, view: str) -> Result:
     raise ClusterError("the cluster would refuse this: " + reasons).showing(plan, view)
 
 
-def is_tty(stream) -> bool:
+def is_tty(stream: Any) -> bool:
     try:
         return bool(stream) and stream.isatty()
     except (AttributeError, ValueError, OSError):
@@ -1618,12 +1631,12 @@ def is_tty(stream) -> bool:
 class ProgressBar:
     """A one-line migration progress bar on stderr, drawn only on a terminal."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream: Any=None):
         self.stream = stream or sys.stderr
         self.enabled = is_tty(self.stream)
         self.first = None
 
-    def update(self, migration) -> None:
+    def update(self, migration: Any) -> None:
         if not self.enabled:
             return
         percent = finite(field(migration, "progress"))
@@ -1647,7 +1660,8 @@ class ProgressBar:
             self.stream.flush()
 
 
-def poll_until(client: ClusterCLI, read, done, timeout: float, interval: float):
+def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
+               interval: float) -> tuple:
     """Call read() until done(value), polling through failures that may pass, until
     the deadline (with a last poll at it). Returns (value, done, seconds waited,
     the last failure); value is None when no poll succeeded."""
@@ -1701,7 +1715,8 @@ def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeo
         return Result(current, "migration")
     if state == "FAILED":
         raise ClusterError("migration %s of %s FAILED: %s" % (
-            migration_id, shard_id, fmt_text(field(current, "error")) or "no reason given")).showing(current, "migration")
+            migration_id, shard_id, fmt_text(field(current, "error")) or "no reason given")
+        ).showing(current, "migration")
     message = "migration %s of %s is still %s after %.1fs; it goes on: check it with " \
               "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, state, waited, shard_id)
     if last_error:
@@ -1755,7 +1770,7 @@ class sending:
 # Commands: one handler each; the docstring is the help text
 # ---------------------------------------------------------------------------
 
-def cmd_status(client, args):
+def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Show the cluster's health, size and master node.
 
     example: cluster_cli.py status --format compact
@@ -1771,7 +1786,7 @@ def cmd_status(client, args):
     return Result(status, "status")
 
 
-def cmd_diagnostics(client, args):
+def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Show topology, node health, shard distribution, replication, performance and errors.
 
     example: cluster_cli.py diagnostics --format json | jq '.errors'
@@ -1779,7 +1794,7 @@ def cmd_diagnostics(client, args):
     return Result(client.diagnostics(), "diagnostics")
 
 
-def cmd_metrics(client, args):
+def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Show cluster-wide and per-node performance and resource metrics.
 
     example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
@@ -1787,7 +1802,7 @@ def cmd_metrics(client, args):
     return Result(client.metrics(), "metrics")
 
 
-def cmd_nodes(client, args):
+def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """List the cluster's nodes.
 
     example: cluster_cli.py nodes --status UNREACHABLE --format compact
@@ -1799,7 +1814,7 @@ def cmd_nodes(client, args):
     return Result(nodes, "nodes")
 
 
-def cmd_add_node(client, args):
+def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Add a node to the cluster (it is JOINING, then HEALTHY).
 
     example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
@@ -1808,7 +1823,7 @@ def cmd_add_node(client, args):
         return Result(client.add_node(args.node_id, args.address), "node-added")
 
 
-def cmd_remove_node(client, args):
+def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Remove a node; its shards are redistributed to the remaining nodes.
 
     On a terminal it shows the impact and asks first (--yes skips the question).
@@ -1830,7 +1845,7 @@ def cmd_remove_node(client, args):
         return Result(client.remove_node(node_id), "node-removed")
 
 
-def cmd_node_health(client, args):
+def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Show one node's health, resource use and checks.
 
     example: cluster_cli.py node-health --node-id node-worker-001
@@ -1838,7 +1853,7 @@ def cmd_node_health(client, args):
     return Result(client.node_health(args.node_id), "node-health")
 
 
-def cmd_shards(client, args):
+def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """List shards, optionally only those of a database, a node or a status.
 
     example: cluster_cli.py shards --format json | jq '[.[] | select(.replicas < 2)]'
@@ -1852,7 +1867,7 @@ def cmd_shards(client, args):
     return Result(shards, "shards")
 
 
-def cmd_shard_status(client, args):
+def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Show one shard and its latest migration.
 
     example: cluster_cli.py shard-status --shard-id shard-00
@@ -1860,7 +1875,7 @@ def cmd_shard_status(client, args):
     return Result(client.shard_status(args.shard_id), "shard-status")
 
 
-def cmd_migrate_shard(client, args):
+def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Move a shard's primary copy to another node.
 
     Strategies: LIVE_COPY (zero downtime), SNAPSHOT (brief read-only switchover),
@@ -1887,7 +1902,7 @@ def cmd_migrate_shard(client, args):
     return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
 
 
-def cmd_health(client, args):
+def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Check that the node this CLI talks to is alive (GET /health).
 
     example: cluster_cli.py health --format compact
@@ -1917,7 +1932,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's formatter, keeping the docstrings' line breaks; argparse makes
     one per option added, and would import shutil each time to size it."""
 
-    def __init__(self, prog, **kwargs):
+    def __init__(self, prog: str, **kwargs):
         kwargs.setdefault("width", terminal_columns() - 2)
         super().__init__(prog, **kwargs)
 
@@ -1933,7 +1948,7 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise InvalidInput("%s (see '%s --help')" % (message, self.prog))
 
 
@@ -1960,9 +1975,9 @@ def _argument_type(check):
 
 
 _seconds = _argument_type(lambda text: check_seconds(text, "timeout"))
-_id = _argument_type(lambda text: require_id(text, "id"))
-_size = _argument_type(parse_size)
-_address = _argument_type(parse_address)
+_id = _argument_type(lambda text: check_id(text, "id"))
+_size = _argument_type(check_size)
+_address = _argument_type(check_address)
 
 
 def _non_negative_int(text):
@@ -1977,12 +1992,12 @@ def _non_negative_int(text):
 
 def _port(text):
     try:
-        return parse_port(text, "port")
+        return check_port(text, "port")
     except InvalidInput as exc:
         raise argparse.ArgumentTypeError(exc.message.split(": ", 1)[1]) from None
 
 
-def add_global_options(parser, suppress: bool) -> None:
+def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The options every command takes, before or after its name.
 
     After the command, defaults are SUPPRESSed so they never overwrite a
@@ -2025,7 +2040,7 @@ def add_global_options(parser, suppress: bool) -> None:
     group.add_argument("--version", action="version", version="%(prog)s " + __version__)
 
 
-def add_watch_option(parser) -> None:
+def add_watch_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", type=_seconds, nargs="?", const=DEFAULT_WATCH_INTERVAL,
                         metavar="SECONDS", help="repeat every SECONDS (default %g) until Ctrl-C; JSON "
                         "snapshots are one line each when not on a terminal" % DEFAULT_WATCH_INTERVAL)
@@ -2033,14 +2048,14 @@ def add_watch_option(parser) -> None:
                         help="with --watch: stop after N snapshots")
 
 
-def add_wait_options(parser, what: str) -> None:
+def add_wait_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--wait-timeout", type=_seconds, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
                         help="give up waiting for %s after SECONDS, exit 4 (default %g)" % (what, DEFAULT_WAIT_TIMEOUT))
     parser.add_argument("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
                         help="seconds between polls while waiting (default %g)" % DEFAULT_POLL_INTERVAL)
 
 
-def status_options(sub) -> None:
+def status_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--check", action="store_true", help="exit 4 unless the cluster is HEALTHY")
     sub.add_argument("--wait-for", type=str.upper, choices=CLUSTER_STATUSES, metavar="STATUS",
                      help="poll until the cluster is STATUS (%s)" % ", ".join(CLUSTER_STATUSES))
@@ -2048,7 +2063,7 @@ def status_options(sub) -> None:
     add_watch_option(sub)
 
 
-def nodes_options(sub) -> None:
+def nodes_options(sub: argparse.ArgumentParser) -> None:
     # A mistyped status would match nothing and read as "all clear": only the contract's are accepted.
     sub.add_argument("--status", type=str.upper, choices=NODE_STATUSES, metavar="STATUS",
                      help="only nodes with this status: %s" % ", ".join(NODE_STATUSES))
@@ -2056,23 +2071,23 @@ def nodes_options(sub) -> None:
     add_watch_option(sub)
 
 
-def add_node_options(sub) -> None:
+def add_node_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-id", required=True, type=_id, help="ID of the new node")
     sub.add_argument("--address", required=True, type=_address, metavar="HOST:PORT",
                      help="address the node serves on")
 
 
-def remove_node_options(sub) -> None:
+def remove_node_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-id", required=True, type=_id, help="ID of the node to remove")
     sub.add_argument("--dry-run", action="store_true", help="show the impact; change nothing")
     sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
 
-def node_health_options(sub) -> None:
+def node_health_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-id", required=True, type=_id, help="ID of the node")
 
 
-def shards_options(sub) -> None:
+def shards_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--database-id", type=_id, help="only shards of this database")
     sub.add_argument("--node-id", type=_id, help="only shards with a copy (primary or replica) on this node")
     sub.add_argument("--status", type=str.upper, choices=SHARD_STATUSES, metavar="STATUS",
@@ -2080,12 +2095,12 @@ def shards_options(sub) -> None:
     add_watch_option(sub)
 
 
-def shard_status_options(sub) -> None:
+def shard_status_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--shard-id", required=True, type=_id, help="ID of the shard")
     add_watch_option(sub)
 
 
-def migrate_shard_options(sub) -> None:
+def migrate_shard_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--shard-id", required=True, type=_id, help="ID of the shard to move")
     sub.add_argument("--to-node", required=True, type=_id, help="node to move it to")
     sub.add_argument("--from-node", type=_id,
@@ -2113,7 +2128,7 @@ COMMANDS = {
 }
 
 
-def build_parser(argv=None) -> argparse.ArgumentParser:
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The parser; with argv, only the commands named in it get their options
     (an operator runs one command, and pays for one)."""
     parser = Parser(prog="cluster_cli.py", description=__doc__.splitlines()[0],
@@ -2138,7 +2153,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 Output = namedtuple("Output", "format color")
 
 
-def settings_from(args) -> tuple:
+def settings_from(args: argparse.Namespace) -> tuple:
     """(the client's settings, the Output) from the flags: a flag beats its environment
     variable, which beats the default."""
     env = os.environ
@@ -2151,7 +2166,7 @@ def settings_from(args) -> tuple:
         url = env.get(ENV_URL) or None
     port = args.port
     if port is None:
-        port = parse_port(env[ENV_PORT], ENV_PORT) if env.get(ENV_PORT) else DEFAULT_PORT
+        port = check_port(env[ENV_PORT], ENV_PORT) if env.get(ENV_PORT) else DEFAULT_PORT
     host = args.host if args.host is not None else env.get(ENV_HOST) or DEFAULT_HOST
     verify = False if args.insecure else (args.ca_cert or True)
     if args.ca_cert and not args.insecure and not os.path.isfile(args.ca_cert):
@@ -2190,7 +2205,7 @@ def note(message: str) -> None:
     say("", message)
 
 
-def key_over_plain_http(base_urls) -> list:
+def key_over_plain_http(base_urls: Sequence[str]) -> list:
     """The http:// URLs, other than loopback ones, that would carry the key in clear."""
     import ipaddress
     from urllib.parse import urlsplit
@@ -2208,7 +2223,7 @@ def key_over_plain_http(base_urls) -> list:
     return exposed
 
 
-def render(fmt: str, view: str, data, color: bool = False) -> str:
+def render(fmt: str, view: str, data: Any, color: bool = False) -> str:
     """A result in one format: the one entry point to FORMATS."""
     return FORMATS[fmt](view, data, color)
 
@@ -2227,7 +2242,7 @@ def write(text: str) -> None:
         raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
 
 
-def watch(read, command: str, output: Output, interval: float, count: int = 0) -> int:
+def watch(read: Callable[[], Any], command: str, output: Output, interval: float, count: int = 0) -> int:
     """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
     otherwise, until Ctrl-C or `count` snapshots."""
     on_terminal = is_tty(sys.stdout)
@@ -2287,7 +2302,7 @@ class verbose_logging:
             logger.setLevel(self.level)
 
 
-def EscapingFormatter(fmt: str):
+def EscapingFormatter(fmt: str) -> Any:
     """A logging formatter whose lines are escaped as every other stderr line is."""
     import logging
 
@@ -2315,7 +2330,7 @@ class collector_paused:
             gc.enable()
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """The command layer: flags to settings, a client, the command's handler, its result printed."""
     settings, output = settings_from(args)
     if settings["verify"] is False:
@@ -2339,7 +2354,7 @@ def run(args) -> int:
         return EXIT_OK
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
@@ -2383,7 +2398,14 @@ def silence_stdout() -> None:
 
 def for_command_line(exc: ClusterError) -> str:
     """The error's text, naming the flag where the client named its parameter
-    (at the start; anywhere for names like max_response_size, which no sentence uses)."""
+    (at the start; anywhere for names like max_response_size, which no sentence uses),
+    and the flags in hints that name parameters."""
+    if isinstance(exc, AuthenticationFailed):
+        exc.hint = "pass a valid key with --api-key or " + ENV_API_KEY
+    elif isinstance(exc, PermissionDenied):
+        exc.hint += " (--api-key or %s)" % ENV_API_KEY
+    elif getattr(exc, "tls", False):
+        exc.hint = "pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
     text = str(exc)
     flag = FLAGS.get(exc.param)
     if flag and text.startswith(exc.param):
@@ -2397,7 +2419,7 @@ def for_command_line(exc: ClusterError) -> str:
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$", re.I)
 
 
-def redact(text: str, argv) -> str:
+def redact(text: str, argv: Optional[Sequence[str]]) -> str:
     """Remove secrets from anything printed: the API key (from the command line, however
     its flag was spelled, or the environment) and any user:password@ in a URL."""
     secrets = [os.environ.get(ENV_API_KEY)]

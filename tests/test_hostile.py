@@ -543,3 +543,27 @@ def test_ctrl_c_during_a_wait_names_the_migration_that_goes_on(hostile_server):
     assert code == 130
     assert err.splitlines()[-1] == ("error: interrupted; migration mig-9 of shard-00 goes on: check it with "
                                     "'cluster_cli.py shard-status --shard-id shard-00'")
+
+
+# -- the library speaks Python, the command line speaks flags ------------------------------------------
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(cli, sim):
+    sim.server.api_keys = {"right-key": "admin"}
+    with pytest.raises(cluster_cli.AuthenticationFailed) as raised:
+        cluster_cli.ClusterCLI(url=sim.url, api_key="wrong-key").cluster_status()
+    assert str(raised.value).endswith("; pass a valid key as api_key")
+    run = cli("--api-key", "wrong-key", "status")
+    assert run.err.endswith("; pass a valid key with --api-key or JADEVECTORDB_API_KEY\n")
+    with pytest.raises(cluster_cli.InvalidInput, match="^node_id must not be empty$"):
+        cluster_cli.ClusterCLI(url=sim.url).node_health(" ")
+    with pytest.raises(cluster_cli.InvalidInput, match="^max_response_size: 'x' is not a size"):
+        cluster_cli.ClusterCLI(url=sim.url, max_response_size="x")
+
+
+def test_all_names_the_public_api():
+    assert set(cluster_cli.__all__) <= set(dir(cluster_cli))
+    assert {"ClusterCLI", "ClusterError", "main", "EXIT_CONDITION"} <= set(cluster_cli.__all__)
+    for name in cluster_cli.__all__:
+        value = getattr(cluster_cli, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, cluster_cli.ClusterError) and isinstance(value.exit_code, int)
