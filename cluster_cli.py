@@ -871,7 +871,7 @@ def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
     encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
     if not truncate and not encoded and length.isdigit() and int(length) > limit:
         raise ResponseTooLarge("the cluster's answer is %s bytes, more than max_response_size (%s)"
-                               % ("{:,}".format(int(length)), fmt_size(limit)), response.status_code)
+                               % (f"{int(length):,}", fmt_size(limit)), response.status_code)
     chunks, size = [], 0
     # Small steps for compressed bodies: each step's compressed input is inflated whole
     # by older urllib3 releases, so a gzip bomb is held only a step at a time.
@@ -1079,7 +1079,7 @@ def fmt_count(value: Any) -> str:
         return fmt_text(value)
     if isinstance(n, float):
         n = int(n) if n.is_integer() else n
-    return clip("{:,}".format(n) if isinstance(n, int) else "{:,.1f}".format(n))
+    return clip(f"{n:,}" if isinstance(n, int) else f"{n:,.1f}")
 
 
 def _fmt_number(value, template: str) -> str:
@@ -1097,7 +1097,7 @@ def fmt_ms(value: Any) -> str:
 
 def fmt_rate(value: Any) -> str:
     n = as_float(value)
-    return fmt_text(value) if n is None else clip("{:,.1f}/s".format(n))
+    return fmt_text(value) if n is None else clip(f"{n:,.1f}/s")
 
 
 def fmt_bytes(value: Any) -> str:

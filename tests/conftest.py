@@ -55,6 +55,19 @@ class Sim:
     def up(self, node_id: str):
         return self.control("/_sim/nodes/%s/up" % node_id)
 
+    def reset(self, **options):
+        """Start over, as a cluster built with these options (the others as the fixture's)."""
+        self.cluster.options.update(CLUSTER_OPTIONS, **options)
+        self.cluster.reset()
+
+    def require_keys(self, keys: dict):
+        """From now on, /api/v1 needs one of these keys: {key: "admin" | "read"}."""
+        self.server.api_keys = dict(keys)
+
+    def advance(self, seconds: float):
+        """Move the cluster's clock on: joins and migrations progress without waiting."""
+        self.cluster.advance(seconds)
+
 
 class Run:
     def __init__(self, code, out, err):
@@ -82,10 +95,10 @@ def sim_server():
 @pytest.fixture
 def sim(sim_server):
     """A freshly reset 3-node, 12-shard cluster, open (no API key)."""
-    sim_server.cluster.options.update(CLUSTER_OPTIONS)
-    sim_server.cluster.reset()
-    sim_server.api_keys = {}
-    return Sim(sim_server)
+    sim = Sim(sim_server)
+    sim.reset()
+    sim.require_keys({})
+    return sim
 
 
 @pytest.fixture

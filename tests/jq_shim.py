@@ -23,7 +23,11 @@ def main(argv) -> int:
         else:
             rest.append(arg)
     program, files = rest[0], rest[1:]
-    text = open(files[0]).read() if files else sys.stdin.read()
+    if files:
+        with open(files[0]) as source:
+            text = source.read()
+    else:
+        text = sys.stdin.read()
     outputs = jq.compile(program, args=variables).input_text(text).all() if text.strip() else []
     for value in outputs:
         print(value if raw and isinstance(value, str) else json.dumps(value, indent=2))

@@ -96,15 +96,26 @@ class Cluster:
         self.options = dict(nodes=nodes, shards=shards, replication_factor=replication_factor,
                             migration_seconds=migration_seconds, join_seconds=join_seconds,
                             rebalance=rebalance, seed=seed)
-        self.clock = clock
+        self.base_clock = clock
+        self.offset = 0.0  # seconds added to the clock: advance() moves time on without waiting
         self.lock = threading.RLock()
         self.reset()
+
+    def clock(self) -> float:
+        return self.base_clock() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the cluster's time on: joins and migrations progress as if that much had passed."""
+        with self.lock:
+            self.offset += seconds
+            self.tick()
 
     # -- construction ------------------------------------------------------
 
     def reset(self):
         o = self.options
         with self.lock:
+            self.offset = 0.0
             self.rng = random.Random(o["seed"])
             self.replication_factor = o["replication_factor"]
             self.migration_seconds = o["migration_seconds"]
@@ -135,8 +146,9 @@ class Cluster:
             self.errors = []
             self.requests = []
             self.faults = {"delay": 0.0, "fail_next": 0, "fail_status": 503, "retry_after": None,
-                           "html_next": 0, "empty_next": 0, "respond": [], "bare_lists": False,
-                           "camel_case": False, "numbers_as_strings": False, "drop_fields": []}
+                           "html_next": 0, "empty_next": 0, "respond": [], "fault_methods": [], "bare_lists": False,
+                           "camel_case": False, "numbers_as_strings": False, "drop_fields": [],
+                           "fail_migrations": {}}
             self.load = None
             self.version = 0
             self._cache = {}
@@ -209,6 +221,11 @@ class Cluster:
             return self._finish(mig, now, "source node %s became unreachable" % mig["source_node"])
         elapsed = now - mig["_started"]
         fraction = 1.0 if self.migration_seconds <= 0 else min(1.0, elapsed / self.migration_seconds)
+        failure = self.faults["fail_migrations"].get(mig["shard_id"])
+        if failure and fraction >= 0.5:  # a chosen migration fails halfway (POST /_sim/faults)
+            del self.faults["fail_migrations"][mig["shard_id"]]
+            mig["progress"], mig["transferred_vectors"] = 50.0, mig["total_vectors"] // 2
+            return self._finish(mig, now, failure)
         before = mig["status"], mig["phase"]
         mig["status"] = "IN_PROGRESS"
         mig["progress"] = round(fraction * 100, 1)
@@ -280,8 +297,29 @@ class Cluster:
             {"name": "cpu", "status": level(view["cpu_usage"], 80, 95), "detail": "%.1f%% busy" % view["cpu_usage"]},
             {"name": "memory", "status": level(view["memory_usage"], 80, 95),
              "detail": "%.1f%% used" % view["memory_usage"]},
-            {"name": "storage", "status": level(view["disk_usage"], 80, 95), "detail": "%.0f%% used" % view["disk_usage"]},
+            {"name": "storage", "status": level(view["disk_usage"], 80, 95),
+             "detail": "%.0f%% used" % view["disk_usage"]},
         ]
+
+    def node_health(self, node_id):
+        """A node with its checks; 404 for a node the cluster does not have."""
+        if node_id not in self.nodes:
+            raise ApiError(404, "node %s not found" % node_id, "NODE_NOT_FOUND")
+        return dict(self.node_view(node_id), checks=self.node_checks(node_id))
+
+    def shard_status(self, shard_id):
+        """A shard with its latest migration; 404 for a shard the cluster does not have."""
+        if shard_id not in self.shards:
+            raise ApiError(404, "shard %s not found" % shard_id, "SHARD_NOT_FOUND")
+        latest = self.latest_migration.get(shard_id)
+        return dict(self.shard_view(shard_id), migration=self.migration_view(latest) if latest else None)
+
+    def shard_list(self, database=None, node=None, status=None):
+        """The shards, filtered as the contract's query parameters say (node: primary or replica)."""
+        return [self.shard_view(shard_id) for shard_id, shard in self.shards.items()
+                if (not database or shard["database_id"] == database)
+                and (not node or node == shard["primary_node"] or node in shard["replica_nodes"])
+                and (not status or shard["status"] == status.upper())]
 
     def shard_view(self, shard_id):
         s = self.shards[shard_id]
@@ -343,6 +381,8 @@ class Cluster:
     # -- changes -----------------------------------------------------------
 
     def add_node(self, body):
+        if not isinstance(body, dict):
+            raise ApiError(400, "request body must be a JSON object", "INVALID_ARGUMENT")
         node_id, address = body.get("node_id"), body.get("address")
         if not isinstance(node_id, str) or not node_id.strip():
             raise ApiError(400, "node_id is required", "INVALID_ARGUMENT")
@@ -494,9 +534,12 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
   POST /_sim/reset                      back to the initial state
   POST /_sim/nodes/{id}/down | /up      take a node down or bring it back
   POST /_sim/faults  {"delay": s, "fail_next": n, "fail_status": 503, "retry_after": s,
-                      "html_next": n, "empty_next": n, "bare_lists": b, "camel_case": b,
+                      "html_next": n, "empty_next": n, "fault_methods": ["GET"],
                       "respond": [{"status": 200, "body": "...", "content_type": "..."}],
-                      "numbers_as_strings": b, "drop_fields": [...]}
+                      "bare_lists": b, "camel_case": b, "numbers_as_strings": b, "drop_fields": [...],
+                      "fail_migrations": {"shard-02": "disk full"}}
+                     (fault_methods: the counted faults hit only those methods;
+                      fail_migrations: that shard's next migration fails halfway)
   POST /_sim/load    {"cpu_usage": 90}  every live node reports this CPU load
   POST /_sim/rebalance                  move primaries onto under-loaded nodes
   GET  /_sim/requests | DELETE          the requests received under /api/v1 and /health
@@ -506,18 +549,54 @@ HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\
             b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
             b"</body>\r\n</html>\r\n")
 
-ROUTES = [
-    ("GET", re.compile(r"^/api/v1/cluster/status$"), "status"),
-    ("GET", re.compile(r"^/api/v1/cluster/metrics$"), "metrics"),
-    ("GET", re.compile(r"^/api/v1/cluster/diagnostics$"), "diagnostics"),
-    ("GET", re.compile(r"^/api/v1/cluster/nodes$"), "list_nodes"),
-    ("POST", re.compile(r"^/api/v1/cluster/nodes$"), "add_node"),
-    ("DELETE", re.compile(r"^/api/v1/cluster/nodes/([^/]+)$"), "remove_node"),
-    ("GET", re.compile(r"^/api/v1/cluster/nodes/([^/]+)/health$"), "node_health"),
-    ("GET", re.compile(r"^/api/v1/cluster/shards$"), "list_shards"),
-    ("GET", re.compile(r"^/api/v1/cluster/shards/([^/]+)$"), "shard_status"),
-    ("POST", re.compile(r"^/api/v1/cluster/shards/([^/]+)/migrate$"), "migrate"),
-]
+def encode(payload, faults) -> bytes:
+    """A body as the faults say the server sends it: fields dropped, camelCase, numbers as strings."""
+    if faults["drop_fields"]:
+        payload = _drop(payload, set(faults["drop_fields"]))
+    if faults["camel_case"] or faults["numbers_as_strings"]:
+        payload = transform(payload, faults["camel_case"], faults["numbers_as_strings"])
+    return json.dumps(payload).encode()
+
+
+def listing(cluster, key, items_fn, cacheable=True):
+    """A list body, wrapped or bare as the faults say; unfiltered ones serialised once per state version."""
+    faults = cluster.faults
+    variant = (key, faults["bare_lists"], faults["camel_case"], faults["numbers_as_strings"],
+               tuple(faults["drop_fields"]), cluster.version)
+    if cacheable and variant in cluster._cache:
+        return cluster._cache[variant]
+    items = items_fn()
+    body = encode(items if faults["bare_lists"] else {key: items}, faults)
+    if cacheable:
+        cluster._cache[variant] = body
+    return body
+
+
+def list_shards(cluster, query, body):
+    database, node, status = (query.get(name, [None])[-1] for name in ("database_id", "node_id", "status"))
+    return 200, listing(cluster, "shards", lambda: cluster.shard_list(database, node, status),
+                        cacheable=not (database or node or status))
+
+
+# (method, path pattern, endpoint): an endpoint takes (cluster, query, body, *path parameters)
+# and returns (status, a body object or encoded bytes); every contract error is the Cluster's ApiError.
+ROUTES = [(method, re.compile(pattern), endpoint) for method, pattern, endpoint in (
+    ("GET", r"^/api/v1/cluster/status$", lambda cluster, query, body: (200, cluster.status())),
+    ("GET", r"^/api/v1/cluster/metrics$", lambda cluster, query, body: (200, cluster.metrics())),
+    ("GET", r"^/api/v1/cluster/diagnostics$", lambda cluster, query, body: (200, cluster.diagnostics())),
+    ("GET", r"^/api/v1/cluster/nodes$", lambda cluster, query, body: (200, listing(
+        cluster, "nodes", lambda: [cluster.node_view(n) for n in cluster.nodes], cacheable=False))),
+    ("POST", r"^/api/v1/cluster/nodes$", lambda cluster, query, body: (201, cluster.add_node(body))),
+    ("DELETE", r"^/api/v1/cluster/nodes/([^/]+)$",
+     lambda cluster, query, body, node_id: (200, cluster.remove_node(node_id))),
+    ("GET", r"^/api/v1/cluster/nodes/([^/]+)/health$",
+     lambda cluster, query, body, node_id: (200, cluster.node_health(node_id))),
+    ("GET", r"^/api/v1/cluster/shards$", list_shards),
+    ("GET", r"^/api/v1/cluster/shards/([^/]+)$",
+     lambda cluster, query, body, shard_id: (200, cluster.shard_status(shard_id))),
+    ("POST", r"^/api/v1/cluster/shards/([^/]+)/migrate$",
+     lambda cluster, query, body, shard_id: (202, cluster.migrate(shard_id, body))),
+)]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -549,8 +628,7 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.wfile.write(body)
 
     def _send_json(self, status, obj, headers=()):
         self._send(status, json.dumps(obj).encode(), headers=headers)
@@ -560,21 +638,32 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _handle(self, method):
-        cluster = self.server.cluster
+        """One request: a control endpoint, or recorded, then faults, the key, the route."""
         parts = urlsplit(self.path)
-        path, query = parts.path, parse_qs(parts.query)
-        raw = self._read_body()
+        path, query, raw = parts.path, parse_qs(parts.query), self._read_body()
         if path.startswith("/_sim/"):
             return self._control(method, path, raw)
+        faults, fault = self._record(method, path, query, raw)
+        if faults["delay"]:
+            time.sleep(faults["delay"])
+        if fault is not None:
+            return self._send_fault(fault, faults)
+        if path == "/health" and method == "GET":
+            return self._send_json(200, {"status": "ok", "version": VERSION})
+        if self._authorised(method):
+            self._route(method, path, query, raw, faults)
+
+    def _record(self, method, path, query, raw):
+        """Log the request for tests; returns the faults in force and the fault this request gets."""
+        cluster = self.server.cluster
         with cluster.lock:
             cluster.requests.append({
                 "method": method, "path": path, "query": {k: v[-1] for k, v in query.items()},
                 "raw_path": self.path, "body": raw.decode("utf-8", "replace") if raw else None,
                 "authorization": self.headers.get("Authorization"), "client_port": self.client_address[1]})
-            faults = dict(cluster.faults)
-            fault = self._next_fault(cluster.faults)
-        if faults["delay"]:
-            time.sleep(faults["delay"])
+            return dict(cluster.faults), self._next_fault(cluster.faults, method)
+
+    def _send_fault(self, fault, faults):
         if fault == "fail_next":
             headers = [] if faults["retry_after"] is None else [("Retry-After", str(faults["retry_after"]))]
             return self._send_json(faults["fail_status"], {"error": "leader election in progress, retry later",
@@ -583,44 +672,39 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(502, HTML_502, "text/html")
         if fault == "empty_next":
             return self._send(200, b"")
-        if isinstance(fault, dict):
-            return self._send(fault.get("status", 200), fault.get("body", "").encode("utf-8"),
-                              fault.get("content_type", "application/json"))
-        if path == "/health" and method == "GET":
-            return self._send_json(200, {"status": "ok", "version": VERSION})
-        if not self._authorised(method):
-            return
-        for route_method, pattern, name in ROUTES:
-            match = pattern.match(path)
-            if match:
-                if route_method != method:
-                    continue
-                try:
-                    body = json.loads(raw) if raw else {}
-                except ValueError:
-                    return self._send_json(400, {"error": "request body is not JSON", "code": "INVALID_JSON"})
-                try:
-                    with cluster.lock:
-                        cluster.tick()
-                        status, payload = getattr(self, "api_" + name)(
-                            cluster, *[unquote(g) for g in match.groups()], query=query, body=body)
-                except ApiError as exc:
-                    error = {"error": exc.message}
-                    if exc.code:
-                        error["code"] = exc.code
-                    return self._send_json(exc.status, error)
-                if isinstance(payload, bytes):
-                    return self._send(status, payload)
-                return self._send(status, self._encode(payload, faults))
-        if any(p.match(path) for _, p, _ in ROUTES):
-            return self._send_json(405, {"error": "method %s not allowed on %s" % (method, path)})
-        return self._send_json(404, {"error": "no such endpoint: %s" % path, "code": "NOT_FOUND"})
+        return self._send(fault.get("status", 200), fault.get("body", "").encode("utf-8"),
+                          fault.get("content_type", "application/json"))
+
+    def _route(self, method, path, query, raw, faults):
+        """The endpoint for this method and path, its answer or the contract's error."""
+        matches = [(route_method, pattern.match(path), endpoint) for route_method, pattern, endpoint in ROUTES]
+        found = [(match, endpoint) for route_method, match, endpoint in matches if match and route_method == method]
+        if not found:
+            if any(match for _, match, _ in matches):
+                return self._send_json(405, {"error": "method %s not allowed on %s" % (method, path)})
+            return self._send_json(404, {"error": "no such endpoint: %s" % path, "code": "NOT_FOUND"})
+        match, endpoint = found[0]
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return self._send_json(400, {"error": "request body is not JSON", "code": "INVALID_JSON"})
+        cluster = self.server.cluster
+        try:
+            with cluster.lock:
+                cluster.tick()
+                status, payload = endpoint(cluster, query, body, *[unquote(g) for g in match.groups()])
+        except ApiError as exc:
+            return self._send_json(exc.status, dict({"error": exc.message}, **({"code": exc.code} if exc.code else {})))
+        self._send(status, payload if isinstance(payload, bytes) else encode(payload, faults))
 
     @staticmethod
-    def _next_fault(faults):
-        """The fault this request gets (a canned answer first), counted down."""
+    def _next_fault(faults, method):
+        """The fault this request gets (a canned answer first), counted down; `fault_methods`
+        limits the counted faults to those methods (say, only the polls: ["GET"])."""
         if faults["respond"]:
             return faults["respond"].pop(0)
+        if faults["fault_methods"] and method not in faults["fault_methods"]:
+            return None
         for name in ("fail_next", "html_next", "empty_next"):
             if faults[name] > 0:
                 faults[name] -= 1
@@ -641,86 +725,6 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(403, {"error": "this API key may only read", "code": "PERMISSION_DENIED"})
             return False
         return True
-
-    @staticmethod
-    def _encode(payload, faults):
-        if faults["drop_fields"]:
-            payload = _drop(payload, set(faults["drop_fields"]))
-        if faults["camel_case"] or faults["numbers_as_strings"]:
-            payload = transform(payload, faults["camel_case"], faults["numbers_as_strings"])
-        return json.dumps(payload).encode()
-
-    def _list(self, cluster, key, items_fn, cacheable):
-        """A list body; the unfiltered ones are serialised once per state version."""
-        faults = cluster.faults
-        variant = (key, faults["bare_lists"], faults["camel_case"], faults["numbers_as_strings"],
-                   tuple(faults["drop_fields"]), cluster.version)
-        if cacheable and variant in cluster._cache:
-            return 200, cluster._cache[variant]
-        items = items_fn()
-        body = self._encode(items if faults["bare_lists"] else {key: items}, faults)
-        if cacheable:
-            cluster._cache[variant] = body
-        return 200, body
-
-    # -- endpoints ---------------------------------------------------------
-
-    def api_status(self, cluster, query, body):
-        return 200, cluster.status()
-
-    def api_metrics(self, cluster, query, body):
-        return 200, cluster.metrics()
-
-    def api_diagnostics(self, cluster, query, body):
-        return 200, cluster.diagnostics()
-
-    def api_list_nodes(self, cluster, query, body):
-        return self._list(cluster, "nodes", lambda: [cluster.node_view(n) for n in cluster.nodes],
-                          cacheable=False)
-
-    def api_add_node(self, cluster, query, body):
-        if not isinstance(body, dict):
-            raise ApiError(400, "request body must be a JSON object", "INVALID_ARGUMENT")
-        return 201, cluster.add_node(body)
-
-    def api_remove_node(self, cluster, node_id, query, body):
-        return 200, cluster.remove_node(node_id)
-
-    def api_node_health(self, cluster, node_id, query, body):
-        if node_id not in cluster.nodes:
-            raise ApiError(404, "node %s not found" % node_id, "NODE_NOT_FOUND")
-        view = cluster.node_view(node_id)
-        view["checks"] = cluster.node_checks(node_id)
-        return 200, view
-
-    def api_list_shards(self, cluster, query, body):
-        database = query.get("database_id", [None])[-1]
-        node = query.get("node_id", [None])[-1]
-        status = query.get("status", [None])[-1]
-
-        def items():
-            out = []
-            for shard_id, shard in cluster.shards.items():
-                if database and shard["database_id"] != database:
-                    continue
-                if node and node != shard["primary_node"] and node not in shard["replica_nodes"]:
-                    continue
-                if status and shard["status"] != status.upper():
-                    continue
-                out.append(cluster.shard_view(shard_id))
-            return out
-        return self._list(cluster, "shards", items, cacheable=not (database or node or status))
-
-    def api_shard_status(self, cluster, shard_id, query, body):
-        if shard_id not in cluster.shards:
-            raise ApiError(404, "shard %s not found" % shard_id, "SHARD_NOT_FOUND")
-        view = cluster.shard_view(shard_id)
-        latest = cluster.latest_migration.get(shard_id)
-        view["migration"] = cluster.migration_view(latest) if latest else None
-        return 200, view
-
-    def api_migrate(self, cluster, shard_id, query, body):
-        return 202, cluster.migrate(shard_id, body)
 
     # -- control -----------------------------------------------------------
 

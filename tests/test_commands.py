@@ -144,11 +144,8 @@ def test_add_node_json_and_compact(cli):
 
 def test_added_node_turns_healthy(cli, sim):
     cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
-    sim.cluster.clock = lambda: sim.cluster.started + 60  # later than --join-seconds
-    try:
-        line = [l for l in cli("nodes", "--format", "compact").lines if l.startswith("node-worker-003")]
-    finally:
-        sim.cluster.clock = __import__("time").time
+    sim.advance(60)  # later than --join-seconds
+    line = [line for line in cli("nodes", "--format", "compact").lines if line.startswith("node-worker-003")]
     assert line == ["node-worker-003 | WORKER | 192.168.1.13:8080 | HEALTHY | 0"]
 
 
@@ -191,7 +188,7 @@ def test_node_health_table(cli, sim):
     assert run.lines[:6] == ["Node Health: node-worker-001", "============================",
                              "Node ID: node-worker-001", "Role: WORKER", "Address: 192.168.1.11:8080",
                              "Status: HEALTHY"]
-    assert "Checks" in run.lines and any(l.startswith("│ storage ") for l in run.lines)
+    assert "Checks" in run.lines and any(line.startswith("│ storage ") for line in run.lines)
     assert last_request(sim)["path"] == "/api/v1/cluster/nodes/node-worker-001/health"
 
 
@@ -240,7 +237,8 @@ def test_migrate_shard_sends_one_post_with_the_specifications_fields(cli, sim):
 def test_migration_shows_in_shard_status(cli, sim):
     cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--strategy", "snapshot")
     run = cli("shard-status", "--shard-id", "shard-00", "--format", "compact")
-    assert run.out.startswith("shard-00 | MIGRATING | primary: node-worker-001 | 125,432 vectors | migration: mig-7f01 ")
+    assert run.out.startswith("shard-00 | MIGRATING | primary: node-worker-001 | 125,432 vectors | "
+                              "migration: mig-7f01 ")
     table = cli("shard-status", "--shard-id", "shard-00").lines
     assert [c.strip() for c in table[14].split("│")[1:-1]] == ["Migration ID", "Strategy", "From", "To", "Status",
                                                               "Progress", "Vectors"]
@@ -281,8 +279,8 @@ def test_diagnostics_shows_every_section(cli, sim):
     assert lines[3:6] == ["", "Topology", "--------"]
     for heading in ("Topology", "Node Health", "Shard Distribution", "Replication", "Performance", "Errors"):
         assert heading in lines
-    assert any("node-worker-002" in l and "UNREACHABLE" in l and "heartbeat FAIL" in l for l in lines)
-    assert any("node node-worker-002 is unreachable: heartbeat missed" in l for l in lines)
+    assert any("node-worker-002" in line and "UNREACHABLE" in line and "heartbeat FAIL" in line for line in lines)
+    assert any("node node-worker-002 is unreachable: heartbeat missed" in line for line in lines)
 
 
 def test_diagnostics_json_and_compact(cli, sim):

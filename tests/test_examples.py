@@ -10,7 +10,8 @@ import pytest
 
 from conftest import ROOT, SCRIPT, TESTS
 
-README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as readme:
+    README = readme.read()
 
 
 def fenced_blocks(text: str) -> list:
@@ -111,7 +112,8 @@ def shell(sim, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     tools = {"jq": '#!/bin/sh\nexec "%s" "%s" "$@"\n' % (sys.executable, os.path.join(TESTS, "jq_shim.py")),
-             "mail": '#!/bin/sh\necho "mail $*" >> "%s"\ncat >> "%s"\n' % (tmp_path / "mail.log", tmp_path / "mail.log"),
+             "mail": '#!/bin/sh\necho "mail $*" >> "%s"\ncat >> "%s"\n'
+                     % (tmp_path / "mail.log", tmp_path / "mail.log"),
              "python": '#!/bin/sh\nexec "%s" "$@"\n' % sys.executable}
     for name, body in tools.items():
         path = bin_dir / name
@@ -175,8 +177,7 @@ def test_backup_verification_finds_no_under_replicated_shard(shell, sim):
 
 
 def test_backup_verification_lists_a_shard_with_one_copy(shell, sim):
-    sim.cluster.options.update(nodes=1, shards=2)
-    sim.cluster.reset()
+    sim.reset(nodes=1, shards=2)
     code, out, err = shell(block_after("### Cluster backup status", "bash"))
     assert [s["shard_id"] for s in json.loads(out)] == ["shard-00", "shard-01"]
 
@@ -266,7 +267,7 @@ def test_the_specifications_exporter_runs_as_written():
     try:
         server = simulator.start(port=8080)
     except OSError:
-        pytest.skip("port 8080 is in use here")
+        pytest.skip("NOT RUN: the specification's exporter is hard-wired to localhost:8080, which is in use here")
     namespace = {"__name__": "prometheus_exporter"}
     try:
         exec(compile(SPEC_EXPORTER, "prometheus_exporter.py", "exec"), namespace)

@@ -6,7 +6,6 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -14,12 +13,6 @@ import pytest
 from conftest import SCRIPT, interruptible
 
 FAST = ("--poll-interval", "0.05")
-
-
-def later(seconds, action, *args, **kwargs):
-    timer = threading.Timer(seconds, action, args, kwargs)
-    timer.start()
-    return timer
 
 
 def read_all(fd, until_exit, timeout=30.0) -> str:
@@ -76,14 +69,13 @@ def test_wait_for_a_migration_to_complete(cli, sim):
 
 
 def test_wait_for_a_migration_that_fails(cli, sim):
-    timer = later(0.2, sim.down, "node-worker-002")
+    sim.fault(fail_migrations={"shard-02": "disk full on node-worker-002"})  # halfway through
     run = cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-002", "--wait", *FAST,
               "--format", "json")
-    timer.join()
     assert run.code == 1
-    assert run.json()["status"] == "FAILED"
+    assert (run.json()["status"], run.json()["progress"]) == ("FAILED", 50.0)
     assert run.err == STARTED % ("mig-7f01", "shard-02") + (
-        "error: migration mig-7f01 of shard-02 FAILED: target node node-worker-002 became unreachable\n")
+        "error: migration mig-7f01 of shard-02 FAILED: disk full on node-worker-002\n")
 
 
 def test_wait_for_a_migration_times_out_with_exit_4(cli, sim):
@@ -119,7 +111,8 @@ def test_migration_dry_run_reports_what_would_move(cli, sim):
     run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--dry-run",
               "--format", "compact")
     assert (run.code, run.err) == (0, "")
-    assert run.out == "would succeed | migrate shard-00 | node-worker-001 -> node-master-001 | 125,432 vectors | 367.5 MiB\n"
+    assert run.out == ("would succeed | migrate shard-00 | node-worker-001 -> node-master-001 | 125,432 vectors | "
+                       "367.5 MiB\n")
     table = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--dry-run").lines
     assert table[:9] == ["Dry run: migrate shard-00", "=========================", "Shard ID: shard-00",
                          "From: node-worker-001", "To: node-master-001", "Strategy: LIVE_COPY",
@@ -188,8 +181,7 @@ def test_removal_dry_run_refuses_when_a_shard_would_lose_its_last_live_copy(cli,
 
 
 def test_removal_dry_run_flags_shards_left_under_replicated(cli, sim):
-    sim.cluster.options.update(nodes=2, shards=4)
-    sim.cluster.reset()
+    sim.reset(nodes=2, shards=4)
     run = cli("remove-node", "--node-id", "node-worker-001", "--dry-run", "--format", "json")
     assert run.code == 0
     assert run.json()["under_replicated_after"] == ["shard-00", "shard-01", "shard-02", "shard-03"]
@@ -245,14 +237,13 @@ def test_check_exits_4_and_still_prints_the_status(cli, sim):
     assert run.err == "error: cluster is DEGRADED, not HEALTHY\n"
 
 
-def test_wait_for_healthy_after_a_node_comes_back(cli, sim):
-    sim.down("node-worker-001")
-    timer = later(0.3, sim.up, "node-worker-001")
+def test_wait_for_healthy_polls_until_the_cluster_is(cli, sim):
+    degraded = json.dumps({"status": "DEGRADED", "total_nodes": 3, "total_shards": 12})
+    sim.fault(respond=[{"body": degraded}] * 3)  # three polls see it DEGRADED, the fourth HEALTHY
     run = cli("status", "--wait-for", "healthy", *FAST, "--format", "compact")
-    timer.join()
     assert (run.code, run.err) == (0, "")
     assert run.out.startswith("HEALTHY | 3 nodes")
-    assert len(sim.requests) > 2
+    assert len(sim.requests) == 4
 
 
 def test_wait_for_times_out_with_exit_4(cli, sim):
@@ -328,7 +319,7 @@ def test_watch_redraws_in_place_on_a_terminal(sim):
 
 def test_shard_filters_are_sent_and_applied(cli, sim):
     run = cli("shards", "--node-id", "node-worker-002", "--status", "healthy", "--format", "compact")
-    assert [l.split(" | ")[0] for l in run.lines] == ["shard-00", "shard-01", "shard-04", "shard-05",
+    assert [line.split(" | ")[0] for line in run.lines] == ["shard-00", "shard-01", "shard-04", "shard-05",
                                                       "shard-06", "shard-07", "shard-10", "shard-11"]
     assert sim.requests[-1]["query"] == {"node_id": "node-worker-002", "status": "HEALTHY"}
 
@@ -337,7 +328,7 @@ def test_shard_filters_apply_even_when_the_server_ignores_them(cli, sim):
     everything = cli("shards", "--format", "json").out
     sim.fault(respond=[{"body": everything}])
     run = cli("shards", "--database-id", "logs", "--format", "compact")
-    assert [l.split(" | ")[0] for l in run.lines] == ["shard-02", "shard-05", "shard-08", "shard-11"]
+    assert [line.split(" | ")[0] for line in run.lines] == ["shard-02", "shard-05", "shard-08", "shard-11"]
 
 
 def test_a_mistyped_status_filter_is_refused_not_silently_empty(cli, sim):
@@ -351,7 +342,7 @@ def test_node_filters(cli, sim):
     sim.down("node-worker-002")
     assert cli("nodes", "--status", "unreachable", "--format", "compact").lines == [
         "node-worker-002 | WORKER | 192.168.1.12:8080 | UNREACHABLE | 4"]
-    assert [l.split(" | ")[0] for l in cli("nodes", "--role", "master", "--format", "compact").lines] == \
+    assert [line.split(" | ")[0] for line in cli("nodes", "--role", "master", "--format", "compact").lines] == \
         ["node-master-001"]
 
 
@@ -369,71 +360,12 @@ def test_no_colour_when_asked_or_in_json(sim, argv, env):
     assert code == 0 and "\x1b[" not in shown
 
 
-# -- the same on a terminal, in-process -----------------------------------------------------------
-
-@pytest.fixture
-def terminal(monkeypatch):
-    """attach(name) puts sys.<name> on a pseudo-terminal; shown() reads what it displayed."""
-    master, slave = pty.openpty()
-    streams = []
-
-    def attach(name, answer=None):
-        stream = os.fdopen(os.dup(slave), "r" if name == "stdin" else "w", encoding="utf-8")
-        streams.append(stream)
-        monkeypatch.setattr(sys, name, stream)
-        if answer is not None:
-            os.write(master, answer.encode())
-
-    def shown():
-        chunks = []
-        while select.select([master], [], [], 0.05)[0]:
-            chunks.append(os.read(master, 65536))
-        return b"".join(chunks).decode("utf-8", "replace")
-
-    attach.shown = shown
-    yield attach
-    monkeypatch.undo()
-    for stream in streams:
-        stream.close()
-    os.close(slave)
-    os.close(master)
-
-
-def test_progress_bar_in_process(cli, sim, terminal):
-    terminal("stderr")
-    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait", *FAST,
-              "--format", "compact")
-    assert run.code == 0
-    shown = terminal.shown()
-    assert "\r[" in shown and "/125,432 vectors" in shown and "ETA" in shown and shown.endswith("\n")
-
-
-def test_confirmation_in_process(cli, sim, terminal):
-    terminal("stdin", answer="yes\n")
-    terminal("stderr")
-    run = cli("remove-node", "--node-id", "node-worker-001")
-    assert run.code == 0 and run.out.startswith("Node node-worker-001 removed")
-    assert "Remove node node-worker-001? [y/N]" in terminal.shown()
-
-
-def test_no_question_when_the_cluster_would_refuse(cli, sim, terminal):
-    terminal("stdin", answer="y\n")
-    terminal("stderr")
-    run = cli("remove-node", "--node-id", "node-master-001")
-    assert run.code == 1
-    shown = terminal.shown()
+def test_no_question_when_the_cluster_would_refuse(sim):
+    code, shown, out = on_terminal(sim, ["remove-node", "--node-id", "node-master-001"], "stdin", answer="y\n")
+    assert code == 1
     assert "[y/N]" not in shown
-    assert ("error: the cluster would refuse this: node-master-001 is the master; nothing was removed" in shown)
+    assert "error: the cluster would refuse this: node-master-001 is the master; nothing was removed" in shown
     assert sim.changes() == []
-
-
-def test_watch_redraws_in_process(cli, sim, terminal):
-    terminal("stdout")
-    run = cli("nodes", "--watch", "0.05", "--count", "2", "--format", "compact")
-    assert run.code == 0
-    shown = terminal.shown()
-    assert shown.count("\x1b[H\x1b[2J") == 2 and "Every 0.05s: nodes" in shown
-    assert "\x1b[32mHEALTHY\x1b[0m" in shown
 
 
 def test_watch_stops_on_an_error_that_will_not_pass(cli):
@@ -442,7 +374,7 @@ def test_watch_stops_on_an_error_that_will_not_pass(cli):
 
 
 def test_wait_polls_through_failures_and_reports_the_last_on_timeout(cli, sim):
-    later(0.1, sim.fault, html_next=1000)
+    sim.fault(html_next=1000, fault_methods=["GET"])  # the POST goes through, every poll gets a proxy's 502
     run = cli("--retries", "0", "migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001",
               "--wait", "--wait-timeout", "0.4", *FAST, "--format", "compact")
     assert run.code == 4
@@ -452,7 +384,7 @@ def test_wait_polls_through_failures_and_reports_the_last_on_timeout(cli, sim):
 
 
 def test_wait_rides_out_a_short_outage(cli, sim):
-    later(0.1, sim.fault, fail_next=3, retry_after=0)
+    sim.fault(fail_next=3, retry_after=0, fault_methods=["GET"])  # the first three polls get 503
     run = cli("--retries", "0", "migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001",
               "--wait", *FAST, "--format", "compact")
     assert run.code == 0 and " | COMPLETED | 100.0%" in run.out
