@@ -23,10 +23,11 @@ import re
 import sys
 import time
 from collections import namedtuple
+from contextlib import contextmanager
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
-    from typing import Any, Callable, NoReturn, Optional, Sequence, Union
+    from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence, Union
 
 __version__ = "1.0.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
@@ -463,8 +464,6 @@ class ClusterCLI:
         self._session.headers.update({"Accept": "application/json",
                                       "User-Agent": "jadevectordb-cluster-cli/" + __version__})
         self._verify = verify  # per request: a session-wide value loses to REQUESTS_CA_BUNDLE
-        if verify is False:
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._auth = _BearerAuth(check_api_key(api_key)) if api_key else None
         self._current = 0  # the master that answered last is asked first
 
@@ -2277,29 +2276,25 @@ def watch(read: Callable[[], Any], command: str, output: Output, interval: float
         return EXIT_OK
 
 
-class verbose_logging:
-    """With --verbose, the client's request log goes to stderr for this run only."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.handler = enabled, None
-
-    def __enter__(self):
-        if self.enabled:
-            import logging
-            self.handler = logging.StreamHandler(sys.stderr)
-            self.handler.setFormatter(EscapingFormatter("%(message)s"))
-            logger = logging.getLogger("cluster_cli")
-            self.level = logger.level
-            logger.addHandler(self.handler)
-            logger.setLevel(logging.DEBUG)
-        return self
-
-    def __exit__(self, *exc_info):
-        if self.handler is not None:
-            import logging
-            logger = logging.getLogger("cluster_cli")
-            logger.removeHandler(self.handler)
-            logger.setLevel(self.level)
+@contextmanager
+def verbose_logging(enabled: bool) -> Iterator[None]:
+    """With --verbose, the client's request log goes to stderr for this run only
+    (the logger's level and handlers are as they were afterwards)."""
+    if not enabled:
+        yield
+        return
+    import logging
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("%(message)s"))
+    logger = logging.getLogger("cluster_cli")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def EscapingFormatter(fmt: str) -> Any:
@@ -2313,20 +2308,33 @@ def EscapingFormatter(fmt: str) -> Any:
     return Escaping(fmt)
 
 
-class collector_paused:
+@contextmanager
+def insecure_quietly(enabled: bool) -> Iterator[None]:
+    """With --insecure, no InsecureRequestWarning for each request (the CLI said it once);
+    the warning filters are as they were afterwards."""
+    if not enabled:
+        yield
+        return
+    import warnings
+    import urllib3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        yield
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
     """The CLI's run with the cyclic garbage collector paused: parsing and rendering a
     large list allocate hundreds of thousands of containers, none in a cycle, and the
     collector would scan them over and over (a third of the parse time of 100,000
     shards). The library never touches it."""
-
-    def __enter__(self):
-        import gc
-        self.was_enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc_info):
-        if self.was_enabled:
-            import gc
+    import gc
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
             gc.enable()
 
 
@@ -2335,7 +2343,8 @@ def run(args: argparse.Namespace) -> int:
     settings, output = settings_from(args)
     if settings["verify"] is False:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
-    with verbose_logging(args.verbose), ClusterCLI(**settings) as client:
+    with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False), \
+            ClusterCLI(**settings) as client:
         if settings["api_key"]:
             for url in key_over_plain_http(client.base_urls):
                 warn("the API key is sent unencrypted to %s; use an https:// --url" % url)

@@ -235,6 +235,7 @@ def test_migrate_shard_sends_one_post_with_the_specifications_fields(cli, sim):
 
 
 def test_migration_shows_in_shard_status(cli, sim):
+    sim.reset(migration_seconds=600)  # still running whenever the next command comes
     cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--strategy", "snapshot")
     run = cli("shard-status", "--shard-id", "shard-00", "--format", "compact")
     assert run.out.startswith("shard-00 | MIGRATING | primary: node-worker-001 | 125,432 vectors | "

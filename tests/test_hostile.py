@@ -569,3 +569,19 @@ def test_all_names_the_public_api():
         value = getattr(cluster_cli, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, cluster_cli.ClusterError) and isinstance(value.exit_code, int)
+
+
+def test_a_library_call_and_an_in_process_main_leave_the_interpreter_as_they_found_it(cli, sim, hostile_server):
+    import gc
+    import logging
+    import warnings
+
+    import tabulate
+    logger = logging.getLogger("cluster_cli")
+    before = (gc.isenabled(), logger.level, list(logger.handlers), tabulate.MIN_PADDING, list(warnings.filters))
+    cluster_cli.ClusterCLI(url=sim.url, verify=False).list_shards()
+    assert cli("--verbose", "nodes").code == 0
+    assert cli("--verbose", "--url", hostile_server.url, "status", target=False).code == 0
+    assert cli("--insecure", "--url", hostile_server.url, "status", target=False).code == 0
+    assert (gc.isenabled(), logger.level, list(logger.handlers), tabulate.MIN_PADDING,
+            list(warnings.filters)) == before

@@ -79,6 +79,7 @@ def test_wait_for_a_migration_that_fails(cli, sim):
 
 
 def test_wait_for_a_migration_times_out_with_exit_4(cli, sim):
+    sim.reset(migration_seconds=600)
     run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait",
               "--wait-timeout", "0.2", *FAST, "--format", "compact")
     assert run.code == 4
@@ -131,6 +132,7 @@ def test_migration_dry_run_says_why_it_would_be_refused(cli, sim, setup, argv, r
     if setup == "down":
         sim.down("node-master-001")
     if setup == "running":
+        sim.reset(migration_seconds=600)
         cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--strategy", "INCREMENTAL")
     before = sim.changes()
     run = cli("migrate-shard", "--shard-id", "shard-00", "--dry-run", "--format", "json", *argv)
