@@ -767,6 +767,7 @@ class _Watchdog:
         self._condition = threading.Condition()
         self._deadlines = {}  # exchange -> time.monotonic() deadline
         self._running = False
+        self._wakes_at = float("inf")  # when the thread's current wait ends
 
     def watch(self, exchange: _Exchange, deadline: float) -> None:
         with self._condition:
@@ -774,7 +775,8 @@ class _Watchdog:
             if not self._running:
                 self._running = True
                 self._threading.Thread(target=self._run, name="cluster_cli-watchdog", daemon=True).start()
-            self._condition.notify()
+            elif deadline < self._wakes_at:  # else the thread wakes in time anyway: no switch to it
+                self._condition.notify()
 
     def release(self, exchange: _Exchange) -> None:
         with self._condition:
@@ -791,12 +793,13 @@ class _Watchdog:
                         exchange.expire()
                 if self._deadlines:
                     idle_since = now
-                    self._condition.wait(min(self._deadlines.values()) - now)
+                    self._wakes_at = min(self._deadlines.values())
                 elif now - idle_since >= self.IDLE:
                     self._running = False
                     return
                 else:
-                    self._condition.wait(self.IDLE - (now - idle_since))
+                    self._wakes_at = idle_since + self.IDLE
+                self._condition.wait(self._wakes_at - now)
 
 
 _watchdog = None
