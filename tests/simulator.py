@@ -830,7 +830,7 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one and prints it")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--nodes", type=int, default=3, help="number of nodes, 1-1000 (default 3)")
-    parser.add_argument("--shards", type=int, default=12, help="number of shards, 0-100000 (default 12)")
+    parser.add_argument("--shards", type=int, default=12, help="number of shards, 0-1000000 (default 12)")
     parser.add_argument("--replication-factor", type=int, default=2, help="copies of each shard (default 2)")
     parser.add_argument("--migration-seconds", type=float, default=5.0, help="how long a migration takes")
     parser.add_argument("--join-seconds", type=float, default=2.0, help="how long a new node stays JOINING")
@@ -854,8 +854,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.demo:
         args.port = 0
-    if not 1 <= args.nodes <= 1000 or not 0 <= args.shards <= 100000:
-        parser.error("--nodes must be 1-1000 and --shards 0-100000")
+    if not 1 <= args.nodes <= 1000 or not 0 <= args.shards <= 1000000:
+        parser.error("--nodes must be 1-1000 and --shards 0-1000000")
     cluster = Cluster(nodes=args.nodes, shards=args.shards, replication_factor=args.replication_factor,
                       migration_seconds=args.migration_seconds, join_seconds=args.join_seconds,
                       rebalance=args.auto_rebalance)

@@ -101,3 +101,17 @@ def test_any_body_from_the_server_is_rendered_or_reported(cli, sim, body, comman
     assert run.code in (0, 1), run
     assert "Traceback" not in run.err and "unexpected" not in run.err, run
     assert (run.out == "") == (run.code == 1), run
+
+
+# Cells as the renderers make them: printable ASCII, spaces anywhere, empty ones.
+CELLS = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), columns=st.integers(min_value=1, max_value=6))
+def test_the_plain_grid_is_tabulates_simple_outline_to_the_byte(data, columns):
+    header = data.draw(st.lists(st.text(alphabet="ABCDEFGHIJ klmnop-", min_size=1, max_size=10).map(str.strip)
+                                .filter(bool), min_size=columns, max_size=columns))
+    least = [max(len(label), data.draw(st.integers(0, 16))) for label in header]
+    body = data.draw(st.lists(st.lists(CELLS, min_size=columns, max_size=columns), max_size=8))
+    assert cluster_cli.plain_grid(header, least, body) == cluster_cli.tabulate_grid(header, least, body)
