@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     with open(CLI, encoding="utf-8") as source:
         lines = source.read().count("\n")
     print("\nours: the installed command (cluster_cli from bytecode, as pip's console script runs it),")
-    print("      and where named, python cluster_cli.py (its {:,} lines compiled on every run)".format(lines))
+    print(f"      and where named, python cluster_cli.py (its {lines:,} lines compiled on every run)")
     print("floor: python -c \"%s\" (against the same endpoint); --help/--version against python -c pass"
           % (FLOOR % "URL"))
     print("peak memory: the largest resident size of the process, from the OS (wait4's ru_maxrss)")
