@@ -1822,6 +1822,142 @@ class sending:
 
 
 # ---------------------------------------------------------------------------
+# Rebalance and drain: plans are pure functions of the node and shard lists
+# ---------------------------------------------------------------------------
+
+BALANCE_BY = ("shards", "vectors")
+
+
+def _cluster_loads(nodes: list, shards: list) -> tuple:
+    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as
+    (shard_id, holders, vector_count, status), sorted by id): the planners' view of a cluster."""
+    by_id = nodes_by_id(nodes)
+    healthy = sorted(n for n, node in by_id.items() if field(node, "status") == "HEALTHY")
+    counts = {n: 0 for n in sorted(by_id)}
+    vectors = {n: 0 for n in sorted(by_id)}
+    listed = []
+    for shard in shards:
+        shard_id = id_of(shard, "shard_id", "a shard")
+        held = copies(shard)
+        size = int(finite(field(shard, "vector_count")))
+        counts[held[0]] = counts.get(held[0], 0) + 1
+        vectors[held[0]] = vectors.get(held[0], 0) + size
+        listed.append((shard_id, held, size, fmt_text(field(shard, "status")) or "unknown"))
+    listed.sort(key=lambda item: item[0])
+    return by_id, healthy, counts, vectors, listed
+
+
+def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dict:
+    """Which primaries to move where so the HEALTHY nodes' primary counts (or vectors)
+    even out. Moves only HEALTHY shards' primaries, between HEALTHY nodes, never onto a
+    node holding a copy; each shard moves at most once; the same cluster gives the same plan."""
+    if balance_by not in BALANCE_BY:
+        raise InvalidInput("balance_by must be one of %s, got %s" % (", ".join(BALANCE_BY), shown(balance_by)),
+                           param="balance_by")
+    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
+    load = dict(counts if balance_by == "shards" else vectors)
+    on = {n: [] for n in healthy}  # movable shards by the node they are on now
+    skipped, home, holders, sizes = [], {}, {}, {}
+    for shard_id, held, size, status in listed:
+        if held[0] not in on:
+            skipped.append({"shard_id": shard_id, "reason": "its primary is on %s, which is %s; left to the cluster"
+                            % (held[0], fmt_text(field(by_id.get(held[0]), "status")) or "not in the cluster")})
+        elif status != "HEALTHY":
+            skipped.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
+        else:
+            on[held[0]].append(shard_id)
+            home[shard_id], holders[shard_id], sizes[shard_id] = held[0], set(held), size
+    where = dict(home)  # where each movable shard's primary is in the plan
+    for _ in range(4 * len(where) + 1):  # every move lowers the sum of squared loads: this ends sooner
+        move = _best_move(healthy, load, on, where, holders, sizes, balance_by)
+        if move is None:
+            break
+        shard_id, source, target = move
+        weight = 1 if balance_by == "shards" else sizes[shard_id]
+        load[source] -= weight
+        load[target] += weight
+        on[source].remove(shard_id)
+        on[target].append(shard_id)
+        on[target].sort()
+        holders[shard_id] = (holders[shard_id] - {source}) | {target}
+        where[shard_id] = target
+    moves = [{"shard_id": shard_id, "source_node": home[shard_id], "target_node": where[shard_id],
+              "vector_count": sizes[shard_id]} for shard_id in sorted(where) if where[shard_id] != home[shard_id]]
+    return plan_of("rebalance", moves, counts, skipped, balance_by=balance_by)
+
+
+def _best_move(healthy: list, load: dict, on: dict, where: dict, holders: dict, sizes: dict, balance_by: str):
+    """The next move: from the most loaded node that can give to the least loaded that can
+    take, when it narrows the gap between them (and so never widens the spread)."""
+    for source in sorted(healthy, key=lambda n: (-load[n], n)):
+        for target in sorted(healthy, key=lambda n: (load[n], n)):
+            gap = load[source] - load[target]
+            if gap < (2 if balance_by == "shards" else 1):
+                break
+            fits = [s for s in on[source] if target not in holders[s] and (balance_by == "shards" or sizes[s] < gap)]
+            if fits:
+                if balance_by == "vectors":  # the one that best halves the gap
+                    fits.sort(key=lambda s: (abs(gap - 2 * sizes[s]), s))
+                return fits[0], source, target
+    return None
+
+
+def drain_plan(nodes: list, shards: list, node_id: str) -> dict:
+    """Moves for every primary on node_id, each onto the least loaded HEALTHY node holding
+    no copy of it. Raises ClusterError, showing the shards that cannot move and why."""
+    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
+    if node_id not in by_id:
+        raise ClusterError("node %s is not in the cluster" % node_id)
+    targets = [n for n in healthy if n != node_id]
+    load = dict(counts)
+    moves, stuck = [], []
+    for shard_id, held, size, status in listed:
+        if held[0] != node_id:
+            continue
+        free = sorted((n for n in targets if n not in held), key=lambda n: (load[n], n))
+        if status != "HEALTHY":
+            stuck.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
+        elif not free:
+            stuck.append({"shard_id": shard_id, "reason": "every other HEALTHY node already holds a copy"
+                          if targets else "no other node is HEALTHY"})
+        else:
+            load[free[0]] += 1
+            moves.append({"shard_id": shard_id, "source_node": node_id, "target_node": free[0], "vector_count": size})
+    plan = plan_of("drain", moves, counts, stuck, node_id=node_id)
+    if stuck:
+        raise ClusterError("cannot drain %s: %s; nothing was sent" % (node_id, "; ".join(
+            "%s: %s" % (s["shard_id"], s["reason"]) for s in stuck))).showing(plan, "move-plan")
+    return plan
+
+
+def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
+    """A plan as rebalance and drain-node print it and --plan reads it back."""
+    after = dict(before)
+    for move in moves:
+        after[move["source_node"]] -= 1
+        after[move["target_node"]] = after.get(move["target_node"], 0) + 1
+    return dict(kind=kind, **what, moves=moves, before=before, after=after, skipped=skipped)
+
+
+def check_plan(plan: Any) -> dict:
+    """A plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput."""
+    def bad(why):
+        return InvalidInput("plan: %s" % why, param="plan")
+    if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list):
+        raise bad("not a plan (an object with a list of moves, as 'rebalance --dry-run --format json' writes)")
+    for move in plan["moves"]:
+        if not isinstance(move, dict) or not all(isinstance(move.get(k), str) and move.get(k) for k in
+                                                 ("shard_id", "source_node", "target_node")):
+            raise bad("every move needs shard_id, source_node and target_node, got %s" % clip(compact_json(move)))
+        check_id(move["shard_id"], "shard_id")
+    if len({move["shard_id"] for move in plan["moves"]}) != len(plan["moves"]):
+        raise bad("a shard moves more than once")
+    if not isinstance(plan.get("after", {}), dict):
+        raise bad("'after' must map node IDs to counts")
+    return plan
+
+
+# ---------------------------------------------------------------------------
 # Commands: one handler each; the docstring is the help text
 # ---------------------------------------------------------------------------
 
