@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # annotations are strings at run time: no typing import on st
 
 __version__ = "1.0.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
-           "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused",
+           "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
            "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict",
            "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
@@ -169,6 +169,14 @@ class Redirected(ClusterError):
         super().__init__(message, "send it to the right URL (the url parameter)")
         self.status_code = status_code
         self.location = location
+
+
+class StalePlan(ClusterError):
+    """A saved plan no longer fits the cluster: some moves' shards moved, or targets changed."""
+
+    def __init__(self, message: str, moves: list):
+        super().__init__(message)
+        self.moves = moves
 
 
 class ChangeRefused(ClusterError):
@@ -543,6 +551,128 @@ class ClusterCLI:
         path = "/api/v1/cluster/shards/{}/migrate"
         answer = expect_object(self._request("POST", path, check_id(shard_id, "shard_id"), body=body))
         return check_applied(answer, None, "migrate shard %s" % shard_id)
+
+    # -- plans: rebalance and drain ----------------------------------------------
+
+    def plan_rebalance(self, balance_by: str = "shards") -> dict:
+        """A plan that evens out the HEALTHY nodes' primaries (or vectors); reads only."""
+        return rebalance_plan(self.list_nodes(), self.list_shards(), balance_by)
+
+    def plan_drain(self, node_id: str) -> dict:
+        """A plan that moves every primary off node_id; reads only. Raises ClusterError when one cannot move."""
+        return drain_plan(self.list_nodes(), self.list_shards(), check_id(node_id, "node_id"))
+
+    def stale_moves(self, plan: dict) -> list:
+        """The moves of a plan that no longer apply to the cluster as it is now, each with why."""
+        nodes = nodes_by_id(self.list_nodes())
+        shards = {id_of(shard, "shard_id", "a shard"): shard for shard in self.list_shards()}
+        stale = []
+        for move in check_plan(plan)["moves"]:
+            shard, target = shards.get(move["shard_id"]), move["target_node"]
+            if shard is None:
+                why = "the shard is not in the cluster"
+            elif copies(shard)[0] != move["source_node"]:
+                why = "its primary is on %s now, not %s" % (copies(shard)[0], move["source_node"])
+            elif target not in nodes:
+                why = "%s is not in the cluster" % target
+            elif field(nodes[target], "status") != "HEALTHY":
+                why = "%s is %s" % (target, fmt_text(field(nodes[target], "status")) or "not HEALTHY")
+            elif target in copies(shard):
+                why = "%s already holds a copy" % target
+            elif field(shard, "status") != "HEALTHY":
+                why = "the shard is %s" % fmt_text(field(shard, "status"))
+            else:
+                continue
+            stale.append(dict(move, reason=why))
+        return stale
+
+    def apply_plan(self, plan: dict, max_concurrent: int = 1, strategy: str = "LIVE_COPY",
+                   timeout: Optional[float] = None, progress: Optional[Callable[[str, dict], None]] = None,
+                   poll_interval: float = DEFAULT_POLL_INTERVAL) -> dict:
+        """Carry out a plan's moves, at most max_concurrent migrations at a time, each POST
+        naming its source so the cluster refuses a move whose shard has moved meanwhile.
+
+        Checks every move against the cluster first (StalePlan, nothing sent); the first
+        failed move stops new ones, those running are waited for; `timeout` bounds the whole
+        run. Returns the report: moves completed, failed (with the cluster's reason), running
+        (when the time ran out) and not started, and the verification of the plan's `after`
+        against the cluster read again. progress(event, move) hears of each move "sending"
+        (its POST is about to go), "started", "completed" or "failed", and each "poll" of it.
+        """
+        check_plan(plan)
+        check_count(max_concurrent, "max_concurrent", 1000)
+        if max_concurrent < 1:
+            raise InvalidInput("max_concurrent must be at least 1", param="max_concurrent")
+        check_strategy(strategy)
+        deadline = None if timeout is None else time.monotonic() + check_seconds(timeout, "timeout")
+        stale = self.stale_moves(plan)
+        if stale:
+            raise StalePlan("plan is stale, nothing was sent: " + "; ".join(
+                "%s %s -> %s: %s" % (m["shard_id"], m["source_node"], m["target_node"], m["reason"]) for m in stale),
+                stale)
+        notify = progress or (lambda event, move: None)
+        pending = [dict(move) for move in plan["moves"]]
+        running = []
+        report = {"completed": [], "failed": [], "running": running, "not_started": pending}
+        while pending or running:
+            while pending and len(running) < max_concurrent and not report["failed"] and \
+                    (deadline is None or time.monotonic() < deadline):
+                move = pending.pop(0)
+                notify("sending", move)
+                try:
+                    answer = self.migrate_shard(move["shard_id"], move["target_node"], move["source_node"], strategy)
+                except MaybeApplied:
+                    pending.insert(0, move)
+                    raise
+                except ClusterError as exc:
+                    report["failed"].append(dict(move, error=str(exc)))
+                    notify("failed", report["failed"][-1])
+                    break
+                move["migration_id"] = field(answer, "migration_id")
+                running.append(move)
+                notify("started", move)
+            if not running or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(poll_interval if deadline is None else max(0.0, min(poll_interval, deadline - time.monotonic())))
+            for move in list(running):
+                try:
+                    migration = field(self.shard_status(move["shard_id"]), "migration")
+                except ClusterError as exc:
+                    if not exc.retryable:
+                        raise
+                    continue  # a poll that failed is tried again at the next round
+                if not isinstance(migration, dict) or field(migration, "migration_id") not in (
+                        move["migration_id"], None):
+                    continue
+                move["progress"] = field(migration, "progress")
+                state = field(migration, "status")
+                if state in ("COMPLETED", "FAILED"):
+                    running.remove(move)
+                    if state == "COMPLETED":
+                        report["completed"].append(move)
+                    else:
+                        report["failed"].append(dict(move, error=fmt_text(field(migration, "error")) or "FAILED"))
+                    notify(state.lower(), move)
+                else:
+                    notify("poll", move)
+        report["verified"] = None
+        report.update(kind=plan.get("kind"), node_id=plan.get("node_id"))
+        if not (pending or running or report["failed"]):
+            report["verified"], report["differences"] = self._compare_with_plan(plan)
+        return report
+
+    def _compare_with_plan(self, plan: dict) -> tuple:
+        """(True, {}) when each node of the plan's `after` holds that many primaries now."""
+        counts = {}
+        for shard in self.list_shards():
+            primary = copies(shard)[0]
+            counts[primary] = counts.get(primary, 0) + 1
+        wanted = plan.get("after") or {}
+        differences = {node: {"planned": count, "now": counts.get(node, 0)}
+                       for node, count in sorted(wanted.items()) if counts.get(node, 0) != count}
+        if plan.get("kind") == "drain" and counts.get(plan.get("node_id"), 0):
+            differences[plan["node_id"]] = {"planned": 0, "now": counts[plan["node_id"]]}
+        return not differences, differences
 
     # -- transport -------------------------------------------------------------
 
@@ -1501,6 +1631,61 @@ VIEWS = {
 }
 
 
+def move_plan_summary(plan: Any) -> dict:
+    """A plan with its title, node rows and spreads, as the formats show it."""
+    plan = as_dict(plan)
+    before, after = as_dict(field(plan, "before")), as_dict(field(plan, "after"))
+    drained = field(plan, "node_id") if field(plan, "kind") == "drain" else None
+    kept = [n for n in after if n != drained]
+    spread = lambda counts: (max(counts) - min(counts)) if counts else 0  # noqa: E731
+    title = ("Drain plan: %s" % fmt_text(drained) if drained else
+             "Rebalance plan (balance by %s)" % (fmt_text(field(plan, "balance_by")) or "shards"))
+    return dict(plan, title=title, move_total=len(as_list(field(plan, "moves"))),
+                nodes=[{"node_id": n, "before": before.get(n), "after": after.get(n)} for n in sorted(after)],
+                spread_before=spread([finite(before.get(n)) for n in kept]),
+                spread_after=spread([finite(after.get(n)) for n in kept]))
+
+
+def move_report_summary(report: Any) -> dict:
+    """A report with one row per move and its result."""
+    report = as_dict(report)
+    rows = []
+    for key, result in (("completed", "COMPLETED"), ("failed", "FAILED"), ("running", "RUNNING"),
+                        ("not_started", "NOT STARTED")):
+        rows += [dict(as_dict(move), result=result) for move in as_list(field(report, key))]
+    title = ("Drain of %s" % fmt_text(field(report, "node_id")) if field(report, "kind") == "drain" else
+             "Rebalance")
+    return dict(report, moves=rows, title=title, **{key + "_total": len(as_list(field(report, key)))
+                                      for key in ("completed", "failed", "running", "not_started")})
+
+
+MOVE_COLUMNS = (Field("Shard ID", "shard_id"), Field("From", "source_node"), Field("To", "target_node"),
+                Field("Vectors", "vector_count", fmt_count))
+MOVE_RESULT_COLUMNS = (Field("Shard ID", "shard_id"), Field("From", "source_node"), Field("To", "target_node"),
+                       Field("Migration", "migration_id"), Field("Result", "result", status=True),
+                       Field("Detail", "error"))
+VIEWS["move-plan"] = View(
+    title="{title}", rows=(Field("Moves", "move_total", fmt_count), Field("Spread Before", "spread_before", fmt_count),
+                           Field("Spread After", "spread_after", fmt_count)),
+    sections=(Section("Moves", "grid", MOVE_COLUMNS, listed("moves")),
+              Section("Nodes", "grid", (Field("Node ID", "node_id"), Field("Before", "before", fmt_count),
+                                        Field("After", "after", fmt_count)), listed("nodes")),
+              Section("Skipped", "grid", (Field("Shard ID", "shard_id"), Field("Reason", "reason")),
+                      listed("skipped"), empty=None)),
+    compact=("{kind} | {move_total:count} moves | spread {spread_before:count} -> {spread_after:count}",
+             Lines(listed("moves"), (Field("", "shard_id"), Field("", "source_node"), Field("", "target_node"),
+                                     Field("", "vector_count", fmt_count)))),
+    prepare=move_plan_summary)
+VIEWS["move-report"] = View(
+    title="{title}", rows=(Field("Completed", "completed_total", fmt_count), Field("Failed", "failed_total", fmt_count),
+                         Field("Running", "running_total", fmt_count),
+                         Field("Not Started", "not_started_total", fmt_count),
+                         Field("Verified", "verified", fmt_yes_no)),
+    sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, listed("moves")),),
+    compact=(Lines(listed("moves"), MOVE_RESULT_COLUMNS),),
+    prepare=move_report_summary)
+
+
 def render_json(view: str, data: Any, color: bool = False) -> str:
     """The server's objects unchanged, indented, strict JSON (never coloured)."""
     return to_json(data, indent=2)
@@ -2022,10 +2207,13 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """
     node_id = args.node_id
     if args.dry_run:
-        return plan_result(plan_node_removal(client, node_id), "removal-plan")
+        plan = plan_node_removal(client, node_id)
+        suggest_drain(plan)
+        return plan_result(plan, "removal-plan")
     if not args.yes and is_tty(sys.stdin):
         plan = plan_node_removal(client, node_id)
         sys.stderr.write(render_table("removal-plan", plan) + "\n")
+        suggest_drain(plan)
         try:
             plan_result(plan, "removal-plan")
         except ClusterError as exc:
@@ -2034,6 +2222,14 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
             raise ClusterError("aborted; node %s was not removed" % node_id)
     with sending("the request to remove %s" % node_id, "cluster_cli.py nodes"):
         return Result(client.remove_node(node_id), "node-removed")
+
+
+def suggest_drain(plan: dict) -> None:
+    """A node that still holds primaries can be drained first, one watched move at a time."""
+    if plan["primary_shards"] and plan["would_succeed"]:
+        note("%s holds %d primaries, which the cluster will move all at once; 'cluster_cli.py drain-node "
+             "--node-id %s --remove' moves them first, a few at a time, and then removes it"
+             % (plan["node_id"], len(plan["primary_shards"]), plan["node_id"]))
 
 
 def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
@@ -2091,6 +2287,148 @@ def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
     note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
          % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
     return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
+
+
+def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Even out the primaries over the HEALTHY nodes: plan, show, confirm, apply, verify.
+
+    Moves one shard's primary at a time (--max-concurrent for more), each checked by the
+    cluster against the plan; the first failure stops new moves. On a terminal the plan is
+    shown and confirmed first (--yes skips it).
+    example: cluster_cli.py rebalance --dry-run
+             cluster_cli.py rebalance --dry-run --format json > plan.json
+             cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
+    """
+    plan = read_plan(args.plan) if args.plan else client.plan_rebalance(args.balance_by)
+    return carry_out(client, args, plan, "already balanced: nothing to move")
+
+
+def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Move every primary off a node, check it holds none, and with --remove remove it.
+
+    Same plan, confirmation, progress and failure handling as rebalance.
+    example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
+             cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
+    """
+    plan = read_plan(args.plan) if args.plan else client.plan_drain(args.node_id)
+    if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
+        raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
+    result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
+    if not args.remove or args.dry_run:
+        return result
+    if result.view == "move-report":
+        note("drained %s: %d moves completed; removing it" % (args.node_id, len(result.data["completed"])))
+    with sending("the request to remove %s" % args.node_id, "cluster_cli.py nodes"):
+        return Result(client.remove_node(args.node_id), "node-removed")
+
+
+def read_plan(path: str) -> dict:
+    """A plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as source:
+            return check_plan(json.load(source))
+    except OSError as exc:
+        raise InvalidInput("--plan: cannot read %s: %s" % (shown(path), exc.strerror or exc)) from None
+    except ValueError as exc:
+        raise InvalidInput("--plan: %s is not JSON: %s" % (shown(path), exc)) from None
+    except InvalidInput as exc:
+        raise InvalidInput("--plan %s: %s" % (shown(path), exc.message.split(": ", 1)[-1])) from None
+
+
+def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: str) -> Result:
+    """The plan shown (--dry-run), or confirmed on a terminal, applied with progress, and verified."""
+    moves = plan["moves"]
+    if not moves:
+        note(nothing)
+        return Result(plan, "move-plan")
+    if args.dry_run:
+        return Result(plan, "move-plan")
+    if not args.yes and is_tty(sys.stdin):
+        sys.stderr.write(render_table("move-plan", plan) + "\n")
+        if not confirm("Apply these %d moves?" % len(moves)):
+            raise ClusterError("aborted; nothing was moved")
+    printer = MoveProgress(len(moves))
+    try:
+        report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
+                                   args.poll_interval)
+    except KeyboardInterrupt:
+        raise Interrupted(printer.interrupted()) from None
+    except MaybeApplied as exc:
+        exc.hint = "check it with 'cluster_cli.py shard-status --shard-id %s'" % printer.sending["shard_id"]
+        raise
+    finally:
+        printer.close()
+    if report["failed"]:
+        failed = report["failed"][0]
+        raise ClusterError("the move of %s to %s failed: %s; %d moves completed, %d not started" % (
+            failed["shard_id"], failed["target_node"], failed["error"], len(report["completed"]),
+            len(report["not_started"]))).showing(report, "move-report")
+    if report["running"] or report["not_started"]:
+        raise ConditionNotMet("--wait-timeout ran out with %d moves running and %d not started; the running "
+                              "migrations go on: %s" % (len(report["running"]), len(report["not_started"]),
+                                                        watching(report["running"]))).showing(report, "move-report")
+    if not report["verified"]:
+        raise ClusterError("the moves completed, but the cluster does not match the plan: %s" % "; ".join(
+            "%s holds %d primaries, planned %d" % (node, d["now"], d["planned"])
+            for node, d in report["differences"].items())).showing(report, "move-report")
+    return Result(report, "move-report")
+
+
+def watching(moves: list) -> str:
+    return ", ".join("%s (%s; 'cluster_cli.py shard-status --shard-id %s')" % (
+        fmt_text(m.get("migration_id")) or "no id", m["shard_id"], m["shard_id"]) for m in moves) or "none"
+
+
+class MoveProgress:
+    """A plan's progress on stderr: one live line on a terminal, a line per move otherwise."""
+
+    def __init__(self, total: int, stream: Any = None):
+        self.stream = stream or sys.stderr
+        self.live = is_tty(self.stream)
+        self.total, self.done, self.failed, self.started = total, 0, 0, 0
+        self.running, self.sending, self.numbers = {}, None, {}
+
+    def __call__(self, event: str, move: dict) -> None:
+        if event == "sending":
+            self.sending = move
+            return
+        if event == "started":
+            self.started += 1
+            self.numbers[move["shard_id"]] = self.started
+            self.running[move["shard_id"]] = move
+        elif event in ("completed", "failed"):
+            self.running.pop(move["shard_id"], None)
+            self.done += event == "completed"
+            self.failed += event == "failed"
+        if self.live:
+            running = ", ".join("%s %s %s" % (fmt_text(m.get("migration_id")), m["shard_id"],
+                                              fmt_percent(m.get("progress")) if m.get("progress") is not None else "")
+                                for m in self.running.values())
+            self.stream.write("\r%s\x1b[K" % terminal_text("moves %d/%d done, %d running, %d failed%s" % (
+                self.done, self.total, len(self.running), self.failed, " | " + running if running else "")))
+            self.stream.flush()
+        elif event != "poll":
+            note("move %d/%d %s: %s %s -> %s%s%s" % (
+                self.numbers.get(move["shard_id"], self.started + 1), self.total,
+                event.upper() if event == "failed" else event, move["shard_id"],
+                move["source_node"], move["target_node"],
+                " (migration %s)" % fmt_text(move.get("migration_id")) if move.get("migration_id") else "",
+                ": " + move["error"] if move.get("error") else ""))
+
+    def interrupted(self) -> str:
+        text = "interrupted; no new moves were started; migrations still running: %s" % watching(
+            list(self.running.values()))
+        sent = self.sending
+        if sent and sent["shard_id"] not in self.running and not sent.get("migration_id"):
+            text += "; the move of %s was being sent and may or may not have started: check with " \
+                    "'cluster_cli.py shard-status --shard-id %s'" % (sent["shard_id"], sent["shard_id"])
+        return text
+
+    def close(self) -> None:
+        if self.live and self.started:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
@@ -2303,6 +2641,40 @@ def migrate_shard_options(sub: argparse.ArgumentParser) -> None:
     add_wait_options(sub, "the migration")
 
 
+def plan_options(sub: argparse.ArgumentParser) -> None:
+    """What rebalance and drain-node share: the plan, its pace, the wait, the question."""
+    sub.add_argument("--dry-run", action="store_true", help="print the plan (--format json saves it); change nothing")
+    sub.add_argument("--plan", metavar="FILE", help="apply exactly this saved plan, after checking it still fits")
+    sub.add_argument("--max-concurrent", type=_count_of_migrations, default=1, metavar="N",
+                     help="migrations in flight at once (default 1)")
+    sub.add_argument("--strategy", type=str.upper, default="LIVE_COPY", choices=STRATEGIES,
+                     help="how each shard is moved (default LIVE_COPY)")
+    sub.add_argument("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
+                     help="stop starting moves and give up waiting after SECONDS, exit 4 (default: no limit)")
+    sub.add_argument("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
+                     help="seconds between polls of the running migrations (default %g)" % DEFAULT_POLL_INTERVAL)
+    sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def rebalance_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--balance-by", choices=BALANCE_BY, default="shards",
+                     help="even out primary counts (default) or their vectors")
+    plan_options(sub)
+
+
+def drain_node_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--node-id", required=True, type=_id, help="ID of the node to drain")
+    sub.add_argument("--remove", action="store_true", help="then remove the node (its replicas are redistributed)")
+    plan_options(sub)
+
+
+def _count_of_migrations(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("%r must be at least 1" % text)
+    return value
+
+
 # name -> (handler, function adding its own options)
 COMMANDS = {
     "status": (cmd_status, status_options),
@@ -2316,6 +2688,8 @@ COMMANDS = {
     "shard-status": (cmd_shard_status, shard_status_options),
     "migrate-shard": (cmd_migrate_shard, migrate_shard_options),
     "health": (cmd_health, None),
+    "rebalance": (cmd_rebalance, rebalance_options),
+    "drain-node": (cmd_drain_node, drain_node_options),
 }
 
 
@@ -2611,7 +2985,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # a bug: one line, and the trace only when asked for
         if getattr(args, "verbose", False):
             import traceback
-            say("", redact(traceback.format_exc().rstrip("\n"), argv))
+            for line in redact(traceback.format_exc(), argv).splitlines():
+                say("", line)
         report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), argv))
         return EXIT_FAILED
 

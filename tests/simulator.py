@@ -142,6 +142,7 @@ class Cluster:
                     "primary_node": copies[0], "replica_nodes": copies[1:],
                     "vector_count": vectors, "read_only": False}
             self.migrations = {}       # migration_id -> migration
+            self.most_running = 0      # the most migrations ever running at once
             self.latest_migration = {}  # shard_id -> migration_id
             self.errors = []
             self.requests = []
@@ -507,6 +508,8 @@ class Cluster:
                "started_at": utc_iso(now), "finished_at": None, "error": None, "_started": now}
         self.migrations[migration_id] = mig
         self.latest_migration[shard["shard_id"]] = migration_id
+        running = sum(1 for m in self.migrations.values() if m["status"] in ("PENDING", "IN_PROGRESS"))
+        self.most_running = max(self.most_running, running)  # for tests of concurrency limits
         return mig
 
     def set_node_status(self, node_id, status):
