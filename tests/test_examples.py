@@ -159,14 +159,26 @@ def test_auto_scale_adds_a_node_only_under_load(shell, sim):
     assert len(sim.cluster.nodes) == 4
 
 
-def test_rebalance_moves_a_shard_to_the_new_node(shell, sim, cli):
+def test_rebalance_script_moves_shards_onto_the_new_node(shell, sim, cli):
+    sim.reset(migration_seconds=0.1)
     cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
-    cli("status", "--wait-for", "HEALTHY", "--poll-interval", "0.05")
+    sim.advance(1)
     code, out, err = shell(block_after("### Shard rebalancing", "bash"))
     assert code == 0, err
-    assert "Would Succeed: yes" in out and "Status: COMPLETED" in out
-    moved = [s for s in sim.cluster.shards.values() if s["primary_node"] == "node-worker-003"]
-    assert len(moved) == 1 and "Shard ID: %s" % moved[0]["shard_id"] in out
+    assert out.startswith("Rebalance plan (balance by shards)\n") and "Completed: 3" in out
+    assert json.loads((shell.folder / "plan.json").read_text())["after"]["node-worker-003"] == 3
+    assert [s["primary_node"] for s in sim.cluster.shards.values()].count("node-worker-003") == 3
+
+
+def test_readme_rebalance_and_drain_outputs_are_what_the_cli_prints(cli, sim):
+    sim.reset(migration_seconds=0.1)
+    cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+    sim.advance(1)
+    assert cli("rebalance", "--dry-run").out == output_after("python cluster_cli.py rebalance --dry-run")
+    run = cli("rebalance", "--poll-interval", "0.05")
+    assert run.out == output_after("python cluster_cli.py rebalance")
+    assert cli("drain-node", "--node-id", "node-worker-002", "--dry-run", "--format", "compact").out == \
+        output_after("python cluster_cli.py drain-node --node-id node-worker-002 --dry-run --format compact")
 
 
 def test_backup_verification_finds_no_under_replicated_shard(shell, sim):

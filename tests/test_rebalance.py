@@ -1,0 +1,206 @@
+"""rebalance and drain-node against the simulator: plan, apply, verify, and every way it can stop."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cluster_cli
+from conftest import SCRIPT, interruptible
+
+FAST = ("--poll-interval", "0.05")
+
+
+@pytest.fixture
+def grown(sim, cli):
+    """The default cluster plus node-worker-003, joined and HEALTHY, holding nothing."""
+    sim.reset(migration_seconds=0.1)
+    assert cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080").code == 0
+    sim.advance(1)  # past --join-seconds
+    return sim
+
+
+def primaries(sim) -> dict:
+    counts = {}
+    for shard in sim.cluster.shards.values():
+        counts[shard["primary_node"]] = counts.get(shard["primary_node"], 0) + 1
+    return counts
+
+
+def migrations(sim) -> list:
+    """The migrations the cluster was asked for: their bodies, with the shard from the path."""
+    return [dict(json.loads(r["body"]), shard=r["path"].split("/")[-2])
+            for r in sim.requests if r["method"] == "POST" and r["path"].endswith("/migrate")]
+
+
+def test_add_a_node_then_rebalance(cli, grown):
+    run = cli("rebalance", *FAST)
+    assert run.code == 0, run
+    assert primaries(grown) == {"node-master-001": 3, "node-worker-001": 3, "node-worker-002": 3,
+                                "node-worker-003": 3}
+    assert [(m["shard"], m["source_node"], m["target_node"]) for m in migrations(grown)] == [
+        ("shard-00", "node-worker-001", "node-worker-003"), ("shard-01", "node-worker-002", "node-worker-003"),
+        ("shard-03", "node-master-001", "node-worker-003")]
+    assert run.lines[:7] == ["Rebalance", "=========", "Completed: 3", "Failed: 0", "Running: 0", "Not Started: 0",
+                             "Verified: yes"]
+    assert run.err.splitlines()[0] == ("move 1/3 started: shard-00 node-worker-001 -> node-worker-003 "
+                                       "(migration mig-7f01)")
+    assert cli("rebalance").err == "already balanced: nothing to move\n"
+
+
+def test_the_dry_run_prints_the_plan_and_sends_nothing(cli, grown):
+    run = cli("rebalance", "--dry-run", "--format", "json")
+    assert run.code == 0
+    plan = run.json()
+    assert set(plan) >= {"moves", "before", "after", "skipped"}
+    assert plan["moves"][0] == {"shard_id": "shard-00", "source_node": "node-worker-001",
+                                "target_node": "node-worker-003", "vector_count": 125432}
+    assert plan["before"]["node-worker-003"] == 0 and plan["after"]["node-worker-003"] == 3
+    compact = cli("rebalance", "--dry-run", "--format", "compact").lines
+    assert compact[0] == "rebalance | 3 moves | spread 4 -> 0"
+    assert compact[1] == "shard-00 | node-worker-001 | node-worker-003 | 125,432"
+    assert migrations(grown) == []
+
+
+def test_a_balanced_cluster_sends_nothing(cli, sim):
+    run = cli("rebalance", "--yes")
+    assert (run.code, run.err) == (0, "already balanced: nothing to move\n")
+    assert sim.changes() == []
+
+
+def test_concurrency_never_goes_above_max_concurrent(cli, sim):
+    sim.reset(migration_seconds=0.3)
+    for name, address in (("node-worker-003", "192.168.1.13:8080"), ("node-worker-004", "192.168.1.14:8080")):
+        cli("add-node", "--node-id", name, "--address", address)
+    sim.advance(1)
+    run = cli("rebalance", "--max-concurrent", "2", *FAST)
+    assert run.code == 0, run
+    assert len(migrations(sim)) == 4
+    assert sim.cluster.most_running == 2  # two at once, never three
+
+
+def test_the_first_failure_stops_new_moves_and_is_reported(cli, grown):
+    grown.fault(fail_migrations={"shard-01": "disk full on node-worker-003"})
+    run = cli("rebalance", *FAST, "--format", "compact")
+    assert run.code == 1
+    assert run.err.splitlines()[-1] == ("error: the move of shard-01 to node-worker-003 failed: disk full on "
+                                        "node-worker-003; 1 moves completed, 1 not started")
+    assert [line.split(" | ")[4] for line in run.lines] == ["COMPLETED", "FAILED", "NOT STARTED"]
+    assert len(migrations(grown)) == 2
+
+
+def test_a_stale_plan_is_refused_before_anything_is_sent(cli, grown, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text(cli("rebalance", "--dry-run", "--format", "json").out)
+    assert cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-worker-003", "--wait", *FAST).code == 0
+    before = len(migrations(grown))
+    run = cli("rebalance", "--plan", saved, "--yes")
+    assert run.code == 1
+    assert run.err == ("error: plan is stale, nothing was sent: shard-00 node-worker-001 -> node-worker-003: "
+                       "its primary is on node-worker-003 now, not node-worker-001\n")
+    assert len(migrations(grown)) == before
+
+
+def test_a_saved_plan_is_applied_exactly(cli, grown, tmp_path):
+    saved = tmp_path / "plan.json"
+    plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    plan["moves"] = plan["moves"][:1]
+    plan["after"] = dict(plan["before"], **{"node-worker-001": 3, "node-worker-003": 1})
+    saved.write_text(json.dumps(plan))
+    run = cli("rebalance", "--plan", saved, *FAST)
+    assert run.code == 0, run
+    assert [m["shard"] for m in migrations(grown)] == ["shard-00"]
+
+
+def test_drain_moves_every_primary_off_and_keeps_the_node(cli, sim):
+    sim.reset(migration_seconds=0.1)
+    run = cli("drain-node", "--node-id", "node-worker-002", *FAST)
+    assert run.code == 0, run
+    assert "node-worker-002" not in primaries(sim) and "node-worker-002" in sim.cluster.nodes
+    assert run.lines[0] == "Drain of node-worker-002"
+    again = cli("drain-node", "--node-id", "node-worker-002")
+    assert (again.code, again.err) == (0, "node-worker-002 holds no primary: nothing to move\n")
+
+
+def test_drain_with_remove_removes_the_node_after_the_moves(cli, sim):
+    sim.reset(migration_seconds=0.1)
+    run = cli("drain-node", "--node-id", "node-worker-002", "--remove", *FAST)
+    assert run.code == 0, run
+    assert run.out.startswith("Node node-worker-002 removed: ")
+    assert sim.changes()[-1] == ("DELETE", "/api/v1/cluster/nodes/node-worker-002")
+    assert len(migrations(sim)) == 4 and "node-worker-002" not in sim.cluster.nodes
+
+
+def test_a_drained_node_goes_straight_to_removal(cli, sim):
+    sim.reset(migration_seconds=0.1)
+    assert cli("drain-node", "--node-id", "node-worker-002", *FAST).code == 0
+    moved = len(migrations(sim))
+    run = cli("drain-node", "--node-id", "node-worker-002", "--remove")
+    assert run.code == 0 and run.out.startswith("Node node-worker-002 removed")
+    assert len(migrations(sim)) == moved
+
+
+def test_an_impossible_drain_says_which_shards_and_sends_nothing(cli, sim):
+    sim.reset(nodes=2, shards=4)  # replication factor 2 on two nodes: the other node holds every copy
+    run = cli("drain-node", "--node-id", "node-worker-001", "--format", "compact")
+    assert run.code == 1
+    assert run.err.startswith("error: cannot drain node-worker-001: shard-00: every other HEALTHY node already "
+                              "holds a copy; ")
+    assert run.err.endswith("; nothing was sent\n")
+    assert sim.changes() == []
+
+
+def test_a_wait_that_runs_out_reports_what_is_running(cli, grown):
+    grown.reset(migration_seconds=600)
+    cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+    grown.advance(1)
+    run = cli("rebalance", "--wait-timeout", "0.3", *FAST, "--format", "compact")
+    assert run.code == 4
+    assert run.err.splitlines()[-1].startswith(
+        "error: --wait-timeout ran out with 1 moves running and 2 not started; the running migrations go on: "
+        "mig-7f01 (shard-00; 'cluster_cli.py shard-status --shard-id shard-00')")
+    assert [line.split(" | ")[4] for line in run.lines] == ["RUNNING", "NOT STARTED", "NOT STARTED"]
+
+
+def test_ctrl_c_stops_new_moves_and_names_the_running_ones(sim):
+    sim.reset(migration_seconds=600)
+    sim.cluster.add_node({"node_id": "node-worker-003", "address": "192.168.1.13:8080"})
+    sim.advance(1)
+    process = subprocess.Popen([sys.executable, SCRIPT, "--url", sim.url, "rebalance", "--poll-interval", "0.05"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=interruptible)
+    deadline = time.monotonic() + 20
+    while not migrations(sim) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out) == (130, "")
+    assert err.splitlines()[-1] == ("error: interrupted; no new moves were started; migrations still running: "
+                                    "mig-7f01 (shard-00; 'cluster_cli.py shard-status --shard-id shard-00')")
+    assert len(migrations(sim)) == 1
+
+
+def test_remove_node_points_at_drain_node(cli, sim):
+    run = cli("remove-node", "--node-id", "node-worker-002", "--dry-run", "--format", "compact")
+    assert run.code == 0
+    assert run.err == ("node-worker-002 holds 4 primaries, which the cluster will move all at once; "
+                       "'cluster_cli.py drain-node --node-id node-worker-002 --remove' moves them first, a few at "
+                       "a time, and then removes it\n")
+
+
+def test_the_library_plans_and_applies(grown):
+    client = cluster_cli.ClusterCLI(url=grown.url)
+    plan = client.plan_rebalance()
+    events = []
+    report = client.apply_plan(plan, max_concurrent=3, progress=lambda event, move: events.append(event),
+                               poll_interval=0.05)
+    assert [len(report[k]) for k in ("completed", "failed", "running", "not_started")] == [3, 0, 0, 0]
+    assert report["verified"] is True and events.count("started") == 3
+    with pytest.raises(cluster_cli.StalePlan) as raised:
+        client.apply_plan(plan)
+    assert [m["shard_id"] for m in raised.value.moves] == ["shard-00", "shard-01", "shard-03"]
+    with pytest.raises(cluster_cli.InvalidInput):
+        client.apply_plan({"moves": [{"shard_id": ".."}]})
