@@ -204,3 +204,32 @@ def test_the_library_plans_and_applies(grown):
     assert [m["shard_id"] for m in raised.value.moves] == ["shard-00", "shard-01", "shard-03"]
     with pytest.raises(cluster_cli.InvalidInput):
         client.apply_plan({"moves": [{"shard_id": ".."}]})
+
+
+def test_on_a_terminal_the_plan_is_confirmed_and_progress_is_one_line(grown):
+    from test_workflows import on_terminal
+    code, shown, out = on_terminal(grown, ["rebalance", "--poll-interval", "0.05"], "stdin", answer="n\n")
+    assert code == 1 and "Apply these 3 moves? [y/N]" in shown and "Rebalance plan (balance by shards)" in shown
+    assert "error: aborted; nothing was moved" in shown and migrations(grown) == []
+    code, shown, out = on_terminal(grown, ["rebalance", "--yes", "--poll-interval", "0.05"], "stderr")
+    assert code == 0 and out.startswith("Rebalance\n")
+    assert "\rmoves 3/3 done, 0 running, 0 failed" in shown and "move 1/3 started" not in shown
+
+
+def test_a_cluster_that_does_not_match_the_plan_afterwards_is_exit_1(cli, grown, tmp_path):
+    plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    plan["after"]["node-worker-003"] = 4  # what the cluster will not show
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(plan))
+    run = cli("rebalance", "--plan", saved, *FAST, "--format", "compact")
+    assert run.code == 1
+    assert run.err.splitlines()[-1] == ("error: the moves completed, but the cluster does not match the plan: "
+                                        "node-worker-003 holds 3 primaries, planned 4")
+
+
+def test_a_drain_plan_is_for_its_node_only(cli, sim, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text(cli("drain-node", "--node-id", "node-worker-002", "--dry-run", "--format", "json").out)
+    run = cli("drain-node", "--node-id", "node-worker-001", "--plan", saved)
+    assert run.code == 2 and "is not a drain plan for node-worker-001" in run.err
+    assert sim.changes() == []
