@@ -708,6 +708,9 @@ class ClusterCLI:
                     self._pause(attempt, response.headers.get("Retry-After"), deadline):
                 attempt += 1
                 continue
+            captured = getattr(self._local, "bodies", None)
+            if captured is not None:  # --raw: the body as it came
+                captured.append(content)
             body = [content]  # decode() empties it: the bytes go as soon as they are text
             del content, response
             return decode(status, reason, body, method, attempt + 1, time.monotonic() - started)
@@ -1093,11 +1096,56 @@ def decode(status: int, reason: str, content: Union[bytes, list], method: str = 
         start = content[:481]
         del content  # the text is all that is needed now
         try:
-            return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+            data = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
         except (ValueError, RecursionError):
             content = start
+        else:
+            del text
+            return snake_case(data)
     raise BadResponse("the cluster answered HTTP %d with a body that is not JSON: %s%s"
                       % (status, excerpt(content), after_change), status) from None
+
+
+_CAMEL_NAME = re.compile(r"^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$")
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+ID_KEYED = ("nodes", "shard_distribution")  # maps keyed by node IDs: their keys are data, not names
+
+
+def snake_case(data: Any) -> Any:
+    """The contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
+    unknown fields too). A server uses one naming: a few items of a list are looked at, and
+    only an answer in camelCase is walked, so a million snake_case shards cost nothing."""
+    if not _camel_in(data, 4):
+        return data
+    try:
+        return _snake(data, None)
+    except RecursionError:
+        raise BadResponse("the cluster's answer is nested too deeply to read") from None
+
+
+def _camel_in(value: Any, depth: int) -> bool:
+    if depth < 0:
+        return False
+    if isinstance(value, dict):
+        return any(isinstance(k, str) and _CAMEL_NAME.match(k) for k in value) or \
+            any(_camel_in(v, depth - 1) for v in value.values())
+    if isinstance(value, list) and value:
+        return any(_camel_in(value[i], depth - 1) for i in {0, len(value) // 2, len(value) - 1})
+    return False
+
+
+def _snake(value: Any, name: Optional[str]) -> Any:
+    if isinstance(value, dict):
+        if name in ID_KEYED:
+            return {k: _snake(v, None) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            key = _CAMEL_HUMP.sub(lambda m: "_" + m.group(1).lower(), k) if _CAMEL_NAME.match(k) else k
+            out[key] = _snake(v, key)
+        return out
+    if isinstance(value, list):
+        return [_snake(v, None) for v in value]
+    return value
 
 
 def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
@@ -2562,6 +2610,8 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                        help="CA bundle to verify the cluster's TLS certificate with")
     group.add_argument("--insecure", action="store_true", default=default(False),
                        help="do not verify TLS certificates (prints a warning)")
+    group.add_argument("--raw", action="store_true", default=default(False),
+                       help="print the server's body exactly as received (for debugging), not the formatted result")
     group.add_argument("--no-color", action="store_true", default=default(False),
                        help="never colour status words (also: NO_COLOR=1)")
     group.add_argument("-v", "--verbose", action="store_true", default=default(False),
@@ -2943,7 +2993,11 @@ def run(args: argparse.Namespace) -> int:
             for url in key_over_plain_http(client.base_urls):
                 warn("the API key is sent unencrypted to %s; use an https:// --url" % url)
         if getattr(args, "watch", None):
+            if args.raw:
+                raise InvalidInput("--raw does not go with --watch")
             return watch(lambda: args.func(client, args), args.command, output, args.watch, args.count)
+        if args.raw:
+            return run_raw(client, args)
         with collector_paused():
             try:
                 result = args.func(client, args)
@@ -2955,6 +3009,29 @@ def run(args: argparse.Namespace) -> int:
         if result.warning:
             warn(result.warning)
         return EXIT_OK
+
+
+def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
+    """--raw: the command runs as usual, and stdout gets the last body the server sent, byte for byte."""
+    client._local.bodies = []
+    try:
+        args.func(client, args)
+    finally:
+        bodies, client._local.bodies = client._local.bodies, None
+        if bodies:
+            stream = getattr(sys.stdout, "buffer", None)
+            if stream is None:
+                write(bodies[-1].decode("utf-8", "replace"))
+            else:
+                sys.stdout.flush()
+                try:
+                    stream.write(bodies[-1])
+                    stream.flush()
+                except BrokenPipeError:
+                    raise
+                except (OSError, ValueError) as exc:
+                    raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
+    return EXIT_OK
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -384,10 +384,28 @@ def test_tolerated_variations_render_the_same_tables(cli, sim):
     assert varied == normal
 
 
-def test_json_passes_camel_case_objects_through_unchanged(cli, sim):
+def test_json_uses_the_contracts_snake_case_names_whatever_the_server_sends(cli, sim):
+    plain = [cli(*argv, "--format", "json").json() for argv in (["nodes"], ["metrics"], ["shard-status", "--shard-id",
+                                                                                          "shard-00"])]
     sim.fault(bare_lists=True, camel_case=True)
-    nodes = cli("nodes", "--format", "json").json()
-    assert nodes[0]["nodeId"] == "node-master-001" and "node_id" not in nodes[0]
+    camel = [cli(*argv, "--format", "json").json() for argv in (["nodes"], ["metrics"], ["shard-status", "--shard-id",
+                                                                                          "shard-00"])]
+    assert camel[0][0]["node_id"] == "node-master-001" and "nodeId" not in camel[0][0]
+    assert [sorted(n) for n in camel[0]] == [sorted(n) for n in plain[0]]
+    assert camel[1]["p99_query_latency_ms"] == plain[1]["p99_query_latency_ms"]
+    assert sorted(camel[1]["nodes"]) == sorted(plain[1]["nodes"])  # node IDs, the map's keys, kept as sent
+    assert sorted(camel[2]) == sorted(plain[2])
+    assert cluster_cli.ClusterCLI(url=sim.url).list_shards()[0]["vector_count"] == 125432
+
+
+def test_raw_prints_the_servers_body_as_it_came(cli, sim):
+    import urllib.request
+    sim.fault(camel_case=True)
+    run = cli("--raw", "nodes")
+    with urllib.request.urlopen(sim.url + "/api/v1/cluster/nodes") as answer:
+        assert run.out == answer.read().decode()
+    assert '"nodeId": "node-master-001"' in run.out and run.code == 0
+    assert cli("--raw", "nodes", "--watch", "1").code == 2
 
 
 def test_missing_fields_leave_blanks(cli, sim):
