@@ -1778,8 +1778,51 @@ def render_compact(view: str, data: Any, color: bool = False) -> str:
     return "\n".join(lines)
 
 
+def records(view: str, data: Any) -> tuple:
+    """(field names, rows) of a result: a list's items, or the one object, as rows of fields;
+    the names in the order they first appear (a list view's columns when the list is empty)."""
+    rows = [item if isinstance(item, dict) else {"value": item}
+            for item in (data if isinstance(data, list) else [data])]
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    if not names and VIEWS.get(view, View()).columns:
+        names = [spec.key for spec in VIEWS[view].columns]
+    return names, rows
+
+
+def delimited_value(value: Any) -> str:
+    """A field as a CSV/TSV cell: text as it is (control characters escaped), nested values as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = value if isinstance(value, str) else compact_json(value) if isinstance(value, (list, dict)) else str(value)
+    if not text.isprintable():  # a server's ESC must not reach the terminal; tabs and newlines are CSV's business
+        text = "".join(c if c.isprintable() or c in "\t\n\r" else repr(c)[1:-1] for c in text)
+    return text
+
+
+def delimited(delimiter: str) -> Callable[[str, Any, bool], str]:
+    def render(view: str, data: Any, color: bool = False) -> str:
+        """A header row of field names, then one row per item (an object is one row)."""
+        import csv
+        import io
+        names, rows = records(view, data)
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows([delimited_value(row.get(name)) for name in names] for row in rows)
+        return out.getvalue()[:-1]
+    return render
+
+
+def render_ndjson(view: str, data: Any, color: bool = False) -> str:
+    """One compact JSON object per line: a list's items, or the one object."""
+    return "\n".join(to_json(item) for item in (data if isinstance(data, list) else [data]))
+
+
 # The --format choices: a renderer each, from (view name, result, colour) to text.
-FORMATS = {"json": render_json, "table": render_table, "compact": render_compact}
+FORMATS = {"json": render_json, "table": render_table, "compact": render_compact, "ndjson": render_ndjson,
+           "csv": delimited(","), "tsv": delimited("\t")}
 
 
 # ---------------------------------------------------------------------------
@@ -2592,7 +2635,7 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("--url", default=default(None), metavar="URL[,URL...]",
                        help="full base URL(s) such as https://jade.example:8443; overrides --host/--port "
                             "(env %s)" % ENV_URL)
-    group.add_argument("--format", choices=FORMATS, default=default(None),
+    group.add_argument("-o", "--format", choices=FORMATS, default=default(None),
                        help="output format (env %s; default %s)" % (ENV_FORMAT, DEFAULT_FORMAT))
     group.add_argument("--api-key", default=default(None), metavar="KEY",
                        help="API key, sent as 'Authorization: Bearer KEY' (env %s)" % ENV_API_KEY)
@@ -2846,6 +2889,10 @@ def render(fmt: str, view: str, data: Any, color: bool = False) -> str:
 def show(output: Output, view: str, data: Any) -> None:
     """Print a result. JSON is streamed in batches, never held whole: a million shards
     print as 450 MB of JSON, which would otherwise be built in memory and copied again."""
+    if output.format == "ndjson" and isinstance(data, list):
+        for start in range(0, len(data), 1000):  # a thousand lines at a time
+            write("".join(to_json(item) + "\n" for item in data[start:start + 1000]))
+        return
     if output.format != "json":
         write(render(output.format, view, data, output.color) + "\n")
         return

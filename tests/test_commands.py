@@ -307,3 +307,37 @@ def test_every_read_command_in_every_format_sends_only_gets(cli, sim, command, f
     run = cli(*command.split(), "--format", fmt)
     assert run.code == 0 and run.out.strip() and run.err == ""
     assert sim.changes() == []
+
+
+# -- csv, tsv, ndjson, -o -------------------------------------------------------------------------
+
+def test_csv_has_a_header_of_field_names_then_a_row_per_item(cli):
+    run = cli("nodes", "-o", "csv")
+    assert run.code == 0
+    assert run.lines[0] == ("node_id,role,address,status,shard_count,cpu_usage,memory_usage,disk_usage,"
+                            "uptime_seconds,last_heartbeat")
+    assert run.lines[1].startswith("node-master-001,MASTER,192.168.1.10:8080,HEALTHY,4,") and len(run.lines) == 4
+    shards = cli("shards", "--format", "csv").lines
+    assert shards[1] == 'shard-00,products,node-worker-001,"[""node-worker-002""]",2,125432,385327104,HEALTHY'
+
+
+def test_tsv_of_an_object_is_one_row(cli):
+    assert cli("status", "-o", "tsv").lines == [
+        "cluster_name\tmaster_node\ttotal_nodes\tactive_nodes\ttotal_shards\tstatus\treplication_factor",
+        "jade-sim\tnode-master-001\t3\t3\t12\tHEALTHY\t2"]
+
+
+def test_an_empty_list_still_names_its_columns(cli):
+    run = cli("shards", "--status", "OFFLINE", "-o", "csv")
+    assert run.out == "shard_id,primary_node,replicas,vector_count,status\n"
+
+
+def test_ndjson_is_one_compact_object_per_line(cli):
+    lines = cli("shards", "-o", "ndjson").lines
+    assert len(lines) == 12 and json.loads(lines[0])["shard_id"] == "shard-00"
+    assert json.loads(cli("status", "-o", "ndjson").out)["status"] == "HEALTHY"
+
+
+def test_control_characters_in_csv_are_escaped(cli, sim):
+    sim.fault(respond=[{"body": json.dumps([{"node_id": "evil\x1b[2J", "status": "HEALTHY"}])}])
+    assert cli("nodes", "-o", "csv").lines == ["node_id,status", "evil\\x1b[2J,HEALTHY"]
