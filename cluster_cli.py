@@ -2896,18 +2896,26 @@ def show(output: Output, view: str, data: Any) -> None:
     if output.format != "json":
         write(render(output.format, view, data, output.color) + "\n")
         return
+    if not isinstance(data, list) or not data:  # an object is encoded whole: nothing is written on failure
+        write(to_json(data, indent=2) + "\n")
+        return
     import json
-    batch, size = [], 0
+    # One encoder over the whole list: a fresh one per item would build its nested
+    # closures a million times, cycles the paused collector never frees.
+    batch, size, written = [], 0, False
     try:
         for chunk in json.JSONEncoder(indent=2, allow_nan=False).iterencode(data):
             batch.append(chunk)
             size += len(chunk)
             if size >= 65536:  # nothing is written before the first 64 KiB are encoded
                 write("".join(batch))
-                batch, size = [], 0
+                batch, size, written = [], 0, True
     except (ValueError, RecursionError):
-        to_json(data, indent=2)  # raises the one-line BadResponse (before any output, for most results)
-        raise
+        if written:  # only a list whose first 64 KiB printed, and a later item nested past Python's limit
+            raise BadResponse("the cluster's answer cannot be printed as JSON past this point (nested too "
+                              "deeply); the output above is cut short") from None
+        write(to_json(data, indent=2) + "\n")  # the one-shot encoder may manage it; else one clean line
+        return
     batch.append("\n")
     write("".join(batch))
 

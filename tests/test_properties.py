@@ -121,3 +121,14 @@ def test_the_plain_grid_is_tabulates_simple_outline_to_the_byte(data, columns):
     least = [max(len(label), data.draw(st.integers(0, 16))) for label in header]
     body = data.draw(st.lists(st.lists(CELLS, min_size=columns, max_size=columns), max_size=8))
     assert cluster_cli.plain_grid(header, least, body) == cluster_cli.tabulate_grid(header, least, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=JSON.map(lambda value: cluster_cli.decode(200, "OK", json.dumps(value).encode())))
+def test_streamed_json_is_json_dumps_indented_to_the_byte(data):
+    import contextlib
+    import io
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        cluster_cli.show(cluster_cli.Output("json", False), "shards", data)
+    assert printed.getvalue() == json.dumps(data, indent=2) + "\n"
