@@ -336,6 +336,8 @@ def check_urls(text: Any) -> list:
     urls = []
     for entry in as_entries(text, "url"):
         entry = entry.rstrip("/")
+        if entry.endswith("/api/v1"):  # the API's own base path: the client adds it to every request
+            entry = entry[:-len("/api/v1")]
         if not entry.isprintable() or " " in entry:
             raise InvalidInput("url: %s contains spaces or control characters" % shown(entry), param="url")
         try:
@@ -713,7 +715,13 @@ class ClusterCLI:
                 captured.append(content)
             body = [content]  # decode() empties it: the bytes go as soon as they are text
             del content, response
-            return decode(status, reason, body, method, attempt + 1, time.monotonic() - started)
+            try:
+                return decode(status, reason, body, method, attempt + 1, time.monotonic() - started)
+            except AuthenticationFailed as exc:  # say which: no key, or a key the cluster refused
+                exc.key_sent = self._auth is not None
+                exc.hint = "the API key sent was refused; pass a valid one as api_key" if exc.key_sent else \
+                    "no API key was sent; pass one as api_key"
+                raise
 
     def _pause(self, attempt: int, retry_after, deadline: float) -> bool:
         """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline."""
@@ -1332,9 +1340,18 @@ def fmt_yes_no(value: Any) -> str:
     return "" if value is None else ("yes" if value else "no")
 
 
-def fmt_shards(value: Any) -> str:
-    """'1 shard', '8 shards'."""
-    return "%s shard%s" % (fmt_count(value), "" if number(value) == 1 else "s")
+def counted(word: str) -> Callable[[Any], str]:
+    """A formatter of counts as words: counted("shard")(1) is '1 shard', (8) is '8 shards'."""
+    def fmt(value: Any) -> str:
+        return "%s %s%s" % (fmt_count(value), word, "" if number(value) == 1 else "s")
+    return fmt
+
+
+def words(count: int, word: str) -> str:
+    return counted(word)(count)
+
+
+fmt_shards = counted("shard")
 
 
 def fmt_aside(value: Any) -> str:
@@ -1412,6 +1429,8 @@ def lookup(obj: Any, path: str) -> Any:
 # A template's formats: {key} is text, {key:count} a count, {key:status} a coloured status word...
 TEMPLATE_FORMATS = {"": fmt_text, "count": fmt_count, "percent": fmt_percent, "ms": fmt_ms, "rate": fmt_rate,
                     "bytes": fmt_bytes, "names": fmt_names, "shards": fmt_shards, "aside": fmt_aside,
+                    "nodes": counted("node"), "vectors": counted("vector"), "errors": counted("error"),
+                    "moves": counted("move"), "under_replicated": counted("under-replicated shard"),
                     "status": fmt_text}
 _PLACEHOLDER = re.compile(r"\{([\w.]+)(?::(\w+))?\}")
 _OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
@@ -1628,7 +1647,7 @@ MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} |
 
 VIEWS = {
     "status": View(title="Cluster Status", rows=STATUS_ROWS,
-                   compact=("{status:status} | {total_nodes:count} nodes | {total_shards:count} shards | "
+                   compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | "
                             "master: {master_node}",)),
     "health": View(title="Health", rows=HEALTH_ROWS, compact=("{status:status} | {version}",)),
     "nodes": View(columns=NODE_COLUMNS),
@@ -1642,13 +1661,13 @@ VIEWS = {
     "shard-status": View(
         title="Shard Status: {shard_id}", rows=SHARD_ROWS,
         sections=(Section("Migration", "record", MIGRATION_COLUMNS, migration_record, MIGRATION_DETAIL_ROWS),),
-        compact=("{shard_id} | {status:status} | primary: {primary_node} | {vector_count:count} vectors"
+        compact=("{shard_id} | {status:status} | primary: {primary_node} | {vector_count:vectors}"
                  "[ | migration: {migration.migration_id} {migration.status:status} {migration.progress:percent}]",)),
     "metrics": View(
         title="Cluster Metrics", rows=METRIC_ROWS,
         sections=(Section("Nodes", "grid", NODE_METRIC_COLUMNS, metrics_per_node, empty=None),),
         compact=("cpu {cpu_usage:percent} | mem {memory_usage:percent} | disk {disk_usage:percent} | "
-                 "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:count} vectors",)),
+                 "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:vectors}",)),
     "diagnostics": View(
         title="Cluster Diagnostics", rows=(Field("Generated At", "generated_at"),),
         sections=(Section("Topology", "rows", TOPOLOGY_ROWS, picked("topology")),
@@ -1657,8 +1676,8 @@ VIEWS = {
                   Section("Replication", "rows", REPLICATION_ROWS, picked("replication")),
                   Section("Performance", "rows", METRIC_ROWS, picked("performance")),
                   Section("Errors", "grid", ERROR_COLUMNS, listed("errors"))),
-        compact=("master: {topology.master_node} | {node_total:count} nodes | "
-                 "{under_replicated_total:count} under-replicated shards | {error_total:count} errors",
+        compact=("master: {topology.master_node} | {node_total:nodes} | "
+                 "{under_replicated_total:under_replicated} | {error_total:errors}",
                  Lines(picked("nodes"), DIAG_NODE_COLUMNS), Lines(listed("errors"), ERROR_COLUMNS)),
         prepare=diagnostics_summary),
     "node-added": View(sentence="Node {node_id} ({address}) added: {status:status}{message:aside}",
@@ -1670,11 +1689,11 @@ VIEWS = {
     "migration": View(title="Migration {migration_id}", rows=MIGRATION_ROWS, compact=(MIGRATION_LINE,)),
     "migration-plan": View(
         title="Dry run: migrate {shard_id}", rows=MIGRATION_PLAN_ROWS, sections=(PLAN_CHECKS,),
-        compact=("{verdict} | migrate {shard_id} | {source_node} -> {target_node} | {vectors_to_move:count} vectors"
+        compact=("{verdict} | migrate {shard_id} | {source_node} -> {target_node} | {vectors_to_move:vectors}"
                  " | {bytes_to_move:bytes}{reasons}",), prepare=plan_summary),
     "removal-plan": View(
         title="Dry run: remove {node_id}", rows=REMOVAL_PLAN_ROWS, sections=(PLAN_CHECKS,),
-        compact=("{verdict} | remove {node_id} | {shards_to_redistribute:count} shards to redistribute | "
+        compact=("{verdict} | remove {node_id} | {shards_to_redistribute:shards} to redistribute | "
                  "under-replicated after: {under_replicated_after:names}{reasons}",), prepare=plan_summary),
 }
 
@@ -1720,7 +1739,7 @@ VIEWS["move-plan"] = View(
                                         Field("After", "after", fmt_count)), listed("nodes")),
               Section("Skipped", "grid", (Field("Shard ID", "shard_id"), Field("Reason", "reason")),
                       listed("skipped"), empty=None)),
-    compact=("{kind} | {move_total:count} moves | spread {spread_before:count} -> {spread_after:count}",
+    compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
              Lines(listed("moves"), (Field("", "shard_id"), Field("", "source_node"), Field("", "target_node"),
                                      Field("", "vector_count", fmt_count)))),
     prepare=move_plan_summary)
@@ -2408,7 +2427,7 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     if not args.remove or args.dry_run:
         return result
     if result.view == "move-report":
-        note("drained %s: %d moves completed; removing it" % (args.node_id, len(result.data["completed"])))
+        note("drained %s: %s completed; removing it" % (args.node_id, words(len(result.data["completed"]), "move")))
     with sending("the request to remove %s" % args.node_id, "cluster_cli.py nodes"):
         return Result(client.remove_node(args.node_id), "node-removed")
 
@@ -2437,7 +2456,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         return Result(plan, "move-plan")
     if not args.yes and is_tty(sys.stdin):
         sys.stderr.write(render_table("move-plan", plan) + "\n")
-        if not confirm("Apply these %d moves?" % len(moves)):
+        if not confirm("Apply %s?" % ("this move" if len(moves) == 1 else "these %d moves" % len(moves))):
             raise ClusterError("aborted; nothing was moved")
     printer = MoveProgress(len(moves))
     try:
@@ -2452,13 +2471,14 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         printer.close()
     if report["failed"]:
         failed = report["failed"][0]
-        raise ClusterError("the move of %s to %s failed: %s; %d moves completed, %d not started" % (
-            failed["shard_id"], failed["target_node"], failed["error"], len(report["completed"]),
+        raise ClusterError("the move of %s to %s failed: %s; %s completed, %d not started" % (
+            failed["shard_id"], failed["target_node"], failed["error"], words(len(report["completed"]), "move"),
             len(report["not_started"]))).showing(report, "move-report")
     if report["running"] or report["not_started"]:
-        raise ConditionNotMet("--wait-timeout ran out with %d moves running and %d not started; the running "
-                              "migrations go on: %s" % (len(report["running"]), len(report["not_started"]),
-                                                        watching(report["running"]))).showing(report, "move-report")
+        raise ConditionNotMet("--wait-timeout ran out with %s running and %d not started; the running "
+                              "migrations go on: %s" % (words(len(report["running"]), "move"),
+                                                        len(report["not_started"]), watching(report["running"]))
+                              ).showing(report, "move-report")
     if not report["verified"]:
         raise ClusterError("the moves completed, but the cluster does not match the plan: %s" % "; ".join(
             "%s holds %d primaries, planned %d" % (node, d["now"], d["planned"])
@@ -2815,6 +2835,10 @@ def settings_from(args: argparse.Namespace) -> tuple:
     """(the client's settings, the Output) from the flags: a flag beats its environment
     variable, which beats the default."""
     env = os.environ
+    if args.api_key is not None and not args.api_key.strip():
+        raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
+    if args.api_key is None and ENV_API_KEY in env and not env[ENV_API_KEY].strip():
+        raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
     api_key = args.api_key if args.api_key is not None else env.get(ENV_API_KEY) or None
     fmt = args.format or env.get(ENV_FORMAT) or DEFAULT_FORMAT
     if fmt not in FORMATS:
@@ -3137,7 +3161,8 @@ def for_command_line(exc: ClusterError) -> str:
     (at the start; anywhere for names like max_response_size, which no sentence uses),
     and the flags in hints that name parameters."""
     if isinstance(exc, AuthenticationFailed):
-        exc.hint = "pass a valid key with --api-key or " + ENV_API_KEY
+        exc.hint = ("the API key sent was refused; pass a valid one" if getattr(exc, "key_sent", True) else
+                    "no API key was sent; pass one") + " with --api-key or " + ENV_API_KEY
     elif isinstance(exc, PermissionDenied):
         exc.hint += " (--api-key or %s)" % ENV_API_KEY
     elif getattr(exc, "tls", False):

@@ -290,7 +290,7 @@ def test_diagnostics_json_and_compact(cli, sim):
     assert data["errors"][0]["message"] == "node node-worker-002 is unreachable: heartbeat missed"
     assert len(data["replication"]["under_replicated_shards"]) == 8
     compact = cli("diagnostics", "--format", "compact").lines
-    assert compact[0] == "master: node-master-001 | 3 nodes | 8 under-replicated shards | 1 errors"
+    assert compact[0] == "master: node-master-001 | 3 nodes | 8 under-replicated shards | 1 error"
 
 
 def test_health_in_each_format(cli, sim):

@@ -553,9 +553,10 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(cli, sim):
     sim.server.api_keys = {"right-key": "admin"}
     with pytest.raises(cluster_cli.AuthenticationFailed) as raised:
         cluster_cli.ClusterCLI(url=sim.url, api_key="wrong-key").cluster_status()
-    assert str(raised.value).endswith("; pass a valid key as api_key")
+    assert str(raised.value).endswith("; the API key sent was refused; pass a valid one as api_key")
     run = cli("--api-key", "wrong-key", "status")
-    assert run.err.endswith("; pass a valid key with --api-key or JADEVECTORDB_API_KEY\n")
+    assert run.err.endswith("; the API key sent was refused; pass a valid one with --api-key or "
+                            "JADEVECTORDB_API_KEY\n")
     with pytest.raises(cluster_cli.InvalidInput, match="^node_id must not be empty$"):
         cluster_cli.ClusterCLI(url=sim.url).node_health(" ")
     with pytest.raises(cluster_cli.InvalidInput, match="^max_response_size: 'x' is not a size"):

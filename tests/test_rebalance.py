@@ -86,7 +86,7 @@ def test_the_first_failure_stops_new_moves_and_is_reported(cli, grown):
     run = cli("rebalance", *FAST, "--format", "compact")
     assert run.code == 1
     assert run.err.splitlines()[-1] == ("error: the move of shard-01 to node-worker-003 failed: disk full on "
-                                        "node-worker-003; 1 moves completed, 1 not started")
+                                        "node-worker-003; 1 move completed, 1 not started")
     assert [line.split(" | ")[4] for line in run.lines] == ["COMPLETED", "FAILED", "NOT STARTED"]
     assert len(migrations(grown)) == 2
 
@@ -159,7 +159,7 @@ def test_a_wait_that_runs_out_reports_what_is_running(cli, grown):
     run = cli("rebalance", "--wait-timeout", "0.3", *FAST, "--format", "compact")
     assert run.code == 4
     assert run.err.splitlines()[-1].startswith(
-        "error: --wait-timeout ran out with 1 moves running and 2 not started; the running migrations go on: "
+        "error: --wait-timeout ran out with 1 move running and 2 not started; the running migrations go on: "
         "mig-7f01 (shard-00; 'cluster_cli.py shard-status --shard-id shard-00')")
     assert [line.split(" | ")[4] for line in run.lines] == ["RUNNING", "NOT STARTED", "NOT STARTED"]
 

@@ -223,7 +223,29 @@ def test_missing_key_is_401_with_a_hint(cli, secured):
     run = cli("status")
     assert_one_error_line(run, 1)
     assert run.err == ("error: missing or invalid API key (HTTP 401 UNAUTHENTICATED); "
-                       "pass a valid key with --api-key or JADEVECTORDB_API_KEY\n")
+                       "no API key was sent; pass one with --api-key or JADEVECTORDB_API_KEY\n")
+
+
+def test_an_empty_key_is_an_input_error_not_an_override(cli, secured, clean_env):
+    clean_env.setenv("JADEVECTORDB_API_KEY", KEY)
+    run = cli("--api-key", "", "status")
+    assert_one_error_line(run, 2)
+    assert run.err == "error: --api-key must not be empty (leave it out to send no key)\n"
+    clean_env.setenv("JADEVECTORDB_API_KEY", "")
+    run = cli("status")
+    assert run.err == "error: JADEVECTORDB_API_KEY is set but empty (unset it to send no key)\n" and run.code == 2
+    assert secured.requests == []
+
+
+def test_a_url_ending_in_the_api_path_is_understood(cli, sim):
+    run = cli("--url", sim.url + "/api/v1/", "status", "--format", "compact", target=False)
+    assert run.code == 0 and run.out.startswith("HEALTHY | 3 nodes | 12 shards")
+    assert sim.requests[-1]["path"] == "/api/v1/cluster/status"
+
+
+def test_counts_read_as_words(cli, sim):
+    sim.reset(nodes=1, shards=1, replication_factor=1)
+    assert cli("status", "--format", "compact").out.startswith("HEALTHY | 1 node | 1 shard | ")
 
 
 def test_read_only_key_is_403_for_a_change(cli, secured):
