@@ -1403,8 +1403,14 @@ Lines = namedtuple("Lines", "source fields")
 #   sentence  a one-line table result instead of a block (the answers to changes)
 #   compact   its lines: a template ("{status:status} | {total_nodes:count} nodes") or Lines
 #   prepare   derives fields the formats show (a checks summary, a plan's verdict)
-View = namedtuple("View", "columns title rows sections sentence compact prepare",
-                  defaults=((), "", (), (), "", (), None))
+#   samples   its Prometheus samples (Sample records)
+View = namedtuple("View", "columns title rows sections sentence compact prepare samples",
+                  defaults=((), "", (), (), "", (), None, ()))
+
+# A Prometheus metric from a result: its name and help, the field its value is (or a function of
+# the row), the labels as (label, field) pairs, and the rows (a function of the result; default: the
+# result's items, or the result itself). A row without a value gives no sample: nothing is written as 0.
+Sample = namedtuple("Sample", "name help value labels rows", defaults=((), None))
 
 
 def cell(obj: Any, spec: Field, color: bool = False) -> str:
@@ -1834,6 +1840,37 @@ def delimited(delimiter: str) -> Callable[[str, Any, bool], str]:
     return render
 
 
+def render_prometheus(view: str, data: Any, color: bool = False) -> str:
+    """The text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's textfile collector."""
+    samples = VIEWS[view].samples
+    if not samples:
+        raise InvalidInput("--format prometheus is for %s; not for %s" % (
+            ", ".join(name for name, spec in VIEWS.items() if spec.samples), view))
+    lines = []
+    for sample in samples:
+        rows = sample.rows(data) if sample.rows else (data if isinstance(data, list) else [data])
+        values = []
+        for row in rows:
+            value = sample.value(row) if callable(sample.value) else as_float(field(row, sample.value))
+            if value is not None:
+                labels = ",".join('%s="%s"' % (label, prometheus_label(field(row, key)))
+                                  for label, key in sample.labels)
+                values.append("%s%s %s" % (sample.name, "{%s}" % labels if labels else "", prometheus_number(value)))
+        if values:
+            lines += ["# HELP %s %s" % (sample.name, sample.help), "# TYPE %s gauge" % sample.name] + values
+    return "\n".join(lines)
+
+
+def prometheus_label(value: Any) -> str:
+    """A label value as the format escapes it: backslash, double quote and newline."""
+    text = value if isinstance(value, str) else fmt_text(value)
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
+
+
 def render_ndjson(view: str, data: Any, color: bool = False) -> str:
     """One compact JSON object per line: a list's items, or the one object."""
     return "\n".join(to_json(item) for item in (data if isinstance(data, list) else [data]))
@@ -1841,7 +1878,48 @@ def render_ndjson(view: str, data: Any, color: bool = False) -> str:
 
 # The --format choices: a renderer each, from (view name, result, colour) to text.
 FORMATS = {"json": render_json, "table": render_table, "compact": render_compact, "ndjson": render_ndjson,
-           "csv": delimited(","), "tsv": delimited("\t")}
+           "csv": delimited(","), "tsv": delimited("\t"), "prometheus": render_prometheus}
+
+
+def _per_node_metrics(data: Any) -> list:
+    return [dict(as_dict(v), node_id=k) for k, v in as_dict(field(data, "nodes")).items()]
+
+
+def _status_rows(data: Any) -> list:
+    current = field(data, "status")
+    return [{"status": status, "up": 1.0 if status == current else 0.0} for status in CLUSTER_STATUSES] \
+        if current is not None else []
+
+
+_NODE_USAGE = tuple(Sample("jadevectordb_node_%s" % key, "The node's %s (percent)" % key.replace("_", " "), key,
+                           (("node_id", "node_id"),)) for key in ("cpu_usage", "memory_usage", "disk_usage"))
+VIEWS["status"] = VIEWS["status"]._replace(samples=(
+    Sample("jadevectordb_cluster_nodes", "Nodes in the cluster", "total_nodes"),
+    Sample("jadevectordb_cluster_active_nodes", "Nodes HEALTHY or DEGRADED", "active_nodes"),
+    Sample("jadevectordb_cluster_shards", "Shards in the cluster", "total_shards"),
+    Sample("jadevectordb_cluster_replication_factor", "Copies kept of each shard", "replication_factor"),
+    Sample("jadevectordb_cluster_status", "1 for the cluster's status, 0 for the others",
+           lambda row: row["up"], (("status", "status"),), _status_rows)))
+VIEWS["metrics"] = VIEWS["metrics"]._replace(samples=tuple(
+    Sample("jadevectordb_cluster_%s" % key, help_text, key) for key, help_text in (
+        ("cpu_usage", "Cluster CPU use (percent)"), ("memory_usage", "Cluster memory use (percent)"),
+        ("disk_usage", "Cluster disk use (percent)"), ("queries_per_second", "Queries per second"),
+        ("avg_query_latency_ms", "Average query latency (ms)"), ("p99_query_latency_ms", "99th percentile query "
+                                                                                          "latency (ms)"),
+        ("total_vectors", "Vectors stored"))
+) + tuple(sample._replace(rows=_per_node_metrics) for sample in _NODE_USAGE))
+VIEWS["nodes"] = VIEWS["nodes"]._replace(samples=(
+    Sample("jadevectordb_node_up", "1 when the node is HEALTHY", lambda row: 1.0 if field(row, "status") == "HEALTHY"
+           else 0.0 if field(row, "status") is not None else None, (("node_id", "node_id"), ("role", "role"))),
+    Sample("jadevectordb_node_shards", "Primary shards on the node (as the cluster counts them)", "shard_count",
+           (("node_id", "node_id"),))) + _NODE_USAGE)
+VIEWS["shards"] = VIEWS["shards"]._replace(samples=(
+    Sample("jadevectordb_shard_vectors", "Vectors in the shard", "vector_count",
+           (("shard_id", "shard_id"), ("primary_node", "primary_node"))),
+    Sample("jadevectordb_shard_replicas", "Copies of the shard, the primary included", "replicas",
+           (("shard_id", "shard_id"),)),
+    Sample("jadevectordb_shard_healthy", "1 when the shard is HEALTHY", lambda row: 1.0 if field(row, "status") ==
+           "HEALTHY" else 0.0 if field(row, "status") is not None else None, (("shard_id", "shard_id"),))))
 
 
 # ---------------------------------------------------------------------------
@@ -2673,6 +2751,9 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                        help="CA bundle to verify the cluster's TLS certificate with")
     group.add_argument("--insecure", action="store_true", default=default(False),
                        help="do not verify TLS certificates (prints a warning)")
+    group.add_argument("--output", default=default(None), metavar="FILE",
+                       help="write the result to FILE instead of stdout, atomically (a temporary file renamed "
+                            "over it once complete; on failure FILE is left as it was)")
     group.add_argument("--raw", action="store_true", default=default(False),
                        help="print the server's body exactly as received (for debugging), not the formatted result")
     group.add_argument("--no-color", action="store_true", default=default(False),
@@ -2828,7 +2909,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
 
 
 # How results are printed: the --format choice, and whether status words are coloured.
-Output = namedtuple("Output", "format color")
+Output = namedtuple("Output", "format color file", defaults=(None,))
 
 
 def settings_from(args: argparse.Namespace) -> tuple:
@@ -2853,10 +2934,10 @@ def settings_from(args: argparse.Namespace) -> tuple:
     verify = False if args.insecure else (args.ca_cert or True)
     if args.ca_cert and not args.insecure and not os.path.isfile(args.ca_cert):
         raise InvalidInput("--ca-cert: no such file: %s" % shown(args.ca_cert))
-    color = not args.no_color and not env.get("NO_COLOR") and is_tty(sys.stdout)
+    color = not args.no_color and not env.get("NO_COLOR") and not args.output and is_tty(sys.stdout)
     return ({"host": host, "port": port, "url": url, "api_key": api_key, "timeout": args.timeout,
              "retries": args.retries, "verify": verify, "max_response_size": args.max_response_size},
-            Output(fmt, color))
+            Output(fmt, color, args.output))
 
 
 def terminal_text(message: str) -> str:
@@ -2973,7 +3054,7 @@ def draw_tick(result: Result, command: str, output: Output, interval: float, on_
 def watch(read: Callable[[], Any], command: str, output: Output, interval: float, count: int = 0) -> int:
     """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
     otherwise, until Ctrl-C or `count` snapshots."""
-    on_terminal = is_tty(sys.stdout)
+    on_terminal = is_tty(sys.stdout) and not output.file
     snapshots = 0
     try:
         while True:
@@ -2989,7 +3070,7 @@ def watch(read: Callable[[], Any], command: str, output: Output, interval: float
                 else:
                     raise
             if result is not None:
-                with collector_paused():
+                with collector_paused(), written_to(output.file):  # with --output, each snapshot replaces it
                     draw_tick(result, command, output, interval, on_terminal)
             snapshots += 1
             if count and snapshots >= count:
@@ -3029,6 +3110,45 @@ def EscapingFormatter(fmt: str) -> Any:
             return terminal_text(super().format(record))
 
     return Escaping(fmt)
+
+
+@contextmanager
+def written_to(path: Optional[str]) -> Iterator[None]:
+    """stdout into FILE, atomically: a temporary file beside it, renamed over it once all is
+    written and synced, so a reader never sees half of it; on any failure FILE is left as it was."""
+    if path is None:
+        yield
+        return
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, ".%s.%d.tmp" % (name, os.getpid()))
+    try:
+        stream = os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), "w", encoding="utf-8")
+    except OSError as exc:
+        raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+    saved, sys.stdout = sys.stdout, stream
+    try:
+        yield
+        stream.flush()
+        os.fsync(stream.fileno())
+    except BaseException:
+        sys.stdout = saved
+        stream.close()
+        with_removed(temporary)
+        raise
+    sys.stdout = saved
+    stream.close()
+    try:
+        os.replace(temporary, path)
+    except OSError as exc:
+        with_removed(temporary)
+        raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+
+
+def with_removed(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 @contextmanager
@@ -3077,7 +3197,7 @@ def run(args: argparse.Namespace) -> int:
             return watch(lambda: args.func(client, args), args.command, output, args.watch, args.count)
         if args.raw:
             return run_raw(client, args)
-        with collector_paused():
+        with collector_paused(), written_to(output.file):
             try:
                 result = args.func(client, args)
             except ClusterError as exc:

@@ -341,3 +341,46 @@ def test_ndjson_is_one_compact_object_per_line(cli):
 def test_control_characters_in_csv_are_escaped(cli, sim):
     sim.fault(respond=[{"body": json.dumps([{"node_id": "evil\x1b[2J", "status": "HEALTHY"}])}])
     assert cli("nodes", "-o", "csv").lines == ["node_id,status", "evil\\x1b[2J,HEALTHY"]
+
+
+# -- prometheus, --output ----------------------------------------------------------------------------
+
+def test_prometheus_text_parses_and_carries_every_named_metric(cli, sim):
+    from prometheus_client.parser import text_string_to_metric_families
+    sim.down("node-worker-002")
+    found = {}
+    for command in ("status", "metrics", "nodes", "shards"):
+        run = cli(command, "-o", "prometheus")
+        assert run.code == 0, run
+        for family in text_string_to_metric_families(run.out):
+            assert family.type == "gauge" and family.documentation
+            for sample in family.samples:
+                found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    assert found[("jadevectordb_cluster_nodes", ())] == 3
+    assert found[("jadevectordb_cluster_status", (("status", "DEGRADED"),))] == 1
+    assert found[("jadevectordb_cluster_status", (("status", "HEALTHY"),))] == 0
+    assert found[("jadevectordb_node_up", (("node_id", "node-worker-002"), ("role", "WORKER")))] == 0
+    assert found[("jadevectordb_node_up", (("node_id", "node-worker-001"), ("role", "WORKER")))] == 1
+    assert found[("jadevectordb_shard_vectors", (("primary_node", "node-worker-001"), ("shard_id", "shard-00")))] \
+        == 125432
+    assert ("jadevectordb_cluster_p99_query_latency_ms", ()) in found
+    assert ("jadevectordb_node_cpu_usage", (("node_id", "node-worker-001"),)) in found
+
+
+def test_prometheus_escapes_labels_and_leaves_out_what_was_not_sent(cli, sim):
+    sim.fault(respond=[{"body": json.dumps([{"node_id": 'a"b\\c\nd', "status": "HEALTHY"}])}])
+    run = cli("nodes", "-o", "prometheus")
+    assert 'jadevectordb_node_up{node_id="a\\"b\\\\c\\nd",role=""} 1' in run.lines
+    assert "jadevectordb_node_shards" not in run.out  # no shard_count sent: no sample, not a 0
+    run = cli("health", "-o", "prometheus")
+    assert run.code == 2 and run.err.startswith("error: --format prometheus is for status, ")
+
+
+def test_output_replaces_the_file_atomically_and_only_on_success(cli, sim, tmp_path):
+    target = tmp_path / "cluster.prom"
+    assert cli("status", "-o", "prometheus", "--output", target).code == 0
+    assert "jadevectordb_cluster_nodes 3\n" in target.read_text()
+    sim.fault(fail_next=10, fail_status=500)
+    assert cli("status", "-o", "prometheus", "--output", target).code == 1
+    assert "jadevectordb_cluster_nodes 3\n" in target.read_text()  # left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.prom"]  # no temporary left behind

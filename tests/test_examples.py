@@ -84,6 +84,7 @@ def test_the_specifications_outputs_are_printed_exactly(cli, sim, clean_env):
     "python cluster_cli.py status --format json",
     "python cluster_cli.py status --format compact",
     "python cluster_cli.py nodes --format compact",
+    "python cluster_cli.py status -o prometheus",
 ])
 def test_readme_output_matches_the_cli(cli, sim, clean_env, command):
     expected = output_after(command)

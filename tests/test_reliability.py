@@ -579,7 +579,8 @@ def test_bad_format_in_the_environment(cli, clean_env):
     clean_env.setenv("JADEVECTORDB_FORMAT", "yaml")
     run = cli("status")
     assert_one_error_line(run, 2)
-    assert run.err == "error: JADEVECTORDB_FORMAT must be one of json, table, compact, ndjson, csv, tsv, got 'yaml'\n"
+    assert run.err == ("error: JADEVECTORDB_FORMAT must be one of json, table, compact, ndjson, csv, tsv, "
+                       "prometheus, got 'yaml'\n")
 
 
 def test_library_checks_its_arguments_before_sending(sim):
