@@ -2667,7 +2667,35 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise InvalidInput("%s (see '%s --help')" % (message, self.prog))
+        raise InvalidInput("%s (see '%s --help')" % (self.explain(message), self.prog))
+
+    def explain(self, message: str) -> str:
+        """argparse's message, with 'did you mean' for a mistyped command or option, and an
+        unknown option named as such (not as the value after it, taken for a command)."""
+        import difflib
+        options = [o for action in self._actions for o in action.option_strings]
+
+        def like(word, choices):
+            close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+            return "; did you mean %r?" % close[0] if close else ""
+
+        match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if match:
+            argv = getattr(self, "argv", None) or []
+            word = match.group(1)
+            before = argv[:argv.index(word)] if word in argv else []
+            unknown = [t for t in before if t.startswith("-") and t.split("=", 1)[0] not in options]
+            if unknown:  # "--form compact status": compact was taken for the command
+                option = unknown[-1].split("=", 1)[0]
+                return "unknown option %r%s" % (option, like(option, options))
+            return "unknown command %r%s" % (word, like(word, list(COMMANDS)))
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match and match.group(1).startswith("-"):
+            option = match.group(1).split("=", 1)[0]
+            known = options + [o for parser in getattr(self, "subparsers", {}).values()
+                               for action in parser._actions for o in action.option_strings]
+            return "unknown option %r%s" % (option, like(option, known))
+        return message
 
 
 # Python parameter -> the flag that sets it, for messages from the client's checks.
@@ -2887,18 +2915,34 @@ COMMANDS = {
 }
 
 
+DEFAULT_PROG = "cluster_cli.py"
+PROG = DEFAULT_PROG  # the name the command was run as: jadevectordb-cluster when installed
+
+
+def program_name(argv0: str) -> str:
+    """The name to show for the command: as run (jadevectordb-cluster, a renamed script),
+    or cluster_cli.py when run some other way (python -m pytest, an embedding program)."""
+    name = os.path.basename(argv0 or "")
+    if name == "jadevectordb-cluster" or (name.endswith(".py") and name != "__main__.py"):
+        return name
+    return DEFAULT_PROG
+
+
 def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The parser; with argv, only the commands named in it get their options
     (an operator runs one command, and pays for one)."""
-    parser = Parser(prog="cluster_cli.py", description=__doc__.splitlines()[0],
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
                     epilog="exit codes: 0 ok, 1 the cluster refused or failed the request, 2 invalid "
                            "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted")
     add_global_options(parser, suppress=False)
+    parser.argv = list(argv or [])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser.subparsers = commands.choices
     commands.required = True
     named = None if argv is None else set(argv)
     for name, (handler, add_options) in COMMANDS.items():
         doc = "\n".join(line[4:] if line.startswith("    ") else line for line in handler.__doc__.splitlines())
+        doc = doc.replace(DEFAULT_PROG + " ", PROG + " ")
         sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip())
         sub.set_defaults(func=handler)
         if named is None or name in named:
@@ -2949,6 +2993,8 @@ def terminal_text(message: str) -> str:
 
 def say(prefix: str, message: str) -> None:
     """One line on stderr. A closed or broken stderr loses the line, never the exit code."""
+    if PROG != DEFAULT_PROG:  # hints name the command as the operator ran it
+        message = message.replace(DEFAULT_PROG + " ", PROG + " ")
     try:
         sys.stderr.write("%s%s\n" % (prefix, terminal_text(message)))
         sys.stderr.flush()
@@ -3235,6 +3281,9 @@ def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the process exit code."""
+    global PROG
+    if argv is None:
+        PROG = program_name(sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:

@@ -656,3 +656,31 @@ def test_odd_values_render_readably(cli, sim):
                        {"body": json.dumps(dict(node, uptime_seconds="nan"))}])
     assert "Uptime: 1m 5s" in cli("node-health", "--node-id", "n1").lines
     assert "Uptime: nan" in cli("node-health", "--node-id", "n1").lines
+
+
+# -- what a new user mistypes -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["stauts"], "unknown command 'stauts'; did you mean 'status'?"),
+    (["--form", "compact", "status"], "unknown option '--form'; did you mean '--format'?"),
+    (["nodes", "--stauts", "HEALTHY"], "unknown option '--stauts'; did you mean '--status'?"),
+    (["migrate-shard", "--shard-id", "s", "--to-node", "n", "--stratgy", "SNAPSHOT"],
+     "unknown option '--stratgy'; did you mean '--strategy'?"),
+])
+def test_a_mistyped_command_or_option_gets_a_suggestion(cli, sim, argv, message):
+    run = cli(*argv)
+    assert_one_error_line(run, 2)
+    assert run.err.startswith("error: " + message)
+    assert sim.requests == []
+
+
+def test_the_command_calls_itself_by_the_name_it_was_run_as(tmp_path, sim):
+    installed = tmp_path / "jadevectordb-cluster"
+    installed.symlink_to(SCRIPT)
+    done = subprocess.run([sys.executable, str(installed), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "jadevectordb-cluster %s\n" % cluster_cli.__version__
+    done = subprocess.run([sys.executable, str(installed), "--url", sim.url, "migrate-shard", "--shard-id",
+                           "shard-00", "--to-node", "node-master-001", "--wait", "--wait-timeout", "0.1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4 and "'jadevectordb-cluster shard-status --shard-id shard-00'" in done.stderr
+    assert "cluster_cli.py" not in done.stderr
