@@ -36,6 +36,12 @@ __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "
            "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
+# The contract's fields of a node and a shard: what --columns and --sort-by know before asking.
+NODE_FIELDS = ("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
+               "uptime_seconds", "last_heartbeat")
+SHARD_FIELDS = ("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count",
+                "size_bytes", "status")
+
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
 DEFAULT_FORMAT = "table"
@@ -1404,8 +1410,14 @@ Lines = namedtuple("Lines", "source fields")
 #   compact   its lines: a template ("{status:status} | {total_nodes:count} nodes") or Lines
 #   prepare   derives fields the formats show (a checks summary, a plan's verdict)
 #   samples   its Prometheus samples (Sample records)
-View = namedtuple("View", "columns title rows sections sentence compact prepare samples",
-                  defaults=((), "", (), (), "", (), None, ()))
+#   headers   whether grids and CSV/TSV start with their header row (--no-headers)
+View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers",
+                  defaults=((), "", (), (), "", (), None, (), True))
+
+
+def view_of(view: Any) -> View:
+    """A view by name, or the View itself (a list view reshaped by --columns)."""
+    return view if isinstance(view, View) else VIEWS[view]
 
 # A Prometheus metric from a result: its name and help, the field its value is (or a function of
 # the row), the labels as (label, field) pairs, and the rows (a function of the result; default: the
@@ -1777,9 +1789,10 @@ def to_json(data: Any, indent: Optional[int] = None) -> str:
 
 def render_table(view: str, data: Any, color: bool = False) -> str:
     """Human-readable blocks and grids, as the specification shows them."""
-    spec = VIEWS[view]
+    spec = view_of(view)
     if spec.columns:
-        return render_grid(spec.columns, as_list(data), color)
+        lines = grid_lines(spec.columns, as_list(data), color)
+        return "\n".join(lines if spec.headers else lines[:1] + lines[3:])
     obj = spec.prepare(data) if spec.prepare else as_dict(data)
     if spec.sentence:
         return fill(spec.sentence, obj, color)
@@ -1790,7 +1803,7 @@ def render_table(view: str, data: Any, color: bool = False) -> str:
 
 def render_compact(view: str, data: Any, color: bool = False) -> str:
     """One line per object, fields joined by ' | ', for grep and awk."""
-    spec = VIEWS[view]
+    spec = view_of(view)
     if spec.columns:
         return "\n".join(compact_lines(as_list(data), spec.columns, color))
     obj = spec.prepare(data) if spec.prepare else as_dict(data)
@@ -1809,8 +1822,8 @@ def records(view: str, data: Any) -> tuple:
     rows = [item if isinstance(item, dict) else {"value": item}
             for item in (data if isinstance(data, list) else [data])]
     names = list(dict.fromkeys(name for row in rows for name in row))
-    if not names and VIEWS.get(view, View()).columns:
-        names = [spec.key for spec in VIEWS[view].columns]
+    if not names and view_of(view).columns:
+        names = [spec.key for spec in view_of(view).columns]
     return names, rows
 
 
@@ -1834,7 +1847,8 @@ def delimited(delimiter: str) -> Callable[[str, Any, bool], str]:
         names, rows = records(view, data)
         out = io.StringIO()
         writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(names)
+        if view_of(view).headers:
+            writer.writerow(names)
         writer.writerows([delimited_value(row.get(name)) for name in names] for row in rows)
         return out.getvalue()[:-1]
     return render
@@ -1842,7 +1856,7 @@ def delimited(delimiter: str) -> Callable[[str, Any, bool], str]:
 
 def render_prometheus(view: str, data: Any, color: bool = False) -> str:
     """The text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's textfile collector."""
-    samples = VIEWS[view].samples
+    samples = view_of(view).samples
     if not samples:
         raise InvalidInput("--format prometheus is for %s; not for %s" % (
             ", ".join(name for name, spec in VIEWS.items() if spec.samples), view))
@@ -2819,6 +2833,7 @@ def nodes_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--status", type=str.upper, choices=NODE_STATUSES, metavar="STATUS",
                      help="only nodes with this status: %s" % ", ".join(NODE_STATUSES))
     sub.add_argument("--role", type=str.upper, choices=("MASTER", "WORKER"), help="only nodes with this role")
+    add_shaping_options(sub)
     add_watch_option(sub)
 
 
@@ -2843,7 +2858,16 @@ def shards_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-id", type=_id, help="only shards with a copy (primary or replica) on this node")
     sub.add_argument("--status", type=str.upper, choices=SHARD_STATUSES, metavar="STATUS",
                      help="only shards with this status: %s" % ", ".join(SHARD_STATUSES))
+    add_shaping_options(sub)
     add_watch_option(sub)
+
+
+def add_shaping_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--columns", metavar="FIELD[,FIELD...]",
+                     help="only these fields, in this order, in every format ('--columns help' lists them)")
+    sub.add_argument("--sort-by", metavar="FIELD[,-FIELD...]",
+                     help="sort by these fields (numbers as numbers; '-' before a field: descending)")
+    sub.add_argument("--no-headers", action="store_true", help="no header row in tables, CSV and TSV")
 
 
 def shard_status_options(sub: argparse.ArgumentParser) -> None:
@@ -3030,6 +3054,47 @@ def key_over_plain_http(base_urls: Sequence[str]) -> list:
             pass
         exposed.append(url)
     return exposed
+
+
+def field_names(result: Result) -> list:
+    """The fields of a list result: the contract's, then any other the server sent."""
+    known = NODE_FIELDS if result.view == "nodes" else SHARD_FIELDS
+    return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
+                                             for k in item]))
+
+
+def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], headers: bool) -> Result:
+    """A list result with --sort-by, --columns and --no-headers applied, for every format."""
+    names = field_names(result)
+    items = list(as_list(result.data))
+
+    def known(flag, wanted):
+        unknown = [name.lstrip("-") for name in wanted if name.lstrip("-") not in names]
+        if unknown:
+            raise InvalidInput("%s: no field %s; the fields are %s ('--columns help' lists them)"
+                               % (flag, ", ".join(map(repr, unknown)), ", ".join(names)))
+        return wanted
+
+    orders = known("--sort-by", [f.strip() for f in (sort_by or "").split(",") if f.strip(" -")])
+    for order in reversed(orders):  # stable sorts, the last field first
+        name, descending = order.lstrip("-"), order.startswith("-")
+        present = [i for i in items if field(i, name) is not None]
+        missing = [i for i in items if field(i, name) is None]  # last, whichever the direction
+        present.sort(key=lambda i: sort_key(field(i, name)), reverse=descending)
+        items = present + missing
+    spec = VIEWS[result.view]
+    if columns:
+        wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
+        items = [{name: field(item, name) for name in wanted} for item in items]
+        spec = spec._replace(columns=tuple(next((f for f in spec.columns if f.key == name), Field(name, name))
+                                           for name in wanted))
+    return Result(items, spec._replace(headers=headers), result.warning)
+
+
+def sort_key(value: Any) -> tuple:
+    """Numbers (numeric strings too) before text, each in its own order."""
+    n = as_float(value)
+    return (0, n, "") if n is not None else (1, 0.0, fmt_text(value))
 
 
 def render(fmt: str, view: str, data: Any, color: bool = False) -> str:
@@ -3250,6 +3315,11 @@ def run(args: argparse.Namespace) -> int:
                 if exc.shown is not None:  # the state that goes with the error: a plan, the last poll
                     show(output, exc.shown[1], exc.shown[0])
                 raise
+            if getattr(args, "columns", None) == "help":
+                write("\n".join(field_names(result)) + "\n")
+                return EXIT_OK
+            if hasattr(args, "columns"):
+                result = shaped(result, args.columns, args.sort_by, not args.no_headers)
             show(output, result.view, result.data)
         if result.warning:
             warn(result.warning)
@@ -3285,6 +3355,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv is None:
         PROG = program_name(sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else list(argv)
+    joined = []  # "--sort-by -vector_count": argparse would take the descending field for an option
+    for token in argv:
+        if joined and joined[-1] == "--sort-by" and token[:1] == "-" and token[1:2] not in ("", "-"):
+            joined[-1] = "--sort-by=" + token
+        else:
+            joined.append(token)
+    argv = joined
     args = None
     try:
         args = build_parser(argv).parse_args(argv)

@@ -384,3 +384,27 @@ def test_output_replaces_the_file_atomically_and_only_on_success(cli, sim, tmp_p
     assert cli("status", "-o", "prometheus", "--output", target).code == 1
     assert "jadevectordb_cluster_nodes 3\n" in target.read_text()  # left as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.prom"]  # no temporary left behind
+
+
+# -- --columns, --sort-by, --no-headers ------------------------------------------------------------------
+
+def test_columns_and_sort_apply_to_every_format(cli):
+    table = cli("shards", "--columns", "shard_id,vector_count", "--sort-by", "-vector_count").lines
+    assert table[1] == "│ Shard ID │ Vector Count   │" and table[3].startswith("│ shard-02 │ 131,245")
+    assert cli("shards", "--columns", "shard_id,vector_count", "--sort-by", "vector_count", "-o", "csv",
+               "--no-headers").lines[:2] == ["shard-10,93873", "shard-05,94578"]
+    assert cli("nodes", "--columns", "node_id,role", "-o", "json").json()[0] == {"node_id": "node-master-001",
+                                                                             "role": "MASTER"}
+    assert cli("nodes", "--columns", "role,node_id", "--sort-by", "role,-node_id", "-o", "compact").lines == [
+        "MASTER | node-master-001", "WORKER | node-worker-002", "WORKER | node-worker-001"]
+
+
+def test_no_headers_drops_the_grids_header(cli):
+    lines = cli("nodes", "--no-headers").lines
+    assert len(lines) == 5 and lines[1].startswith("│ node-master-001 ")
+
+
+def test_columns_help_lists_the_fields_and_a_wrong_one_is_named(cli):
+    assert cli("shards", "--columns", "help").lines[:3] == ["shard_id", "database_id", "primary_node"]
+    run = cli("nodes", "--sort-by", "cpu")
+    assert run.code == 2 and run.err.startswith("error: --sort-by: no field 'cpu'; the fields are node_id, ")
