@@ -1430,9 +1430,12 @@ def cell(obj: Any, spec: Field, color: bool = False) -> str:
     return paint(text) if color and spec.status else text
 
 
-def cells(rows: Sequence[Any], columns: Sequence[Field], color: bool = False) -> list:
-    """Every row's cells (as cell() makes them), the column specs unpacked once."""
-    specs = [(spec.key, spec.fmt, color and spec.status) for spec in columns]
+def cells(rows: Sequence[Any], columns: Sequence[Field], color: bool = False, missing: str = "") -> list:
+    """Every row's cells (as cell() makes them), the column specs unpacked once; a field the
+    server did not send is `missing` (a grid's '-')."""
+    def or_missing(fmt):
+        return (lambda value: missing if value is None else fmt(value)) if missing else fmt
+    specs = [(spec.key, or_missing(spec.fmt), color and spec.status) for spec in columns]
     return [[paint(fmt(field(row, key))) if status else fmt(field(row, key)) for key, fmt, status in specs]
             for row in rows]
 
@@ -1482,7 +1485,7 @@ def grid_lines(columns: Sequence[Field], rows: Sequence[Any], color: bool = Fals
     case, and 30 times faster at 100,000 rows), by tabulate otherwise (colour, wide characters)."""
     header = [spec.label for spec in columns]
     least = [max(len(spec.label), spec.width) for spec in columns]
-    body = cells(rows, columns, color)
+    body = cells(rows, columns, color, missing="-")
     if not color and "".join(map("".join, body)).isascii():
         return plain_grid(header, least, body)
     return tabulate_grid(header, least, body)
@@ -1513,15 +1516,18 @@ def plain_grid(header: list, least: list, body: list) -> list:
 
 
 def render_rows(rows: Sequence[Field], obj: Any, color: bool = False) -> str:
-    """'Label: value' lines; a missing value leaves the label alone."""
-    return "\n".join(("%s: %s" % (spec.label, cell(obj, spec, color))).rstrip() for spec in rows)
+    """'Label: value' lines, for the fields the server sent (no bare 'Label:' for one it did not)."""
+    return "\n".join(("%s: %s" % (spec.label, cell(obj, spec, color))).rstrip() for spec in rows
+                     if field(obj, spec.key) is not None)
 
 
 def render_section(spec: Section, obj: Any, color: bool = False) -> str:
     """A sub-heading and its body, after a blank line."""
     data = spec.source(obj)
-    if spec.kind == "rows":  # labels stand even with nothing to show
-        body = render_rows(spec.fields, as_dict(data), color)
+    if spec.kind == "rows":
+        body = render_rows(spec.fields, as_dict(data), color) or spec.empty or ""
+        if not body:
+            return ""
     elif not data:
         if spec.empty is None:
             return ""
@@ -1797,7 +1803,7 @@ def render_table(view: str, data: Any, color: bool = False) -> str:
     if spec.sentence:
         return fill(spec.sentence, obj, color)
     title = fill(spec.title, obj)
-    text = "%s\n%s\n%s" % (title, "=" * len(title), render_rows(spec.rows, obj, color))
+    text = "\n".join(line for line in (title, "=" * len(title), render_rows(spec.rows, obj, color)) if line)
     return text + "".join(render_section(section, obj, color) for section in spec.sections)
 
 
@@ -2921,6 +2927,27 @@ def _count_of_migrations(text: str) -> int:
     return value
 
 
+# The exit codes each command can end with, in its --help.
+_COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), " \
+                "3 cluster unreachable, 130 interrupted"
+EXIT_CODES = {
+    None: "exit codes: " + _COMMON_EXITS,
+    "status": "exit codes: " + _COMMON_EXITS + ", 4 not HEALTHY (--check) or not the status waited for "
+              "(--wait-for)",
+    "add-node": "exit codes: " + _COMMON_EXITS + ". 3 also: the answer was lost after sending, so it may or may "
+                "not have been applied",
+    "remove-node": "exit codes: " + _COMMON_EXITS + ". 1 also: a dry run the cluster would refuse, a declined "
+                   "question. 3 also: the answer was lost after sending, so it may or may not have been applied",
+    "migrate-shard": "exit codes: " + _COMMON_EXITS + ", 4 still running when --wait-timeout ran out. 1 also: "
+                     "a FAILED migration, a refused dry run. 3 also: the answer was lost after sending",
+    "rebalance": "exit codes: " + _COMMON_EXITS + ", 4 --wait-timeout ran out. 1 also: a failed move, a stale "
+                 "plan, a cluster that does not match the plan afterwards. The running migrations go on after "
+                 "4 and 130",
+    "drain-node": "exit codes: " + _COMMON_EXITS + ", 4 --wait-timeout ran out. 1 also: a primary with nowhere "
+                  "to go, a failed move, a stale plan. The running migrations go on after 4 and 130",
+}
+
+
 # name -> (handler, function adding its own options)
 COMMANDS = {
     "status": (cmd_status, status_options),
@@ -2969,10 +2996,14 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
         doc = doc.replace(DEFAULT_PROG + " ", PROG + " ")
         sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip())
         sub.set_defaults(func=handler)
+        sub.epilog = EXIT_CODES.get(name, EXIT_CODES[None])
         if named is None or name in named:
             add_global_options(sub, suppress=True)
             if add_options:
                 add_options(sub)
+            required = [action for action in sub._actions if action.required and action.option_strings]
+            sub.usage = "%s %s %s[options]" % (PROG, name, "".join(
+                "%s %s " % (action.option_strings[-1], action.metavar or action.dest.upper()) for action in required))
     return parser
 
 
