@@ -80,7 +80,6 @@ def test_the_specifications_outputs_are_printed_exactly(cli, sim, clean_env):
     "python cluster_cli.py --host localhost --port 8080 metrics",
     "python cluster_cli.py --host localhost --port 8080 shard-status --shard-id shard-00",
     "python cluster_cli.py --host localhost --port 8080 health",
-    "python cluster_cli.py remove-node --node-id node-worker-002 --dry-run",
     "python cluster_cli.py status --format json",
     "python cluster_cli.py status --format compact",
     "python cluster_cli.py nodes --format compact",
@@ -295,3 +294,34 @@ def test_the_specifications_exporter_runs_as_written():
         for name in ("cluster_nodes", "cluster_shards"):
             if name in namespace:
                 prometheus_client.REGISTRY.unregister(namespace[name])
+
+
+def test_the_commands_section_runs_in_order_with_the_outputs_it_shows(cli, sim, clean_env):
+    """The README's command examples, one after another on one cluster, as a reader would run them."""
+    clean_env.setenv("JADEVECTORDB_PORT", str(sim.port))
+    section = README.split("\n## Commands\n", 1)[1].split("\n## Output formats\n", 1)[0]
+    blocks = fenced_blocks(section)
+    ran = []
+    for i, (lang, body) in enumerate(blocks):
+        command = body.replace("\\\n", " ").strip()
+        if lang != "bash" or "\n" in command or not command.startswith("python cluster_cli.py"):
+            continue
+        argv = command.replace("--port 8080", "--port %d" % sim.port).split()[2:]
+        run = cli(*argv, target=False)
+        assert run.code == 0, (command, run)
+        shown = blocks[i + 1][1] if i + 1 < len(blocks) and blocks[i + 1][0] == "" else None
+        volatile = ("node-health", "diagnostics", "metrics")  # times and heartbeats change as they run
+        if shown is not None and not any(word in command for word in volatile):
+            assert matches(run.out, shown), (command, run.out)
+        ran.append(argv[argv.index("--port") + 2] if "--port" in argv else argv[0])
+        sim.advance(10)  # a reader's pace: joins and migrations finish between commands
+    assert ran[:1] == ["status"] and "migrate-shard" in ran and ran.index("migrate-shard") < ran.index("remove-node")
+
+
+def matches(printed: str, shown: str) -> bool:
+    """The README's output block is what was printed; a '...' line stands for lines left out."""
+    if "\n...\n" not in "\n" + shown:
+        return printed == shown
+    head, tail = ("\n" + shown).split("\n...\n", 1)
+    head = head[1:]
+    return printed.startswith(head) and printed.endswith(tail) and len(printed) >= len(head) + len(tail)
