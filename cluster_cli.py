@@ -243,18 +243,20 @@ def excerpt(content: bytes, limit: int = 120) -> str:
 # Input checks (everything here runs before a request is sent)
 # ---------------------------------------------------------------------------
 
+# Patterns are kept as text and compiled by re on first use (it caches them): compiling
+# them all at import would cost every command, --help included, 3 ms.
 # A host name (letters, digits, '.', '-', '_'; no control characters, '#', '?', '@',
 # brackets or slashes) or a bracketed IPv6 address.
 _HOST = r"(?:\[([0-9A-Fa-f:.]+)\]|([^\W_][\w.-]*))"
-_HOST_ONLY = re.compile(r"^%s$" % _HOST)
-_ADDRESS = re.compile(r"^%s:([0-9]+)$" % _HOST)
-_HEADER_SAFE = re.compile(r"^[\x21-\x7e]+$")
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@")
+_HOST_ONLY = r"^%s$" % _HOST
+_ADDRESS = r"^%s:([0-9]+)$" % _HOST
+_HEADER_SAFE = r"^[\x21-\x7e]+$"
+_USERINFO = r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@"
 
 
 def hide_credentials(text: str) -> str:
     """A URL or host as it may be shown: any user:password@ replaced by ***@."""
-    text = _USERINFO.sub(r"\1***@", str(text))
+    text = re.sub(_USERINFO, r"\1***@", str(text))
     return "***@" + text.rpartition("@")[2] if "@" in text and "://" not in text else text
 
 
@@ -294,7 +296,7 @@ def check_port(text: Any, param: str) -> int:
 
 def check_address(text: Any, param: str = "address") -> str:
     """Check HOST:PORT (IPv6 as [::1]:8080); returns it unchanged."""
-    match = _ADDRESS.match(text) if isinstance(text, str) else None
+    match = re.match(_ADDRESS, text) if isinstance(text, str) else None
     if not match:
         raise InvalidInput("%s must be HOST:PORT (IPv6 as [::1]:8080), got %s" % (param, shown(text)), param=param)
     check_port(match.group(3), param)
@@ -326,10 +328,10 @@ def check_hosts(hosts: Union[str, Sequence[str]], port: int) -> list:
                                % shown(entry), param="host")
         if entry.count(":") > 1 and not entry.startswith("["):
             entry = "[%s]" % entry  # a bare IPv6 address
-        if _ADDRESS.match(entry):
+        if re.match(_ADDRESS, entry):
             check_address(entry, "host")
             urls.append("http://" + entry)
-        elif _HOST_ONLY.match(entry):
+        elif re.match(_HOST_ONLY, entry):
             urls.append("http://%s:%d" % (entry, port))
         else:
             raise InvalidInput("host: %s is not a host or host:port" % shown(entry), param="host")
@@ -357,7 +359,7 @@ def check_urls(text: Any) -> list:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInput("url: %s must look like http://host:port or https://host:port"
                                % shown(entry), param="url")
-        if not _HOST_ONLY.match(parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc):
+        if not re.match(_HOST_ONLY, parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc):
             raise InvalidInput("url: %s has an invalid host name" % shown(entry), param="url")
         if port is not None:
             check_port(port, "url")  # and port 0
@@ -368,7 +370,7 @@ def check_urls(text: Any) -> list:
 
 
 def check_api_key(key: Any) -> str:
-    if not isinstance(key, str) or not _HEADER_SAFE.match(key):
+    if not isinstance(key, str) or not re.match(_HEADER_SAFE, key):
         raise InvalidInput("the API key contains spaces or characters not allowed in an HTTP header",
                            param="api_key")
     return key
@@ -687,9 +689,15 @@ class ClusterCLI:
     def _get_object(self, path: str, *ids) -> dict:
         return expect_object(self._request("GET", path, *ids))
 
-    def _bounded(self, deadline: float):
+    @contextmanager
+    def _bounded(self, deadline: float) -> Iterator[None]:
         """Within this block, no call runs past `deadline` (time.monotonic()): a wait's end."""
-        return _Bound(self._local, deadline)
+        outer = getattr(self._local, "deadline", None)
+        self._local.deadline = deadline if outer is None else min(outer, deadline)
+        try:
+            yield
+        finally:
+            self._local.deadline = outer
 
     def _request(self, method: str, path: str, *ids, params=None, body=None):
         """The one place for path quoting, the deadline, retries, failover and errors."""
@@ -888,18 +896,6 @@ class _Exchange:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except (OSError, TypeError):
                 pass
-
-
-class _Bound:
-    def __init__(self, local: Any, deadline: float):
-        self.local, self.deadline = local, deadline
-
-    def __enter__(self):
-        self.outer = getattr(self.local, "deadline", None)
-        self.local.deadline = self.deadline if self.outer is None else min(self.outer, self.deadline)
-
-    def __exit__(self, *exc_info):
-        self.local.deadline = self.outer
 
 
 class _Watchdog:
@@ -1120,8 +1116,8 @@ def decode(status: int, reason: str, content: Union[bytes, list], method: str = 
                       % (status, excerpt(content), after_change), status) from None
 
 
-_CAMEL_NAME = re.compile(r"^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$")
-_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_CAMEL_NAME = r"^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$"
+_CAMEL_HUMP = r"(?<=[a-z0-9])([A-Z])"
 ID_KEYED = ("nodes", "shard_distribution")  # maps keyed by node IDs: their keys are data, not names
 
 
@@ -1141,7 +1137,7 @@ def _camel_in(value: Any, depth: int) -> bool:
     if depth < 0:
         return False
     if isinstance(value, dict):
-        return any(isinstance(k, str) and _CAMEL_NAME.match(k) for k in value) or \
+        return any(isinstance(k, str) and re.match(_CAMEL_NAME, k) for k in value) or \
             any(_camel_in(v, depth - 1) for v in value.values())
     if isinstance(value, list) and value:
         return any(_camel_in(value[i], depth - 1) for i in {0, len(value) // 2, len(value) - 1})
@@ -1154,7 +1150,7 @@ def _snake(value: Any, name: Optional[str]) -> Any:
             return {k: _snake(v, None) for k, v in value.items()}
         out = {}
         for k, v in value.items():
-            key = _CAMEL_HUMP.sub(lambda m: "_" + m.group(1).lower(), k) if _CAMEL_NAME.match(k) else k
+            key = re.sub(_CAMEL_HUMP, lambda m: "_" + m.group(1).lower(), k) if re.match(_CAMEL_NAME, k) else k
             out[key] = _snake(v, key)
         return out
     if isinstance(value, list):
@@ -1453,8 +1449,8 @@ TEMPLATE_FORMATS = {"": fmt_text, "count": fmt_count, "percent": fmt_percent, "m
                     "nodes": counted("node"), "vectors": counted("vector"), "errors": counted("error"),
                     "moves": counted("move"), "under_replicated": counted("under-replicated shard"),
                     "status": fmt_text}
-_PLACEHOLDER = re.compile(r"\{([\w.]+)(?::(\w+))?\}")
-_OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+_PLACEHOLDER = r"\{([\w.]+)(?::(\w+))?\}"
+_OPTIONAL = r"\[([^\[\]]*)\]"
 
 
 def fill(template: str, obj: Any, color: bool = False) -> str:
@@ -1466,10 +1462,10 @@ def fill(template: str, obj: Any, color: bool = False) -> str:
 
     def optional(match):
         part = match.group(1)
-        present = any(lookup(obj, name) not in (None, "", [], {}) for name, _ in _PLACEHOLDER.findall(part))
-        return _PLACEHOLDER.sub(value, part) if present else ""
+        present = any(lookup(obj, name) not in (None, "", [], {}) for name, _ in re.findall(_PLACEHOLDER, part))
+        return re.sub(_PLACEHOLDER, value, part) if present else ""
 
-    return _PLACEHOLDER.sub(value, _OPTIONAL.sub(optional, template))
+    return re.sub(_PLACEHOLDER, value, re.sub(_OPTIONAL, optional, template))
 
 
 _FILL = "\u2800"  # one column wide, and not white space to the strip() tabulate gives each cell
@@ -1644,6 +1640,28 @@ def metrics_per_node(data: Any) -> list:
     return [dict(as_dict(v), node_id=k) for k, v in per_node.items()] if isinstance(per_node, dict) else []
 
 
+def is_healthy(row: Any) -> Optional[float]:
+    """1 for HEALTHY, 0 for any other status, None (no sample) when none was sent."""
+    status = field(row, "status")
+    return None if status is None else 1.0 if status == "HEALTHY" else 0.0
+
+
+def cluster_status_rows(data: Any) -> list:
+    """One row per status the cluster can be in, 1 for the current one (a Prometheus enum)."""
+    current = field(data, "status")
+    return [] if current is None else [{"status": status, "up": 1.0 if status == current else 0.0}
+                                       for status in CLUSTER_STATUSES]
+
+
+NODE_USAGE_SAMPLES = tuple(Sample("jadevectordb_node_%s" % key, "The node's %s (percent)" % key.replace("_", " "),
+                                  key, (("node_id", "node_id"),))
+                           for key in ("cpu_usage", "memory_usage", "disk_usage"))
+CLUSTER_FIGURES = (("cpu_usage", "Cluster CPU use (percent)"), ("memory_usage", "Cluster memory use (percent)"),
+                   ("disk_usage", "Cluster disk use (percent)"), ("queries_per_second", "Queries per second"),
+                   ("avg_query_latency_ms", "Average query latency (ms)"),
+                   ("p99_query_latency_ms", "99th percentile query latency (ms)"), ("total_vectors", "Vectors stored"))
+
+
 def migration_record(data: Any) -> Optional[dict]:
     """The shard's latest migration, with its vectors as 'moved/total'."""
     migration = field(data, "migration")
@@ -1672,10 +1690,26 @@ MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} |
 VIEWS = {
     "status": View(title="Cluster Status", rows=STATUS_ROWS,
                    compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | "
-                            "master: {master_node}",)),
+                            "master: {master_node}",),
+                   samples=(Sample("jadevectordb_cluster_nodes", "Nodes in the cluster", "total_nodes"),
+                            Sample("jadevectordb_cluster_active_nodes", "Nodes HEALTHY or DEGRADED", "active_nodes"),
+                            Sample("jadevectordb_cluster_shards", "Shards in the cluster", "total_shards"),
+                            Sample("jadevectordb_cluster_replication_factor", "Copies kept of each shard",
+                                   "replication_factor"),
+                            Sample("jadevectordb_cluster_status", "1 for the cluster's status, 0 for the others",
+                                   lambda row: row["up"], (("status", "status"),), cluster_status_rows))),
     "health": View(title="Health", rows=HEALTH_ROWS, compact=("{status:status} | {version}",)),
-    "nodes": View(columns=NODE_COLUMNS),
-    "shards": View(columns=SHARD_COLUMNS),
+    "nodes": View(columns=NODE_COLUMNS, samples=(
+        Sample("jadevectordb_node_up", "1 when the node is HEALTHY", is_healthy,
+               (("node_id", "node_id"), ("role", "role"))),
+        Sample("jadevectordb_node_shards", "Primary shards on the node (as the cluster counts them)", "shard_count",
+               (("node_id", "node_id"),))) + NODE_USAGE_SAMPLES),
+    "shards": View(columns=SHARD_COLUMNS, samples=(
+        Sample("jadevectordb_shard_vectors", "Vectors in the shard", "vector_count",
+               (("shard_id", "shard_id"), ("primary_node", "primary_node"))),
+        Sample("jadevectordb_shard_replicas", "Copies of the shard, the primary included", "replicas",
+               (("shard_id", "shard_id"),)),
+        Sample("jadevectordb_shard_healthy", "1 when the shard is HEALTHY", is_healthy, (("shard_id", "shard_id"),)))),
     "node-health": View(
         title="Node Health: {node_id}", rows=NODE_ROWS,
         sections=(Section("Checks", "grid", CHECK_COLUMNS, listed("checks")),),
@@ -1691,7 +1725,9 @@ VIEWS = {
         title="Cluster Metrics", rows=METRIC_ROWS,
         sections=(Section("Nodes", "grid", NODE_METRIC_COLUMNS, metrics_per_node, empty=None),),
         compact=("cpu {cpu_usage:percent} | mem {memory_usage:percent} | disk {disk_usage:percent} | "
-                 "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:vectors}",)),
+                 "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:vectors}",),
+        samples=tuple(Sample("jadevectordb_cluster_%s" % key, text, key) for key, text in CLUSTER_FIGURES) +
+        tuple(sample._replace(rows=metrics_per_node) for sample in NODE_USAGE_SAMPLES)),
     "diagnostics": View(
         title="Cluster Diagnostics", rows=(Field("Generated At", "generated_at"),),
         sections=(Section("Topology", "rows", TOPOLOGY_ROWS, picked("topology")),
@@ -1899,47 +1935,6 @@ def render_ndjson(view: str, data: Any, color: bool = False) -> str:
 # The --format choices: a renderer each, from (view name, result, colour) to text.
 FORMATS = {"json": render_json, "table": render_table, "compact": render_compact, "ndjson": render_ndjson,
            "csv": delimited(","), "tsv": delimited("\t"), "prometheus": render_prometheus}
-
-
-def _per_node_metrics(data: Any) -> list:
-    return [dict(as_dict(v), node_id=k) for k, v in as_dict(field(data, "nodes")).items()]
-
-
-def _status_rows(data: Any) -> list:
-    current = field(data, "status")
-    return [{"status": status, "up": 1.0 if status == current else 0.0} for status in CLUSTER_STATUSES] \
-        if current is not None else []
-
-
-_NODE_USAGE = tuple(Sample("jadevectordb_node_%s" % key, "The node's %s (percent)" % key.replace("_", " "), key,
-                           (("node_id", "node_id"),)) for key in ("cpu_usage", "memory_usage", "disk_usage"))
-VIEWS["status"] = VIEWS["status"]._replace(samples=(
-    Sample("jadevectordb_cluster_nodes", "Nodes in the cluster", "total_nodes"),
-    Sample("jadevectordb_cluster_active_nodes", "Nodes HEALTHY or DEGRADED", "active_nodes"),
-    Sample("jadevectordb_cluster_shards", "Shards in the cluster", "total_shards"),
-    Sample("jadevectordb_cluster_replication_factor", "Copies kept of each shard", "replication_factor"),
-    Sample("jadevectordb_cluster_status", "1 for the cluster's status, 0 for the others",
-           lambda row: row["up"], (("status", "status"),), _status_rows)))
-VIEWS["metrics"] = VIEWS["metrics"]._replace(samples=tuple(
-    Sample("jadevectordb_cluster_%s" % key, help_text, key) for key, help_text in (
-        ("cpu_usage", "Cluster CPU use (percent)"), ("memory_usage", "Cluster memory use (percent)"),
-        ("disk_usage", "Cluster disk use (percent)"), ("queries_per_second", "Queries per second"),
-        ("avg_query_latency_ms", "Average query latency (ms)"), ("p99_query_latency_ms", "99th percentile query "
-                                                                                          "latency (ms)"),
-        ("total_vectors", "Vectors stored"))
-) + tuple(sample._replace(rows=_per_node_metrics) for sample in _NODE_USAGE))
-VIEWS["nodes"] = VIEWS["nodes"]._replace(samples=(
-    Sample("jadevectordb_node_up", "1 when the node is HEALTHY", lambda row: 1.0 if field(row, "status") == "HEALTHY"
-           else 0.0 if field(row, "status") is not None else None, (("node_id", "node_id"), ("role", "role"))),
-    Sample("jadevectordb_node_shards", "Primary shards on the node (as the cluster counts them)", "shard_count",
-           (("node_id", "node_id"),))) + _NODE_USAGE)
-VIEWS["shards"] = VIEWS["shards"]._replace(samples=(
-    Sample("jadevectordb_shard_vectors", "Vectors in the shard", "vector_count",
-           (("shard_id", "shard_id"), ("primary_node", "primary_node"))),
-    Sample("jadevectordb_shard_replicas", "Copies of the shard, the primary included", "replicas",
-           (("shard_id", "shard_id"),)),
-    Sample("jadevectordb_shard_healthy", "1 when the shard is HEALTHY", lambda row: 1.0 if field(row, "status") ==
-           "HEALTHY" else 0.0 if field(row, "status") is not None else None, (("shard_id", "shard_id"),))))
 
 
 # ---------------------------------------------------------------------------
@@ -3167,12 +3162,17 @@ def show(output: Output, view: str, data: Any) -> None:
     write("".join(batch))
 
 
-def write(text: str) -> None:
-    """Write to stdout now; a closed or full stdout is an OutputError (a closed pipe stays BrokenPipeError)."""
+def write(text: Union[str, bytes]) -> None:
+    """Write to stdout now (bytes as they are); a closed or full stdout is an OutputError
+    (a closed pipe stays BrokenPipeError)."""
     stream = sys.stdout
     if stream is None:  # started with stdout closed (>&-)
         raise OutputError("cannot write output: stdout is closed")
     try:
+        if isinstance(text, bytes):
+            stream.flush()
+            stream = getattr(stream, "buffer", None) or stream
+            text = text if stream is not sys.stdout else text.decode("utf-8", "replace")
         stream.write(text)
         stream.flush()
     except BrokenPipeError:
@@ -3365,18 +3365,7 @@ def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
     finally:
         bodies, client._local.bodies = client._local.bodies, None
         if bodies:
-            stream = getattr(sys.stdout, "buffer", None)
-            if stream is None:
-                write(bodies[-1].decode("utf-8", "replace"))
-            else:
-                sys.stdout.flush()
-                try:
-                    stream.write(bodies[-1])
-                    stream.flush()
-                except BrokenPipeError:
-                    raise
-                except (OSError, ValueError) as exc:
-                    raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
+            write(bodies[-1])
     return EXIT_OK
 
 
@@ -3454,7 +3443,7 @@ def for_command_line(exc: ClusterError) -> str:
 
 
 # An option whose value is a secret, however mistyped: --api-key, --apikey, --api_key, --token...
-_SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$", re.I)
+_SECRET_OPTION = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"
 
 
 def redact(text: str, argv: Optional[Sequence[str]]) -> str:
@@ -3463,7 +3452,7 @@ def redact(text: str, argv: Optional[Sequence[str]]) -> str:
     secrets = [os.environ.get(ENV_API_KEY)]
     for i, arg in enumerate(argv):
         name, equals, value = arg.partition("=")
-        if _SECRET_OPTION.match(name):
+        if re.match(_SECRET_OPTION, name):
             secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
     text = hide_credentials(text)
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
