@@ -76,6 +76,7 @@ EXIT_INTERRUPTED = 130
 
 ENV_HOST, ENV_PORT, ENV_URL = "JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL"
 ENV_FORMAT, ENV_API_KEY = "JADEVECTORDB_FORMAT", "JADEVECTORDB_API_KEY"
+ENV_CONFIG, ENV_CONTEXT = "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT"
 
 
 # ---------------------------------------------------------------------------
@@ -1803,6 +1804,9 @@ VIEWS["move-plan"] = View(
              Lines(listed("moves"), (Field("", "shard_id"), Field("", "source_node"), Field("", "target_node"),
                                      Field("", "vector_count", fmt_count)))),
     prepare=move_plan_summary)
+VIEWS["contexts"] = View(columns=(Field("Current", "current", lambda value: "*" if value else ""),
+                                  Field("Name", "name"), Field("URL", "url"),
+                                  Field("Protected", "protected", fmt_yes_no), Field("Chosen By", "chosen_by")))
 VIEWS["move-report"] = View(
     title="{title}", rows=(Field("Completed", "completed_total", fmt_count), Field("Failed", "failed_total", fmt_count),
                          Field("Running", "running_total", fmt_count),
@@ -2188,6 +2192,25 @@ def confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def confirm_change(args: argparse.Namespace, action: str, undone: str, question: Optional[str] = None) -> None:
+    """Before a change is sent. In a protected context, its name must be typed on a terminal
+    (--yes does not skip it there) and --yes is needed off one; elsewhere `question` is asked on
+    a terminal unless --yes. A refusal is exit 1, `undone` saying what was not done."""
+    protected = getattr(args, "protected", None)
+    on_terminal = is_tty(sys.stdin)
+    if protected and not on_terminal:
+        if not args.yes:
+            raise ClusterError("context %r is protected: pass --yes to %s when not on a terminal; %s"
+                                % (protected, action, undone))
+    elif protected:
+        sys.stderr.write(terminal_text("Context %r is protected. Type its name to %s: " % (protected, action)))
+        sys.stderr.flush()
+        if sys.stdin.readline().strip() != protected:
+            raise ClusterError("context %r is protected and its name was not typed; %s" % (protected, undone))
+    elif question and on_terminal and not args.yes and not confirm(question):
+        raise ClusterError("aborted; " + undone)
+
+
 class sending:
     """Around a change on the wire: when its answer is lost (a dropped connection, the
     time running out, Ctrl-C), say it may have been applied and how to check."""
@@ -2398,6 +2421,7 @@ def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
     example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
     """
+    confirm_change(args, "add node %s" % args.node_id, "nothing was sent")
     with sending("the request to add %s" % args.node_id, "cluster_cli.py nodes"):
         return Result(client.add_node(args.node_id, args.address), "node-added")
 
@@ -2413,7 +2437,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         plan = plan_node_removal(client, node_id)
         suggest_drain(plan)
         return plan_result(plan, "removal-plan")
-    if not args.yes and is_tty(sys.stdin):
+    if is_tty(sys.stdin) and (not args.yes or args.protected):  # the impact, before the question
         plan = plan_node_removal(client, node_id)
         sys.stderr.write(render_table("removal-plan", plan) + "\n")
         suggest_drain(plan)
@@ -2421,8 +2445,8 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
             plan_result(plan, "removal-plan")
         except ClusterError as exc:
             raise ClusterError(exc.message + "; nothing was removed") from None
-        if not confirm("Remove node %s?" % node_id):
-            raise ClusterError("aborted; node %s was not removed" % node_id)
+    confirm_change(args, "remove node %s" % node_id, "node %s was not removed" % node_id,
+                   "Remove node %s?" % node_id)
     with sending("the request to remove %s" % node_id, "cluster_cli.py nodes"):
         return Result(client.remove_node(node_id), "node-removed")
 
@@ -2481,6 +2505,7 @@ def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
         if primary is not None and primary != source:
             raise ClusterError("%s's primary is on %s, not %s; no migration was started"
                                % (shard_id, fmt_text(primary), source))
+    confirm_change(args, "migrate %s to %s" % (shard_id, target), "no migration was started")
     check = "cluster_cli.py shard-status --shard-id %s" % shard_id
     with sending("the request to migrate %s" % shard_id, check):
         migration = client.migrate_shard(shard_id, target, source, strategy)
@@ -2521,6 +2546,9 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         return result
     if result.view == "move-report":
         note("drained %s: %s completed; removing it" % (args.node_id, words(len(result.data["completed"]), "move")))
+    else:  # nothing was moved, so nothing was confirmed yet
+        confirm_change(args, "remove node %s" % args.node_id, "node %s was not removed" % args.node_id,
+                       "Remove node %s?" % args.node_id)
     with sending("the request to remove %s" % args.node_id, "cluster_cli.py nodes"):
         return Result(client.remove_node(args.node_id), "node-removed")
 
@@ -2547,10 +2575,10 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         return Result(plan, "move-plan")
     if args.dry_run:
         return Result(plan, "move-plan")
-    if not args.yes and is_tty(sys.stdin):
+    these = "this move" if len(moves) == 1 else "these %d moves" % len(moves)
+    if is_tty(sys.stdin) and (not args.yes or args.protected):
         sys.stderr.write(render_table("move-plan", plan) + "\n")
-        if not confirm("Apply %s?" % ("this move" if len(moves) == 1 else "these %d moves" % len(moves))):
-            raise ClusterError("aborted; nothing was moved")
+    confirm_change(args, "apply " + these, "nothing was moved", "Apply %s?" % these)
     printer = MoveProgress(len(moves))
     try:
         report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
@@ -2641,6 +2669,177 @@ def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
     example: cluster_cli.py health --format compact
     """
     return Result(client.health(), "health")
+
+
+SHELLS = ("bash", "zsh", "fish")
+COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
+FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
+# How a shell asks for the context names: the command it is completing, run again.
+CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
+
+
+def cmd_completion(shell: str) -> str:
+    """Print a completion script for bash, zsh or fish, made from this command's own options.
+
+    bash: source <(cluster_cli.py completion bash)    (in ~/.bashrc to keep it)
+    zsh:  source <(cluster_cli.py completion zsh)     (after compinit, in ~/.zshrc)
+    fish: cluster_cli.py completion fish > ~/.config/fish/completions/jadevectordb-cluster.fish
+    It completes commands, options, their choices (formats, strategies, statuses) and context names.
+    """
+    parser = build_parser()
+    shared = [a for a in parser._actions if a.option_strings]
+    shared_names = {o for a in shared for o in a.option_strings}
+    commands = {name: [a for a in sub._actions if a.option_strings and a.option_strings[0] not in shared_names]
+                for name, sub in parser.subparsers.items()}
+    summaries = {name: COMMANDS[name][0].__doc__.strip().splitlines()[0].rstrip(".") for name in commands}
+    return {"bash": bash_completion, "zsh": zsh_completion, "fish": fish_completion}[shell](
+        shared, commands, summaries)
+
+
+def _value_kind(action: argparse.Action) -> str:
+    """'' for a flag, 'choices', 'files', 'contexts', or 'text' (anything: nothing to offer)."""
+    if action.nargs == 0:
+        return ""
+    if action.dest == "context":
+        return "contexts"
+    if action.dest in FILE_OPTIONS:
+        return "files"
+    return "choices" if action.choices else "text"
+
+
+def _completion_cases(shared: list, commands: dict, pattern: Callable[[str, str], str]) -> tuple:
+    """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts."""
+    valued, cases = set(), []
+    for command, actions in [("", shared)] + list(commands.items()):
+        for action in actions:
+            kind = _value_kind(action)
+            if kind:
+                valued.update(action.option_strings)
+                cases.append((" | ".join(pattern(command, o) for o in action.option_strings), kind,
+                              " ".join(action.choices or ())))
+    return sorted(valued), cases
+
+
+def _grouped(cases: list, answers: dict) -> list:
+    """[(case patterns, the answer they share)]: a command's own patterns before the '*' ones
+    every command shares, since the shells take the first pattern that matches."""
+    groups = {}
+    for pattern, kind, choices in sorted(cases, key=lambda case: case[0].startswith("*")):
+        groups.setdefault(answers[kind].replace("%s", choices), []).append(pattern)
+    return sorted(((patterns, answer) for answer, patterns in groups.items()),
+                  key=lambda group: group[0][0].startswith("*"))
+
+
+def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
+    valued, cases = _completion_cases(shared, commands, lambda c, o: '"%s %s"' % (c, o) if c else '*" %s"' % o)
+    answers = {"choices": 'COMPREPLY=($(compgen -W "%s" -- "$cur"))', "files": 'COMPREPLY=($(compgen -f -- "$cur"))',
+               "contexts": 'COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" %s)" -- "$cur"))' % CONTEXT_NAMES,
+               "text": "COMPREPLY=()"}
+    lines = ["# bash completion for %s, made by '%s completion bash'" % (" and ".join(COMPLETED_NAMES), PROG),
+             "_jadevectordb_cluster() {",
+             '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" command="" i',
+             '    local valued=" %s "' % " ".join(valued),
+             "    for ((i = 1; i < COMP_CWORD; i++)); do  # the command: the first word not an option or its value",
+             '        if [[ "$valued" == *" ${COMP_WORDS[i]} "* ]]; then ((i++)); continue; fi',
+             '        if [[ "${COMP_WORDS[i]}" != -* ]]; then command="${COMP_WORDS[i]}"; break; fi',
+             "    done",
+             '    case "$command $prev" in']
+    for patterns, answer in _grouped(cases, answers):
+        lines.append("        %s) %s; return ;;" % (" | ".join(patterns), answer))
+    lines += ["    esac", '    if [[ -z "$command" ]]; then',
+              '        if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "%s" -- "$cur"))' %
+              " ".join(o for a in shared for o in a.option_strings),
+              '        else COMPREPLY=($(compgen -W "%s" -- "$cur")); fi' % " ".join(commands),
+              "        return", "    fi", '    case "$command" in']
+    for command, actions in commands.items():
+        own = " ".join(o for a in actions + shared for o in a.option_strings)
+        words = " ".join(SHELLS) + " " + own if command == "completion" else own
+        lines.append('        %s) COMPREPLY=($(compgen -W "%s" -- "$cur")) ;;' % (command, words))
+    lines += ["    esac", "}", "complete -F _jadevectordb_cluster %s" % " ".join(COMPLETED_NAMES)]
+    return "\n".join(lines) + "\n"
+
+
+def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
+    valued, cases = _completion_cases(shared, commands, lambda c, o: '"%s %s"' % (c, o) if c else '*" %s"' % o)
+    answers = {"choices": "compadd -- %s", "files": "_files",
+               "contexts": 'compadd -- ${(f)"$(${words[1]} %s)"}' % CONTEXT_NAMES, "text": "_message 'value'"}
+    described = " ".join("'%s:%s'" % (name, summaries[name].replace("'", "'\\''").replace(":", "\\:"))
+                         for name in commands)
+    lines = ["#compdef %s" % " ".join(COMPLETED_NAMES),
+             "# zsh completion for %s, made by '%s completion zsh'" % (" and ".join(COMPLETED_NAMES), PROG),
+             "_jadevectordb_cluster() {",
+             '    local cur="${words[CURRENT]}" prev="${words[CURRENT-1]}" command="" i',
+             "    local -a valued commands",
+             "    valued=(%s)" % " ".join(valued),
+             "    commands=(%s)" % described,
+             "    for ((i = 2; i < CURRENT; i++)); do",
+             "        if (( ${valued[(Ie)${words[i]}]} )); then ((i++)); continue; fi",
+             '        if [[ "${words[i]}" != -* ]]; then command="${words[i]}"; break; fi',
+             "    done",
+             '    case "$command $prev" in']
+    for patterns, answer in _grouped(cases, answers):
+        lines.append("        (%s) %s; return ;;" % ("|".join(patterns).replace(" | ", "|"), answer))
+    lines += ["    esac", '    if [[ -z "$command" && "$cur" != -* ]]; then',
+              "        _describe command commands", "        return", "    fi", '    case "$command" in',
+              '        ("") compadd -- %s ;;' % " ".join(o for a in shared for o in a.option_strings)]
+    for command, actions in commands.items():
+        own = " ".join(o for a in actions + shared for o in a.option_strings)
+        shells = "compadd -- %s; " % " ".join(SHELLS) if command == "completion" else ""
+        lines.append("        (%s) %scompadd -- %s ;;" % (command, shells, own))
+    lines += ["    esac", "}",
+              'if [[ "$funcstack[1]" == "_jadevectordb_cluster" ]]; then _jadevectordb_cluster "$@"; '
+              "else compdef _jadevectordb_cluster %s; fi" % " ".join(COMPLETED_NAMES)]
+    return "\n".join(lines) + "\n"
+
+
+def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
+    def quoted(text):
+        return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
+
+    def option(action, condition):
+        words = ["complete -c $name"] + (["-n %s" % quoted(condition)] if condition else [])
+        for flag in action.option_strings:
+            words.append(("-l %s" if flag.startswith("--") else "-s %s") % flag.lstrip("-"))
+        kind = _value_kind(action)
+        if kind == "choices":
+            words.append("-x -a %s" % quoted(" ".join(action.choices)))
+        elif kind == "contexts":
+            words.append("-x -a %s" % quoted("(eval (commandline -opc)[1] %s)" % CONTEXT_NAMES))
+        elif kind == "files":
+            words.append("-r -F")
+        elif kind == "text":
+            words.append("-x")
+        summary = (action.help or "").split(" (")[0].split("; ")[0]
+        if len(summary) > 60:  # fish shows it beside the value: whole words, then an ellipsis
+            summary = summary[:59].rsplit(" ", 1)[0].rstrip(",:") + "…"
+        return " ".join(words + ["-d %s" % quoted(summary)]) if summary else " ".join(words)
+
+    lines = ["# fish completion for %s, made by '%s completion fish'" % (" and ".join(COMPLETED_NAMES), PROG),
+             "for name in %s" % " ".join(COMPLETED_NAMES), "    complete -c $name -f"]
+    lines += ["    complete -c $name -n __fish_use_subcommand -a %s -d %s" % (command, quoted(summaries[command]))
+              for command in commands]
+    lines += ["    " + option(action, "") for action in shared]
+    for command, actions in commands.items():
+        lines += ["    " + option(action, "__fish_seen_subcommand_from %s" % command) for action in actions]
+    lines += ["    complete -c $name -n '__fish_seen_subcommand_from completion' -x -a %s" % quoted(" ".join(SHELLS)),
+              "end"]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_contexts(config: Config, current: Optional[Context]) -> Result:
+    """List the named clusters of the contexts file, and which one is used and why.
+
+    The file is $XDG_CONFIG_HOME/jadevectordb/cluster.toml (--config FILE, JADEVECTORDB_CONFIG);
+    the one used is --context NAME, else JADEVECTORDB_CONTEXT, else the file's default_context.
+    example: cluster_cli.py contexts
+    """
+    rows = [{"name": name, "url": context_url(settings), "protected": bool(settings.get("protected")),
+             "current": current is not None and name == current.name,
+             "chosen_by": current.chosen_by if current is not None and name == current.name else None}
+            for name, settings in config.contexts.items()]
+    empty = None if rows else "no contexts: %s" % (
+        "%s has none" % config.path if os.path.exists(config.path) else "no file at %s" % config.path)
+    return Result(rows, "contexts", empty)
 
 
 # ---------------------------------------------------------------------------
@@ -2780,7 +2979,7 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                        help="output format (env %s; default %s)" % (ENV_FORMAT, DEFAULT_FORMAT))
     group.add_argument("--api-key", default=default(None), metavar="KEY",
                        help="API key, sent as 'Authorization: Bearer KEY' (env %s)" % ENV_API_KEY)
-    group.add_argument("--timeout", type=_seconds, default=default(DEFAULT_TIMEOUT), metavar="SECONDS",
+    group.add_argument("--timeout", type=_seconds, default=default(None), metavar="SECONDS",
                        help="the most one request may take, all included: connect, send, the whole answer, "
                             "redirects and GET retries (default %g)" % DEFAULT_TIMEOUT)
     group.add_argument("--retries", type=_non_negative_int, default=default(DEFAULT_RETRIES), metavar="N",
@@ -2790,6 +2989,12 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("--max-response-size", type=_size, default=default(DEFAULT_MAX_RESPONSE_SIZE),
                        metavar="SIZE", help="refuse an answer larger than SIZE once decompressed, such as "
                                             "64M or 1G (default %s)" % fmt_size(DEFAULT_MAX_RESPONSE_SIZE))
+    group.add_argument("--context", default=default(None), metavar="NAME",
+                       help="the named cluster to use, from the contexts file (env %s; default: the file's "
+                            "default_context); see the 'contexts' command" % ENV_CONTEXT)
+    group.add_argument("--config", default=default(None), metavar="FILE",
+                       help="the contexts file (env %s; default $XDG_CONFIG_HOME/jadevectordb/cluster.toml)"
+                            % ENV_CONFIG)
     group.add_argument("--ca-cert", default=default(None), metavar="PATH",
                        help="CA bundle to verify the cluster's TLS certificate with")
     group.add_argument("--insecure", action="store_true", default=default(False),
@@ -2842,12 +3047,13 @@ def add_node_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-id", required=True, type=_id, help="ID of the new node")
     sub.add_argument("--address", required=True, type=_address, metavar="HOST:PORT",
                      help="address the node serves on")
+    add_yes_option(sub, "")
 
 
 def remove_node_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-id", required=True, type=_id, help="ID of the node to remove")
     sub.add_argument("--dry-run", action="store_true", help="show the impact; change nothing")
-    sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    add_yes_option(sub, "do not ask for confirmation")
 
 
 def node_health_options(sub: argparse.ArgumentParser) -> None:
@@ -2885,6 +3091,7 @@ def migrate_shard_options(sub: argparse.ArgumentParser) -> None:
                      help="how to move it (default LIVE_COPY)")
     sub.add_argument("--dry-run", action="store_true", help="check whether it would be accepted; change nothing")
     sub.add_argument("--wait", action="store_true", help="wait for the migration to end, with progress on a terminal")
+    add_yes_option(sub, "")
     add_wait_options(sub, "the migration")
 
 
@@ -2900,7 +3107,12 @@ def plan_options(sub: argparse.ArgumentParser) -> None:
                      help="stop starting moves and give up waiting after SECONDS, exit 4 (default: no limit)")
     sub.add_argument("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
                      help="seconds between polls of the running migrations (default %g)" % DEFAULT_POLL_INTERVAL)
-    sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    add_yes_option(sub, "do not ask for confirmation")
+
+
+def add_yes_option(sub: argparse.ArgumentParser, what: str) -> None:
+    sub.add_argument("-y", "--yes", action="store_true", help=(what + "; " if what else "") +
+                     "in a protected context: go ahead when not on a terminal (on one, its name is asked for)")
 
 
 def rebalance_options(sub: argparse.ArgumentParser) -> None:
@@ -2913,6 +3125,10 @@ def drain_node_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-id", required=True, type=_id, help="ID of the node to drain")
     sub.add_argument("--remove", action="store_true", help="then remove the node (its replicas are redistributed)")
     plan_options(sub)
+
+
+def completion_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("shell", choices=SHELLS, help="the shell to complete in")
 
 
 def _count_of_migrations(text: str) -> int:
@@ -2958,6 +3174,8 @@ COMMANDS = {
     "health": (cmd_health, None),
     "rebalance": (cmd_rebalance, rebalance_options),
     "drain-node": (cmd_drain_node, drain_node_options),
+    "contexts": (cmd_contexts, add_shaping_options),
+    "completion": (cmd_completion, completion_options),
 }
 
 
@@ -2997,41 +3215,245 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
             if add_options:
                 add_options(sub)
             required = [action for action in sub._actions if action.required and action.option_strings]
-            sub.usage = "%s %s %s[options]" % (PROG, name, "".join(
-                "%s %s " % (action.option_strings[-1], action.metavar or action.dest.upper()) for action in required))
+            positional = [action for action in sub._actions if not action.option_strings]
+            sub.usage = "%s %s %s%s[options]" % (PROG, name, "".join(
+                "%s %s " % (action.option_strings[-1], action.metavar or action.dest.upper()) for action in required),
+                "".join("{%s} " % ",".join(action.choices) for action in positional))
     return parser
 
 
-# How results are printed: the --format choice, and whether status words are coloured.
+# -- named clusters: contexts in a TOML file ----------------------------------------------
+
+# What a [contexts.NAME] table may set. A mistyped setting is an error, not ignored:
+# "protect = true" must not leave production unprotected.
+CONTEXT_SETTINGS = ("url", "host", "port", "format", "timeout", "ca_cert", "api_key_env", "api_key", "protected")
+_CONTEXT_NAME = r"^[A-Za-z0-9][\w.-]*$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# The contexts file, read: where it is, its default_context and contexts ({name: settings}).
+Config = namedtuple("Config", "path default_context contexts")
+# The context a run uses: its name, what chose it (--context, the environment, default_context),
+# its settings, and the file they are from.
+Context = namedtuple("Context", "name chosen_by settings path")
+
+
+def config_path(flag: Optional[str]) -> tuple:
+    """(the contexts file, what named it: '--config', JADEVECTORDB_CONFIG, or None for the default place)."""
+    if flag:
+        return flag, "--config"
+    if os.environ.get(ENV_CONFIG):
+        return os.environ[ENV_CONFIG], ENV_CONFIG
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "jadevectordb", "cluster.toml"), None
+
+
+def read_config(path: str, named_by: Optional[str] = None) -> Config:
+    """The contexts file, parsed and checked; no file at the default place is no contexts.
+    TOML is parsed only when there is a file: no other run pays for it."""
+    try:
+        with open(path, "rb") as source:
+            raw = source.read()
+    except FileNotFoundError:
+        if named_by:
+            raise InvalidInput("%s: no such file: %s" % (named_by, path)) from None
+        return Config(path, None, {})
+    except OSError as exc:
+        raise InvalidInput("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("%s is not UTF-8 text (byte %d)" % (path, exc.start)) from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = re.search(r" \(at line (\d+), column \d+\)$", message)
+        if where:
+            raise InvalidInput("%s line %s: %s" % (path, where.group(1), message[:where.start()])) from None
+        raise InvalidInput("%s: %s" % (path, message)) from None
+    return check_config(path, text, data)
+
+
+def check_config(path: str, text: str, data: dict) -> Config:
+    """The file's contents, each setting checked, errors naming the file and line."""
+    def refuse(message, section=None, key=None):
+        line = line_of(text, section, key)
+        raise InvalidInput("%s%s: %s" % (path, " line %d" % line if line else "", message))
+
+    for key in data:
+        if key not in ("default_context", "contexts"):
+            refuse("unknown setting %r (the file holds default_context and [contexts.NAME] tables)" % key, None, key)
+    contexts = data.get("contexts", {})
+    if not isinstance(contexts, dict):
+        refuse("contexts must be tables: [contexts.NAME]", None, "contexts")
+    checked = {}
+    for name, settings in contexts.items():
+        if not re.match(_CONTEXT_NAME, name):
+            refuse("context name %s must be letters, digits, '.', '_' or '-'" % shown(name), name)
+        if not isinstance(settings, dict):
+            refuse("contexts.%s must be a table: [contexts.%s]" % (name, name), None, "contexts")
+        for key, value in settings.items():
+            if key not in CONTEXT_SETTINGS:
+                refuse("context %r: unknown setting %r (the settings are %s)"
+                       % (name, key, ", ".join(CONTEXT_SETTINGS)), name, key)
+            try:
+                check_context_setting(key, value)
+            except InvalidInput as exc:
+                message = exc.message  # "port: port 0 is out of range" reads as "port 0 is out of range"
+                if message.startswith("%s: %s " % (key, key)):
+                    message = message[len(key) + 2:]
+                refuse("context %r: %s" % (name, message), name, key)
+        if "url" not in settings and "host" not in settings:
+            refuse("context %r names no cluster: set url, or host (and port)" % name, name)
+        if "api_key" in settings and "api_key_env" in settings:
+            refuse("context %r: set api_key_env or api_key, not both" % name, name, "api_key")
+        checked[name] = settings
+    default = data.get("default_context")
+    if default is not None and default not in checked:
+        refuse("default_context %s is not one of the contexts (%s)" % (shown(default), ", ".join(checked) or "none"),
+               None, "default_context")
+    with_keys = [name for name, settings in checked.items() if "api_key" in settings]
+    if with_keys and os.name == "posix":
+        mode = os.stat(path).st_mode & 0o777
+        if mode & 0o077:
+            refuse("holds an API key (context %r) but others may read it (mode %03o): run 'chmod 600 %s', or "
+                   "keep the key in an environment variable named by api_key_env" % (with_keys[0], mode, path))
+    return Config(path, default, checked)
+
+
+def check_context_setting(key: str, value: Any) -> None:
+    """One setting of a context, checked as the flag that sets it would be."""
+    kinds = {"url": (str, list), "host": (str, list), "port": (int,), "format": (str,), "timeout": (int, float),
+             "ca_cert": (str,), "api_key_env": (str,), "api_key": (str,), "protected": (bool,)}
+    if not isinstance(value, kinds[key]) or (key in ("port", "timeout") and isinstance(value, bool)):
+        raise InvalidInput("%s must be %s" % (key, {"url": "text or a list of text", "host": "text or a list of text",
+                                                    "port": "a whole number", "timeout": "a number of seconds",
+                                                    "protected": "true or false"}.get(key, "text")))
+    if key == "url":
+        check_urls(value)
+    elif key == "host":
+        check_hosts(value, DEFAULT_PORT)
+    elif key == "port":
+        check_port(value, "port")
+    elif key == "format" and value not in FORMATS:
+        raise InvalidInput("format must be one of %s, got %s" % (", ".join(FORMATS), shown(value)))
+    elif key == "timeout":
+        check_seconds(value, "timeout")
+    elif key == "api_key_env" and not re.match(_ENV_NAME, value):
+        raise InvalidInput("api_key_env must be the name of an environment variable, got %s" % shown(value))
+    elif key == "api_key":
+        if not value.strip():
+            raise InvalidInput("api_key must not be empty")
+        check_api_key(value)
+
+
+def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[int]:
+    """The line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found."""
+    current, header = None, None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        match = re.match(r"^\[\s*([^\[\]]+?)\s*\]", stripped)
+        if match:
+            current = match.group(1).replace('"', "").replace("'", "").replace(" ", "")
+            if section is not None and current == "contexts." + section.replace(" ", ""):
+                header = number
+                if key is None:
+                    return number
+            continue
+        inside = current == "contexts." + section.replace(" ", "") if section is not None else current is None
+        if key is not None and inside and re.match(r"^%s\s*[=.]" % re.escape(key), stripped):
+            return number
+    return header
+
+
+def chosen_context(config: Config, flag: Optional[str]) -> Optional[Context]:
+    """The context this run uses: --context, else JADEVECTORDB_CONTEXT, else the file's default_context."""
+    env = os.environ.get(ENV_CONTEXT)
+    name, chosen_by = ((flag, "--context") if flag else (env, ENV_CONTEXT) if env else
+                       (config.default_context, "default_context"))
+    if name is None:
+        return None
+    if name not in config.contexts:
+        known = ("the contexts are " + ", ".join(config.contexts)) if config.contexts else (
+            "%s has no contexts" % shown(config.path) if os.path.exists(config.path) else
+            "there is no contexts file at %s" % shown(config.path))
+        raise InvalidInput("%s: no context %s; %s" % (chosen_by, shown(name), known))
+    return Context(name, chosen_by, config.contexts[name], config.path)
+
+
+def context_key(context: Context) -> Optional[str]:
+    """A context's API key: from the environment variable it names (which must then be set), or the file."""
+    settings = context.settings
+    if "api_key_env" in settings:
+        value = os.environ.get(settings["api_key_env"])
+        if not value or not value.strip():
+            raise InvalidInput("context %r takes its API key from %s, which is %s" % (
+                context.name, settings["api_key_env"], "empty" if value is not None else "not set"))
+        return value
+    return settings.get("api_key")
+
+
+def context_url(settings: dict) -> str:
+    """Where a context points, as the client will call it."""
+    if "url" in settings:
+        return ",".join(check_urls(settings["url"]))
+    return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
+
+
+# How results are printed: the --format choice, whether status words are coloured, --output.
 Output = namedtuple("Output", "format color file", defaults=(None,))
 
 
-def settings_from(args: argparse.Namespace) -> tuple:
-    """(the client's settings, the Output) from the flags: a flag beats its environment
-    variable, which beats the default."""
+def output_from(args: argparse.Namespace, context: Optional[Context] = None) -> Output:
+    """How to print: --format, else JADEVECTORDB_FORMAT, else the context's, else table."""
+    ours = context.settings if context else {}
+    fmt = args.format or os.environ.get(ENV_FORMAT) or ours.get("format") or DEFAULT_FORMAT
+    if fmt not in FORMATS:
+        raise InvalidInput("%s must be one of %s, got %r" % (ENV_FORMAT, ", ".join(FORMATS), fmt))
+    color = not args.no_color and not os.environ.get("NO_COLOR") and not args.output and is_tty(sys.stdout)
+    return Output(fmt, color, args.output)
+
+
+def settings_from(args: argparse.Namespace, context: Optional[Context] = None) -> dict:
+    """The client's settings from the flags: a flag beats its environment variable,
+    which beats the context, which beats the default."""
     env = os.environ
+    ours = context.settings if context else {}
     if args.api_key is not None and not args.api_key.strip():
         raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
     if args.api_key is None and ENV_API_KEY in env and not env[ENV_API_KEY].strip():
         raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
     api_key = args.api_key if args.api_key is not None else env.get(ENV_API_KEY) or None
-    fmt = args.format or env.get(ENV_FORMAT) or DEFAULT_FORMAT
-    if fmt not in FORMATS:
-        raise InvalidInput("%s must be one of %s, got %r" % (ENV_FORMAT, ", ".join(FORMATS), fmt))
+    if api_key is None and context:
+        api_key = context_key(context)
+    # Where the cluster is, as one setting: from the flags, else the environment, else the context.
+    from_flags = (args.url, args.host, args.port) != (None, None, None)
+    from_env = [name for name in (ENV_URL, ENV_HOST, ENV_PORT) if env.get(name)]
     url = args.url
-    if url is None and args.host is None and args.port is None:
+    if url is None and not from_flags:
         url = env.get(ENV_URL) or None
     port = args.port
     if port is None:
         port = check_port(env[ENV_PORT], ENV_PORT) if env.get(ENV_PORT) else DEFAULT_PORT
     host = args.host if args.host is not None else env.get(ENV_HOST) or DEFAULT_HOST
-    verify = False if args.insecure else (args.ca_cert or True)
-    if args.ca_cert and not args.insecure and not os.path.isfile(args.ca_cert):
-        raise InvalidInput("--ca-cert: no such file: %s" % shown(args.ca_cert))
-    color = not args.no_color and not env.get("NO_COLOR") and not args.output and is_tty(sys.stdout)
-    return ({"host": host, "port": port, "url": url, "api_key": api_key, "timeout": args.timeout,
-             "retries": args.retries, "verify": verify, "max_response_size": args.max_response_size},
-            Output(fmt, color, args.output))
+    if context and not from_flags:
+        if from_env and context.chosen_by != "default_context":
+            warn("%s set in the environment overrides where context %r points" % (" and ".join(from_env), context.name))
+        elif not from_env:
+            url, host, port = ours.get("url"), ours.get("host", DEFAULT_HOST), ours.get("port", DEFAULT_PORT)
+    ca_cert = args.ca_cert
+    if ca_cert is None and ours.get("ca_cert"):  # a relative path is relative to the contexts file, as kubectl's
+        ca_cert = os.path.join(os.path.dirname(os.path.abspath(context.path)), os.path.expanduser(ours["ca_cert"]))
+    verify = False if args.insecure else (ca_cert or True)
+    if ca_cert and not args.insecure and not os.path.isfile(ca_cert):
+        raise InvalidInput("%s: no such file: %s" % ("--ca-cert" if args.ca_cert else "context %r: ca_cert"
+                                                     % context.name, shown(ca_cert)))
+    timeout = args.timeout if args.timeout is not None else ours.get("timeout", DEFAULT_TIMEOUT)
+    return {"host": host, "port": port, "url": url, "api_key": api_key, "timeout": timeout,
+            "retries": args.retries, "verify": verify, "max_response_size": args.max_response_size}
 
 
 def terminal_text(message: str) -> str:
@@ -3083,8 +3505,9 @@ def key_over_plain_http(base_urls: Sequence[str]) -> list:
 
 
 def field_names(result: Result) -> list:
-    """The fields of a list result: the contract's, then any other the server sent."""
-    known = NODE_FIELDS if result.view == "nodes" else SHARD_FIELDS
+    """The fields of a list result: the contract's (or its view's columns), then any other the server sent."""
+    known = {"nodes": NODE_FIELDS, "shards": SHARD_FIELDS}.get(result.view) or [
+        spec.key for spec in view_of(result.view).columns]
     return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
                                              for k in item]))
 
@@ -3324,8 +3747,18 @@ def collector_paused() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The command layer: flags to settings, a client, the command's handler, its result printed."""
-    settings, output = settings_from(args)
+    """The command layer: flags and context to settings, a client, the command's handler, its result printed."""
+    if args.command == "completion":  # works whatever state the contexts file is in
+        write(cmd_completion(args.shell))
+        return EXIT_OK
+    config = read_config(*config_path(args.config))
+    context = chosen_context(config, args.context)
+    output = output_from(args, context)
+    if args.command == "contexts":  # this machine's file: no cluster is asked
+        return print_result(lambda: cmd_contexts(config, context), args, output)
+    settings = settings_from(args, context)
+    args.secret = settings["api_key"]  # kept out of every message, wherever the key came from
+    args.protected = context.name if context and context.settings.get("protected") else None
     if settings["verify"] is False:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
     with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False), \
@@ -3339,22 +3772,28 @@ def run(args: argparse.Namespace) -> int:
             return watch(lambda: args.func(client, args), args.command, output, args.watch, args.count)
         if args.raw:
             return run_raw(client, args)
-        with collector_paused(), written_to(output.file):
-            try:
-                result = args.func(client, args)
-            except ClusterError as exc:
-                if exc.shown is not None:  # the state that goes with the error: a plan, the last poll
-                    show(output, exc.shown[1], exc.shown[0])
-                raise
-            if getattr(args, "columns", None) == "help":
-                write("\n".join(field_names(result)) + "\n")
-                return EXIT_OK
-            if hasattr(args, "columns"):
-                result = shaped(result, args.columns, args.sort_by, not args.no_headers)
-            show(output, result.view, result.data)
-        if result.warning:
-            warn(result.warning)
-        return EXIT_OK
+        return print_result(lambda: args.func(client, args), args, output)
+
+
+def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
+    """The handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
+    that goes with its error (a plan, the last poll), then the error raised."""
+    with collector_paused(), written_to(output.file):
+        try:
+            result = handler()
+        except ClusterError as exc:
+            if exc.shown is not None:
+                show(output, exc.shown[1], exc.shown[0])
+            raise
+        if getattr(args, "columns", None) == "help":
+            write("\n".join(field_names(result)) + "\n")
+            return EXIT_OK
+        if hasattr(args, "columns"):
+            result = shaped(result, args.columns, args.sort_by, not args.no_headers)
+        show(output, result.view, result.data)
+    if result.warning:
+        warn(result.warning)
+    return EXIT_OK
 
 
 def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
@@ -3391,7 +3830,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         silence_stdout()  # or the interpreter's last flush fails again, and exits 120
         return exc.exit_code
     except ClusterError as exc:
-        report(redact(for_command_line(exc), argv))
+        report(redact(for_command_line(exc), argv, getattr(args, "secret", None)))
         return exc.exit_code
     except SystemExit as exc:  # --help and --version: main() returns, it does not exit
         return exc.code if isinstance(exc.code, int) else EXIT_OK
@@ -3407,9 +3846,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # a bug: one line, and the trace only when asked for
         if getattr(args, "verbose", False):
             import traceback
-            for line in redact(traceback.format_exc(), argv).splitlines():
+            for line in redact(traceback.format_exc(), argv, getattr(args, "secret", None)).splitlines():
                 say("", line)
-        report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), argv))
+        report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), argv,
+                      getattr(args, "secret", None)))
         return EXIT_FAILED
 
 
@@ -3446,10 +3886,10 @@ def for_command_line(exc: ClusterError) -> str:
 _SECRET_OPTION = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"
 
 
-def redact(text: str, argv: Optional[Sequence[str]]) -> str:
+def redact(text: str, argv: Optional[Sequence[str]], key: Optional[str] = None) -> str:
     """Remove secrets from anything printed: the API key (from the command line, however
-    its flag was spelled, or the environment) and any user:password@ in a URL."""
-    secrets = [os.environ.get(ENV_API_KEY)]
+    its flag was spelled, the environment, or a context: `key`) and any user:password@ in a URL."""
+    secrets = [os.environ.get(ENV_API_KEY), key]
     for i, arg in enumerate(argv):
         name, equals, value = arg.partition("=")
         if re.match(_SECRET_OPTION, name):

@@ -1,8 +1,14 @@
 """Fixtures: a simulated cluster on 127.0.0.1 and the CLI driven through main(argv)."""
+import atexit
 import json
 import os
+import pty
+import select
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.request
 
 import pytest
@@ -17,7 +23,10 @@ import hostile  # noqa: E402
 import simulator  # noqa: E402
 
 ENV_VARS = ("JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL", "JADEVECTORDB_FORMAT",
-            "JADEVECTORDB_API_KEY", "NO_COLOR")
+            "JADEVECTORDB_API_KEY", "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT", "NO_COLOR")
+# The contexts file of whoever runs the suite is never read: its default place is an empty folder.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="jadevectordb-tests-")
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
 # Fast enough for tests, slow enough to be seen IN_PROGRESS.
 CLUSTER_OPTIONS = dict(nodes=3, shards=12, replication_factor=2, migration_seconds=0.6,
                        join_seconds=0.2, rebalance=False, seed=7)
@@ -175,3 +184,45 @@ def hostile_tls(tls_files):
     server = hostile.start(tls=tls_files[1:])
     yield server
     server.stop()
+
+
+def read_all(fd, until_exit, timeout=30.0) -> str:
+    """Everything a pseudo-terminal shows until the process exits."""
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif until_exit.poll() is not None:
+            break
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def on_terminal(sim, argv, stream="stdout", answer=None, env=None, target=True):
+    """Run the script with one stream on a pseudo-terminal (stdin: stderr too, where questions are
+    asked); returns (code, terminal text, other output). target: --host and --port of `sim` first."""
+    master, slave = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_") and k != "NO_COLOR"}
+    environ.update(env or {})
+    streams = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    streams[stream] = slave
+    if stream == "stdin":
+        streams["stderr"] = slave
+    prefix = ["--host", "127.0.0.1", "--port", str(sim.port)] if target else []
+    process = subprocess.Popen([sys.executable, SCRIPT] + prefix + argv,
+                               env=environ, **streams)
+    os.close(slave)
+    if answer is not None:
+        time.sleep(0.3)
+        os.write(master, answer.encode())
+    shown = read_all(master, process)
+    other = (process.stdout or process.stderr).read().decode()
+    process.wait(timeout=30)
+    os.close(master)
+    return process.returncode, shown, other

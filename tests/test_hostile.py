@@ -13,7 +13,7 @@ import pytest
 import cluster_cli
 import hostile
 from conftest import SCRIPT, free_port, interruptible
-from test_workflows import on_terminal
+from conftest import on_terminal
 
 KEY = "s3cret-Key_0123456789"
 CHANGES = {

@@ -207,7 +207,7 @@ def test_the_library_plans_and_applies(grown):
 
 
 def test_on_a_terminal_the_plan_is_confirmed_and_progress_is_one_line(grown):
-    from test_workflows import on_terminal
+    from conftest import on_terminal
     code, shown, out = on_terminal(grown, ["rebalance", "--poll-interval", "0.05"], "stdin", answer="n\n")
     assert code == 1 and "Apply these 3 moves? [y/N]" in shown and "Rebalance plan (balance by shards)" in shown
     assert "error: aborted; nothing was moved" in shown and migrations(grown) == []

@@ -1,58 +1,14 @@
 """Operator workflows: waits with progress, dry runs, confirmation, health gates, watch, filters, colour."""
 import json
-import os
-import pty
-import select
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import SCRIPT, interruptible
+from conftest import SCRIPT, interruptible, on_terminal
 
 FAST = ("--poll-interval", "0.05")
-
-
-def read_all(fd, until_exit, timeout=30.0) -> str:
-    """Everything a pseudo-terminal shows until the process exits."""
-    chunks, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.05)
-        if ready:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif until_exit.poll() is not None:
-            break
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
-def on_terminal(sim, argv, stream="stdout", answer=None, env=None):
-    """Run the script with one stream on a pseudo-terminal; returns (code, terminal text, other output)."""
-    master, slave = pty.openpty()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_") and k != "NO_COLOR"}
-    environ.update(env or {})
-    streams = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    streams[stream] = slave
-    if stream == "stdin":
-        streams["stderr"] = slave
-    process = subprocess.Popen([sys.executable, SCRIPT, "--host", "127.0.0.1", "--port", str(sim.port)] + argv,
-                               env=environ, **streams)
-    os.close(slave)
-    if answer is not None:
-        time.sleep(0.3)
-        os.write(master, answer.encode())
-    shown = read_all(master, process)
-    other = (process.stdout or process.stderr).read().decode()
-    process.wait(timeout=30)
-    os.close(master)
-    return process.returncode, shown, other
 
 
 # -- migrate-shard --wait ------------------------------------------------------------

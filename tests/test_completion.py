@@ -1,0 +1,127 @@
+"""Shell completion: the scripts `completion` prints, run by the shells themselves."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SCRIPT
+
+CONTEXTS = '[contexts.prod]\nurl = "http://127.0.0.1:1"\n\n[contexts.staging]\nurl = "http://127.0.0.1:2"\n'
+
+
+@pytest.fixture
+def installed(tmp_path, script):
+    """A folder on PATH with the command under both names it completes, a contexts file,
+    and the scripts for each shell; returns (folder, environment)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name in ("jadevectordb-cluster", "cluster_cli.py"):
+        launcher = folder / name
+        launcher.write_text('#!/bin/sh\nexec "%s" "%s" "$@"\n' % (sys.executable, SCRIPT))
+        launcher.chmod(0o755)
+    for shell in ("bash", "zsh", "fish"):
+        run = script("completion", shell, target=False)
+        assert (run.code, run.err) == (0, "")
+        (tmp_path / ("completion." + shell)).write_text(run.out)
+    config = tmp_path / "cluster.toml"
+    config.write_text(CONTEXTS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_")}
+    env.update(PATH="%s%s%s" % (folder, os.pathsep, os.environ.get("PATH", "")), JADEVECTORDB_CONFIG=str(config))
+    return tmp_path, env
+
+
+def bash_completes(installed, *words) -> list:
+    """What bash's completion offers for the words typed, the last being the one completed."""
+    folder, env = installed
+    program = ('source "%s"\nCOMP_WORDS=(%s)\nCOMP_CWORD=%d\n_jadevectordb_cluster\n'
+               'printf "%%s\\n" "${COMPREPLY[@]}"\n') % (
+        folder / "completion.bash", " ".join("'%s'" % w for w in words), len(words) - 1)
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [line for line in done.stdout.splitlines() if line]
+
+
+def test_bash_completes_a_command(installed):
+    assert bash_completes(installed, "jadevectordb-cluster", "mig") == ["migrate-shard"]
+    assert bash_completes(installed, "cluster_cli.py", "--host", "h", "mig") == ["migrate-shard"]
+
+
+def test_bash_completes_choices_of_the_command_being_typed(installed):
+    assert bash_completes(installed, "jadevectordb-cluster", "migrate-shard", "--strategy", "") == [
+        "LIVE_COPY", "SNAPSHOT", "INCREMENTAL"]
+    assert bash_completes(installed, "jadevectordb-cluster", "nodes", "--status", "D") == ["DEGRADED"]
+    assert bash_completes(installed, "jadevectordb-cluster", "shards", "--status", "U") == ["UNDER_REPLICATED"]
+    assert bash_completes(installed, "jadevectordb-cluster", "-o", "c") == ["compact", "csv"]
+
+
+def test_bash_completes_options_and_context_names(installed):
+    assert bash_completes(installed, "jadevectordb-cluster", "status", "--con") == ["--context", "--config"]
+    assert bash_completes(installed, "jadevectordb-cluster", "--context", "") == ["prod", "staging"]
+    assert bash_completes(installed, "jadevectordb-cluster", "--context", "prod", "no") == ["nodes", "node-health"]
+
+
+def test_every_command_and_option_is_in_the_script(installed):
+    """Made from the parser: nothing added to it can be missing here."""
+    import cluster_cli
+    parser = cluster_cli.build_parser()
+    words = set(bash_completes(installed, "jadevectordb-cluster", ""))
+    assert words == set(cluster_cli.COMMANDS)
+    for name, sub in parser.subparsers.items():
+        offered = set(bash_completes(installed, "jadevectordb-cluster", name, "-"))
+        assert offered == {o for action in sub._actions for o in action.option_strings}, name
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
+def test_zsh_completes_commands_choices_and_contexts(installed):
+    """The function run by zsh, with its completion builtins replaced by ones that print what they are given."""
+    folder, env = installed
+    program = '''
+compdef() { : }
+compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
+_describe() { print -l -- ${(P)2} }
+_files() { print FILES }
+_message() { : }
+source "%s"
+t() { words=("$@"); CURRENT=$#words; _jadevectordb_cluster | tr "\\n" " "; print }
+t jadevectordb-cluster mig
+t jadevectordb-cluster migrate-shard --strategy ""
+t jadevectordb-cluster --context ""
+t jadevectordb-cluster rebalance --plan ""
+''' % (folder / "completion.zsh")
+    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 4, done.stderr
+    assert "migrate-shard:Move a shard's primary copy to another node" in lines[0]
+    assert lines[1:] == ["LIVE_COPY SNAPSHOT INCREMENTAL ", "prod staging ", "FILES "]
+
+
+@pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
+def test_fish_completes_commands_choices_and_contexts(installed):
+    folder, env = installed
+
+    def complete(line):
+        done = subprocess.run(["fish", "--no-config", "-c", 'source "%s"; complete -C"%s"' % (
+            folder / "completion.fish", line)], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [entry.split("\t")[0] for entry in done.stdout.splitlines()]
+
+    assert complete("jadevectordb-cluster mig") == ["migrate-shard"]
+    assert complete("cluster_cli.py migrate-shard --strategy ") == ["INCREMENTAL", "LIVE_COPY", "SNAPSHOT"]
+    assert complete("jadevectordb-cluster --context ") == ["prod", "staging"]
+
+
+def test_completion_needs_no_cluster_and_no_valid_contexts_file(script, tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[contexts.a\n")
+    run = script("completion", "bash", target=False, env={"JADEVECTORDB_CONFIG": str(broken)})
+    assert run.code == 0 and run.out.startswith("# bash completion for jadevectordb-cluster and cluster_cli.py")
+
+
+def test_an_unknown_shell_is_an_input_error(cli):
+    run = cli("completion", "ksh", target=False)
+    assert (run.code, run.out) == (2, "")
+    assert run.err == ("error: argument shell: invalid choice: 'ksh' (choose from 'bash', 'zsh', 'fish') "
+                       "(see 'cluster_cli.py completion --help')\n")

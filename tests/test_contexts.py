@@ -1,0 +1,252 @@
+"""Named clusters: the contexts file, which context a run uses, what it sets, and protected contexts."""
+import os
+
+import pytest
+
+from conftest import on_terminal
+
+ADD = ("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
+
+
+@pytest.fixture
+def contexts(tmp_path, clean_env):
+    """contexts(text) writes the contexts file and points JADEVECTORDB_CONFIG at it; returns its path."""
+    def write(text, mode=0o600, name="cluster.toml"):
+        path = tmp_path / name
+        path.write_text(text)
+        os.chmod(str(path), mode)
+        clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def two_clusters(sim, contexts):
+    """staging (the default) is the simulator; prod is the simulator too, protected, its key in PROD_KEY."""
+    return contexts('''
+default_context = "staging"
+
+[contexts.staging]
+url = "%s"
+format = "compact"
+
+[contexts.prod]
+host = "127.0.0.1"
+port = %d
+protected = true
+api_key_env = "PROD_KEY"
+''' % (sim.url, sim.port))
+
+
+def dead_url():
+    from conftest import free_port
+    return "http://127.0.0.1:%d" % free_port()
+
+
+# -- which context, and what it sets ----------------------------------------------------------
+
+def test_the_default_context_is_used_with_no_flags(cli, sim, two_clusters):
+    run = cli("status", target=False)
+    assert (run.code, run.out, run.err) == (0, "HEALTHY | 3 nodes | 12 shards | master: node-master-001\n", "")
+    assert sim.requests[-1]["path"] == "/api/v1/cluster/status"
+
+
+def test_context_flag_beats_environment_beats_default(cli, two_clusters, clean_env):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    assert cli("contexts", "-o", "json", target=False).json()[0]["chosen_by"] == "default_context"
+    clean_env.setenv("JADEVECTORDB_CONTEXT", "prod")
+    listed = cli("contexts", "-o", "json", target=False).json()
+    assert [(c["name"], c["current"], c["chosen_by"]) for c in listed] == [
+        ("staging", False, None), ("prod", True, "JADEVECTORDB_CONTEXT")]
+    listed = cli("--context", "staging", "contexts", "-o", "json", target=False).json()
+    assert [(c["name"], c["current"], c["chosen_by"]) for c in listed] == [
+        ("staging", True, "--context"), ("prod", False, None)]
+
+
+def test_contexts_lists_name_url_protection_and_why_current(cli, sim, two_clusters):
+    run = cli("contexts", "-o", "table", target=False)
+    url = "http://127.0.0.1:%d" % sim.port
+    width = len(url)
+    assert run.code == 0 and run.err == ""
+    assert run.lines[1] == "│ Current │ Name    │ %-*s │ Protected │ Chosen By       │" % (width, "URL")
+    assert run.lines[3] == "│ *       │ staging │ %s │ no        │ default_context │" % url
+    assert run.lines[4] == "│         │ prod    │ %s │ yes       │ -               │" % url
+    assert sim.requests == []  # the file is read; no cluster is asked
+
+
+def test_each_setting_is_flag_then_environment_then_context(cli, sim, two_clusters, clean_env):
+    assert cli("status", "-o", "json", target=False).json()["total_nodes"] == 3  # --format beats the context's
+    clean_env.setenv("JADEVECTORDB_FORMAT", "json")
+    assert cli("status", target=False).json()["total_nodes"] == 3  # so does the environment's
+    clean_env.delenv("JADEVECTORDB_FORMAT")
+    # --url beats the context's url; a dead one shows it was used
+    asked = len(sim.requests)
+    run = cli("--url", dead_url(), "--retries", "0", "status", target=False)
+    assert run.code == 3 and len(sim.requests) == asked
+
+
+def test_where_the_environment_overrides_a_chosen_context_it_says_so(cli, sim, contexts, clean_env):
+    contexts('[contexts.far]\nurl = "%s"\n' % dead_url())
+    clean_env.setenv("JADEVECTORDB_URL", sim.url)
+    run = cli("--context", "far", "status", "-o", "compact", target=False)
+    assert run.code == 0
+    assert run.err == "warning: JADEVECTORDB_URL set in the environment overrides where context 'far' points\n"
+
+
+def test_a_contexts_timeout_is_used(cli, sim, contexts):
+    contexts('[contexts.slow]\nurl = "%s"\ntimeout = 0.3\n' % sim.url)
+    sim.fault(delay=2)
+    run = cli("--context", "slow", "--retries", "0", "status", target=False)
+    assert run.code == 3 and "0.3s" in run.err
+
+
+def test_a_relative_ca_cert_is_relative_to_the_file(cli, contexts, tmp_path):
+    contexts('[contexts.tls]\nurl = "https://127.0.0.1:1"\nca_cert = "certs/ca.pem"\n')
+    run = cli("--context", "tls", "status", target=False)
+    assert (run.code, run.err) == (2, "error: context 'tls': ca_cert: no such file: %r\n"
+                                   % str(tmp_path / "certs" / "ca.pem"))
+
+
+# -- the key ---------------------------------------------------------------------------------
+
+def test_the_key_comes_from_the_variable_api_key_env_names(cli, sim, two_clusters, clean_env):
+    sim.require_keys({"prod-key-1": "admin"})
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    run = cli("--context", "prod", "-o", "compact", "status", target=False)
+    assert run.code == 0
+    assert sim.requests[-1]["authorization"] == "Bearer prod-key-1"
+
+
+def test_an_unset_api_key_env_is_an_input_error(cli, sim, two_clusters):
+    run = cli("--context", "prod", "status", target=False)
+    assert (run.code, run.err) == (2, "error: context 'prod' takes its API key from PROD_KEY, which is not set\n")
+    assert sim.requests == []
+
+
+def test_a_key_in_a_file_others_can_read_is_refused(cli, sim, contexts):
+    path = contexts('[contexts.a]\nurl = "%s"\napi_key = "file-key-123"\n' % sim.url, mode=0o644)
+    run = cli("--context", "a", "status", target=False)
+    assert run.code == 2 and sim.requests == []
+    assert run.err == ("error: %s: holds an API key (context 'a') but others may read it (mode 644): run "
+                       "'chmod 600 %s', or keep the key in an environment variable named by api_key_env\n"
+                       % (path, path))
+
+
+def test_a_key_in_an_owner_only_file_is_sent_and_never_shown(cli, sim, contexts):
+    contexts('[contexts.a]\nurl = "%s"\napi_key = "file-key-123"\n' % sim.url, mode=0o600)
+    sim.require_keys({"file-key-123": "read"})
+    run = cli("--context", "a", "remove-node", "--node-id", "node-worker-002", "--yes", target=False)
+    assert sim.requests[-1]["authorization"] == "Bearer file-key-123"
+    assert run.code == 1 and "file-key-123" not in run.err  # a read key may not remove: 403
+
+
+# -- what is refused ---------------------------------------------------------------------------
+
+def test_an_unknown_context_lists_the_known_ones(cli, sim, two_clusters):
+    run = cli("--context", "prdo", "status", target=False)
+    assert (run.code, run.err) == (2, "error: --context: no context 'prdo'; the contexts are staging, prod\n")
+    assert sim.requests == []
+
+
+def test_a_context_without_a_file_says_where_it_looked(cli, clean_env):
+    run = cli("--context", "prod", "status", target=False)
+    path = os.path.join(os.environ["XDG_CONFIG_HOME"], "jadevectordb", "cluster.toml")
+    assert (run.code, run.err) == (2, "error: --context: no context 'prod'; there is no contexts file at %r\n"
+                                   % path)
+
+
+@pytest.mark.parametrize("text, error", [
+    ('[contexts.a]\nurl = http://x\n', "line 2: Invalid value"),
+    ('[contexts.a]\nurl = "http://x"\n\n[contexts.a]\n', "line 4: Cannot declare ('contexts', 'a') twice"),
+    ('[contexts.a]\nurl = "http://x"\nprotect = true\n',
+     "line 3: context 'a': unknown setting 'protect' (the settings are url, host, port, format, timeout, "
+     "ca_cert, api_key_env, api_key, protected)"),
+    ('[contexts.a]\nurl = "http://x"\nprotected = "yes"\n', "line 3: context 'a': protected must be true or false"),
+    ('[contexts.a]\nhost = "h"\nport = 70000\n', "line 3: context 'a': port 70000 is out of range (1-65535)"),
+    ('[contexts.a]\nurl = "ftp://x"\n',
+     "line 2: context 'a': url: 'ftp://x' must look like http://host:port or https://host:port"),
+    ('[contexts.a]\nformat = "xml"\nurl = "http://x"\n',
+     "line 2: context 'a': format must be one of json, table, compact, ndjson, csv, tsv, prometheus, got 'xml'"),
+    ('[contexts.a]\nport = 8080\n', "line 1: context 'a' names no cluster: set url, or host (and port)"),
+    ('default_context = "b"\n[contexts.a]\nurl = "http://x"\n',
+     "line 1: default_context 'b' is not one of the contexts (a)"),
+    ('[contexts.a]\nurl = "http://x"\napi_key_env = "MY-KEY"\n',
+     "line 3: context 'a': api_key_env must be the name of an environment variable, got 'MY-KEY'"),
+])
+def test_a_malformed_file_is_an_input_error_naming_file_and_line(cli, sim, contexts, text, error):
+    path = contexts(text)
+    run = cli("status", target=False)
+    assert (run.code, run.err) == (2, "error: %s %s\n" % (path, error))
+    assert sim.requests == []
+
+
+def test_a_named_file_that_is_missing_is_an_error_but_the_default_place_need_not_exist(cli, clean_env, tmp_path):
+    run = cli("--config", str(tmp_path / "nope.toml"), "status", target=False)
+    assert (run.code, run.err) == (2, "error: --config: no such file: %s\n" % (tmp_path / "nope.toml"))
+    run = cli("contexts", target=False)
+    assert run.code == 0 and run.err.startswith("warning: no contexts: no file at ")
+
+
+# -- protected contexts ------------------------------------------------------------------------
+
+CHANGES = [
+    (ADD, "add node node-worker-003", "nothing was sent"),
+    (("remove-node", "--node-id", "node-worker-002"), "remove node node-worker-002",
+     "node node-worker-002 was not removed"),
+    (("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"), "migrate shard-00 to node-master-001",
+     "no migration was started"),
+    (("drain-node", "--node-id", "node-worker-002"), "apply these 4 moves", "nothing was moved"),
+]
+
+
+@pytest.mark.parametrize("argv, action, undone", CHANGES)
+def test_a_protected_context_needs_yes_off_a_terminal(cli, sim, two_clusters, clean_env, argv, action, undone):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    run = cli("--context", "prod", *argv, target=False)
+    assert (run.code, run.out) == (1, "")
+    assert run.err == "error: context 'prod' is protected: pass --yes to %s when not on a terminal; %s\n" % (
+        action, undone)
+    assert sim.changes() == []
+    faster = ("--max-concurrent", "4", "--poll-interval", "0.05") if argv[0] == "drain-node" else ()
+    run = cli("--context", "prod", *argv, "--yes", *faster, target=False)
+    assert run.code == 0 and sim.changes() != []
+
+
+def test_rebalance_in_a_protected_context_needs_yes_off_a_terminal(cli, sim, two_clusters, clean_env):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")  # through staging
+    sim.advance(1)
+    run = cli("--context", "prod", "rebalance", target=False)
+    assert run.code == 1 and "context 'prod' is protected: pass --yes to apply these 3 moves" in run.err
+    assert [c for c in sim.changes() if c[0] == "POST" and "migrate" in c[1]] == []
+
+
+def test_a_dry_run_in_a_protected_context_asks_nothing(cli, sim, two_clusters, clean_env):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    run = cli("--context", "prod", "remove-node", "--node-id", "node-worker-002", "--dry-run", "-o", "json",
+              target=False)
+    assert run.code == 0 and run.json()["would_succeed"] is True
+
+
+def test_on_a_terminal_the_protected_contexts_name_must_be_typed(sim, two_clusters):
+    env = {"JADEVECTORDB_CONFIG": two_clusters, "PROD_KEY": "prod-key-1"}
+    code, shown, _ = on_terminal(sim, ["--context", "prod", *ADD, "--yes"], "stdin", answer="yes\n", env=env,
+                                 target=False)
+    assert "Context 'prod' is protected. Type its name to add node node-worker-003: " in shown
+    assert code == 1 and "error: context 'prod' is protected and its name was not typed; nothing was sent" in shown
+    assert sim.changes() == []
+    code, shown, out = on_terminal(sim, ["--context", "prod", *ADD], "stdin", answer="prod\n", env=env,
+                                   target=False)
+    assert code == 0 and "Node node-worker-003 (192.168.1.13:8080) added: JOINING" in out
+    assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
+
+
+def test_an_unprotected_context_asks_nothing_more(cli, sim, two_clusters):
+    run = cli(*ADD, target=False)  # staging, off a terminal, no --yes
+    assert run.code == 0 and sim.changes() == [("POST", "/api/v1/cluster/nodes")]
+
+
+def test_a_host_flag_does_not_lift_a_contexts_protection(cli, sim, two_clusters, clean_env):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    run = cli("--context", "prod", *ADD)  # --host and --port of the simulator come first
+    assert run.code == 1 and "context 'prod' is protected" in run.err and sim.changes() == []
