@@ -1408,8 +1408,9 @@ Lines = namedtuple("Lines", "source fields")
 #   prepare   derives fields the formats show (a checks summary, a plan's verdict)
 #   samples   its Prometheus samples (Sample records)
 #   headers   whether grids and CSV/TSV start with their header row (--no-headers)
-View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers",
-                  defaults=((), "", (), (), "", (), None, (), True))
+#   items     a plan's or report's list (Lines: its moves), which --columns and --sort-by turn it into
+View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers items",
+                  defaults=((), "", (), (), "", (), None, (), True, None))
 
 
 def view_of(view: Any) -> View:
@@ -1803,7 +1804,7 @@ VIEWS["move-plan"] = View(
     compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
              Lines(listed("moves"), (Field("", "shard_id"), Field("", "source_node"), Field("", "target_node"),
                                      Field("", "vector_count", fmt_count)))),
-    prepare=move_plan_summary)
+    prepare=move_plan_summary, items=Lines(listed("moves"), MOVE_COLUMNS))
 VIEWS["contexts"] = View(columns=(Field("Current", "current", lambda value: "*" if value else ""),
                                   Field("Name", "name"), Field("URL", "url"),
                                   Field("Protected", "protected", fmt_yes_no), Field("Chosen By", "chosen_by")))
@@ -1814,7 +1815,7 @@ VIEWS["move-report"] = View(
                          Field("Verified", "verified", fmt_yes_no)),
     sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, listed("moves")),),
     compact=(Lines(listed("moves"), MOVE_RESULT_COLUMNS),),
-    prepare=move_report_summary)
+    prepare=move_report_summary, items=Lines(lambda report: move_report_summary(report)["moves"], MOVE_RESULT_COLUMNS))
 
 
 def render_json(view: str, data: Any, color: bool = False) -> str:
@@ -3108,6 +3109,7 @@ def plan_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
                      help="seconds between polls of the running migrations (default %g)" % DEFAULT_POLL_INTERVAL)
     add_yes_option(sub, "do not ask for confirmation")
+    add_shaping_options(sub)  # on the plan's moves, and the report's
 
 
 def add_yes_option(sub: argparse.ArgumentParser, what: str) -> None:
@@ -3512,8 +3514,19 @@ def field_names(result: Result) -> list:
                                              for k in item]))
 
 
+def as_listed(result: Result) -> Result:
+    """A list result as it is; a plan or report as the list it holds (its moves), shown as a list
+    view is: what --columns, --sort-by and --no-headers shape. Any other result as it is."""
+    items = view_of(result.view).items
+    if items is None:
+        return result
+    return Result(items.source(result.data), View(columns=items.fields), result.warning)
+
+
 def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], headers: bool) -> Result:
     """A list result with --sort-by, --columns and --no-headers applied, for every format."""
+    if not view_of(result.view).columns:  # a node removed after a drain: nothing to shape
+        return result
     names = field_names(result)
     items = list(as_list(result.data))
 
@@ -3531,7 +3544,7 @@ def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], heade
         missing = [i for i in items if field(i, name) is None]  # last, whichever the direction
         present.sort(key=lambda i: sort_key(field(i, name)), reverse=descending)
         items = present + missing
-    spec = VIEWS[result.view]
+    spec = view_of(result.view)
     if columns:
         wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
         items = [{name: field(item, name) for name in wanted} for item in items]
@@ -3785,6 +3798,8 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
             if exc.shown is not None:
                 show(output, exc.shown[1], exc.shown[0])
             raise
+        if hasattr(args, "columns") and (args.columns or args.sort_by or args.no_headers):
+            result = as_listed(result)
         if getattr(args, "columns", None) == "help":
             write("\n".join(field_names(result)) + "\n")
             return EXIT_OK

@@ -233,3 +233,37 @@ def test_a_drain_plan_is_for_its_node_only(cli, sim, tmp_path):
     run = cli("drain-node", "--node-id", "node-worker-001", "--plan", saved)
     assert run.code == 2 and "is not a drain plan for node-worker-001" in run.err
     assert sim.changes() == []
+
+
+# -- --columns, --sort-by and --no-headers: a plan and a report as their list of moves ------------
+
+def test_shaping_flags_show_a_plan_as_its_moves(cli, grown):
+    run = cli("rebalance", "--dry-run", "--sort-by", "-vector_count", "--columns", "shard_id,target_node,vector_count",
+              "--no-headers", "--format", "tsv")
+    assert (run.code, run.out) == (0, "shard-00\tnode-worker-003\t125432\nshard-01\tnode-worker-003\t118901\n"
+                                      "shard-03\tnode-worker-003\t118419\n")
+    run = cli("drain-node", "--node-id", "node-worker-001", "--dry-run", "--columns", "shard_id", "-o", "json")
+    assert run.json() == [{"shard_id": "shard-00"}, {"shard_id": "shard-02"}, {"shard_id": "shard-06"},
+                          {"shard_id": "shard-08"}]
+    assert cli("rebalance", "--dry-run", "--columns", "help").lines == [
+        "shard_id", "source_node", "target_node", "vector_count"]
+    assert grown.changes() == [("POST", "/api/v1/cluster/nodes")]  # the fixture's add-node only
+
+
+def test_shaping_flags_show_a_report_as_its_moves_and_their_results(cli, grown):
+    run = cli("rebalance", "--yes", *FAST, "--columns", "shard_id,result,migration_id", "--sort-by", "-shard_id")
+    assert run.code == 0
+    assert run.lines == ["┌──────────┬───────────┬───────────┐",
+                         "│ Shard ID │ Result    │ Migration │",
+                         "├──────────┼───────────┼───────────┤",
+                         "│ shard-03 │ COMPLETED │ mig-7f03  │",
+                         "│ shard-01 │ COMPLETED │ mig-7f02  │",
+                         "│ shard-00 │ COMPLETED │ mig-7f01  │",
+                         "└──────────┴───────────┴───────────┘"]
+
+
+def test_an_unknown_column_of_a_plan_names_the_fields(cli, grown):
+    run = cli("rebalance", "--dry-run", "--columns", "shard,target_node")
+    assert (run.code, run.out) == (2, "")
+    assert run.err == ("error: --columns: no field 'shard'; the fields are shard_id, source_node, target_node, "
+                       "vector_count ('--columns help' lists them)\n")
