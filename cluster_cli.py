@@ -1473,20 +1473,60 @@ def fill(template: str, obj: Any, color: bool = False) -> str:
 _FILL = "\u2800"  # one column wide, and not white space to the strip() tabulate gives each cell
 
 
-def render_grid(columns: Sequence[Field], rows: Sequence[Any], color: bool = False) -> str:
-    """A box-drawn grid of `columns` (Fields), one row per item."""
-    return "\n".join(grid_lines(columns, rows, color))
+def render_grid(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
+                width: Optional[int] = None) -> str:
+    """A box-drawn grid of `columns` (Fields), one row per item, at most `width` columns wide if it can be."""
+    return "\n".join(grid_lines(columns, rows, color, width))
 
 
-def grid_lines(columns: Sequence[Field], rows: Sequence[Any], color: bool = False) -> list:
+def grid_lines(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
+               width: Optional[int] = None) -> list:
     """The grid's lines: drawn here when every cell is plain single-width text (the common
-    case, and 30 times faster at 100,000 rows), by tabulate otherwise (colour, wide characters)."""
+    case, and 30 times faster at 100,000 rows), by tabulate otherwise (colour, wide characters).
+    With a width (a terminal's), the widest text columns are clipped with '…' to fit it."""
     header = [spec.label for spec in columns]
     least = [max(len(spec.label), spec.width) for spec in columns]
     body = cells(rows, columns, color, missing="-")
-    if not color and "".join(map("".join, body)).isascii():
+    if width:
+        least, body = fitted(columns, least, body, width, color)
+    every = "".join(map("".join, body))
+    if width:
+        every = every.replace(ELLIPSIS, "")  # one column wide, as ASCII is
+    if not color and every.isascii():
         return plain_grid(header, least, body)
     return tabulate_grid(header, least, body)
+
+
+ELLIPSIS = "\u2026"
+CLIPPABLE = (fmt_text, fmt_names)  # text columns; numbers and status words are never clipped
+_ANSI = r"\x1b\[[0-9;]*m"
+
+
+def fitted(columns: Sequence[Field], least: list, body: list, width: int, color: bool) -> tuple:
+    """(least widths, cells) of a grid fitted to `width`: first the padding of the view's least
+    widths goes, then the widest text column loses a character at a time, down to its header's
+    width (or 8), until the grid fits or no column can give more. Numbers and status words stay whole."""
+    def shown_len(text):
+        return len(re.sub(_ANSI, "", text)) if color else len(text)
+    content = [max([len(spec.label)] + [shown_len(line[i].strip()) for line in body]) for i, spec in enumerate(columns)]
+    widths = [max(most, content[i]) for i, most in enumerate(least)]
+    excess = sum(widths) + 3 * len(widths) + 1 - width  # "│ " before each cell, " │" after the last
+    if excess <= 0:
+        return least, body
+    text = [spec.fmt in CLIPPABLE and not spec.status for spec in columns]
+    floors = [min(content[i], max(len(spec.label), 8)) if text[i] else content[i] for i, spec in enumerate(columns)]
+    while excess > 0:
+        i = max(range(len(widths)), key=lambda i: (widths[i] > content[i], widths[i] > floors[i], widths[i]))
+        if widths[i] <= floors[i]:
+            break
+        widths[i] -= 1
+        excess -= 1
+    for i in [i for i in range(len(columns)) if widths[i] < content[i]]:
+        for line in body:
+            cell_text = line[i].strip()
+            if len(cell_text) > widths[i]:
+                line[i] = cell_text[:widths[i] - 1] + ELLIPSIS
+    return [min(most, widths[i]) for i, most in enumerate(least)], body
 
 
 def tabulate_grid(header: list, least: list, body: list) -> list:
@@ -1519,7 +1559,7 @@ def render_rows(rows: Sequence[Field], obj: Any, color: bool = False) -> str:
                      if field(obj, spec.key) is not None)
 
 
-def render_section(spec: Section, obj: Any, color: bool = False) -> str:
+def render_section(spec: Section, obj: Any, color: bool = False, width: Optional[int] = None) -> str:
     """A sub-heading and its body, after a blank line."""
     data = spec.source(obj)
     if spec.kind == "rows":
@@ -1531,10 +1571,10 @@ def render_section(spec: Section, obj: Any, color: bool = False) -> str:
             return ""
         body = spec.empty
     elif spec.kind == "grid":
-        body = render_grid(spec.fields, as_list(data), color)
+        body = render_grid(spec.fields, as_list(data), color, width)
     else:  # "record"
         details = [row for row in spec.details if field(data, row.key) not in (None, "")]
-        body = "\n".join([render_grid(spec.fields, [data], color)] +
+        body = "\n".join([render_grid(spec.fields, [data], color, width)] +
                          ([render_rows(details, data, color)] if details else []))
     return "\n\n%s\n%s\n%s" % (spec.title, "-" * len(spec.title), body)
 
@@ -1818,7 +1858,7 @@ VIEWS["move-report"] = View(
     prepare=move_report_summary, items=Lines(lambda report: move_report_summary(report)["moves"], MOVE_RESULT_COLUMNS))
 
 
-def render_json(view: str, data: Any, color: bool = False) -> str:
+def render_json(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
     """The server's objects unchanged, indented, strict JSON (never coloured)."""
     return to_json(data, indent=2)
 
@@ -1834,21 +1874,21 @@ def to_json(data: Any, indent: Optional[int] = None) -> str:
         raise BadResponse("the cluster's answer is nested too deeply to print") from None
 
 
-def render_table(view: str, data: Any, color: bool = False) -> str:
+def render_table(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
     """Human-readable blocks and grids, as the specification shows them."""
     spec = view_of(view)
     if spec.columns:
-        lines = grid_lines(spec.columns, as_list(data), color)
+        lines = grid_lines(spec.columns, as_list(data), color, width)
         return "\n".join(lines if spec.headers else lines[:1] + lines[3:])
     obj = spec.prepare(data) if spec.prepare else as_dict(data)
     if spec.sentence:
         return fill(spec.sentence, obj, color)
     title = fill(spec.title, obj)
     text = "\n".join(line for line in (title, "=" * len(title), render_rows(spec.rows, obj, color)) if line)
-    return text + "".join(render_section(section, obj, color) for section in spec.sections)
+    return text + "".join(render_section(section, obj, color, width) for section in spec.sections)
 
 
-def render_compact(view: str, data: Any, color: bool = False) -> str:
+def render_compact(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
     """One line per object, fields joined by ' | ', for grep and awk."""
     spec = view_of(view)
     if spec.columns:
@@ -1886,8 +1926,8 @@ def delimited_value(value: Any) -> str:
     return text
 
 
-def delimited(delimiter: str) -> Callable[[str, Any, bool], str]:
-    def render(view: str, data: Any, color: bool = False) -> str:
+def delimited(delimiter: str) -> Callable[..., str]:
+    def render(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
         """A header row of field names, then one row per item (an object is one row)."""
         import csv
         import io
@@ -1901,7 +1941,7 @@ def delimited(delimiter: str) -> Callable[[str, Any, bool], str]:
     return render
 
 
-def render_prometheus(view: str, data: Any, color: bool = False) -> str:
+def render_prometheus(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
     """The text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's textfile collector."""
     samples = view_of(view).samples
     if not samples:
@@ -1932,7 +1972,7 @@ def prometheus_number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
 
 
-def render_ndjson(view: str, data: Any, color: bool = False) -> str:
+def render_ndjson(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
     """One compact JSON object per line: a list's items, or the one object."""
     return "\n".join(to_json(item) for item in (data if isinstance(data, list) else [data]))
 
@@ -2183,6 +2223,11 @@ def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: f
     raise ConditionNotMet("cluster is %s, not %s, after %.1fs%s" % (
         fmt_text(field(status, "status")) or "unknown", wanted, waited,
         " (last poll: %s)" % last_error if last_error else "")).showing(status, "status")
+
+
+def stderr_width() -> Optional[int]:
+    """The terminal's width when stderr is one: a plan shown before its question fits it."""
+    return terminal_columns() if is_tty(sys.stderr) else None
 
 
 def confirm(question: str) -> bool:
@@ -2440,7 +2485,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         return plan_result(plan, "removal-plan")
     if is_tty(sys.stdin) and (not args.yes or args.protected):  # the impact, before the question
         plan = plan_node_removal(client, node_id)
-        sys.stderr.write(render_table("removal-plan", plan) + "\n")
+        sys.stderr.write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
         suggest_drain(plan)
         try:
             plan_result(plan, "removal-plan")
@@ -2578,7 +2623,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         return Result(plan, "move-plan")
     these = "this move" if len(moves) == 1 else "these %d moves" % len(moves)
     if is_tty(sys.stdin) and (not args.yes or args.protected):
-        sys.stderr.write(render_table("move-plan", plan) + "\n")
+        sys.stderr.write(render_table("move-plan", plan, width=stderr_width()) + "\n")
     confirm_change(args, "apply " + these, "nothing was moved", "Apply %s?" % these)
     printer = MoveProgress(len(moves))
     try:
@@ -2853,9 +2898,11 @@ def terminal_columns() -> int:
         columns = int(os.environ.get("COLUMNS", 0))
     except ValueError:
         columns = 0
-    if columns <= 0:
+    for stream in (sys.__stdout__, sys.__stderr__):  # stderr: a plan shown before its question
+        if columns > 0:
+            break
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            columns = os.get_terminal_size(stream.fileno()).columns
         except (AttributeError, ValueError, OSError):
             columns = 0
     return columns or 80
@@ -3405,8 +3452,9 @@ def context_url(settings: dict) -> str:
     return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
 
 
-# How results are printed: the --format choice, whether status words are coloured, --output.
-Output = namedtuple("Output", "format color file", defaults=(None,))
+# How results are printed: the --format choice, whether status words are coloured, --output,
+# and the terminal's width that tables fit (None when not printing to a terminal: full width).
+Output = namedtuple("Output", "format color file width", defaults=(None, None))
 
 
 def output_from(args: argparse.Namespace, context: Optional[Context] = None) -> Output:
@@ -3415,8 +3463,9 @@ def output_from(args: argparse.Namespace, context: Optional[Context] = None) -> 
     fmt = args.format or os.environ.get(ENV_FORMAT) or ours.get("format") or DEFAULT_FORMAT
     if fmt not in FORMATS:
         raise InvalidInput("%s must be one of %s, got %r" % (ENV_FORMAT, ", ".join(FORMATS), fmt))
-    color = not args.no_color and not os.environ.get("NO_COLOR") and not args.output and is_tty(sys.stdout)
-    return Output(fmt, color, args.output)
+    on_terminal = not args.output and is_tty(sys.stdout)
+    color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
+    return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
 
 
 def settings_from(args: argparse.Namespace, context: Optional[Context] = None) -> dict:
@@ -3559,9 +3608,9 @@ def sort_key(value: Any) -> tuple:
     return (0, n, "") if n is not None else (1, 0.0, fmt_text(value))
 
 
-def render(fmt: str, view: str, data: Any, color: bool = False) -> str:
+def render(fmt: str, view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
     """A result in one format: the one entry point to FORMATS."""
-    return FORMATS[fmt](view, data, color)
+    return FORMATS[fmt](view, data, color, width)
 
 
 def show(output: Output, view: str, data: Any) -> None:
@@ -3572,7 +3621,7 @@ def show(output: Output, view: str, data: Any) -> None:
             write("".join(to_json(item) + "\n" for item in data[start:start + 1000]))
         return
     if output.format != "json":
-        write(render(output.format, view, data, output.color) + "\n")
+        write(render(output.format, view, data, output.color, output.width) + "\n")
         return
     if not isinstance(data, list) or not data:  # an object is encoded whole: nothing is written on failure
         write(to_json(data, indent=2) + "\n")
@@ -3621,11 +3670,12 @@ def draw_tick(result: Result, command: str, output: Output, interval: float, on_
     """One snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
     if on_terminal:
         header = "Every %gs: %s    %s\n\n" % (interval, command, time.strftime("%Y-%m-%d %H:%M:%S"))
-        write("\x1b[H\x1b[2J" + header + render(output.format, result.view, result.data, output.color) + "\n")
+        write("\x1b[H\x1b[2J" + header + render(output.format, result.view, result.data, output.color,
+                                                  output.width) + "\n")
     elif output.format == "json":  # one line per snapshot, for jq to stream
         write(to_json(result.data) + "\n")
     else:  # compact stays one line per object; tables get a blank line between
-        write(render(output.format, result.view, result.data, output.color) +
+        write(render(output.format, result.view, result.data, output.color, output.width) +
               ("\n\n" if output.format == "table" else "\n"))
 
 

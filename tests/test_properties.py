@@ -134,3 +134,29 @@ def test_streamed_json_is_json_dumps_indented_to_the_byte(data):
     with contextlib.redirect_stdout(printed):
         cluster_cli.show(cluster_cli.Output("json", False), "shards", data)
     assert printed.getvalue() == json.dumps(data, indent=2) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), columns=st.integers(min_value=1, max_value=6), width=st.integers(min_value=20, max_value=120))
+def test_a_grid_fits_the_terminal_unless_only_numbers_and_headers_are_left(data, columns, width):
+    """Every line is at most `width` wide, or every text column is down to its least (header or 8)
+    and the rest kept whole; a clipped cell ends in '…' and starts as the whole cell did."""
+    specs = [cluster_cli.Field(data.draw(st.sampled_from(["Node ID", "Address", "Detail", "N"])), "f%d" % i,
+                               data.draw(st.sampled_from([cluster_cli.fmt_text, cluster_cli.fmt_count])),
+                               data.draw(st.integers(0, 16))) for i in range(columns)]
+    rows = data.draw(st.lists(st.fixed_dictionaries({"f%d" % i: CELLS.map(str.strip) if specs[i].fmt is
+                                                     cluster_cli.fmt_text else st.integers(0, 10 ** 9)
+                                                     for i in range(columns)}), max_size=6))
+    full = cluster_cli.grid_lines(specs, rows)
+    lines = cluster_cli.grid_lines(specs, rows, width=width)
+    if len(full[0]) <= width:
+        assert lines == full  # what fits is left as it is
+        return
+    text = [spec.fmt is cluster_cli.fmt_text for spec in specs]
+    widths = [len(part) - 2 for part in lines[0][1:-1].split("┬")]
+    assert len(lines[0]) <= width or all(w <= max(len(spec.label), 8) for w, spec, t in zip(widths, specs, text) if t)
+    assert {len(line) for line in lines} == {len(lines[0])}
+    for full_row, row in zip(full[3:-1], lines[3:-1]):
+        for whole, shown in zip(full_row[2:-2].split(" │ "), row[2:-2].split(" │ ")):
+            whole, shown = whole.strip(), shown.strip()
+            assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1]))

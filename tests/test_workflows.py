@@ -346,3 +346,27 @@ def test_wait_rides_out_a_short_outage(cli, sim):
     run = cli("--retries", "0", "migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001",
               "--wait", *FAST, "--format", "compact")
     assert run.code == 0 and " | COMPLETED | 100.0%" in run.out
+
+
+# -- tables fit the terminal -------------------------------------------------------------------
+
+NARROW_NODES = """\
+┌──────────────┬────────┬───────────────┬─────────┬────────┐
+│ Node ID      │ Role   │ Address       │ Status  │ Shards │
+├──────────────┼────────┼───────────────┼─────────┼────────┤
+│ node-master… │ MASTER │ 192.168.1.10… │ HEALTHY │ 4      │
+│ node-worker… │ WORKER │ 192.168.1.11… │ HEALTHY │ 4      │
+│ node-worker… │ WORKER │ 192.168.1.12… │ HEALTHY │ 4      │
+└──────────────┴────────┴───────────────┴─────────┴────────┘
+"""
+
+
+def test_on_a_narrow_terminal_the_widest_text_columns_are_clipped(sim):
+    code, shown, _ = on_terminal(sim, ["nodes", "--no-color"], env={"COLUMNS": "60"})
+    assert code == 0
+    assert shown.replace("\r\n", "\n") == NARROW_NODES
+
+
+def test_piped_tables_keep_their_full_width(script):
+    run = script("nodes", env={"COLUMNS": "60"})
+    assert run.code == 0 and run.lines[3] == "│ node-master-001  │ MASTER  │ 192.168.1.10:8080  │ HEALTHY  │ 4        │"
