@@ -125,3 +125,14 @@ def test_an_unknown_shell_is_an_input_error(cli):
     assert (run.code, run.out) == (2, "")
     assert run.err == ("error: argument shell: invalid choice: 'ksh' (choose from 'bash', 'zsh', 'fish') "
                        "(see 'cluster_cli.py completion --help')\n")
+
+
+def test_the_readmes_bash_line_registers_both_names(installed):
+    from test_examples import README
+    line = next(line for line in README.splitlines() if line.startswith("source <(") and "bash" in line)
+    folder, env = installed
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", line.split("#")[0] + "\ncomplete -p"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == ["complete -F _jadevectordb_cluster cluster_cli.py",
+                                                "complete -F _jadevectordb_cluster jadevectordb-cluster"]

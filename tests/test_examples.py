@@ -325,3 +325,29 @@ def matches(printed: str, shown: str) -> bool:
     head, tail = ("\n" + shown).split("\n...\n", 1)
     head = head[1:]
     return printed.startswith(head) and printed.endswith(tail) and len(printed) >= len(head) + len(tail)
+
+
+# -- the README's contexts file and completion set-up ---------------------------------------------
+
+@pytest.fixture
+def readme_contexts(tmp_path, clean_env):
+    """The README's sample contexts file, in use."""
+    path = tmp_path / "cluster.toml"
+    path.write_text(block_after("## Named clusters (contexts)", "toml"))
+    clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
+    return path
+
+
+def test_readme_contexts_file_is_listed_as_shown(cli, readme_contexts):
+    run = cli("contexts", target=False)
+    assert (run.code, run.out, run.err) == (0, output_after("python cluster_cli.py contexts"), "")
+
+
+def test_readme_protected_context_refuses_a_change_off_a_terminal(cli, sim, readme_contexts, clean_env):
+    clean_env.setenv("JADE_PROD_KEY", "prod-key-1")
+    (readme_contexts.parent / "prod-ca.pem").write_text("")  # its ca_cert, beside the file
+    run = cli("--context", "prod", "--url", sim.url, "add-node", "--node-id", "node-worker-003",
+              "--address", "192.168.1.13:8080", target=False)
+    assert (run.code, run.err) == (1, "error: context 'prod' is protected: pass --yes to add node node-worker-003 "
+                                      "when not on a terminal; nothing was sent\n")
+    assert sim.changes() == []
