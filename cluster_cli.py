@@ -3421,7 +3421,7 @@ def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[i
 def chosen_context(config: Config, flag: Optional[str]) -> Optional[Context]:
     """The context this run uses: --context, else JADEVECTORDB_CONTEXT, else the file's default_context."""
     env = os.environ.get(ENV_CONTEXT)
-    name, chosen_by = ((flag, "--context") if flag else (env, ENV_CONTEXT) if env else
+    name, chosen_by = ((flag, "--context") if flag is not None else (env, ENV_CONTEXT) if env else
                        (config.default_context, "default_context"))
     if name is None:
         return None
@@ -3812,7 +3812,8 @@ def collector_paused() -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     """The command layer: flags and context to settings, a client, the command's handler, its result printed."""
     if args.command == "completion":  # works whatever state the contexts file is in
-        write(cmd_completion(args.shell))
+        with written_to(args.output):
+            write(cmd_completion(args.shell))
         return EXIT_OK
     config = read_config(*config_path(args.config))
     context = chosen_context(config, args.context)

@@ -136,3 +136,9 @@ def test_the_readmes_bash_line_registers_both_names(installed):
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == ["complete -F _jadevectordb_cluster cluster_cli.py",
                                                 "complete -F _jadevectordb_cluster jadevectordb-cluster"]
+
+
+def test_completion_goes_to_output_file_like_any_result(cli, tmp_path):
+    run = cli("completion", "fish", "--output", str(tmp_path / "jadevectordb-cluster.fish"), target=False)
+    assert (run.code, run.out, run.err) == (0, "", "")
+    assert (tmp_path / "jadevectordb-cluster.fish").read_text().startswith("# fish completion for")

@@ -250,3 +250,9 @@ def test_a_host_flag_does_not_lift_a_contexts_protection(cli, sim, two_clusters,
     clean_env.setenv("PROD_KEY", "prod-key-1")
     run = cli("--context", "prod", *ADD)  # --host and --port of the simulator come first
     assert run.code == 1 and "context 'prod' is protected" in run.err and sim.changes() == []
+
+
+def test_an_empty_context_flag_is_not_taken_for_no_flag(cli, sim, two_clusters):
+    run = cli("--context", "", "status", target=False)
+    assert (run.code, run.err) == (2, "error: --context: no context ''; the contexts are staging, prod\n")
+    assert sim.requests == []
