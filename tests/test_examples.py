@@ -351,3 +351,42 @@ def test_readme_protected_context_refuses_a_change_off_a_terminal(cli, sim, read
     assert (run.code, run.err) == (1, "error: context 'prod' is protected: pass --yes to add node node-worker-003 "
                                       "when not on a terminal; nothing was sent\n")
     assert sim.changes() == []
+
+
+def documented_fields() -> dict:
+    """README's 'Fields, command by command': {command: its top-level fields} (nested ones left out)."""
+    start = README.index("#### Fields, command by command")
+    rows = {}
+    for line in README[start:].split("\n\n| command | JSON |\n|---|---|\n", 1)[1].split("\n\n", 1)[0].splitlines():
+        command, fields = line.strip("|").split(" | ", 1)
+        while "(" in fields:  # nested fields, and notes, out
+            fields = re.sub(r"\([^()]*\)", "", fields)
+        rows[command.strip(" `")] = re.findall(r"`(\w+)`", fields)
+    return rows
+
+
+@pytest.mark.parametrize("command, argv", [
+    ("status", "status"), ("nodes", "nodes"), ("shards", "shards"), ("metrics", "metrics"),
+    ("diagnostics", "diagnostics"), ("health", "health"), ("add-node", "add-node --node-id n9 --address h:1"),
+    ("migrate-shard --dry-run", "migrate-shard --shard-id shard-00 --to-node node-master-001 --dry-run"),
+    ("remove-node --dry-run", "remove-node --node-id node-worker-002 --dry-run"),
+    ("migrate-shard", "migrate-shard --shard-id shard-00 --to-node node-master-001"),
+    ("remove-node", "remove-node --node-id node-worker-002"),
+    ("rebalance --dry-run", "rebalance --dry-run"),
+])
+def test_readme_lists_each_commands_json_fields(cli, sim, command, argv):
+    data = cli(*argv.split(), "-o", "json").json()
+    item = data[0] if isinstance(data, list) else data
+    assert list(item) == documented_fields()[command]
+
+
+def test_readme_lists_the_fields_of_what_a_run_reports(cli, sim, tmp_path, clean_env):
+    sim.reset(migration_seconds=0.1)
+    assert cli("drain-node", "--node-id", "node-worker-002", "--dry-run", "-o", "json").json().keys() >= {
+        "kind", "node_id", "moves", "before", "after", "skipped"}
+    report = cli("drain-node", "--node-id", "node-worker-002", "--poll-interval", "0.05", "-o", "json").json()
+    assert sorted(report) == sorted(documented_fields()["rebalance"])
+    path = tmp_path / "cluster.toml"
+    path.write_text('[contexts.a]\nurl = "%s"\n' % sim.url)
+    clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
+    assert list(cli("contexts", "-o", "json").json()[0]) == documented_fields()["contexts"]
