@@ -3427,8 +3427,8 @@ def chosen_context(config: Config, flag: Optional[str]) -> Optional[Context]:
         return None
     if name not in config.contexts:
         known = ("the contexts are " + ", ".join(config.contexts)) if config.contexts else (
-            "%s has no contexts" % shown(config.path) if os.path.exists(config.path) else
-            "there is no contexts file at %s" % shown(config.path))
+            "%s has no contexts" % config.path if os.path.exists(config.path) else
+            "there is no contexts file at %s" % config.path)
         raise InvalidInput("%s: no context %s; %s" % (chosen_by, shown(name), known))
     return Context(name, chosen_by, config.contexts[name], config.path)
 

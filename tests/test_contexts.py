@@ -151,7 +151,7 @@ def test_an_unknown_context_lists_the_known_ones(cli, sim, two_clusters):
 def test_a_context_without_a_file_says_where_it_looked(cli, clean_env):
     run = cli("--context", "prod", "status", target=False)
     path = os.path.join(os.environ["XDG_CONFIG_HOME"], "jadevectordb", "cluster.toml")
-    assert (run.code, run.err) == (2, "error: --context: no context 'prod'; there is no contexts file at %r\n"
+    assert (run.code, run.err) == (2, "error: --context: no context 'prod'; there is no contexts file at %s\n"
                                    % path)
 
 
