@@ -3194,17 +3194,20 @@ EXIT_CODES = {
     None: "exit codes: " + _COMMON_EXITS,
     "status": "exit codes: " + _COMMON_EXITS + ", 4 not HEALTHY (--check) or not the status waited for "
               "(--wait-for)",
-    "add-node": "exit codes: " + _COMMON_EXITS + ". 3 also: the answer was lost after sending, so it may or may "
-                "not have been applied",
+    "add-node": "exit codes: " + _COMMON_EXITS + ". 1 also: a protected context's change not confirmed. "
+                "3 also: the answer was lost after sending, so it may or may not have been applied",
     "remove-node": "exit codes: " + _COMMON_EXITS + ". 1 also: a dry run the cluster would refuse, a declined "
-                   "question. 3 also: the answer was lost after sending, so it may or may not have been applied",
+                   "question or protected context. 3 also: the answer was lost after sending, so it may or "
+                   "may not have been applied",
     "migrate-shard": "exit codes: " + _COMMON_EXITS + ", 4 still running when --wait-timeout ran out. 1 also: "
-                     "a FAILED migration, a refused dry run. 3 also: the answer was lost after sending",
+                     "a FAILED migration, a refused dry run, a protected context not confirmed. 3 also: the "
+                     "answer was lost after sending",
     "rebalance": "exit codes: " + _COMMON_EXITS + ", 4 --wait-timeout ran out. 1 also: a failed move, a stale "
-                 "plan, a cluster that does not match the plan afterwards. The running migrations go on after "
-                 "4 and 130",
+                 "plan, a declined question or protected context, a cluster that does not match the plan "
+                 "afterwards. The running migrations go on after 4 and 130",
     "drain-node": "exit codes: " + _COMMON_EXITS + ", 4 --wait-timeout ran out. 1 also: a primary with nowhere "
-                  "to go, a failed move, a stale plan. The running migrations go on after 4 and 130",
+                  "to go, a failed move, a stale plan, a declined question or protected context. The running "
+                  "migrations go on after 4 and 130",
 }
 
 
