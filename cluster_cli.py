@@ -6,14 +6,15 @@
     python cluster_cli.py migrate-shard --shard-id shard-00 --to-node node-worker-003 --wait
 
 How a command flows: main(argv) parses it (build_parser: each command's options
-are checked by the same check_* functions the client uses), settings_from() turns
-the flags and environment into the client's settings and an Output; the command's
-handler (cmd_*) calls ClusterCLI, whose one _request() sends, retries, decodes and
-raises ClusterError subclasses; the handler returns a Result naming its view, or
-raises; render() draws the Result with the view's VIEWS entry in the chosen format;
-main() prints it, reports an error in one line, and returns the exit code the
-error carries. Importing the module and using ClusterCLI skips everything after
-the client.
+are checked by the same check_* functions the client uses); run() reads the
+contexts file if there is one (read_config, chosen_context), and settings_from()
+and output_from() turn the flags, environment and context into the client's
+settings and an Output; the command's handler (cmd_*) calls ClusterCLI, whose
+one _request() sends, retries, decodes and raises ClusterError subclasses; the
+handler returns a Result naming its view, or raises; render() draws the Result
+with the view's VIEWS entry in the chosen format; main() prints it, reports an
+error in one line, and returns the exit code the error carries. Importing the
+module and using ClusterCLI skips everything after the client.
 """
 from __future__ import annotations
 
@@ -3280,6 +3281,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
 # "protect = true" must not leave production unprotected.
 CONTEXT_SETTINGS = ("url", "host", "port", "format", "timeout", "ca_cert", "api_key_env", "api_key", "protected")
 _CONTEXT_NAME = r"^[A-Za-z0-9][\w.-]*$"
+MAX_CONFIG_SIZE = 1024 ** 2  # bytes; a contexts file is a few hundred
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 # The contexts file, read: where it is, its default_context and contexts ({name: settings}).
@@ -3303,14 +3305,16 @@ def read_config(path: str, named_by: Optional[str] = None) -> Config:
     """The contexts file, parsed and checked; no file at the default place is no contexts.
     TOML is parsed only when there is a file: no other run pays for it."""
     try:
-        with open(path, "rb") as source:
-            raw = source.read()
+        with open(path, "rb") as source:  # a pipe too: --config <(vault read ...)
+            raw = source.read(MAX_CONFIG_SIZE + 1)
     except FileNotFoundError:
         if named_by:
             raise InvalidInput("%s: no such file: %s" % (named_by, path)) from None
         return Config(path, None, {})
     except OSError as exc:
         raise InvalidInput("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    if len(raw) > MAX_CONFIG_SIZE:  # --config /dev/zero must not eat the memory
+        raise InvalidInput("%s is larger than %s; it is not a contexts file" % (path, fmt_size(MAX_CONFIG_SIZE)))
     if sys.version_info >= (3, 11):
         import tomllib
     else:

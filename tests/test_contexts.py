@@ -256,3 +256,11 @@ def test_an_empty_context_flag_is_not_taken_for_no_flag(cli, sim, two_clusters):
     run = cli("--context", "", "status", target=False)
     assert (run.code, run.err) == (2, "error: --context: no context ''; the contexts are staging, prod\n")
     assert sim.requests == []
+
+
+def test_an_endless_file_is_refused_and_a_pipe_is_read(script, sim):
+    run = script("--config", "/dev/zero", "status", target=False)
+    assert (run.code, run.out, run.err) == (2, "", "error: /dev/zero is larger than 1M; it is not a contexts file\n")
+    run = script("--config", "/dev/stdin", "--context", "a", "status", "-o", "compact", target=False,
+                 input='[contexts.a]\nurl = "%s"\n' % sim.url)
+    assert (run.code, run.out) == (0, "HEALTHY | 3 nodes | 12 shards | master: node-master-001\n")
