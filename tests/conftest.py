@@ -171,6 +171,15 @@ def tls_files(tmp_path_factory):
 
 
 @pytest.fixture
+def tls_sim(tls_files):
+    """The simulator over TLS, its certificate from the tls_files CA."""
+    server = simulator.start(cluster=simulator.Cluster(), tls=tls_files[1:])
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
 def hostile_server():
     """A hostile server over plain HTTP on 127.0.0.1 (see tests/hostile.py)."""
     server = hostile.start()

@@ -1,9 +1,10 @@
 """Named clusters: the contexts file, which context a run uses, what it sets, and protected contexts."""
 import os
+import shutil
 
 import pytest
 
-from conftest import on_terminal
+from conftest import free_port, on_terminal
 
 ADD = ("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
 
@@ -39,7 +40,6 @@ api_key_env = "PROD_KEY"
 
 
 def dead_url():
-    from conftest import free_port
     return "http://127.0.0.1:%d" % free_port()
 
 
@@ -264,3 +264,19 @@ def test_an_endless_file_is_refused_and_a_pipe_is_read(script, sim):
     run = script("--config", "/dev/stdin", "--context", "a", "status", "-o", "compact", target=False,
                  input='[contexts.a]\nurl = "%s"\n' % sim.url)
     assert (run.code, run.out) == (0, "HEALTHY | 3 nodes | 12 shards | master: node-master-001\n")
+
+
+def test_a_contexts_ca_cert_verifies_the_cluster_and_the_flag_still_wins(cli, contexts, tls_sim, tls_files, tmp_path):
+    shutil.copy(tls_files[0], str(tmp_path / "ca.pem"))
+    contexts('[contexts.tls]\nurl = "https://127.0.0.1:%d"\nca_cert = "ca.pem"\n' % tls_sim.port)
+    run = cli("--context", "tls", "status", "-o", "compact", target=False)
+    assert (run.code, run.err) == (0, "") and run.out.startswith("HEALTHY |")
+    run = cli("--context", "tls", "--ca-cert", str(tmp_path / "nope.pem"), "status", target=False)
+    assert (run.code, run.err) == (2, "error: --ca-cert: no such file: %r\n" % str(tmp_path / "nope.pem"))
+
+
+def test_the_timeout_flag_beats_the_contexts(cli, sim, contexts):
+    contexts('[contexts.slow]\nurl = "%s"\ntimeout = 0.3\n' % sim.url)
+    sim.fault(delay=0.6)
+    run = cli("--context", "slow", "--timeout", "5", "--retries", "0", "status", "-o", "compact", target=False)
+    assert run.code == 0 and run.out.startswith("HEALTHY |")

@@ -163,14 +163,6 @@ def test_all_masters_down_names_each(cli):
 
 # -- TLS ---------------------------------------------------------------------------------
 
-@pytest.fixture
-def tls_sim(tls_files):
-    server = simulator.start(cluster=simulator.Cluster(), tls=tls_files[1:])
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def test_tls_is_verified_by_default(cli, tls_sim):
     run = cli("--url", "https://127.0.0.1:%d" % tls_sim.port, "--retries", "0", "status", target=False)
     assert_one_error_line(run, 3)
