@@ -280,3 +280,10 @@ def test_the_timeout_flag_beats_the_contexts(cli, sim, contexts):
     sim.fault(delay=0.6)
     run = cli("--context", "slow", "--timeout", "5", "--retries", "0", "status", "-o", "compact", target=False)
     assert run.code == 0 and run.out.startswith("HEALTHY |")
+
+
+def test_a_contexts_key_is_kept_out_of_the_servers_message(cli, sim, two_clusters, clean_env):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    sim.fault(respond=[{"status": 400, "body": '{"error": "no cluster answers to key prod-key-1"}'}])
+    run = cli("--context", "prod", "status", target=False)
+    assert run.code == 1 and "prod-key-1" not in run.err and "no cluster answers to key ***" in run.err
