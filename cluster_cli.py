@@ -2239,6 +2239,11 @@ def confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def will_ask(args: argparse.Namespace) -> bool:
+    """Whether confirm_change() will put a question on the terminal: show what it is about first."""
+    return is_tty(sys.stdin) and (not args.yes or bool(getattr(args, "protected", None)))
+
+
 def confirm_change(args: argparse.Namespace, action: str, undone: str, question: Optional[str] = None) -> None:
     """Before a change is sent. In a protected context, its name must be typed on a terminal
     (--yes does not skip it there) and --yes is needed off one; elsewhere `question` is asked on
@@ -2484,7 +2489,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         plan = plan_node_removal(client, node_id)
         suggest_drain(plan)
         return plan_result(plan, "removal-plan")
-    if is_tty(sys.stdin) and (not args.yes or args.protected):  # the impact, before the question
+    if will_ask(args):  # the impact, before the question
         plan = plan_node_removal(client, node_id)
         sys.stderr.write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
         suggest_drain(plan)
@@ -2623,7 +2628,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     if args.dry_run:
         return Result(plan, "move-plan")
     these = "this move" if len(moves) == 1 else "these %d moves" % len(moves)
-    if is_tty(sys.stdin) and (not args.yes or args.protected):
+    if will_ask(args):
         sys.stderr.write(render_table("move-plan", plan, width=stderr_width()) + "\n")
     confirm_change(args, "apply " + these, "nothing was moved", "Apply %s?" % these)
     printer = MoveProgress(len(moves))
@@ -2754,8 +2759,12 @@ def _value_kind(action: argparse.Action) -> str:
     return "choices" if action.choices else "text"
 
 
-def _completion_cases(shared: list, commands: dict, pattern: Callable[[str, str], str]) -> tuple:
-    """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts."""
+def _completion_cases(shared: list, commands: dict) -> tuple:
+    """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
+    pattern matches "$command $prev", '*" --format"' for an option every command takes."""
+    def pattern(command, option):
+        return '"%s %s"' % (command, option) if command else '*" %s"' % option
+
     valued, cases = set(), []
     for command, actions in [("", shared)] + list(commands.items()):
         for action in actions:
@@ -2778,7 +2787,7 @@ def _grouped(cases: list, answers: dict) -> list:
 
 
 def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
-    valued, cases = _completion_cases(shared, commands, lambda c, o: '"%s %s"' % (c, o) if c else '*" %s"' % o)
+    valued, cases = _completion_cases(shared, commands)
     answers = {"choices": 'COMPREPLY=($(compgen -W "%s" -- "$cur"))', "files": 'COMPREPLY=($(compgen -f -- "$cur"))',
                "contexts": 'COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" %s)" -- "$cur"))' % CONTEXT_NAMES,
                "text": "COMPREPLY=()"}
@@ -2807,7 +2816,7 @@ def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
 
 
 def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
-    valued, cases = _completion_cases(shared, commands, lambda c, o: '"%s %s"' % (c, o) if c else '*" %s"' % o)
+    valued, cases = _completion_cases(shared, commands)
     answers = {"choices": "compadd -- %s", "files": "_files",
                "contexts": 'compadd -- ${(f)"$(${words[1]} %s)"}' % CONTEXT_NAMES, "text": "_message 'value'"}
     described = " ".join("'%s:%s'" % (name, summaries[name].replace("'", "'\\''").replace(":", "\\:"))

@@ -142,9 +142,10 @@ def test_a_key_in_an_owner_only_file_is_sent_and_never_shown(cli, sim, contexts)
 
 # -- what is refused ---------------------------------------------------------------------------
 
-def test_an_unknown_context_lists_the_known_ones(cli, sim, two_clusters):
-    run = cli("--context", "prdo", "status", target=False)
-    assert (run.code, run.err) == (2, "error: --context: no context 'prdo'; the contexts are staging, prod\n")
+@pytest.mark.parametrize("name", ["prdo", ""])  # an empty flag is not taken for no flag (then the default)
+def test_an_unknown_context_lists_the_known_ones(cli, sim, two_clusters, name):
+    run = cli("--context", name, "status", target=False)
+    assert (run.code, run.err) == (2, "error: --context: no context %r; the contexts are staging, prod\n" % name)
     assert sim.requests == []
 
 
@@ -250,12 +251,6 @@ def test_a_host_flag_does_not_lift_a_contexts_protection(cli, sim, two_clusters,
     clean_env.setenv("PROD_KEY", "prod-key-1")
     run = cli("--context", "prod", *ADD)  # --host and --port of the simulator come first
     assert run.code == 1 and "context 'prod' is protected" in run.err and sim.changes() == []
-
-
-def test_an_empty_context_flag_is_not_taken_for_no_flag(cli, sim, two_clusters):
-    run = cli("--context", "", "status", target=False)
-    assert (run.code, run.err) == (2, "error: --context: no context ''; the contexts are staging, prod\n")
-    assert sim.requests == []
 
 
 def test_an_endless_file_is_refused_and_a_pipe_is_read(script, sim):
