@@ -73,6 +73,10 @@ class Sim:
         """From now on, /api/v1 needs one of these keys: {key: "admin" | "read"}."""
         self.server.api_keys = dict(keys)
 
+    def settle(self):
+        """Wait until the simulator answers no request (one held by a delay included)."""
+        assert self.server.answering.wait(timeout=30), "the simulator is still answering after 30 s"
+
     def advance(self, seconds: float):
         """Move the cluster's clock on: joins and migrations progress without waiting."""
         self.cluster.advance(seconds)

@@ -115,6 +115,9 @@ class Cluster:
     def reset(self):
         o = self.options
         with self.lock:
+            # A request that arrived before this reset (and is still held by a delay) belongs to
+            # the cluster that was: it is dropped unanswered, never applied to this one.
+            self.generation = getattr(self, "generation", 0) + 1
             self.offset = 0.0
             self.rng = random.Random(o["seed"])
             self.replication_factor = o["replication_factor"]
@@ -646,7 +649,11 @@ class Handler(BaseHTTPRequestHandler):
         path, query, raw = parts.path, parse_qs(parts.query), self._read_body()
         if path.startswith("/_sim/"):
             return self._control(method, path, raw)
-        faults, fault = self._record(method, path, query, raw)
+        with self.server.answering:
+            self._answer(method, path, query, raw)
+
+    def _answer(self, method, path, query, raw):
+        faults, fault, generation = self._record(method, path, query, raw)
         if faults["delay"]:
             time.sleep(faults["delay"])
         if fault is not None:
@@ -654,17 +661,18 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/health" and method == "GET":
             return self._send_json(200, {"status": "ok", "version": VERSION})
         if self._authorised(method):
-            self._route(method, path, query, raw, faults)
+            self._route(method, path, query, raw, faults, generation)
 
     def _record(self, method, path, query, raw):
-        """Log the request for tests; returns the faults in force and the fault this request gets."""
+        """Log the request for tests; returns the faults in force, the fault this request gets
+        and the cluster's generation (which a reset moves on)."""
         cluster = self.server.cluster
         with cluster.lock:
             cluster.requests.append({
                 "method": method, "path": path, "query": {k: v[-1] for k, v in query.items()},
                 "raw_path": self.path, "body": raw.decode("utf-8", "replace") if raw else None,
                 "authorization": self.headers.get("Authorization"), "client_port": self.client_address[1]})
-            return dict(cluster.faults), self._next_fault(cluster.faults, method)
+            return dict(cluster.faults), self._next_fault(cluster.faults, method), cluster.generation
 
     def _send_fault(self, fault, faults):
         if fault == "fail_next":
@@ -678,7 +686,7 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(fault.get("status", 200), fault.get("body", "").encode("utf-8"),
                           fault.get("content_type", "application/json"))
 
-    def _route(self, method, path, query, raw, faults):
+    def _route(self, method, path, query, raw, faults, generation):
         """The endpoint for this method and path, its answer or the contract's error."""
         matches = [(route_method, pattern.match(path), endpoint) for route_method, pattern, endpoint in ROUTES]
         found = [(match, endpoint) for route_method, match, endpoint in matches if match and route_method == method]
@@ -694,6 +702,9 @@ class Handler(BaseHTTPRequestHandler):
         cluster = self.server.cluster
         try:
             with cluster.lock:
+                if cluster.generation != generation:
+                    self.close_connection = True  # reset while it waited: lost with the old cluster
+                    return None
                 cluster.tick()
                 status, payload = endpoint(cluster, query, body, *[unquote(g) for g in match.groups()])
         except ApiError as exc:
@@ -781,6 +792,27 @@ def _drop(value, names):
     return value
 
 
+class Answering:
+    """Counts the API requests being answered, so a test can wait for the last one to end."""
+
+    def __init__(self):
+        self.count, self.done = 0, threading.Condition()
+
+    def __enter__(self):
+        with self.done:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        with self.done:
+            self.count -= 1
+            self.done.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """True once no request is being answered; False if one still is after `timeout` seconds."""
+        with self.done:
+            return self.done.wait_for(lambda: self.count == 0, timeout)
+
+
 class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -788,6 +820,7 @@ class SimulatorServer(ThreadingHTTPServer):
     def __init__(self, address, cluster, api_keys=None, tls=None):
         super().__init__(address, Handler)
         self.cluster = cluster
+        self.answering = Answering()
         self.api_keys = api_keys or {}
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
