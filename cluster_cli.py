@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # annotations are strings at run time: no typing import on st
 __version__ = "1.0.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
            "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
+           "ProtectedContext",
            "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict",
            "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
@@ -185,6 +186,10 @@ class StalePlan(ClusterError):
     def __init__(self, message: str, moves: list):
         super().__init__(message)
         self.moves = moves
+
+
+class ProtectedContext(ClusterError):
+    """A change to a protected context's cluster that was not confirmed (nothing was sent)."""
 
 
 class ChangeRefused(ClusterError):
@@ -486,6 +491,34 @@ class ClusterCLI:
         self._verify = verify  # per request: a session-wide value loses to REQUESTS_CA_BUNDLE
         self._auth = _BearerAuth(check_api_key(api_key)) if api_key else None
         self._current = 0  # the master that answered last is asked first
+        self.context = None  # the contexts file's name for this cluster, when made by from_context()
+        self._protected = False  # a protected context not confirmed: every change is refused
+
+    @classmethod
+    def from_context(cls, name: Optional[str] = None, *, config: Optional[str] = None,
+                     confirm: Optional[str] = None, **overrides: Any) -> ClusterCLI:
+        """A client for a cluster of the contexts file, as the CLI's --context makes one.
+
+        `name` is the context (else JADEVECTORDB_CONTEXT, else the file's default_context);
+        `config` is the file (else JADEVECTORDB_CONFIG, else the XDG default place). The client
+        takes the context's address, key (api_key_env or api_key), timeout and ca_cert; keyword
+        arguments (url=, host=, port=, timeout=, retries=, ...) override them, the address as one
+        setting. A protected context's client reads, and refuses every change (ProtectedContext,
+        nothing sent) unless `confirm` repeats the context's name, as the CLI asks for it typed.
+        """
+        found = read_config(config, "config") if config is not None else read_config(*config_path(None))
+        context = chosen_context(found, name, "name")
+        if context is None:
+            raise InvalidInput("no context named, and %s has no default_context" % found.path, param="name")
+        settings = context_settings(context)
+        if {"url", "host", "port"} & set(overrides):  # the address is one setting, as on the command line
+            for key in ("url", "host", "port"):
+                settings.pop(key, None)
+        settings.update(overrides)
+        client = cls(**settings)
+        client.context = context.name
+        client._protected = bool(context.settings.get("protected")) and confirm != context.name
+        return client
 
     def __repr__(self) -> str:
         return "ClusterCLI(%s)" % ",".join(self.base_urls)
@@ -612,6 +645,7 @@ class ClusterCLI:
         (its POST is about to go), "started", "completed" or "failed", and each "poll" of it.
         """
         check_plan(plan)
+        self._may_change()
         check_count(max_concurrent, "max_concurrent", 1000)
         if max_concurrent < 1:
             raise InvalidInput("max_concurrent must be at least 1", param="max_concurrent")
@@ -701,11 +735,18 @@ class ClusterCLI:
         finally:
             self._local.deadline = outer
 
+    def _may_change(self) -> None:
+        if self._protected:
+            raise ProtectedContext("context %r is protected: pass confirm=%r to ClusterCLI.from_context() to change "
+                                   "its cluster; nothing was sent" % (self.context, self.context), param="confirm")
+
     def _request(self, method: str, path: str, *ids, params=None, body=None):
         """The one place for path quoting, the deadline, retries, failover and errors."""
         from urllib.parse import quote
         path = path.format(*(quote(i, safe="") for i in ids))
         change = method != "GET"
+        if change:
+            self._may_change()
         started = time.monotonic()
         deadline = started + self.timeout
         outer = getattr(self._local, "deadline", None)
@@ -2252,13 +2293,13 @@ def confirm_change(args: argparse.Namespace, action: str, undone: str, question:
     on_terminal = is_tty(sys.stdin)
     if protected and not on_terminal:
         if not args.yes:
-            raise ClusterError("context %r is protected: pass --yes to %s when not on a terminal; %s"
+            raise ProtectedContext("context %r is protected: pass --yes to %s when not on a terminal; %s"
                                 % (protected, action, undone))
     elif protected:
         sys.stderr.write(terminal_text("Context %r is protected. Type its name to %s: " % (protected, action)))
         sys.stderr.flush()
         if sys.stdin.readline().strip() != protected:
-            raise ClusterError("context %r is protected and its name was not typed; %s" % (protected, undone))
+            raise ProtectedContext("context %r is protected and its name was not typed; %s" % (protected, undone))
     elif question and on_terminal and not args.yes and not confirm(question):
         raise ClusterError("aborted; " + undone)
 
@@ -3434,10 +3475,11 @@ def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[i
     return header
 
 
-def chosen_context(config: Config, flag: Optional[str]) -> Optional[Context]:
-    """The context this run uses: --context, else JADEVECTORDB_CONTEXT, else the file's default_context."""
+def chosen_context(config: Config, flag: Optional[str], flag_name: str = "--context") -> Optional[Context]:
+    """The context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
+    else the file's default_context."""
     env = os.environ.get(ENV_CONTEXT)
-    name, chosen_by = ((flag, "--context") if flag is not None else (env, ENV_CONTEXT) if env else
+    name, chosen_by = ((flag, flag_name) if flag is not None else (env, ENV_CONTEXT) if env else
                        (config.default_context, "default_context"))
     if name is None:
         return None
@@ -3459,6 +3501,29 @@ def context_key(context: Context) -> Optional[str]:
                 context.name, settings["api_key_env"], "empty" if value is not None else "not set"))
         return value
     return settings.get("api_key")
+
+
+def context_ca_cert(context: Context) -> Optional[str]:
+    """A context's ca_cert; a relative path is relative to the contexts file, as kubectl's are."""
+    ca_cert = context.settings.get("ca_cert")
+    if not ca_cert:
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(context.path)), os.path.expanduser(ca_cert))
+
+
+def context_settings(context: Context) -> dict:
+    """ClusterCLI's arguments from a context alone: its address, key, timeout and ca_cert."""
+    ours = context.settings
+    settings = {"url": ours["url"]} if "url" in ours else {"host": ours["host"], "port": ours.get("port", DEFAULT_PORT)}
+    key = context_key(context)
+    if key:
+        settings["api_key"] = key
+    if "timeout" in ours:
+        settings["timeout"] = ours["timeout"]
+    ca_cert = context_ca_cert(context)
+    if ca_cert:
+        settings["verify"] = ca_cert
+    return settings
 
 
 def context_url(settings: dict) -> str:
@@ -3512,8 +3577,8 @@ def settings_from(args: argparse.Namespace, context: Optional[Context] = None) -
         elif not from_env:
             url, host, port = ours.get("url"), ours.get("host", DEFAULT_HOST), ours.get("port", DEFAULT_PORT)
     ca_cert = args.ca_cert
-    if ca_cert is None and ours.get("ca_cert"):  # a relative path is relative to the contexts file, as kubectl's
-        ca_cert = os.path.join(os.path.dirname(os.path.abspath(context.path)), os.path.expanduser(ours["ca_cert"]))
+    if ca_cert is None and context:
+        ca_cert = context_ca_cert(context)
     verify = False if args.insecure else (ca_cert or True)
     if ca_cert and not args.insecure and not os.path.isfile(ca_cert):
         raise InvalidInput("%s: no such file: %s" % ("--ca-cert" if args.ca_cert else "context %r: ca_cert"

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+import cluster_cli
 from conftest import free_port, on_terminal
 
 ADD = ("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
@@ -282,3 +283,74 @@ def test_a_contexts_key_is_kept_out_of_the_servers_message(cli, sim, two_cluster
     sim.fault(respond=[{"status": 400, "body": '{"error": "no cluster answers to key prod-key-1"}'}])
     run = cli("--context", "prod", "status", target=False)
     assert run.code == 1 and "prod-key-1" not in run.err and "no cluster answers to key ***" in run.err
+
+
+# -- the library: ClusterCLI.from_context ----------------------------------------------------------------
+
+def test_the_library_takes_the_default_context_and_its_settings(sim, two_clusters):
+    with cluster_cli.ClusterCLI.from_context() as client:
+        assert (client.context, client.base_urls, client.timeout) == ("staging", [sim.url], 30.0)
+        assert client.cluster_status()["total_nodes"] == 3
+    assert sim.requests[-1]["authorization"] is None
+
+
+def test_the_library_takes_a_named_context_its_key_and_overrides(sim, two_clusters, clean_env):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    with cluster_cli.ClusterCLI.from_context("prod", timeout=5, retries=0) as client:
+        assert (client.context, client.timeout, client.retries) == ("prod", 5.0, 0)
+        client.list_nodes()
+    assert sim.requests[-1]["authorization"] == "Bearer prod-key-1"
+    other = "http://127.0.0.1:%d" % free_port()
+    with cluster_cli.ClusterCLI.from_context("prod", url=other) as client:  # the address is one setting
+        assert client.base_urls == [other]
+
+
+def test_the_library_names_the_context_file_and_choice_it_was_given(sim, two_clusters, tmp_path, clean_env):
+    with pytest.raises(cluster_cli.InvalidInput) as raised:
+        cluster_cli.ClusterCLI.from_context("qa")
+    assert str(raised.value) == "name: no context 'qa'; the contexts are staging, prod"
+    clean_env.setenv("JADEVECTORDB_CONTEXT", "qa")
+    with pytest.raises(cluster_cli.InvalidInput, match="^JADEVECTORDB_CONTEXT: no context 'qa'"):
+        cluster_cli.ClusterCLI.from_context()
+    clean_env.delenv("JADEVECTORDB_CONTEXT")
+    with pytest.raises(cluster_cli.InvalidInput) as raised:
+        cluster_cli.ClusterCLI.from_context("prod", config=str(tmp_path / "none.toml"))
+    assert str(raised.value) == "config: no such file: %s" % (tmp_path / "none.toml")
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[contexts.a]\nurl = "%s"\n' % sim.url)
+    with pytest.raises(cluster_cli.InvalidInput) as raised:
+        cluster_cli.ClusterCLI.from_context(config=str(bare))
+    assert str(raised.value) == "no context named, and %s has no default_context" % bare
+    assert sim.requests == []
+
+
+def test_a_protected_contexts_client_reads_and_refuses_changes_unless_confirmed(sim, two_clusters, clean_env):
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    with cluster_cli.ClusterCLI.from_context("prod") as client:
+        assert client.cluster_status()["status"] == "HEALTHY"
+        plan = client.plan_drain("node-worker-002")
+        for change in (lambda: client.add_node("node-worker-003", "192.168.1.13:8080"),
+                       lambda: client.remove_node("node-worker-002"),
+                       lambda: client.migrate_shard("shard-00", "node-master-001"),
+                       lambda: client.apply_plan(plan)):
+            with pytest.raises(cluster_cli.ProtectedContext) as raised:
+                change()
+            assert raised.value.exit_code == 1
+            assert str(raised.value) == ("context 'prod' is protected: pass confirm='prod' to "
+                                         "ClusterCLI.from_context() to change its cluster; nothing was sent")
+    assert sim.changes() == []
+    with cluster_cli.ClusterCLI.from_context("prod", confirm="staging") as client, \
+            pytest.raises(cluster_cli.ProtectedContext):  # another name is no answer
+        client.remove_node("node-worker-002")
+    with cluster_cli.ClusterCLI.from_context("prod", confirm="prod") as client:
+        assert client.add_node("node-worker-003", "192.168.1.13:8080")["node_id"] == "node-worker-003"
+    assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
+
+
+def test_the_library_verifies_tls_with_a_contexts_relative_ca_cert(contexts, tls_sim, tls_files, tmp_path, clean_env):
+    shutil.copy(tls_files[0], str(tmp_path / "ca.pem"))
+    path = contexts('default_context = "tls"\n[contexts.tls]\nurl = "https://127.0.0.1:%d"\nca_cert = "ca.pem"\n'
+                    % tls_sim.port)
+    clean_env.chdir(str(tmp_path.parent))  # relative to the file, not to where the program runs
+    with cluster_cli.ClusterCLI.from_context(config=path) as client:
+        assert client.cluster_status()["status"] == "HEALTHY"
