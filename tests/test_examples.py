@@ -353,6 +353,20 @@ def test_readme_protected_context_refuses_a_change_off_a_terminal(cli, sim, read
     assert sim.changes() == []
 
 
+def test_readme_named_cluster_from_python_prints_what_it_shows(sim, readme_contexts, clean_env, capsys):
+    clean_env.setenv("JADE_PROD_KEY", "prod-key-1")
+    (readme_contexts.parent / "prod-ca.pem").write_text("")  # its ca_cert, beside the file
+    text = readme_contexts.read_text()
+    prod_urls = '["https://jade-prod-1.internal:8443", "https://jade-prod-2.internal:8443"]'
+    assert prod_urls in text
+    readme_contexts.write_text(text.replace(prod_urls, '"%s"' % sim.url))  # prod is the simulator here
+    source = block_after("### A named cluster from Python", "python")
+    exec(compile(source, "named.py", "exec"), {"__name__": "named"})
+    assert capsys.readouterr().out == next(body for lang, body in fenced_blocks(
+        README[README.index("### A named cluster from Python"):]) if lang == "")
+    assert sim.changes() == [] and sim.requests[-1]["authorization"] == "Bearer prod-key-1"
+
+
 def documented_fields() -> dict:
     """README's 'Fields, command by command': {command: its top-level fields} (nested ones left out)."""
     start = README.index("#### Fields, command by command")
