@@ -2767,7 +2767,8 @@ def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
 SHELLS = ("bash", "zsh", "fish")
 COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
 FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
-# How a shell asks for the context names: the command it is completing, run again.
+# How a shell asks for the context names: the command it is completing, run again (with the
+# --config FILE typed on the line, if one was).
 CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
 
 
@@ -2830,7 +2831,8 @@ def _grouped(cases: list, answers: dict) -> list:
 def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
     valued, cases = _completion_cases(shared, commands)
     answers = {"choices": 'COMPREPLY=($(compgen -W "%s" -- "$cur"))', "files": 'COMPREPLY=($(compgen -f -- "$cur"))',
-               "contexts": 'COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" %s)" -- "$cur"))' % CONTEXT_NAMES,
+               "contexts": 'COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" "${config[@]}" %s)" -- "$cur"))'
+                           % CONTEXT_NAMES,
                "text": "COMPREPLY=()"}
     lines = ["# bash completion for %s, made by '%s completion bash'" % (" and ".join(COMPLETED_NAMES), PROG),
              "_jadevectordb_cluster() {",
@@ -2839,6 +2841,11 @@ def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
              "    for ((i = 1; i < COMP_CWORD; i++)); do  # the command: the first word not an option or its value",
              '        if [[ "$valued" == *" ${COMP_WORDS[i]} "* ]]; then ((i++)); continue; fi',
              '        if [[ "${COMP_WORDS[i]}" != -* ]]; then command="${COMP_WORDS[i]}"; break; fi',
+             "    done",
+             "    local config=()  # a --config FILE on the line: the context names offered are its",
+             "    for ((i = 1; i < COMP_CWORD - 1; i++)); do",
+             '        if [[ "${COMP_WORDS[i]}" == --config ]]; then '
+             'config=(--config "${COMP_WORDS[i+1]/#\\~/$HOME}"); fi',
              "    done",
              '    case "$command $prev" in']
     for patterns, answer in _grouped(cases, answers):
@@ -2859,7 +2866,7 @@ def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
 def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
     valued, cases = _completion_cases(shared, commands)
     answers = {"choices": "compadd -- %s", "files": "_files",
-               "contexts": 'compadd -- ${(f)"$(${words[1]} %s)"}' % CONTEXT_NAMES, "text": "_message 'value'"}
+               "contexts": 'compadd -- ${(f)"$(${words[1]} $config %s)"}' % CONTEXT_NAMES, "text": "_message 'value'"}
     described = " ".join("'%s:%s'" % (name, summaries[name].replace("'", "'\\''").replace(":", "\\:"))
                          for name in commands)
     lines = ["#compdef %s" % " ".join(COMPLETED_NAMES),
@@ -2873,6 +2880,9 @@ def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
              "        if (( ${valued[(Ie)${words[i]}]} )); then ((i++)); continue; fi",
              '        if [[ "${words[i]}" != -* ]]; then command="${words[i]}"; break; fi',
              "    done",
+             "    local -a config  # a --config FILE on the line: the context names offered are its",
+             '    (( i = ${words[(Ie)--config]} )) && (( i < CURRENT - 1 )) && '
+             'config=(--config "${words[i+1]/#\\~/$HOME}")',
              '    case "$command $prev" in']
     for patterns, answer in _grouped(cases, answers):
         lines.append("        (%s) %s; return ;;" % ("|".join(patterns).replace(" | ", "|"), answer))
@@ -2901,7 +2911,7 @@ def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
         if kind == "choices":
             words.append("-x -a %s" % quoted(" ".join(action.choices)))
         elif kind == "contexts":
-            words.append("-x -a %s" % quoted("(eval (commandline -opc)[1] %s)" % CONTEXT_NAMES))
+            words.append("-x -a '(__jadevectordb_cluster_contexts)'")
         elif kind == "files":
             words.append("-r -F")
         elif kind == "text":
@@ -2912,6 +2922,13 @@ def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
         return " ".join(words + ["-d %s" % quoted(summary)]) if summary else " ".join(words)
 
     lines = ["# fish completion for %s, made by '%s completion fish'" % (" and ".join(COMPLETED_NAMES), PROG),
+             "function __jadevectordb_cluster_contexts  # with the --config FILE typed on the line, if one was",
+             "    set -l words (commandline -opc)",
+             "    set -l config",
+             "    set -l at (contains -i -- --config $words); and test $at -lt (count $words)",
+             "    and set config --config (string replace -r '^~' $HOME -- $words[(math $at + 1)])",
+             "    $words[1] $config %s" % CONTEXT_NAMES,
+             "end",
              "for name in %s" % " ".join(COMPLETED_NAMES), "    complete -c $name -f"]
     lines += ["    complete -c $name -n __fish_use_subcommand -a %s -d %s" % (command, quoted(summaries[command]))
               for command in commands]

@@ -27,6 +27,7 @@ def installed(tmp_path, script):
         (tmp_path / ("completion." + shell)).write_text(run.out)
     config = tmp_path / "cluster.toml"
     config.write_text(CONTEXTS)
+    (tmp_path / "other.toml").write_text('[contexts.dr]\nurl = "http://127.0.0.1:3"\n')  # for --config on the line
     env = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_")}
     env.update(PATH="%s%s%s" % (folder, os.pathsep, os.environ.get("PATH", "")), JADEVECTORDB_CONFIG=str(config))
     return tmp_path, env
@@ -63,6 +64,15 @@ def test_bash_completes_options_and_context_names(installed):
     assert bash_completes(installed, "jadevectordb-cluster", "--context", "prod", "no") == ["nodes", "node-health"]
 
 
+def test_bash_offers_the_contexts_of_a_config_file_typed_on_the_line(installed):
+    folder, env = installed
+    other = str(folder / "other.toml")
+    assert bash_completes(installed, "jadevectordb-cluster", "--config", other, "--context", "") == ["dr"]
+    assert bash_completes(installed, "jadevectordb-cluster", "status", "--config", other, "--context", "") == ["dr"]
+    env["HOME"] = str(folder)
+    assert bash_completes(installed, "jadevectordb-cluster", "--config", "~/other.toml", "--context", "") == ["dr"]
+
+
 def test_every_command_and_option_is_in_the_script(installed):
     """Made from the parser: nothing added to it can be missing here."""
     import cluster_cli
@@ -90,12 +100,13 @@ t jadevectordb-cluster mig
 t jadevectordb-cluster migrate-shard --strategy ""
 t jadevectordb-cluster --context ""
 t jadevectordb-cluster rebalance --plan ""
-''' % (folder / "completion.zsh")
+t jadevectordb-cluster --config "%s" --context ""
+''' % (folder / "completion.zsh", folder / "other.toml")
     done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=env, timeout=60)
     lines = done.stdout.splitlines()
-    assert done.returncode == 0 and len(lines) == 4, done.stderr
+    assert done.returncode == 0 and len(lines) == 5, done.stderr
     assert "migrate-shard:Move a shard's primary copy to another node" in lines[0]
-    assert lines[1:] == ["LIVE_COPY SNAPSHOT INCREMENTAL ", "prod staging ", "FILES "]
+    assert lines[1:] == ["LIVE_COPY SNAPSHOT INCREMENTAL ", "prod staging ", "FILES ", "dr "]
 
 
 @pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
@@ -111,6 +122,7 @@ def test_fish_completes_commands_choices_and_contexts(installed):
     assert complete("jadevectordb-cluster mig") == ["migrate-shard"]
     assert complete("cluster_cli.py migrate-shard --strategy ") == ["INCREMENTAL", "LIVE_COPY", "SNAPSHOT"]
     assert complete("jadevectordb-cluster --context ") == ["prod", "staging"]
+    assert complete("jadevectordb-cluster --config %s --context " % (folder / "other.toml")) == ["dr"]
 
 
 def test_completion_needs_no_cluster_and_no_valid_contexts_file(script, tmp_path):
