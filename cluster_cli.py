@@ -509,7 +509,9 @@ class ClusterCLI:
         found = read_config(config, "config") if config is not None else read_config(*config_path(None))
         context = chosen_context(found, name, "name")
         if context is None:
-            raise InvalidInput("no context named, and %s has no default_context" % found.path, param="name")
+            where = ("%s has no default_context" % found.path if os.path.exists(found.path)
+                     else "there is no contexts file at %s" % found.path)
+            raise InvalidInput("no context named, and " + where, param="name")
         settings = context_settings(context)
         if {"url", "host", "port"} & set(overrides):  # the address is one setting, as on the command line
             for key in ("url", "host", "port"):

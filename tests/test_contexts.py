@@ -321,6 +321,12 @@ def test_the_library_names_the_context_file_and_choice_it_was_given(sim, two_clu
     with pytest.raises(cluster_cli.InvalidInput) as raised:
         cluster_cli.ClusterCLI.from_context(config=str(bare))
     assert str(raised.value) == "no context named, and %s has no default_context" % bare
+    clean_env.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty"))
+    clean_env.delenv("JADEVECTORDB_CONFIG")
+    with pytest.raises(cluster_cli.InvalidInput) as raised:
+        cluster_cli.ClusterCLI.from_context()
+    assert str(raised.value) == "no context named, and there is no contexts file at %s" % (
+        tmp_path / "empty" / "jadevectordb" / "cluster.toml")
     assert sim.requests == []
 
 
