@@ -33,9 +33,8 @@ if TYPE_CHECKING:  # annotations are strings at run time: no typing import on st
 __version__ = "1.0.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
            "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
-           "ProtectedContext",
-           "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict",
-           "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
+           "ProtectedContext", "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound",
+           "Conflict", "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
 # The contract's fields of a node and a shard: what --columns and --sort-by know before asking.
@@ -2296,7 +2295,7 @@ def confirm_change(args: argparse.Namespace, action: str, undone: str, question:
     if protected and not on_terminal:
         if not args.yes:
             raise ProtectedContext("context %r is protected: pass --yes to %s when not on a terminal; %s"
-                                % (protected, action, undone))
+                                   % (protected, action, undone))
     elif protected:
         sys.stderr.write(terminal_text("Context %r is protected. Type its name to %s: " % (protected, action)))
         sys.stderr.flush()

@@ -296,6 +296,8 @@ def test_the_library_takes_the_default_context_and_its_settings(sim, two_cluster
 
 def test_the_library_takes_a_named_context_its_key_and_overrides(sim, two_clusters, clean_env):
     clean_env.setenv("PROD_KEY", "prod-key-1")
+    for name, value in (("URL", dead_url()), ("HOST", "10.9.9.9"), ("PORT", "1"), ("API_KEY", "shell-key")):
+        clean_env.setenv("JADEVECTORDB_" + name, value)  # the command line's settings, not the library's
     with cluster_cli.ClusterCLI.from_context("prod", timeout=5, retries=0) as client:
         assert (client.context, client.timeout, client.retries) == ("prod", 5.0, 0)
         client.list_nodes()
