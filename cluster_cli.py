@@ -508,9 +508,8 @@ class ClusterCLI:
         found = read_config(config, "config") if config is not None else read_config(*config_path(None))
         context = chosen_context(found, name, "name")
         if context is None:
-            where = ("%s has no default_context" % found.path if os.path.exists(found.path)
-                     else "there is no contexts file at %s" % found.path)
-            raise InvalidInput("no context named, and " + where, param="name")
+            raise InvalidInput("no context named, and " + (no_file(found) or "%s has no default_context" % found.path),
+                               param="name")
         settings = context_settings(context)
         if {"url", "host", "port"} & set(overrides):  # the address is one setting, as on the command line
             for key in ("url", "host", "port"):
@@ -1759,7 +1758,7 @@ def migration_record(data: Any) -> Optional[dict]:
 def plan_summary(plan: Any) -> dict:
     """A dry run's plan with its verdict, its checks' results and the reasons it would fail."""
     plan = as_dict(plan)
-    checks = [c for c in as_list(field(plan, "checks"))]
+    checks = as_list(field(plan, "checks"))
     return dict(plan, verdict="would succeed" if field(plan, "would_succeed") else "would fail",
                 check_results=[{"name": field(c, "name"),
                                 "result": "PASS" if field(c, "passed") else "FAIL" if field(c, "blocking") else "WARN",
@@ -2101,8 +2100,8 @@ def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optio
                "%s is %s" % (target, target_status), blocking=False),
     ]
     return dry_run_plan(checks, action="migrate-shard", shard_id=shard_id, source_node=source, target_node=target,
-                strategy=strategy, vectors_to_move=field(shard, "vector_count"),
-                bytes_to_move=field(shard, "size_bytes"))
+                        strategy=strategy, vectors_to_move=field(shard, "vector_count"),
+                        bytes_to_move=field(shard, "size_bytes"))
 
 
 def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
@@ -2134,8 +2133,8 @@ def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
                "each of its %d shards has a live copy elsewhere" % len(shards)),
     ]
     return dry_run_plan(checks, action="remove-node", node_id=node_id, primary_shards=primaries,
-                replica_shards=[shard_id for shard_id, held_by in shards if held_by[0] != node_id],
-                shards_to_redistribute=len(shards), under_replicated_after=under_after)
+                        replica_shards=[shard_id for shard_id, held_by in shards if held_by[0] != node_id],
+                        shards_to_redistribute=len(shards), under_replicated_after=under_after)
 
 
 def dry_run_plan(checks: list, **what) -> dict:
@@ -2162,7 +2161,7 @@ def is_tty(stream: Any) -> bool:
 class ProgressBar:
     """A one-line migration progress bar on stderr, drawn only on a terminal."""
 
-    def __init__(self, stream: Any=None):
+    def __init__(self, stream: Any = None):
         self.stream = stream or sys.stderr
         self.enabled = is_tty(self.stream)
         self.first = None
@@ -2952,8 +2951,7 @@ def cmd_contexts(config: Config, current: Optional[Context]) -> Result:
              "current": current is not None and name == current.name,
              "chosen_by": current.chosen_by if current is not None and name == current.name else None}
             for name, settings in config.contexts.items()]
-    empty = None if rows else "no contexts: %s" % (
-        "%s has none" % config.path if os.path.exists(config.path) else "no file at %s" % config.path)
+    empty = None if rows else "no contexts: %s" % (no_file(config) or "%s has none" % config.path)
     return Result(rows, "contexts", empty)
 
 
@@ -3502,11 +3500,15 @@ def chosen_context(config: Config, flag: Optional[str], flag_name: str = "--cont
     if name is None:
         return None
     if name not in config.contexts:
-        known = ("the contexts are " + ", ".join(config.contexts)) if config.contexts else (
-            "%s has no contexts" % config.path if os.path.exists(config.path) else
-            "there is no contexts file at %s" % config.path)
+        known = ("the contexts are " + ", ".join(config.contexts) if config.contexts else
+                 no_file(config) or "%s has no contexts" % config.path)
         raise InvalidInput("%s: no context %s; %s" % (chosen_by, shown(name), known))
     return Context(name, chosen_by, config.contexts[name], config.path)
+
+
+def no_file(config: Config) -> Optional[str]:
+    """'there is no contexts file at PATH', for messages, when there is none; else None."""
+    return None if os.path.exists(config.path) else "there is no contexts file at %s" % config.path
 
 
 def context_key(context: Context) -> Optional[str]:

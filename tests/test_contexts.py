@@ -186,7 +186,7 @@ def test_a_named_file_that_is_missing_is_an_error_but_the_default_place_need_not
     run = cli("--config", str(tmp_path / "nope.toml"), "status", target=False)
     assert (run.code, run.err) == (2, "error: --config: no such file: %s\n" % (tmp_path / "nope.toml"))
     run = cli("contexts", target=False)
-    assert run.code == 0 and run.err.startswith("warning: no contexts: no file at ")
+    assert run.code == 0 and run.err.startswith("warning: no contexts: there is no contexts file at ")
 
 
 # -- protected contexts ------------------------------------------------------------------------
