@@ -3257,18 +3257,17 @@ def _count_of_migrations(text: str) -> int:
 # The exit codes each command can end with, in its --help.
 _COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), " \
                 "3 cluster unreachable, 130 interrupted"
+_LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not have been applied"
 EXIT_CODES = {
     None: "exit codes: " + _COMMON_EXITS,
     "status": "exit codes: " + _COMMON_EXITS + ", 4 not HEALTHY (--check) or not the status waited for "
               "(--wait-for)",
     "add-node": "exit codes: " + _COMMON_EXITS + ". 1 also: a protected context's change not confirmed. "
-                "3 also: the answer was lost after sending, so it may or may not have been applied",
+                + _LOST_ANSWER,
     "remove-node": "exit codes: " + _COMMON_EXITS + ". 1 also: a dry run the cluster would refuse, a declined "
-                   "question or protected context. 3 also: the answer was lost after sending, so it may or "
-                   "may not have been applied",
+                   "question or protected context. " + _LOST_ANSWER,
     "migrate-shard": "exit codes: " + _COMMON_EXITS + ", 4 still running when --wait-timeout ran out. 1 also: "
-                     "a FAILED migration, a refused dry run, a protected context not confirmed. 3 also: the "
-                     "answer was lost after sending",
+                     "a FAILED migration, a refused dry run, a protected context not confirmed. " + _LOST_ANSWER,
     "rebalance": "exit codes: " + _COMMON_EXITS + ", 4 --wait-timeout ran out. 1 also: a failed move, a stale "
                  "plan, a declined question or protected context, a cluster that does not match the plan "
                  "afterwards. The running migrations go on after 4 and 130",
