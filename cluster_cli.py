@@ -59,12 +59,14 @@ MAX_REDIRECTS = 5          # followed for GETs only
 MAX_SECONDS = 7 * 86400.0  # the longest timeout or wait accepted
 LAST_POLL_GRACE = 0.5      # seconds a wait's last poll, started at the deadline, may take
 RETRYABLE_STATUS = (502, 503, 504)
+GATEWAY_STATUS = (502, 504)  # answered by a proxy or load balancer, possibly after it passed a request on
 REDIRECT_STATUS = (301, 302, 303, 307, 308)
 STRATEGIES = ("LIVE_COPY", "SNAPSHOT", "INCREMENTAL")
 CLUSTER_STATUSES = ("HEALTHY", "DEGRADED", "UNHEALTHY")
 NODE_STATUSES = ("HEALTHY", "JOINING", "DEGRADED", "UNREACHABLE", "LEAVING")
 SHARD_STATUSES = ("HEALTHY", "MIGRATING", "UNDER_REPLICATED", "OFFLINE")
 RUNNING_MIGRATION = ("PENDING", "IN_PROGRESS")
+REFUSED_STATUS = ("FAILED", "REJECTED")  # a change's answer (2xx) with one of these did not happen
 DOWN_NODE_STATUSES = ("UNREACHABLE",)
 MAX_CELL = 200             # characters; a longer server value is clipped in table/compact
 
@@ -124,6 +126,7 @@ class ClusterUnreachable(ClusterError):
 
     exit_code = EXIT_UNREACHABLE
     retryable = True
+    tls = None  # for a TLS failure: "unknown-ca", "expired", "not-yet-valid", "hostname" or "other"
 
 
 class MaybeApplied(ClusterUnreachable):
@@ -253,7 +256,10 @@ def excerpt(content: bytes, limit: int = 120) -> str:
 # them all at import would cost every command, --help included, 3 ms.
 # A host name (letters, digits, '.', '-', '_'; no control characters, '#', '?', '@',
 # brackets or slashes) or a bracketed IPv6 address.
-_HOST = r"(?:\[([0-9A-Fa-f:.]+)\]|([^\W_][\w.-]*))"
+# Names are ASCII (an international name in its xn-- form), labels of 1 to 63 characters, 253 in all:
+# '１２７.０.０.１' or 'a..b' is refused here, not taken for another host or failed on later.
+_HOST = (r"(?:\[([0-9A-Fa-f:.]+)\]|(?=[A-Za-z0-9_.-]{1,253}(?::|$))"
+         r"([A-Za-z0-9][A-Za-z0-9_-]{0,62}(?:\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?))")
 _HOST_ONLY = r"^%s$" % _HOST
 _ADDRESS = r"^%s:([0-9]+)$" % _HOST
 _HEADER_SAFE = r"^[\x21-\x7e]+$"
@@ -292,7 +298,7 @@ def check_port(text: Any, param: str) -> int:
     if isinstance(text, bool):
         raise InvalidInput("%s: %r is not a port number (1-65535)" % (param, text), param=param)
     try:
-        port = int(str(text).strip())
+        port = int(str(text).strip()) if re.match(r"^\s*[0-9]+\s*$", str(text)) else int("not ASCII digits")
     except ValueError:
         raise InvalidInput("%s: %s is not a port number (1-65535)" % (param, shown(text)), param=param) from None
     if not 1 <= port <= 65535:
@@ -340,8 +346,21 @@ def check_hosts(hosts: Union[str, Sequence[str]], port: int) -> list:
         elif re.match(_HOST_ONLY, entry):
             urls.append("http://%s:%d" % (entry, port))
         else:
-            raise InvalidInput("host: %s is not a host or host:port" % shown(entry), param="host")
+            raise InvalidInput("host: %s is not a host or host:port%s" % (shown(entry), host_problem(entry)),
+                               param="host")
     return urls
+
+
+def host_problem(text: str) -> str:
+    """Why a host name was refused, when it is not plain: for the message."""
+    if not text.isascii():
+        return " (names are ASCII: write an international name in its xn-- form)"
+    name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    if ".." in name or name.startswith("."):
+        return " (it has an empty label between dots)"
+    if any(len(label) > 63 for label in name.split(".")) or len(name) > 253:
+        return " (a label is longer than 63 characters, or the name longer than 253)"
+    return ""
 
 
 def check_urls(text: Any) -> list:
@@ -365,14 +384,35 @@ def check_urls(text: Any) -> list:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInput("url: %s must look like http://host:port or https://host:port"
                                % shown(entry), param="url")
-        if not re.match(_HOST_ONLY, parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc):
-            raise InvalidInput("url: %s has an invalid host name" % shown(entry), param="url")
+        host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+        if not re.match(_HOST_ONLY, host) or not parts.netloc.isascii():
+            raise InvalidInput("url: %s has an invalid host name%s" % (shown(entry), host_problem(parts.netloc)),
+                               param="url")
         if port is not None:
             check_port(port, "url")  # and port 0
         if parts.query or parts.fragment or "?" in entry or "#" in entry:
             raise InvalidInput("url: %s must not carry a query or a fragment" % shown(entry), param="url")
         urls.append(entry)
     return urls
+
+
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+def check_proxy(proxy: str) -> str:
+    """A proxy URL from the environment, usable by requests (SOCKS needs PySocks installed)."""
+    from urllib.parse import urlsplit
+    scheme = urlsplit(proxy).scheme.lower() if "://" in proxy else ""
+    if scheme not in PROXY_SCHEMES:
+        raise InvalidInput("the proxy %s (from HTTP_PROXY, HTTPS_PROXY or ALL_PROXY) must be an http://, https:// "
+                           "or socks5:// URL" % shown(proxy), param="proxy")
+    if scheme.startswith("socks"):
+        try:
+            import socks  # noqa: F401  (PySocks: what requests needs for a SOCKS proxy)
+        except ImportError:
+            raise InvalidInput("the proxy %s is a SOCKS proxy, which needs PySocks: pip install 'requests[socks]', "
+                               "or leave the cluster out of it with NO_PROXY" % shown(proxy), param="proxy") from None
+    return proxy
 
 
 def check_api_key(key: Any) -> str:
@@ -439,6 +479,9 @@ def fmt_size(size: int) -> str:
 # The client
 # ---------------------------------------------------------------------------
 
+HEADERS = {"Accept": "application/json", "User-Agent": "jadevectordb-cluster-cli/" + __version__}
+
+
 class _BearerAuth:
     """Authorization: Bearer KEY, re-applied per request and never shown in a repr."""
 
@@ -485,9 +528,12 @@ class ClusterCLI:
         self._log = logging.getLogger("cluster_cli")
         self._local = threading.local()  # per thread: the exchange on the wire, an outer deadline
         self._session = _new_session(self._local)
-        self._session.headers.update({"Accept": "application/json",
-                                      "User-Agent": "jadevectordb-cluster-cli/" + __version__})
-        self._verify = verify  # per request: a session-wide value loses to REQUESTS_CA_BUNDLE
+        self._session.headers.update(HEADERS)
+        if verify is True:  # as requests does, since the session no longer reads the environment itself
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._verify = verify
+        self._proxies = {}  # origin -> the proxy requests to it go through (None: direct), from the environment
+        self._pid = os.getpid()  # a forked child makes its own connections (see _request)
         self._auth = _BearerAuth(check_api_key(api_key)) if api_key else None
         self._current = 0  # the master that answered last is asked first
         self.context = None  # the contexts file's name for this cluster, when made by from_context()
@@ -743,6 +789,10 @@ class ClusterCLI:
     def _request(self, method: str, path: str, *ids, params=None, body=None):
         """The one place for path quoting, the deadline, retries, failover and errors."""
         from urllib.parse import quote
+        if self._pid != os.getpid():  # a forked child: the pooled connections are the parent's
+            self._pid, self._local = os.getpid(), __import__("threading").local()
+            self._session = _new_session(self._local)
+            self._session.headers.update(HEADERS)
         path = path.format(*(quote(i, safe="") for i in ids))
         change = method != "GET"
         if change:
@@ -813,10 +863,10 @@ class ClusterCLI:
                 continue
             self._current = index
             return response, content
-        error = ClusterUnreachable("; ".join(exc.message for exc in failures))
-        error.tls = any(getattr(exc, "tls", False) for exc in failures)
-        if error.tls:
-            error.hint = "pass the cluster's CA bundle as verify, or verify=False to skip verification"
+        error = ClusterUnreachable("; ".join(exc.message for exc in failures),
+                                   next((exc.hint for exc in failures if exc.hint), None))
+        error.retryable = any(exc.retryable for exc in failures)  # a name that does not resolve: at once
+        error.tls = next((exc.tls for exc in failures if getattr(exc, "tls", None)), None)
         raise error
 
     def _follow(self, method: str, url: str, params, body, deadline: float, masters_left: int):
@@ -855,14 +905,29 @@ class ClusterCLI:
             url, params = target, None
         raise BadResponse("the cluster redirected more than %d times" % MAX_REDIRECTS)
 
+    def proxy_for(self, url: str) -> Optional[str]:
+        """The proxy requests to url go through (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, NO_PROXY
+        honoured), or None: decided once per origin, so every request and message agree."""
+        from urllib.parse import urlsplit
+        origin = "%s://%s" % urlsplit(url)[:2]
+        if origin not in self._proxies:
+            from requests.utils import get_environ_proxies, select_proxy
+            proxy = select_proxy(origin, get_environ_proxies(origin)) or None
+            if proxy is not None:
+                check_proxy(proxy)
+            self._proxies[origin] = proxy
+        return self._proxies[origin]
+
     def _exchange(self, method: str, url: str, params, body, auth, deadline: float, masters_left: int):
         """One HTTP exchange, the whole body read, within the deadline; returns (response, body bytes)."""
         exceptions = self._requests.exceptions
         from urllib.parse import urlsplit
         remaining = deadline - time.monotonic()
-        base = "%s://%s" % urlsplit(url)[:2]
+        scheme, netloc = urlsplit(url)[:2]
+        proxy = self.proxy_for(url)
+        where = "%s://%s" % (scheme, netloc) + (" through the proxy %s" % hide_credentials(proxy) if proxy else "")
         if remaining <= 0:
-            raise ClusterUnreachable("no answer from %s within %s" % (base, seconds(self._local.budget)))
+            raise ClusterUnreachable("no answer from %s within %s" % (where, seconds(self._local.budget)))
         exchange = _Exchange()
         self._local.exchange = exchange
         started = time.monotonic()
@@ -872,7 +937,8 @@ class ClusterCLI:
         try:
             timeout = self._timeout_class(connect=connect_within, read=remaining)
             response = self._session.request(method, url, params=params, json=body, timeout=timeout, auth=auth,
-                                             verify=self._verify, allow_redirects=False, stream=True)
+                                             verify=self._verify, allow_redirects=False, stream=True,
+                                             proxies={scheme: proxy} if proxy else None)
             try:
                 status = response.status_code
                 limit = self.max_response_size if status < 300 else ERROR_BODY_LIMIT
@@ -887,31 +953,31 @@ class ClusterCLI:
                     method, exc.status_code)
             raise
         except Exception as exc:
-            raise self._failure(method, url, base, exc, exchange, exchange.expired, connect_within) from None
+            raise self._failure(method, url, where, exc, exchange, exchange.expired, connect_within) from None
         finally:
             guard.release(exchange)
             self._local.exchange = None
-        self._log.debug("%s %s -> %d (%.1f ms, %d bytes)", method, response.url, status,
+        self._log.debug("%s %s%s -> %d (%.1f ms, %d bytes)", method, response.url,
+                        " via %s" % hide_credentials(proxy) if proxy else "", status,
                         (time.monotonic() - started) * 1000, len(content))
         return response, content
 
-    def _failure(self, method: str, url: str, base: str, exc: Exception, exchange, timed_out: bool,
+    def _failure(self, method: str, url: str, where: str, exc: Exception, exchange, timed_out: bool,
                  connect_within: float) -> ClusterError:
         """The ClusterError for an exchange that raised: did the request leave, and what broke?"""
         exceptions = self._requests.exceptions
         sent = exchange.conn is not None and not exchange.connect_failed
         if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
-            error = ClusterUnreachable("cannot reach %s: no connection within %s" % (base, seconds(connect_within)))
+            error = ClusterUnreachable("cannot reach %s: no connection within %s" % (where, seconds(connect_within)))
         elif not sent and isinstance(exc, exceptions.ConnectionError):
-            error = ClusterUnreachable(describe_failure(exc, base))
-            error.tls = isinstance(exc, exceptions.SSLError)
+            error = unreachable(exc, where)
         elif not sent:
-            return ClusterError("cannot send the request to %s: %s" % (base, _reason(exc)))
+            return ClusterError("cannot send the request to %s: %s" % (where, _reason(exc)))
         elif timed_out or isinstance(exc, exceptions.Timeout):
-            error = ClusterUnreachable("no complete answer from %s within %s" % (base, seconds(self._local.budget)))
+            error = ClusterUnreachable("no complete answer from %s within %s" % (where, seconds(self._local.budget)))
         else:
             error = ClusterUnreachable("the connection to %s failed after the request was sent: %s"
-                                       % (base, _reason(exc)))
+                                       % (where, _reason(exc)))
         self._log.debug("%s %s -> %s", method, url, error.message)
         if sent and method != "GET":
             return MaybeApplied("%s; the %s may or may not have been applied" % (error.message, method))
@@ -934,6 +1000,8 @@ class _Exchange:
         import socket
         self.expired = True
         sock = getattr(self.conn, "sock", None)
+        while sock is not None and not isinstance(sock, socket.socket):  # TLS inside a tunnel to an HTTPS proxy
+            sock = getattr(sock, "socket", None)
         if sock is not None:
             try:  # socket.socket's own shutdown: an SSLSocket's would drop its TLS state under the reader
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
@@ -956,6 +1024,7 @@ class _Watchdog:
         self._deadlines = {}  # exchange -> time.monotonic() deadline
         self._running = False
         self._wakes_at = float("inf")  # when the thread's current wait ends
+        self.pid = os.getpid()
 
     def watch(self, exchange: _Exchange, deadline: float) -> None:
         with self._condition:
@@ -994,8 +1063,9 @@ _watchdog = None
 
 
 def watchdog() -> _Watchdog:
+    """The process's watchdog; a forked child gets its own (the parent's thread is not in it)."""
     global _watchdog
-    if _watchdog is None:
+    if _watchdog is None or _watchdog.pid != os.getpid():
         _watchdog = _Watchdog()
     return _watchdog
 
@@ -1011,6 +1081,10 @@ def _new_session(local):
             return None
 
     session = Session()
+    # The client decides the proxy of each URL (and the CA bundle) once, from the environment,
+    # and passes it with every request: requests' own lookup per request is turned off, and with
+    # it ~/.netrc, whose passwords must not go to a cluster.
+    session.trust_env = False
     adapter = _tracking_adapter(local)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -1019,9 +1093,10 @@ def _new_session(local):
 
 def _tracking_adapter(local):
     """A requests adapter whose connections record, in local.exchange, which connection
-    carries the request and whether connecting failed."""
+    carries the request and whether connecting failed. Every pool manager it makes is
+    tracked: the direct one, and those for an HTTP, HTTPS or SOCKS proxy (whose connect()
+    covers the CONNECT tunnel too), so "was the request sent" is known on every route."""
     import requests.adapters
-    from urllib3 import connectionpool
 
     def tracked(pool_class):
         class Connection(pool_class.ConnectionCls):
@@ -1044,12 +1119,20 @@ def _tracking_adapter(local):
 
         return type(pool_class.__name__, (pool_class,), {"ConnectionCls": Connection})
 
+    def track(manager):
+        manager.pool_classes_by_scheme = {scheme: tracked(pool_class)
+                                          for scheme, pool_class in manager.pool_classes_by_scheme.items()}
+        return manager
+
     class Adapter(requests.adapters.HTTPAdapter):
         def init_poolmanager(self, *args, **kwargs):
             super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {
-                "http": tracked(connectionpool.HTTPConnectionPool),
-                "https": tracked(connectionpool.HTTPSConnectionPool)}
+            track(self.poolmanager)
+
+        def proxy_manager_for(self, proxy, **proxy_kwargs):
+            if proxy not in self.proxy_manager:
+                track(super().proxy_manager_for(proxy, **proxy_kwargs))
+            return self.proxy_manager[proxy]
 
     return Adapter()
 
@@ -1083,11 +1166,55 @@ def seconds(value: float) -> str:
     return "%ss" % ("%.2f" % value).rstrip("0").rstrip(".")
 
 
-def describe_failure(exc: BaseException, base_url: str) -> str:
-    import requests
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS with %s failed: %s" % (base_url, _reason(exc))
-    return "cannot reach %s: %s" % (base_url, _reason(exc))
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """An exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__)."""
+    seen = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = inner or exc.__cause__ or exc.__context__
+
+
+# OpenSSL's verification results, by X509_V_ERR code: what they mean to an operator, and the fix.
+# Only a CA this machine does not know is fixed by trusting the cluster's CA (verify / --ca-cert).
+CERTIFICATE_PROBLEMS = {
+    10: ("expired", "its certificate has expired", "renew the cluster's certificate, or check this machine's clock"),
+    9: ("not-yet-valid", "its certificate is not valid yet", "check this machine's clock"),
+    62: ("hostname", "its certificate is not for this name", "connect by a name the certificate carries"),
+    64: ("hostname", "its certificate is not for this address", "connect by a name the certificate carries"),
+}
+UNKNOWN_CA = (2, 18, 19, 20, 21)  # no issuer certificate, self-signed, self-signed in the chain, unknown local issuer
+
+
+def unreachable(exc: BaseException, where: str) -> ClusterUnreachable:
+    """The ClusterUnreachable for a connection that failed before the request left: a name that
+    does not resolve (not worth retrying), a certificate problem named as such, or the reason."""
+    import socket
+    import ssl
+    for cause in causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            code = getattr(cause, "verify_code", None)
+            if code in UNKNOWN_CA:
+                kind, what = "unknown-ca", "its certificate is signed by a CA this machine does not trust"
+                fix = "pass the cluster's CA bundle as verify, or verify=False to skip verification"
+            else:
+                kind, what, fix = CERTIFICATE_PROBLEMS.get(code, ("other", "its certificate was refused", None))
+            error = ClusterUnreachable("TLS with %s failed: %s (%s)" % (
+                where, what, getattr(cause, "verify_message", None) or _reason(cause)), fix)
+            error.tls = kind
+            error.retryable = False  # the same certificate will be refused again
+            return error
+        if isinstance(cause, socket.gaierror):
+            error = ClusterUnreachable("cannot reach %s: the name does not resolve (%s)" % (where, _reason(cause)))
+            error.retryable = False  # asking the resolver again in a moment rarely changes its answer
+            return error
+    error = ClusterUnreachable("%s %s failed: %s" % ("TLS with", where, _reason(exc)) if any(
+        isinstance(cause, ssl.SSLError) for cause in causes(exc)) else "cannot reach %s: %s" % (where, _reason(exc)))
+    error.tls = "other" if error.message.startswith("TLS") else None
+    return error
 
 
 def _reason(exc) -> str:
@@ -1128,6 +1255,13 @@ def decode(status: int, reason: str, content: Union[bytes, list], method: str = 
             pass
         if not isinstance(message, str) or not message:
             message = "%s%s" % (reason or "error", ": " + excerpt(content) if content.strip() else "")
+        if method != "GET" and status in GATEWAY_STATUS:
+            # A gateway answers so after passing the request on (the master died, or was slow):
+            # unlike a 503, it does not mean the change was not applied.
+            error = MaybeApplied("%s (HTTP %d from a gateway); the %s may or may not have been applied"
+                                 % (message, status, method))
+            error.status_code, error.server_message = status, message
+            raise error
         error_class = HTTP_ERRORS.get(status, ApiError)
         hint = None
         if status in RETRYABLE_STATUS:
@@ -1202,14 +1336,16 @@ def _snake(value: Any, name: Optional[str]) -> Any:
 
 
 def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
-    """A 2xx whose body says the change did not happen ("removed": false, a migration
-    FAILED) is a refusal, with the server's own reason."""
+    """A 2xx whose body says the change did not happen is a refusal, with the server's own
+    reason: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error."""
     said_no = flag is not None and field(answer, flag) in (False, "false", "False", 0, "0", "no")
-    failed = field(answer, "status") == "FAILED"
-    if not (said_no or failed):
+    status = field(answer, "status")
+    refused = isinstance(status, str) and status.strip().upper() in REFUSED_STATUS
+    error = field(answer, "error")
+    if not (said_no or refused or error not in (None, "", False, [], {})):
         return answer
-    reason = next((fmt_text(field(answer, name)) for name in ("message", "error", "reason")
-                   if fmt_text(field(answer, name))), "no reason given")
+    reason = next((fmt_text(field(answer, name)) for name in ("error", "message", "reason")
+                   if fmt_text(field(answer, name))), "the answer says %s" % (fmt_text(status) or "no"))
     raise ChangeRefused("the cluster did not %s: %s" % (action, reason), reason)
 
 
@@ -3637,14 +3773,21 @@ def note(message: str) -> None:
     say("", message)
 
 
-def key_over_plain_http(base_urls: Sequence[str]) -> list:
-    """The http:// URLs, other than loopback ones, that would carry the key in clear."""
+def key_over_plain_http(base_urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
+    """Where the key would travel in clear: each http:// URL other than a loopback one, and every
+    http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
     import ipaddress
     from urllib.parse import urlsplit
     exposed = []
     for url in base_urls:
         parts = urlsplit(url)
-        if parts.scheme != "http" or parts.hostname == "localhost":
+        proxy = proxy_for(url) if proxy_for else None
+        if parts.scheme != "http":
+            continue  # https: end to end, a proxy's CONNECT tunnel included
+        if proxy:
+            exposed.append("%s through the proxy %s" % (url, hide_credentials(proxy)))
+            continue
+        if parts.hostname == "localhost":
             continue
         try:
             if ipaddress.ip_address(parts.hostname).is_loopback:
@@ -3928,7 +4071,7 @@ def run(args: argparse.Namespace) -> int:
     with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False), \
             ClusterCLI(**settings) as client:
         if settings["api_key"]:
-            for url in key_over_plain_http(client.base_urls):
+            for url in key_over_plain_http(client.base_urls, client.proxy_for):
                 warn("the API key is sent unencrypted to %s; use an https:// --url" % url)
         if getattr(args, "watch", None):
             if args.raw:
@@ -4037,8 +4180,10 @@ def for_command_line(exc: ClusterError) -> str:
                     "no API key was sent; pass one") + " with --api-key or " + ENV_API_KEY
     elif isinstance(exc, PermissionDenied):
         exc.hint += " (--api-key or %s)" % ENV_API_KEY
-    elif getattr(exc, "tls", False):
+    elif getattr(exc, "tls", None) == "unknown-ca":
         exc.hint = "pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
+    elif getattr(exc, "tls", None) == "hostname":
+        exc.hint = "connect by a name the certificate carries (--url or --host)"
     text = str(exc)
     flag = FLAGS.get(exc.param)
     if flag and text.startswith(exc.param):

@@ -24,6 +24,11 @@ import simulator  # noqa: E402
 
 ENV_VARS = ("JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL", "JADEVECTORDB_FORMAT",
             "JADEVECTORDB_API_KEY", "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT", "NO_COLOR")
+# Proxy settings of whoever runs the suite are not the tests': a test that wants a proxy sets its own.
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+              "no_proxy")
+for _name in PROXY_VARS:
+    os.environ.pop(_name, None)
 # The contexts file of whoever runs the suite is never read: its default place is an empty folder.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="jadevectordb-tests-")
 atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
@@ -187,6 +192,14 @@ def tls_sim(tls_files):
 def hostile_server():
     """A hostile server over plain HTTP on 127.0.0.1 (see tests/hostile.py)."""
     server = hostile.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy():
+    """A forward proxy on 127.0.0.1 (absolute-form requests and CONNECT), scripted like the hostile server."""
+    server = hostile.start_proxy()
     yield server
     server.stop()
 

@@ -201,7 +201,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 server.received.append(request)
                 behave = server.queue.pop(0) if server.queue else server.default
             try:
-                behave(conn, request)
+                with server.busy:
+                    behave(conn, request)
             except OSError:
                 return
             if not getattr(behave, "keep_alive", False):
@@ -224,12 +225,33 @@ def _read_request(reader):
     return Request(method, path, headers, reader.read(length) if length else b"")
 
 
+class Busy:
+    """Counts the behaviours running, so a test can wait for the last one to end."""
+
+    def __init__(self):
+        self.count, self.done = 0, threading.Condition()
+
+    def __enter__(self):
+        with self.done:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        with self.done:
+            self.count -= 1
+            self.done.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self.done:
+            return self.done.wait_for(lambda: self.count == 0, timeout)
+
+
 class HostileServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, tls=None):
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.busy = Busy()
         self.lock = threading.Lock()
         self.received, self.queue = [], []
         self.default = answer(200, {"status": "HEALTHY"})
@@ -264,9 +286,141 @@ class HostileServer(socketserver.ThreadingTCPServer):
         self.shutdown()
         self.server_close()
 
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until no behaviour is running (a trickle has seen its reader hang up, say)."""
+        assert self.busy.wait(timeout), "the server is still busy after %g s" % timeout
+
 
 def start(tls=None) -> HostileServer:
     server = HostileServer(tls)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
+
+
+# -- a forward proxy: what sits between operators and their clusters in companies and pods ---------
+
+class ProxyRequest(Request):
+    """A request as the proxy read it: `target` is the absolute URL, or host:port for CONNECT."""
+
+    def __init__(self, method: str, target: str, headers: dict, body: bytes):
+        super().__init__(method, target, headers, body)
+        self.target = target
+
+
+def forward():
+    """Pass the request on to its (loopback) target and its answer back: what a proxy should do."""
+    def behave(proxy, conn, request):
+        import http.client
+        from urllib.parse import urlsplit
+        if request.method == "CONNECT":
+            return _tunnel(conn, request.target)
+        parts = urlsplit(request.target)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            return answer(502, "only loopback targets here")(conn, request)
+        upstream = http.client.HTTPConnection(parts.hostname, parts.port, timeout=DEADLINE)
+        headers = {k: v for k, v in request.headers.items() if k not in ("proxy-connection", "connection")}
+        upstream.request(request.method, parts.path + ("?" + parts.query if parts.query else ""),
+                         body=request.body or None, headers=headers)
+        response = upstream.getresponse()
+        data = response.read()
+        conn.sendall(_head(response.status, [(k, v) for k, v in response.getheaders()
+                                             if k.lower() not in ("transfer-encoding", "connection",
+                                                                  "content-length")] +
+                           [("Content-Length", len(data))]) + data)
+        upstream.close()
+    behave.keep_alive = behave.for_proxy = True
+    return behave
+
+
+def refuse_connect(status: int = 502):
+    """Answer a CONNECT with `status`: the proxy could not reach the target; nothing was tunnelled."""
+    def behave(proxy, conn, request):
+        conn.sendall(_head(status, [("Content-Length", 0)]))
+    behave.for_proxy = True
+    return behave
+
+
+def _tunnel(conn, target: str):
+    import select
+    import socket
+    host, _, port = target.rpartition(":")
+    if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+        conn.sendall(_head(502, [("Content-Length", 0)]))
+        return
+    try:
+        upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=DEADLINE)
+    except OSError:
+        conn.sendall(_head(502, [("Content-Length", 0)]))
+        return
+    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    started = time.monotonic()
+    with upstream:
+        while time.monotonic() - started < DEADLINE:
+            ready, _, _ = select.select([conn, upstream], [], [], 0.5)
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                (upstream if sock is conn else conn).sendall(data)
+
+
+def _as_proxy_behaviour(behave):
+    """The origin behaviours (drop, hang, answer...) take (conn, request); a proxy's take the proxy too."""
+    if getattr(behave, "for_proxy", False):
+        return behave
+
+    def proxied(proxy, conn, request):
+        return behave(conn, request)
+    proxied.keep_alive = getattr(behave, "keep_alive", False)
+    return proxied
+
+
+class _ProxyHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        conn = self.request
+        conn.settimeout(DEADLINE)
+        reader = conn.makefile("rb")
+        while True:
+            try:
+                request = _read_request(reader)
+            except (OSError, ValueError):
+                return
+            if request is None:
+                return
+            request = ProxyRequest(request.method, request.path, request.headers, request.body)
+            proxy = self.server
+            with proxy.lock:
+                proxy.received.append(request)
+                behave = proxy.queue.pop(0) if proxy.queue else proxy.default
+            behave = _as_proxy_behaviour(behave)
+            try:
+                with proxy.busy:
+                    behave(proxy, conn, request)
+            except OSError:
+                return
+            if request.method == "CONNECT" or not getattr(behave, "keep_alive", False):
+                return
+
+
+class ProxyServer(HostileServer):
+    """A forward proxy on 127.0.0.1 (absolute-form requests and CONNECT tunnels), scripted like
+    the hostile server: `received` holds what reached the proxy, `script()` what the next get."""
+
+    def __init__(self):
+        socketserver.ThreadingTCPServer.__init__(self, ("127.0.0.1", 0), _ProxyHandler)
+        self.busy = Busy()
+        self.lock = threading.Lock()
+        self.received, self.queue = [], []
+        self.default = forward()
+        self.tls = None
+
+    @property
+    def targets(self) -> list:
+        return [(r.method, r.target) for r in self.received]
+
+
+def start_proxy() -> ProxyServer:
+    server = ProxyServer()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server

@@ -1,0 +1,289 @@
+"""On the paths real deployments take: proxies, gateways, name resolution, certificates, forks.
+
+Each test drives a real server (the simulator, the hostile server, the forward proxy of
+tests/hostile.py) and asserts what an operator sees and what each server received."""
+import datetime
+import json
+import os
+import socket
+import sys
+
+import pytest
+
+import cluster_cli
+import hostile
+import simulator
+from test_hostile import CHANGES, assert_one_error_line
+
+KEY = "s3cret-Key_0123456789"
+
+
+@pytest.fixture
+def second_sim():
+    server = simulator.start(cluster=simulator.Cluster())
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+# -- a proxy in the environment: one transport path knows what was sent -------------------------------
+
+@pytest.mark.parametrize("command", sorted(CHANGES))
+def test_a_change_a_proxy_drops_is_sent_once_and_may_have_been_applied(cli, sim, second_sim, proxy, clean_env,
+                                                                     command):
+    argv, method, path = CHANGES[command]
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    proxy.script(hostile.drop())
+    second = "http://localhost:%d" % second_sim.port
+    run = cli("--url", "%s,%s" % (sim.url, second), *argv, target=False)
+    assert_one_error_line(run, 3)
+    assert run.err.startswith("error: the connection to %s through the proxy %s failed after the request was "
+                              "sent: remote end closed connection without response; the %s may or may not have "
+                              "been applied; check with '" % (sim.url, proxy.url, method)), run.err
+    assert proxy.targets == [(method, sim.url + path)]  # not passed on to the second master
+    assert sim.requests == [] and second_sim.cluster.requests == []
+
+
+def test_a_change_through_a_connect_tunnel_that_breaks_is_sent_once(cli, hostile_tls, tls_sim, tls_files, proxy,
+                                                                    clean_env):
+    argv, method, path = CHANGES["add-node"]
+    clean_env.setenv("HTTPS_PROXY", proxy.url)
+    hostile_tls.script(hostile.drop())  # reads the POST inside the tunnel, then hangs up
+    run = cli("--ca-cert", tls_files[0], "--url", "%s,https://localhost:%d" % (hostile_tls.url, tls_sim.port),
+              *argv, target=False)
+    assert_one_error_line(run, 3)
+    assert "may or may not have been applied" in run.err
+    assert [(r.method, r.path) for r in hostile_tls.received] == [(method, path)]
+    assert proxy.targets == [("CONNECT", "127.0.0.1:%d" % hostile_tls.port)]
+    assert tls_sim.cluster.requests == []
+
+
+def test_a_change_goes_to_the_next_master_when_the_proxy_cannot_open_a_tunnel(cli, tls_sim, tls_files, proxy,
+                                                                              clean_env):
+    argv, method, path = CHANGES["add-node"]
+    clean_env.setenv("HTTPS_PROXY", proxy.url)
+    proxy.script(hostile.refuse_connect(502))  # nothing was tunnelled: the request never left
+    dead = "https://127.0.0.1:%d" % tls_sim.port
+    run = cli("--ca-cert", tls_files[0], "--url", "%s,https://localhost:%d" % (dead, tls_sim.port), *argv,
+              target=False)
+    assert run.code == 0, run
+    assert [m for m, _ in proxy.targets] == ["CONNECT", "CONNECT"]
+    assert [(r["method"], r["path"]) for r in tls_sim.cluster.requests] == [(method, path)]
+
+
+def test_the_timeout_bounds_a_request_through_a_proxy_that_trickles(cli, proxy, clean_env, sim):
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    body = json.dumps({"status": "HEALTHY", "pad": " " * 400}).encode()
+    proxy.script(hostile.trickle(body, 0.02))  # 400+ bytes: over 8 s if read to the end
+    run = cli("--timeout", "1", "--retries", "0", "status")
+    assert_one_error_line(run, 3)
+    assert run.err == "error: no complete answer from %s through the proxy %s within 1s\n" % (sim.url, proxy.url)
+    proxy.settle()
+    assert proxy.received[0].body_sent < len(body) // 2
+
+
+def test_no_proxy_is_honoured(cli, sim, proxy, clean_env):
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    clean_env.setenv("NO_PROXY", "127.0.0.1")
+    assert cli("status").code == 0
+    assert proxy.received == [] and len(sim.requests) == 1
+
+
+def test_reads_go_through_the_proxy_and_verbose_says_so(cli, sim, proxy, clean_env):
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    run = cli("--verbose", "status", "-o", "compact")
+    assert run.code == 0 and run.out.startswith("HEALTHY |")
+    assert proxy.targets == [("GET", sim.url + "/api/v1/cluster/status")]
+    assert " via %s -> 200 " % proxy.url in run.err
+
+
+def test_a_key_sent_in_clear_to_a_proxy_is_warned_about_even_for_a_loopback_cluster(cli, sim, proxy, clean_env):
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    run = cli("--api-key", KEY, "status", "-o", "compact")
+    assert run.code == 0
+    assert run.err == ("warning: the API key is sent unencrypted to %s through the proxy %s; use an https:// "
+                       "--url\n" % (sim.url, proxy.url))
+
+
+def test_no_warning_when_the_proxy_tunnels_to_an_https_cluster(cli, tls_sim, tls_files, proxy, clean_env):
+    clean_env.setenv("HTTPS_PROXY", proxy.url)
+    run = cli("--api-key", KEY, "--ca-cert", tls_files[0], "--url", "https://127.0.0.1:%d" % tls_sim.port,
+              "status", "-o", "compact", target=False)
+    assert (run.code, run.err) == (0, "")
+    assert proxy.targets == [("CONNECT", "127.0.0.1:%d" % tls_sim.port)]
+    assert tls_sim.cluster.requests[-1]["authorization"] == "Bearer " + KEY
+
+
+@pytest.mark.skipif(sys.modules.get("socks") is not None, reason="PySocks is installed here")
+def test_a_socks_proxy_without_pysocks_is_an_input_error(cli, sim, clean_env):
+    clean_env.setenv("ALL_PROXY", "socks5://127.0.0.1:9")
+    run = cli("status")
+    assert_one_error_line(run, 2)
+    assert run.err == ("error: the proxy 'socks5://127.0.0.1:9' is a SOCKS proxy, which needs PySocks: pip install "
+                       "'requests[socks]', or leave the cluster out of it with NO_PROXY\n")
+    assert sim.requests == []
+
+
+def test_a_proxy_password_is_never_shown(cli, proxy, clean_env, sim):
+    clean_env.setenv("HTTP_PROXY", "http://user:hunter2pass@127.0.0.1:%d" % proxy.port)
+    proxy.script(hostile.drop())
+    run = cli("--retries", "0", "status")
+    assert run.code == 3 and "hunter2pass" not in run.err and "***@127.0.0.1" in run.err
+
+
+# -- gateways: a 502 or 504 may come after the change was passed on -------------------------------
+
+@pytest.mark.parametrize("status", [502, 504])
+@pytest.mark.parametrize("command", sorted(CHANGES))
+def test_a_gateway_error_to_a_change_may_have_been_applied(at, hostile_server, status, command):
+    argv, method, path = CHANGES[command]
+    hostile_server.script(hostile.answer(status, "<html>gateway</html>"))
+    run = at(hostile_server, *argv)
+    assert_one_error_line(run, 3)
+    assert run.err.startswith("error: %s: '<html>gateway</html>' (HTTP %d from a gateway); the %s may or may not "
+                              "have been applied; check with '" % (hostile.REASONS.get(status, "Status"), status,
+                                                                    method)), run.err
+    assert len(hostile_server.received) == 1
+
+
+def test_the_library_raises_maybe_applied_not_retryable_for_a_gateway_error(hostile_server):
+    hostile_server.script(hostile.answer(504, {"error": "upstream timed out"}))
+    with pytest.raises(cluster_cli.MaybeApplied) as raised:
+        cluster_cli.ClusterCLI(url=hostile_server.url).remove_node("n1")
+    assert (raised.value.status_code, raised.value.retryable, raised.value.exit_code) == (504, False, 3)
+    assert raised.value.server_message == "upstream timed out"
+
+
+def test_a_503_to_a_change_stays_not_applied(at, hostile_server):
+    hostile_server.script(hostile.answer(503, {"error": "no leader yet"}))
+    run = at(hostile_server, *CHANGES["remove-node"][0])
+    assert_one_error_line(run, 1)
+    assert "this one was not applied" in run.err
+
+
+# -- names that do not resolve are not retried ------------------------------------------------------
+
+@pytest.fixture
+def unresolvable(monkeypatch):
+    """Names under .invalid do not resolve (the resolver answers at once, as for a typo); counts the asks."""
+    asked = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".invalid"):
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+def test_a_name_that_does_not_resolve_is_exit_3_at_once(cli, unresolvable):
+    run = cli("--host", "jade-master.invalid", "status", target=False)
+    assert_one_error_line(run, 3)
+    assert run.err == ("error: cannot reach http://jade-master.invalid:8080: the name does not resolve (name or "
+                       "service not known)\n")
+    assert unresolvable == ["jade-master.invalid"]  # asked once, not for 12 seconds
+
+
+def test_the_next_master_is_still_tried_after_a_name_that_does_not_resolve(cli, sim, unresolvable):
+    run = cli("--host", "jade-master.invalid,127.0.0.1", "--port", str(sim.port), "status", "-o", "compact",
+              target=False)
+    assert run.code == 0 and run.out.startswith("HEALTHY |")
+
+
+def test_refused_connections_still_ride_out_an_election(cli):
+    from conftest import free_port
+    run = cli("--host", "127.0.0.1", "--port", str(free_port()), "--timeout", "1", "--verbose", "status",
+              target=False)
+    assert run.code == 3 and "retrying in" in run.err
+
+
+# -- certificates: each problem named, and only an unknown CA points at --ca-cert -----------------------
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """{kind: (CA bundle, certificate, key)} for certificates that are expired, or for another name."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    folder = tmp_path_factory.mktemp("certs")
+    ca_path = str(folder / "ca.pem")
+    ca.cert_pem.write_to_path(ca_path)
+    past = datetime.datetime(2020, 1, 1)
+    leaves = {"expired": ca.issue_cert("127.0.0.1", not_before=past, not_after=past + datetime.timedelta(days=1)),
+              "hostname": ca.issue_cert("jade-other.example")}
+    files = {}
+    for kind, leaf in leaves.items():
+        cert, key = str(folder / (kind + ".pem")), str(folder / (kind + ".key"))
+        leaf.cert_chain_pems[0].write_to_path(cert)
+        leaf.private_key_pem.write_to_path(key)
+        files[kind] = (ca_path, cert, key)
+    return files
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("expired", "its certificate has expired (certificate has expired); renew the cluster's certificate, or check "
+                "this machine's clock"),
+    ("hostname", "its certificate is not for this address (IP address mismatch, certificate is not valid for "
+                 "'127.0.0.1'.); connect by a name the certificate carries (--url or --host)"),
+])
+def test_each_certificate_problem_is_named_and_only_an_unknown_ca_suggests_ca_cert(cli, certificates, kind,
+                                                                                  message):
+    ca, cert, key = certificates[kind]
+    server = simulator.start(cluster=simulator.Cluster(), tls=(cert, key))
+    try:
+        run = cli("--ca-cert", ca, "--url", "https://127.0.0.1:%d" % server.port, "status", target=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_one_error_line(run, 3)
+    assert run.err == "error: TLS with https://127.0.0.1:%d failed: %s\n" % (server.port, message)
+    assert "--ca-cert" not in run.err and server.cluster.requests == []
+
+
+# -- a client used before a fork keeps its deadlines in the child ---------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_keeps_the_whole_call_deadline(hostile_server, sim):
+    client = cluster_cli.ClusterCLI(url=hostile_server.url, timeout=1, retries=0)
+    client.cluster_status()  # the parent's pool and watchdog are in use
+    body = json.dumps({"status": "HEALTHY", "pad": " " * 400}).encode()
+    hostile_server.script(hostile.trickle(body, 0.02))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what the call did, and leave at once
+        try:
+            client.cluster_status()
+            outcome = "answered"
+        except cluster_cli.ClusterError as exc:
+            outcome = type(exc).__name__ + ": " + str(exc)
+        os.write(write, outcome.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    outcome = os.read(read, 4096).decode()
+    os.close(read)
+    assert outcome == "ClusterUnreachable: no complete answer from %s within 1s" % hostile_server.url
+    hostile_server.settle()
+    assert hostile_server.received[-1].body_sent < len(body) // 2
+
+
+# -- host names: only what can be a host ---------------------------------------------------------------
+
+@pytest.mark.parametrize("host, why", [
+    ("１２７.０.０.１", "names are ASCII: write an international name in its xn-- form"),
+    ("a..b", "it has an empty label between dots"),
+])
+def test_hosts_that_cannot_be_a_name_are_input_errors(cli, sim, host, why):
+    for argv in (["--host", host], ["--url", "http://%s:8080" % host]):
+        run = cli(*argv, "status", target=False)
+        assert_one_error_line(run, 2)
+        assert run.err.endswith("(%s)\n" % why), run.err
+    assert sim.requests == []
+
+
+@pytest.fixture
+def at(cli):
+    def run(server, *argv):
+        return cli("--url", server.url, *argv, target=False)
+    return run
