@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # annotations are strings at run time: no typing import on st
 __version__ = "1.0.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
            "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
+           "ProgressFailed",
            "ProtectedContext", "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound",
            "Conflict", "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
@@ -188,6 +189,15 @@ class StalePlan(ClusterError):
     def __init__(self, message: str, moves: list):
         super().__init__(message)
         self.moves = moves
+
+
+class ProgressFailed(ClusterError):
+    """apply_plan's progress callback raised: no new move was started after it (its exception is
+    the __cause__; `report` says what ran)."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
 
 
 class ProtectedContext(ClusterError):
@@ -479,6 +489,8 @@ def fmt_size(size: int) -> str:
 # The client
 # ---------------------------------------------------------------------------
 
+# What ClusterCLI() takes, besides the address: what from_context() lets a caller override.
+CLIENT_SETTINGS = ("url", "host", "port", "api_key", "timeout", "retries", "verify", "max_response_size")
 HEADERS = {"Accept": "application/json", "User-Agent": "jadevectordb-cluster-cli/" + __version__}
 
 
@@ -551,7 +563,17 @@ class ClusterCLI:
         setting. A protected context's client reads, and refuses every change (ProtectedContext,
         nothing sent) unless `confirm` repeats the context's name, as the CLI asks for it typed.
         """
-        found = read_config(config, "config") if config is not None else read_config(*config_path(None))
+        for param, value in (("name", name), ("confirm", confirm)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput("%s must be a context's name, got %s" % (param, type(value).__name__), param=param)
+        if config is not None and not isinstance(config, (str, os.PathLike)):
+            # open(1) would be stdout, and closing it the caller's
+            raise InvalidInput("config must be a path, got %s" % type(config).__name__, param="config")
+        unknown = sorted(set(overrides) - set(CLIENT_SETTINGS))
+        if unknown:
+            raise InvalidInput("from_context() takes no setting %s; the settings are %s" % (
+                ", ".join(map(repr, unknown)), ", ".join(CLIENT_SETTINGS)), param=unknown[0])
+        found = read_config(os.fspath(config), "config") if config is not None else read_config(*config_path(None))
         context = chosen_context(found, name, "name")
         if context is None:
             raise InvalidInput("no context named, and " + (no_file(found) or "%s has no default_context" % found.path),
@@ -683,12 +705,15 @@ class ClusterCLI:
         """Carry out a plan's moves, at most max_concurrent migrations at a time, each POST
         naming its source so the cluster refuses a move whose shard has moved meanwhile.
 
-        Checks every move against the cluster first (StalePlan, nothing sent); the first
-        failed move stops new ones, those running are waited for; `timeout` bounds the whole
-        run. Returns the report: moves completed, failed (with the cluster's reason), running
-        (when the time ran out) and not started, and the verification of the plan's `after`
-        against the cluster read again. progress(event, move) hears of each move "sending"
-        (its POST is about to go), "started", "completed" or "failed", and each "poll" of it.
+        Checks the arguments, then every move against the cluster (StalePlan), before anything
+        is sent; the first failed move stops new ones, those running are waited for; `timeout`
+        bounds the whole run. Returns the report: moves completed, failed (with the cluster's
+        reason), running (when the time ran out) and not started, and the verification of the
+        plan's `after` against the cluster read again. progress(event, move) hears of each move
+        "sending" (its POST is about to go), "started", "completed" or "failed", and each "poll"
+        of it; if it raises, no new move starts, those running are waited for, and a ClusterError
+        carrying the report is raised from the callback's exception. Any ClusterError raised
+        once a move was sent carries the report as it stood (`.report`).
         """
         check_plan(plan)
         self._may_change()
@@ -696,18 +721,51 @@ class ClusterCLI:
         if max_concurrent < 1:
             raise InvalidInput("max_concurrent must be at least 1", param="max_concurrent")
         check_strategy(strategy)
+        poll_interval = check_seconds(poll_interval, "poll_interval")
+        if progress is not None and not callable(progress):
+            raise InvalidInput("progress must be a function of (event, move), got %s" % type(progress).__name__,
+                               param="progress")
         deadline = None if timeout is None else time.monotonic() + check_seconds(timeout, "timeout")
         stale = self.stale_moves(plan)
         if stale:
             raise StalePlan("plan is stale, nothing was sent: " + "; ".join(
                 "%s %s -> %s: %s" % (m["shard_id"], m["source_node"], m["target_node"], m["reason"]) for m in stale),
                 stale)
-        notify = progress or (lambda event, move: None)
+        broken = []  # the progress callback's exception, once it raised: it is not called again
+
+        def notify(event, move):
+            if progress is None or broken:
+                return
+            try:
+                progress(event, move)
+            except Exception as exc:  # the caller's code: finish what runs, then say so
+                broken.append(exc)
+
         pending = [dict(move) for move in plan["moves"]]
         running = []
         report = {"completed": [], "failed": [], "running": running, "not_started": pending}
+        try:
+            self._carry_out(pending, running, report, max_concurrent, strategy, deadline, notify, broken,
+                            poll_interval)
+        except ClusterError as exc:
+            exc.report = dict(report, kind=plan.get("kind"), node_id=plan.get("node_id"), verified=None)
+            raise
+        report["verified"] = None
+        report.update(kind=plan.get("kind"), node_id=plan.get("node_id"))
+        if broken:
+            raise ProgressFailed("the progress callback raised %s: %s; no new move was started after it, and "
+                                 "those running were waited for" % (type(broken[0]).__name__, broken[0]),
+                                 report) from broken[0]
+        if not (pending or running or report["failed"]):
+            report["verified"], report["differences"] = self._compare_with_plan(plan)
+        return report
+
+    def _carry_out(self, pending: list, running: list, report: dict, max_concurrent: int, strategy: str,
+                   deadline: Optional[float], notify: Callable[[str, dict], None], broken: list,
+                   poll_interval: float) -> None:
+        """apply_plan's loop: start moves while there is room, poll those running, until all ended."""
         while pending or running:
-            while pending and len(running) < max_concurrent and not report["failed"] and \
+            while pending and len(running) < max_concurrent and not report["failed"] and not broken and \
                     (deadline is None or time.monotonic() < deadline):
                 move = pending.pop(0)
                 notify("sending", move)
@@ -747,11 +805,6 @@ class ClusterCLI:
                     notify(state.lower(), move)
                 else:
                     notify("poll", move)
-        report["verified"] = None
-        report.update(kind=plan.get("kind"), node_id=plan.get("node_id"))
-        if not (pending or running or report["failed"]):
-            report["verified"], report["differences"] = self._compare_with_plan(plan)
-        return report
 
     def _compare_with_plan(self, plan: dict) -> tuple:
         """(True, {}) when each node of the plan's `after` holds that many primaries now."""
@@ -909,7 +962,12 @@ class ClusterCLI:
         """The proxy requests to url go through (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, NO_PROXY
         honoured), or None: decided once per origin, so every request and message agree."""
         from urllib.parse import urlsplit
-        origin = "%s://%s" % urlsplit(url)[:2]
+        if not isinstance(url, str):
+            raise InvalidInput("url must be text, got %s" % type(url).__name__, param="url")
+        try:
+            origin = "%s://%s" % urlsplit(url)[:2]
+        except ValueError as exc:
+            raise InvalidInput("url: %s is not a URL (%s)" % (shown(url), exc), param="url") from None
         if origin not in self._proxies:
             from requests.utils import get_environ_proxies, select_proxy
             proxy = select_proxy(origin, get_environ_proxies(origin)) or None

@@ -187,6 +187,31 @@ def test_a_failed_migration_in_a_202_is_a_refusal(at, hostile_server):
     assert len(hostile_server.received) == 1  # no wait on a migration that never started
 
 
+@pytest.mark.parametrize("body, reason", [
+    ({"node_id": "n9", "error": "node n9 not added: quota reached"}, "node n9 not added: quota reached"),
+    ({"node_id": "n9", "status": "REJECTED", "message": "address blocked"}, "address blocked"),
+    ({"node_id": "n9", "status": "failed"}, "the answer says failed"),
+    ({"node_id": "n9", "status": "Rejected", "error": {"code": "E42"}}, '{"code":"E42"}'),
+])
+@pytest.mark.parametrize("command", sorted(CHANGES))
+def test_any_refusal_in_a_2xx_is_exit_1_with_the_servers_reason(at, hostile_server, command, body, reason):
+    argv, method, path = CHANGES[command]
+    hostile_server.script(hostile.answer(200 if method == "DELETE" else 202, body))
+    run = at(hostile_server, *argv)
+    assert_one_error_line(run, 1)
+    action = {"add-node": "add node n9", "remove-node": "remove node node-worker-002",
+              "migrate-shard": "migrate shard shard-00"}[command]
+    assert run.err == "error: the cluster did not %s: %s\n" % (action, reason)
+    assert len(hostile_server.received) == 1
+
+
+def test_a_migrations_null_error_is_not_a_refusal(at, hostile_server):
+    hostile_server.script(hostile.answer(202, {"migration_id": "mig-1", "shard_id": "shard-00", "status": "PENDING",
+                                               "error": None}))
+    run = at(hostile_server, *CHANGES["migrate-shard"][0])
+    assert run.code == 0 and run.out.startswith("Migration mig-1 started")
+
+
 def test_the_library_raises_change_refused(hostile_server):
     hostile_server.script(hostile.answer(200, {"removed": "false", "error": "busy"}))
     with pytest.raises(cluster_cli.ChangeRefused) as raised:

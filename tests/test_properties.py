@@ -160,3 +160,50 @@ def test_a_grid_fits_the_terminal_unless_only_numbers_and_headers_are_left(data,
         for whole, shown in zip(full_row[2:-2].split(" │ "), row[2:-2].split(" │ ")):
             whole, shown = whole.strip(), shown.strip()
             assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1]))
+
+
+# -- the library: whatever it is given, only a ClusterError escapes ------------------------------------
+
+ODD = st.one_of(st.none(), st.booleans(), st.integers(-2, 70000), st.floats(allow_nan=True, allow_infinity=True),
+                st.text(max_size=12), st.binary(max_size=4), st.lists(st.text(max_size=4), max_size=3),
+                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                st.sampled_from(["node-worker-001", "shard-00", "LIVE_COPY", "h:1", "1", "64K", 1, 0.5,
+                                 {"moves": []}, {"moves": [{"shard_id": "shard-00"}]}, 1 + 2j]))
+METHODS = {  # name: how many arguments it takes (the rest of its parameters by keyword, drawn too)
+    "health": (), "cluster_status": (), "diagnostics": (), "metrics": (), "list_nodes": (),
+    "add_node": ("node_id", "address"), "remove_node": ("node_id",), "node_health": ("node_id",),
+    "list_shards": ("database_id", "node_id", "status"), "shard_status": ("shard_id",),
+    "migrate_shard": ("shard_id", "target_node", "source_node", "strategy"), "plan_rebalance": ("balance_by",),
+    "plan_drain": ("node_id",), "stale_moves": ("plan",), "proxy_for": ("url",),
+    "apply_plan": ("plan", "max_concurrent", "strategy", "timeout", "progress", "poll_interval"),
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(sorted(METHODS)), data=st.data(),
+       settings_=st.dictionaries(st.sampled_from(["timeout", "retries", "verify", "max_response_size", "api_key",
+                                                  "port"]), ODD, max_size=2))
+def test_only_a_cluster_error_escapes_a_library_call(sim, method, data, settings_):
+    sim.cluster.reset()
+    arguments = {name: data.draw(ODD, label=name) for name in METHODS[method]
+                 if data.draw(st.booleans(), label="pass " + name)}
+    try:
+        client = cluster_cli.ClusterCLI(url=sim.url, **settings_)
+        with client:
+            getattr(client, method)(**arguments)
+    except cluster_cli.ClusterError:
+        pass
+    except TypeError as exc:  # only for a required argument left out: Python's own rule, not ours to change
+        assert "required positional argument" in str(exc), exc
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=ODD, config=ODD, confirm=ODD, extra=st.dictionaries(st.text(max_size=6), ODD, max_size=2))
+def test_only_a_cluster_error_escapes_from_context(sim, name, config, confirm, extra):
+    import sys
+    stdout = sys.stdout
+    try:
+        cluster_cli.ClusterCLI.from_context(name, config=config, confirm=confirm, **extra).close()
+    except cluster_cli.ClusterError:
+        pass
+    assert sys.stdout is stdout and not stdout.closed  # from_context(config=1) must not open and close fd 1

@@ -206,6 +206,38 @@ def test_the_library_plans_and_applies(grown):
         client.apply_plan({"moves": [{"shard_id": ".."}]})
 
 
+@pytest.mark.parametrize("argument, value", [("poll_interval", -1), ("poll_interval", "soon"),
+                                             ("poll_interval", float("nan")), ("progress", "print"),
+                                             ("max_concurrent", 0), ("timeout", float("inf"))])
+def test_apply_plan_checks_its_arguments_before_anything_is_sent(grown, argument, value):
+    client = cluster_cli.ClusterCLI(url=grown.url)
+    plan = client.plan_rebalance()
+    grown.cluster.requests.clear()
+    with pytest.raises(cluster_cli.InvalidInput) as raised:
+        client.apply_plan(plan, **{argument: value})
+    assert raised.value.param == argument
+    assert grown.changes() == []
+
+
+def test_a_progress_callback_that_raises_stops_new_moves_and_the_report_comes_with_the_error(grown):
+    client = cluster_cli.ClusterCLI(url=grown.url)
+    plan = client.plan_rebalance()
+    heard = []
+
+    def progress(event, move):
+        heard.append(event)
+        if event == "started":
+            raise ValueError("exporter down")
+    with pytest.raises(cluster_cli.ProgressFailed) as raised:
+        client.apply_plan(plan, max_concurrent=1, progress=progress, poll_interval=0.05)
+    assert isinstance(raised.value.__cause__, ValueError) and raised.value.exit_code == 1
+    assert str(raised.value).startswith("the progress callback raised ValueError: exporter down; no new move")
+    report = raised.value.report
+    assert [len(report[k]) for k in ("completed", "failed", "running", "not_started")] == [1, 0, 0, 2]
+    assert heard == ["sending", "started"]  # never called again once it raised
+    assert len(migrations(grown)) == 1 and grown.cluster.migrations["mig-7f01"]["status"] == "COMPLETED"
+
+
 def test_on_a_terminal_the_plan_is_confirmed_and_progress_is_one_line(grown):
     from conftest import on_terminal
     code, shown, out = on_terminal(grown, ["rebalance", "--poll-interval", "0.05"], "stdin", answer="n\n")
