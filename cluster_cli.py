@@ -578,11 +578,12 @@ class ClusterCLI:
         if context is None:
             raise InvalidInput("no context named, and " + (no_file(found) or "%s has no default_context" % found.path),
                                param="name")
-        settings = context_settings(context)
-        if {"url", "host", "port"} & set(overrides):  # the address is one setting, as on the command line
-            for key in ("url", "host", "port"):
-                settings.pop(key, None)
-        settings.update(overrides)
+        given = dict(overrides)  # an address passed (url, host or port) replaces the context's, whole
+        verify = given.pop("verify", None)
+        settings = client_settings(resolve([Source("the arguments", given, {}), context_source(context),
+                                            DEFAULT_SOURCE]))
+        if verify is not None:
+            settings["verify"] = verify
         client = cls(**settings)
         client.context = context.name
         client._protected = bool(context.settings.get("protected")) and confirm != context.name
@@ -3550,6 +3551,76 @@ Config = namedtuple("Config", "path default_context contexts")
 Context = namedtuple("Context", "name chosen_by settings path")
 
 
+# A source of settings: its name in messages, what it sets ({setting: value, or a function that
+# checks and gives the value, called only when it is the one used}), and labels that name some of
+# its settings better than its name does (JADEVECTORDB_PORT rather than "the environment").
+Source = namedtuple("Source", "name values labels")
+ADDRESS = ("url", "host", "port")  # one setting: the cluster's address
+ADDRESS_DEFAULTS = {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
+
+
+class Resolved(dict):
+    """Settings by name; `sources` says where each came from ("address" for url/host/port), and
+    `overridden` lists the addresses lower sources gave that were not used: (where, base URLs)."""
+
+    sources = overridden = None
+
+
+def resolve(sources: Sequence[Source]) -> Resolved:
+    """The settings, each from the first of `sources` (highest first) that sets it. The address is
+    one setting: it comes whole from the first source that sets any part of it (url, or host and
+    port), so a cluster is never addressed by one source's host and another's port."""
+    resolved = Resolved()
+    resolved.sources, resolved.overridden = {}, []
+
+    def value_of(source, name):
+        value = source.values[name]
+        return value() if callable(value) else value
+
+    for source in reversed(sources):  # the highest last: it wins
+        for name in source.values:
+            if name not in ADDRESS:
+                resolved[name], resolved.sources[name] = source, source.labels.get(name, source.name)
+    for name, source in list(resolved.items()):
+        resolved[name] = value_of(source, name)
+    addressed = [source for source in sources if any(name in source.values for name in ADDRESS)]
+
+    def address_of(source):
+        if "url" in source.values:
+            return {"url": value_of(source, "url")}, source.labels.get("url", source.name)
+        parts = {name: value_of(source, name) if name in source.values else ADDRESS_DEFAULTS[name]
+                 for name in ("host", "port")}
+        labels = [source.labels.get(name, source.name) for name in ("host", "port") if name in source.values]
+        return parts, " and ".join(dict.fromkeys(label for label in labels if label != "the default"))
+
+    address, resolved.sources["address"] = address_of(addressed[0])
+    resolved.update(address)
+    if addressed[0] is not DEFAULT_SOURCE:
+        used = base_urls(address)
+        for source in addressed[1:]:
+            if source is DEFAULT_SOURCE:
+                continue
+            try:
+                other, label = address_of(source)
+                urls = base_urls(other)
+                if "url" in other or "url" in address:
+                    differs = urls != used
+                else:  # only the parts it set: JADEVECTORDB_PORT alone names no host
+                    differs = any(other[name] != address[name] for name in ("host", "port") if name in source.values)
+            except InvalidInput:
+                continue  # a value that would have been refused, had it been used
+            if differs:
+                resolved.overridden.append((label, urls))
+    return resolved
+
+
+def base_urls(address: dict) -> list:
+    """The base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked."""
+    if "url" in address:
+        return check_urls(address["url"])
+    return check_hosts(address["host"], check_port(address["port"], "port"))
+
+
 def config_path(flag: Optional[str]) -> tuple:
     """(the contexts file, what named it: '--config', JADEVECTORDB_CONFIG, or None for the default place)."""
     if flag:
@@ -3724,21 +3795,6 @@ def context_ca_cert(context: Context) -> Optional[str]:
     return os.path.join(os.path.dirname(os.path.abspath(context.path)), os.path.expanduser(ca_cert))
 
 
-def context_settings(context: Context) -> dict:
-    """ClusterCLI's arguments from a context alone: its address, key, timeout and ca_cert."""
-    ours = context.settings
-    settings = {"url": ours["url"]} if "url" in ours else {"host": ours["host"], "port": ours.get("port", DEFAULT_PORT)}
-    key = context_key(context)
-    if key:
-        settings["api_key"] = key
-    if "timeout" in ours:
-        settings["timeout"] = ours["timeout"]
-    ca_cert = context_ca_cert(context)
-    if ca_cert:
-        settings["verify"] = ca_cert
-    return settings
-
-
 def context_url(settings: dict) -> str:
     """Where a context points, as the client will call it."""
     if "url" in settings:
@@ -3751,54 +3807,96 @@ def context_url(settings: dict) -> str:
 Output = namedtuple("Output", "format color file width", defaults=(None, None))
 
 
-def output_from(args: argparse.Namespace, context: Optional[Context] = None) -> Output:
-    """How to print: --format, else JADEVECTORDB_FORMAT, else the context's, else table."""
-    ours = context.settings if context else {}
-    fmt = args.format or os.environ.get(ENV_FORMAT) or ours.get("format") or DEFAULT_FORMAT
-    if fmt not in FORMATS:
-        raise InvalidInput("%s must be one of %s, got %r" % (ENV_FORMAT, ", ".join(FORMATS), fmt))
+def output_from(args: argparse.Namespace, fmt: str) -> Output:
+    """How to print: the format resolved from the settings, colour only on a terminal."""
     on_terminal = not args.output and is_tty(sys.stdout)
     color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
     return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
 
 
-def settings_from(args: argparse.Namespace, context: Optional[Context] = None) -> dict:
-    """The client's settings from the flags: a flag beats its environment variable,
-    which beats the context, which beats the default."""
-    env = os.environ
-    ours = context.settings if context else {}
+def flag_source(args: argparse.Namespace) -> Source:
+    """The settings given on the command line. A --host or --port flag alone takes the other part
+    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
     if args.api_key is not None and not args.api_key.strip():
         raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
-    if args.api_key is None and ENV_API_KEY in env and not env[ENV_API_KEY].strip():
+    values = {name: getattr(args, name) for name in ("url", "api_key", "format", "timeout", "ca_cert", "retries",
+                                                      "max_response_size", "insecure")
+              if getattr(args, name, None) is not None}
+    labels = {name: "--" + name.replace("_", "-") for name in values}
+    if args.url is None and (args.host, args.port) != (None, None):
+        env = environment_source(os.environ)
+        for part, flag in (("host", "--host"), ("port", "--port")):
+            given = getattr(args, part)
+            values[part] = given if given is not None else env.values.get(part, ADDRESS_DEFAULTS[part])
+            labels[part] = flag if given is not None else env.labels.get(part, "the default")
+    return Source("the command line", values, labels)
+
+
+def environment_source(env: Any) -> Source:
+    """The JADEVECTORDB_* variables; each is checked when it is the one used."""
+    values, labels = {}, {}
+    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT)):
+        if env.get(variable):
+            values[name], labels[name] = env[variable], variable
+    if "port" in values:
+        values["port"] = (lambda text: lambda: check_port(text, ENV_PORT))(values["port"])
+    if "format" in values:
+        values["format"] = (lambda text: lambda: check_format(text, ENV_FORMAT))(values["format"])
+    if ENV_API_KEY in env:
+        values["api_key"], labels["api_key"] = (lambda: check_nonempty_key(env[ENV_API_KEY])), ENV_API_KEY
+    return Source("the environment", values, labels)
+
+
+def context_source(context: Context) -> Source:
+    """A context's settings: its address (whole), key (read when used), format, timeout and ca_cert."""
+    ours = context.settings
+    values = {name: ours[name] for name in ("url", "host", "port", "format", "timeout") if name in ours}
+    if "host" in ours:
+        values.setdefault("port", DEFAULT_PORT)
+    if "api_key_env" in ours or "api_key" in ours:
+        values["api_key"] = lambda: context_key(context)
+    if "ca_cert" in ours:
+        values["ca_cert"] = context_ca_cert(context)
+    name = "context %r" % context.name
+    return Source(name, values, {"ca_cert": name + ": ca_cert"})
+
+
+DEFAULT_SOURCE = Source("the defaults", {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "format": DEFAULT_FORMAT,
+                                         "timeout": DEFAULT_TIMEOUT, "retries": DEFAULT_RETRIES,
+                                         "max_response_size": DEFAULT_MAX_RESPONSE_SIZE, "insecure": False}, {})
+
+
+def command_line_sources(args: argparse.Namespace, context: Optional[Context]) -> list:
+    """Where settings come from, highest first: the flags, a context named by --context, the
+    JADEVECTORDB_* environment, a context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
+    explicit = context is not None and context.chosen_by == "--context"
+    return [flag_source(args)] + ([context_source(context)] if explicit else []) + \
+        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) + \
+        [DEFAULT_SOURCE]
+
+
+def check_format(text: Any, source: str) -> str:
+    if text not in FORMATS:
+        raise InvalidInput("%s must be one of %s, got %s" % (source, ", ".join(FORMATS), shown(text)))
+    return text
+
+
+def check_nonempty_key(text: str) -> str:
+    if not text.strip():
         raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
-    api_key = args.api_key if args.api_key is not None else env.get(ENV_API_KEY) or None
-    if api_key is None and context:
-        api_key = context_key(context)
-    # Where the cluster is, as one setting: from the flags, else the environment, else the context.
-    from_flags = (args.url, args.host, args.port) != (None, None, None)
-    from_env = [name for name in (ENV_URL, ENV_HOST, ENV_PORT) if env.get(name)]
-    url = args.url
-    if url is None and not from_flags:
-        url = env.get(ENV_URL) or None
-    port = args.port
-    if port is None:
-        port = check_port(env[ENV_PORT], ENV_PORT) if env.get(ENV_PORT) else DEFAULT_PORT
-    host = args.host if args.host is not None else env.get(ENV_HOST) or DEFAULT_HOST
-    if context and not from_flags:
-        if from_env and context.chosen_by != "default_context":
-            warn("%s set in the environment overrides where context %r points" % (" and ".join(from_env), context.name))
-        elif not from_env:
-            url, host, port = ours.get("url"), ours.get("host", DEFAULT_HOST), ours.get("port", DEFAULT_PORT)
-    ca_cert = args.ca_cert
-    if ca_cert is None and context:
-        ca_cert = context_ca_cert(context)
-    verify = False if args.insecure else (ca_cert or True)
-    if ca_cert and not args.insecure and not os.path.isfile(ca_cert):
-        raise InvalidInput("%s: no such file: %s" % ("--ca-cert" if args.ca_cert else "context %r: ca_cert"
-                                                     % context.name, shown(ca_cert)))
-    timeout = args.timeout if args.timeout is not None else ours.get("timeout", DEFAULT_TIMEOUT)
-    return {"host": host, "port": port, "url": url, "api_key": api_key, "timeout": timeout,
-            "retries": args.retries, "verify": verify, "max_response_size": args.max_response_size}
+    return text
+
+
+def client_settings(resolved: dict) -> dict:
+    """ClusterCLI's arguments from resolved settings: the address, key, timeout, retries, size, verify."""
+    ca_cert = resolved.get("ca_cert")
+    if ca_cert and not resolved.get("insecure") and not os.path.isfile(ca_cert):
+        raise InvalidInput("%s: %s" % (resolved.sources["ca_cert"], "no such file: %s" % shown(ca_cert)
+                                       if not os.path.exists(ca_cert) else "not a regular file: %s" % shown(ca_cert)))
+    settings = {name: resolved[name] for name in ("url", "host", "port", "api_key", "timeout", "retries",
+                                                  "max_response_size") if resolved.get(name) is not None}
+    settings["verify"] = False if resolved.get("insecure") else (ca_cert or True)
+    return settings
 
 
 def terminal_text(message: str) -> str:
@@ -4118,17 +4216,22 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     config = read_config(*config_path(args.config))
     context = chosen_context(config, args.context)
-    output = output_from(args, context)
+    resolved = resolve(command_line_sources(args, context))
+    output = output_from(args, resolved["format"])
     if args.command == "contexts":  # this machine's file: no cluster is asked
         return print_result(lambda: cmd_contexts(config, context), args, output)
-    settings = settings_from(args, context)
-    args.secret = settings["api_key"]  # kept out of every message, wherever the key came from
+    settings = client_settings(resolved)
+    if resolved.overridden:  # which cluster is asked, said once when another source named a different one
+        warn("the cluster is %s, from %s; not %s" % (",".join(base_urls(resolved)), resolved.sources["address"],
+                                                   "; nor ".join("%s, from %s" % (",".join(urls), where)
+                                                                 for where, urls in resolved.overridden)))
+    args.secret = settings.get("api_key")  # kept out of every message, wherever the key came from
     args.protected = context.name if context and context.settings.get("protected") else None
     if settings["verify"] is False:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
     with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False), \
             ClusterCLI(**settings) as client:
-        if settings["api_key"]:
+        if settings.get("api_key"):
             for url in key_over_plain_http(client.base_urls, client.proxy_for):
                 warn("the API key is sent unencrypted to %s; use an https:// --url" % url)
         if getattr(args, "watch", None):

@@ -40,6 +40,15 @@ api_key_env = "PROD_KEY"
 ''' % (sim.url, sim.port))
 
 
+@pytest.fixture
+def second_sim():
+    import simulator
+    server = simulator.start(cluster=simulator.Cluster())
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 def dead_url():
     return "http://127.0.0.1:%d" % free_port()
 
@@ -86,12 +95,77 @@ def test_each_setting_is_flag_then_environment_then_context(cli, sim, two_cluste
     assert run.code == 3 and len(sim.requests) == asked
 
 
-def test_where_the_environment_overrides_a_chosen_context_it_says_so(cli, sim, contexts, clean_env):
-    contexts('[contexts.far]\nurl = "%s"\n' % dead_url())
-    clean_env.setenv("JADEVECTORDB_URL", sim.url)
-    run = cli("--context", "far", "status", "-o", "compact", target=False)
+# -- precedence: flags > --context > JADEVECTORDB_* > JADEVECTORDB_CONTEXT or default_context > defaults --
+
+def test_an_explicit_context_beats_the_environment_and_says_what_it_overrode(cli, sim, contexts, clean_env):
+    far = dead_url()
+    contexts('[contexts.here]\nurl = "%s"\n' % sim.url)
+    clean_env.setenv("JADEVECTORDB_URL", far)
+    run = cli("--context", "here", "status", "-o", "compact", target=False)
+    assert run.code == 0 and run.out.startswith("HEALTHY |")
+    assert run.err == "warning: the cluster is %s, from context 'here'; not %s, from JADEVECTORDB_URL\n" % (
+        sim.url, far)
+
+
+def test_a_protected_context_named_by_flag_gets_the_change_whatever_the_environment_says(cli, sim, second_sim,
+                                                                                         contexts, clean_env):
+    contexts('[contexts.prod]\nurl = "%s"\nprotected = true\n' % sim.url)
+    clean_env.setenv("JADEVECTORDB_URL", "http://localhost:%d" % second_sim.port)
+    run = cli("--context", "prod", *ADD, target=False)
+    assert (run.code, run.err.splitlines()[-1]) == (1, "error: context 'prod' is protected: pass --yes to add node "
+                                                      "node-worker-003 when not on a terminal; nothing was sent")
+    run = cli("--context", "prod", *ADD, "--yes", target=False)
     assert run.code == 0
-    assert run.err == "warning: JADEVECTORDB_URL set in the environment overrides where context 'far' points\n"
+    assert sim.changes() == [("POST", "/api/v1/cluster/nodes")] and second_sim.cluster.requests == []
+
+
+@pytest.mark.parametrize("chosen_by", ["JADEVECTORDB_CONTEXT", "default_context"])
+def test_the_environment_beats_a_context_it_did_not_name_by_flag(cli, sim, contexts, clean_env, chosen_by):
+    far = dead_url()
+    contexts(('default_context = "far"\n' if chosen_by == "default_context" else "") +
+             '[contexts.far]\nurl = "%s"\n' % far)
+    if chosen_by == "JADEVECTORDB_CONTEXT":
+        clean_env.setenv("JADEVECTORDB_CONTEXT", "far")
+    clean_env.setenv("JADEVECTORDB_URL", sim.url)
+    run = cli("status", "-o", "compact", target=False)
+    assert run.code == 0
+    assert run.err == "warning: the cluster is %s, from JADEVECTORDB_URL; not %s, from context 'far'\n" % (
+        sim.url, far)
+
+
+def test_a_flag_beats_every_other_source_and_each_one_it_overrode_is_named(cli, sim, contexts, clean_env):
+    far, farther = dead_url(), "http://localhost:%d" % free_port()
+    contexts('default_context = "far"\n[contexts.far]\nurl = "%s"\n' % far)
+    clean_env.setenv("JADEVECTORDB_URL", farther)
+    run = cli("--url", sim.url, "status", "-o", "compact", target=False)
+    assert run.code == 0
+    assert run.err == ("warning: the cluster is %s, from --url; not %s, from JADEVECTORDB_URL; nor %s, from "
+                       "context 'far'\n" % (sim.url, farther, far))
+
+
+def test_nothing_is_said_when_every_source_names_the_same_cluster(cli, sim, contexts, clean_env):
+    contexts('default_context = "here"\n[contexts.here]\nhost = "127.0.0.1"\nport = %d\n' % sim.port)
+    clean_env.setenv("JADEVECTORDB_PORT", str(sim.port))
+    run = cli("status", target=True)  # --host 127.0.0.1 --port PORT, as the context and JADEVECTORDB_PORT say
+    assert (run.code, run.err) == (0, "")
+
+
+def test_a_port_flag_takes_its_host_from_the_environment_not_from_a_context(cli, sim, contexts, clean_env):
+    contexts('default_context = "far"\n[contexts.far]\nhost = "localhost"\nport = %d\n' % free_port())
+    clean_env.setenv("JADEVECTORDB_HOST", "127.0.0.1")
+    run = cli("--port", sim.port, "status", "-o", "compact", target=False)
+    assert run.code == 0
+    assert run.err.startswith("warning: the cluster is %s, from JADEVECTORDB_HOST and --port; not " % sim.url)
+
+
+def test_an_explicit_contexts_key_beats_the_environments(cli, sim, two_clusters, clean_env):
+    sim.require_keys({"prod-key-1": "admin"})
+    clean_env.setenv("PROD_KEY", "prod-key-1")
+    clean_env.setenv("JADEVECTORDB_API_KEY", "a-shells-old-key")
+    assert cli("--context", "prod", "status", target=False).code == 0
+    assert sim.requests[-1]["authorization"] == "Bearer prod-key-1"
+    assert cli("status", target=False).code == 1  # staging (default_context) has no key: the environment's is sent
+    assert sim.requests[-1]["authorization"] == "Bearer a-shells-old-key"
 
 
 def test_a_contexts_timeout_is_used(cli, sim, contexts):

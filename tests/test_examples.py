@@ -348,8 +348,11 @@ def test_readme_protected_context_refuses_a_change_off_a_terminal(cli, sim, read
     (readme_contexts.parent / "prod-ca.pem").write_text("")  # its ca_cert, beside the file
     run = cli("--context", "prod", "--url", sim.url, "add-node", "--node-id", "node-worker-003",
               "--address", "192.168.1.13:8080", target=False)
-    assert (run.code, run.err) == (1, "error: context 'prod' is protected: pass --yes to add node node-worker-003 "
-                                      "when not on a terminal; nothing was sent\n")
+    assert (run.code, run.err.splitlines()) == (1, [
+        "warning: the cluster is %s, from --url; not https://jade-prod-1.internal:8443,https://jade-prod-2.internal"
+        ":8443, from context 'prod'" % sim.url,
+        "error: context 'prod' is protected: pass --yes to add node node-worker-003 when not on a terminal; nothing "
+        "was sent"])
     assert sim.changes() == []
 
 
