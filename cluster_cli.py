@@ -145,9 +145,14 @@ class ConditionNotMet(ClusterError):
 
 
 class Interrupted(ClusterError):
-    """Ctrl-C, at a moment when the operator needs to know what was left running."""
+    """Ctrl-C (or SIGTERM, SIGHUP), at a moment when the operator needs to know what was left
+    running; exit code 128 + the signal's number (130 for Ctrl-C)."""
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 class OutputError(ClusterError):
@@ -2428,10 +2433,10 @@ def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeo
     try:
         current, ended, waited, last_error = poll_until(
             client, read, lambda m: field(m, "status") in ("COMPLETED", "FAILED"), timeout, interval)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
-        raise Interrupted("interrupted; migration %s of %s goes on: check it with "
-                          "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, shard_id)) from None
+        raise Interrupted("%s; migration %s of %s goes on: check it with 'cluster_cli.py shard-status --shard-id %s'"
+                          % (interruption(exc), migration_id, shard_id, shard_id), signal_of(exc)) from None
     finally:
         bar.close()
     current = latest[0] if current is None else current
@@ -2510,9 +2515,9 @@ class sending:
         return self
 
     def __exit__(self, kind, exc, traceback):
-        if kind is KeyboardInterrupt:
-            raise Interrupted("interrupted while %s was in flight; it may or may not have been applied: "
-                              "check with '%s'" % (self.what, self.check)) from None
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            raise Interrupted("%s while %s was in flight; it may or may not have been applied: check with '%s'"
+                              % (interruption(exc), self.what, self.check), signal_of(exc)) from None
         if isinstance(exc, MaybeApplied):
             exc.hint = "check with '%s' before sending it again" % self.check
         if isinstance(exc, Redirected):
@@ -2871,8 +2876,8 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     try:
         report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
                                    args.poll_interval)
-    except KeyboardInterrupt:
-        raise Interrupted(printer.interrupted()) from None
+    except KeyboardInterrupt as exc:
+        raise Interrupted(printer.interrupted(interruption(exc)), signal_of(exc)) from None
     except MaybeApplied as exc:
         exc.hint = "check it with 'cluster_cli.py shard-status --shard-id %s'" % printer.sending["shard_id"]
         raise
@@ -2936,9 +2941,9 @@ class MoveProgress:
                 " (migration %s)" % fmt_text(move.get("migration_id")) if move.get("migration_id") else "",
                 ": " + move["error"] if move.get("error") else ""))
 
-    def interrupted(self) -> str:
-        text = "interrupted; no new moves were started; migrations still running: %s" % watching(
-            list(self.running.values()))
+    def interrupted(self, how: str = "interrupted") -> str:
+        text = "%s; no new moves were started; migrations still running: %s" % (how, watching(
+            list(self.running.values())))
         sent = self.sending
         if sent and sent["shard_id"] not in self.running and not sent.get("migration_id"):
             text += "; the move of %s was being sent and may or may not have started: check with " \
@@ -4103,8 +4108,8 @@ def watch(read: Callable[[], Any], command: str, output: Output, interval: float
             if count and snapshots >= count:
                 return EXIT_OK
             time.sleep(interval)
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except KeyboardInterrupt as exc:  # Ctrl-C is how a watch ends; SIGTERM or SIGHUP is the process ended
+        return EXIT_OK if signal_of(exc) == 2 else 128 + signal_of(exc)
 
 
 @contextmanager
@@ -4278,12 +4283,78 @@ def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class Interrupt(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (or Ctrl-C), raised where the command was, so it ends as Ctrl-C does:
+    the same report, temporary files removed, exit 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_of(exc: BaseException) -> int:
+    """The signal's number behind a KeyboardInterrupt: 2 (SIGINT) unless it was an Interrupt."""
+    return getattr(exc, "signum", 2)
+
+
+def interruption(exc: BaseException) -> str:
+    """'interrupted', or 'terminated by SIGTERM' (SIGHUP): how the command was stopped, for messages."""
+    import signal
+    number = signal_of(exc)
+    return "interrupted" if number == 2 else "terminated by %s" % signal.Signals(number).name
+
+
+@contextmanager
+def signals_stop_the_command(restore: bool) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP raise Interrupt where the command is. Only the first: later ones
+    (a second Ctrl-C while the report is written, one while the interpreter exits) do nothing, so
+    nothing breaks the report with a traceback. Our handler stays that no-op after the command; it
+    is not set to SIG_IGN, since a signal already pending would then be reported as ignored "due to
+    race condition". A signal already ignored (nohup, a background job) stays ignored. restore:
+    main(argv) called in-process puts the handlers back."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {number: signal.getsignal(number) for number in numbers}
+    ours = [number for number in numbers if previous[number] is not signal.SIG_IGN]
+    stopped = []
+
+    def stop(signum, frame):
+        if not stopped:
+            stopped.append(signum)
+            raise Interrupt(signum)
+
+    for number in ours:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        stopped.append(None)
+        if restore:
+            for number in ours:
+                signal.signal(number, previous[number])
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the process exit code."""
     global PROG
+    in_process = argv is not None
     if argv is None:
         PROG = program_name(sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else list(argv)
+    with signals_stop_the_command(restore=in_process):
+        try:
+            return run_command_line(argv)
+        except KeyboardInterrupt as exc:  # the first signal came while an error was being reported
+            say("", interruption(exc))
+            return 128 + signal_of(exc)
+
+
+def run_command_line(argv: list) -> int:
+    """Parse argv and run the command: the one place errors become a line on stderr and an exit code."""
     joined = []  # "--sort-by -vector_count": argparse would take the descending field for an option
     for token in argv:
         if joined and joined[-1] == "--sort-by" and token[:1] == "-" and token[1:2] not in ("", "-"):
@@ -4304,9 +4375,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.exit_code
     except SystemExit as exc:  # --help and --version: main() returns, it does not exit
         return exc.code if isinstance(exc.code, int) else EXIT_OK
-    except KeyboardInterrupt:
-        say("", "interrupted")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        say("", interruption(exc))
+        return 128 + signal_of(exc)
     except ModuleNotFoundError as exc:
         report("the Python package %r is not installed; run: pip install -r requirements.txt" % exc.name)
         return EXIT_FAILED

@@ -287,3 +287,75 @@ def at(cli):
     def run(server, *argv):
         return cli("--url", server.url, *argv, target=False)
     return run
+
+
+# -- SIGTERM and SIGHUP end as Ctrl-C does -------------------------------------------------------------
+
+def signal_when(condition, argv, signals, env=None):
+    """Run the script; once condition() holds, send it `signals` (one after another); (code, out, err)."""
+    import signal
+    import subprocess
+    import time
+    from conftest import SCRIPT, interruptible
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_")}
+    environ.update(env or {})
+    process = subprocess.Popen([sys.executable, SCRIPT] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environ, preexec_fn=interruptible)
+    deadline = time.monotonic() + 20
+    while not condition() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    for number in signals:
+        process.send_signal(getattr(signal, number))
+    out, err = process.communicate(timeout=30)
+    return process.returncode, out, err
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_signal_during_a_change_says_it_may_have_been_applied(hostile_server, name, code):
+    hostile_server.script(hostile.hang())
+    result = signal_when(lambda: hostile_server.received, ["--url", hostile_server.url] + CHANGES["add-node"][0],
+                         [name])
+    assert result == (code, "", "error: terminated by %s while the request to add n9 was in flight; it may or may "
+                                "not have been applied: check with 'cluster_cli.py nodes'\n" % name)
+
+
+def test_sigterm_during_a_rebalance_names_the_running_migrations(sim):
+    sim.reset(migration_seconds=600)
+    sim.cluster.add_node({"node_id": "node-worker-003", "address": "192.168.1.13:8080"})
+    sim.advance(1)
+    code, out, err = signal_when(lambda: sim.changes(), ["--url", sim.url, "rebalance", "--poll-interval", "0.05"],
+                                 ["SIGTERM"])
+    assert (code, out) == (143, "")
+    assert err.splitlines()[-1] == ("error: terminated by SIGTERM; no new moves were started; migrations still "
+                                    "running: mig-7f01 (shard-00; 'cluster_cli.py shard-status --shard-id shard-00')")
+
+
+def test_sigterm_leaves_the_output_file_as_it_was_and_no_temporary_behind(hostile_server, tmp_path):
+    target = tmp_path / "cluster.prom"
+    target.write_text("yesterday\n")
+    hostile_server.script(hostile.hang())
+    code, out, err = signal_when(lambda: hostile_server.received, ["--url", hostile_server.url, "status", "-o",
+                                                                    "prometheus", "--output", str(target)],
+                                 ["SIGTERM"])
+    assert (code, err) == (143, "terminated by SIGTERM\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["cluster.prom"] and target.read_text() == "yesterday\n"
+
+
+def test_sigterm_ends_a_watch_with_143(sim):
+    code, out, err = signal_when(lambda: sim.requests, ["--url", sim.url, "status", "--watch", "0.1", "-o",
+                                                         "compact"], ["SIGTERM"])
+    assert code == 143 and out.startswith("HEALTHY |") and err == ""
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_second_and_third_signal_while_the_first_is_handled_print_no_traceback(hostile_server, attempt):
+    hostile_server.script(hostile.hang())
+    code, out, err = signal_when(lambda: hostile_server.received,
+                                 ["--url", hostile_server.url] + CHANGES["remove-node"][0],
+                                 ["SIGINT", "SIGINT", "SIGTERM", "SIGHUP", "SIGINT"])
+    # Which of them Python handles first depends on timing (pending ones are taken by number): any one.
+    how = {130: "interrupted", 143: "terminated by SIGTERM", 129: "terminated by SIGHUP"}[code]
+    assert out == ""
+    assert err == ("error: %s while the request to remove node-worker-002 was in flight; it may or may not have "
+                   "been applied: check with 'cluster_cli.py nodes'\n" % how)
