@@ -4146,34 +4146,83 @@ def EscapingFormatter(fmt: str) -> Any:
 
 @contextmanager
 def written_to(path: Optional[str]) -> Iterator[None]:
-    """stdout into FILE, atomically: a temporary file beside it, renamed over it once all is
-    written and synced, so a reader never sees half of it; on any failure FILE is left as it was."""
+    """stdout into FILE. A regular file (or none yet) is replaced atomically: a temporary file is
+    created beside it, exclusively and under an unpredictable name (so never through a planted
+    symlink), written, synced, given the file's mode (and owner, as root), then renamed over it; a
+    reader never sees half of it, and on any failure FILE is left as it was. A symlink is followed
+    to the file it names. Anything else, a device, a FIFO or /dev/stdout, is written in place."""
     if path is None:
         yield
         return
-    folder, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(folder, ".%s.%d.tmp" % (name, os.getpid()))
+    import stat
     try:
-        stream = os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), "w", encoding="utf-8")
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
     except OSError as exc:
         raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise OutputError("cannot write %s: it is a folder" % shown(path))
+    import tempfile
+    target = os.path.realpath(path)
+    folder, name = os.path.split(target)
+    temporary = None
+    try:
+        if info is not None and not stat.S_ISREG(info.st_mode) or through_descriptors(path):
+            stream = open(path, "w", encoding="utf-8")  # noqa: SIM115  (closed by output_stream), as > does
+        else:
+            descriptor, temporary = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=folder)
+            stream = os.fdopen(descriptor, "w", encoding="utf-8")
+            if info is not None:
+                os.fchmod(descriptor, stat.S_IMODE(info.st_mode))
+                if hasattr(os, "geteuid") and os.geteuid() == 0:
+                    os.fchown(descriptor, info.st_uid, info.st_gid)
+            else:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.fchmod(descriptor, 0o666 & ~mask)  # what the shell's > would have made
+        with output_stream(path, stream, synced=temporary is not None):
+            yield
+        if temporary is not None:
+            os.replace(temporary, target)
+    except BaseException as exc:
+        if temporary is not None:
+            with_removed(temporary)
+        if isinstance(exc, OSError):
+            raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+        raise
+
+
+def through_descriptors(path: str) -> bool:
+    """Whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
+    the process already has, written in place even when it is a regular file the shell opened."""
+    hop = os.path.abspath(path)
+    for _ in range(40):
+        if hop.startswith(("/dev/", "/proc/")):
+            return True
+        if not os.path.islink(hop):
+            return False
+        hop = os.path.join(os.path.dirname(hop), os.readlink(hop))
+    return False
+
+
+@contextmanager
+def output_stream(path: str, stream: Any, synced: bool = False) -> Iterator[None]:
+    """sys.stdout is `stream` within the block, flushed (and synced) at its end, and closed."""
     saved, sys.stdout = sys.stdout, stream
     try:
         yield
         stream.flush()
-        os.fsync(stream.fileno())
-    except BaseException:
-        sys.stdout = saved
-        stream.close()
-        with_removed(temporary)
-        raise
-    sys.stdout = saved
-    stream.close()
-    try:
-        os.replace(temporary, path)
+        if synced:
+            os.fsync(stream.fileno())
     except OSError as exc:
-        with_removed(temporary)
         raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+    finally:
+        sys.stdout = saved
+        try:
+            stream.close()
+        except OSError:
+            pass
 
 
 def with_removed(path: str) -> None:

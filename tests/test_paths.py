@@ -359,3 +359,91 @@ def test_a_second_and_third_signal_while_the_first_is_handled_print_no_traceback
     assert out == ""
     assert err == ("error: %s while the request to remove node-worker-002 was in flight; it may or may not have "
                    "been applied: check with 'cluster_cli.py nodes'\n" % how)
+
+
+# -- --output: safe as root --------------------------------------------------------------------------
+
+def test_a_symlink_planted_at_the_old_temporary_name_is_not_followed(cli, sim, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.chmod(str(victim), 0o600)
+    target = tmp_path / "cluster.prom"
+    os.symlink(str(victim), str(tmp_path / (".cluster.prom.%d.tmp" % os.getpid())))  # the name it used to take
+    assert cli("status", "-o", "prometheus", "--output", target).code == 0
+    assert victim.read_text() == "precious\n"
+    assert "jadevectordb_cluster_nodes 3\n" in target.read_text()
+
+
+def test_an_existing_files_mode_and_owner_are_kept(cli, sim, tmp_path):
+    target = tmp_path / "cluster.prom"
+    target.write_text("old\n")
+    os.chmod(str(target), 0o600)
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    if os.geteuid() == 0:
+        os.chown(str(target), *owner)
+    assert cli("status", "-o", "prometheus", "--output", target).code == 0
+    info = os.stat(str(target))
+    assert (info.st_mode & 0o7777, (info.st_uid, info.st_gid)) == (0o600, owner)
+
+
+def test_a_new_file_gets_the_mode_the_umask_gives(cli, sim, tmp_path):
+    mask = os.umask(0o027)
+    try:
+        assert cli("status", "--output", tmp_path / "new.txt").code == 0
+    finally:
+        os.umask(mask)
+    assert os.stat(str(tmp_path / "new.txt")).st_mode & 0o777 == 0o640
+
+
+def test_a_symlinked_target_is_written_through_the_link(cli, sim, tmp_path):
+    real = tmp_path / "real.prom"
+    real.write_text("old\n")
+    os.symlink(str(real), str(tmp_path / "link.prom"))
+    assert cli("status", "-o", "prometheus", "--output", tmp_path / "link.prom").code == 0
+    assert os.path.islink(str(tmp_path / "link.prom")) and "jadevectordb_cluster_nodes 3" in real.read_text()
+
+
+def test_a_fifo_is_written_in_place_not_replaced(cli, sim, tmp_path):
+    import stat
+    import threading
+    fifo = str(tmp_path / "pipe")
+    os.mkfifo(fifo)
+    got = []
+
+    def read():
+        with open(fifo) as stream:
+            got.append(stream.read())
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    run = cli("status", "-o", "compact", "--output", fifo)
+    reader.join(10)
+    assert run.code == 0 and got == ["HEALTHY | 3 nodes | 12 shards | master: node-master-001\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/full"])
+def test_a_device_is_written_in_place_and_stays_a_device(cli, sim, device):
+    import stat
+    if not os.path.exists(device):
+        pytest.skip("no %s here" % device)
+    before = os.stat(device)
+    run = cli("status", "--output", device)
+    after = os.stat(device)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    if device == "/dev/full":
+        assert_one_error_line(run, 1)
+        assert run.err == "error: cannot write output: No space left on device\n"
+    else:
+        assert (run.code, run.out, run.err) == (0, "", "")
+
+
+@pytest.mark.parametrize("stdout", ["a pipe", "a file"])
+def test_dev_stdout_is_written_in_place(sim, tmp_path, stdout):
+    import subprocess
+    from conftest import SCRIPT
+    command = "%s %s --url %s status -o compact --output /dev/stdout" % (sys.executable, SCRIPT, sim.url)
+    shell = command + (" | cat" if stdout == "a pipe" else " > %s; cat %s" % (tmp_path / "out", tmp_path / "out"))
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "HEALTHY | 3 nodes | 12 shards | master: "
+                                                              "node-master-001\n", "")
+    assert os.path.islink("/dev/stdout") or not os.path.lexists("/dev/stdout")
