@@ -483,6 +483,40 @@ def check_size(text: Any) -> int:
     return size
 
 
+def read_file(path: str, limit: int, timeout: float = DEFAULT_TIMEOUT) -> tuple:
+    """(bytes, os.stat_result) of a file the operator named, read without ever waiting forever or
+    holding more than `limit` bytes: a regular file is read up to the limit; a pipe, FIFO or device
+    (--config <(vault read ...), /dev/zero) is read as it comes, until its end, the limit, or
+    `timeout` seconds. OSError (FileNotFoundError included) and InvalidInput say why not."""
+    import select
+    import stat
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInput("%s is a folder, not a file" % path)
+        chunks, size, deadline = [], 0, time.monotonic() + timeout
+        while size <= limit:
+            if not stat.S_ISREG(info.st_mode):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([descriptor], [], [], left)[0]:
+                    raise InvalidInput("%s sent nothing more for %s (a FIFO or device with no writer?)"
+                                       % (path, seconds(timeout)))
+            try:
+                chunk = os.read(descriptor, min(1024 ** 2, limit + 1 - size))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise InvalidInput("%s is larger than %s" % (path, fmt_size(limit)))
+        return b"".join(chunks), info
+    finally:
+        os.close(descriptor)
+
+
 def fmt_size(size: int) -> str:
     for unit in ("G", "M", "K"):
         if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
@@ -882,7 +916,8 @@ class ClusterCLI:
             body = [content]  # decode() empties it: the bytes go as soon as they are text
             del content, response
             try:
-                return decode(status, reason, body, method, attempt + 1, time.monotonic() - started)
+                return decode(status, reason, body, method, attempt + 1, time.monotonic() - started,
+                              self.max_response_size)
             except AuthenticationFailed as exc:  # say which: no key, or a key the cluster refused
                 exc.key_sent = self._auth is not None
                 exc.hint = "the API key sent was refused; pass a valid one as api_key" if exc.key_sent else \
@@ -1301,8 +1336,42 @@ def _no_constant(name: str):
     return None  # NaN, Infinity, -Infinity: not JSON (RFC 8259), so null
 
 
+# What decoded JSON may cost in memory, as a multiple of max_response_size. Its text says enough to
+# bound it before parsing: each object, array and value is at least about this many bytes once a
+# Python object, whatever its text (30 MB of "[],[]," would be 1 GB of lists, and more to draw).
+DECODED_MULTIPLE = 6
+OBJECT_BYTES, ARRAY_BYTES, VALUE_BYTES = 200, 64, 56
+
+
+def parse_json(text: str, limit: int) -> Any:
+    """JSON text as Python values (NaN and Infinity as None, integers too long for Python to print
+    as None), or ValueError; ResponseTooLarge before parsing when its objects, arrays and values
+    would take more than DECODED_MULTIPLE times `limit` (only a text over an eighth of the limit
+    is counted: a shorter one cannot)."""
+    import json
+    if len(text) > limit // 8:
+        cost = (OBJECT_BYTES * text.count("{") + ARRAY_BYTES * text.count("[") +
+                VALUE_BYTES * (text.count(",") + text.count(":")))
+        if cost > DECODED_MULTIPLE * limit:
+            raise ResponseTooLarge("the cluster's answer holds more values than max_response_size (%s) allows: "
+                                   "about %s once decoded, more than %d times it" % (
+                                       fmt_size(limit), fmt_bytes(cost), DECODED_MULTIPLE))
+    try:
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except ValueError as exc:
+        if "digits" not in str(exc):
+            raise
+    # Python reads at most 4300 digits of an integer (a longer one costs quadratic time): such a
+    # number is taken as out of range, as 1e400 is, not as text that is not JSON.
+    return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant, parse_int=_bounded_int)
+
+
+def _bounded_int(text: str) -> Optional[int]:
+    return int(text) if len(text.lstrip("-")) <= 4300 else None
+
+
 def decode(status: int, reason: str, content: Union[bytes, list], method: str = "GET", tries: int = 1,
-           seconds: float = 0.0) -> Any:
+           seconds: float = 0.0, limit: int = DEFAULT_MAX_RESPONSE_SIZE) -> Any:
     """The body as JSON (non-finite numbers as None), or the matching ClusterError.
     Given the body in a one-item list, it empties the list, so no one else holds the bytes
     while the text is parsed (a million shards: 300 MB less at the peak)."""
@@ -1347,7 +1416,10 @@ def decode(status: int, reason: str, content: Union[bytes, list], method: str = 
         start = content[:481]
         del content  # the text is all that is needed now
         try:
-            data = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+            data = parse_json(text, limit)
+        except ResponseTooLarge as exc:
+            exc.status_code = status
+            raise
         except (ValueError, RecursionError):
             content = start
         else:
@@ -2205,9 +2277,13 @@ def render_prometheus(view: str, data: Any, color: bool = False, width: Optional
 
 
 def prometheus_label(value: Any) -> str:
-    """A label value as the format escapes it: backslash, double quote and newline."""
+    """A label value as the format escapes it (backslash, double quote, newline), and any other
+    unprintable character written as its escape (a label's text, so its backslash escaped too)."""
     text = value if isinstance(value, str) else fmt_text(value)
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1].replace("\\", "\\\\") for c in text)
+    return text
 
 
 def prometheus_number(value: float) -> str:
@@ -2820,7 +2896,8 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
              cluster_cli.py rebalance --dry-run --format json > plan.json
              cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
     """
-    plan = read_plan(args.plan) if args.plan else client.plan_rebalance(args.balance_by)
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+        client.plan_rebalance(args.balance_by)
     return carry_out(client, args, plan, "already balanced: nothing to move")
 
 
@@ -2831,7 +2908,8 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
              cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
     """
-    plan = read_plan(args.plan) if args.plan else client.plan_drain(args.node_id)
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+        client.plan_drain(args.node_id)
     if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
         raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
     result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
@@ -2846,16 +2924,24 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         return Result(client.remove_node(args.node_id), "node-removed")
 
 
-def read_plan(path: str) -> dict:
-    """A plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked."""
-    import json
+def read_plan(path: str, limit: int, timeout: float) -> dict:
+    """A plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked: read as a
+    cluster's answer is, up to --max-response-size, its decoded size bounded the same way."""
     try:
-        with open(path, encoding="utf-8") as source:
-            return check_plan(json.load(source))
+        raw, _ = read_file(path, limit, timeout)
     except OSError as exc:
         raise InvalidInput("--plan: cannot read %s: %s" % (shown(path), exc.strerror or exc)) from None
-    except ValueError as exc:
-        raise InvalidInput("--plan: %s is not JSON: %s" % (shown(path), exc)) from None
+    except InvalidInput as exc:
+        raise InvalidInput("--plan: " + exc.message) from None
+    try:
+        plan = parse_json(raw.decode("utf-8"), limit)
+    except ResponseTooLarge as exc:
+        raise InvalidInput("--plan: %s %s" % (shown(path), exc.message.split("answer ", 1)[-1].replace(
+            "max_response_size", "--max-response-size"))) from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput("--plan: %s is not JSON: %s" % (shown(path), str(exc) or "nested too deeply")) from None
+    try:
+        return check_plan(plan)
     except InvalidInput as exc:
         raise InvalidInput("--plan %s: %s" % (shown(path), exc.message.split(": ", 1)[-1])) from None
 
@@ -3636,20 +3722,25 @@ def config_path(flag: Optional[str]) -> tuple:
     return os.path.join(base, "jadevectordb", "cluster.toml"), None
 
 
-def read_config(path: str, named_by: Optional[str] = None) -> Config:
+def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Config:
     """The contexts file, parsed and checked; no file at the default place is no contexts.
     TOML is parsed only when there is a file: no other run pays for it."""
     try:
-        with open(path, "rb") as source:  # a pipe too: --config <(vault read ...)
-            raw = source.read(MAX_CONFIG_SIZE + 1)
+        if not named_by and os.path.exists(path) and not os.path.isfile(path):
+            # Only a file named by --config or JADEVECTORDB_CONFIG is read as a stream: a FIFO
+            # at the default place would make every command wait for a writer.
+            raise InvalidInput("%s is not a regular file; name a FIFO or pipe with --config" % path)
+        raw, info = read_file(path, MAX_CONFIG_SIZE, timeout)  # a pipe too: --config <(vault read ...)
     except FileNotFoundError:
         if named_by:
             raise InvalidInput("%s: no such file: %s" % (named_by, path)) from None
         return Config(path, None, {})
     except OSError as exc:
         raise InvalidInput("cannot read %s: %s" % (path, exc.strerror or exc)) from None
-    if len(raw) > MAX_CONFIG_SIZE:  # --config /dev/zero must not eat the memory
-        raise InvalidInput("%s is larger than %s; it is not a contexts file" % (path, fmt_size(MAX_CONFIG_SIZE)))
+    except InvalidInput as exc:  # --config /dev/zero must not eat the memory, nor a FIFO hang every command
+        raise InvalidInput(exc.message if exc.message.endswith("--config") else
+                           "%s; it is not a contexts file" % exc.message) from None
+    check_file_is_ours(path, info)
     if sys.version_info >= (3, 11):
         import tomllib
     else:
@@ -3665,10 +3756,35 @@ def read_config(path: str, named_by: Optional[str] = None) -> Config:
         if where:
             raise InvalidInput("%s line %s: %s" % (path, where.group(1), message[:where.start()])) from None
         raise InvalidInput("%s: %s" % (path, message)) from None
-    return check_config(path, text, data)
+    except RecursionError:
+        raise InvalidInput("%s: its values are nested too deeply to be a contexts file" % path) from None
+    return check_config(path, text, data, info)
 
 
-def check_config(path: str, text: str, data: dict) -> Config:
+def check_file_is_ours(path: str, info: Any) -> None:
+    """A contexts file decides where changes go and which clusters are protected: like ssh with its
+    keys, refuse one that others could have written (the file, or its folder, writable by group or
+    others, or owned by another user). A sticky folder such as /tmp is fine: no one else may
+    rename or replace what is ours in it."""
+    if os.name != "posix":
+        return
+    folder = os.path.dirname(os.path.realpath(path)) or "."
+    for what, where, stats in (("file", path, info), ("folder", folder, None)):
+        try:
+            stats = stats or os.stat(where)
+        except OSError:
+            continue
+        if stats.st_uid not in (0, os.geteuid()):
+            raise InvalidInput("%s: its %s %s belongs to another user (uid %d), who could point it at another "
+                               "cluster; use a contexts file of your own" % (path, what, where, stats.st_uid))
+        if stats.st_mode & 0o022 and not (what == "folder" and stats.st_mode & 0o1000):  # sticky: /tmp
+            raise InvalidInput("%s: its %s %s may be written by %s (mode %03o), who could point it at another "
+                               "cluster or lift a protection; run 'chmod go-w %s'" % (
+                                   path, what, where, "others" if stats.st_mode & 0o002 else "its group",
+                                   stats.st_mode & 0o777, where))
+
+
+def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
     """The file's contents, each setting checked, errors naming the file and line."""
     def refuse(message, section=None, key=None):
         line = line_of(text, section, key)
@@ -3708,7 +3824,7 @@ def check_config(path: str, text: str, data: dict) -> Config:
                None, "default_context")
     with_keys = [name for name, settings in checked.items() if "api_key" in settings]
     if with_keys and os.name == "posix":
-        mode = os.stat(path).st_mode & 0o777
+        mode = (info or os.stat(path)).st_mode & 0o777
         if mode & 0o077:
             refuse("holds an API key (context %r) but others may read it (mode %03o): run 'chmod 600 %s', or "
                    "keep the key in an environment variable named by api_key_env" % (with_keys[0], mode, path))
@@ -4268,7 +4384,7 @@ def run(args: argparse.Namespace) -> int:
         with written_to(args.output):
             write(cmd_completion(args.shell))
         return EXIT_OK
-    config = read_config(*config_path(args.config))
+    config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
     context = chosen_context(config, args.context)
     resolved = resolve(command_line_sources(args, context))
     output = output_from(args, resolved["format"])

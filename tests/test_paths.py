@@ -447,3 +447,120 @@ def test_dev_stdout_is_written_in_place(sim, tmp_path, stdout):
     assert (done.returncode, done.stdout, done.stderr) == (0, "HEALTHY | 3 nodes | 12 shards | master: "
                                                               "node-master-001\n", "")
     assert os.path.islink("/dev/stdout") or not os.path.lexists("/dev/stdout")
+
+
+# -- every file read is bounded and never waits forever ------------------------------------------------
+
+@pytest.fixture
+def held_fifo(tmp_path):
+    """A FIFO whose writer keeps it open and writes nothing (a stuck 'vault read')."""
+    fifo = str(tmp_path / "stuck")
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # holds a writer end open, without blocking
+    yield fifo
+    os.close(writer)
+
+
+def test_an_endless_plan_is_refused_at_the_size_limit(script, sim):
+    run = script("rebalance", "--plan", "/dev/zero", "--max-response-size", "1M")
+    assert_one_error_line(run, 2)
+    assert run.err == "error: --plan: /dev/zero is larger than 1M\n"
+
+
+def test_a_plan_fifo_that_sends_nothing_ends_at_the_timeout(script, sim, held_fifo):
+    run = script("--timeout", "1", "rebalance", "--plan", held_fifo)
+    assert_one_error_line(run, 2)
+    assert run.err == "error: --plan: %s sent nothing more for 1s (a FIFO or device with no writer?)\n" % held_fifo
+    assert sim.requests == []
+
+
+def test_a_contexts_fifo_that_sends_nothing_ends_at_the_timeout(script, sim, held_fifo):
+    run = script("--config", held_fifo, "--timeout", "1", "status")
+    assert_one_error_line(run, 2)
+    assert run.err == ("error: %s sent nothing more for 1s (a FIFO or device with no writer?); it is not a "
+                       "contexts file\n" % held_fifo)
+
+
+def test_a_fifo_at_the_default_contexts_place_is_refused_at_once(script, sim, tmp_path):
+    folder = tmp_path / "jadevectordb"
+    folder.mkdir()
+    os.mkfifo(str(folder / "cluster.toml"))
+    run = script("status", env={"XDG_CONFIG_HOME": str(tmp_path)})  # no writer: it used to wait for one
+    assert_one_error_line(run, 2)
+    assert run.err == ("error: %s is not a regular file; name a FIFO or pipe with --config\n"
+                       % (folder / "cluster.toml"))
+
+
+def test_a_plan_whose_values_would_not_fit_is_refused_before_parsing(cli, sim, tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"moves": [' + ",".join(["[]"] * 300000) + "]}")  # 900 KB: some 36 MB of lists
+    run = cli("rebalance", "--plan", plan, "--max-response-size", "1M")
+    assert_one_error_line(run, 2)
+    assert run.err.startswith("error: --plan: %r holds more values than --max-response-size (1M) allows" % str(plan))
+
+
+def test_deeply_nested_toml_is_one_line_exit_2(cli, sim, tmp_path, clean_env):
+    path = tmp_path / "cluster.toml"
+    path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    run = cli("--config", path, "status")
+    assert_one_error_line(run, 2)
+    assert run.err == "error: %s: its values are nested too deeply to be a contexts file\n" % path
+
+
+# -- a contexts file anyone could write is not trusted ------------------------------------------------
+
+@pytest.mark.parametrize("file_mode, folder_mode, who, where", [
+    (0o666, 0o700, "others", "file"), (0o620, 0o700, "its group", "file"), (0o600, 0o777, "others", "folder"),
+    (0o600, 0o770, "its group", "folder"),
+])
+def test_a_contexts_file_others_may_write_is_refused_with_the_chmod_that_fixes_it(cli, sim, tmp_path, file_mode,
+                                                                                folder_mode, who, where):
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = folder / "cluster.toml"
+    path.write_text('default_context = "x"\n[contexts.x]\nurl = "%s"\nprotected = true\n' % sim.url)
+    os.chmod(str(path), file_mode)
+    os.chmod(str(folder), folder_mode)
+    run = cli("--config", path, "status", target=False)
+    assert_one_error_line(run, 2)
+    named = str(path) if where == "file" else str(folder)
+    assert run.err == ("error: %s: its %s %s may be written by %s (mode %03o), who could point it at another "
+                       "cluster or lift a protection; run 'chmod go-w %s'\n" % (
+                           path, where, named, who, file_mode if where == "file" else folder_mode, named))
+    assert sim.requests == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give a file away")
+def test_a_contexts_file_of_another_user_is_refused(cli, sim, tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_text('[contexts.x]\nurl = "%s"\n' % sim.url)
+    os.chown(str(path), 65534, 65534)
+    run = cli("--config", path, "status", target=False)
+    assert_one_error_line(run, 2)
+    assert "belongs to another user (uid 65534)" in run.err
+
+
+# -- messages name the cause ------------------------------------------------------------------------
+
+def test_an_integer_too_long_to_print_is_out_of_range_not_not_json(at, hostile_server):
+    hostile_server.default = hostile.answer(200, '{"status": "HEALTHY", "total_vectors": %s}' % ("7" * 5000))
+    run = at(hostile_server, "status", "-o", "json")
+    assert run.code == 0 and run.json() == {"status": "HEALTHY", "total_vectors": None}
+
+
+@pytest.mark.parametrize("fmt", ["prometheus", "table", "compact", "csv", "tsv", "json", "ndjson"])
+def test_unprintable_text_from_the_server_is_escaped_in_every_format(at, hostile_server, fmt):
+    hostile_server.default = hostile.answer(200, '[{"node_id": "n\\ud800\\u001b[2J", "status": "HEALTHY", '
+                                                 '"role": "WORKER", "shard_count": 1}]')
+    run = at(hostile_server, "nodes", "-o", fmt)
+    assert run.code == 0, run
+    assert "\x1b" not in run.out and "\ud800" not in run.out
+
+
+def test_a_contexts_file_in_a_sticky_folder_such_as_tmp_is_read(cli, sim, tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    os.chmod(str(folder), 0o1777)  # no one else may rename or replace what is ours in it
+    path = folder / "cluster.toml"
+    path.write_text('[contexts.x]\nurl = "%s"\n' % sim.url)
+    assert cli("--config", path, "--context", "x", "status", target=False).code == 0
