@@ -842,7 +842,7 @@ class ClusterCLI:
                         report["completed"].append(move)
                     else:
                         report["failed"].append(dict(move, error=fmt_text(field(migration, "error")) or "FAILED"))
-                    notify(state.lower(), move)
+                    notify(state.lower(), move if state == "COMPLETED" else report["failed"][-1])
                 else:
                     notify("poll", move)
 
@@ -2437,9 +2437,8 @@ def is_tty(stream: Any) -> bool:
 class ProgressBar:
     """A one-line migration progress bar on stderr, drawn only on a terminal."""
 
-    def __init__(self, stream: Any = None):
-        self.stream = stream or sys.stderr
-        self.enabled = is_tty(self.stream)
+    def __init__(self):
+        self.enabled = is_tty(sys.stderr)
         self.first = None
 
     def update(self, migration: Any) -> None:
@@ -2455,15 +2454,13 @@ class ProgressBar:
         rate = moved / elapsed if elapsed > 0 and moved > 0 else 0.0
         eta = fmt_duration((total - done) / rate) if rate and total >= done else "?"
         filled = int(min(100.0, max(0.0, percent)) / 5)
-        self.stream.write("\r[%s%s] %5.1f%%  %s/%s vectors  %s vectors/s  ETA %s\x1b[K" % (
+        err_write("\r[%s%s] %5.1f%%  %s/%s vectors  %s vectors/s  ETA %s\x1b[K" % (
             "#" * filled, "-" * (20 - filled), percent, fmt_count(done), fmt_count(total),
             fmt_count(int(rate)), eta))
-        self.stream.flush()
 
     def close(self) -> None:
         if self.enabled and self.first is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+            err_write("\n")
 
 
 def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
@@ -2550,8 +2547,7 @@ def stderr_width() -> Optional[int]:
 
 def confirm(question: str) -> bool:
     """Ask on the terminal; anything but y/yes (or end of input) is no."""
-    sys.stderr.write(terminal_text(question) + " [y/N] ")
-    sys.stderr.flush()
+    err_write(terminal_text(question) + " [y/N] ")
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
@@ -2572,8 +2568,7 @@ def confirm_change(args: argparse.Namespace, action: str, undone: str, question:
             raise ProtectedContext("context %r is protected: pass --yes to %s when not on a terminal; %s"
                                    % (protected, action, undone))
     elif protected:
-        sys.stderr.write(terminal_text("Context %r is protected. Type its name to %s: " % (protected, action)))
-        sys.stderr.flush()
+        err_write(terminal_text("Context %r is protected. Type its name to %s: " % (protected, action)))
         if sys.stdin.readline().strip() != protected:
             raise ProtectedContext("context %r is protected and its name was not typed; %s" % (protected, undone))
     elif question and on_terminal and not args.yes and not confirm(question):
@@ -2808,7 +2803,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         return plan_result(plan, "removal-plan")
     if will_ask(args):  # the impact, before the question
         plan = plan_node_removal(client, node_id)
-        sys.stderr.write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
+        err_write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
         suggest_drain(plan)
         try:
             plan_result(plan, "removal-plan")
@@ -2956,7 +2951,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         return Result(plan, "move-plan")
     these = "this move" if len(moves) == 1 else "these %d moves" % len(moves)
     if will_ask(args):
-        sys.stderr.write(render_table("move-plan", plan, width=stderr_width()) + "\n")
+        err_write(render_table("move-plan", plan, width=stderr_width()) + "\n")
     confirm_change(args, "apply " + these, "nothing was moved", "Apply %s?" % these)
     printer = MoveProgress(len(moves))
     try:
@@ -2994,9 +2989,8 @@ def watching(moves: list) -> str:
 class MoveProgress:
     """A plan's progress on stderr: one live line on a terminal, a line per move otherwise."""
 
-    def __init__(self, total: int, stream: Any = None):
-        self.stream = stream or sys.stderr
-        self.live = is_tty(self.stream)
+    def __init__(self, total: int):
+        self.live = is_tty(sys.stderr)
         self.total, self.done, self.failed, self.started = total, 0, 0, 0
         self.running, self.sending, self.numbers = {}, None, {}
 
@@ -3016,9 +3010,8 @@ class MoveProgress:
             running = ", ".join("%s %s %s" % (fmt_text(m.get("migration_id")), m["shard_id"],
                                               fmt_percent(m.get("progress")) if m.get("progress") is not None else "")
                                 for m in self.running.values())
-            self.stream.write("\r%s\x1b[K" % terminal_text("moves %d/%d done, %d running, %d failed%s" % (
+            err_write("\r%s\x1b[K" % terminal_text("moves %d/%d done, %d running, %d failed%s" % (
                 self.done, self.total, len(self.running), self.failed, " | " + running if running else "")))
-            self.stream.flush()
         elif event != "poll":
             note("move %d/%d %s: %s %s -> %s%s%s" % (
                 self.numbers.get(move["shard_id"], self.started + 1), self.total,
@@ -3038,8 +3031,7 @@ class MoveProgress:
 
     def close(self) -> None:
         if self.live and self.started:
-            self.stream.write("\n")
-            self.stream.flush()
+            err_write("\n")
 
 
 def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
@@ -4028,11 +4020,21 @@ def terminal_text(message: str) -> str:
 
 
 def say(prefix: str, message: str) -> None:
-    """One line on stderr. A closed or broken stderr loses the line, never the exit code."""
-    if PROG != DEFAULT_PROG:  # hints name the command as the operator ran it
-        message = message.replace(DEFAULT_PROG + " ", PROG + " ")
+    """One line on stderr: a hint's command as the operator can paste it, secrets out, control
+    characters escaped. A closed or broken stderr loses the line, never the exit code."""
+    err_write("%s%s\n" % (prefix, terminal_text(pasteable(message))))
+
+
+def pasteable(message: str) -> str:
+    """A message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
+    with the address flags it was given (--host, --url, --context...; never the key)."""
+    return message.replace(DEFAULT_PROG + " ", SPOKEN.command + " ") if SPOKEN.command != DEFAULT_PROG else message
+
+
+def err_write(text: str) -> None:
+    """Write to stderr as it is (a progress line's \\r too), secrets out; never fails the command."""
     try:
-        sys.stderr.write("%s%s\n" % (prefix, terminal_text(message)))
+        sys.stderr.write(redact(text))
         sys.stderr.flush()
     except (AttributeError, OSError, ValueError):
         pass
@@ -4173,12 +4175,18 @@ def write(text: Union[str, bytes]) -> None:
     stream = sys.stdout
     if stream is None:  # started with stdout closed (>&-)
         raise OutputError("cannot write output: stdout is closed")
+    if SPOKEN.secrets:
+        text = redact(text)
     try:
         if isinstance(text, bytes):
             stream.flush()
             stream = getattr(stream, "buffer", None) or stream
             text = text if stream is not sys.stdout else text.decode("utf-8", "replace")
-        stream.write(text)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # a lone surrogate from the server, or an encoding that lacks a character
+            stream.write(text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace").decode(
+                getattr(stream, "encoding", None) or "utf-8"))
         stream.flush()
     except BrokenPipeError:
         raise
@@ -4255,7 +4263,7 @@ def EscapingFormatter(fmt: str) -> Any:
 
     class Escaping(logging.Formatter):
         def format(self, record):
-            return terminal_text(super().format(record))
+            return redact(terminal_text(super().format(record)))
 
     return Escaping(fmt)
 
@@ -4395,7 +4403,8 @@ def run(args: argparse.Namespace) -> int:
         warn("the cluster is %s, from %s; not %s" % (",".join(base_urls(resolved)), resolved.sources["address"],
                                                    "; nor ".join("%s, from %s" % (",".join(urls), where)
                                                                  for where, urls in resolved.overridden)))
-    args.secret = settings.get("api_key")  # kept out of every message, wherever the key came from
+    SPOKEN.keep_secret(settings.get("api_key"))  # kept out of everything written, wherever the key came from
+    SPOKEN.command = " ".join([PROG] + address_flags(args))
     args.protected = context.name if context and context.settings.get("protected") else None
     if settings["verify"] is False:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
@@ -4413,15 +4422,38 @@ def run(args: argparse.Namespace) -> int:
         return print_result(lambda: args.func(client, args), args, output)
 
 
+def address_flags(args: argparse.Namespace) -> list:
+    """The flags of this command line that say which cluster, and how to reach it: what a hint
+    repeats, so the command it names can be pasted as it is (never the key)."""
+    import shlex
+    flags = []
+    for name in ("url", "host", "port", "context", "config", "ca_cert"):
+        value = getattr(args, name, None)
+        if value is not None:
+            flags += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
+    return flags + (["--insecure"] if getattr(args, "insecure", False) else [])
+
+
 def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
     """The handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
-    that goes with its error (a plan, the last poll), then the error raised."""
+    that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
+    empty on a failure: that state goes to stderr, as a table. Only a condition not met (exit 4) is
+    an answer, printed on stdout: the status that is not HEALTHY. Its exit code holds even when the
+    reader of stdout has gone."""
     with collector_paused(), written_to(output.file):
         try:
             result = handler()
         except ClusterError as exc:
             if exc.shown is not None:
-                show(output, exc.shown[1], exc.shown[0])
+                data, view = exc.shown
+                if not isinstance(exc, ConditionNotMet):  # compact stays compact; the others read as a table
+                    err_write(render("compact" if output.format == "compact" else "table", view, data,
+                                     width=stderr_width()) + "\n")
+                else:
+                    try:
+                        show(output, view, data)
+                    except BrokenPipeError:
+                        silence_stdout()
             raise
         if hasattr(args, "columns") and (args.columns or args.sort_by or args.no_headers):
             result = as_listed(result)
@@ -4510,6 +4542,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv is None:
         PROG = program_name(sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else list(argv)
+    global SPOKEN
+    SPOKEN = Spoken()
+    SPOKEN.command = PROG
+    SPOKEN.keep_secret(*secrets_in(argv))
     with signals_stop_the_command(restore=in_process):
         try:
             return run_command_line(argv)
@@ -4536,7 +4572,7 @@ def run_command_line(argv: list) -> int:
         silence_stdout()  # or the interpreter's last flush fails again, and exits 120
         return exc.exit_code
     except ClusterError as exc:
-        report(redact(for_command_line(exc), argv, getattr(args, "secret", None)))
+        report(for_command_line(exc))
         return exc.exit_code
     except SystemExit as exc:  # --help and --version: main() returns, it does not exit
         return exc.code if isinstance(exc.code, int) else EXIT_OK
@@ -4552,10 +4588,9 @@ def run_command_line(argv: list) -> int:
     except Exception as exc:  # a bug: one line, and the trace only when asked for
         if getattr(args, "verbose", False):
             import traceback
-            for line in redact(traceback.format_exc(), argv, getattr(args, "secret", None)).splitlines():
+            for line in traceback.format_exc().splitlines():
                 say("", line)
-        report(redact("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc), argv,
-                      getattr(args, "secret", None)))
+        report("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc))
         return EXIT_FAILED
 
 
@@ -4594,20 +4629,48 @@ def for_command_line(exc: ClusterError) -> str:
 _SECRET_OPTION = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"
 
 
-def redact(text: str, argv: Optional[Sequence[str]], key: Optional[str] = None) -> str:
-    """Remove secrets from anything printed: the API key (from the command line, however
-    its flag was spelled, the environment, or a context: `key`) and any user:password@ in a URL."""
-    secrets = [os.environ.get(ENV_API_KEY), key]
+class Spoken:
+    """What this run's words are cleaned of, and how its hints name the command: set by main() and
+    run() for one run (main(argv) in-process starts afresh)."""
+
+    def __init__(self):
+        self.secrets, self.command = (), DEFAULT_PROG
+
+    def keep_secret(self, *secrets: Optional[str]) -> None:
+        self.secrets = tuple(sorted(set(self.secrets) | {s for s in secrets if s}, key=len, reverse=True))
+
+
+SPOKEN = Spoken()
+
+
+def secrets_in(argv: Sequence[str]) -> list:
+    """The values of options that carry a secret, however their flag was spelled; and the environment's key."""
+    secrets = [os.environ.get(ENV_API_KEY)]
     for i, arg in enumerate(argv):
         name, equals, value = arg.partition("=")
         if re.match(_SECRET_OPTION, name):
             secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
-    text = hide_credentials(text)
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+    return secrets
+
+
+def redact(text: Union[str, bytes]) -> Union[str, bytes]:
+    """Anything written, on stdout or stderr, without this run's secrets (the API key from the
+    command line, the environment or a context: each becomes as many '*') and, in text, without
+    any user:password@."""
+    if isinstance(text, bytes):
+        for secret in SPOKEN.secrets:
+            text = text.replace(secret.encode("utf-8", "surrogateescape"), b"*" * max(3, len(secret)))
+        return text
+    if "@" in text:
+        text = hide_credentials(text)
+    for secret in SPOKEN.secrets:
+        if secret not in text:
+            continue
+        mask = "*" * max(3, len(secret))  # as wide as the key, so a grid it was in stays aligned
         if len(secret) >= 4:
-            text = text.replace(secret, "***")
+            text = text.replace(secret, mask)
         else:  # a short one only where it stands alone, or every 'a' in the message would go
-            text = re.sub(r"(?<![\w-])%s(?![\w-])" % re.escape(secret), "***", text)
+            text = re.sub(r"(?<![\w-])%s(?![\w-])" % re.escape(secret), mask, text)
     return text
 
 

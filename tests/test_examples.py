@@ -148,6 +148,15 @@ def test_health_check_alerts_with_diagnostics_when_degraded(shell, sim):
     assert diagnostics["errors"][0]["node_id"] == "node-worker-002"
 
 
+def test_health_check_keeps_yesterdays_diagnostics_when_the_cluster_cannot_be_reached(shell):
+    from conftest import free_port
+    (shell.folder / "cluster-diagnostics.json").write_text('{"yesterday": true}')
+    code, out, err = shell("export JADEVECTORDB_PORT=%d\n" % free_port() + block_after("### Monitor cluster health",
+                                                                                     "bash"))
+    assert code == 3 and "mail -s Cluster Alert" in (shell.folder / "mail.log").read_text()
+    assert (shell.folder / "cluster-diagnostics.json").read_text() == '{"yesterday": true}'
+
+
 def test_auto_scale_adds_a_node_only_under_load(shell, sim):
     script = block_after("### Auto-scaling", "bash")
     code, out, err = shell(script)

@@ -122,7 +122,8 @@ def test_a_change_whose_connection_drops_after_sending_is_not_sent_again(cli, ho
     assert_one_error_line(run, 3)
     assert run.err == ("error: the connection to %s failed after the request was sent: remote end closed "
                        "connection without response; the %s may or may not have been applied; check with "
-                       "'%s' before sending it again\n" % (hostile_server.url, method, CHECK_WITH[command]))
+                       "'%s' before sending it again\n" % (hostile_server.url, method, CHECK_WITH[command].replace(
+                           "cluster_cli.py", "cluster_cli.py --url %s,%s" % (hostile_server.url, sim.url))))
     assert [(r.method, r.path) for r in hostile_server.received] == [(method, path)]
     assert sim.requests == []  # the next master never saw it
 
@@ -260,7 +261,8 @@ def test_a_change_whose_answer_trickles_past_the_timeout_may_have_been_applied(a
     hostile_server.script(hostile.trickle(b'{"node_id": "n9", "status": "JOINING"' + b" " * 400 + b"}", 0.02))
     run = at(hostile_server, "--timeout", "1", *CHANGES["add-node"][0])
     assert_one_error_line(run, 3)
-    assert "within 1s; the POST may or may not have been applied; check with 'cluster_cli.py nodes'" in run.err
+    assert ("within 1s; the POST may or may not have been applied; check with 'cluster_cli.py --url %s nodes'"
+            % hostile_server.url) in run.err
     assert len(hostile_server.received) == 1
 
 
@@ -559,7 +561,7 @@ def test_ctrl_c_during_a_change_says_it_may_have_been_applied(hostile_server):
     code, out, err = interrupt_when_received(hostile_server, CHANGES["add-node"][0])
     assert (code, out) == (130, "")
     assert err == ("error: interrupted while the request to add n9 was in flight; it may or may not have been "
-                   "applied: check with 'cluster_cli.py nodes'\n")
+                   "applied: check with 'cluster_cli.py --url %s nodes'\n" % hostile_server.url)
 
 
 def test_ctrl_c_during_a_wait_names_the_migration_that_goes_on(hostile_server):
@@ -569,7 +571,7 @@ def test_ctrl_c_during_a_wait_names_the_migration_that_goes_on(hostile_server):
     code, out, err = interrupt_when_received(hostile_server, CHANGES["migrate-shard"][0] + ["--wait"], count=2)
     assert code == 130
     assert err.splitlines()[-1] == ("error: interrupted; migration mig-9 of shard-00 goes on: check it with "
-                                    "'cluster_cli.py shard-status --shard-id shard-00'")
+                                    "'cluster_cli.py --url %s shard-status --shard-id shard-00'" % hostile_server.url)
 
 
 # -- the library speaks Python, the command line speaks flags ------------------------------------------

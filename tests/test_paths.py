@@ -317,7 +317,8 @@ def test_a_signal_during_a_change_says_it_may_have_been_applied(hostile_server, 
     result = signal_when(lambda: hostile_server.received, ["--url", hostile_server.url] + CHANGES["add-node"][0],
                          [name])
     assert result == (code, "", "error: terminated by %s while the request to add n9 was in flight; it may or may "
-                                "not have been applied: check with 'cluster_cli.py nodes'\n" % name)
+                                "not have been applied: check with 'cluster_cli.py --url %s nodes'\n"
+                                % (name, hostile_server.url))
 
 
 def test_sigterm_during_a_rebalance_names_the_running_migrations(sim):
@@ -328,7 +329,8 @@ def test_sigterm_during_a_rebalance_names_the_running_migrations(sim):
                                  ["SIGTERM"])
     assert (code, out) == (143, "")
     assert err.splitlines()[-1] == ("error: terminated by SIGTERM; no new moves were started; migrations still "
-                                    "running: mig-7f01 (shard-00; 'cluster_cli.py shard-status --shard-id shard-00')")
+                                    "running: mig-7f01 (shard-00; 'cluster_cli.py --url %s shard-status --shard-id "
+                                    "shard-00')" % sim.url)
 
 
 def test_sigterm_leaves_the_output_file_as_it_was_and_no_temporary_behind(hostile_server, tmp_path):
@@ -358,7 +360,7 @@ def test_a_second_and_third_signal_while_the_first_is_handled_print_no_traceback
     how = {130: "interrupted", 143: "terminated by SIGTERM", 129: "terminated by SIGHUP"}[code]
     assert out == ""
     assert err == ("error: %s while the request to remove node-worker-002 was in flight; it may or may not have "
-                   "been applied: check with 'cluster_cli.py nodes'\n" % how)
+                   "been applied: check with 'cluster_cli.py --url %s nodes'\n" % (how, hostile_server.url))
 
 
 # -- --output: safe as root --------------------------------------------------------------------------
@@ -564,3 +566,86 @@ def test_a_contexts_file_in_a_sticky_folder_such_as_tmp_is_read(cli, sim, tmp_pa
     path = folder / "cluster.toml"
     path.write_text('[contexts.x]\nurl = "%s"\n' % sim.url)
     assert cli("--config", path, "--context", "x", "status", target=False).code == 0
+
+
+# -- no secret is printed anywhere: one writer for stdout and stderr -------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["status", "-o", "json"], ["status", "-o", "compact", "--watch", "0.05", "--count", "2"], ["status", "--raw"],
+    ["status", "-o", "tsv"], ["--verbose", "status"],
+])
+def test_a_key_the_server_echoes_is_never_printed(at, hostile_server, argv):
+    hostile_server.default = hostile.answer(200, {"status": "HEALTHY", "master_node": "echo " + KEY,
+                                                  "total_nodes": 3})
+    run = at(hostile_server, "--api-key", KEY, *argv)
+    assert run.code == 0, run
+    assert KEY not in run.out + run.err
+    assert "*" * len(KEY) in run.out + run.err
+
+
+def test_a_key_in_a_failed_moves_reason_is_redacted_in_progress_the_report_and_the_error(cli, sim, clean_env):
+    sim.require_keys({KEY: "admin"})
+    sim.reset(migration_seconds=0.1)
+    sim.cluster.add_node({"node_id": "node-worker-003", "address": "192.168.1.13:8080"})
+    sim.advance(1)
+    sim.fault(fail_migrations={"shard-00": "auth to backup store failed with token " + KEY})
+    clean_env.setenv("JADEVECTORDB_API_KEY", KEY)
+    run = cli("rebalance", "--poll-interval", "0.05")
+    assert run.code == 1
+    assert KEY not in run.out + run.err
+    mask = "*" * len(KEY)
+    assert "move 1/3 FAILED: shard-00 node-worker-001 -> node-worker-003 (migration mig-7f01): auth to backup store " \
+           "failed with token %s\n" % mask in run.err
+    assert "│ auth to backup store failed with token %s │" % mask in run.err  # the report's Detail column, aligned
+    assert len({len(line) for line in run.err.splitlines() if line.startswith(("│", "┌", "├", "└"))}) == 1
+
+
+# -- stdout stays empty when a command fails; a failure keeps its code when stdout's reader is gone -------
+
+def test_a_refused_drain_prints_nothing_on_stdout(cli, sim):
+    sim.reset(nodes=2, shards=4)
+    run = cli("drain-node", "--node-id", "node-worker-001", "-o", "json")
+    assert (run.code, run.out) == (1, "")
+    assert "Drain plan: node-worker-001" in run.err
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["drain-node", "--node-id", "node-worker-001", "-o", "json"], 1),
+    (["status", "--check", "-o", "json"], 4),
+])
+def test_a_failure_whose_stdout_reader_has_gone_keeps_its_exit_code(sim, argv, code):
+    import subprocess
+    from conftest import SCRIPT
+    if code == 1:
+        sim.reset(nodes=2, shards=4)
+    else:
+        sim.down("node-worker-001")
+    command = "%s %s --url %s %s | true" % (sys.executable, SCRIPT, sim.url, " ".join(argv))
+    done = subprocess.run(["bash", "-c", "set -o pipefail; " + command + "; echo ${PIPESTATUS[0]}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split()[-1] == str(code)
+
+
+# -- hints can be pasted: they repeat how the cluster was named ------------------------------------------
+
+def test_a_hint_repeats_the_context_and_config_it_was_given(cli, sim, hostile_server, tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_text('[contexts.lab]\nurl = "%s"\n' % hostile_server.url)
+    hostile_server.script(hostile.drop())
+    run = cli("--config", path, "--context", "lab", "--api-key", KEY, *CHANGES["add-node"][0], target=False)
+    assert run.code == 3
+    assert run.err.endswith("check with 'cluster_cli.py --context lab --config %s nodes' before sending it again\n"
+                            % path)
+    assert KEY not in run.err
+
+
+def test_a_pasted_hint_asks_the_same_cluster(cli, sim, hostile_server):
+    import re
+    import shlex
+    hostile_server.script(hostile.drop())
+    run = cli("--url", hostile_server.url, *CHANGES["add-node"][0], target=False)
+    pasted = shlex.split(re.search(r"check with '([^']*)'", run.err).group(1))
+    assert pasted[0] == "cluster_cli.py"
+    hostile_server.script(hostile.answer(200, []))
+    again = cli(*pasted[1:], target=False)
+    assert again.code == 0 and hostile_server.received[-1].path == "/api/v1/cluster/nodes"

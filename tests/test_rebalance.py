@@ -84,10 +84,10 @@ def test_concurrency_never_goes_above_max_concurrent(cli, sim):
 def test_the_first_failure_stops_new_moves_and_is_reported(cli, grown):
     grown.fault(fail_migrations={"shard-01": "disk full on node-worker-003"})
     run = cli("rebalance", *FAST, "--format", "compact")
-    assert run.code == 1
+    assert (run.code, run.out) == (1, "")  # a failure: the report goes to stderr, before the error
     assert run.err.splitlines()[-1] == ("error: the move of shard-01 to node-worker-003 failed: disk full on "
                                         "node-worker-003; 1 move completed, 1 not started")
-    assert [line.split(" | ")[4] for line in run.lines] == ["COMPLETED", "FAILED", "NOT STARTED"]
+    assert [line.split(" | ")[4] for line in run.err.splitlines()[-4:-1]] == ["COMPLETED", "FAILED", "NOT STARTED"]
     assert len(migrations(grown)) == 2
 
 
@@ -145,9 +145,10 @@ def test_a_drained_node_goes_straight_to_removal(cli, sim):
 def test_an_impossible_drain_says_which_shards_and_sends_nothing(cli, sim):
     sim.reset(nodes=2, shards=4)  # replication factor 2 on two nodes: the other node holds every copy
     run = cli("drain-node", "--node-id", "node-worker-001", "--format", "compact")
-    assert run.code == 1
-    assert run.err.startswith("error: cannot drain node-worker-001: shard-00: every other HEALTHY node already "
-                              "holds a copy; ")
+    assert (run.code, run.out) == (1, "")
+    assert run.err.startswith("drain | 0 moves | spread 0 -> 0\n")  # the plan, on stderr
+    assert run.err.splitlines()[-1].startswith("error: cannot drain node-worker-001: shard-00: every other HEALTHY "
+                                               "node already holds a copy; ")
     assert run.err.endswith("; nothing was sent\n")
     assert sim.changes() == []
 
@@ -160,7 +161,8 @@ def test_a_wait_that_runs_out_reports_what_is_running(cli, grown):
     assert run.code == 4
     assert run.err.splitlines()[-1].startswith(
         "error: --wait-timeout ran out with 1 move running and 2 not started; the running migrations go on: "
-        "mig-7f01 (shard-00; 'cluster_cli.py shard-status --shard-id shard-00')")
+        "mig-7f01 (shard-00; 'cluster_cli.py --host 127.0.0.1 --port %d shard-status --shard-id shard-00')"
+        % grown.port)
     assert [line.split(" | ")[4] for line in run.lines] == ["RUNNING", "NOT STARTED", "NOT STARTED"]
 
 
@@ -179,7 +181,8 @@ def test_ctrl_c_stops_new_moves_and_names_the_running_ones(sim):
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out) == (130, "")
     assert err.splitlines()[-1] == ("error: interrupted; no new moves were started; migrations still running: "
-                                    "mig-7f01 (shard-00; 'cluster_cli.py shard-status --shard-id shard-00')")
+                                    "mig-7f01 (shard-00; 'cluster_cli.py --url %s shard-status --shard-id "
+                                    "shard-00')" % sim.url)
     assert len(migrations(sim)) == 1
 
 
@@ -187,8 +190,8 @@ def test_remove_node_points_at_drain_node(cli, sim):
     run = cli("remove-node", "--node-id", "node-worker-002", "--dry-run", "--format", "compact")
     assert run.code == 0
     assert run.err == ("node-worker-002 holds 4 primaries, which the cluster will move all at once; "
-                       "'cluster_cli.py drain-node --node-id node-worker-002 --remove' moves them first, a few at "
-                       "a time, and then removes it\n")
+                       "'cluster_cli.py --host 127.0.0.1 --port %d drain-node --node-id node-worker-002 --remove' "
+                       "moves them first, a few at a time, and then removes it\n" % sim.port)
 
 
 def test_the_library_plans_and_applies(grown):
