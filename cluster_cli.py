@@ -16,8 +16,9 @@ with the view's VIEWS entry in the chosen format; main() prints it, reports an
 error in one line, and returns the exit code the error carries. Importing the
 module and using ClusterCLI skips everything after the client.
 """
-from __future__ import annotations
 
+
+from __future__ import annotations
 import argparse
 import os
 import re
@@ -25,11 +26,9 @@ import sys
 import time
 from collections import namedtuple
 from contextlib import contextmanager
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
     from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence, Union
-
 __version__ = "1.0.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
            "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
@@ -38,12 +37,14 @@ __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "
            "Conflict", "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
+
 # The contract's fields of a node and a shard: what --columns and --sort-by know before asking.
 NODE_FIELDS = ("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
                "uptime_seconds", "last_heartbeat")
+
+
 SHARD_FIELDS = ("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count",
                 "size_bytes", "status")
-
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
 DEFAULT_FORMAT = "table"
@@ -70,22 +71,27 @@ RUNNING_MIGRATION = ("PENDING", "IN_PROGRESS")
 REFUSED_STATUS = ("FAILED", "REJECTED")  # a change's answer (2xx) with one of these did not happen
 DOWN_NODE_STATUSES = ("UNREACHABLE",)
 MAX_CELL = 200             # characters; a longer server value is clipped in table/compact
-
 EXIT_OK = 0
 EXIT_FAILED = 1            # the cluster refused or failed the request
 EXIT_USAGE = 2             # invalid usage or input; nothing was sent
 EXIT_UNREACHABLE = 3       # the cluster could not be reached
 EXIT_CONDITION = 4         # a --check/--wait condition was not met
 EXIT_INTERRUPTED = 130
-
 ENV_HOST, ENV_PORT, ENV_URL = "JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL"
 ENV_FORMAT, ENV_API_KEY = "JADEVECTORDB_FORMAT", "JADEVECTORDB_API_KEY"
 ENV_CONFIG, ENV_CONTEXT = "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT"
 
 
-# ---------------------------------------------------------------------------
+# ==================================================================================================
+# THE LIBRARY: ClusterCLI and what it needs. Nothing here reads argv, asks a question
+# or writes to stdout or stderr; the command line below uses it, and an exporter can use it alone.
+# ==================================================================================================
+
+
+# --------------------------------------------------------------------------------------------------
 # Errors
-# ---------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+
 
 class ClusterError(Exception):
     """A failure the CLI reports in one line; carries the process exit code.
@@ -263,9 +269,10 @@ def excerpt(content: bytes, limit: int = 120) -> str:
     return repr(text[:limit] + ("..." if len(text) > limit or len(content) > limit * 4 else ""))
 
 
-# ---------------------------------------------------------------------------
-# Input checks (everything here runs before a request is sent)
-# ---------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+# Input checks: everything here runs before a request is sent
+# --------------------------------------------------------------------------------------------------
+
 
 # Patterns are kept as text and compiled by re on first use (it caches them): compiling
 # them all at import would cost every command, --help included, 3 ms.
@@ -275,6 +282,8 @@ def excerpt(content: bytes, limit: int = 120) -> str:
 # '１２７.０.０.１' or 'a..b' is refused here, not taken for another host or failed on later.
 _HOST = (r"(?:\[([0-9A-Fa-f:.]+)\]|(?=[A-Za-z0-9_.-]{1,253}(?::|$))"
          r"([A-Za-z0-9][A-Za-z0-9_-]{0,62}(?:\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*\.?))")
+
+
 _HOST_ONLY = r"^%s$" % _HOST
 _ADDRESS = r"^%s:([0-9]+)$" % _HOST
 _HEADER_SAFE = r"^[\x21-\x7e]+$"
@@ -483,6 +492,13 @@ def check_size(text: Any) -> int:
     return size
 
 
+def fmt_size(size: int) -> str:
+    for unit in ("G", "M", "K"):
+        if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
+            return "%d%s" % (size // _SIZE_UNITS[unit], unit)
+    return "%d bytes" % size
+
+
 def read_file(path: str, limit: int, timeout: float = DEFAULT_TIMEOUT) -> tuple:
     """(bytes, os.stat_result) of a file the operator named, read without ever waiting forever or
     holding more than `limit` bytes: a regular file is read up to the limit; a pipe, FIFO or device
@@ -517,19 +533,303 @@ def read_file(path: str, limit: int, timeout: float = DEFAULT_TIMEOUT) -> tuple:
         os.close(descriptor)
 
 
-def fmt_size(size: int) -> str:
-    for unit in ("G", "M", "K"):
-        if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
-            return "%d%s" % (size // _SIZE_UNITS[unit], unit)
-    return "%d bytes" % size
+# --------------------------------------------------------------------------------------------------
+# Values from the cluster: fields, numbers, text
+# --------------------------------------------------------------------------------------------------
 
 
-# ---------------------------------------------------------------------------
-# The client
-# ---------------------------------------------------------------------------
+_CAMEL = {}
+
+
+def field(obj: Any, name: str) -> Any:
+    """A field by its snake_case name, or the camelCase one the REST API also uses."""
+    if type(obj) is not dict and not isinstance(obj, dict):
+        return None
+    value = obj.get(name)
+    if value is None and "_" in name:
+        camel = _CAMEL.get(name)
+        if camel is None:
+            head, *rest = name.split("_")
+            camel = _CAMEL[name] = head + "".join(part.title() for part in rest)
+        value = obj.get(camel)
+    return value
+
+
+def number(value: Any) -> Union[int, float, None]:
+    """A finite int or float from a number or a short numeric string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                n = float(value)
+            except ValueError:
+                return None
+            return n if n - n == 0 else None
+    return None
+
+
+def as_float(value: Any) -> Optional[float]:
+    """number() as a float; None also for integers past float range."""
+    n = number(value)
+    try:
+        return None if n is None else float(n)
+    except OverflowError:
+        return None
+
+
+def finite(value: Any) -> float:
+    """A finite number from the server, or 0 (for arithmetic on untrusted values)."""
+    n = as_float(value)
+    return 0.0 if n is None else n
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+
+
+def compact_json(value: Any) -> str:
+    """Nested lists and objects as one line of JSON; '...' where that cannot be done."""
+    import json
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return "..."
+
+
+def fmt_text(value: Any) -> str:
+    """Any JSON value as one printable line of at most MAX_CELL characters."""
+    if type(value) is str and len(value) <= MAX_CELL and value.isprintable():
+        return value  # the common case, first: a million cells go through here
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, list):
+        items = value[:MAX_CELL]  # a cell shows at most this many anyway
+        text = ", ".join(compact_json(item) if isinstance(item, (list, dict)) else fmt_text(item) for item in items)
+    elif isinstance(value, dict):
+        text = compact_json(value)
+    else:
+        try:
+            text = str(value)
+        except ValueError:  # an integer longer than Python will print
+            text = "..."
+    if not text.isprintable():  # a server's string must not move the cursor or break a row
+        text = "".join(c if c.isprintable() else " " for c in text)
+    return clip(text)
+
+
+def as_dict(data: Any) -> dict:
+    return data if isinstance(data, dict) else {}
+
+
+def as_list(data: Any) -> list:
+    return data if isinstance(data, list) else []
+
+
+def seconds(value: float) -> str:
+    """1.0 -> '1s', 0.25 -> '0.25s', 2.3333 -> '2.33s'."""
+    return "%ss" % ("%.2f" % value).rstrip("0").rstrip(".")
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoding answers
+# --------------------------------------------------------------------------------------------------
+
+
+def _finite_float(text: str):
+    value = float(text)
+    return value if value - value == 0 else None  # 1e400 is inf: null, as NaN and Infinity
+
+
+def _no_constant(name: str):
+    return None  # NaN, Infinity, -Infinity: not JSON (RFC 8259), so null
+
+
+# What decoded JSON may cost in memory, as a multiple of max_response_size. Its text says enough to
+# bound it before parsing: each object, array and value is at least about this many bytes once a
+# Python object, whatever its text (30 MB of "[],[]," would be 1 GB of lists, and more to draw).
+DECODED_MULTIPLE = 6
+
+
+OBJECT_BYTES, ARRAY_BYTES, VALUE_BYTES = 200, 64, 56
+
+
+def parse_json(text: str, limit: int) -> Any:
+    """JSON text as Python values (NaN and Infinity as None, integers too long for Python to print
+    as None), or ValueError; ResponseTooLarge before parsing when its objects, arrays and values
+    would take more than DECODED_MULTIPLE times `limit` (only a text over an eighth of the limit
+    is counted: a shorter one cannot)."""
+    import json
+    if len(text) > limit // 8:
+        cost = (OBJECT_BYTES * text.count("{") + ARRAY_BYTES * text.count("[") +
+                VALUE_BYTES * (text.count(",") + text.count(":")))
+        if cost > DECODED_MULTIPLE * limit:
+            raise ResponseTooLarge("the cluster's answer holds more values than max_response_size (%s) allows: "
+                                   "about %s once decoded, more than %d times it" % (
+                                       fmt_size(limit), fmt_bytes(cost), DECODED_MULTIPLE))
+    try:
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except ValueError as exc:
+        if "digits" not in str(exc):
+            raise
+    # Python reads at most 4300 digits of an integer (a longer one costs quadratic time): such a
+    # number is taken as out of range, as 1e400 is, not as text that is not JSON.
+    return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant, parse_int=_bounded_int)
+
+
+def _bounded_int(text: str) -> Optional[int]:
+    return int(text) if len(text.lstrip("-")) <= 4300 else None
+
+
+def decode(status: int, reason: str, content: Union[bytes, list], method: str = "GET", tries: int = 1,
+           seconds: float = 0.0, limit: int = DEFAULT_MAX_RESPONSE_SIZE) -> Any:
+    """The body as JSON (non-finite numbers as None), or the matching ClusterError.
+    Given the body in a one-item list, it empties the list, so no one else holds the bytes
+    while the text is parsed (a million shards: 300 MB less at the peak)."""
+    import json
+    if isinstance(content, list):
+        content = content.pop()
+    if status >= 400:
+        message, code = None, None
+        try:
+            body = json.loads(content)
+            if isinstance(body, dict):
+                message, code = body.get("error"), body.get("code")
+        except (ValueError, RecursionError):
+            pass
+        if not isinstance(message, str) or not message:
+            message = "%s%s" % (reason or "error", ": " + excerpt(content) if content.strip() else "")
+        if method != "GET" and status in GATEWAY_STATUS:
+            # A gateway answers so after passing the request on (the master died, or was slow):
+            # unlike a 503, it does not mean the change was not applied.
+            error = MaybeApplied("%s (HTTP %d from a gateway); the %s may or may not have been applied"
+                                 % (message, status, method))
+            error.status_code, error.server_message = status, message
+            raise error
+        error_class = HTTP_ERRORS.get(status, ApiError)
+        hint = None
+        if status in RETRYABLE_STATUS:
+            hint = ("changes are never retried, and this one was not applied: send it again when the "
+                    "cluster is ready" if method != "GET" else
+                    "the cluster was still unavailable after %d tr%s in %.1fs" % (tries, "y" if tries == 1 else "ies",
+                                                                                   seconds))
+        raise error_class(status, message, code if isinstance(code, str) else None, hint)
+    after_change = ("; the %s was answered HTTP %d, so it may have been applied: check the cluster"
+                    % (method, status)) if method != "GET" else ""
+    if not content.strip():
+        raise BadResponse("the cluster answered HTTP %d with an empty body where JSON was expected%s"
+                          % (status, after_change), status)
+    try:
+        text = content.decode(json.detect_encoding(content), "surrogatepass")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        start = content[:481]
+        del content  # the text is all that is needed now
+        try:
+            data = parse_json(text, limit)
+        except ResponseTooLarge as exc:
+            exc.status_code = status
+            raise
+        except (ValueError, RecursionError):
+            content = start
+        else:
+            del text
+            return snake_case(data)
+    raise BadResponse("the cluster answered HTTP %d with a body that is not JSON: %s%s"
+                      % (status, excerpt(content), after_change), status) from None
+
+
+_CAMEL_NAME = r"^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$"
+_CAMEL_HUMP = r"(?<=[a-z0-9])([A-Z])"
+ID_KEYED = ("nodes", "shard_distribution")  # maps keyed by node IDs: their keys are data, not names
+
+
+def snake_case(data: Any) -> Any:
+    """The contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
+    unknown fields too). A server uses one naming: a few items of a list are looked at, and
+    only an answer in camelCase is walked, so a million snake_case shards cost nothing."""
+    if not _camel_in(data, 4):
+        return data
+    try:
+        return _snake(data, None)
+    except RecursionError:
+        raise BadResponse("the cluster's answer is nested too deeply to read") from None
+
+
+def _camel_in(value: Any, depth: int) -> bool:
+    if depth < 0:
+        return False
+    if isinstance(value, dict):
+        return any(isinstance(k, str) and re.match(_CAMEL_NAME, k) for k in value) or \
+            any(_camel_in(v, depth - 1) for v in value.values())
+    if isinstance(value, list) and value:
+        return any(_camel_in(value[i], depth - 1) for i in {0, len(value) // 2, len(value) - 1})
+    return False
+
+
+def _snake(value: Any, name: Optional[str]) -> Any:
+    if isinstance(value, dict):
+        if name in ID_KEYED:
+            return {k: _snake(v, None) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            key = re.sub(_CAMEL_HUMP, lambda m: "_" + m.group(1).lower(), k) if re.match(_CAMEL_NAME, k) else k
+            out[key] = _snake(v, key)
+        return out
+    if isinstance(value, list):
+        return [_snake(v, None) for v in value]
+    return value
+
+
+def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
+    """A 2xx whose body says the change did not happen is a refusal, with the server's own
+    reason: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error."""
+    said_no = flag is not None and field(answer, flag) in (False, "false", "False", 0, "0", "no")
+    status = field(answer, "status")
+    refused = isinstance(status, str) and status.strip().upper() in REFUSED_STATUS
+    error = field(answer, "error")
+    if not (said_no or refused or error not in (None, "", False, [], {})):
+        return answer
+    reason = next((fmt_text(field(answer, name)) for name in ("error", "message", "reason")
+                   if fmt_text(field(answer, name))), "the answer says %s" % (fmt_text(status) or "no"))
+    raise ChangeRefused("the cluster did not %s: %s" % (action, reason), reason)
+
+
+def expect_object(data: Any) -> dict:
+    if not isinstance(data, dict):
+        raise BadResponse("expected a JSON object from the cluster, got %s" % type(data).__name__)
+    return data
+
+
+def unwrap_list(data: Any, key: str) -> list:
+    """{"nodes": [...]} or a bare [...] -> the list."""
+    if isinstance(data, dict):
+        data = field(data, key)
+    if not isinstance(data, list):
+        raise BadResponse("expected a list of %s from the cluster" % key)
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Transport: connections that know what was sent, one deadline per call
+# --------------------------------------------------------------------------------------------------
+
 
 # What ClusterCLI() takes, besides the address: what from_context() lets a caller override.
 CLIENT_SETTINGS = ("url", "host", "port", "api_key", "timeout", "retries", "verify", "max_response_size")
+
+
 HEADERS = {"Accept": "application/json", "User-Agent": "jadevectordb-cluster-cli/" + __version__}
 
 
@@ -545,6 +845,866 @@ class _BearerAuth:
 
     def __repr__(self) -> str:
         return "<bearer ***>"
+
+
+class _Exchange:
+    """One request on the wire: the connection carrying it, whether connecting failed
+    (then not a byte of the request was written), and whether its deadline passed."""
+
+    __slots__ = ("conn", "connect_failed", "expired")
+
+    def __init__(self):
+        self.conn = None
+        self.connect_failed = False
+        self.expired = False
+
+    def expire(self) -> None:
+        """The deadline passed: shut the socket, so a read blocked on it returns now."""
+        import socket
+        self.expired = True
+        sock = getattr(self.conn, "sock", None)
+        while sock is not None and not isinstance(sock, socket.socket):  # TLS inside a tunnel to an HTTPS proxy
+            sock = getattr(sock, "socket", None)
+        if sock is not None:
+            try:  # socket.socket's own shutdown: an SSLSocket's would drop its TLS state under the reader
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except (OSError, TypeError):
+                pass
+
+
+class _Watchdog:
+    """Expires each exchange at its deadline: a body trickled a byte at a time never
+    times out a socket read, so only this bounds the whole exchange. One thread for
+    the process, started on demand and gone after IDLE seconds with nothing to watch
+    (a thread started per request would cost more than the request)."""
+
+    IDLE = 10.0
+
+    def __init__(self):
+        import threading
+        self._threading = threading
+        self._condition = threading.Condition()
+        self._deadlines = {}  # exchange -> time.monotonic() deadline
+        self._running = False
+        self._wakes_at = float("inf")  # when the thread's current wait ends
+        self.pid = os.getpid()
+
+    def watch(self, exchange: _Exchange, deadline: float) -> None:
+        with self._condition:
+            self._deadlines[exchange] = deadline
+            if not self._running:
+                self._running = True
+                self._threading.Thread(target=self._run, name="cluster_cli-watchdog", daemon=True).start()
+            elif deadline < self._wakes_at:  # else the thread wakes in time anyway: no switch to it
+                self._condition.notify()
+
+    def release(self, exchange: _Exchange) -> None:
+        with self._condition:
+            self._deadlines.pop(exchange, None)
+
+    def _run(self) -> None:
+        with self._condition:
+            idle_since = time.monotonic()
+            while True:
+                now = time.monotonic()
+                for exchange, deadline in list(self._deadlines.items()):
+                    if deadline <= now:
+                        del self._deadlines[exchange]
+                        exchange.expire()
+                if self._deadlines:
+                    idle_since = now
+                    self._wakes_at = min(self._deadlines.values())
+                elif now - idle_since >= self.IDLE:
+                    self._running = False
+                    return
+                else:
+                    self._wakes_at = idle_since + self.IDLE
+                self._condition.wait(self._wakes_at - now)
+
+
+_watchdog = None
+
+
+def watchdog() -> _Watchdog:
+    """The process's watchdog; a forked child gets its own (the parent's thread is not in it)."""
+    global _watchdog
+    if _watchdog is None or _watchdog.pid != os.getpid():
+        _watchdog = _Watchdog()
+    return _watchdog
+
+
+def _new_session(local):
+    """A requests session that never looks at redirects (ClusterCLI follows or refuses them
+    itself: requests would read a redirect's whole body, unbounded, and parse its Location
+    even when told not to follow it), over connections that report on the wire."""
+    import requests
+
+    class Session(requests.Session):
+        def get_redirect_target(self, response):
+            return None
+
+    session = Session()
+    # The client decides the proxy of each URL (and the CA bundle) once, from the environment,
+    # and passes it with every request: requests' own lookup per request is turned off, and with
+    # it ~/.netrc, whose passwords must not go to a cluster.
+    session.trust_env = False
+    adapter = _tracking_adapter(local)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _tracking_adapter(local):
+    """A requests adapter whose connections record, in local.exchange, which connection
+    carries the request and whether connecting failed. Every pool manager it makes is
+    tracked: the direct one, and those for an HTTP, HTTPS or SOCKS proxy (whose connect()
+    covers the CONNECT tunnel too), so "was the request sent" is known on every route."""
+    import requests.adapters
+
+    def tracked(pool_class):
+        class Connection(pool_class.ConnectionCls):
+            def connect(self):
+                exchange = getattr(local, "exchange", None)
+                if exchange is not None:
+                    exchange.conn = self
+                try:
+                    return super().connect()
+                except BaseException:
+                    if exchange is not None:
+                        exchange.connect_failed = True
+                    raise
+
+            def request(self, *args, **kwargs):
+                exchange = getattr(local, "exchange", None)
+                if exchange is not None:
+                    exchange.conn = self
+                return super().request(*args, **kwargs)
+
+        return type(pool_class.__name__, (pool_class,), {"ConnectionCls": Connection})
+
+    def track(manager):
+        manager.pool_classes_by_scheme = {scheme: tracked(pool_class)
+                                          for scheme, pool_class in manager.pool_classes_by_scheme.items()}
+        return manager
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            track(self.poolmanager)
+
+        def proxy_manager_for(self, proxy, **proxy_kwargs):
+            if proxy not in self.proxy_manager:
+                track(super().proxy_manager_for(proxy, **proxy_kwargs))
+            return self.proxy_manager[proxy]
+
+    return Adapter()
+
+
+def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
+    """The body, decompressed, read as a stream: at most `limit` bytes are ever held
+    (more is ResponseTooLarge, or with truncate the first `limit` bytes)."""
+    length = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
+    if not truncate and not encoded and length.isdigit() and int(length) > limit:
+        raise ResponseTooLarge("the cluster's answer is %s bytes, more than max_response_size (%s)"
+                               % (f"{int(length):,}", fmt_size(limit)), response.status_code)
+    chunks, size = [], 0
+    # Small steps for compressed bodies: each step's compressed input is inflated whole
+    # by older urllib3 releases, so a gzip bomb is held only a step at a time.
+    for chunk in response.iter_content(16384 if encoded else 262144):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                return b"".join(chunks)[:limit]
+            raise ResponseTooLarge("the cluster's answer is larger than max_response_size (%s)" % fmt_size(limit),
+                                   response.status_code)
+    # One join at the end: a bytearray grown step by step leaves the allocator holding
+    # memory it never returns (20 MB more for 100,000 shards).
+    return b"".join(chunks)
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """An exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__)."""
+    seen = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = inner or exc.__cause__ or exc.__context__
+
+
+# OpenSSL's verification results, by X509_V_ERR code: what they mean to an operator, and the fix.
+# Only a CA this machine does not know is fixed by trusting the cluster's CA (verify / --ca-cert).
+CERTIFICATE_PROBLEMS = {
+    10: ("expired", "its certificate has expired", "renew the cluster's certificate, or check this machine's clock"),
+    9: ("not-yet-valid", "its certificate is not valid yet", "check this machine's clock"),
+    62: ("hostname", "its certificate is not for this name", "connect by a name the certificate carries"),
+    64: ("hostname", "its certificate is not for this address", "connect by a name the certificate carries"),
+}
+
+
+UNKNOWN_CA = (2, 18, 19, 20, 21)  # no issuer certificate, self-signed, self-signed in the chain, unknown local issuer
+
+
+def unreachable(exc: BaseException, where: str) -> ClusterUnreachable:
+    """The ClusterUnreachable for a connection that failed before the request left: a name that
+    does not resolve (not worth retrying), a certificate problem named as such, or the reason."""
+    import socket
+    import ssl
+    for cause in causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            code = getattr(cause, "verify_code", None)
+            if code in UNKNOWN_CA:
+                kind, what = "unknown-ca", "its certificate is signed by a CA this machine does not trust"
+                fix = "pass the cluster's CA bundle as verify, or verify=False to skip verification"
+            else:
+                kind, what, fix = CERTIFICATE_PROBLEMS.get(code, ("other", "its certificate was refused", None))
+            error = ClusterUnreachable("TLS with %s failed: %s (%s)" % (
+                where, what, getattr(cause, "verify_message", None) or _reason(cause)), fix)
+            error.tls = kind
+            error.retryable = False  # the same certificate will be refused again
+            return error
+        if isinstance(cause, socket.gaierror):
+            error = ClusterUnreachable("cannot reach %s: the name does not resolve (%s)" % (where, _reason(cause)))
+            error.retryable = False  # asking the resolver again in a moment rarely changes its answer
+            return error
+    error = ClusterUnreachable("%s %s failed: %s" % ("TLS with", where, _reason(exc)) if any(
+        isinstance(cause, ssl.SSLError) for cause in causes(exc)) else "cannot reach %s: %s" % (where, _reason(exc)))
+    error.tls = "other" if error.message.startswith("TLS") else None
+    return error
+
+
+def _reason(exc) -> str:
+    text = str(getattr(exc.args[0], "reason", None) or exc) if exc.args else str(exc) or type(exc).__name__
+    for known in ("Connection refused", "Name or service not known", "No route to host",
+                  "certificate verify failed", "Temporary failure in name resolution",
+                  "Connection reset by peer", "Remote end closed connection without response",
+                  "Connection broken"):
+        if known in text:
+            return known.lower() if known[0].isupper() else known
+    return text.split(": ", 1)[-1][:160]
+
+
+# --------------------------------------------------------------------------------------------------
+# Plans: rebalance, drain and dry runs, pure functions of what the cluster said
+# --------------------------------------------------------------------------------------------------
+
+
+def holders(shard: Any) -> list:
+    """The nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
+    replicas = field(shard, "replica_nodes")
+    return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
+
+
+def id_of(obj: Any, name: str, what: str) -> str:
+    """An ID the planners compute with: text, or a one-line BadResponse."""
+    value = field(obj, name)
+    if not isinstance(value, str) or not value:
+        raise BadResponse("the cluster sent %s whose %s is %s, not an ID" % (
+            what, name, "missing" if value is None else clip(compact_json(value))))
+    return value
+
+
+def copies(shard: Any) -> list:
+    """The shard's holders, primary first, each checked to be an ID."""
+    what = "shard %s" % fmt_text(field(shard, "shard_id"))
+    replicas = field(shard, "replica_nodes")
+    if replicas is None:
+        replicas = []
+    if not isinstance(replicas, list):
+        raise BadResponse("the cluster sent %s whose replica_nodes is not a list" % what)
+    return [id_of(shard, "primary_node", what)] + [id_of({"replica_nodes": r}, "replica_nodes", what)
+                                                   for r in replicas]
+
+
+def nodes_by_id(nodes: list) -> dict:
+    return {id_of(node, "node_id", "a node"): node for node in nodes}
+
+
+BALANCE_BY = ("shards", "vectors")
+
+
+def _cluster_loads(nodes: list, shards: list) -> tuple:
+    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as
+    (shard_id, holders, vector_count, status), sorted by id): the planners' view of a cluster."""
+    by_id = nodes_by_id(nodes)
+    healthy = sorted(n for n, node in by_id.items() if field(node, "status") == "HEALTHY")
+    counts = {n: 0 for n in sorted(by_id)}
+    vectors = {n: 0 for n in sorted(by_id)}
+    listed = []
+    for shard in shards:
+        shard_id = id_of(shard, "shard_id", "a shard")
+        held = copies(shard)
+        size = int(finite(field(shard, "vector_count")))
+        counts[held[0]] = counts.get(held[0], 0) + 1
+        vectors[held[0]] = vectors.get(held[0], 0) + size
+        listed.append((shard_id, held, size, fmt_text(field(shard, "status")) or "unknown"))
+    listed.sort(key=lambda item: item[0])
+    return by_id, healthy, counts, vectors, listed
+
+
+def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dict:
+    """Which primaries to move where so the HEALTHY nodes' primary counts (or vectors)
+    even out. Moves only HEALTHY shards' primaries, between HEALTHY nodes, never onto a
+    node holding a copy; each shard moves at most once; the same cluster gives the same plan."""
+    if balance_by not in BALANCE_BY:
+        raise InvalidInput("balance_by must be one of %s, got %s" % (", ".join(BALANCE_BY), shown(balance_by)),
+                           param="balance_by")
+    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
+    load = dict(counts if balance_by == "shards" else vectors)
+    on = {n: [] for n in healthy}  # movable shards by the node they are on now
+    skipped, home, holders, sizes = [], {}, {}, {}
+    for shard_id, held, size, status in listed:
+        if held[0] not in on:
+            skipped.append({"shard_id": shard_id, "reason": "its primary is on %s, which is %s; left to the cluster"
+                            % (held[0], fmt_text(field(by_id.get(held[0]), "status")) or "not in the cluster")})
+        elif status != "HEALTHY":
+            skipped.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
+        else:
+            on[held[0]].append(shard_id)
+            home[shard_id], holders[shard_id], sizes[shard_id] = held[0], set(held), size
+    where = dict(home)  # where each movable shard's primary is in the plan
+    for _ in range(4 * len(where) + 1):  # every move lowers the sum of squared loads: this ends sooner
+        move = _best_move(healthy, load, on, where, holders, sizes, balance_by)
+        if move is None:
+            break
+        shard_id, source, target = move
+        weight = 1 if balance_by == "shards" else sizes[shard_id]
+        load[source] -= weight
+        load[target] += weight
+        on[source].remove(shard_id)
+        on[target].append(shard_id)
+        on[target].sort()
+        holders[shard_id] = (holders[shard_id] - {source}) | {target}
+        where[shard_id] = target
+    moves = [{"shard_id": shard_id, "source_node": home[shard_id], "target_node": where[shard_id],
+              "vector_count": sizes[shard_id]} for shard_id in sorted(where) if where[shard_id] != home[shard_id]]
+    return plan_of("rebalance", moves, counts, skipped, balance_by=balance_by)
+
+
+def _best_move(healthy: list, load: dict, on: dict, where: dict, holders: dict, sizes: dict, balance_by: str):
+    """The next move: from the most loaded node that can give to the least loaded that can
+    take, when it narrows the gap between them (and so never widens the spread)."""
+    for source in sorted(healthy, key=lambda n: (-load[n], n)):
+        for target in sorted(healthy, key=lambda n: (load[n], n)):
+            gap = load[source] - load[target]
+            if gap < (2 if balance_by == "shards" else 1):
+                break
+            fits = [s for s in on[source] if target not in holders[s] and (balance_by == "shards" or sizes[s] < gap)]
+            if fits:
+                if balance_by == "vectors":  # the one that best halves the gap
+                    fits.sort(key=lambda s: (abs(gap - 2 * sizes[s]), s))
+                return fits[0], source, target
+    return None
+
+
+def drain_plan(nodes: list, shards: list, node_id: str) -> dict:
+    """Moves for every primary on node_id, each onto the least loaded HEALTHY node holding
+    no copy of it. Raises ClusterError, showing the shards that cannot move and why."""
+    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
+    if node_id not in by_id:
+        raise ClusterError("node %s is not in the cluster" % node_id)
+    targets = [n for n in healthy if n != node_id]
+    load = dict(counts)
+    moves, stuck = [], []
+    for shard_id, held, size, status in listed:
+        if held[0] != node_id:
+            continue
+        free = sorted((n for n in targets if n not in held), key=lambda n: (load[n], n))
+        if status != "HEALTHY":
+            stuck.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
+        elif not free:
+            stuck.append({"shard_id": shard_id, "reason": "every other HEALTHY node already holds a copy"
+                          if targets else "no other node is HEALTHY"})
+        else:
+            load[free[0]] += 1
+            moves.append({"shard_id": shard_id, "source_node": node_id, "target_node": free[0], "vector_count": size})
+    plan = plan_of("drain", moves, counts, stuck, node_id=node_id)
+    if stuck:
+        raise ClusterError("cannot drain %s: %s; nothing was sent" % (node_id, "; ".join(
+            "%s: %s" % (s["shard_id"], s["reason"]) for s in stuck))).showing(plan, "move-plan")
+    return plan
+
+
+def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
+    """A plan as rebalance and drain-node print it and --plan reads it back."""
+    after = dict(before)
+    for move in moves:
+        after[move["source_node"]] -= 1
+        after[move["target_node"]] = after.get(move["target_node"], 0) + 1
+    return dict(kind=kind, **what, moves=moves, before=before, after=after, skipped=skipped)
+
+
+def check_plan(plan: Any) -> dict:
+    """A plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput."""
+    def bad(why):
+        return InvalidInput("plan: %s" % why, param="plan")
+    if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list):
+        raise bad("not a plan (an object with a list of moves, as 'rebalance --dry-run --format json' writes)")
+    for move in plan["moves"]:
+        if not isinstance(move, dict) or not all(isinstance(move.get(k), str) and move.get(k) for k in
+                                                 ("shard_id", "source_node", "target_node")):
+            raise bad("every move needs shard_id, source_node and target_node, got %s" % clip(compact_json(move)))
+        check_id(move["shard_id"], "shard_id")
+    if len({move["shard_id"] for move in plan["moves"]}) != len(plan["moves"]):
+        raise bad("a shard moves more than once")
+    if not isinstance(plan.get("after", {}), dict):
+        raise bad("'after' must map node IDs to counts")
+    return plan
+
+
+def _check(name: str, passed: bool, detail: str, blocking: bool = True) -> dict:
+    """A dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning."""
+    return {"name": name, "passed": bool(passed), "blocking": blocking, "detail": detail}
+
+
+def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optional[str] = None,
+                   strategy: str = "LIVE_COPY") -> dict:
+    """What migrate-shard would do and whether the cluster would accept it (reads only)."""
+    shard = client.shard_status(shard_id)
+    nodes = nodes_by_id(client.list_nodes())
+    held_by = copies(shard)
+    primary = held_by[0]
+    source = source or primary
+    target_status = fmt_text(field(nodes.get(target), "status")) or "unknown"
+    migration = field(shard, "migration")
+    running = field(migration, "status") in RUNNING_MIGRATION
+    checks = [  # the contract's 404 and 409 answers, then what is only worth a warning
+        _check("source holds the primary", source == primary, "%s's primary is on %s" % (shard_id, primary)),
+        _check("source exists", source in nodes,
+               "%s is in the cluster" % source if source in nodes else "%s is not in the cluster" % source),
+        _check("target exists", target in nodes,
+               "%s is in the cluster" % target if target in nodes else "%s is not in the cluster" % target),
+        _check("target holds no copy", target not in held_by,
+               ("%s already holds a copy of %s" if target in held_by else "%s holds no copy of %s")
+               % (target, shard_id)),
+        _check("no migration running", not running,
+               "migration %s is %s" % (fmt_text(field(migration, "migration_id")),
+                                       fmt_text(field(migration, "status")))
+               if running else "no migration of %s is running" % shard_id),
+        _check("target is healthy", target not in nodes or target_status == "HEALTHY",
+               "%s is %s" % (target, target_status), blocking=False),
+    ]
+    return dry_run_plan(checks, action="migrate-shard", shard_id=shard_id, source_node=source, target_node=target,
+                        strategy=strategy, vectors_to_move=field(shard, "vector_count"),
+                        bytes_to_move=field(shard, "size_bytes"))
+
+
+def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
+    """What remove-node would do to the shards and whether the cluster would accept it (reads only)."""
+    status = client.cluster_status()
+    nodes = nodes_by_id(client.list_nodes())
+    node = nodes.get(node_id)
+    live = {n for n, v in nodes.items() if field(v, "status") not in DOWN_NODE_STATUSES and n != node_id}
+    movable_to = {n for n in live if field(nodes[n], "status") in ("HEALTHY", "DEGRADED")}
+    factor = number(field(status, "replication_factor")) or 1
+    shards = [(id_of(s, "shard_id", "a shard"), copies(s)) for s in client.list_shards(node_id=node_id)]
+    shards = [(shard_id, held_by) for shard_id, held_by in shards if node_id in held_by]
+    stranded, under_after = [], []
+    for shard_id, held_by in shards:
+        others = [n for n in held_by if n in live]
+        if not others:
+            stranded.append(shard_id)
+        if len(others) + bool(movable_to - set(held_by)) < factor:
+            under_after.append(shard_id)
+    is_master = field(node, "role") == "MASTER" or node_id == field(status, "master_node")
+    primaries = [shard_id for shard_id, held_by in shards if held_by[0] == node_id]
+    checks = [
+        _check("node exists", node is not None,
+               "%s is in the cluster" % node_id if node else "%s is not in the cluster" % node_id),
+        _check("not the master", not is_master, "%s is %sthe master" % (node_id, "" if is_master else "not ")),
+        _check("not the last node", len(nodes) > 1, "%d nodes in the cluster" % len(nodes)),
+        _check("every shard keeps a live copy", not stranded,
+               "no other live copy of: " + ", ".join(stranded) if stranded else
+               "each of its %d shards has a live copy elsewhere" % len(shards)),
+    ]
+    return dry_run_plan(checks, action="remove-node", node_id=node_id, primary_shards=primaries,
+                        replica_shards=[shard_id for shard_id, held_by in shards if held_by[0] != node_id],
+                        shards_to_redistribute=len(shards), under_replicated_after=under_after)
+
+
+def dry_run_plan(checks: list, **what) -> dict:
+    return dict(dry_run=True, **what, checks=checks,
+                would_succeed=all(c["passed"] for c in checks if c["blocking"]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Waiting
+# --------------------------------------------------------------------------------------------------
+
+
+def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
+               interval: float) -> tuple:
+    """Call read() until done(value), polling through failures that may pass, until
+    the deadline (with a last poll at it). Returns (value, done, seconds waited,
+    the last failure); value is None when no poll succeeded."""
+    started = time.monotonic()
+    deadline = started + timeout
+    value, last_error = None, None
+    while True:
+        # The wait's end bounds every poll, retries included; the last one, started at
+        # the deadline, gets a moment to answer.
+        with client._bounded(max(deadline, time.monotonic() + LAST_POLL_GRACE)):
+            try:
+                value, last_error = read(), None
+            except ClusterError as exc:
+                if not exc.retryable:
+                    raise
+                last_error = exc
+        if last_error is None and done(value):
+            return value, True, time.monotonic() - started, None
+        now = time.monotonic()
+        if now >= deadline:
+            return value, False, now - started, last_error
+        time.sleep(min(interval, deadline - now))
+
+
+# --------------------------------------------------------------------------------------------------
+# Contexts and settings: the contexts file, and which setting wins
+# --------------------------------------------------------------------------------------------------
+
+
+# -- named clusters: contexts in a TOML file ----------------------------------------------
+
+# What a [contexts.NAME] table may set. A mistyped setting is an error, not ignored:
+# "protect = true" must not leave production unprotected.
+CONTEXT_SETTINGS = ("url", "host", "port", "format", "timeout", "ca_cert", "api_key_env", "api_key", "protected")
+
+
+_CONTEXT_NAME = r"^[A-Za-z0-9][\w.-]*$"
+MAX_CONFIG_SIZE = 1024 ** 2  # bytes; a contexts file is a few hundred
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+# The contexts file, read: where it is, its default_context and contexts ({name: settings}).
+Config = namedtuple("Config", "path default_context contexts")
+
+
+# The context a run uses: its name, what chose it (--context, the environment, default_context),
+# its settings, and the file they are from.
+Context = namedtuple("Context", "name chosen_by settings path")
+
+
+# A source of settings: its name in messages, what it sets ({setting: value, or a function that
+# checks and gives the value, called only when it is the one used}), and labels that name some of
+# its settings better than its name does (JADEVECTORDB_PORT rather than "the environment").
+Source = namedtuple("Source", "name values labels")
+
+
+ADDRESS = ("url", "host", "port")  # one setting: the cluster's address
+ADDRESS_DEFAULTS = {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
+
+
+class Resolved(dict):
+    """Settings by name; `sources` says where each came from ("address" for url/host/port), and
+    `overridden` lists the addresses lower sources gave that were not used: (where, base URLs)."""
+
+    sources = overridden = None
+
+
+def resolve(sources: Sequence[Source]) -> Resolved:
+    """The settings, each from the first of `sources` (highest first) that sets it. The address is
+    one setting: it comes whole from the first source that sets any part of it (url, or host and
+    port), so a cluster is never addressed by one source's host and another's port."""
+    resolved = Resolved()
+    resolved.sources, resolved.overridden = {}, []
+
+    def value_of(source, name):
+        value = source.values[name]
+        return value() if callable(value) else value
+
+    for source in reversed(sources):  # the highest last: it wins
+        for name in source.values:
+            if name not in ADDRESS:
+                resolved[name], resolved.sources[name] = source, source.labels.get(name, source.name)
+    for name, source in list(resolved.items()):
+        resolved[name] = value_of(source, name)
+    addressed = [source for source in sources if any(name in source.values for name in ADDRESS)]
+
+    def address_of(source):
+        if "url" in source.values:
+            return {"url": value_of(source, "url")}, source.labels.get("url", source.name)
+        parts = {name: value_of(source, name) if name in source.values else ADDRESS_DEFAULTS[name]
+                 for name in ("host", "port")}
+        labels = [source.labels.get(name, source.name) for name in ("host", "port") if name in source.values]
+        return parts, " and ".join(dict.fromkeys(label for label in labels if label != "the default"))
+
+    address, resolved.sources["address"] = address_of(addressed[0])
+    resolved.update(address)
+    if addressed[0] is not DEFAULT_SOURCE:
+        used = base_urls(address)
+        for source in addressed[1:]:
+            if source is DEFAULT_SOURCE:
+                continue
+            try:
+                other, label = address_of(source)
+                urls = base_urls(other)
+                if "url" in other or "url" in address:
+                    differs = urls != used
+                else:  # only the parts it set: JADEVECTORDB_PORT alone names no host
+                    differs = any(other[name] != address[name] for name in ("host", "port") if name in source.values)
+            except InvalidInput:
+                continue  # a value that would have been refused, had it been used
+            if differs:
+                resolved.overridden.append((label, urls))
+    return resolved
+
+
+def base_urls(address: dict) -> list:
+    """The base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked."""
+    if "url" in address:
+        return check_urls(address["url"])
+    return check_hosts(address["host"], check_port(address["port"], "port"))
+
+
+def config_path(flag: Optional[str]) -> tuple:
+    """(the contexts file, what named it: '--config', JADEVECTORDB_CONFIG, or None for the default place)."""
+    if flag:
+        return flag, "--config"
+    if os.environ.get(ENV_CONFIG):
+        return os.environ[ENV_CONFIG], ENV_CONFIG
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "jadevectordb", "cluster.toml"), None
+
+
+def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Config:
+    """The contexts file, parsed and checked; no file at the default place is no contexts.
+    TOML is parsed only when there is a file: no other run pays for it."""
+    try:
+        if not named_by and os.path.exists(path) and not os.path.isfile(path):
+            # Only a file named by --config or JADEVECTORDB_CONFIG is read as a stream: a FIFO
+            # at the default place would make every command wait for a writer.
+            raise InvalidInput("%s is not a regular file; name a FIFO or pipe with --config" % path)
+        raw, info = read_file(path, MAX_CONFIG_SIZE, timeout)  # a pipe too: --config <(vault read ...)
+    except FileNotFoundError:
+        if named_by:
+            raise InvalidInput("%s: no such file: %s" % (named_by, path)) from None
+        return Config(path, None, {})
+    except OSError as exc:
+        raise InvalidInput("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    except InvalidInput as exc:  # --config /dev/zero must not eat the memory, nor a FIFO hang every command
+        raise InvalidInput(exc.message if exc.message.endswith("--config") else
+                           "%s; it is not a contexts file" % exc.message) from None
+    check_file_is_ours(path, info)
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("%s is not UTF-8 text (byte %d)" % (path, exc.start)) from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = re.search(r" \(at line (\d+), column \d+\)$", message)
+        if where:
+            raise InvalidInput("%s line %s: %s" % (path, where.group(1), message[:where.start()])) from None
+        raise InvalidInput("%s: %s" % (path, message)) from None
+    except RecursionError:
+        raise InvalidInput("%s: its values are nested too deeply to be a contexts file" % path) from None
+    return check_config(path, text, data, info)
+
+
+def check_file_is_ours(path: str, info: Any) -> None:
+    """A contexts file decides where changes go and which clusters are protected: like ssh with its
+    keys, refuse one that others could have written (the file, or its folder, writable by group or
+    others, or owned by another user). A sticky folder such as /tmp is fine: no one else may
+    rename or replace what is ours in it."""
+    if os.name != "posix":
+        return
+    folder = os.path.dirname(os.path.realpath(path)) or "."
+    for what, where, stats in (("file", path, info), ("folder", folder, None)):
+        try:
+            stats = stats or os.stat(where)
+        except OSError:
+            continue
+        if stats.st_uid not in (0, os.geteuid()):
+            raise InvalidInput("%s: its %s %s belongs to another user (uid %d), who could point it at another "
+                               "cluster; use a contexts file of your own" % (path, what, where, stats.st_uid))
+        if stats.st_mode & 0o022 and not (what == "folder" and stats.st_mode & 0o1000):  # sticky: /tmp
+            raise InvalidInput("%s: its %s %s may be written by %s (mode %03o), who could point it at another "
+                               "cluster or lift a protection; run 'chmod go-w %s'" % (
+                                   path, what, where, "others" if stats.st_mode & 0o002 else "its group",
+                                   stats.st_mode & 0o777, where))
+
+
+def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
+    """The file's contents, each setting checked, errors naming the file and line."""
+    def refuse(message, section=None, key=None):
+        line = line_of(text, section, key)
+        raise InvalidInput("%s%s: %s" % (path, " line %d" % line if line else "", message))
+
+    for key in data:
+        if key not in ("default_context", "contexts"):
+            refuse("unknown setting %r (the file holds default_context and [contexts.NAME] tables)" % key, None, key)
+    contexts = data.get("contexts", {})
+    if not isinstance(contexts, dict):
+        refuse("contexts must be tables: [contexts.NAME]", None, "contexts")
+    checked = {}
+    for name, settings in contexts.items():
+        if not re.match(_CONTEXT_NAME, name):
+            refuse("context name %s must be letters, digits, '.', '_' or '-'" % shown(name), name)
+        if not isinstance(settings, dict):
+            refuse("contexts.%s must be a table: [contexts.%s]" % (name, name), None, "contexts")
+        for key, value in settings.items():
+            if key not in CONTEXT_SETTINGS:
+                refuse("context %r: unknown setting %r (the settings are %s)"
+                       % (name, key, ", ".join(CONTEXT_SETTINGS)), name, key)
+            try:
+                check_context_setting(key, value)
+            except InvalidInput as exc:
+                message = exc.message  # "port: port 0 is out of range" reads as "port 0 is out of range"
+                if message.startswith("%s: %s " % (key, key)):
+                    message = message[len(key) + 2:]
+                refuse("context %r: %s" % (name, message), name, key)
+        if "url" not in settings and "host" not in settings:
+            refuse("context %r names no cluster: set url, or host (and port)" % name, name)
+        if "api_key" in settings and "api_key_env" in settings:
+            refuse("context %r: set api_key_env or api_key, not both" % name, name, "api_key")
+        checked[name] = settings
+    default = data.get("default_context")
+    if default is not None and default not in checked:
+        refuse("default_context %s is not one of the contexts (%s)" % (shown(default), ", ".join(checked) or "none"),
+               None, "default_context")
+    with_keys = [name for name, settings in checked.items() if "api_key" in settings]
+    if with_keys and os.name == "posix":
+        mode = (info or os.stat(path)).st_mode & 0o777
+        if mode & 0o077:
+            refuse("holds an API key (context %r) but others may read it (mode %03o): run 'chmod 600 %s', or "
+                   "keep the key in an environment variable named by api_key_env" % (with_keys[0], mode, path))
+    return Config(path, default, checked)
+
+
+def check_context_setting(key: str, value: Any) -> None:
+    """One setting of a context, checked as the flag that sets it would be."""
+    kinds = {"url": (str, list), "host": (str, list), "port": (int,), "format": (str,), "timeout": (int, float),
+             "ca_cert": (str,), "api_key_env": (str,), "api_key": (str,), "protected": (bool,)}
+    if not isinstance(value, kinds[key]) or (key in ("port", "timeout") and isinstance(value, bool)):
+        raise InvalidInput("%s must be %s" % (key, {"url": "text or a list of text", "host": "text or a list of text",
+                                                    "port": "a whole number", "timeout": "a number of seconds",
+                                                    "protected": "true or false"}.get(key, "text")))
+    if key == "url":
+        check_urls(value)
+    elif key == "host":
+        check_hosts(value, DEFAULT_PORT)
+    elif key == "port":
+        check_port(value, "port")
+    elif key == "format" and value not in FORMATS:
+        raise InvalidInput("format must be one of %s, got %s" % (", ".join(FORMATS), shown(value)))
+    elif key == "timeout":
+        check_seconds(value, "timeout")
+    elif key == "api_key_env" and not re.match(_ENV_NAME, value):
+        raise InvalidInput("api_key_env must be the name of an environment variable, got %s" % shown(value))
+    elif key == "api_key":
+        if not value.strip():
+            raise InvalidInput("api_key must not be empty")
+        check_api_key(value)
+
+
+def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[int]:
+    """The line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found."""
+    current, header = None, None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        match = re.match(r"^\[\s*([^\[\]]+?)\s*\]", stripped)
+        if match:
+            current = match.group(1).replace('"', "").replace("'", "").replace(" ", "")
+            if section is not None and current == "contexts." + section.replace(" ", ""):
+                header = number
+                if key is None:
+                    return number
+            continue
+        inside = current == "contexts." + section.replace(" ", "") if section is not None else current is None
+        if key is not None and inside and re.match(r"^%s\s*[=.]" % re.escape(key), stripped):
+            return number
+    return header
+
+
+def chosen_context(config: Config, flag: Optional[str], flag_name: str = "--context") -> Optional[Context]:
+    """The context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
+    else the file's default_context."""
+    env = os.environ.get(ENV_CONTEXT)
+    name, chosen_by = ((flag, flag_name) if flag is not None else (env, ENV_CONTEXT) if env else
+                       (config.default_context, "default_context"))
+    if name is None:
+        return None
+    if name not in config.contexts:
+        known = ("the contexts are " + ", ".join(config.contexts) if config.contexts else
+                 no_file(config) or "%s has no contexts" % config.path)
+        raise InvalidInput("%s: no context %s; %s" % (chosen_by, shown(name), known))
+    return Context(name, chosen_by, config.contexts[name], config.path)
+
+
+def no_file(config: Config) -> Optional[str]:
+    """'there is no contexts file at PATH', for messages, when there is none; else None."""
+    return None if os.path.exists(config.path) else "there is no contexts file at %s" % config.path
+
+
+def context_key(context: Context) -> Optional[str]:
+    """A context's API key: from the environment variable it names (which must then be set), or the file."""
+    settings = context.settings
+    if "api_key_env" in settings:
+        value = os.environ.get(settings["api_key_env"])
+        if not value or not value.strip():
+            raise InvalidInput("context %r takes its API key from %s, which is %s" % (
+                context.name, settings["api_key_env"], "empty" if value is not None else "not set"))
+        return value
+    return settings.get("api_key")
+
+
+def context_ca_cert(context: Context) -> Optional[str]:
+    """A context's ca_cert; a relative path is relative to the contexts file, as kubectl's are."""
+    ca_cert = context.settings.get("ca_cert")
+    if not ca_cert:
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(context.path)), os.path.expanduser(ca_cert))
+
+
+def context_url(settings: dict) -> str:
+    """Where a context points, as the client will call it."""
+    if "url" in settings:
+        return ",".join(check_urls(settings["url"]))
+    return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
+
+
+def context_source(context: Context) -> Source:
+    """A context's settings: its address (whole), key (read when used), format, timeout and ca_cert."""
+    ours = context.settings
+    values = {name: ours[name] for name in ("url", "host", "port", "format", "timeout") if name in ours}
+    if "host" in ours:
+        values.setdefault("port", DEFAULT_PORT)
+    if "api_key_env" in ours or "api_key" in ours:
+        values["api_key"] = lambda: context_key(context)
+    if "ca_cert" in ours:
+        values["ca_cert"] = context_ca_cert(context)
+    name = "context %r" % context.name
+    return Source(name, values, {"ca_cert": name + ": ca_cert"})
+
+
+DEFAULT_SOURCE = Source("the defaults", {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "format": DEFAULT_FORMAT,
+                                         "timeout": DEFAULT_TIMEOUT, "retries": DEFAULT_RETRIES,
+                                         "max_response_size": DEFAULT_MAX_RESPONSE_SIZE, "insecure": False}, {})
+
+
+def client_settings(resolved: dict) -> dict:
+    """ClusterCLI's arguments from resolved settings: the address, key, timeout, retries, size, verify."""
+    ca_cert = resolved.get("ca_cert")
+    if ca_cert and not resolved.get("insecure") and not os.path.isfile(ca_cert):
+        raise InvalidInput("%s: %s" % (resolved.sources["ca_cert"], "no such file: %s" % shown(ca_cert)
+                                       if not os.path.exists(ca_cert) else "not a regular file: %s" % shown(ca_cert)))
+    settings = {name: resolved[name] for name in ("url", "host", "port", "api_key", "timeout", "retries",
+                                                  "max_response_size") if resolved.get(name) is not None}
+    settings["verify"] = False if resolved.get("insecure") else (ca_cert or True)
+    return settings
+
+
+# --------------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------------
 
 
 class ClusterCLI:
@@ -1083,515 +2243,262 @@ class ClusterCLI:
         return error
 
 
-class _Exchange:
-    """One request on the wire: the connection carrying it, whether connecting failed
-    (then not a byte of the request was written), and whether its deadline passed."""
-
-    __slots__ = ("conn", "connect_failed", "expired")
-
-    def __init__(self):
-        self.conn = None
-        self.connect_failed = False
-        self.expired = False
-
-    def expire(self) -> None:
-        """The deadline passed: shut the socket, so a read blocked on it returns now."""
-        import socket
-        self.expired = True
-        sock = getattr(self.conn, "sock", None)
-        while sock is not None and not isinstance(sock, socket.socket):  # TLS inside a tunnel to an HTTPS proxy
-            sock = getattr(sock, "socket", None)
-        if sock is not None:
-            try:  # socket.socket's own shutdown: an SSLSocket's would drop its TLS state under the reader
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except (OSError, TypeError):
-                pass
+# ==================================================================================================
+# THE COMMAND LINE: flags and the environment in, results on stdout, everything else on stderr.
+# ==================================================================================================
 
 
-class _Watchdog:
-    """Expires each exchange at its deadline: a body trickled a byte at a time never
-    times out a socket read, so only this bounds the whole exchange. One thread for
-    the process, started on demand and gone after IDLE seconds with nothing to watch
-    (a thread started per request would cost more than the request)."""
+# --------------------------------------------------------------------------------------------------
+# Writing: stdout and stderr, secrets kept out, --output
+# --------------------------------------------------------------------------------------------------
 
-    IDLE = 10.0
+
+DEFAULT_PROG = "cluster_cli.py"
+PROG = DEFAULT_PROG  # the name the command was run as: jadevectordb-cluster when installed
+
+
+# An option whose value is a secret, however mistyped: --api-key, --apikey, --api_key, --token...
+_SECRET_OPTION = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"
+
+
+class Spoken:
+    """What this run's words are cleaned of, and how its hints name the command: set by main() and
+    run() for one run (main(argv) in-process starts afresh)."""
 
     def __init__(self):
-        import threading
-        self._threading = threading
-        self._condition = threading.Condition()
-        self._deadlines = {}  # exchange -> time.monotonic() deadline
-        self._running = False
-        self._wakes_at = float("inf")  # when the thread's current wait ends
-        self.pid = os.getpid()
+        self.secrets, self.command = (), DEFAULT_PROG
 
-    def watch(self, exchange: _Exchange, deadline: float) -> None:
-        with self._condition:
-            self._deadlines[exchange] = deadline
-            if not self._running:
-                self._running = True
-                self._threading.Thread(target=self._run, name="cluster_cli-watchdog", daemon=True).start()
-            elif deadline < self._wakes_at:  # else the thread wakes in time anyway: no switch to it
-                self._condition.notify()
-
-    def release(self, exchange: _Exchange) -> None:
-        with self._condition:
-            self._deadlines.pop(exchange, None)
-
-    def _run(self) -> None:
-        with self._condition:
-            idle_since = time.monotonic()
-            while True:
-                now = time.monotonic()
-                for exchange, deadline in list(self._deadlines.items()):
-                    if deadline <= now:
-                        del self._deadlines[exchange]
-                        exchange.expire()
-                if self._deadlines:
-                    idle_since = now
-                    self._wakes_at = min(self._deadlines.values())
-                elif now - idle_since >= self.IDLE:
-                    self._running = False
-                    return
-                else:
-                    self._wakes_at = idle_since + self.IDLE
-                self._condition.wait(self._wakes_at - now)
+    def keep_secret(self, *secrets: Optional[str]) -> None:
+        self.secrets = tuple(sorted(set(self.secrets) | {s for s in secrets if s}, key=len, reverse=True))
 
 
-_watchdog = None
+SPOKEN = Spoken()
 
 
-def watchdog() -> _Watchdog:
-    """The process's watchdog; a forked child gets its own (the parent's thread is not in it)."""
-    global _watchdog
-    if _watchdog is None or _watchdog.pid != os.getpid():
-        _watchdog = _Watchdog()
-    return _watchdog
+def secrets_in(argv: Sequence[str]) -> list:
+    """The values of options that carry a secret, however their flag was spelled; and the environment's key."""
+    secrets = [os.environ.get(ENV_API_KEY)]
+    for i, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if re.match(_SECRET_OPTION, name):
+            secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
+    return secrets
 
 
-def _new_session(local):
-    """A requests session that never looks at redirects (ClusterCLI follows or refuses them
-    itself: requests would read a redirect's whole body, unbounded, and parse its Location
-    even when told not to follow it), over connections that report on the wire."""
-    import requests
-
-    class Session(requests.Session):
-        def get_redirect_target(self, response):
-            return None
-
-    session = Session()
-    # The client decides the proxy of each URL (and the CA bundle) once, from the environment,
-    # and passes it with every request: requests' own lookup per request is turned off, and with
-    # it ~/.netrc, whose passwords must not go to a cluster.
-    session.trust_env = False
-    adapter = _tracking_adapter(local)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _tracking_adapter(local):
-    """A requests adapter whose connections record, in local.exchange, which connection
-    carries the request and whether connecting failed. Every pool manager it makes is
-    tracked: the direct one, and those for an HTTP, HTTPS or SOCKS proxy (whose connect()
-    covers the CONNECT tunnel too), so "was the request sent" is known on every route."""
-    import requests.adapters
-
-    def tracked(pool_class):
-        class Connection(pool_class.ConnectionCls):
-            def connect(self):
-                exchange = getattr(local, "exchange", None)
-                if exchange is not None:
-                    exchange.conn = self
-                try:
-                    return super().connect()
-                except BaseException:
-                    if exchange is not None:
-                        exchange.connect_failed = True
-                    raise
-
-            def request(self, *args, **kwargs):
-                exchange = getattr(local, "exchange", None)
-                if exchange is not None:
-                    exchange.conn = self
-                return super().request(*args, **kwargs)
-
-        return type(pool_class.__name__, (pool_class,), {"ConnectionCls": Connection})
-
-    def track(manager):
-        manager.pool_classes_by_scheme = {scheme: tracked(pool_class)
-                                          for scheme, pool_class in manager.pool_classes_by_scheme.items()}
-        return manager
-
-    class Adapter(requests.adapters.HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):
-            super().init_poolmanager(*args, **kwargs)
-            track(self.poolmanager)
-
-        def proxy_manager_for(self, proxy, **proxy_kwargs):
-            if proxy not in self.proxy_manager:
-                track(super().proxy_manager_for(proxy, **proxy_kwargs))
-            return self.proxy_manager[proxy]
-
-    return Adapter()
+def redact(text: Union[str, bytes]) -> Union[str, bytes]:
+    """Anything written, on stdout or stderr, without this run's secrets (the API key from the
+    command line, the environment or a context: each becomes as many '*') and, in text, without
+    any user:password@."""
+    if isinstance(text, bytes):
+        for secret in SPOKEN.secrets:
+            text = text.replace(secret.encode("utf-8", "surrogateescape"), b"*" * max(3, len(secret)))
+        return text
+    if "@" in text:
+        text = hide_credentials(text)
+    for secret in SPOKEN.secrets:
+        if secret not in text:
+            continue
+        mask = "*" * max(3, len(secret))  # as wide as the key, so a grid it was in stays aligned
+        if len(secret) >= 4:
+            text = text.replace(secret, mask)
+        else:  # a short one only where it stands alone, or every 'a' in the message would go
+            text = re.sub(r"(?<![\w-])%s(?![\w-])" % re.escape(secret), mask, text)
+    return text
 
 
-def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
-    """The body, decompressed, read as a stream: at most `limit` bytes are ever held
-    (more is ResponseTooLarge, or with truncate the first `limit` bytes)."""
-    length = response.headers.get("Content-Length", "")
-    encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
-    if not truncate and not encoded and length.isdigit() and int(length) > limit:
-        raise ResponseTooLarge("the cluster's answer is %s bytes, more than max_response_size (%s)"
-                               % (f"{int(length):,}", fmt_size(limit)), response.status_code)
-    chunks, size = [], 0
-    # Small steps for compressed bodies: each step's compressed input is inflated whole
-    # by older urllib3 releases, so a gzip bomb is held only a step at a time.
-    for chunk in response.iter_content(16384 if encoded else 262144):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            if truncate:
-                return b"".join(chunks)[:limit]
-            raise ResponseTooLarge("the cluster's answer is larger than max_response_size (%s)" % fmt_size(limit),
-                                   response.status_code)
-    # One join at the end: a bytearray grown step by step leaves the allocator holding
-    # memory it never returns (20 MB more for 100,000 shards).
-    return b"".join(chunks)
+def terminal_text(message: str) -> str:
+    """Control characters from input or a server escaped, not obeyed by the terminal."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
-def seconds(value: float) -> str:
-    """1.0 -> '1s', 0.25 -> '0.25s', 2.3333 -> '2.33s'."""
-    return "%ss" % ("%.2f" % value).rstrip("0").rstrip(".")
+def say(prefix: str, message: str) -> None:
+    """One line on stderr: a hint's command as the operator can paste it, secrets out, control
+    characters escaped. A closed or broken stderr loses the line, never the exit code."""
+    err_write("%s%s\n" % (prefix, terminal_text(pasteable(message))))
 
 
-def causes(exc: BaseException) -> Iterator[BaseException]:
-    """An exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__)."""
-    seen = set()
-    while isinstance(exc, BaseException) and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        inner = getattr(exc, "reason", None)
-        if not isinstance(inner, BaseException):
-            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-        exc = inner or exc.__cause__ or exc.__context__
+def pasteable(message: str) -> str:
+    """A message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
+    with the address flags it was given (--host, --url, --context...; never the key)."""
+    return message.replace(DEFAULT_PROG + " ", SPOKEN.command + " ") if SPOKEN.command != DEFAULT_PROG else message
 
 
-# OpenSSL's verification results, by X509_V_ERR code: what they mean to an operator, and the fix.
-# Only a CA this machine does not know is fixed by trusting the cluster's CA (verify / --ca-cert).
-CERTIFICATE_PROBLEMS = {
-    10: ("expired", "its certificate has expired", "renew the cluster's certificate, or check this machine's clock"),
-    9: ("not-yet-valid", "its certificate is not valid yet", "check this machine's clock"),
-    62: ("hostname", "its certificate is not for this name", "connect by a name the certificate carries"),
-    64: ("hostname", "its certificate is not for this address", "connect by a name the certificate carries"),
-}
-UNKNOWN_CA = (2, 18, 19, 20, 21)  # no issuer certificate, self-signed, self-signed in the chain, unknown local issuer
-
-
-def unreachable(exc: BaseException, where: str) -> ClusterUnreachable:
-    """The ClusterUnreachable for a connection that failed before the request left: a name that
-    does not resolve (not worth retrying), a certificate problem named as such, or the reason."""
-    import socket
-    import ssl
-    for cause in causes(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            code = getattr(cause, "verify_code", None)
-            if code in UNKNOWN_CA:
-                kind, what = "unknown-ca", "its certificate is signed by a CA this machine does not trust"
-                fix = "pass the cluster's CA bundle as verify, or verify=False to skip verification"
-            else:
-                kind, what, fix = CERTIFICATE_PROBLEMS.get(code, ("other", "its certificate was refused", None))
-            error = ClusterUnreachable("TLS with %s failed: %s (%s)" % (
-                where, what, getattr(cause, "verify_message", None) or _reason(cause)), fix)
-            error.tls = kind
-            error.retryable = False  # the same certificate will be refused again
-            return error
-        if isinstance(cause, socket.gaierror):
-            error = ClusterUnreachable("cannot reach %s: the name does not resolve (%s)" % (where, _reason(cause)))
-            error.retryable = False  # asking the resolver again in a moment rarely changes its answer
-            return error
-    error = ClusterUnreachable("%s %s failed: %s" % ("TLS with", where, _reason(exc)) if any(
-        isinstance(cause, ssl.SSLError) for cause in causes(exc)) else "cannot reach %s: %s" % (where, _reason(exc)))
-    error.tls = "other" if error.message.startswith("TLS") else None
-    return error
-
-
-def _reason(exc) -> str:
-    text = str(getattr(exc.args[0], "reason", None) or exc) if exc.args else str(exc) or type(exc).__name__
-    for known in ("Connection refused", "Name or service not known", "No route to host",
-                  "certificate verify failed", "Temporary failure in name resolution",
-                  "Connection reset by peer", "Remote end closed connection without response",
-                  "Connection broken"):
-        if known in text:
-            return known.lower() if known[0].isupper() else known
-    return text.split(": ", 1)[-1][:160]
-
-
-def _finite_float(text: str):
-    value = float(text)
-    return value if value - value == 0 else None  # 1e400 is inf: null, as NaN and Infinity
-
-
-def _no_constant(name: str):
-    return None  # NaN, Infinity, -Infinity: not JSON (RFC 8259), so null
-
-
-# What decoded JSON may cost in memory, as a multiple of max_response_size. Its text says enough to
-# bound it before parsing: each object, array and value is at least about this many bytes once a
-# Python object, whatever its text (30 MB of "[],[]," would be 1 GB of lists, and more to draw).
-DECODED_MULTIPLE = 6
-OBJECT_BYTES, ARRAY_BYTES, VALUE_BYTES = 200, 64, 56
-
-
-def parse_json(text: str, limit: int) -> Any:
-    """JSON text as Python values (NaN and Infinity as None, integers too long for Python to print
-    as None), or ValueError; ResponseTooLarge before parsing when its objects, arrays and values
-    would take more than DECODED_MULTIPLE times `limit` (only a text over an eighth of the limit
-    is counted: a shorter one cannot)."""
-    import json
-    if len(text) > limit // 8:
-        cost = (OBJECT_BYTES * text.count("{") + ARRAY_BYTES * text.count("[") +
-                VALUE_BYTES * (text.count(",") + text.count(":")))
-        if cost > DECODED_MULTIPLE * limit:
-            raise ResponseTooLarge("the cluster's answer holds more values than max_response_size (%s) allows: "
-                                   "about %s once decoded, more than %d times it" % (
-                                       fmt_size(limit), fmt_bytes(cost), DECODED_MULTIPLE))
+def err_write(text: str) -> None:
+    """Write to stderr as it is (a progress line's \\r too), secrets out; never fails the command."""
     try:
-        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
-    except ValueError as exc:
-        if "digits" not in str(exc):
-            raise
-    # Python reads at most 4300 digits of an integer (a longer one costs quadratic time): such a
-    # number is taken as out of range, as 1e400 is, not as text that is not JSON.
-    return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant, parse_int=_bounded_int)
+        sys.stderr.write(redact(text))
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
-def _bounded_int(text: str) -> Optional[int]:
-    return int(text) if len(text.lstrip("-")) <= 4300 else None
+def report(message: str) -> None:
+    say("error: ", message)
 
 
-def decode(status: int, reason: str, content: Union[bytes, list], method: str = "GET", tries: int = 1,
-           seconds: float = 0.0, limit: int = DEFAULT_MAX_RESPONSE_SIZE) -> Any:
-    """The body as JSON (non-finite numbers as None), or the matching ClusterError.
-    Given the body in a one-item list, it empties the list, so no one else holds the bytes
-    while the text is parsed (a million shards: 300 MB less at the peak)."""
-    import json
-    if isinstance(content, list):
-        content = content.pop()
-    if status >= 400:
-        message, code = None, None
-        try:
-            body = json.loads(content)
-            if isinstance(body, dict):
-                message, code = body.get("error"), body.get("code")
-        except (ValueError, RecursionError):
-            pass
-        if not isinstance(message, str) or not message:
-            message = "%s%s" % (reason or "error", ": " + excerpt(content) if content.strip() else "")
-        if method != "GET" and status in GATEWAY_STATUS:
-            # A gateway answers so after passing the request on (the master died, or was slow):
-            # unlike a 503, it does not mean the change was not applied.
-            error = MaybeApplied("%s (HTTP %d from a gateway); the %s may or may not have been applied"
-                                 % (message, status, method))
-            error.status_code, error.server_message = status, message
-            raise error
-        error_class = HTTP_ERRORS.get(status, ApiError)
-        hint = None
-        if status in RETRYABLE_STATUS:
-            hint = ("changes are never retried, and this one was not applied: send it again when the "
-                    "cluster is ready" if method != "GET" else
-                    "the cluster was still unavailable after %d tr%s in %.1fs" % (tries, "y" if tries == 1 else "ies",
-                                                                                   seconds))
-        raise error_class(status, message, code if isinstance(code, str) else None, hint)
-    after_change = ("; the %s was answered HTTP %d, so it may have been applied: check the cluster"
-                    % (method, status)) if method != "GET" else ""
-    if not content.strip():
-        raise BadResponse("the cluster answered HTTP %d with an empty body where JSON was expected%s"
-                          % (status, after_change), status)
+def warn(message: str) -> None:
+    say("warning: ", message)
+
+
+def note(message: str) -> None:
+    say("", message)
+
+
+def is_tty(stream: Any) -> bool:
     try:
-        text = content.decode(json.detect_encoding(content), "surrogatepass")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None:
-        start = content[:481]
-        del content  # the text is all that is needed now
-        try:
-            data = parse_json(text, limit)
-        except ResponseTooLarge as exc:
-            exc.status_code = status
-            raise
-        except (ValueError, RecursionError):
-            content = start
-        else:
-            del text
-            return snake_case(data)
-    raise BadResponse("the cluster answered HTTP %d with a body that is not JSON: %s%s"
-                      % (status, excerpt(content), after_change), status) from None
-
-
-_CAMEL_NAME = r"^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$"
-_CAMEL_HUMP = r"(?<=[a-z0-9])([A-Z])"
-ID_KEYED = ("nodes", "shard_distribution")  # maps keyed by node IDs: their keys are data, not names
-
-
-def snake_case(data: Any) -> Any:
-    """The contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
-    unknown fields too). A server uses one naming: a few items of a list are looked at, and
-    only an answer in camelCase is walked, so a million snake_case shards cost nothing."""
-    if not _camel_in(data, 4):
-        return data
-    try:
-        return _snake(data, None)
-    except RecursionError:
-        raise BadResponse("the cluster's answer is nested too deeply to read") from None
-
-
-def _camel_in(value: Any, depth: int) -> bool:
-    if depth < 0:
+        return bool(stream) and stream.isatty()
+    except (AttributeError, ValueError, OSError):
         return False
-    if isinstance(value, dict):
-        return any(isinstance(k, str) and re.match(_CAMEL_NAME, k) for k in value) or \
-            any(_camel_in(v, depth - 1) for v in value.values())
-    if isinstance(value, list) and value:
-        return any(_camel_in(value[i], depth - 1) for i in {0, len(value) // 2, len(value) - 1})
+
+
+def terminal_columns() -> int:
+    """shutil.get_terminal_size().columns, without importing shutil (and bz2, lzma) on every run."""
+    try:
+        columns = int(os.environ.get("COLUMNS", 0))
+    except ValueError:
+        columns = 0
+    for stream in (sys.__stdout__, sys.__stderr__):  # stderr: a plan shown before its question
+        if columns > 0:
+            break
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+def stderr_width() -> Optional[int]:
+    """The terminal's width when stderr is one: a plan shown before its question fits it."""
+    return terminal_columns() if is_tty(sys.stderr) else None
+
+
+def write(text: Union[str, bytes]) -> None:
+    """Write to stdout now (bytes as they are); a closed or full stdout is an OutputError
+    (a closed pipe stays BrokenPipeError)."""
+    stream = sys.stdout
+    if stream is None:  # started with stdout closed (>&-)
+        raise OutputError("cannot write output: stdout is closed")
+    if SPOKEN.secrets:
+        text = redact(text)
+    try:
+        if isinstance(text, bytes):
+            stream.flush()
+            stream = getattr(stream, "buffer", None) or stream
+            text = text if stream is not sys.stdout else text.decode("utf-8", "replace")
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # a lone surrogate from the server, or an encoding that lacks a character
+            stream.write(text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace").decode(
+                getattr(stream, "encoding", None) or "utf-8"))
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered goes nowhere at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+@contextmanager
+def written_to(path: Optional[str]) -> Iterator[None]:
+    """stdout into FILE. A regular file (or none yet) is replaced atomically: a temporary file is
+    created beside it, exclusively and under an unpredictable name (so never through a planted
+    symlink), written, synced, given the file's mode (and owner, as root), then renamed over it; a
+    reader never sees half of it, and on any failure FILE is left as it was. A symlink is followed
+    to the file it names. Anything else, a device, a FIFO or /dev/stdout, is written in place."""
+    if path is None:
+        yield
+        return
+    import stat
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise OutputError("cannot write %s: it is a folder" % shown(path))
+    import tempfile
+    target = os.path.realpath(path)
+    folder, name = os.path.split(target)
+    temporary = None
+    try:
+        if info is not None and not stat.S_ISREG(info.st_mode) or through_descriptors(path):
+            stream = open(path, "w", encoding="utf-8")  # noqa: SIM115  (closed by output_stream), as > does
+        else:
+            descriptor, temporary = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=folder)
+            stream = os.fdopen(descriptor, "w", encoding="utf-8")
+            if info is not None:
+                os.fchmod(descriptor, stat.S_IMODE(info.st_mode))
+                if hasattr(os, "geteuid") and os.geteuid() == 0:
+                    os.fchown(descriptor, info.st_uid, info.st_gid)
+            else:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.fchmod(descriptor, 0o666 & ~mask)  # what the shell's > would have made
+        with output_stream(path, stream, synced=temporary is not None):
+            yield
+        if temporary is not None:
+            os.replace(temporary, target)
+    except BaseException as exc:
+        if temporary is not None:
+            with_removed(temporary)
+        if isinstance(exc, OSError):
+            raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+        raise
+
+
+def through_descriptors(path: str) -> bool:
+    """Whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
+    the process already has, written in place even when it is a regular file the shell opened."""
+    hop = os.path.abspath(path)
+    for _ in range(40):
+        if hop.startswith(("/dev/", "/proc/")):
+            return True
+        if not os.path.islink(hop):
+            return False
+        hop = os.path.join(os.path.dirname(hop), os.readlink(hop))
     return False
 
 
-def _snake(value: Any, name: Optional[str]) -> Any:
-    if isinstance(value, dict):
-        if name in ID_KEYED:
-            return {k: _snake(v, None) for k, v in value.items()}
-        out = {}
-        for k, v in value.items():
-            key = re.sub(_CAMEL_HUMP, lambda m: "_" + m.group(1).lower(), k) if re.match(_CAMEL_NAME, k) else k
-            out[key] = _snake(v, key)
-        return out
-    if isinstance(value, list):
-        return [_snake(v, None) for v in value]
-    return value
-
-
-def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
-    """A 2xx whose body says the change did not happen is a refusal, with the server's own
-    reason: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error."""
-    said_no = flag is not None and field(answer, flag) in (False, "false", "False", 0, "0", "no")
-    status = field(answer, "status")
-    refused = isinstance(status, str) and status.strip().upper() in REFUSED_STATUS
-    error = field(answer, "error")
-    if not (said_no or refused or error not in (None, "", False, [], {})):
-        return answer
-    reason = next((fmt_text(field(answer, name)) for name in ("error", "message", "reason")
-                   if fmt_text(field(answer, name))), "the answer says %s" % (fmt_text(status) or "no"))
-    raise ChangeRefused("the cluster did not %s: %s" % (action, reason), reason)
-
-
-def expect_object(data: Any) -> dict:
-    if not isinstance(data, dict):
-        raise BadResponse("expected a JSON object from the cluster, got %s" % type(data).__name__)
-    return data
-
-
-def unwrap_list(data: Any, key: str) -> list:
-    """{"nodes": [...]} or a bare [...] -> the list."""
-    if isinstance(data, dict):
-        data = field(data, key)
-    if not isinstance(data, list):
-        raise BadResponse("expected a list of %s from the cluster" % key)
-    return data
-
-
-# ---------------------------------------------------------------------------
-# Rendering: pure functions from data to text
-# ---------------------------------------------------------------------------
-
-_CAMEL = {}
-
-
-def field(obj: Any, name: str) -> Any:
-    """A field by its snake_case name, or the camelCase one the REST API also uses."""
-    if type(obj) is not dict and not isinstance(obj, dict):
-        return None
-    value = obj.get(name)
-    if value is None and "_" in name:
-        camel = _CAMEL.get(name)
-        if camel is None:
-            head, *rest = name.split("_")
-            camel = _CAMEL[name] = head + "".join(part.title() for part in rest)
-        value = obj.get(camel)
-    return value
-
-
-def number(value: Any) -> Union[int, float, None]:
-    """A finite int or float from a number or a short numeric string; None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if value - value == 0 else None
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            return int(value)
-        except ValueError:
-            try:
-                n = float(value)
-            except ValueError:
-                return None
-            return n if n - n == 0 else None
-    return None
-
-
-def as_float(value: Any) -> Optional[float]:
-    """number() as a float; None also for integers past float range."""
-    n = number(value)
+@contextmanager
+def output_stream(path: str, stream: Any, synced: bool = False) -> Iterator[None]:
+    """sys.stdout is `stream` within the block, flushed (and synced) at its end, and closed."""
+    saved, sys.stdout = sys.stdout, stream
     try:
-        return None if n is None else float(n)
-    except OverflowError:
-        return None
-
-
-def finite(value: Any) -> float:
-    """A finite number from the server, or 0 (for arithmetic on untrusted values)."""
-    n = as_float(value)
-    return 0.0 if n is None else n
-
-
-def clip(text: str) -> str:
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
-
-
-def compact_json(value: Any) -> str:
-    """Nested lists and objects as one line of JSON; '...' where that cannot be done."""
-    import json
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (ValueError, TypeError, RecursionError):
-        return "..."
-
-
-def fmt_text(value: Any) -> str:
-    """Any JSON value as one printable line of at most MAX_CELL characters."""
-    if type(value) is str and len(value) <= MAX_CELL and value.isprintable():
-        return value  # the common case, first: a million cells go through here
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        text = "yes" if value else "no"
-    elif isinstance(value, list):
-        items = value[:MAX_CELL]  # a cell shows at most this many anyway
-        text = ", ".join(compact_json(item) if isinstance(item, (list, dict)) else fmt_text(item) for item in items)
-    elif isinstance(value, dict):
-        text = compact_json(value)
-    else:
+        yield
+        stream.flush()
+        if synced:
+            os.fsync(stream.fileno())
+    except OSError as exc:
+        raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
+    finally:
+        sys.stdout = saved
         try:
-            text = str(value)
-        except ValueError:  # an integer longer than Python will print
-            text = "..."
-    if not text.isprintable():  # a server's string must not move the cursor or break a row
-        text = "".join(c if c.isprintable() else " " for c in text)
-    return clip(text)
+            stream.close()
+        except OSError:
+            pass
+
+
+def with_removed(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------------------------------
+# Formatting values
+# --------------------------------------------------------------------------------------------------
 
 
 def fmt_count(value: Any) -> str:
@@ -1689,12 +2596,9 @@ def paint(text: str) -> str:
     return "\x1b[%sm%s\x1b[0m" % (code, text) if code else text
 
 
-def as_dict(data: Any) -> dict:
-    return data if isinstance(data, dict) else {}
-
-
-def as_list(data: Any) -> list:
-    return data if isinstance(data, list) else []
+# --------------------------------------------------------------------------------------------------
+# Views: what each command's result looks like, one record each
+# --------------------------------------------------------------------------------------------------
 
 
 # -- what each command's result looks like: one View record per result -----------------------
@@ -1703,14 +2607,17 @@ def as_list(data: Any) -> list:
 # show its value, the least width of its column, and whether it is a status word (coloured).
 Field = namedtuple("Field", "label key fmt width status", defaults=(fmt_text, 0, False))
 
+
 # A part of a table below the key/value block: a titled grid ("grid", fields as columns) or
 # key/value rows ("rows", shown even when empty), of what `source` picks from the result;
 # "record" is a one-row grid followed by those of the `details` rows that have a value.
 # `empty` is shown for an empty grid or record (None: the section is left out).
 Section = namedtuple("Section", "title kind fields source details empty", defaults=((), "none"))
 
+
 # Compact lines of a part of the result: one per item of what `source` picks, fields joined by ' | '.
 Lines = namedtuple("Lines", "source fields")
+
 
 # Everything any format needs to show one kind of result:
 #   columns   a list result: its grid columns, and compact's one line per item
@@ -1730,6 +2637,7 @@ View = namedtuple("View", "columns title rows sections sentence compact prepare 
 def view_of(view: Any) -> View:
     """A view by name, or the View itself (a list view reshaped by --columns)."""
     return view if isinstance(view, View) else VIEWS[view]
+
 
 # A Prometheus metric from a result: its name and help, the field its value is (or a function of
 # the row), the labels as (label, field) pairs, and the rows (a function of the result; default: the
@@ -1765,6 +2673,8 @@ TEMPLATE_FORMATS = {"": fmt_text, "count": fmt_count, "percent": fmt_percent, "m
                     "nodes": counted("node"), "vectors": counted("vector"), "errors": counted("error"),
                     "moves": counted("move"), "under_replicated": counted("under-replicated shard"),
                     "status": fmt_text}
+
+
 _PLACEHOLDER = r"\{([\w.]+)(?::(\w+))?\}"
 _OPTIONAL = r"\[([^\[\]]*)\]"
 
@@ -1915,10 +2825,14 @@ STATUS = Field("Status", "status", status=True)
 STATUS_ROWS = (Field("Master Node", "master_node"), Field("Total Nodes", "total_nodes", fmt_count),
                Field("Active Nodes", "active_nodes", fmt_count), Field("Total Shards", "total_shards", fmt_count),
                STATUS, Field("Replication Factor", "replication_factor", fmt_count))
+
+
 # Least widths reproduce the specification's grids exactly.
 NODE_COLUMNS = (Field("Node ID", "node_id", width=16), Field("Role", "role", width=7),
                 Field("Address", "address", width=18), Field("Status", "status", width=8, status=True),
                 Field("Shards", "shard_count", fmt_count, 8))
+
+
 SHARD_COLUMNS = (Field("Shard ID", "shard_id", width=8), Field("Primary Node", "primary_node", width=15),
                  Field("Replicas", "replicas", fmt_count, 11), Field("Vector Count", "vector_count", fmt_count, 14),
                  Field("Status", "status", width=8, status=True))
@@ -2042,7 +2956,6 @@ def plan_summary(plan: Any) -> dict:
 PLAN_CHECKS = Section("Checks", "grid", PLAN_CHECK_COLUMNS, picked("check_results"))
 MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} | {strategy} | {status:status} | " \
                  "{progress:percent}"
-
 VIEWS = {
     "status": View(title="Cluster Status", rows=STATUS_ROWS,
                    compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | "
@@ -2170,6 +3083,11 @@ VIEWS["move-report"] = View(
     sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, listed("moves")),),
     compact=(Lines(listed("moves"), MOVE_RESULT_COLUMNS),),
     prepare=move_report_summary, items=Lines(lambda report: move_report_summary(report)["moves"], MOVE_RESULT_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------------
+# Formats: one renderer each
+# --------------------------------------------------------------------------------------------------
 
 
 def render_json(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
@@ -2300,9 +3218,107 @@ FORMATS = {"json": render_json, "table": render_table, "compact": render_compact
            "csv": delimited(","), "tsv": delimited("\t"), "prometheus": render_prometheus}
 
 
-# ---------------------------------------------------------------------------
-# Workflows: plans, waits and progress (used by the command handlers)
-# ---------------------------------------------------------------------------
+def render(fmt: str, view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
+    """A result in one format: the one entry point to FORMATS."""
+    return FORMATS[fmt](view, data, color, width)
+
+
+def show(output: Output, view: str, data: Any) -> None:
+    """Print a result. JSON is streamed in batches, never held whole: a million shards
+    print as 450 MB of JSON, which would otherwise be built in memory and copied again."""
+    if output.format == "ndjson" and isinstance(data, list):
+        for start in range(0, len(data), 1000):  # a thousand lines at a time
+            write("".join(to_json(item) + "\n" for item in data[start:start + 1000]))
+        return
+    if output.format != "json":
+        write(render(output.format, view, data, output.color, output.width) + "\n")
+        return
+    if not isinstance(data, list) or not data:  # an object is encoded whole: nothing is written on failure
+        write(to_json(data, indent=2) + "\n")
+        return
+    import json
+    # One encoder over the whole list: a fresh one per item would build its nested
+    # closures a million times, cycles the paused collector never frees.
+    batch, size, written = [], 0, False
+    try:
+        for chunk in json.JSONEncoder(indent=2, allow_nan=False).iterencode(data):
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= 65536:  # nothing is written before the first 64 KiB are encoded
+                write("".join(batch))
+                batch, size, written = [], 0, True
+    except (ValueError, RecursionError):
+        if written:  # only a list whose first 64 KiB printed, and a later item nested past Python's limit
+            raise BadResponse("the cluster's answer cannot be printed as JSON past this point (nested too "
+                              "deeply); the output above is cut short") from None
+        write(to_json(data, indent=2) + "\n")  # the one-shot encoder may manage it; else one clean line
+        return
+    batch.append("\n")
+    write("".join(batch))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shaping: --columns, --sort-by, --no-headers
+# --------------------------------------------------------------------------------------------------
+
+
+def field_names(result: Result) -> list:
+    """The fields of a list result: the contract's (or its view's columns), then any other the server sent."""
+    known = {"nodes": NODE_FIELDS, "shards": SHARD_FIELDS}.get(result.view) or [
+        spec.key for spec in view_of(result.view).columns]
+    return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
+                                             for k in item]))
+
+
+def as_listed(result: Result) -> Result:
+    """A list result as it is; a plan or report as the list it holds (its moves), shown as a list
+    view is: what --columns, --sort-by and --no-headers shape. Any other result as it is."""
+    items = view_of(result.view).items
+    if items is None:
+        return result
+    return Result(items.source(result.data), View(columns=items.fields), result.warning)
+
+
+def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], headers: bool) -> Result:
+    """A list result with --sort-by, --columns and --no-headers applied, for every format."""
+    if not view_of(result.view).columns:  # a node removed after a drain: nothing to shape
+        return result
+    names = field_names(result)
+    items = list(as_list(result.data))
+
+    def known(flag, wanted):
+        unknown = [name.lstrip("-") for name in wanted if name.lstrip("-") not in names]
+        if unknown:
+            raise InvalidInput("%s: no field %s; the fields are %s ('--columns help' lists them)"
+                               % (flag, ", ".join(map(repr, unknown)), ", ".join(names)))
+        return wanted
+
+    orders = known("--sort-by", [f.strip() for f in (sort_by or "").split(",") if f.strip(" -")])
+    for order in reversed(orders):  # stable sorts, the last field first
+        name, descending = order.lstrip("-"), order.startswith("-")
+        present = [i for i in items if field(i, name) is not None]
+        missing = [i for i in items if field(i, name) is None]  # last, whichever the direction
+        present.sort(key=lambda i: sort_key(field(i, name)), reverse=descending)
+        items = present + missing
+    spec = view_of(result.view)
+    if columns:
+        wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
+        items = [{name: field(item, name) for name in wanted} for item in items]
+        spec = spec._replace(columns=tuple(next((f for f in spec.columns if f.key == name), Field(name, name))
+                                           for name in wanted))
+    return Result(items, spec._replace(headers=headers), result.warning)
+
+
+def sort_key(value: Any) -> tuple:
+    """Numbers (numeric strings too) before text, each in its own order."""
+    n = as_float(value)
+    return (0, n, "") if n is not None else (1, 0.0, fmt_text(value))
+
+
+# --------------------------------------------------------------------------------------------------
+# Workflows: waits, progress, confirmation, plans carried out
+# --------------------------------------------------------------------------------------------------
+
 
 class Result:
     """A command's success: the data to print, the view it is shown with, and any warning.
@@ -2312,112 +3328,6 @@ class Result:
         self.data, self.view, self.warning = data, view, warning
 
 
-def holders(shard: Any) -> list:
-    """The nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
-    replicas = field(shard, "replica_nodes")
-    return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
-
-
-def id_of(obj: Any, name: str, what: str) -> str:
-    """An ID the planners compute with: text, or a one-line BadResponse."""
-    value = field(obj, name)
-    if not isinstance(value, str) or not value:
-        raise BadResponse("the cluster sent %s whose %s is %s, not an ID" % (
-            what, name, "missing" if value is None else clip(compact_json(value))))
-    return value
-
-
-def copies(shard: Any) -> list:
-    """The shard's holders, primary first, each checked to be an ID."""
-    what = "shard %s" % fmt_text(field(shard, "shard_id"))
-    replicas = field(shard, "replica_nodes")
-    if replicas is None:
-        replicas = []
-    if not isinstance(replicas, list):
-        raise BadResponse("the cluster sent %s whose replica_nodes is not a list" % what)
-    return [id_of(shard, "primary_node", what)] + [id_of({"replica_nodes": r}, "replica_nodes", what)
-                                                   for r in replicas]
-
-
-def nodes_by_id(nodes: list) -> dict:
-    return {id_of(node, "node_id", "a node"): node for node in nodes}
-
-
-def _check(name: str, passed: bool, detail: str, blocking: bool = True) -> dict:
-    """A dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning."""
-    return {"name": name, "passed": bool(passed), "blocking": blocking, "detail": detail}
-
-
-def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optional[str] = None,
-                   strategy: str = "LIVE_COPY") -> dict:
-    """What migrate-shard would do and whether the cluster would accept it (reads only)."""
-    shard = client.shard_status(shard_id)
-    nodes = nodes_by_id(client.list_nodes())
-    held_by = copies(shard)
-    primary = held_by[0]
-    source = source or primary
-    target_status = fmt_text(field(nodes.get(target), "status")) or "unknown"
-    migration = field(shard, "migration")
-    running = field(migration, "status") in RUNNING_MIGRATION
-    checks = [  # the contract's 404 and 409 answers, then what is only worth a warning
-        _check("source holds the primary", source == primary, "%s's primary is on %s" % (shard_id, primary)),
-        _check("source exists", source in nodes,
-               "%s is in the cluster" % source if source in nodes else "%s is not in the cluster" % source),
-        _check("target exists", target in nodes,
-               "%s is in the cluster" % target if target in nodes else "%s is not in the cluster" % target),
-        _check("target holds no copy", target not in held_by,
-               ("%s already holds a copy of %s" if target in held_by else "%s holds no copy of %s")
-               % (target, shard_id)),
-        _check("no migration running", not running,
-               "migration %s is %s" % (fmt_text(field(migration, "migration_id")),
-                                       fmt_text(field(migration, "status")))
-               if running else "no migration of %s is running" % shard_id),
-        _check("target is healthy", target not in nodes or target_status == "HEALTHY",
-               "%s is %s" % (target, target_status), blocking=False),
-    ]
-    return dry_run_plan(checks, action="migrate-shard", shard_id=shard_id, source_node=source, target_node=target,
-                        strategy=strategy, vectors_to_move=field(shard, "vector_count"),
-                        bytes_to_move=field(shard, "size_bytes"))
-
-
-def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
-    """What remove-node would do to the shards and whether the cluster would accept it (reads only)."""
-    status = client.cluster_status()
-    nodes = nodes_by_id(client.list_nodes())
-    node = nodes.get(node_id)
-    live = {n for n, v in nodes.items() if field(v, "status") not in DOWN_NODE_STATUSES and n != node_id}
-    movable_to = {n for n in live if field(nodes[n], "status") in ("HEALTHY", "DEGRADED")}
-    factor = number(field(status, "replication_factor")) or 1
-    shards = [(id_of(s, "shard_id", "a shard"), copies(s)) for s in client.list_shards(node_id=node_id)]
-    shards = [(shard_id, held_by) for shard_id, held_by in shards if node_id in held_by]
-    stranded, under_after = [], []
-    for shard_id, held_by in shards:
-        others = [n for n in held_by if n in live]
-        if not others:
-            stranded.append(shard_id)
-        if len(others) + bool(movable_to - set(held_by)) < factor:
-            under_after.append(shard_id)
-    is_master = field(node, "role") == "MASTER" or node_id == field(status, "master_node")
-    primaries = [shard_id for shard_id, held_by in shards if held_by[0] == node_id]
-    checks = [
-        _check("node exists", node is not None,
-               "%s is in the cluster" % node_id if node else "%s is not in the cluster" % node_id),
-        _check("not the master", not is_master, "%s is %sthe master" % (node_id, "" if is_master else "not ")),
-        _check("not the last node", len(nodes) > 1, "%d nodes in the cluster" % len(nodes)),
-        _check("every shard keeps a live copy", not stranded,
-               "no other live copy of: " + ", ".join(stranded) if stranded else
-               "each of its %d shards has a live copy elsewhere" % len(shards)),
-    ]
-    return dry_run_plan(checks, action="remove-node", node_id=node_id, primary_shards=primaries,
-                        replica_shards=[shard_id for shard_id, held_by in shards if held_by[0] != node_id],
-                        shards_to_redistribute=len(shards), under_replicated_after=under_after)
-
-
-def dry_run_plan(checks: list, **what) -> dict:
-    return dict(dry_run=True, **what, checks=checks,
-                would_succeed=all(c["passed"] for c in checks if c["blocking"]))
-
-
 def plan_result(plan: dict, view: str) -> Result:
     """A dry run's outcome: the plan, or ClusterError (exit 1) only where the contract would refuse."""
     warnings = ["%s: %s" % (c["name"], c["detail"]) for c in plan["checks"] if not c["passed"] and not c["blocking"]]
@@ -2425,13 +3335,6 @@ def plan_result(plan: dict, view: str) -> Result:
         return Result(plan, view, "; ".join(warnings) or None)
     reasons = "; ".join(c["detail"] for c in plan["checks"] if not c["passed"] and c["blocking"])
     raise ClusterError("the cluster would refuse this: " + reasons).showing(plan, view)
-
-
-def is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream) and stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 class ProgressBar:
@@ -2461,32 +3364,6 @@ class ProgressBar:
     def close(self) -> None:
         if self.enabled and self.first is not None:
             err_write("\n")
-
-
-def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
-               interval: float) -> tuple:
-    """Call read() until done(value), polling through failures that may pass, until
-    the deadline (with a last poll at it). Returns (value, done, seconds waited,
-    the last failure); value is None when no poll succeeded."""
-    started = time.monotonic()
-    deadline = started + timeout
-    value, last_error = None, None
-    while True:
-        # The wait's end bounds every poll, retries included; the last one, started at
-        # the deadline, gets a moment to answer.
-        with client._bounded(max(deadline, time.monotonic() + LAST_POLL_GRACE)):
-            try:
-                value, last_error = read(), None
-            except ClusterError as exc:
-                if not exc.retryable:
-                    raise
-                last_error = exc
-        if last_error is None and done(value):
-            return value, True, time.monotonic() - started, None
-        now = time.monotonic()
-        if now >= deadline:
-            return value, False, now - started, last_error
-        time.sleep(min(interval, deadline - now))
 
 
 def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeout: float,
@@ -2540,11 +3417,6 @@ def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: f
         " (last poll: %s)" % last_error if last_error else "")).showing(status, "status")
 
 
-def stderr_width() -> Optional[int]:
-    """The terminal's width when stderr is one: a plan shown before its question fits it."""
-    return terminal_columns() if is_tty(sys.stderr) else None
-
-
 def confirm(question: str) -> bool:
     """Ask on the terminal; anything but y/yes (or end of input) is no."""
     err_write(terminal_text(question) + " [y/N] ")
@@ -2594,329 +3466,6 @@ class sending:
         if isinstance(exc, Redirected):
             exc.hint = "send it to the right URL with --url"
         return False
-
-
-# ---------------------------------------------------------------------------
-# Rebalance and drain: plans are pure functions of the node and shard lists
-# ---------------------------------------------------------------------------
-
-BALANCE_BY = ("shards", "vectors")
-
-
-def _cluster_loads(nodes: list, shards: list) -> tuple:
-    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as
-    (shard_id, holders, vector_count, status), sorted by id): the planners' view of a cluster."""
-    by_id = nodes_by_id(nodes)
-    healthy = sorted(n for n, node in by_id.items() if field(node, "status") == "HEALTHY")
-    counts = {n: 0 for n in sorted(by_id)}
-    vectors = {n: 0 for n in sorted(by_id)}
-    listed = []
-    for shard in shards:
-        shard_id = id_of(shard, "shard_id", "a shard")
-        held = copies(shard)
-        size = int(finite(field(shard, "vector_count")))
-        counts[held[0]] = counts.get(held[0], 0) + 1
-        vectors[held[0]] = vectors.get(held[0], 0) + size
-        listed.append((shard_id, held, size, fmt_text(field(shard, "status")) or "unknown"))
-    listed.sort(key=lambda item: item[0])
-    return by_id, healthy, counts, vectors, listed
-
-
-def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dict:
-    """Which primaries to move where so the HEALTHY nodes' primary counts (or vectors)
-    even out. Moves only HEALTHY shards' primaries, between HEALTHY nodes, never onto a
-    node holding a copy; each shard moves at most once; the same cluster gives the same plan."""
-    if balance_by not in BALANCE_BY:
-        raise InvalidInput("balance_by must be one of %s, got %s" % (", ".join(BALANCE_BY), shown(balance_by)),
-                           param="balance_by")
-    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
-    load = dict(counts if balance_by == "shards" else vectors)
-    on = {n: [] for n in healthy}  # movable shards by the node they are on now
-    skipped, home, holders, sizes = [], {}, {}, {}
-    for shard_id, held, size, status in listed:
-        if held[0] not in on:
-            skipped.append({"shard_id": shard_id, "reason": "its primary is on %s, which is %s; left to the cluster"
-                            % (held[0], fmt_text(field(by_id.get(held[0]), "status")) or "not in the cluster")})
-        elif status != "HEALTHY":
-            skipped.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
-        else:
-            on[held[0]].append(shard_id)
-            home[shard_id], holders[shard_id], sizes[shard_id] = held[0], set(held), size
-    where = dict(home)  # where each movable shard's primary is in the plan
-    for _ in range(4 * len(where) + 1):  # every move lowers the sum of squared loads: this ends sooner
-        move = _best_move(healthy, load, on, where, holders, sizes, balance_by)
-        if move is None:
-            break
-        shard_id, source, target = move
-        weight = 1 if balance_by == "shards" else sizes[shard_id]
-        load[source] -= weight
-        load[target] += weight
-        on[source].remove(shard_id)
-        on[target].append(shard_id)
-        on[target].sort()
-        holders[shard_id] = (holders[shard_id] - {source}) | {target}
-        where[shard_id] = target
-    moves = [{"shard_id": shard_id, "source_node": home[shard_id], "target_node": where[shard_id],
-              "vector_count": sizes[shard_id]} for shard_id in sorted(where) if where[shard_id] != home[shard_id]]
-    return plan_of("rebalance", moves, counts, skipped, balance_by=balance_by)
-
-
-def _best_move(healthy: list, load: dict, on: dict, where: dict, holders: dict, sizes: dict, balance_by: str):
-    """The next move: from the most loaded node that can give to the least loaded that can
-    take, when it narrows the gap between them (and so never widens the spread)."""
-    for source in sorted(healthy, key=lambda n: (-load[n], n)):
-        for target in sorted(healthy, key=lambda n: (load[n], n)):
-            gap = load[source] - load[target]
-            if gap < (2 if balance_by == "shards" else 1):
-                break
-            fits = [s for s in on[source] if target not in holders[s] and (balance_by == "shards" or sizes[s] < gap)]
-            if fits:
-                if balance_by == "vectors":  # the one that best halves the gap
-                    fits.sort(key=lambda s: (abs(gap - 2 * sizes[s]), s))
-                return fits[0], source, target
-    return None
-
-
-def drain_plan(nodes: list, shards: list, node_id: str) -> dict:
-    """Moves for every primary on node_id, each onto the least loaded HEALTHY node holding
-    no copy of it. Raises ClusterError, showing the shards that cannot move and why."""
-    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
-    if node_id not in by_id:
-        raise ClusterError("node %s is not in the cluster" % node_id)
-    targets = [n for n in healthy if n != node_id]
-    load = dict(counts)
-    moves, stuck = [], []
-    for shard_id, held, size, status in listed:
-        if held[0] != node_id:
-            continue
-        free = sorted((n for n in targets if n not in held), key=lambda n: (load[n], n))
-        if status != "HEALTHY":
-            stuck.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
-        elif not free:
-            stuck.append({"shard_id": shard_id, "reason": "every other HEALTHY node already holds a copy"
-                          if targets else "no other node is HEALTHY"})
-        else:
-            load[free[0]] += 1
-            moves.append({"shard_id": shard_id, "source_node": node_id, "target_node": free[0], "vector_count": size})
-    plan = plan_of("drain", moves, counts, stuck, node_id=node_id)
-    if stuck:
-        raise ClusterError("cannot drain %s: %s; nothing was sent" % (node_id, "; ".join(
-            "%s: %s" % (s["shard_id"], s["reason"]) for s in stuck))).showing(plan, "move-plan")
-    return plan
-
-
-def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
-    """A plan as rebalance and drain-node print it and --plan reads it back."""
-    after = dict(before)
-    for move in moves:
-        after[move["source_node"]] -= 1
-        after[move["target_node"]] = after.get(move["target_node"], 0) + 1
-    return dict(kind=kind, **what, moves=moves, before=before, after=after, skipped=skipped)
-
-
-def check_plan(plan: Any) -> dict:
-    """A plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput."""
-    def bad(why):
-        return InvalidInput("plan: %s" % why, param="plan")
-    if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list):
-        raise bad("not a plan (an object with a list of moves, as 'rebalance --dry-run --format json' writes)")
-    for move in plan["moves"]:
-        if not isinstance(move, dict) or not all(isinstance(move.get(k), str) and move.get(k) for k in
-                                                 ("shard_id", "source_node", "target_node")):
-            raise bad("every move needs shard_id, source_node and target_node, got %s" % clip(compact_json(move)))
-        check_id(move["shard_id"], "shard_id")
-    if len({move["shard_id"] for move in plan["moves"]}) != len(plan["moves"]):
-        raise bad("a shard moves more than once")
-    if not isinstance(plan.get("after", {}), dict):
-        raise bad("'after' must map node IDs to counts")
-    return plan
-
-
-# ---------------------------------------------------------------------------
-# Commands: one handler each; the docstring is the help text
-# ---------------------------------------------------------------------------
-
-def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show the cluster's health, size and master node.
-
-    example: cluster_cli.py status --format compact
-             cluster_cli.py status --check          (exit 4 unless HEALTHY)
-             cluster_cli.py status --wait-for HEALTHY --wait-timeout 300
-    """
-    if args.wait_for:
-        return wait_for_status(client, args.wait_for, args.wait_timeout, args.poll_interval)
-    status = client.cluster_status()
-    if args.check and field(status, "status") != "HEALTHY":
-        raise ConditionNotMet("cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown")
-                              ).showing(status, "status")
-    return Result(status, "status")
-
-
-def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show topology, node health, shard distribution, replication, performance and errors.
-
-    example: cluster_cli.py diagnostics --format json | jq '.errors'
-    """
-    return Result(client.diagnostics(), "diagnostics")
-
-
-def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show cluster-wide and per-node performance and resource metrics.
-
-    example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
-    """
-    return Result(client.metrics(), "metrics")
-
-
-def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """List the cluster's nodes.
-
-    example: cluster_cli.py nodes --status UNREACHABLE --format compact
-    """
-    nodes = client.list_nodes()
-    if args.status or args.role:
-        nodes = [n for n in nodes if (not args.status or field(n, "status") == args.status)
-                 and (not args.role or field(n, "role") == args.role)]
-    return Result(nodes, "nodes")
-
-
-def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Add a node to the cluster (it is JOINING, then HEALTHY).
-
-    example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
-    """
-    confirm_change(args, "add node %s" % args.node_id, "nothing was sent")
-    with sending("the request to add %s" % args.node_id, "cluster_cli.py nodes"):
-        return Result(client.add_node(args.node_id, args.address), "node-added")
-
-
-def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Remove a node; its shards are redistributed to the remaining nodes.
-
-    On a terminal it shows the impact and asks first (--yes skips the question).
-    example: cluster_cli.py remove-node --node-id node-worker-003 --dry-run
-    """
-    node_id = args.node_id
-    if args.dry_run:
-        plan = plan_node_removal(client, node_id)
-        suggest_drain(plan)
-        return plan_result(plan, "removal-plan")
-    if will_ask(args):  # the impact, before the question
-        plan = plan_node_removal(client, node_id)
-        err_write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
-        suggest_drain(plan)
-        try:
-            plan_result(plan, "removal-plan")
-        except ClusterError as exc:
-            raise ClusterError(exc.message + "; nothing was removed") from None
-    confirm_change(args, "remove node %s" % node_id, "node %s was not removed" % node_id,
-                   "Remove node %s?" % node_id)
-    with sending("the request to remove %s" % node_id, "cluster_cli.py nodes"):
-        return Result(client.remove_node(node_id), "node-removed")
-
-
-def suggest_drain(plan: dict) -> None:
-    """A node that still holds primaries can be drained first, one watched move at a time."""
-    if plan["primary_shards"] and plan["would_succeed"]:
-        note("%s holds %d primaries, which the cluster will move all at once; 'cluster_cli.py drain-node "
-             "--node-id %s --remove' moves them first, a few at a time, and then removes it"
-             % (plan["node_id"], len(plan["primary_shards"]), plan["node_id"]))
-
-
-def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show one node's health, resource use and checks.
-
-    example: cluster_cli.py node-health --node-id node-worker-001
-    """
-    return Result(client.node_health(args.node_id), "node-health")
-
-
-def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """List shards, optionally only those of a database, a node or a status.
-
-    example: cluster_cli.py shards --format json | jq '[.[] | select(.replicas < 2)]'
-    """
-    shards = client.list_shards(args.database_id, args.node_id, args.status)
-    # Filter here too, in case a server ignores the query parameters.
-    if args.database_id or args.node_id or args.status:
-        shards = [s for s in shards if (not args.database_id or field(s, "database_id") == args.database_id)
-                  and (not args.node_id or args.node_id in holders(s))
-                  and (not args.status or field(s, "status") == args.status)]
-    return Result(shards, "shards")
-
-
-def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show one shard and its latest migration.
-
-    example: cluster_cli.py shard-status --shard-id shard-00
-    """
-    return Result(client.shard_status(args.shard_id), "shard-status")
-
-
-def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Move a shard's primary copy to another node.
-
-    Strategies: LIVE_COPY (zero downtime), SNAPSHOT (brief read-only switchover),
-    INCREMENTAL (incremental sync, final switchover).
-    example: cluster_cli.py migrate-shard --shard-id shard-00 --from-node node-worker-001 \\
-               --to-node node-worker-003 --strategy LIVE_COPY --wait
-    """
-    shard_id, target, source, strategy = args.shard_id, args.to_node, args.from_node, args.strategy
-    if args.dry_run:
-        return plan_result(plan_migration(client, shard_id, target, source, strategy), "migration-plan")
-    if source is not None:
-        primary = field(client.shard_status(shard_id), "primary_node")
-        if primary is not None and primary != source:
-            raise ClusterError("%s's primary is on %s, not %s; no migration was started"
-                               % (shard_id, fmt_text(primary), source))
-    confirm_change(args, "migrate %s to %s" % (shard_id, target), "no migration was started")
-    check = "cluster_cli.py shard-status --shard-id %s" % shard_id
-    with sending("the request to migrate %s" % shard_id, check):
-        migration = client.migrate_shard(shard_id, target, source, strategy)
-    if not args.wait:
-        return Result(migration, "migration-started")
-    # Said first, so the operator has the id whatever happens while waiting.
-    note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
-         % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
-    return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
-
-
-def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Even out the primaries over the HEALTHY nodes: plan, show, confirm, apply, verify.
-
-    Moves one shard's primary at a time (--max-concurrent for more), each checked by the
-    cluster against the plan; the first failure stops new moves. On a terminal the plan is
-    shown and confirmed first (--yes skips it).
-    example: cluster_cli.py rebalance --dry-run
-             cluster_cli.py rebalance --dry-run --format json > plan.json
-             cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
-    """
-    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
-        client.plan_rebalance(args.balance_by)
-    return carry_out(client, args, plan, "already balanced: nothing to move")
-
-
-def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Move every primary off a node, check it holds none, and with --remove remove it.
-
-    Same plan, confirmation, progress and failure handling as rebalance.
-    example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
-             cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
-    """
-    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
-        client.plan_drain(args.node_id)
-    if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
-        raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
-    result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
-    if not args.remove or args.dry_run:
-        return result
-    if result.view == "move-report":
-        note("drained %s: %s completed; removing it" % (args.node_id, words(len(result.data["completed"]), "move")))
-    else:  # nothing was moved, so nothing was confirmed yet
-        confirm_change(args, "remove node %s" % args.node_id, "node %s was not removed" % args.node_id,
-                       "Remove node %s?" % args.node_id)
-    with sending("the request to remove %s" % args.node_id, "cluster_cli.py nodes"):
-        return Result(client.remove_node(args.node_id), "node-removed")
 
 
 def read_plan(path: str, limit: int, timeout: float) -> dict:
@@ -3034,6 +3583,236 @@ class MoveProgress:
             err_write("\n")
 
 
+def suggest_drain(plan: dict) -> None:
+    """A node that still holds primaries can be drained first, one watched move at a time."""
+    if plan["primary_shards"] and plan["would_succeed"]:
+        note("%s holds %d primaries, which the cluster will move all at once; 'cluster_cli.py drain-node "
+             "--node-id %s --remove' moves them first, a few at a time, and then removes it"
+             % (plan["node_id"], len(plan["primary_shards"]), plan["node_id"]))
+
+
+def draw_tick(result: Result, command: str, output: Output, interval: float, on_terminal: bool) -> None:
+    """One snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
+    if on_terminal:
+        header = "Every %gs: %s    %s\n\n" % (interval, command, time.strftime("%Y-%m-%d %H:%M:%S"))
+        write("\x1b[H\x1b[2J" + header + render(output.format, result.view, result.data, output.color,
+                                                  output.width) + "\n")
+    elif output.format == "json":  # one line per snapshot, for jq to stream
+        write(to_json(result.data) + "\n")
+    else:  # compact stays one line per object; tables get a blank line between
+        write(render(output.format, result.view, result.data, output.color, output.width) +
+              ("\n\n" if output.format == "table" else "\n"))
+
+
+def watch(read: Callable[[], Any], command: str, output: Output, interval: float, count: int = 0) -> int:
+    """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
+    otherwise, until Ctrl-C or `count` snapshots."""
+    on_terminal = is_tty(sys.stdout) and not output.file
+    snapshots = 0
+    try:
+        while True:
+            try:
+                with collector_paused():  # as a single run does: a large tick allocates no cycles
+                    result = read()
+            except ClusterError as exc:
+                if exc.shown is not None:  # a --check that failed: the snapshot still shows
+                    result = Result(*exc.shown)
+                elif exc.retryable:
+                    report("%s (still watching)" % exc)
+                    result = None
+                else:
+                    raise
+            if result is not None:
+                with collector_paused(), written_to(output.file):  # with --output, each snapshot replaces it
+                    draw_tick(result, command, output, interval, on_terminal)
+            snapshots += 1
+            if count and snapshots >= count:
+                return EXIT_OK
+            time.sleep(interval)
+    except KeyboardInterrupt as exc:  # Ctrl-C is how a watch ends; SIGTERM or SIGHUP is the process ended
+        return EXIT_OK if signal_of(exc) == 2 else 128 + signal_of(exc)
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands: one handler each; the docstring is the help text
+# --------------------------------------------------------------------------------------------------
+
+
+def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show the cluster's health, size and master node.
+
+    example: cluster_cli.py status --format compact
+             cluster_cli.py status --check          (exit 4 unless HEALTHY)
+             cluster_cli.py status --wait-for HEALTHY --wait-timeout 300
+    """
+    if args.wait_for:
+        return wait_for_status(client, args.wait_for, args.wait_timeout, args.poll_interval)
+    status = client.cluster_status()
+    if args.check and field(status, "status") != "HEALTHY":
+        raise ConditionNotMet("cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown")
+                              ).showing(status, "status")
+    return Result(status, "status")
+
+
+def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show topology, node health, shard distribution, replication, performance and errors.
+
+    example: cluster_cli.py diagnostics --format json | jq '.errors'
+    """
+    return Result(client.diagnostics(), "diagnostics")
+
+
+def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show cluster-wide and per-node performance and resource metrics.
+
+    example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
+    """
+    return Result(client.metrics(), "metrics")
+
+
+def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """List the cluster's nodes.
+
+    example: cluster_cli.py nodes --status UNREACHABLE --format compact
+    """
+    nodes = client.list_nodes()
+    if args.status or args.role:
+        nodes = [n for n in nodes if (not args.status or field(n, "status") == args.status)
+                 and (not args.role or field(n, "role") == args.role)]
+    return Result(nodes, "nodes")
+
+
+def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Add a node to the cluster (it is JOINING, then HEALTHY).
+
+    example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
+    """
+    confirm_change(args, "add node %s" % args.node_id, "nothing was sent")
+    with sending("the request to add %s" % args.node_id, "cluster_cli.py nodes"):
+        return Result(client.add_node(args.node_id, args.address), "node-added")
+
+
+def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Remove a node; its shards are redistributed to the remaining nodes.
+
+    On a terminal it shows the impact and asks first (--yes skips the question).
+    example: cluster_cli.py remove-node --node-id node-worker-003 --dry-run
+    """
+    node_id = args.node_id
+    if args.dry_run:
+        plan = plan_node_removal(client, node_id)
+        suggest_drain(plan)
+        return plan_result(plan, "removal-plan")
+    if will_ask(args):  # the impact, before the question
+        plan = plan_node_removal(client, node_id)
+        err_write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
+        suggest_drain(plan)
+        try:
+            plan_result(plan, "removal-plan")
+        except ClusterError as exc:
+            raise ClusterError(exc.message + "; nothing was removed") from None
+    confirm_change(args, "remove node %s" % node_id, "node %s was not removed" % node_id,
+                   "Remove node %s?" % node_id)
+    with sending("the request to remove %s" % node_id, "cluster_cli.py nodes"):
+        return Result(client.remove_node(node_id), "node-removed")
+
+
+def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show one node's health, resource use and checks.
+
+    example: cluster_cli.py node-health --node-id node-worker-001
+    """
+    return Result(client.node_health(args.node_id), "node-health")
+
+
+def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """List shards, optionally only those of a database, a node or a status.
+
+    example: cluster_cli.py shards --format json | jq '[.[] | select(.replicas < 2)]'
+    """
+    shards = client.list_shards(args.database_id, args.node_id, args.status)
+    # Filter here too, in case a server ignores the query parameters.
+    if args.database_id or args.node_id or args.status:
+        shards = [s for s in shards if (not args.database_id or field(s, "database_id") == args.database_id)
+                  and (not args.node_id or args.node_id in holders(s))
+                  and (not args.status or field(s, "status") == args.status)]
+    return Result(shards, "shards")
+
+
+def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show one shard and its latest migration.
+
+    example: cluster_cli.py shard-status --shard-id shard-00
+    """
+    return Result(client.shard_status(args.shard_id), "shard-status")
+
+
+def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Move a shard's primary copy to another node.
+
+    Strategies: LIVE_COPY (zero downtime), SNAPSHOT (brief read-only switchover),
+    INCREMENTAL (incremental sync, final switchover).
+    example: cluster_cli.py migrate-shard --shard-id shard-00 --from-node node-worker-001 \\
+               --to-node node-worker-003 --strategy LIVE_COPY --wait
+    """
+    shard_id, target, source, strategy = args.shard_id, args.to_node, args.from_node, args.strategy
+    if args.dry_run:
+        return plan_result(plan_migration(client, shard_id, target, source, strategy), "migration-plan")
+    if source is not None:
+        primary = field(client.shard_status(shard_id), "primary_node")
+        if primary is not None and primary != source:
+            raise ClusterError("%s's primary is on %s, not %s; no migration was started"
+                               % (shard_id, fmt_text(primary), source))
+    confirm_change(args, "migrate %s to %s" % (shard_id, target), "no migration was started")
+    check = "cluster_cli.py shard-status --shard-id %s" % shard_id
+    with sending("the request to migrate %s" % shard_id, check):
+        migration = client.migrate_shard(shard_id, target, source, strategy)
+    if not args.wait:
+        return Result(migration, "migration-started")
+    # Said first, so the operator has the id whatever happens while waiting.
+    note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
+         % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
+    return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
+
+
+def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Even out the primaries over the HEALTHY nodes: plan, show, confirm, apply, verify.
+
+    Moves one shard's primary at a time (--max-concurrent for more), each checked by the
+    cluster against the plan; the first failure stops new moves. On a terminal the plan is
+    shown and confirmed first (--yes skips it).
+    example: cluster_cli.py rebalance --dry-run
+             cluster_cli.py rebalance --dry-run --format json > plan.json
+             cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
+    """
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+        client.plan_rebalance(args.balance_by)
+    return carry_out(client, args, plan, "already balanced: nothing to move")
+
+
+def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Move every primary off a node, check it holds none, and with --remove remove it.
+
+    Same plan, confirmation, progress and failure handling as rebalance.
+    example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
+             cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
+    """
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+        client.plan_drain(args.node_id)
+    if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
+        raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
+    result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
+    if not args.remove or args.dry_run:
+        return result
+    if result.view == "move-report":
+        note("drained %s: %s completed; removing it" % (args.node_id, words(len(result.data["completed"]), "move")))
+    else:  # nothing was moved, so nothing was confirmed yet
+        confirm_change(args, "remove node %s" % args.node_id, "node %s was not removed" % args.node_id,
+                       "Remove node %s?" % args.node_id)
+    with sending("the request to remove %s" % args.node_id, "cluster_cli.py nodes"):
+        return Result(client.remove_node(args.node_id), "node-removed")
+
+
 def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Check that the node this CLI talks to is alive (GET /health).
 
@@ -3045,6 +3824,8 @@ def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
 SHELLS = ("bash", "zsh", "fish")
 COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
 FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
+
+
 # How a shell asks for the context names: the command it is completing, run again (with the
 # --config FILE typed on the line, if one was).
 CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
@@ -3233,24 +4014,117 @@ def cmd_contexts(config: Config, current: Optional[Context]) -> Result:
     return Result(rows, "contexts", empty)
 
 
-# ---------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
+# Settings from the command line
+# --------------------------------------------------------------------------------------------------
 
-def terminal_columns() -> int:
-    """shutil.get_terminal_size().columns, without importing shutil (and bz2, lzma) on every run."""
-    try:
-        columns = int(os.environ.get("COLUMNS", 0))
-    except ValueError:
-        columns = 0
-    for stream in (sys.__stdout__, sys.__stderr__):  # stderr: a plan shown before its question
-        if columns > 0:
-            break
+
+# How results are printed: the --format choice, whether status words are coloured, --output,
+# and the terminal's width that tables fit (None when not printing to a terminal: full width).
+Output = namedtuple("Output", "format color file width", defaults=(None, None))
+
+
+def output_from(args: argparse.Namespace, fmt: str) -> Output:
+    """How to print: the format resolved from the settings, colour only on a terminal."""
+    on_terminal = not args.output and is_tty(sys.stdout)
+    color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
+    return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
+
+
+def flag_source(args: argparse.Namespace) -> Source:
+    """The settings given on the command line. A --host or --port flag alone takes the other part
+    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
+    if args.api_key is not None and not args.api_key.strip():
+        raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
+    values = {name: getattr(args, name) for name in ("url", "api_key", "format", "timeout", "ca_cert", "retries",
+                                                      "max_response_size", "insecure")
+              if getattr(args, name, None) is not None}
+    labels = {name: "--" + name.replace("_", "-") for name in values}
+    if args.url is None and (args.host, args.port) != (None, None):
+        env = environment_source(os.environ)
+        for part, flag in (("host", "--host"), ("port", "--port")):
+            given = getattr(args, part)
+            values[part] = given if given is not None else env.values.get(part, ADDRESS_DEFAULTS[part])
+            labels[part] = flag if given is not None else env.labels.get(part, "the default")
+    return Source("the command line", values, labels)
+
+
+def environment_source(env: Any) -> Source:
+    """The JADEVECTORDB_* variables; each is checked when it is the one used."""
+    values, labels = {}, {}
+    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT)):
+        if env.get(variable):
+            values[name], labels[name] = env[variable], variable
+    if "port" in values:
+        values["port"] = (lambda text: lambda: check_port(text, ENV_PORT))(values["port"])
+    if "format" in values:
+        values["format"] = (lambda text: lambda: check_format(text, ENV_FORMAT))(values["format"])
+    if ENV_API_KEY in env:
+        values["api_key"], labels["api_key"] = (lambda: check_nonempty_key(env[ENV_API_KEY])), ENV_API_KEY
+    return Source("the environment", values, labels)
+
+
+def command_line_sources(args: argparse.Namespace, context: Optional[Context]) -> list:
+    """Where settings come from, highest first: the flags, a context named by --context, the
+    JADEVECTORDB_* environment, a context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
+    explicit = context is not None and context.chosen_by == "--context"
+    return [flag_source(args)] + ([context_source(context)] if explicit else []) + \
+        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) + \
+        [DEFAULT_SOURCE]
+
+
+def check_format(text: Any, source: str) -> str:
+    if text not in FORMATS:
+        raise InvalidInput("%s must be one of %s, got %s" % (source, ", ".join(FORMATS), shown(text)))
+    return text
+
+
+def check_nonempty_key(text: str) -> str:
+    if not text.strip():
+        raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
+    return text
+
+
+def key_over_plain_http(base_urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
+    """Where the key would travel in clear: each http:// URL other than a loopback one, and every
+    http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
+    import ipaddress
+    from urllib.parse import urlsplit
+    exposed = []
+    for url in base_urls:
+        parts = urlsplit(url)
+        proxy = proxy_for(url) if proxy_for else None
+        if parts.scheme != "http":
+            continue  # https: end to end, a proxy's CONNECT tunnel included
+        if proxy:
+            exposed.append("%s through the proxy %s" % (url, hide_credentials(proxy)))
+            continue
+        if parts.hostname == "localhost":
+            continue
         try:
-            columns = os.get_terminal_size(stream.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
+            if ipaddress.ip_address(parts.hostname).is_loopback:
+                continue
+        except ValueError:
+            pass
+        exposed.append(url)
+    return exposed
+
+
+def address_flags(args: argparse.Namespace) -> list:
+    """The flags of this command line that say which cluster, and how to reach it: what a hint
+    repeats, so the command it names can be pasted as it is (never the key)."""
+    import shlex
+    flags = []
+    for name in ("url", "host", "port", "context", "config", "ca_cert"):
+        value = getattr(args, name, None)
+        if value is not None:
+            flags += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
+    return flags + (["--insecure"] if getattr(args, "insecure", False) else [])
+
+
+# --------------------------------------------------------------------------------------------------
+# The parser
+# --------------------------------------------------------------------------------------------------
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -3535,6 +4409,8 @@ def _count_of_migrations(text: str) -> int:
 # The exit codes each command can end with, in its --help.
 _COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), " \
                 "3 cluster unreachable, 130 interrupted"
+
+
 _LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not have been applied"
 EXIT_CODES = {
     None: "exit codes: " + _COMMON_EXITS,
@@ -3573,10 +4449,6 @@ COMMANDS = {
     "contexts": (cmd_contexts, add_shaping_options),
     "completion": (cmd_completion, completion_options),
 }
-
-
-DEFAULT_PROG = "cluster_cli.py"
-PROG = DEFAULT_PROG  # the name the command was run as: jadevectordb-cluster when installed
 
 
 def program_name(argv0: str) -> str:
@@ -3618,622 +4490,9 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     return parser
 
 
-# -- named clusters: contexts in a TOML file ----------------------------------------------
-
-# What a [contexts.NAME] table may set. A mistyped setting is an error, not ignored:
-# "protect = true" must not leave production unprotected.
-CONTEXT_SETTINGS = ("url", "host", "port", "format", "timeout", "ca_cert", "api_key_env", "api_key", "protected")
-_CONTEXT_NAME = r"^[A-Za-z0-9][\w.-]*$"
-MAX_CONFIG_SIZE = 1024 ** 2  # bytes; a contexts file is a few hundred
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-# The contexts file, read: where it is, its default_context and contexts ({name: settings}).
-Config = namedtuple("Config", "path default_context contexts")
-# The context a run uses: its name, what chose it (--context, the environment, default_context),
-# its settings, and the file they are from.
-Context = namedtuple("Context", "name chosen_by settings path")
-
-
-# A source of settings: its name in messages, what it sets ({setting: value, or a function that
-# checks and gives the value, called only when it is the one used}), and labels that name some of
-# its settings better than its name does (JADEVECTORDB_PORT rather than "the environment").
-Source = namedtuple("Source", "name values labels")
-ADDRESS = ("url", "host", "port")  # one setting: the cluster's address
-ADDRESS_DEFAULTS = {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
-
-
-class Resolved(dict):
-    """Settings by name; `sources` says where each came from ("address" for url/host/port), and
-    `overridden` lists the addresses lower sources gave that were not used: (where, base URLs)."""
-
-    sources = overridden = None
-
-
-def resolve(sources: Sequence[Source]) -> Resolved:
-    """The settings, each from the first of `sources` (highest first) that sets it. The address is
-    one setting: it comes whole from the first source that sets any part of it (url, or host and
-    port), so a cluster is never addressed by one source's host and another's port."""
-    resolved = Resolved()
-    resolved.sources, resolved.overridden = {}, []
-
-    def value_of(source, name):
-        value = source.values[name]
-        return value() if callable(value) else value
-
-    for source in reversed(sources):  # the highest last: it wins
-        for name in source.values:
-            if name not in ADDRESS:
-                resolved[name], resolved.sources[name] = source, source.labels.get(name, source.name)
-    for name, source in list(resolved.items()):
-        resolved[name] = value_of(source, name)
-    addressed = [source for source in sources if any(name in source.values for name in ADDRESS)]
-
-    def address_of(source):
-        if "url" in source.values:
-            return {"url": value_of(source, "url")}, source.labels.get("url", source.name)
-        parts = {name: value_of(source, name) if name in source.values else ADDRESS_DEFAULTS[name]
-                 for name in ("host", "port")}
-        labels = [source.labels.get(name, source.name) for name in ("host", "port") if name in source.values]
-        return parts, " and ".join(dict.fromkeys(label for label in labels if label != "the default"))
-
-    address, resolved.sources["address"] = address_of(addressed[0])
-    resolved.update(address)
-    if addressed[0] is not DEFAULT_SOURCE:
-        used = base_urls(address)
-        for source in addressed[1:]:
-            if source is DEFAULT_SOURCE:
-                continue
-            try:
-                other, label = address_of(source)
-                urls = base_urls(other)
-                if "url" in other or "url" in address:
-                    differs = urls != used
-                else:  # only the parts it set: JADEVECTORDB_PORT alone names no host
-                    differs = any(other[name] != address[name] for name in ("host", "port") if name in source.values)
-            except InvalidInput:
-                continue  # a value that would have been refused, had it been used
-            if differs:
-                resolved.overridden.append((label, urls))
-    return resolved
-
-
-def base_urls(address: dict) -> list:
-    """The base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked."""
-    if "url" in address:
-        return check_urls(address["url"])
-    return check_hosts(address["host"], check_port(address["port"], "port"))
-
-
-def config_path(flag: Optional[str]) -> tuple:
-    """(the contexts file, what named it: '--config', JADEVECTORDB_CONFIG, or None for the default place)."""
-    if flag:
-        return flag, "--config"
-    if os.environ.get(ENV_CONFIG):
-        return os.environ[ENV_CONFIG], ENV_CONFIG
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "jadevectordb", "cluster.toml"), None
-
-
-def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Config:
-    """The contexts file, parsed and checked; no file at the default place is no contexts.
-    TOML is parsed only when there is a file: no other run pays for it."""
-    try:
-        if not named_by and os.path.exists(path) and not os.path.isfile(path):
-            # Only a file named by --config or JADEVECTORDB_CONFIG is read as a stream: a FIFO
-            # at the default place would make every command wait for a writer.
-            raise InvalidInput("%s is not a regular file; name a FIFO or pipe with --config" % path)
-        raw, info = read_file(path, MAX_CONFIG_SIZE, timeout)  # a pipe too: --config <(vault read ...)
-    except FileNotFoundError:
-        if named_by:
-            raise InvalidInput("%s: no such file: %s" % (named_by, path)) from None
-        return Config(path, None, {})
-    except OSError as exc:
-        raise InvalidInput("cannot read %s: %s" % (path, exc.strerror or exc)) from None
-    except InvalidInput as exc:  # --config /dev/zero must not eat the memory, nor a FIFO hang every command
-        raise InvalidInput(exc.message if exc.message.endswith("--config") else
-                           "%s; it is not a contexts file" % exc.message) from None
-    check_file_is_ours(path, info)
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    try:
-        text = raw.decode("utf-8")
-        data = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("%s is not UTF-8 text (byte %d)" % (path, exc.start)) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        where = re.search(r" \(at line (\d+), column \d+\)$", message)
-        if where:
-            raise InvalidInput("%s line %s: %s" % (path, where.group(1), message[:where.start()])) from None
-        raise InvalidInput("%s: %s" % (path, message)) from None
-    except RecursionError:
-        raise InvalidInput("%s: its values are nested too deeply to be a contexts file" % path) from None
-    return check_config(path, text, data, info)
-
-
-def check_file_is_ours(path: str, info: Any) -> None:
-    """A contexts file decides where changes go and which clusters are protected: like ssh with its
-    keys, refuse one that others could have written (the file, or its folder, writable by group or
-    others, or owned by another user). A sticky folder such as /tmp is fine: no one else may
-    rename or replace what is ours in it."""
-    if os.name != "posix":
-        return
-    folder = os.path.dirname(os.path.realpath(path)) or "."
-    for what, where, stats in (("file", path, info), ("folder", folder, None)):
-        try:
-            stats = stats or os.stat(where)
-        except OSError:
-            continue
-        if stats.st_uid not in (0, os.geteuid()):
-            raise InvalidInput("%s: its %s %s belongs to another user (uid %d), who could point it at another "
-                               "cluster; use a contexts file of your own" % (path, what, where, stats.st_uid))
-        if stats.st_mode & 0o022 and not (what == "folder" and stats.st_mode & 0o1000):  # sticky: /tmp
-            raise InvalidInput("%s: its %s %s may be written by %s (mode %03o), who could point it at another "
-                               "cluster or lift a protection; run 'chmod go-w %s'" % (
-                                   path, what, where, "others" if stats.st_mode & 0o002 else "its group",
-                                   stats.st_mode & 0o777, where))
-
-
-def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
-    """The file's contents, each setting checked, errors naming the file and line."""
-    def refuse(message, section=None, key=None):
-        line = line_of(text, section, key)
-        raise InvalidInput("%s%s: %s" % (path, " line %d" % line if line else "", message))
-
-    for key in data:
-        if key not in ("default_context", "contexts"):
-            refuse("unknown setting %r (the file holds default_context and [contexts.NAME] tables)" % key, None, key)
-    contexts = data.get("contexts", {})
-    if not isinstance(contexts, dict):
-        refuse("contexts must be tables: [contexts.NAME]", None, "contexts")
-    checked = {}
-    for name, settings in contexts.items():
-        if not re.match(_CONTEXT_NAME, name):
-            refuse("context name %s must be letters, digits, '.', '_' or '-'" % shown(name), name)
-        if not isinstance(settings, dict):
-            refuse("contexts.%s must be a table: [contexts.%s]" % (name, name), None, "contexts")
-        for key, value in settings.items():
-            if key not in CONTEXT_SETTINGS:
-                refuse("context %r: unknown setting %r (the settings are %s)"
-                       % (name, key, ", ".join(CONTEXT_SETTINGS)), name, key)
-            try:
-                check_context_setting(key, value)
-            except InvalidInput as exc:
-                message = exc.message  # "port: port 0 is out of range" reads as "port 0 is out of range"
-                if message.startswith("%s: %s " % (key, key)):
-                    message = message[len(key) + 2:]
-                refuse("context %r: %s" % (name, message), name, key)
-        if "url" not in settings and "host" not in settings:
-            refuse("context %r names no cluster: set url, or host (and port)" % name, name)
-        if "api_key" in settings and "api_key_env" in settings:
-            refuse("context %r: set api_key_env or api_key, not both" % name, name, "api_key")
-        checked[name] = settings
-    default = data.get("default_context")
-    if default is not None and default not in checked:
-        refuse("default_context %s is not one of the contexts (%s)" % (shown(default), ", ".join(checked) or "none"),
-               None, "default_context")
-    with_keys = [name for name, settings in checked.items() if "api_key" in settings]
-    if with_keys and os.name == "posix":
-        mode = (info or os.stat(path)).st_mode & 0o777
-        if mode & 0o077:
-            refuse("holds an API key (context %r) but others may read it (mode %03o): run 'chmod 600 %s', or "
-                   "keep the key in an environment variable named by api_key_env" % (with_keys[0], mode, path))
-    return Config(path, default, checked)
-
-
-def check_context_setting(key: str, value: Any) -> None:
-    """One setting of a context, checked as the flag that sets it would be."""
-    kinds = {"url": (str, list), "host": (str, list), "port": (int,), "format": (str,), "timeout": (int, float),
-             "ca_cert": (str,), "api_key_env": (str,), "api_key": (str,), "protected": (bool,)}
-    if not isinstance(value, kinds[key]) or (key in ("port", "timeout") and isinstance(value, bool)):
-        raise InvalidInput("%s must be %s" % (key, {"url": "text or a list of text", "host": "text or a list of text",
-                                                    "port": "a whole number", "timeout": "a number of seconds",
-                                                    "protected": "true or false"}.get(key, "text")))
-    if key == "url":
-        check_urls(value)
-    elif key == "host":
-        check_hosts(value, DEFAULT_PORT)
-    elif key == "port":
-        check_port(value, "port")
-    elif key == "format" and value not in FORMATS:
-        raise InvalidInput("format must be one of %s, got %s" % (", ".join(FORMATS), shown(value)))
-    elif key == "timeout":
-        check_seconds(value, "timeout")
-    elif key == "api_key_env" and not re.match(_ENV_NAME, value):
-        raise InvalidInput("api_key_env must be the name of an environment variable, got %s" % shown(value))
-    elif key == "api_key":
-        if not value.strip():
-            raise InvalidInput("api_key must not be empty")
-        check_api_key(value)
-
-
-def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[int]:
-    """The line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found."""
-    current, header = None, None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        match = re.match(r"^\[\s*([^\[\]]+?)\s*\]", stripped)
-        if match:
-            current = match.group(1).replace('"', "").replace("'", "").replace(" ", "")
-            if section is not None and current == "contexts." + section.replace(" ", ""):
-                header = number
-                if key is None:
-                    return number
-            continue
-        inside = current == "contexts." + section.replace(" ", "") if section is not None else current is None
-        if key is not None and inside and re.match(r"^%s\s*[=.]" % re.escape(key), stripped):
-            return number
-    return header
-
-
-def chosen_context(config: Config, flag: Optional[str], flag_name: str = "--context") -> Optional[Context]:
-    """The context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
-    else the file's default_context."""
-    env = os.environ.get(ENV_CONTEXT)
-    name, chosen_by = ((flag, flag_name) if flag is not None else (env, ENV_CONTEXT) if env else
-                       (config.default_context, "default_context"))
-    if name is None:
-        return None
-    if name not in config.contexts:
-        known = ("the contexts are " + ", ".join(config.contexts) if config.contexts else
-                 no_file(config) or "%s has no contexts" % config.path)
-        raise InvalidInput("%s: no context %s; %s" % (chosen_by, shown(name), known))
-    return Context(name, chosen_by, config.contexts[name], config.path)
-
-
-def no_file(config: Config) -> Optional[str]:
-    """'there is no contexts file at PATH', for messages, when there is none; else None."""
-    return None if os.path.exists(config.path) else "there is no contexts file at %s" % config.path
-
-
-def context_key(context: Context) -> Optional[str]:
-    """A context's API key: from the environment variable it names (which must then be set), or the file."""
-    settings = context.settings
-    if "api_key_env" in settings:
-        value = os.environ.get(settings["api_key_env"])
-        if not value or not value.strip():
-            raise InvalidInput("context %r takes its API key from %s, which is %s" % (
-                context.name, settings["api_key_env"], "empty" if value is not None else "not set"))
-        return value
-    return settings.get("api_key")
-
-
-def context_ca_cert(context: Context) -> Optional[str]:
-    """A context's ca_cert; a relative path is relative to the contexts file, as kubectl's are."""
-    ca_cert = context.settings.get("ca_cert")
-    if not ca_cert:
-        return None
-    return os.path.join(os.path.dirname(os.path.abspath(context.path)), os.path.expanduser(ca_cert))
-
-
-def context_url(settings: dict) -> str:
-    """Where a context points, as the client will call it."""
-    if "url" in settings:
-        return ",".join(check_urls(settings["url"]))
-    return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
-
-
-# How results are printed: the --format choice, whether status words are coloured, --output,
-# and the terminal's width that tables fit (None when not printing to a terminal: full width).
-Output = namedtuple("Output", "format color file width", defaults=(None, None))
-
-
-def output_from(args: argparse.Namespace, fmt: str) -> Output:
-    """How to print: the format resolved from the settings, colour only on a terminal."""
-    on_terminal = not args.output and is_tty(sys.stdout)
-    color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
-    return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
-
-
-def flag_source(args: argparse.Namespace) -> Source:
-    """The settings given on the command line. A --host or --port flag alone takes the other part
-    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
-    if args.api_key is not None and not args.api_key.strip():
-        raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
-    values = {name: getattr(args, name) for name in ("url", "api_key", "format", "timeout", "ca_cert", "retries",
-                                                      "max_response_size", "insecure")
-              if getattr(args, name, None) is not None}
-    labels = {name: "--" + name.replace("_", "-") for name in values}
-    if args.url is None and (args.host, args.port) != (None, None):
-        env = environment_source(os.environ)
-        for part, flag in (("host", "--host"), ("port", "--port")):
-            given = getattr(args, part)
-            values[part] = given if given is not None else env.values.get(part, ADDRESS_DEFAULTS[part])
-            labels[part] = flag if given is not None else env.labels.get(part, "the default")
-    return Source("the command line", values, labels)
-
-
-def environment_source(env: Any) -> Source:
-    """The JADEVECTORDB_* variables; each is checked when it is the one used."""
-    values, labels = {}, {}
-    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT)):
-        if env.get(variable):
-            values[name], labels[name] = env[variable], variable
-    if "port" in values:
-        values["port"] = (lambda text: lambda: check_port(text, ENV_PORT))(values["port"])
-    if "format" in values:
-        values["format"] = (lambda text: lambda: check_format(text, ENV_FORMAT))(values["format"])
-    if ENV_API_KEY in env:
-        values["api_key"], labels["api_key"] = (lambda: check_nonempty_key(env[ENV_API_KEY])), ENV_API_KEY
-    return Source("the environment", values, labels)
-
-
-def context_source(context: Context) -> Source:
-    """A context's settings: its address (whole), key (read when used), format, timeout and ca_cert."""
-    ours = context.settings
-    values = {name: ours[name] for name in ("url", "host", "port", "format", "timeout") if name in ours}
-    if "host" in ours:
-        values.setdefault("port", DEFAULT_PORT)
-    if "api_key_env" in ours or "api_key" in ours:
-        values["api_key"] = lambda: context_key(context)
-    if "ca_cert" in ours:
-        values["ca_cert"] = context_ca_cert(context)
-    name = "context %r" % context.name
-    return Source(name, values, {"ca_cert": name + ": ca_cert"})
-
-
-DEFAULT_SOURCE = Source("the defaults", {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "format": DEFAULT_FORMAT,
-                                         "timeout": DEFAULT_TIMEOUT, "retries": DEFAULT_RETRIES,
-                                         "max_response_size": DEFAULT_MAX_RESPONSE_SIZE, "insecure": False}, {})
-
-
-def command_line_sources(args: argparse.Namespace, context: Optional[Context]) -> list:
-    """Where settings come from, highest first: the flags, a context named by --context, the
-    JADEVECTORDB_* environment, a context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
-    explicit = context is not None and context.chosen_by == "--context"
-    return [flag_source(args)] + ([context_source(context)] if explicit else []) + \
-        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) + \
-        [DEFAULT_SOURCE]
-
-
-def check_format(text: Any, source: str) -> str:
-    if text not in FORMATS:
-        raise InvalidInput("%s must be one of %s, got %s" % (source, ", ".join(FORMATS), shown(text)))
-    return text
-
-
-def check_nonempty_key(text: str) -> str:
-    if not text.strip():
-        raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
-    return text
-
-
-def client_settings(resolved: dict) -> dict:
-    """ClusterCLI's arguments from resolved settings: the address, key, timeout, retries, size, verify."""
-    ca_cert = resolved.get("ca_cert")
-    if ca_cert and not resolved.get("insecure") and not os.path.isfile(ca_cert):
-        raise InvalidInput("%s: %s" % (resolved.sources["ca_cert"], "no such file: %s" % shown(ca_cert)
-                                       if not os.path.exists(ca_cert) else "not a regular file: %s" % shown(ca_cert)))
-    settings = {name: resolved[name] for name in ("url", "host", "port", "api_key", "timeout", "retries",
-                                                  "max_response_size") if resolved.get(name) is not None}
-    settings["verify"] = False if resolved.get("insecure") else (ca_cert or True)
-    return settings
-
-
-def terminal_text(message: str) -> str:
-    """Control characters from input or a server escaped, not obeyed by the terminal."""
-    if message.isprintable():
-        return message
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-
-
-def say(prefix: str, message: str) -> None:
-    """One line on stderr: a hint's command as the operator can paste it, secrets out, control
-    characters escaped. A closed or broken stderr loses the line, never the exit code."""
-    err_write("%s%s\n" % (prefix, terminal_text(pasteable(message))))
-
-
-def pasteable(message: str) -> str:
-    """A message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
-    with the address flags it was given (--host, --url, --context...; never the key)."""
-    return message.replace(DEFAULT_PROG + " ", SPOKEN.command + " ") if SPOKEN.command != DEFAULT_PROG else message
-
-
-def err_write(text: str) -> None:
-    """Write to stderr as it is (a progress line's \\r too), secrets out; never fails the command."""
-    try:
-        sys.stderr.write(redact(text))
-        sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):
-        pass
-
-
-def report(message: str) -> None:
-    say("error: ", message)
-
-
-def warn(message: str) -> None:
-    say("warning: ", message)
-
-
-def note(message: str) -> None:
-    say("", message)
-
-
-def key_over_plain_http(base_urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
-    """Where the key would travel in clear: each http:// URL other than a loopback one, and every
-    http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
-    import ipaddress
-    from urllib.parse import urlsplit
-    exposed = []
-    for url in base_urls:
-        parts = urlsplit(url)
-        proxy = proxy_for(url) if proxy_for else None
-        if parts.scheme != "http":
-            continue  # https: end to end, a proxy's CONNECT tunnel included
-        if proxy:
-            exposed.append("%s through the proxy %s" % (url, hide_credentials(proxy)))
-            continue
-        if parts.hostname == "localhost":
-            continue
-        try:
-            if ipaddress.ip_address(parts.hostname).is_loopback:
-                continue
-        except ValueError:
-            pass
-        exposed.append(url)
-    return exposed
-
-
-def field_names(result: Result) -> list:
-    """The fields of a list result: the contract's (or its view's columns), then any other the server sent."""
-    known = {"nodes": NODE_FIELDS, "shards": SHARD_FIELDS}.get(result.view) or [
-        spec.key for spec in view_of(result.view).columns]
-    return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
-                                             for k in item]))
-
-
-def as_listed(result: Result) -> Result:
-    """A list result as it is; a plan or report as the list it holds (its moves), shown as a list
-    view is: what --columns, --sort-by and --no-headers shape. Any other result as it is."""
-    items = view_of(result.view).items
-    if items is None:
-        return result
-    return Result(items.source(result.data), View(columns=items.fields), result.warning)
-
-
-def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], headers: bool) -> Result:
-    """A list result with --sort-by, --columns and --no-headers applied, for every format."""
-    if not view_of(result.view).columns:  # a node removed after a drain: nothing to shape
-        return result
-    names = field_names(result)
-    items = list(as_list(result.data))
-
-    def known(flag, wanted):
-        unknown = [name.lstrip("-") for name in wanted if name.lstrip("-") not in names]
-        if unknown:
-            raise InvalidInput("%s: no field %s; the fields are %s ('--columns help' lists them)"
-                               % (flag, ", ".join(map(repr, unknown)), ", ".join(names)))
-        return wanted
-
-    orders = known("--sort-by", [f.strip() for f in (sort_by or "").split(",") if f.strip(" -")])
-    for order in reversed(orders):  # stable sorts, the last field first
-        name, descending = order.lstrip("-"), order.startswith("-")
-        present = [i for i in items if field(i, name) is not None]
-        missing = [i for i in items if field(i, name) is None]  # last, whichever the direction
-        present.sort(key=lambda i: sort_key(field(i, name)), reverse=descending)
-        items = present + missing
-    spec = view_of(result.view)
-    if columns:
-        wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
-        items = [{name: field(item, name) for name in wanted} for item in items]
-        spec = spec._replace(columns=tuple(next((f for f in spec.columns if f.key == name), Field(name, name))
-                                           for name in wanted))
-    return Result(items, spec._replace(headers=headers), result.warning)
-
-
-def sort_key(value: Any) -> tuple:
-    """Numbers (numeric strings too) before text, each in its own order."""
-    n = as_float(value)
-    return (0, n, "") if n is not None else (1, 0.0, fmt_text(value))
-
-
-def render(fmt: str, view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """A result in one format: the one entry point to FORMATS."""
-    return FORMATS[fmt](view, data, color, width)
-
-
-def show(output: Output, view: str, data: Any) -> None:
-    """Print a result. JSON is streamed in batches, never held whole: a million shards
-    print as 450 MB of JSON, which would otherwise be built in memory and copied again."""
-    if output.format == "ndjson" and isinstance(data, list):
-        for start in range(0, len(data), 1000):  # a thousand lines at a time
-            write("".join(to_json(item) + "\n" for item in data[start:start + 1000]))
-        return
-    if output.format != "json":
-        write(render(output.format, view, data, output.color, output.width) + "\n")
-        return
-    if not isinstance(data, list) or not data:  # an object is encoded whole: nothing is written on failure
-        write(to_json(data, indent=2) + "\n")
-        return
-    import json
-    # One encoder over the whole list: a fresh one per item would build its nested
-    # closures a million times, cycles the paused collector never frees.
-    batch, size, written = [], 0, False
-    try:
-        for chunk in json.JSONEncoder(indent=2, allow_nan=False).iterencode(data):
-            batch.append(chunk)
-            size += len(chunk)
-            if size >= 65536:  # nothing is written before the first 64 KiB are encoded
-                write("".join(batch))
-                batch, size, written = [], 0, True
-    except (ValueError, RecursionError):
-        if written:  # only a list whose first 64 KiB printed, and a later item nested past Python's limit
-            raise BadResponse("the cluster's answer cannot be printed as JSON past this point (nested too "
-                              "deeply); the output above is cut short") from None
-        write(to_json(data, indent=2) + "\n")  # the one-shot encoder may manage it; else one clean line
-        return
-    batch.append("\n")
-    write("".join(batch))
-
-
-def write(text: Union[str, bytes]) -> None:
-    """Write to stdout now (bytes as they are); a closed or full stdout is an OutputError
-    (a closed pipe stays BrokenPipeError)."""
-    stream = sys.stdout
-    if stream is None:  # started with stdout closed (>&-)
-        raise OutputError("cannot write output: stdout is closed")
-    if SPOKEN.secrets:
-        text = redact(text)
-    try:
-        if isinstance(text, bytes):
-            stream.flush()
-            stream = getattr(stream, "buffer", None) or stream
-            text = text if stream is not sys.stdout else text.decode("utf-8", "replace")
-        try:
-            stream.write(text)
-        except UnicodeEncodeError:  # a lone surrogate from the server, or an encoding that lacks a character
-            stream.write(text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace").decode(
-                getattr(stream, "encoding", None) or "utf-8"))
-        stream.flush()
-    except BrokenPipeError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
-
-
-def draw_tick(result: Result, command: str, output: Output, interval: float, on_terminal: bool) -> None:
-    """One snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
-    if on_terminal:
-        header = "Every %gs: %s    %s\n\n" % (interval, command, time.strftime("%Y-%m-%d %H:%M:%S"))
-        write("\x1b[H\x1b[2J" + header + render(output.format, result.view, result.data, output.color,
-                                                  output.width) + "\n")
-    elif output.format == "json":  # one line per snapshot, for jq to stream
-        write(to_json(result.data) + "\n")
-    else:  # compact stays one line per object; tables get a blank line between
-        write(render(output.format, result.view, result.data, output.color, output.width) +
-              ("\n\n" if output.format == "table" else "\n"))
-
-
-def watch(read: Callable[[], Any], command: str, output: Output, interval: float, count: int = 0) -> int:
-    """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
-    otherwise, until Ctrl-C or `count` snapshots."""
-    on_terminal = is_tty(sys.stdout) and not output.file
-    snapshots = 0
-    try:
-        while True:
-            try:
-                with collector_paused():  # as a single run does: a large tick allocates no cycles
-                    result = read()
-            except ClusterError as exc:
-                if exc.shown is not None:  # a --check that failed: the snapshot still shows
-                    result = Result(*exc.shown)
-                elif exc.retryable:
-                    report("%s (still watching)" % exc)
-                    result = None
-                else:
-                    raise
-            if result is not None:
-                with collector_paused(), written_to(output.file):  # with --output, each snapshot replaces it
-                    draw_tick(result, command, output, interval, on_terminal)
-            snapshots += 1
-            if count and snapshots >= count:
-                return EXIT_OK
-            time.sleep(interval)
-    except KeyboardInterrupt as exc:  # Ctrl-C is how a watch ends; SIGTERM or SIGHUP is the process ended
-        return EXIT_OK if signal_of(exc) == 2 else 128 + signal_of(exc)
+# --------------------------------------------------------------------------------------------------
+# Running a command
+# --------------------------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -4269,94 +4528,6 @@ def EscapingFormatter(fmt: str) -> Any:
 
 
 @contextmanager
-def written_to(path: Optional[str]) -> Iterator[None]:
-    """stdout into FILE. A regular file (or none yet) is replaced atomically: a temporary file is
-    created beside it, exclusively and under an unpredictable name (so never through a planted
-    symlink), written, synced, given the file's mode (and owner, as root), then renamed over it; a
-    reader never sees half of it, and on any failure FILE is left as it was. A symlink is followed
-    to the file it names. Anything else, a device, a FIFO or /dev/stdout, is written in place."""
-    if path is None:
-        yield
-        return
-    import stat
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
-    if info is not None and stat.S_ISDIR(info.st_mode):
-        raise OutputError("cannot write %s: it is a folder" % shown(path))
-    import tempfile
-    target = os.path.realpath(path)
-    folder, name = os.path.split(target)
-    temporary = None
-    try:
-        if info is not None and not stat.S_ISREG(info.st_mode) or through_descriptors(path):
-            stream = open(path, "w", encoding="utf-8")  # noqa: SIM115  (closed by output_stream), as > does
-        else:
-            descriptor, temporary = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=folder)
-            stream = os.fdopen(descriptor, "w", encoding="utf-8")
-            if info is not None:
-                os.fchmod(descriptor, stat.S_IMODE(info.st_mode))
-                if hasattr(os, "geteuid") and os.geteuid() == 0:
-                    os.fchown(descriptor, info.st_uid, info.st_gid)
-            else:
-                mask = os.umask(0)
-                os.umask(mask)
-                os.fchmod(descriptor, 0o666 & ~mask)  # what the shell's > would have made
-        with output_stream(path, stream, synced=temporary is not None):
-            yield
-        if temporary is not None:
-            os.replace(temporary, target)
-    except BaseException as exc:
-        if temporary is not None:
-            with_removed(temporary)
-        if isinstance(exc, OSError):
-            raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
-        raise
-
-
-def through_descriptors(path: str) -> bool:
-    """Whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
-    the process already has, written in place even when it is a regular file the shell opened."""
-    hop = os.path.abspath(path)
-    for _ in range(40):
-        if hop.startswith(("/dev/", "/proc/")):
-            return True
-        if not os.path.islink(hop):
-            return False
-        hop = os.path.join(os.path.dirname(hop), os.readlink(hop))
-    return False
-
-
-@contextmanager
-def output_stream(path: str, stream: Any, synced: bool = False) -> Iterator[None]:
-    """sys.stdout is `stream` within the block, flushed (and synced) at its end, and closed."""
-    saved, sys.stdout = sys.stdout, stream
-    try:
-        yield
-        stream.flush()
-        if synced:
-            os.fsync(stream.fileno())
-    except OSError as exc:
-        raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
-    finally:
-        sys.stdout = saved
-        try:
-            stream.close()
-        except OSError:
-            pass
-
-
-def with_removed(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-@contextmanager
 def insecure_quietly(enabled: bool) -> Iterator[None]:
     """With --insecure, no InsecureRequestWarning for each request (the CLI said it once);
     the warning filters are as they were afterwards."""
@@ -4384,100 +4555,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def run(args: argparse.Namespace) -> int:
-    """The command layer: flags and context to settings, a client, the command's handler, its result printed."""
-    if args.command == "completion":  # works whatever state the contexts file is in
-        with written_to(args.output):
-            write(cmd_completion(args.shell))
-        return EXIT_OK
-    config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
-    context = chosen_context(config, args.context)
-    resolved = resolve(command_line_sources(args, context))
-    output = output_from(args, resolved["format"])
-    if args.command == "contexts":  # this machine's file: no cluster is asked
-        return print_result(lambda: cmd_contexts(config, context), args, output)
-    settings = client_settings(resolved)
-    if resolved.overridden:  # which cluster is asked, said once when another source named a different one
-        warn("the cluster is %s, from %s; not %s" % (",".join(base_urls(resolved)), resolved.sources["address"],
-                                                   "; nor ".join("%s, from %s" % (",".join(urls), where)
-                                                                 for where, urls in resolved.overridden)))
-    SPOKEN.keep_secret(settings.get("api_key"))  # kept out of everything written, wherever the key came from
-    SPOKEN.command = " ".join([PROG] + address_flags(args))
-    args.protected = context.name if context and context.settings.get("protected") else None
-    if settings["verify"] is False:
-        warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
-    with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False), \
-            ClusterCLI(**settings) as client:
-        if settings.get("api_key"):
-            for url in key_over_plain_http(client.base_urls, client.proxy_for):
-                warn("the API key is sent unencrypted to %s; use an https:// --url" % url)
-        if getattr(args, "watch", None):
-            if args.raw:
-                raise InvalidInput("--raw does not go with --watch")
-            return watch(lambda: args.func(client, args), args.command, output, args.watch, args.count)
-        if args.raw:
-            return run_raw(client, args)
-        return print_result(lambda: args.func(client, args), args, output)
-
-
-def address_flags(args: argparse.Namespace) -> list:
-    """The flags of this command line that say which cluster, and how to reach it: what a hint
-    repeats, so the command it names can be pasted as it is (never the key)."""
-    import shlex
-    flags = []
-    for name in ("url", "host", "port", "context", "config", "ca_cert"):
-        value = getattr(args, name, None)
-        if value is not None:
-            flags += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
-    return flags + (["--insecure"] if getattr(args, "insecure", False) else [])
-
-
-def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
-    """The handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
-    that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
-    empty on a failure: that state goes to stderr, as a table. Only a condition not met (exit 4) is
-    an answer, printed on stdout: the status that is not HEALTHY. Its exit code holds even when the
-    reader of stdout has gone."""
-    with collector_paused(), written_to(output.file):
-        try:
-            result = handler()
-        except ClusterError as exc:
-            if exc.shown is not None:
-                data, view = exc.shown
-                if not isinstance(exc, ConditionNotMet):  # compact stays compact; the others read as a table
-                    err_write(render("compact" if output.format == "compact" else "table", view, data,
-                                     width=stderr_width()) + "\n")
-                else:
-                    try:
-                        show(output, view, data)
-                    except BrokenPipeError:
-                        silence_stdout()
-            raise
-        if hasattr(args, "columns") and (args.columns or args.sort_by or args.no_headers):
-            result = as_listed(result)
-        if getattr(args, "columns", None) == "help":
-            write("\n".join(field_names(result)) + "\n")
-            return EXIT_OK
-        if hasattr(args, "columns"):
-            result = shaped(result, args.columns, args.sort_by, not args.no_headers)
-        show(output, result.view, result.data)
-    if result.warning:
-        warn(result.warning)
-    return EXIT_OK
-
-
-def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
-    """--raw: the command runs as usual, and stdout gets the last body the server sent, byte for byte."""
-    client._local.bodies = []
-    try:
-        args.func(client, args)
-    finally:
-        bodies, client._local.bodies = client._local.bodies, None
-        if bodies:
-            write(bodies[-1])
-    return EXIT_OK
 
 
 class Interrupt(KeyboardInterrupt):
@@ -4533,6 +4610,88 @@ def signals_stop_the_command(restore: bool) -> Iterator[None]:
         if restore:
             for number in ours:
                 signal.signal(number, previous[number])
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command layer: flags and context to settings, a client, the command's handler, its result printed."""
+    if args.command == "completion":  # works whatever state the contexts file is in
+        with written_to(args.output):
+            write(cmd_completion(args.shell))
+        return EXIT_OK
+    config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
+    context = chosen_context(config, args.context)
+    resolved = resolve(command_line_sources(args, context))
+    output = output_from(args, resolved["format"])
+    if args.command == "contexts":  # this machine's file: no cluster is asked
+        return print_result(lambda: cmd_contexts(config, context), args, output)
+    settings = client_settings(resolved)
+    if resolved.overridden:  # which cluster is asked, said once when another source named a different one
+        warn("the cluster is %s, from %s; not %s" % (",".join(base_urls(resolved)), resolved.sources["address"],
+                                                   "; nor ".join("%s, from %s" % (",".join(urls), where)
+                                                                 for where, urls in resolved.overridden)))
+    SPOKEN.keep_secret(settings.get("api_key"))  # kept out of everything written, wherever the key came from
+    SPOKEN.command = " ".join([PROG] + address_flags(args))
+    args.protected = context.name if context and context.settings.get("protected") else None
+    if settings["verify"] is False:
+        warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
+    with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False), \
+            ClusterCLI(**settings) as client:
+        if settings.get("api_key"):
+            for url in key_over_plain_http(client.base_urls, client.proxy_for):
+                warn("the API key is sent unencrypted to %s; use an https:// --url" % url)
+        if getattr(args, "watch", None):
+            if args.raw:
+                raise InvalidInput("--raw does not go with --watch")
+            return watch(lambda: args.func(client, args), args.command, output, args.watch, args.count)
+        if args.raw:
+            return run_raw(client, args)
+        return print_result(lambda: args.func(client, args), args, output)
+
+
+def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
+    """The handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
+    that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
+    empty on a failure: that state goes to stderr, as a table. Only a condition not met (exit 4) is
+    an answer, printed on stdout: the status that is not HEALTHY. Its exit code holds even when the
+    reader of stdout has gone."""
+    with collector_paused(), written_to(output.file):
+        try:
+            result = handler()
+        except ClusterError as exc:
+            if exc.shown is not None:
+                data, view = exc.shown
+                if not isinstance(exc, ConditionNotMet):  # compact stays compact; the others read as a table
+                    err_write(render("compact" if output.format == "compact" else "table", view, data,
+                                     width=stderr_width()) + "\n")
+                else:
+                    try:
+                        show(output, view, data)
+                    except BrokenPipeError:
+                        silence_stdout()
+            raise
+        if hasattr(args, "columns") and (args.columns or args.sort_by or args.no_headers):
+            result = as_listed(result)
+        if getattr(args, "columns", None) == "help":
+            write("\n".join(field_names(result)) + "\n")
+            return EXIT_OK
+        if hasattr(args, "columns"):
+            result = shaped(result, args.columns, args.sort_by, not args.no_headers)
+        show(output, result.view, result.data)
+    if result.warning:
+        warn(result.warning)
+    return EXIT_OK
+
+
+def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
+    """--raw: the command runs as usual, and stdout gets the last body the server sent, byte for byte."""
+    client._local.bodies = []
+    try:
+        args.func(client, args)
+    finally:
+        bodies, client._local.bodies = client._local.bodies, None
+        if bodies:
+            write(bodies[-1])
+    return EXIT_OK
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -4594,15 +4753,6 @@ def run_command_line(argv: list) -> int:
         return EXIT_FAILED
 
 
-def silence_stdout() -> None:
-    """Point stdout at /dev/null, so what is still buffered goes nowhere at exit."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
 def for_command_line(exc: ClusterError) -> str:
     """The error's text, naming the flag where the client named its parameter
     (at the start; anywhere for names like max_response_size, which no sentence uses),
@@ -4622,55 +4772,6 @@ def for_command_line(exc: ClusterError) -> str:
         text = flag + text[len(exc.param):]
     elif flag and "_" in exc.param:
         text = re.sub(r"\b%s\b" % exc.param, flag, text)
-    return text
-
-
-# An option whose value is a secret, however mistyped: --api-key, --apikey, --api_key, --token...
-_SECRET_OPTION = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"
-
-
-class Spoken:
-    """What this run's words are cleaned of, and how its hints name the command: set by main() and
-    run() for one run (main(argv) in-process starts afresh)."""
-
-    def __init__(self):
-        self.secrets, self.command = (), DEFAULT_PROG
-
-    def keep_secret(self, *secrets: Optional[str]) -> None:
-        self.secrets = tuple(sorted(set(self.secrets) | {s for s in secrets if s}, key=len, reverse=True))
-
-
-SPOKEN = Spoken()
-
-
-def secrets_in(argv: Sequence[str]) -> list:
-    """The values of options that carry a secret, however their flag was spelled; and the environment's key."""
-    secrets = [os.environ.get(ENV_API_KEY)]
-    for i, arg in enumerate(argv):
-        name, equals, value = arg.partition("=")
-        if re.match(_SECRET_OPTION, name):
-            secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
-    return secrets
-
-
-def redact(text: Union[str, bytes]) -> Union[str, bytes]:
-    """Anything written, on stdout or stderr, without this run's secrets (the API key from the
-    command line, the environment or a context: each becomes as many '*') and, in text, without
-    any user:password@."""
-    if isinstance(text, bytes):
-        for secret in SPOKEN.secrets:
-            text = text.replace(secret.encode("utf-8", "surrogateescape"), b"*" * max(3, len(secret)))
-        return text
-    if "@" in text:
-        text = hide_credentials(text)
-    for secret in SPOKEN.secrets:
-        if secret not in text:
-            continue
-        mask = "*" * max(3, len(secret))  # as wide as the key, so a grid it was in stays aligned
-        if len(secret) >= 4:
-            text = text.replace(secret, mask)
-        else:  # a short one only where it stands alone, or every 'a' in the message would go
-            text = re.sub(r"(?<![\w-])%s(?![\w-])" % re.escape(secret), mask, text)
     return text
 
 
