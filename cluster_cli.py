@@ -506,7 +506,10 @@ def read_file(path: str, limit: int, timeout: float = DEFAULT_TIMEOUT) -> tuple:
     `timeout` seconds. OSError (FileNotFoundError included) and InvalidInput say why not."""
     import select
     import stat
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except ValueError:  # a NUL in the name
+        raise InvalidInput("%s is not a file name" % shown(path)) from None
     try:
         info = os.fstat(descriptor)
         if stat.S_ISDIR(info.st_mode):
@@ -2293,8 +2296,8 @@ def redact(text: Union[str, bytes]) -> Union[str, bytes]:
         for secret in SPOKEN.secrets:
             text = text.replace(secret.encode("utf-8", "surrogateescape"), b"*" * max(3, len(secret)))
         return text
-    if "@" in text:
-        text = hide_credentials(text)
+    if "@" in text:  # a URL's user:password@ (a host's own is refused before it can be shown)
+        text = re.sub(_USERINFO, r"\1***@", text)
     for secret in SPOKEN.secrets:
         if secret not in text:
             continue
@@ -3634,192 +3637,410 @@ def watch(read: Callable[[], Any], command: str, output: Output, interval: float
 
 
 # --------------------------------------------------------------------------------------------------
-# Commands: one handler each; the docstring is the help text
+# Settings from the command line
 # --------------------------------------------------------------------------------------------------
 
 
-def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show the cluster's health, size and master node.
-
-    example: cluster_cli.py status --format compact
-             cluster_cli.py status --check          (exit 4 unless HEALTHY)
-             cluster_cli.py status --wait-for HEALTHY --wait-timeout 300
-    """
-    if args.wait_for:
-        return wait_for_status(client, args.wait_for, args.wait_timeout, args.poll_interval)
-    status = client.cluster_status()
-    if args.check and field(status, "status") != "HEALTHY":
-        raise ConditionNotMet("cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown")
-                              ).showing(status, "status")
-    return Result(status, "status")
+# How results are printed: the --format choice, whether status words are coloured, --output,
+# and the terminal's width that tables fit (None when not printing to a terminal: full width).
+Output = namedtuple("Output", "format color file width", defaults=(None, None))
 
 
-def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show topology, node health, shard distribution, replication, performance and errors.
-
-    example: cluster_cli.py diagnostics --format json | jq '.errors'
-    """
-    return Result(client.diagnostics(), "diagnostics")
-
-
-def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show cluster-wide and per-node performance and resource metrics.
-
-    example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
-    """
-    return Result(client.metrics(), "metrics")
+def output_from(args: argparse.Namespace, fmt: str) -> Output:
+    """How to print: the format resolved from the settings, colour only on a terminal."""
+    on_terminal = not args.output and is_tty(sys.stdout)
+    color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
+    return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
 
 
-def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """List the cluster's nodes.
-
-    example: cluster_cli.py nodes --status UNREACHABLE --format compact
-    """
-    nodes = client.list_nodes()
-    if args.status or args.role:
-        nodes = [n for n in nodes if (not args.status or field(n, "status") == args.status)
-                 and (not args.role or field(n, "role") == args.role)]
-    return Result(nodes, "nodes")
-
-
-def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Add a node to the cluster (it is JOINING, then HEALTHY).
-
-    example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
-    """
-    confirm_change(args, "add node %s" % args.node_id, "nothing was sent")
-    with sending("the request to add %s" % args.node_id, "cluster_cli.py nodes"):
-        return Result(client.add_node(args.node_id, args.address), "node-added")
+def flag_source(args: argparse.Namespace) -> Source:
+    """The settings given on the command line. A --host or --port flag alone takes the other part
+    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
+    if args.api_key is not None and not args.api_key.strip():
+        raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
+    values = {name: getattr(args, name) for name in ("url", "api_key", "format", "timeout", "ca_cert", "retries",
+                                                      "max_response_size", "insecure")
+              if getattr(args, name, None) is not None}
+    labels = {name: "--" + name.replace("_", "-") for name in values}
+    if args.url is None and (args.host, args.port) != (None, None):
+        env = environment_source(os.environ)
+        for part, flag in (("host", "--host"), ("port", "--port")):
+            given = getattr(args, part)
+            values[part] = given if given is not None else env.values.get(part, ADDRESS_DEFAULTS[part])
+            labels[part] = flag if given is not None else env.labels.get(part, "the default")
+    return Source("the command line", values, labels)
 
 
-def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Remove a node; its shards are redistributed to the remaining nodes.
+def environment_source(env: Any) -> Source:
+    """The JADEVECTORDB_* variables; each is checked when it is the one used."""
+    values, labels = {}, {}
+    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT)):
+        if env.get(variable):
+            values[name], labels[name] = env[variable], variable
+    if "port" in values:
+        values["port"] = (lambda text: lambda: check_port(text, ENV_PORT))(values["port"])
+    if "format" in values:
+        values["format"] = (lambda text: lambda: check_format(text, ENV_FORMAT))(values["format"])
+    if ENV_API_KEY in env:
+        values["api_key"], labels["api_key"] = (lambda: check_nonempty_key(env[ENV_API_KEY])), ENV_API_KEY
+    return Source("the environment", values, labels)
 
-    On a terminal it shows the impact and asks first (--yes skips the question).
-    example: cluster_cli.py remove-node --node-id node-worker-003 --dry-run
-    """
-    node_id = args.node_id
-    if args.dry_run:
-        plan = plan_node_removal(client, node_id)
-        suggest_drain(plan)
-        return plan_result(plan, "removal-plan")
-    if will_ask(args):  # the impact, before the question
-        plan = plan_node_removal(client, node_id)
-        err_write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
-        suggest_drain(plan)
+
+def command_line_sources(args: argparse.Namespace, context: Optional[Context]) -> list:
+    """Where settings come from, highest first: the flags, a context named by --context, the
+    JADEVECTORDB_* environment, a context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
+    explicit = context is not None and context.chosen_by == "--context"
+    return [flag_source(args)] + ([context_source(context)] if explicit else []) + \
+        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) + \
+        [DEFAULT_SOURCE]
+
+
+def check_format(text: Any, source: str) -> str:
+    if text not in FORMATS:
+        raise InvalidInput("%s must be one of %s, got %s" % (source, ", ".join(FORMATS), shown(text)))
+    return text
+
+
+def check_nonempty_key(text: str) -> str:
+    if not text.strip():
+        raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
+    return text
+
+
+def key_over_plain_http(base_urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
+    """Where the key would travel in clear: each http:// URL other than a loopback one, and every
+    http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
+    import ipaddress
+    from urllib.parse import urlsplit
+    exposed = []
+    for url in base_urls:
+        parts = urlsplit(url)
+        proxy = proxy_for(url) if proxy_for else None
+        if parts.scheme != "http":
+            continue  # https: end to end, a proxy's CONNECT tunnel included
+        if proxy:
+            exposed.append("%s through the proxy %s" % (url, hide_credentials(proxy)))
+            continue
+        if parts.hostname == "localhost":
+            continue
         try:
-            plan_result(plan, "removal-plan")
-        except ClusterError as exc:
-            raise ClusterError(exc.message + "; nothing was removed") from None
-    confirm_change(args, "remove node %s" % node_id, "node %s was not removed" % node_id,
-                   "Remove node %s?" % node_id)
-    with sending("the request to remove %s" % node_id, "cluster_cli.py nodes"):
-        return Result(client.remove_node(node_id), "node-removed")
+            if ipaddress.ip_address(parts.hostname).is_loopback:
+                continue
+        except ValueError:
+            pass
+        exposed.append(url)
+    return exposed
 
 
-def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show one node's health, resource use and checks.
+def address_flags(args: argparse.Namespace) -> list:
+    """The flags of this command line that say which cluster, and how to reach it: what a hint
+    repeats, so the command it names can be pasted as it is (never the key)."""
+    import shlex
+    flags = []
+    for name in ("url", "host", "port", "context", "config", "ca_cert"):
+        value = getattr(args, name, None)
+        if value is not None:
+            flags += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
+    return flags + (["--insecure"] if getattr(args, "insecure", False) else [])
 
-    example: cluster_cli.py node-health --node-id node-worker-001
+
+# --------------------------------------------------------------------------------------------------
+# Options and the parser: what a command is, declared once; argparse built from it, only for the
+# command that runs
+# --------------------------------------------------------------------------------------------------
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, keeping the docstrings' line breaks; argparse makes
+    one per option added, and would import shutil each time to size it."""
+
+    def __init__(self, prog: str, **kwargs):
+        kwargs.setdefault("width", terminal_columns() - 2)
+        super().__init__(prog, **kwargs)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line on stderr and exit code 2.
+
+    Abbreviations are off: '--ho' must not quietly mean '--host'.
     """
-    return Result(client.node_health(args.node_id), "node-health")
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise InvalidInput("%s (see '%s --help')" % (self.explain(message), self.prog))
+
+    def explain(self, message: str) -> str:
+        """Return argparse's message with 'did you mean' for a mistyped command or option, and an
+        unknown option named as such (not as the value after it, taken for a command)."""
+        import difflib
+        options = [o for action in self._actions for o in action.option_strings]
+
+        def like(word, choices):
+            close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+            return "; did you mean %r?" % close[0] if close else ""
+
+        match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if match:
+            argv = getattr(self, "argv", None) or []
+            word = match.group(1)
+            before = argv[:argv.index(word)] if word in argv else []
+            unknown = [t for t in before if t.startswith("-") and t.split("=", 1)[0] not in options]
+            if unknown:  # "--form compact status": compact was taken for the command
+                option = unknown[-1].split("=", 1)[0]
+                return "unknown option %r%s" % (option, like(option, options))
+            return "unknown command %r%s" % (word, like(word, list(COMMANDS)))
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match and match.group(1).startswith("-"):
+            option = match.group(1).split("=", 1)[0]
+            known = options + ["-h", "--help"] + [flag for declared in COMMANDS.values()
+                                                  for given in declared.options for flag in given.flags]
+            return "unknown option %r%s" % (option, like(option, known))
+        return message
 
 
-def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """List shards, optionally only those of a database, a node or a status.
-
-    example: cluster_cli.py shards --format json | jq '[.[] | select(.replicas < 2)]'
-    """
-    shards = client.list_shards(args.database_id, args.node_id, args.status)
-    # Filter here too, in case a server ignores the query parameters.
-    if args.database_id or args.node_id or args.status:
-        shards = [s for s in shards if (not args.database_id or field(s, "database_id") == args.database_id)
-                  and (not args.node_id or args.node_id in holders(s))
-                  and (not args.status or field(s, "status") == args.status)]
-    return Result(shards, "shards")
-
-
-def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show one shard and its latest migration.
-
-    example: cluster_cli.py shard-status --shard-id shard-00
-    """
-    return Result(client.shard_status(args.shard_id), "shard-status")
+def _argument_type(check):
+    """Return an argparse type made of one of the client's checks, its message without the parameter name."""
+    def convert(text):
+        try:
+            return check(text)
+        except InvalidInput as exc:
+            message = exc.message
+            if exc.param and message.startswith(exc.param):
+                message = message[len(exc.param):].lstrip(": ")
+            raise argparse.ArgumentTypeError(message) from None
+    convert.__name__ = check.__name__
+    return convert
 
 
-def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Move a shard's primary copy to another node.
-
-    Strategies: LIVE_COPY (zero downtime), SNAPSHOT (brief read-only switchover),
-    INCREMENTAL (incremental sync, final switchover).
-    example: cluster_cli.py migrate-shard --shard-id shard-00 --from-node node-worker-001 \\
-               --to-node node-worker-003 --strategy LIVE_COPY --wait
-    """
-    shard_id, target, source, strategy = args.shard_id, args.to_node, args.from_node, args.strategy
-    if args.dry_run:
-        return plan_result(plan_migration(client, shard_id, target, source, strategy), "migration-plan")
-    if source is not None:
-        primary = field(client.shard_status(shard_id), "primary_node")
-        if primary is not None and primary != source:
-            raise ClusterError("%s's primary is on %s, not %s; no migration was started"
-                               % (shard_id, fmt_text(primary), source))
-    confirm_change(args, "migrate %s to %s" % (shard_id, target), "no migration was started")
-    check = "cluster_cli.py shard-status --shard-id %s" % shard_id
-    with sending("the request to migrate %s" % shard_id, check):
-        migration = client.migrate_shard(shard_id, target, source, strategy)
-    if not args.wait:
-        return Result(migration, "migration-started")
-    # Said first, so the operator has the id whatever happens while waiting.
-    note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
-         % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
-    return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
+_seconds = _argument_type(lambda text: check_seconds(text, "timeout"))
+_id = _argument_type(lambda text: check_id(text, "id"))
+_size = _argument_type(check_size)
+_address = _argument_type(check_address)
 
 
-def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Even out the primaries over the HEALTHY nodes: plan, show, confirm, apply, verify.
-
-    Moves one shard's primary at a time (--max-concurrent for more), each checked by the
-    cluster against the plan; the first failure stops new moves. On a terminal the plan is
-    shown and confirmed first (--yes skips it).
-    example: cluster_cli.py rebalance --dry-run
-             cluster_cli.py rebalance --dry-run --format json > plan.json
-             cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
-    """
-    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
-        client.plan_rebalance(args.balance_by)
-    return carry_out(client, args, plan, "already balanced: nothing to move")
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("%r must be from 0 to 100" % text)
+    return value
 
 
-def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Move every primary off a node, check it holds none, and with --remove remove it.
-
-    Same plan, confirmation, progress and failure handling as rebalance.
-    example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
-             cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
-    """
-    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
-        client.plan_drain(args.node_id)
-    if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
-        raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
-    result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
-    if not args.remove or args.dry_run:
-        return result
-    if result.view == "move-report":
-        note("drained %s: %s completed; removing it" % (args.node_id, words(len(result.data["completed"]), "move")))
-    else:  # nothing was moved, so nothing was confirmed yet
-        confirm_change(args, "remove node %s" % args.node_id, "node %s was not removed" % args.node_id,
-                       "Remove node %s?" % args.node_id)
-    with sending("the request to remove %s" % args.node_id, "cluster_cli.py nodes"):
-        return Result(client.remove_node(args.node_id), "node-removed")
+def _count_of_migrations(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("%r must be at least 1" % text)
+    return value
 
 
-def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Check that the node this CLI talks to is alive (GET /health).
+def _port(text):
+    try:
+        return check_port(text, "port")
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(exc.message.split(": ", 1)[1]) from None
 
-    example: cluster_cli.py health --format compact
-    """
-    return Result(client.health(), "health")
 
+# One option of a command, as argparse is given it: its flags, add_argument's settings, and the
+# library parameter it sets (so an error about that parameter names the flag instead).
+Option = namedtuple("Option", "flags settings param")
+
+
+def option(*flags: str, param: Optional[str] = None, **settings: Any) -> Option:
+    return Option(flags, settings, param)
+
+
+# The options every command takes, before or after its name (in the group argparse shows them in).
+GLOBAL_OPTIONS = (
+    option("--host", param="host", metavar="HOST[,HOST...]",
+           help="master node(s), host or host:port, comma-separated, tried in order (env %s; default %s)"
+           % (ENV_HOST, DEFAULT_HOST)),
+    option("--port", param="port", type=_port,
+           help="API port for hosts given without one (env %s; default %d)" % (ENV_PORT, DEFAULT_PORT)),
+    option("--url", param="url", metavar="URL[,URL...]",
+           help="full base URL(s) such as https://jade.example:8443; overrides --host/--port (env %s)" % ENV_URL),
+    option("-o", "--format", choices=FORMATS, help="output format (env %s; default %s)" % (ENV_FORMAT, DEFAULT_FORMAT)),
+    option("--api-key", param="api_key", metavar="KEY",
+           help="API key, sent as 'Authorization: Bearer KEY' (env %s)" % ENV_API_KEY),
+    option("--timeout", param="timeout", type=_seconds, metavar="SECONDS",
+           help="the most one request may take, all included: connect, send, the whole answer, redirects and GET "
+                "retries (default %g)" % DEFAULT_TIMEOUT),
+    option("--retries", param="retries", type=_non_negative_int, default=DEFAULT_RETRIES, metavar="N",
+           help="retries of a GET after a connection failure or 502/503/504, pausing %g s doubling to %g s, inside "
+                "--timeout; POST and DELETE are never retried (default %d)"
+                % (FIRST_RETRY_PAUSE, RETRY_PAUSE_CAP, DEFAULT_RETRIES)),
+    option("--max-response-size", param="max_response_size", type=_size, default=DEFAULT_MAX_RESPONSE_SIZE,
+           metavar="SIZE", help="refuse an answer larger than SIZE once decompressed, such as 64M or 1G (default %s)"
+           % fmt_size(DEFAULT_MAX_RESPONSE_SIZE)),
+    option("--context", metavar="NAME",
+           help="the named cluster to use, from the contexts file (env %s; default: the file's default_context); "
+                "see the 'contexts' command" % ENV_CONTEXT),
+    option("--config", metavar="FILE",
+           help="the contexts file (env %s; default $XDG_CONFIG_HOME/jadevectordb/cluster.toml)" % ENV_CONFIG),
+    option("--ca-cert", param="ca_cert", metavar="PATH", help="CA bundle to verify the cluster's TLS certificate with"),
+    option("--insecure", action="store_true", default=False, help="do not verify TLS certificates (prints a warning)"),
+    option("--output", metavar="FILE",
+           help="write the result to FILE instead of stdout, atomically (a temporary file renamed over it once "
+                "complete; on failure FILE is left as it was)"),
+    option("--raw", action="store_true", default=False,
+           help="print the server's body exactly as received (for debugging), not the formatted result"),
+    option("--no-color", action="store_true", default=False, help="never colour status words (also: NO_COLOR=1)"),
+    option("-v", "--verbose", action="store_true", default=False,
+           help="log each request, its status and time on stderr (the key is never shown)"),
+    option("--version", action="version", version="%(prog)s " + __version__),
+)
+WATCH = (option("--watch", type=_seconds, nargs="?", const=DEFAULT_WATCH_INTERVAL, metavar="SECONDS",
+                help="repeat every SECONDS (default %g) until Ctrl-C; JSON snapshots are one line each when not on "
+                     "a terminal" % DEFAULT_WATCH_INTERVAL),
+         option("--count", type=_non_negative_int, default=0, metavar="N", help="with --watch: stop after N snapshots"))
+SHAPING = (option("--columns", metavar="FIELD[,FIELD...]",
+                  help="only these fields, in this order, in every format ('--columns help' lists them)"),
+           option("--sort-by", metavar="FIELD[,-FIELD...]",
+                  help="sort by these fields (numbers as numbers; '-' before a field: descending)"),
+           option("--no-headers", action="store_true", help="no header row in tables, CSV and TSV"))
+STRATEGY = option("--strategy", param="strategy", type=str.upper, default="LIVE_COPY", choices=STRATEGIES,
+                  help="how to move it (default LIVE_COPY)")
+
+
+def waiting(what: str) -> tuple:
+    """Return --wait-timeout and --poll-interval, for a wait on `what`."""
+    return (option("--wait-timeout", type=_seconds, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
+                   help="give up waiting for %s after SECONDS, exit 4 (default %g)" % (what, DEFAULT_WAIT_TIMEOUT)),
+            option("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
+                   help="seconds between polls while waiting (default %g)" % DEFAULT_POLL_INTERVAL))
+
+
+def yes(what: str = "") -> Option:
+    """Return -y/--yes, saying what it does besides going ahead in a protected context."""
+    return option("-y", "--yes", action="store_true", help=(what + "; " if what else "") +
+                  "in a protected context: go ahead when not on a terminal (on one, its name is asked for)")
+
+
+def node_id_option(help: str, **settings: Any) -> Option:
+    return option("--node-id", param="node_id", type=_id, help=help, **settings)
+
+
+# What rebalance and drain-node share: the plan, its pace, the wait, the question, and the
+# shaping of the plan's (or the report's) moves.
+PLAN = (option("--dry-run", action="store_true", help="print the plan (--format json saves it); change nothing"),
+        option("--plan", metavar="FILE", help="apply exactly this saved plan, after checking it still fits"),
+        option("--max-concurrent", type=_count_of_migrations, default=1, metavar="N",
+               help="migrations in flight at once (default 1)"),
+        STRATEGY._replace(settings=dict(STRATEGY.settings, help="how each shard is moved (default LIVE_COPY)")),
+        option("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
+               help="stop starting moves and give up waiting after SECONDS, exit 4 (default: no limit)"),
+        option("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
+               help="seconds between polls of the running migrations (default %g)" % DEFAULT_POLL_INTERVAL),
+        yes("do not ask for confirmation")) + SHAPING
+
+# A command: its name, its handler (the docstring is its help), its options, the view its result is
+# shown with, whether it changes the cluster, the one request it sends (method, path) when it is one,
+# the command that shows whether that request was applied ({names} filled from the flags), the exit
+# codes of its own ({code: why}), whether --watch repeats it, and whether it runs without a cluster.
+Command = namedtuple("Command", "name handler options view changes sends check exits watch local")
+COMMANDS = {}
+
+
+def command(name: str, *options: Union[Option, tuple], view: Optional[str] = None, changes: bool = False,
+            sends: Optional[tuple] = None, check: Optional[str] = None, exits: Optional[dict] = None,
+            local: bool = False) -> Callable:
+    """Declare the decorated function as the handler of command NAME, with what it takes and does."""
+    flat = tuple(given for entry in options for given in ((entry,) if isinstance(entry, Option) else entry))
+
+    def declare(handler: Callable) -> Callable:
+        COMMANDS[name] = Command(name, handler, flat, view, changes or bool(sends), sends, check, exits or {},
+                                 any(given.flags[0] == "--watch" for given in flat), local)
+        return handler
+    return declare
+
+
+def parameter_flags() -> dict:
+    """Return {the library's parameter: the flag that sets it}, for messages from the client's checks."""
+    return {given.param: given.flags[-1] for declared in [GLOBAL_OPTIONS] + [c.options for c in COMMANDS.values()]
+            for given in declared if given.param}
+
+
+# The exit codes each command can end with, in its --help.
+_COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), " \
+                "3 cluster unreachable, 130 interrupted"
+_LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not have been applied"
+
+
+def exit_codes(declared: Command) -> str:
+    """Return the exit codes a command can end with, as its --help shows them."""
+    text = "exit codes: " + _COMMON_EXITS
+    if 4 in declared.exits:
+        text += ", 4 " + declared.exits[4]
+    if 1 in declared.exits:
+        text += ". 1 also: " + declared.exits[1]
+    return text + (". " + _LOST_ANSWER if declared.sends else "")
+
+
+def check_with(args: argparse.Namespace) -> str:
+    """Return the command that shows whether this run's change was applied (its declared check)."""
+    return "%s %s" % (DEFAULT_PROG, COMMANDS[args.command].check.format(**vars(args)))
+
+
+def program_name(argv0: str) -> str:
+    """Return the name to show for the command: as run (jadevectordb-cluster, a renamed script),
+    or cluster_cli.py when run some other way (python -m pytest, an embedding program)."""
+    name = os.path.basename(argv0 or "")
+    if name == "jadevectordb-cluster" or (name.endswith(".py") and name != "__main__.py"):
+        return name
+    return DEFAULT_PROG
+
+
+def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], suppress: bool = False) -> None:
+    """Give argparse these options. suppress: their defaults never overwrite a value given before the
+    command's name (the global options, repeated after it; the last occurrence wins)."""
+    for given in options:
+        settings = dict(given.settings)
+        if suppress and settings.get("action") != "version":
+            settings["default"] = argparse.SUPPRESS
+        parser.add_argument(*given.flags, **settings)
+
+
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """Return the parser; with argv, only the commands named in it are built (an operator runs one
+    command, and pays for one): the others are only listed, with their summaries, for --help."""
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
+                    epilog="exit codes: 0 ok, 1 the cluster refused or failed the request, 2 invalid "
+                           "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted")
+    add_options(parser.add_argument_group("connection and output (before or after the command)"), GLOBAL_OPTIONS)
+    parser.argv = list(argv or [])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser.subparsers = commands.choices
+    commands.required = True
+    named = None if argv is None else set(argv)
+    for name, declared in COMMANDS.items():
+        doc = "\n".join(line[4:] if line.startswith("    ") else line for line in declared.handler.__doc__.splitlines())
+        doc = doc.replace(DEFAULT_PROG + " ", PROG + " ")
+        if named is not None and name not in named:
+            commands._choices_actions.append(commands._ChoicesPseudoAction(name, (), doc.splitlines()[0]))
+            commands.choices[name] = None
+            continue
+        sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip())
+        sub.set_defaults(func=declared.handler)
+        sub.epilog = exit_codes(declared)
+        add_options(sub.add_argument_group("connection and output (before or after the command)"), GLOBAL_OPTIONS,
+                    suppress=True)
+        add_options(sub, declared.options)
+        required = [action for action in sub._actions if action.required and action.option_strings]
+        positional = [action for action in sub._actions if not action.option_strings]
+        sub.usage = "%s %s %s%s[options]" % (PROG, name, "".join(
+            "%s %s " % (action.option_strings[-1], action.metavar or action.dest.upper()) for action in required),
+            "".join("{%s} " % ",".join(action.choices) for action in positional))
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands: each declared once, beside its handler; the docstring is its help
+# --------------------------------------------------------------------------------------------------
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
@@ -3831,22 +4052,6 @@ FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is
 CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
 
 
-def cmd_completion(shell: str) -> str:
-    """Print a completion script for bash, zsh or fish, made from this command's own options.
-
-    bash: source <(cluster_cli.py completion bash)    (in ~/.bashrc to keep it)
-    zsh:  source <(cluster_cli.py completion zsh)     (after compinit, in ~/.zshrc)
-    fish: cluster_cli.py completion fish > ~/.config/fish/completions/jadevectordb-cluster.fish
-    It completes commands, options, their choices (formats, strategies, statuses) and context names.
-    """
-    parser = build_parser()
-    shared = [a for a in parser._actions if a.option_strings]
-    shared_names = {o for a in shared for o in a.option_strings}
-    commands = {name: [a for a in sub._actions if a.option_strings and a.option_strings[0] not in shared_names]
-                for name, sub in parser.subparsers.items()}
-    summaries = {name: COMMANDS[name][0].__doc__.strip().splitlines()[0].rstrip(".") for name in commands}
-    return {"bash": bash_completion, "zsh": zsh_completion, "fish": fish_completion}[shell](
-        shared, commands, summaries)
 
 
 def _value_kind(action: argparse.Action) -> str:
@@ -3999,13 +4204,260 @@ def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_contexts(config: Config, current: Optional[Context]) -> Result:
+@command("status", option("--check", action="store_true", help="exit 4 unless the cluster is HEALTHY"),
+         option("--wait-for", type=str.upper, choices=CLUSTER_STATUSES, metavar="STATUS",
+                help="poll until the cluster is STATUS (%s)" % ", ".join(CLUSTER_STATUSES)),
+         waiting("the status"), WATCH, view="status",
+         exits={4: "not HEALTHY (--check) or not the status waited for (--wait-for)"})
+def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show the cluster's health, size and master node.
+
+    example: cluster_cli.py status --format compact
+             cluster_cli.py status --check          (exit 4 unless HEALTHY)
+             cluster_cli.py status --wait-for HEALTHY --wait-timeout 300
+    """
+    if args.wait_for:
+        return wait_for_status(client, args.wait_for, args.wait_timeout, args.poll_interval)
+    status = client.cluster_status()
+    if args.check and field(status, "status") != "HEALTHY":
+        raise ConditionNotMet("cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown")
+                              ).showing(status, "status")
+    return Result(status, "status")
+
+
+@command("diagnostics", view="diagnostics")
+def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show topology, node health, shard distribution, replication, performance and errors.
+
+    example: cluster_cli.py diagnostics --format json | jq '.errors'
+    """
+    return Result(client.diagnostics(), "diagnostics")
+
+
+@command("metrics", WATCH, view="metrics")
+def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show cluster-wide and per-node performance and resource metrics.
+
+    example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
+    """
+    return Result(client.metrics(), "metrics")
+
+
+# A mistyped status would match nothing and read as "all clear": only the contract's are accepted.
+@command("nodes", option("--status", type=str.upper, choices=NODE_STATUSES, metavar="STATUS",
+                        help="only nodes with this status: %s" % ", ".join(NODE_STATUSES)),
+         option("--role", type=str.upper, choices=("MASTER", "WORKER"), help="only nodes with this role"),
+         SHAPING, WATCH, view="nodes")
+def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """List the cluster's nodes.
+
+    example: cluster_cli.py nodes --status UNREACHABLE --format compact
+    """
+    nodes = client.list_nodes()
+    if args.status or args.role:
+        nodes = [n for n in nodes if (not args.status or field(n, "status") == args.status)
+                 and (not args.role or field(n, "role") == args.role)]
+    return Result(nodes, "nodes")
+
+
+@command("add-node", node_id_option("ID of the new node", required=True),
+         option("--address", param="address", required=True, type=_address, metavar="HOST:PORT",
+                help="address the node serves on"), yes(),
+         view="node-added", sends=("POST", "/api/v1/cluster/nodes"), check="nodes",
+         exits={1: "a protected context's change not confirmed"})
+def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Add a node to the cluster (it is JOINING, then HEALTHY).
+
+    example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
+    """
+    confirm_change(args, "add node %s" % args.node_id, "nothing was sent")
+    with sending("the request to add %s" % args.node_id, check_with(args)):
+        return Result(client.add_node(args.node_id, args.address), "node-added")
+
+
+@command("remove-node", node_id_option("ID of the node to remove", required=True),
+         option("--dry-run", action="store_true", help="show the impact; change nothing"),
+         yes("do not ask for confirmation"), view="node-removed",
+         sends=("DELETE", "/api/v1/cluster/nodes/{node_id}"), check="nodes",
+         exits={1: "a dry run the cluster would refuse, a declined question or protected context"})
+def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Remove a node; its shards are redistributed to the remaining nodes.
+
+    On a terminal it shows the impact and asks first (--yes skips the question).
+    example: cluster_cli.py remove-node --node-id node-worker-003 --dry-run
+    """
+    node_id = args.node_id
+    if args.dry_run:
+        plan = plan_node_removal(client, node_id)
+        suggest_drain(plan)
+        return plan_result(plan, "removal-plan")
+    if will_ask(args):  # the impact, before the question
+        plan = plan_node_removal(client, node_id)
+        err_write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
+        suggest_drain(plan)
+        try:
+            plan_result(plan, "removal-plan")
+        except ClusterError as exc:
+            raise ClusterError(exc.message + "; nothing was removed") from None
+    confirm_change(args, "remove node %s" % node_id, "node %s was not removed" % node_id,
+                   "Remove node %s?" % node_id)
+    with sending("the request to remove %s" % node_id, check_with(args)):
+        return Result(client.remove_node(node_id), "node-removed")
+
+
+@command("node-health", node_id_option("ID of the node", required=True), view="node-health")
+def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show one node's health, resource use and checks.
+
+    example: cluster_cli.py node-health --node-id node-worker-001
+    """
+    return Result(client.node_health(args.node_id), "node-health")
+
+
+@command("shards", option("--database-id", param="database_id", type=_id, help="only shards of this database"),
+         node_id_option("only shards with a copy (primary or replica) on this node"),
+         option("--status", type=str.upper, choices=SHARD_STATUSES, metavar="STATUS",
+                help="only shards with this status: %s" % ", ".join(SHARD_STATUSES)),
+         SHAPING, WATCH, view="shards")
+def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """List shards, optionally only those of a database, a node or a status.
+
+    example: cluster_cli.py shards --format json | jq '[.[] | select(.replicas < 2)]'
+    """
+    shards = client.list_shards(args.database_id, args.node_id, args.status)
+    # Filter here too, in case a server ignores the query parameters.
+    if args.database_id or args.node_id or args.status:
+        shards = [s for s in shards if (not args.database_id or field(s, "database_id") == args.database_id)
+                  and (not args.node_id or args.node_id in holders(s))
+                  and (not args.status or field(s, "status") == args.status)]
+    return Result(shards, "shards")
+
+
+@command("shard-status", option("--shard-id", param="shard_id", required=True, type=_id, help="ID of the shard"),
+         WATCH, view="shard-status")
+def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Show one shard and its latest migration.
+
+    example: cluster_cli.py shard-status --shard-id shard-00
+    """
+    return Result(client.shard_status(args.shard_id), "shard-status")
+
+
+@command("migrate-shard",
+         option("--shard-id", param="shard_id", required=True, type=_id, help="ID of the shard to move"),
+         option("--to-node", param="target_node", required=True, type=_id, help="node to move it to"),
+         option("--from-node", param="source_node", type=_id,
+                help="node it is on now (its primary); checked before anything is sent"), STRATEGY,
+         option("--dry-run", action="store_true", help="check whether it would be accepted; change nothing"),
+         option("--wait", action="store_true", help="wait for the migration to end, with progress on a terminal"),
+         yes(), waiting("the migration"), view="migration-started",
+         sends=("POST", "/api/v1/cluster/shards/{shard_id}/migrate"), check="shard-status --shard-id {shard_id}",
+         exits={4: "still running when --wait-timeout ran out",
+                1: "a FAILED migration, a refused dry run, a protected context not confirmed"})
+def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Move a shard's primary copy to another node.
+
+    Strategies: LIVE_COPY (zero downtime), SNAPSHOT (brief read-only switchover),
+    INCREMENTAL (incremental sync, final switchover).
+    example: cluster_cli.py migrate-shard --shard-id shard-00 --from-node node-worker-001 \\
+               --to-node node-worker-003 --strategy LIVE_COPY --wait
+    """
+    shard_id, target, source, strategy = args.shard_id, args.to_node, args.from_node, args.strategy
+    if args.dry_run:
+        return plan_result(plan_migration(client, shard_id, target, source, strategy), "migration-plan")
+    if source is not None:
+        primary = field(client.shard_status(shard_id), "primary_node")
+        if primary is not None and primary != source:
+            raise ClusterError("%s's primary is on %s, not %s; no migration was started"
+                               % (shard_id, fmt_text(primary), source))
+    confirm_change(args, "migrate %s to %s" % (shard_id, target), "no migration was started")
+    with sending("the request to migrate %s" % shard_id, check_with(args)):
+        migration = client.migrate_shard(shard_id, target, source, strategy)
+    if not args.wait:
+        return Result(migration, "migration-started")
+    # Said first, so the operator has the id whatever happens while waiting.
+    note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
+         % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
+    return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
+
+
+@command("health", view="health")
+def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Check that the node this CLI talks to is alive (GET /health).
+
+    example: cluster_cli.py health --format compact
+    """
+    return Result(client.health(), "health")
+
+
+SHELLS = ("bash", "zsh", "fish")
+COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
+FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
+
+
+# How a shell asks for the context names: the command it is completing, run again (with the
+# --config FILE typed on the line, if one was).
+CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
+
+
+@command("rebalance", option("--balance-by", choices=BALANCE_BY, default="shards",
+                             help="even out primary counts (default) or their vectors"),
+         PLAN, view="move-report", changes=True,
+         exits={4: "--wait-timeout ran out", 1: "a failed move, a stale plan, a declined question or protected "
+                "context, a cluster that does not match the plan afterwards. The running migrations go on after 4 "
+                "and 130"})
+def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Even out the primaries over the HEALTHY nodes: plan, show, confirm, apply, verify.
+
+    Moves one shard's primary at a time (--max-concurrent for more), each checked by the
+    cluster against the plan; the first failure stops new moves. On a terminal the plan is
+    shown and confirmed first (--yes skips it).
+    example: cluster_cli.py rebalance --dry-run
+             cluster_cli.py rebalance --dry-run --format json > plan.json
+             cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
+    """
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+        client.plan_rebalance(args.balance_by)
+    return carry_out(client, args, plan, "already balanced: nothing to move")
+
+
+@command("drain-node", node_id_option("ID of the node to drain", required=True),
+         option("--remove", action="store_true", help="then remove the node (its replicas are redistributed)"),
+         PLAN, view="move-report", changes=True, check="nodes",
+         exits={4: "--wait-timeout ran out", 1: "a primary with nowhere to go, a failed move, a stale plan, a "
+                "declined question or protected context. The running migrations go on after 4 and 130"})
+def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Move every primary off a node, check it holds none, and with --remove remove it.
+
+    Same plan, confirmation, progress and failure handling as rebalance.
+    example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
+             cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
+    """
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+        client.plan_drain(args.node_id)
+    if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
+        raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
+    result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
+    if not args.remove or args.dry_run:
+        return result
+    if result.view == "move-report":
+        note("drained %s: %s completed; removing it" % (args.node_id, words(len(result.data["completed"]), "move")))
+    else:  # nothing was moved, so nothing was confirmed yet
+        confirm_change(args, "remove node %s" % args.node_id, "node %s was not removed" % args.node_id,
+                       "Remove node %s?" % args.node_id)
+    with sending("the request to remove %s" % args.node_id, check_with(args)):
+        return Result(client.remove_node(args.node_id), "node-removed")
+
+
+@command("contexts", SHAPING, view="contexts", local=True)
+def cmd_contexts(client: None, args: argparse.Namespace) -> Result:
     """List the named clusters of the contexts file, and which one is used and why.
 
     The file is $XDG_CONFIG_HOME/jadevectordb/cluster.toml (--config FILE, JADEVECTORDB_CONFIG);
     the one used is --context NAME, else JADEVECTORDB_CONTEXT, else the file's default_context.
     example: cluster_cli.py contexts
     """
+    config, current = args.contexts_file, args.chosen_context
     rows = [{"name": name, "url": context_url(settings), "protected": bool(settings.get("protected")),
              "current": current is not None and name == current.name,
              "chosen_by": current.chosen_by if current is not None and name == current.name else None}
@@ -4014,480 +4466,23 @@ def cmd_contexts(config: Config, current: Optional[Context]) -> Result:
     return Result(rows, "contexts", empty)
 
 
-# --------------------------------------------------------------------------------------------------
-# Settings from the command line
-# --------------------------------------------------------------------------------------------------
+@command("completion", option("shell", choices=SHELLS, help="the shell to complete in"), local=True)
+def cmd_completion(client: None, args: argparse.Namespace) -> str:
+    """Print a completion script for bash, zsh or fish, made from this command's own options.
 
-
-# How results are printed: the --format choice, whether status words are coloured, --output,
-# and the terminal's width that tables fit (None when not printing to a terminal: full width).
-Output = namedtuple("Output", "format color file width", defaults=(None, None))
-
-
-def output_from(args: argparse.Namespace, fmt: str) -> Output:
-    """How to print: the format resolved from the settings, colour only on a terminal."""
-    on_terminal = not args.output and is_tty(sys.stdout)
-    color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
-    return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
-
-
-def flag_source(args: argparse.Namespace) -> Source:
-    """The settings given on the command line. A --host or --port flag alone takes the other part
-    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
-    if args.api_key is not None and not args.api_key.strip():
-        raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
-    values = {name: getattr(args, name) for name in ("url", "api_key", "format", "timeout", "ca_cert", "retries",
-                                                      "max_response_size", "insecure")
-              if getattr(args, name, None) is not None}
-    labels = {name: "--" + name.replace("_", "-") for name in values}
-    if args.url is None and (args.host, args.port) != (None, None):
-        env = environment_source(os.environ)
-        for part, flag in (("host", "--host"), ("port", "--port")):
-            given = getattr(args, part)
-            values[part] = given if given is not None else env.values.get(part, ADDRESS_DEFAULTS[part])
-            labels[part] = flag if given is not None else env.labels.get(part, "the default")
-    return Source("the command line", values, labels)
-
-
-def environment_source(env: Any) -> Source:
-    """The JADEVECTORDB_* variables; each is checked when it is the one used."""
-    values, labels = {}, {}
-    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT)):
-        if env.get(variable):
-            values[name], labels[name] = env[variable], variable
-    if "port" in values:
-        values["port"] = (lambda text: lambda: check_port(text, ENV_PORT))(values["port"])
-    if "format" in values:
-        values["format"] = (lambda text: lambda: check_format(text, ENV_FORMAT))(values["format"])
-    if ENV_API_KEY in env:
-        values["api_key"], labels["api_key"] = (lambda: check_nonempty_key(env[ENV_API_KEY])), ENV_API_KEY
-    return Source("the environment", values, labels)
-
-
-def command_line_sources(args: argparse.Namespace, context: Optional[Context]) -> list:
-    """Where settings come from, highest first: the flags, a context named by --context, the
-    JADEVECTORDB_* environment, a context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
-    explicit = context is not None and context.chosen_by == "--context"
-    return [flag_source(args)] + ([context_source(context)] if explicit else []) + \
-        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) + \
-        [DEFAULT_SOURCE]
-
-
-def check_format(text: Any, source: str) -> str:
-    if text not in FORMATS:
-        raise InvalidInput("%s must be one of %s, got %s" % (source, ", ".join(FORMATS), shown(text)))
-    return text
-
-
-def check_nonempty_key(text: str) -> str:
-    if not text.strip():
-        raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
-    return text
-
-
-def key_over_plain_http(base_urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
-    """Where the key would travel in clear: each http:// URL other than a loopback one, and every
-    http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
-    import ipaddress
-    from urllib.parse import urlsplit
-    exposed = []
-    for url in base_urls:
-        parts = urlsplit(url)
-        proxy = proxy_for(url) if proxy_for else None
-        if parts.scheme != "http":
-            continue  # https: end to end, a proxy's CONNECT tunnel included
-        if proxy:
-            exposed.append("%s through the proxy %s" % (url, hide_credentials(proxy)))
-            continue
-        if parts.hostname == "localhost":
-            continue
-        try:
-            if ipaddress.ip_address(parts.hostname).is_loopback:
-                continue
-        except ValueError:
-            pass
-        exposed.append(url)
-    return exposed
-
-
-def address_flags(args: argparse.Namespace) -> list:
-    """The flags of this command line that say which cluster, and how to reach it: what a hint
-    repeats, so the command it names can be pasted as it is (never the key)."""
-    import shlex
-    flags = []
-    for name in ("url", "host", "port", "context", "config", "ca_cert"):
-        value = getattr(args, name, None)
-        if value is not None:
-            flags += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
-    return flags + (["--insecure"] if getattr(args, "insecure", False) else [])
-
-
-# --------------------------------------------------------------------------------------------------
-# The parser
-# --------------------------------------------------------------------------------------------------
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's formatter, keeping the docstrings' line breaks; argparse makes
-    one per option added, and would import shutil each time to size it."""
-
-    def __init__(self, prog: str, **kwargs):
-        kwargs.setdefault("width", terminal_columns() - 2)
-        super().__init__(prog, **kwargs)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line on stderr and exit code 2.
-
-    Abbreviations are off: '--ho' must not quietly mean '--host'.
+    bash: source <(cluster_cli.py completion bash)    (in ~/.bashrc to keep it)
+    zsh:  source <(cluster_cli.py completion zsh)     (after compinit, in ~/.zshrc)
+    fish: cluster_cli.py completion fish > ~/.config/fish/completions/jadevectordb-cluster.fish
+    It completes commands, options, their choices (formats, strategies, statuses) and context names.
     """
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise InvalidInput("%s (see '%s --help')" % (self.explain(message), self.prog))
-
-    def explain(self, message: str) -> str:
-        """argparse's message, with 'did you mean' for a mistyped command or option, and an
-        unknown option named as such (not as the value after it, taken for a command)."""
-        import difflib
-        options = [o for action in self._actions for o in action.option_strings]
-
-        def like(word, choices):
-            close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-            return "; did you mean %r?" % close[0] if close else ""
-
-        match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
-        if match:
-            argv = getattr(self, "argv", None) or []
-            word = match.group(1)
-            before = argv[:argv.index(word)] if word in argv else []
-            unknown = [t for t in before if t.startswith("-") and t.split("=", 1)[0] not in options]
-            if unknown:  # "--form compact status": compact was taken for the command
-                option = unknown[-1].split("=", 1)[0]
-                return "unknown option %r%s" % (option, like(option, options))
-            return "unknown command %r%s" % (word, like(word, list(COMMANDS)))
-        match = re.match(r"unrecognized arguments: (\S+)", message)
-        if match and match.group(1).startswith("-"):
-            option = match.group(1).split("=", 1)[0]
-            known = options + [o for parser in getattr(self, "subparsers", {}).values()
-                               for action in parser._actions for o in action.option_strings]
-            return "unknown option %r%s" % (option, like(option, known))
-        return message
-
-
-# Python parameter -> the flag that sets it, for messages from the client's checks.
-FLAGS = {"node_id": "--node-id", "shard_id": "--shard-id", "target_node": "--to-node",
-         "source_node": "--from-node", "database_id": "--database-id", "address": "--address",
-         "strategy": "--strategy", "timeout": "--timeout", "retries": "--retries", "host": "--host",
-         "port": "--port", "url": "--url", "api_key": "--api-key", "ca_cert": "--ca-cert",
-         "max_response_size": "--max-response-size"}
-
-
-def _argument_type(check):
-    """An argparse type from one of the client's checks, its message without the parameter name."""
-    def convert(text):
-        try:
-            return check(text)
-        except InvalidInput as exc:
-            message = exc.message
-            if exc.param and message.startswith(exc.param):
-                message = message[len(exc.param):].lstrip(": ")
-            raise argparse.ArgumentTypeError(message) from None
-    convert.__name__ = check.__name__
-    return convert
-
-
-_seconds = _argument_type(lambda text: check_seconds(text, "timeout"))
-_id = _argument_type(lambda text: check_id(text, "id"))
-_size = _argument_type(check_size)
-_address = _argument_type(check_address)
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError("%r must be from 0 to 100" % text)
-    return value
-
-
-def _port(text):
-    try:
-        return check_port(text, "port")
-    except InvalidInput as exc:
-        raise argparse.ArgumentTypeError(exc.message.split(": ", 1)[1]) from None
-
-
-def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    """The options every command takes, before or after its name.
-
-    After the command, defaults are SUPPRESSed so they never overwrite a
-    value given before it; the last occurrence wins.
-    """
-    def default(value):
-        return argparse.SUPPRESS if suppress else value
-
-    group = parser.add_argument_group("connection and output (before or after the command)")
-    group.add_argument("--host", default=default(None), metavar="HOST[,HOST...]",
-                       help="master node(s), host or host:port, comma-separated, tried in order "
-                            "(env %s; default %s)" % (ENV_HOST, DEFAULT_HOST))
-    group.add_argument("--port", type=_port, default=default(None),
-                       help="API port for hosts given without one (env %s; default %d)" % (ENV_PORT, DEFAULT_PORT))
-    group.add_argument("--url", default=default(None), metavar="URL[,URL...]",
-                       help="full base URL(s) such as https://jade.example:8443; overrides --host/--port "
-                            "(env %s)" % ENV_URL)
-    group.add_argument("-o", "--format", choices=FORMATS, default=default(None),
-                       help="output format (env %s; default %s)" % (ENV_FORMAT, DEFAULT_FORMAT))
-    group.add_argument("--api-key", default=default(None), metavar="KEY",
-                       help="API key, sent as 'Authorization: Bearer KEY' (env %s)" % ENV_API_KEY)
-    group.add_argument("--timeout", type=_seconds, default=default(None), metavar="SECONDS",
-                       help="the most one request may take, all included: connect, send, the whole answer, "
-                            "redirects and GET retries (default %g)" % DEFAULT_TIMEOUT)
-    group.add_argument("--retries", type=_non_negative_int, default=default(DEFAULT_RETRIES), metavar="N",
-                       help="retries of a GET after a connection failure or 502/503/504, pausing %g s "
-                            "doubling to %g s, inside --timeout; POST and DELETE are never retried "
-                            "(default %d)" % (FIRST_RETRY_PAUSE, RETRY_PAUSE_CAP, DEFAULT_RETRIES))
-    group.add_argument("--max-response-size", type=_size, default=default(DEFAULT_MAX_RESPONSE_SIZE),
-                       metavar="SIZE", help="refuse an answer larger than SIZE once decompressed, such as "
-                                            "64M or 1G (default %s)" % fmt_size(DEFAULT_MAX_RESPONSE_SIZE))
-    group.add_argument("--context", default=default(None), metavar="NAME",
-                       help="the named cluster to use, from the contexts file (env %s; default: the file's "
-                            "default_context); see the 'contexts' command" % ENV_CONTEXT)
-    group.add_argument("--config", default=default(None), metavar="FILE",
-                       help="the contexts file (env %s; default $XDG_CONFIG_HOME/jadevectordb/cluster.toml)"
-                            % ENV_CONFIG)
-    group.add_argument("--ca-cert", default=default(None), metavar="PATH",
-                       help="CA bundle to verify the cluster's TLS certificate with")
-    group.add_argument("--insecure", action="store_true", default=default(False),
-                       help="do not verify TLS certificates (prints a warning)")
-    group.add_argument("--output", default=default(None), metavar="FILE",
-                       help="write the result to FILE instead of stdout, atomically (a temporary file renamed "
-                            "over it once complete; on failure FILE is left as it was)")
-    group.add_argument("--raw", action="store_true", default=default(False),
-                       help="print the server's body exactly as received (for debugging), not the formatted result")
-    group.add_argument("--no-color", action="store_true", default=default(False),
-                       help="never colour status words (also: NO_COLOR=1)")
-    group.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                       help="log each request, its status and time on stderr (the key is never shown)")
-    group.add_argument("--version", action="version", version="%(prog)s " + __version__)
-
-
-def add_watch_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--watch", type=_seconds, nargs="?", const=DEFAULT_WATCH_INTERVAL,
-                        metavar="SECONDS", help="repeat every SECONDS (default %g) until Ctrl-C; JSON "
-                        "snapshots are one line each when not on a terminal" % DEFAULT_WATCH_INTERVAL)
-    parser.add_argument("--count", type=_non_negative_int, default=0, metavar="N",
-                        help="with --watch: stop after N snapshots")
-
-
-def add_wait_options(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--wait-timeout", type=_seconds, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
-                        help="give up waiting for %s after SECONDS, exit 4 (default %g)" % (what, DEFAULT_WAIT_TIMEOUT))
-    parser.add_argument("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
-                        help="seconds between polls while waiting (default %g)" % DEFAULT_POLL_INTERVAL)
-
-
-def status_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--check", action="store_true", help="exit 4 unless the cluster is HEALTHY")
-    sub.add_argument("--wait-for", type=str.upper, choices=CLUSTER_STATUSES, metavar="STATUS",
-                     help="poll until the cluster is STATUS (%s)" % ", ".join(CLUSTER_STATUSES))
-    add_wait_options(sub, "the status")
-    add_watch_option(sub)
-
-
-def nodes_options(sub: argparse.ArgumentParser) -> None:
-    # A mistyped status would match nothing and read as "all clear": only the contract's are accepted.
-    sub.add_argument("--status", type=str.upper, choices=NODE_STATUSES, metavar="STATUS",
-                     help="only nodes with this status: %s" % ", ".join(NODE_STATUSES))
-    sub.add_argument("--role", type=str.upper, choices=("MASTER", "WORKER"), help="only nodes with this role")
-    add_shaping_options(sub)
-    add_watch_option(sub)
-
-
-def add_node_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--node-id", required=True, type=_id, help="ID of the new node")
-    sub.add_argument("--address", required=True, type=_address, metavar="HOST:PORT",
-                     help="address the node serves on")
-    add_yes_option(sub, "")
-
-
-def remove_node_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--node-id", required=True, type=_id, help="ID of the node to remove")
-    sub.add_argument("--dry-run", action="store_true", help="show the impact; change nothing")
-    add_yes_option(sub, "do not ask for confirmation")
-
-
-def node_health_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--node-id", required=True, type=_id, help="ID of the node")
-
-
-def shards_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--database-id", type=_id, help="only shards of this database")
-    sub.add_argument("--node-id", type=_id, help="only shards with a copy (primary or replica) on this node")
-    sub.add_argument("--status", type=str.upper, choices=SHARD_STATUSES, metavar="STATUS",
-                     help="only shards with this status: %s" % ", ".join(SHARD_STATUSES))
-    add_shaping_options(sub)
-    add_watch_option(sub)
-
-
-def add_shaping_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--columns", metavar="FIELD[,FIELD...]",
-                     help="only these fields, in this order, in every format ('--columns help' lists them)")
-    sub.add_argument("--sort-by", metavar="FIELD[,-FIELD...]",
-                     help="sort by these fields (numbers as numbers; '-' before a field: descending)")
-    sub.add_argument("--no-headers", action="store_true", help="no header row in tables, CSV and TSV")
-
-
-def shard_status_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--shard-id", required=True, type=_id, help="ID of the shard")
-    add_watch_option(sub)
-
-
-def migrate_shard_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--shard-id", required=True, type=_id, help="ID of the shard to move")
-    sub.add_argument("--to-node", required=True, type=_id, help="node to move it to")
-    sub.add_argument("--from-node", type=_id,
-                     help="node it is on now (its primary); checked before anything is sent")
-    sub.add_argument("--strategy", type=str.upper, default="LIVE_COPY", choices=STRATEGIES,
-                     help="how to move it (default LIVE_COPY)")
-    sub.add_argument("--dry-run", action="store_true", help="check whether it would be accepted; change nothing")
-    sub.add_argument("--wait", action="store_true", help="wait for the migration to end, with progress on a terminal")
-    add_yes_option(sub, "")
-    add_wait_options(sub, "the migration")
-
-
-def plan_options(sub: argparse.ArgumentParser) -> None:
-    """What rebalance and drain-node share: the plan, its pace, the wait, the question."""
-    sub.add_argument("--dry-run", action="store_true", help="print the plan (--format json saves it); change nothing")
-    sub.add_argument("--plan", metavar="FILE", help="apply exactly this saved plan, after checking it still fits")
-    sub.add_argument("--max-concurrent", type=_count_of_migrations, default=1, metavar="N",
-                     help="migrations in flight at once (default 1)")
-    sub.add_argument("--strategy", type=str.upper, default="LIVE_COPY", choices=STRATEGIES,
-                     help="how each shard is moved (default LIVE_COPY)")
-    sub.add_argument("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
-                     help="stop starting moves and give up waiting after SECONDS, exit 4 (default: no limit)")
-    sub.add_argument("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
-                     help="seconds between polls of the running migrations (default %g)" % DEFAULT_POLL_INTERVAL)
-    add_yes_option(sub, "do not ask for confirmation")
-    add_shaping_options(sub)  # on the plan's moves, and the report's
-
-
-def add_yes_option(sub: argparse.ArgumentParser, what: str) -> None:
-    sub.add_argument("-y", "--yes", action="store_true", help=(what + "; " if what else "") +
-                     "in a protected context: go ahead when not on a terminal (on one, its name is asked for)")
-
-
-def rebalance_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--balance-by", choices=BALANCE_BY, default="shards",
-                     help="even out primary counts (default) or their vectors")
-    plan_options(sub)
-
-
-def drain_node_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--node-id", required=True, type=_id, help="ID of the node to drain")
-    sub.add_argument("--remove", action="store_true", help="then remove the node (its replicas are redistributed)")
-    plan_options(sub)
-
-
-def completion_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("shell", choices=SHELLS, help="the shell to complete in")
-
-
-def _count_of_migrations(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("%r must be at least 1" % text)
-    return value
-
-
-# The exit codes each command can end with, in its --help.
-_COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), " \
-                "3 cluster unreachable, 130 interrupted"
-
-
-_LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not have been applied"
-EXIT_CODES = {
-    None: "exit codes: " + _COMMON_EXITS,
-    "status": "exit codes: " + _COMMON_EXITS + ", 4 not HEALTHY (--check) or not the status waited for "
-              "(--wait-for)",
-    "add-node": "exit codes: " + _COMMON_EXITS + ". 1 also: a protected context's change not confirmed. "
-                + _LOST_ANSWER,
-    "remove-node": "exit codes: " + _COMMON_EXITS + ". 1 also: a dry run the cluster would refuse, a declined "
-                   "question or protected context. " + _LOST_ANSWER,
-    "migrate-shard": "exit codes: " + _COMMON_EXITS + ", 4 still running when --wait-timeout ran out. 1 also: "
-                     "a FAILED migration, a refused dry run, a protected context not confirmed. " + _LOST_ANSWER,
-    "rebalance": "exit codes: " + _COMMON_EXITS + ", 4 --wait-timeout ran out. 1 also: a failed move, a stale "
-                 "plan, a declined question or protected context, a cluster that does not match the plan "
-                 "afterwards. The running migrations go on after 4 and 130",
-    "drain-node": "exit codes: " + _COMMON_EXITS + ", 4 --wait-timeout ran out. 1 also: a primary with nowhere "
-                  "to go, a failed move, a stale plan, a declined question or protected context. The running "
-                  "migrations go on after 4 and 130",
-}
-
-
-# name -> (handler, function adding its own options)
-COMMANDS = {
-    "status": (cmd_status, status_options),
-    "diagnostics": (cmd_diagnostics, None),
-    "metrics": (cmd_metrics, add_watch_option),
-    "nodes": (cmd_nodes, nodes_options),
-    "add-node": (cmd_add_node, add_node_options),
-    "remove-node": (cmd_remove_node, remove_node_options),
-    "node-health": (cmd_node_health, node_health_options),
-    "shards": (cmd_shards, shards_options),
-    "shard-status": (cmd_shard_status, shard_status_options),
-    "migrate-shard": (cmd_migrate_shard, migrate_shard_options),
-    "health": (cmd_health, None),
-    "rebalance": (cmd_rebalance, rebalance_options),
-    "drain-node": (cmd_drain_node, drain_node_options),
-    "contexts": (cmd_contexts, add_shaping_options),
-    "completion": (cmd_completion, completion_options),
-}
-
-
-def program_name(argv0: str) -> str:
-    """The name to show for the command: as run (jadevectordb-cluster, a renamed script),
-    or cluster_cli.py when run some other way (python -m pytest, an embedding program)."""
-    name = os.path.basename(argv0 or "")
-    if name == "jadevectordb-cluster" or (name.endswith(".py") and name != "__main__.py"):
-        return name
-    return DEFAULT_PROG
-
-
-def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
-    """The parser; with argv, only the commands named in it get their options
-    (an operator runs one command, and pays for one)."""
-    parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
-                    epilog="exit codes: 0 ok, 1 the cluster refused or failed the request, 2 invalid "
-                           "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted")
-    add_global_options(parser, suppress=False)
-    parser.argv = list(argv or [])
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    parser.subparsers = commands.choices
-    commands.required = True
-    named = None if argv is None else set(argv)
-    for name, (handler, add_options) in COMMANDS.items():
-        doc = "\n".join(line[4:] if line.startswith("    ") else line for line in handler.__doc__.splitlines())
-        doc = doc.replace(DEFAULT_PROG + " ", PROG + " ")
-        sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip())
-        sub.set_defaults(func=handler)
-        sub.epilog = EXIT_CODES.get(name, EXIT_CODES[None])
-        if named is None or name in named:
-            add_global_options(sub, suppress=True)
-            if add_options:
-                add_options(sub)
-            required = [action for action in sub._actions if action.required and action.option_strings]
-            positional = [action for action in sub._actions if not action.option_strings]
-            sub.usage = "%s %s %s%s[options]" % (PROG, name, "".join(
-                "%s %s " % (action.option_strings[-1], action.metavar or action.dest.upper()) for action in required),
-                "".join("{%s} " % ",".join(action.choices) for action in positional))
-    return parser
+    parser = build_parser()
+    shared = [a for a in parser._actions if a.option_strings]
+    shared_names = {o for a in shared for o in a.option_strings}
+    commands = {name: [a for a in sub._actions if a.option_strings and a.option_strings[0] not in shared_names]
+                for name, sub in parser.subparsers.items()}
+    summaries = {name: COMMANDS[name].handler.__doc__.strip().splitlines()[0].rstrip(".") for name in commands}
+    return {"bash": bash_completion, "zsh": zsh_completion, "fish": fish_completion}[args.shell](
+        shared, commands, summaries)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -4616,14 +4611,15 @@ def run(args: argparse.Namespace) -> int:
     """The command layer: flags and context to settings, a client, the command's handler, its result printed."""
     if args.command == "completion":  # works whatever state the contexts file is in
         with written_to(args.output):
-            write(cmd_completion(args.shell))
+            write(cmd_completion(None, args))
         return EXIT_OK
     config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
     context = chosen_context(config, args.context)
     resolved = resolve(command_line_sources(args, context))
     output = output_from(args, resolved["format"])
     if args.command == "contexts":  # this machine's file: no cluster is asked
-        return print_result(lambda: cmd_contexts(config, context), args, output)
+        args.contexts_file, args.chosen_context = config, context
+        return print_result(lambda: cmd_contexts(None, args), args, output)
     settings = client_settings(resolved)
     if resolved.overridden:  # which cluster is asked, said once when another source named a different one
         warn("the cluster is %s, from %s; not %s" % (",".join(base_urls(resolved)), resolved.sources["address"],
@@ -4767,7 +4763,7 @@ def for_command_line(exc: ClusterError) -> str:
     elif getattr(exc, "tls", None) == "hostname":
         exc.hint = "connect by a name the certificate carries (--url or --host)"
     text = str(exc)
-    flag = FLAGS.get(exc.param)
+    flag = parameter_flags().get(exc.param)
     if flag and text.startswith(exc.param):
         text = flag + text[len(exc.param):]
     elif flag and "_" in exc.param:

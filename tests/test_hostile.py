@@ -16,15 +16,15 @@ from conftest import SCRIPT, free_port, interruptible
 from conftest import on_terminal
 
 KEY = "s3cret-Key_0123456789"
-CHANGES = {
-    "add-node": (["add-node", "--node-id", "n9", "--address", "h9:8080"], "POST", "/api/v1/cluster/nodes"),
-    "remove-node": (["remove-node", "--node-id", "node-worker-002"], "DELETE",
-                    "/api/v1/cluster/nodes/node-worker-002"),
-    "migrate-shard": (["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"], "POST",
-                      "/api/v1/cluster/shards/shard-00/migrate"),
-}
-CHECK_WITH = {"add-node": "cluster_cli.py nodes", "remove-node": "cluster_cli.py nodes",
-              "migrate-shard": "cluster_cli.py shard-status --shard-id shard-00"}
+# The commands that send one change, from the registry: {name: (argv, method, path)}. A new one fails
+# here until it has a sample command line.
+SAMPLES = {"add-node": ["add-node", "--node-id", "n9", "--address", "h9:8080"],
+           "remove-node": ["remove-node", "--node-id", "node-worker-002"],
+           "migrate-shard": ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"]}
+CHANGES = {name: (SAMPLES[name], command.sends[0], command.sends[1].format(
+    node_id="node-worker-002", shard_id="shard-00")) for name, command in cluster_cli.COMMANDS.items() if command.sends}
+CHECK_WITH = {name: "cluster_cli.py " + command.check.format(shard_id="shard-00")
+              for name, command in cluster_cli.COMMANDS.items() if command.sends}
 
 
 @pytest.fixture
