@@ -4390,16 +4390,6 @@ def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return Result(client.health(), "health")
 
 
-SHELLS = ("bash", "zsh", "fish")
-COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
-FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
-
-
-# How a shell asks for the context names: the command it is completing, run again (with the
-# --config FILE typed on the line, if one was).
-CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
-
-
 @command("rebalance", option("--balance-by", choices=BALANCE_BY, default="shards",
                              help="even out primary counts (default) or their vectors"),
          PLAN, view="move-report", changes=True,
