@@ -64,6 +64,7 @@ RETRYABLE_STATUS = (502, 503, 504)
 GATEWAY_STATUS = (502, 504)  # answered by a proxy or load balancer, possibly after it passed a request on
 REDIRECT_STATUS = (301, 302, 303, 307, 308)
 STRATEGIES = ("LIVE_COPY", "SNAPSHOT", "INCREMENTAL")
+FORMAT_NAMES = ("json", "table", "compact", "ndjson", "csv", "tsv", "prometheus")  # FORMATS' keys, in --help's order
 CLUSTER_STATUSES = ("HEALTHY", "DEGRADED", "UNHEALTHY")
 NODE_STATUSES = ("HEALTHY", "JOINING", "DEGRADED", "UNREACHABLE", "LEAVING")
 SHARD_STATUSES = ("HEALTHY", "MIGRATING", "UNDER_REPLICATED", "OFFLINE")
@@ -1596,8 +1597,8 @@ def check_context_setting(key: str, value: Any) -> None:
         check_hosts(value, DEFAULT_PORT)
     elif key == "port":
         check_port(value, "port")
-    elif key == "format" and value not in FORMATS:
-        raise InvalidInput("format must be one of %s, got %s" % (", ".join(FORMATS), shown(value)))
+    elif key == "format" and value not in FORMAT_NAMES:
+        raise InvalidInput("format must be one of %s, got %s" % (", ".join(FORMAT_NAMES), shown(value)))
     elif key == "timeout":
         check_seconds(value, "timeout")
     elif key == "api_key_env" and not re.match(_ENV_NAME, value):
@@ -2256,6 +2257,13 @@ class ClusterCLI:
 # --------------------------------------------------------------------------------------------------
 
 
+# How results are printed: the --format choice, whether status words are coloured, --output, the
+# terminal's width that tables fit (None when not printing to a terminal: full width), whether this is
+# a --watch snapshot off a terminal, and the columns (Fields) and header row --columns and --no-headers chose.
+Output = namedtuple("Output", "format color file width snapshot columns headers",
+                    defaults=(False, None, None, False, None, True))
+
+
 DEFAULT_PROG = "cluster_cli.py"
 PROG = DEFAULT_PROG  # the name the command was run as: jadevectordb-cluster when installed
 
@@ -2632,14 +2640,10 @@ Lines = namedtuple("Lines", "source fields")
 #   prepare   derives fields the formats show (a checks summary, a plan's verdict)
 #   samples   its Prometheus samples (Sample records)
 #   headers   whether grids and CSV/TSV start with their header row (--no-headers)
-#   items     a plan's or report's list (Lines: its moves), which --columns and --sort-by turn it into
+#   items     a plan's or report's list, which --columns and --sort-by turn it into: (its source, the list
+#             view it is shown with)
 View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers items",
                   defaults=((), "", (), (), "", (), None, (), True, None))
-
-
-def view_of(view: Any) -> View:
-    """A view by name, or the View itself (a list view reshaped by --columns)."""
-    return view if isinstance(view, View) else VIEWS[view]
 
 
 # A Prometheus metric from a result: its name and help, the field its value is (or a function of
@@ -2702,13 +2706,13 @@ _FILL = "\u2800"  # one column wide, and not white space to the strip() tabulate
 
 def render_grid(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
                 width: Optional[int] = None) -> str:
-    """A box-drawn grid of `columns` (Fields), one row per item, at most `width` columns wide if it can be."""
+    """Return a box-drawn grid of `columns` (Fields), one row per item, at most `width` columns wide if it can be."""
     return "\n".join(grid_lines(columns, rows, color, width))
 
 
 def grid_lines(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
                width: Optional[int] = None) -> list:
-    """The grid's lines: drawn here when every cell is plain single-width text (the common
+    """Return the grid's lines: drawn here when every cell is plain single-width text (the common
     case, and 30 times faster at 100,000 rows), by tabulate otherwise (colour, wide characters).
     With a width (a terminal's), the widest text columns are clipped with '…' to fit it."""
     header = [spec.label for spec in columns]
@@ -2724,22 +2728,64 @@ def grid_lines(columns: Sequence[Field], rows: Sequence[Any], color: bool = Fals
     return tabulate_grid(header, least, body)
 
 
+SMALL_GRID = 2000  # rows: a grid this small is drawn whole, by tabulate where colour or wide characters need it
+
+
+def write_grid(columns: Sequence[Field], rows: Sequence[Any], out: Callable[[str], None], color: bool = False,
+               width: Optional[int] = None, headers: bool = True, end: str = "\n") -> None:
+    """Write a grid as grid_lines() draws it. A larger one is drawn in two passes over its rows, the
+    first measuring its columns, the second writing them a batch at a time: its cells are formatted
+    twice rather than all held, so whatever the server sent, a grid costs the memory of a batch."""
+    if len(rows) <= SMALL_GRID:
+        lines = grid_lines(columns, rows, color, width)
+        out("\n".join(lines if headers else lines[:1] + lines[3:]) + end)
+        return
+    least = [max(len(spec.label), spec.width) for spec in columns]
+    content = [len(spec.label) for spec in columns]
+    for start in range(0, len(rows), BATCH):
+        for line in cells(rows[start:start + BATCH], columns, color, missing="-"):
+            for i, text in enumerate(line):
+                content[i] = max(content[i], shown_len(text.strip(), color))
+    least, widths = fit(columns, least, content, width) if width else (least, content)
+    cut = [widths[i] < content[i] for i in range(len(columns))]  # clipped with '…' to fit the terminal
+    widths = [widths[i] if cut[i] else max(least[i], content[i]) for i in range(len(columns))]
+
+    def rule(left: str, middle: str, right: str) -> str:
+        return left + middle.join("─" * (size + 2) for size in widths) + right
+
+    def row(line: list) -> str:
+        texts = [text.strip() for text in line]
+        texts = [text[:widths[i] - 1] + ELLIPSIS if cut[i] and len(text) > widths[i] else text
+                 for i, text in enumerate(texts)]
+        return "│ " + " │ ".join(text + " " * (widths[i] - shown_len(text, color))
+                                 for i, text in enumerate(texts)) + " │\n"
+
+    out(rule("┌", "┬", "┐") + "\n" + (row([spec.label for spec in columns]) + rule("├", "┼", "┤") + "\n"
+                                        if headers else ""))
+    for start in range(0, len(rows), BATCH):
+        out("".join(row(line) for line in cells(rows[start:start + BATCH], columns, color, missing="-")))
+    out(rule("└", "┴", "┘") + end)
+
+
 ELLIPSIS = "\u2026"
 CLIPPABLE = (fmt_text, fmt_names)  # text columns; numbers and status words are never clipped
 _ANSI = r"\x1b\[[0-9;]*m"
 
 
-def fitted(columns: Sequence[Field], least: list, body: list, width: int, color: bool) -> tuple:
-    """(least widths, cells) of a grid fitted to `width`: first the padding of the view's least
-    widths goes, then the widest text column loses a character at a time, down to its header's
-    width (or 8), until the grid fits or no column can give more. Numbers and status words stay whole."""
-    def shown_len(text):
-        return len(re.sub(_ANSI, "", text)) if color else len(text)
-    content = [max([len(spec.label)] + [shown_len(line[i].strip()) for line in body]) for i, spec in enumerate(columns)]
+def shown_len(text: str, color: bool) -> int:
+    """Return how many columns text takes on a terminal: its colour codes take none."""
+    return len(re.sub(_ANSI, "", text)) if color else len(text)
+
+
+def fit(columns: Sequence[Field], least: list, content: list, width: int) -> tuple:
+    """Return (least widths, widths) of a grid fitted to `width`, from its columns' least and content
+    widths: first the padding of the view's least widths goes, then the widest text column loses a
+    character at a time, down to its header's width (or 8), until the grid fits or no column can give
+    more. Numbers and status words stay whole."""
     widths = [max(most, content[i]) for i, most in enumerate(least)]
     excess = sum(widths) + 3 * len(widths) + 1 - width  # "│ " before each cell, " │" after the last
     if excess <= 0:
-        return least, body
+        return least, widths
     text = [spec.fmt in CLIPPABLE and not spec.status for spec in columns]
     floors = [min(content[i], max(len(spec.label), 8)) if text[i] else content[i] for i, spec in enumerate(columns)]
     while excess > 0:
@@ -2748,12 +2794,20 @@ def fitted(columns: Sequence[Field], least: list, body: list, width: int, color:
             break
         widths[i] -= 1
         excess -= 1
+    return [min(most, widths[i]) for i, most in enumerate(least)], widths
+
+
+def fitted(columns: Sequence[Field], least: list, body: list, width: int, color: bool) -> tuple:
+    """Return (least widths, cells) of a grid fitted to `width` (see fit()), its cells clipped with '…'."""
+    content = [max([len(spec.label)] + [shown_len(line[i].strip(), color) for line in body])
+               for i, spec in enumerate(columns)]
+    least, widths = fit(columns, least, content, width)
     for i in [i for i in range(len(columns)) if widths[i] < content[i]]:
         for line in body:
             cell_text = line[i].strip()
             if len(cell_text) > widths[i]:
                 line[i] = cell_text[:widths[i] - 1] + ELLIPSIS
-    return [min(most, widths[i]) for i, most in enumerate(least)], body
+    return least, body
 
 
 def tabulate_grid(header: list, least: list, body: list) -> list:
@@ -3074,7 +3128,9 @@ VIEWS["move-plan"] = View(
     compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
              Lines(listed("moves"), (Field("", "shard_id"), Field("", "source_node"), Field("", "target_node"),
                                      Field("", "vector_count", fmt_count)))),
-    prepare=move_plan_summary, items=Lines(listed("moves"), MOVE_COLUMNS))
+    prepare=move_plan_summary, items=(listed("moves"), "moves"))
+VIEWS["moves"] = View(columns=MOVE_COLUMNS)
+VIEWS["move-results"] = View(columns=MOVE_RESULT_COLUMNS)
 VIEWS["contexts"] = View(columns=(Field("Current", "current", lambda value: "*" if value else ""),
                                   Field("Name", "name"), Field("URL", "url"),
                                   Field("Protected", "protected", fmt_yes_no), Field("Chosen By", "chosen_by")))
@@ -3085,21 +3141,30 @@ VIEWS["move-report"] = View(
                          Field("Verified", "verified", fmt_yes_no)),
     sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, listed("moves")),),
     compact=(Lines(listed("moves"), MOVE_RESULT_COLUMNS),),
-    prepare=move_report_summary, items=Lines(lambda report: move_report_summary(report)["moves"], MOVE_RESULT_COLUMNS))
+    prepare=move_report_summary, items=(lambda report: move_report_summary(report)["moves"], "move-results"))
 
 
 # --------------------------------------------------------------------------------------------------
-# Formats: one renderer each
+# Formats: one writer each
 # --------------------------------------------------------------------------------------------------
 
+# A format writes a result through `out` (a function of text), everything included down to its last
+# newline, as write(view name, data, out, style); style is the Output: colour, the terminal's width,
+# a --watch snapshot off a terminal, and the columns and headers --columns and --no-headers chose.
+# Lists are written a batch at a time, never held whole as text.
+BATCH = 1000  # items a list is written in
 
-def render_json(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """The server's objects unchanged, indented, strict JSON (never coloured)."""
-    return to_json(data, indent=2)
+
+def view_in(view: str, style: Output) -> View:
+    """Return the view a result is shown with, as --columns and --no-headers shape it."""
+    spec = VIEWS[view]
+    if style.columns is not None:
+        spec = spec._replace(columns=style.columns)
+    return spec if style.headers else spec._replace(headers=False)
 
 
 def to_json(data: Any, indent: Optional[int] = None) -> str:
-    """Strict JSON (RFC 8259, as jq reads it): no NaN or Infinity ever reaches stdout."""
+    """Return strict JSON (RFC 8259, as jq reads it): no NaN or Infinity ever reaches stdout."""
     import json
     try:
         return json.dumps(data, indent=indent, allow_nan=False)
@@ -3109,48 +3174,84 @@ def to_json(data: Any, indent: Optional[int] = None) -> str:
         raise BadResponse("the cluster's answer is nested too deeply to print") from None
 
 
-def render_table(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """Human-readable blocks and grids, as the specification shows them."""
-    spec = view_of(view)
+def write_json(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+    """Write the server's objects as strict JSON, indented (never coloured); a --watch snapshot is
+    one line, for jq to stream. A list is encoded in 64 KiB batches: a million shards are 450 MB of
+    JSON, which would otherwise be built in memory and copied again."""
+    if style.snapshot or not isinstance(data, list) or not data:  # encoded whole: nothing is written on failure
+        out(to_json(data, indent=None if style.snapshot else 2) + "\n")
+        return
+    import json
+    # One encoder over the whole list: a fresh one per item would build its nested
+    # closures a million times, cycles the paused collector never frees.
+    batch, size, written = [], 0, False
+    try:
+        for chunk in json.JSONEncoder(indent=2, allow_nan=False).iterencode(data):
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= 65536:  # nothing is written before the first 64 KiB are encoded
+                out("".join(batch))
+                batch, size, written = [], 0, True
+    except (ValueError, RecursionError):
+        if written:  # only a list whose first 64 KiB printed, and a later item nested past Python's limit
+            raise BadResponse("the cluster's answer cannot be printed as JSON past this point (nested too "
+                              "deeply); the output above is cut short") from None
+        out(to_json(data, indent=2) + "\n")  # the one-shot encoder may manage it; else one clean line
+        return
+    batch.append("\n")
+    out("".join(batch))
+
+
+def write_ndjson(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+    """Write one compact JSON object per line: a list's items, or the one object."""
+    if not isinstance(data, list):
+        out(to_json(data) + "\n")
+        return
+    if not data and style.snapshot:
+        out("\n")  # a --watch snapshot of nothing is still a line
+    for start in range(0, len(data), BATCH):
+        out("".join(to_json(item) + "\n" for item in data[start:start + BATCH]))
+
+
+def write_table(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+    """Write human-readable blocks and grids, as the specification shows them; --watch snapshots
+    off a terminal are parted by a blank line."""
+    spec = view_in(view, style)
+    end = "\n\n" if style.snapshot else "\n"
     if spec.columns:
-        lines = grid_lines(spec.columns, as_list(data), color, width)
-        return "\n".join(lines if spec.headers else lines[:1] + lines[3:])
+        write_grid(spec.columns, as_list(data), out, style.color, style.width, spec.headers, end)
+        return
     obj = spec.prepare(data) if spec.prepare else as_dict(data)
     if spec.sentence:
-        return fill(spec.sentence, obj, color)
+        out(fill(spec.sentence, obj, style.color) + end)
+        return
     title = fill(spec.title, obj)
-    text = "\n".join(line for line in (title, "=" * len(title), render_rows(spec.rows, obj, color)) if line)
-    return text + "".join(render_section(section, obj, color, width) for section in spec.sections)
+    text = "\n".join(line for line in (title, "=" * len(title), render_rows(spec.rows, obj, style.color)) if line)
+    out(text + "".join(render_section(section, obj, style.color, style.width) for section in spec.sections) + end)
 
 
-def render_compact(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """One line per object, fields joined by ' | ', for grep and awk."""
-    spec = view_of(view)
+def write_compact(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+    """Write one line per object, fields joined by ' | ', for grep and awk."""
+    spec = view_in(view, style)
     if spec.columns:
-        return "\n".join(compact_lines(as_list(data), spec.columns, color))
+        rows = as_list(data)
+        if not rows:
+            out("\n")
+        for start in range(0, len(rows), BATCH):
+            out("".join(line + "\n" for line in compact_lines(rows[start:start + BATCH], spec.columns, style.color)))
+        return
     obj = spec.prepare(data) if spec.prepare else as_dict(data)
     lines = []
     for part in spec.compact:
         if isinstance(part, str):
-            lines.append(fill(part, obj, color))
+            lines.append(fill(part, obj, style.color))
         else:
-            lines.extend(compact_lines(as_list(part.source(obj)), part.fields, color))
-    return "\n".join(lines)
-
-
-def records(view: str, data: Any) -> tuple:
-    """(field names, rows) of a result: a list's items, or the one object, as rows of fields;
-    the names in the order they first appear (a list view's columns when the list is empty)."""
-    rows = [item if isinstance(item, dict) else {"value": item}
-            for item in (data if isinstance(data, list) else [data])]
-    names = list(dict.fromkeys(name for row in rows for name in row))
-    if not names and view_of(view).columns:
-        names = [spec.key for spec in view_of(view).columns]
-    return names, rows
+            lines.extend(compact_lines(as_list(part.source(obj)), part.fields, style.color))
+    out("\n".join(lines) + "\n")
 
 
 def delimited_value(value: Any) -> str:
-    """A field as a CSV/TSV cell: text as it is (control characters escaped), nested values as JSON."""
+    """Return a field as a CSV/TSV cell: text as it is (control characters escaped), nested values as JSON."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -3161,44 +3262,72 @@ def delimited_value(value: Any) -> str:
     return text
 
 
-def delimited(delimiter: str) -> Callable[..., str]:
-    def render(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-        """A header row of field names, then one row per item (an object is one row)."""
+def delimited(delimiter: str) -> Callable[..., None]:
+    """Return the writer of CSV (or TSV, by its delimiter)."""
+    def write_delimited(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+        """Write a header row of field names, in the order they first appear (a list view's columns when
+        the list is empty), then one row per item (an object is one row; a value not an object is 'value')."""
         import csv
         import io
-        names, rows = records(view, data)
-        out = io.StringIO()
-        writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-        if view_of(view).headers:
+        items = data if isinstance(data, list) else [data]
+        names = list(dict.fromkeys(name for item in items for name in (item if isinstance(item, dict) else
+                                                                        ("value",))))
+        spec = view_in(view, style)
+        if not names and spec.columns:
+            names = [column.key for column in spec.columns]
+        buffer, wrote = io.StringIO(), []
+        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+
+        def flush():
+            if buffer.tell():
+                out(buffer.getvalue())
+                buffer.seek(0)
+                buffer.truncate()
+                wrote.append(True)
+
+        if spec.headers:
             writer.writerow(names)
-        writer.writerows([delimited_value(row.get(name)) for name in names] for row in rows)
-        return out.getvalue()[:-1]
-    return render
+        for start in range(0, len(items), BATCH):
+            writer.writerows([delimited_value((item if isinstance(item, dict) else {"value": item}).get(name))
+                              for name in names] for item in items[start:start + BATCH])
+            flush()
+        flush()
+        if not wrote:
+            out("\n")  # nothing at all is still a line, as every format ends with one
+    return write_delimited
 
 
-def render_prometheus(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """The text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's textfile collector."""
-    samples = view_of(view).samples
+def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+    """Write the text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's
+    textfile collector; a metric no row has a value for is left out, not written as 0."""
+    samples = VIEWS[view].samples
     if not samples:
         raise InvalidInput("--format prometheus is for %s; not for %s" % (
             ", ".join(name for name, spec in VIEWS.items() if spec.samples), view))
-    lines = []
+    written = False
     for sample in samples:
         rows = sample.rows(data) if sample.rows else (data if isinstance(data, list) else [data])
-        values = []
+        batch, started = [], False
         for row in rows:
             value = sample.value(row) if callable(sample.value) else as_float(field(row, sample.value))
-            if value is not None:
-                labels = ",".join('%s="%s"' % (label, prometheus_label(field(row, key)))
-                                  for label, key in sample.labels)
-                values.append("%s%s %s" % (sample.name, "{%s}" % labels if labels else "", prometheus_number(value)))
-        if values:
-            lines += ["# HELP %s %s" % (sample.name, sample.help), "# TYPE %s gauge" % sample.name] + values
-    return "\n".join(lines)
+            if value is None:
+                continue
+            if not started:
+                batch += ["# HELP %s %s\n" % (sample.name, sample.help), "# TYPE %s gauge\n" % sample.name]
+                started = written = True
+            labels = ",".join('%s="%s"' % (label, prometheus_label(field(row, key))) for label, key in sample.labels)
+            batch.append("%s%s %s\n" % (sample.name, "{%s}" % labels if labels else "", prometheus_number(value)))
+            if len(batch) >= BATCH:
+                out("".join(batch))
+                batch = []
+        if batch:
+            out("".join(batch))
+    if not written:
+        out("\n")
 
 
 def prometheus_label(value: Any) -> str:
-    """A label value as the format escapes it (backslash, double quote, newline), and any other
+    """Return a label value as the format escapes it (backslash, double quote, newline), and any other
     unprintable character written as its escape (a label's text, so its backslash escaped too)."""
     text = value if isinstance(value, str) else fmt_text(value)
     text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -3211,53 +3340,16 @@ def prometheus_number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
 
 
-def render_ndjson(view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """One compact JSON object per line: a list's items, or the one object."""
-    return "\n".join(to_json(item) for item in (data if isinstance(data, list) else [data]))
+# The --format choices: a writer each.
+FORMATS = {"json": write_json, "table": write_table, "compact": write_compact, "ndjson": write_ndjson,
+           "csv": delimited(","), "tsv": delimited("\t"), "prometheus": write_prometheus}
 
 
-# The --format choices: a renderer each, from (view name, result, colour) to text.
-FORMATS = {"json": render_json, "table": render_table, "compact": render_compact, "ndjson": render_ndjson,
-           "csv": delimited(","), "tsv": delimited("\t"), "prometheus": render_prometheus}
-
-
-def render(fmt: str, view: str, data: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """A result in one format: the one entry point to FORMATS."""
-    return FORMATS[fmt](view, data, color, width)
-
-
-def show(output: Output, view: str, data: Any) -> None:
-    """Print a result. JSON is streamed in batches, never held whole: a million shards
-    print as 450 MB of JSON, which would otherwise be built in memory and copied again."""
-    if output.format == "ndjson" and isinstance(data, list):
-        for start in range(0, len(data), 1000):  # a thousand lines at a time
-            write("".join(to_json(item) + "\n" for item in data[start:start + 1000]))
-        return
-    if output.format != "json":
-        write(render(output.format, view, data, output.color, output.width) + "\n")
-        return
-    if not isinstance(data, list) or not data:  # an object is encoded whole: nothing is written on failure
-        write(to_json(data, indent=2) + "\n")
-        return
-    import json
-    # One encoder over the whole list: a fresh one per item would build its nested
-    # closures a million times, cycles the paused collector never frees.
-    batch, size, written = [], 0, False
-    try:
-        for chunk in json.JSONEncoder(indent=2, allow_nan=False).iterencode(data):
-            batch.append(chunk)
-            size += len(chunk)
-            if size >= 65536:  # nothing is written before the first 64 KiB are encoded
-                write("".join(batch))
-                batch, size, written = [], 0, True
-    except (ValueError, RecursionError):
-        if written:  # only a list whose first 64 KiB printed, and a later item nested past Python's limit
-            raise BadResponse("the cluster's answer cannot be printed as JSON past this point (nested too "
-                              "deeply); the output above is cut short") from None
-        write(to_json(data, indent=2) + "\n")  # the one-shot encoder may manage it; else one clean line
-        return
-    batch.append("\n")
-    write("".join(batch))
+def rendered(view: str, data: Any, style: Output) -> str:
+    """Return a result as text, as FORMATS writes it (for stderr: a plan before its question)."""
+    parts = []
+    FORMATS[style.format](view, data, parts.append, style)
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -3266,26 +3358,29 @@ def show(output: Output, view: str, data: Any) -> None:
 
 
 def field_names(result: Result) -> list:
-    """The fields of a list result: the contract's (or its view's columns), then any other the server sent."""
+    """Return the fields of a list result: the contract's (or its view's columns), then any other the server sent."""
     known = {"nodes": NODE_FIELDS, "shards": SHARD_FIELDS}.get(result.view) or [
-        spec.key for spec in view_of(result.view).columns]
+        spec.key for spec in VIEWS[result.view].columns]
     return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
                                              for k in item]))
 
 
 def as_listed(result: Result) -> Result:
-    """A list result as it is; a plan or report as the list it holds (its moves), shown as a list
+    """Return a list result as it is; a plan or report as the list it holds (its moves), shown as a list
     view is: what --columns, --sort-by and --no-headers shape. Any other result as it is."""
-    items = view_of(result.view).items
+    items = VIEWS[result.view].items
     if items is None:
         return result
-    return Result(items.source(result.data), View(columns=items.fields), result.warning)
+    source, view = items
+    return Result(source(result.data), view, result.warning)
 
 
-def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], headers: bool) -> Result:
-    """A list result with --sort-by, --columns and --no-headers applied, for every format."""
-    if not view_of(result.view).columns:  # a node removed after a drain: nothing to shape
-        return result
+def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], style: Output) -> tuple:
+    """Return (the result, the style to show it in) with --sort-by, --columns and --no-headers applied to
+    a list result, for every format."""
+    spec = VIEWS[result.view]
+    if not spec.columns:  # a node removed after a drain: nothing to shape
+        return result, style
     names = field_names(result)
     items = list(as_list(result.data))
 
@@ -3303,13 +3398,12 @@ def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], heade
         missing = [i for i in items if field(i, name) is None]  # last, whichever the direction
         present.sort(key=lambda i: sort_key(field(i, name)), reverse=descending)
         items = present + missing
-    spec = view_of(result.view)
     if columns:
         wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
         items = [{name: field(item, name) for name in wanted} for item in items]
-        spec = spec._replace(columns=tuple(next((f for f in spec.columns if f.key == name), Field(name, name))
-                                           for name in wanted))
-    return Result(items, spec._replace(headers=headers), result.warning)
+        style = style._replace(columns=tuple(next((f for f in spec.columns if f.key == name), Field(name, name))
+                                             for name in wanted))
+    return Result(items, result.view, result.warning), style
 
 
 def sort_key(value: Any) -> tuple:
@@ -3503,7 +3597,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         return Result(plan, "move-plan")
     these = "this move" if len(moves) == 1 else "these %d moves" % len(moves)
     if will_ask(args):
-        err_write(render_table("move-plan", plan, width=stderr_width()) + "\n")
+        err_write(rendered("move-plan", plan, Output("table", width=stderr_width())))
     confirm_change(args, "apply " + these, "nothing was moved", "Apply %s?" % these)
     printer = MoveProgress(len(moves))
     try:
@@ -3595,16 +3689,10 @@ def suggest_drain(plan: dict) -> None:
 
 
 def draw_tick(result: Result, command: str, output: Output, interval: float, on_terminal: bool) -> None:
-    """One snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
+    """Write one snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
     if on_terminal:
-        header = "Every %gs: %s    %s\n\n" % (interval, command, time.strftime("%Y-%m-%d %H:%M:%S"))
-        write("\x1b[H\x1b[2J" + header + render(output.format, result.view, result.data, output.color,
-                                                  output.width) + "\n")
-    elif output.format == "json":  # one line per snapshot, for jq to stream
-        write(to_json(result.data) + "\n")
-    else:  # compact stays one line per object; tables get a blank line between
-        write(render(output.format, result.view, result.data, output.color, output.width) +
-              ("\n\n" if output.format == "table" else "\n"))
+        write("\x1b[H\x1b[2J" + "Every %gs: %s    %s\n\n" % (interval, command, time.strftime("%Y-%m-%d %H:%M:%S")))
+    FORMATS[output.format](result.view, result.data, write, output._replace(snapshot=not on_terminal))
 
 
 def watch(read: Callable[[], Any], command: str, output: Output, interval: float, count: int = 0) -> int:
@@ -3639,11 +3727,6 @@ def watch(read: Callable[[], Any], command: str, output: Output, interval: float
 # --------------------------------------------------------------------------------------------------
 # Settings from the command line
 # --------------------------------------------------------------------------------------------------
-
-
-# How results are printed: the --format choice, whether status words are coloured, --output,
-# and the terminal's width that tables fit (None when not printing to a terminal: full width).
-Output = namedtuple("Output", "format color file width", defaults=(None, None))
 
 
 def output_from(args: argparse.Namespace, fmt: str) -> Output:
@@ -4293,7 +4376,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         return plan_result(plan, "removal-plan")
     if will_ask(args):  # the impact, before the question
         plan = plan_node_removal(client, node_id)
-        err_write(render_table("removal-plan", plan, width=stderr_width()) + "\n")
+        err_write(rendered("removal-plan", plan, Output("table", width=stderr_width())))
         suggest_drain(plan)
         try:
             plan_result(plan, "removal-plan")
@@ -4647,22 +4730,24 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
             if exc.shown is not None:
                 data, view = exc.shown
                 if not isinstance(exc, ConditionNotMet):  # compact stays compact; the others read as a table
-                    err_write(render("compact" if output.format == "compact" else "table", view, data,
-                                     width=stderr_width()) + "\n")
+                    err_write(rendered(view, data, Output("compact" if output.format == "compact" else "table",
+                                                          width=stderr_width())))
                 else:
                     try:
-                        show(output, view, data)
+                        FORMATS[output.format](view, data, write, output)
                     except BrokenPipeError:
                         silence_stdout()
             raise
-        if hasattr(args, "columns") and (args.columns or args.sort_by or args.no_headers):
+        shaping = hasattr(args, "columns")
+        if shaping and (args.columns or args.sort_by or args.no_headers):
             result = as_listed(result)
         if getattr(args, "columns", None) == "help":
             write("\n".join(field_names(result)) + "\n")
             return EXIT_OK
-        if hasattr(args, "columns"):
-            result = shaped(result, args.columns, args.sort_by, not args.no_headers)
-        show(output, result.view, result.data)
+        style = output._replace(headers=not args.no_headers) if shaping else output
+        if shaping:
+            result, style = shaped(result, args.columns, args.sort_by, style)
+        FORMATS[output.format](result.view, result.data, write, style)
     if result.warning:
         warn(result.warning)
     return EXIT_OK

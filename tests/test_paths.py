@@ -649,3 +649,23 @@ def test_a_pasted_hint_asks_the_same_cluster(cli, sim, hostile_server):
     hostile_server.script(hostile.answer(200, []))
     again = cli(*pasted[1:], target=False)
     assert again.code == 0 and hostile_server.received[-1].path == "/api/v1/cluster/nodes"
+
+
+# -- --max-response-size bounds the process, whatever the body's shape ---------------------------------
+
+@pytest.mark.parametrize("fmt", ["table", "compact", "csv"])
+def test_a_body_of_many_tiny_rows_stays_within_a_few_times_the_size_limit(hostile_server, fmt):
+    import subprocess
+    from conftest import SCRIPT
+    limit = 8 * 1024 ** 2
+    hostile_server.default = hostile.answer(200, "[" + ",".join(["[]"] * 390000) + "]")  # 1.2 MB, 390,000 rows
+    code = ("import re, sys; sys.argv[0] = 'cluster_cli.py'; import cluster_cli; "
+            "code = cluster_cli.main(sys.argv[1:]); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1), file=sys.stderr); "
+            "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, "--url", hostile_server.url, "--max-response-size", "8M",
+                           "shards", "-o", fmt], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=120, cwd=os.path.dirname(SCRIPT))
+    assert done.returncode == 0, done.stderr
+    peak = int(done.stderr.split()[-1]) * 1024
+    assert peak < 6 * limit + 64 * 1024 ** 2, peak  # the decoded bound, and Python itself

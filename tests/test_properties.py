@@ -82,7 +82,7 @@ def test_no_server_answer_crashes_a_renderer(data, view, fmt, color):
     decoded = cluster_cli.decode(200, "OK", json.dumps(data).encode())
     if fmt == "prometheus" and not cluster_cli.VIEWS[view].samples:
         return  # an input error, exit 2: prometheus is for status, metrics, nodes and shards
-    text = cluster_cli.FORMATS[fmt](view, decoded, color)
+    text = cluster_cli.rendered(view, decoded, cluster_cli.Output(fmt, color))
     assert isinstance(text, str)
     if fmt == "json":
         assert json.loads(text, parse_constant=reject) == decoded
@@ -128,12 +128,7 @@ def test_the_plain_grid_is_tabulates_simple_outline_to_the_byte(data, columns):
 @settings(max_examples=300, deadline=None)
 @given(data=JSON.map(lambda value: cluster_cli.decode(200, "OK", json.dumps(value).encode())))
 def test_streamed_json_is_json_dumps_indented_to_the_byte(data):
-    import contextlib
-    import io
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        cluster_cli.show(cluster_cli.Output("json", False), "shards", data)
-    assert printed.getvalue() == json.dumps(data, indent=2) + "\n"
+    assert cluster_cli.rendered("shards", data, cluster_cli.Output("json")) == json.dumps(data, indent=2) + "\n"
 
 
 @settings(max_examples=300, deadline=None)
@@ -160,6 +155,29 @@ def test_a_grid_fits_the_terminal_unless_only_numbers_and_headers_are_left(data,
         for whole, shown in zip(full_row[2:-2].split(" │ "), row[2:-2].split(" │ ")):
             whole, shown = whole.strip(), shown.strip()
             assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), columns=st.integers(min_value=1, max_value=5),
+       width=st.one_of(st.none(), st.integers(min_value=20, max_value=120)), headers=st.booleans())
+def test_a_large_grid_written_in_batches_is_the_grid_drawn_whole(data, columns, width, headers):
+    """Past SMALL_GRID rows a grid is measured, then written a batch at a time: the same text."""
+    specs = [cluster_cli.Field(data.draw(st.sampled_from(["Node ID", "Address", "Detail", "N"])), "f%d" % i,
+                               data.draw(st.sampled_from([cluster_cli.fmt_text, cluster_cli.fmt_count])),
+                               data.draw(st.integers(0, 16)), data.draw(st.booleans())) for i in range(columns)]
+    rows = data.draw(st.lists(st.fixed_dictionaries({"f%d" % i: st.one_of(st.none(), CELLS.map(str.strip) if specs[i]
+                                                     .fmt is cluster_cli.fmt_text else st.integers(0, 10 ** 9))
+                                                     for i in range(columns)}), max_size=7))
+    whole = cluster_cli.grid_lines(specs, rows, width=width)
+    expected = "\n".join(whole if headers else whole[:1] + whole[3:]) + "\n"
+    parts = []
+    small, batch = cluster_cli.SMALL_GRID, cluster_cli.BATCH
+    cluster_cli.SMALL_GRID, cluster_cli.BATCH = -1, 2  # every grid the large way, two rows a batch
+    try:
+        cluster_cli.write_grid(specs, rows, parts.append, width=width, headers=headers)
+    finally:
+        cluster_cli.SMALL_GRID, cluster_cli.BATCH = small, batch
+    assert "".join(parts) == expected
 
 
 # -- the library: whatever it is given, only a ClusterError escapes ------------------------------------
