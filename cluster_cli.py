@@ -1351,7 +1351,7 @@ def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any]
     while True:
         # The wait's end bounds every poll, retries included; the last one, started at
         # the deadline, gets a moment to answer.
-        with client._bounded(max(deadline, time.monotonic() + LAST_POLL_GRACE)):
+        with client._transport.bounded(max(deadline, time.monotonic() + LAST_POLL_GRACE)):
             try:
                 value, last_error = read(), None
             except ClusterError as exc:
@@ -1711,6 +1711,267 @@ def client_settings(resolved: dict) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
+class _Transport:
+    """The wire, for one client: a requests session whose connections know whether a request left,
+    each origin's proxy, one deadline per call (a wait's too), retries of a GET, failover between
+    masters, redirects, the answer read within its limit and decoded, and each failure made the
+    ClusterError that says what is known of it."""
+
+    def __init__(self, base_urls: list, timeout: float, retries: int, verify: Union[bool, str],
+                 auth: Optional[_BearerAuth], max_response_size: int):
+        import logging
+        import threading
+        import requests
+        import urllib3
+        self.base_urls, self.timeout, self.retries = base_urls, timeout, retries
+        self.max_response_size = max_response_size
+        self._requests = requests
+        self._timeout_class = urllib3.Timeout
+        self._log = logging.getLogger("cluster_cli")
+        self._local = threading.local()  # per thread: the exchange on the wire, an outer deadline
+        self._session = _new_session(self._local)
+        self._session.headers.update(HEADERS)
+        if verify is True:  # as requests does, since the session no longer reads the environment itself
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._verify = verify
+        self._proxies = {}  # origin -> the proxy requests to it go through (None: direct), from the environment
+        self._pid = os.getpid()  # a forked child makes its own connections (see request)
+        self._auth = auth
+        self._current = 0  # the master that answered last is asked first
+
+    def close(self) -> None:
+        self._session.close()
+
+    @property
+    def answered_by(self) -> str:
+        return self.base_urls[self._current]
+
+    @contextmanager
+    def bounded(self, deadline: float) -> Iterator[None]:
+        """Within this block, no call runs past `deadline` (time.monotonic()): a wait's end."""
+        outer = getattr(self._local, "deadline", None)
+        self._local.deadline = deadline if outer is None else min(outer, deadline)
+        try:
+            yield
+        finally:
+            self._local.deadline = outer
+
+    @contextmanager
+    def captured(self) -> Iterator[list]:
+        """Within this block, the bodies of the answers are kept, as they came (--raw)."""
+        self._local.bodies = []
+        try:
+            yield self._local.bodies
+        finally:
+            self._local.bodies = None
+
+    def request(self, method: str, path: str, *ids, params=None, body=None):
+        """Send a request and return its answer decoded: the one place for path quoting, the deadline,
+        retries, failover and errors."""
+        from urllib.parse import quote
+        if self._pid != os.getpid():  # a forked child: the pooled connections are the parent's
+            self._pid, self._local = os.getpid(), __import__("threading").local()
+            self._session = _new_session(self._local)
+            self._session.headers.update(HEADERS)
+        path = path.format(*(quote(i, safe="") for i in ids))
+        change = method != "GET"
+        started = time.monotonic()
+        deadline = started + self.timeout
+        outer = getattr(self._local, "deadline", None)
+        if outer is not None:
+            deadline = min(deadline, outer)
+        self._local.budget = deadline - started  # for messages: the time this call was given
+        attempt = 0
+        while True:
+            try:
+                response, content = self._send(method, path, params, body, deadline)
+            except ClusterUnreachable as exc:
+                if change or not exc.retryable or not self._pause(attempt, None, deadline):
+                    raise
+                attempt += 1
+                continue
+            status, reason = response.status_code, response.reason
+            if status in RETRYABLE_STATUS and not change and \
+                    self._pause(attempt, response.headers.get("Retry-After"), deadline):
+                attempt += 1
+                continue
+            captured = getattr(self._local, "bodies", None)
+            if captured is not None:  # --raw: the body as it came
+                captured.append(content)
+            body = [content]  # decode() empties it: the bytes go as soon as they are text
+            del content, response
+            try:
+                return decode(status, reason, body, method, attempt + 1, time.monotonic() - started,
+                              self.max_response_size)
+            except AuthenticationFailed as exc:  # say which: no key, or a key the cluster refused
+                exc.key_sent = self._auth is not None
+                exc.hint = "the API key sent was refused; pass a valid one as api_key" if exc.key_sent else \
+                    "no API key was sent; pass one as api_key"
+                raise
+
+    def _pause(self, attempt: int, retry_after, deadline: float) -> bool:
+        """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline."""
+        if attempt >= self.retries:
+            return False
+        delay = FIRST_RETRY_PAUSE * 2 ** attempt
+        if retry_after is not None:
+            try:  # the least the server asks for: "Retry-After: 0" must not burn every retry at once
+                delay = max(delay, float(retry_after))
+            except ValueError:
+                pass  # an HTTP date; the back-off will do
+        delay = min(RETRY_PAUSE_CAP, delay) if delay == delay else RETRY_PAUSE_CAP
+        if time.monotonic() + delay >= deadline:
+            return False
+        self._log.debug("retrying in %.2fs", delay)
+        time.sleep(delay)
+        return True
+
+    def _send(self, method: str, path: str, params, body, deadline: float):
+        """Ask each master in turn; move on only when the request cannot have reached one."""
+        failures = []
+        count = len(self.base_urls)
+        for step in range(count):
+            index = (self._current + step) % count
+            try:
+                response, content = self._follow(method, self.base_urls[index] + path, params, body,
+                                                  deadline, count - step)
+            except MaybeApplied:
+                raise
+            except ClusterUnreachable as exc:
+                failures.append(exc)
+                continue
+            self._current = index
+            return response, content
+        error = ClusterUnreachable("; ".join(exc.message for exc in failures),
+                                   next((exc.hint for exc in failures if exc.hint), None))
+        error.retryable = any(exc.retryable for exc in failures)  # a name that does not resolve: at once
+        error.tls = next((exc.tls for exc in failures if getattr(exc, "tls", None)), None)
+        raise error
+
+    def _follow(self, method: str, url: str, params, body, deadline: float, masters_left: int):
+        """One request, following a few redirects for a GET and none for a change."""
+        from urllib.parse import urljoin, urlsplit
+        auth = self._auth
+        origin = urlsplit(url)[:2]
+        for _ in range(MAX_REDIRECTS + 1):
+            response, content = self._exchange(method, url, params, body, auth, deadline, masters_left)
+            status = response.status_code
+            if method != "GET" and 300 <= status < 400:
+                location = response.headers.get("Location")
+                raise Redirected("the cluster answered %s %s with HTTP %d, redirecting to %s; redirects are "
+                                 "not followed for changes, so this request did not apply it"
+                                 % (method, urlsplit(url).path, status,
+                                    hide_credentials(location) if location else "nowhere (no Location)"),
+                                 status, location)
+            if status not in REDIRECT_STATUS or not response.headers.get("Location"):
+                return response, content
+            location = response.headers["Location"]
+            try:
+                target = urljoin(url, location)
+                parts = urlsplit(target)
+                parts.port  # noqa: B018  (ValueError for a port that is not a number)
+            except ValueError:
+                raise BadResponse("the cluster redirected to a malformed URL: %s" % shown(location), status) from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise BadResponse("the cluster redirected to %s, which is not an http(s) URL" % shown(location),
+                                  status)
+            if urlsplit(url).scheme == "https" and parts.scheme == "http":
+                raise BadResponse("the cluster redirected from https to http (%s); not followed"
+                                  % hide_credentials(target), status)
+            if parts[:2] != origin:
+                auth = None  # the key goes only to the origin it was given for
+            self._log.debug("%s %s -> %d, following to %s", method, url, status, hide_credentials(target))
+            url, params = target, None
+        raise BadResponse("the cluster redirected more than %d times" % MAX_REDIRECTS)
+
+    def proxy_for(self, url: str) -> Optional[str]:
+        """Return the proxy requests to url go through, decided once per origin (see ClusterCLI.proxy_for)."""
+        from urllib.parse import urlsplit
+        if not isinstance(url, str):
+            raise InvalidInput("url must be text, got %s" % type(url).__name__, param="url")
+        try:
+            origin = "%s://%s" % urlsplit(url)[:2]
+        except ValueError as exc:
+            raise InvalidInput("url: %s is not a URL (%s)" % (shown(url), exc), param="url") from None
+        if origin not in self._proxies:
+            from requests.utils import get_environ_proxies, select_proxy
+            proxy = select_proxy(origin, get_environ_proxies(origin)) or None
+            if proxy is not None:
+                check_proxy(proxy)
+            self._proxies[origin] = proxy
+        return self._proxies[origin]
+
+    def _exchange(self, method: str, url: str, params, body, auth, deadline: float, masters_left: int):
+        """One HTTP exchange, the whole body read, within the deadline; returns (response, body bytes)."""
+        exceptions = self._requests.exceptions
+        from urllib.parse import urlsplit
+        remaining = deadline - time.monotonic()
+        scheme, netloc = urlsplit(url)[:2]
+        proxy = self.proxy_for(url)
+        where = "%s://%s" % (scheme, netloc) + (" through the proxy %s" % hide_credentials(proxy) if proxy else "")
+        if remaining <= 0:
+            raise ClusterUnreachable("no answer from %s within %s" % (where, seconds(self._local.budget)))
+        exchange = _Exchange()
+        self._local.exchange = exchange
+        started = time.monotonic()
+        guard = watchdog()
+        guard.watch(exchange, deadline)
+        connect_within = remaining / max(1, masters_left)  # leave the other masters their share
+        try:
+            timeout = self._timeout_class(connect=connect_within, read=remaining)
+            response = self._session.request(method, url, params=params, json=body, timeout=timeout, auth=auth,
+                                             verify=self._verify, allow_redirects=False, stream=True,
+                                             proxies={scheme: proxy} if proxy else None)
+            try:
+                status = response.status_code
+                limit = self.max_response_size if status < 300 else ERROR_BODY_LIMIT
+                content = b"" if 300 <= status < 400 else read_body(response, limit, truncate=status >= 400)
+            finally:
+                response.close()
+            if exchange.expired:  # the body was cut short by the deadline, whatever it looked like
+                raise exceptions.ReadTimeout("deadline")
+        except ResponseTooLarge as exc:
+            if method != "GET":
+                exc.hint = "the %s was answered HTTP %d, so it may have been applied: check the cluster" % (
+                    method, exc.status_code)
+            raise
+        except Exception as exc:
+            raise self._failure(method, url, where, exc, exchange, exchange.expired, connect_within) from None
+        finally:
+            guard.release(exchange)
+            self._local.exchange = None
+        self._log.debug("%s %s%s -> %d (%.1f ms, %d bytes)", method, response.url,
+                        " via %s" % hide_credentials(proxy) if proxy else "", status,
+                        (time.monotonic() - started) * 1000, len(content))
+        return response, content
+
+    def _failure(self, method: str, url: str, where: str, exc: Exception, exchange, timed_out: bool,
+                 connect_within: float) -> ClusterError:
+        """The ClusterError for an exchange that raised: did the request leave, and what broke?"""
+        exceptions = self._requests.exceptions
+        sent = exchange.conn is not None and not exchange.connect_failed
+        if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
+            error = ClusterUnreachable("cannot reach %s: no connection within %s" % (where, seconds(connect_within)))
+        elif not sent and isinstance(exc, exceptions.ConnectionError):
+            error = unreachable(exc, where)
+        elif not sent:
+            return ClusterError("cannot send the request to %s: %s" % (where, _reason(exc)))
+        elif timed_out or isinstance(exc, exceptions.Timeout):
+            error = ClusterUnreachable("no complete answer from %s within %s" % (where, seconds(self._local.budget)))
+        else:
+            error = ClusterUnreachable("the connection to %s failed after the request was sent: %s"
+                                       % (where, _reason(exc)))
+        self._log.debug("%s %s -> %s", method, url, error.message)
+        if sent and method != "GET":
+            return MaybeApplied("%s; the %s may or may not have been applied" % (error.message, method))
+        return error
+
+
+# ==================================================================================================
+# THE COMMAND LINE: flags and the environment in, results on stdout, everything else on stderr.
+# ==================================================================================================
+
+
 class ClusterCLI:
     """Client for the /api/v1/cluster endpoints of a JadeVectorDB cluster.
 
@@ -1734,23 +1995,8 @@ class ClusterCLI:
             raise InvalidInput("ca_cert: no such file or directory: %s" % shown(verify), param="ca_cert")
         if not isinstance(verify, (bool, str)):
             raise InvalidInput("verify must be True, False or a CA bundle path", param="verify")
-        import logging
-        import threading
-        import requests
-        import urllib3
-        self._requests = requests
-        self._timeout_class = urllib3.Timeout
-        self._log = logging.getLogger("cluster_cli")
-        self._local = threading.local()  # per thread: the exchange on the wire, an outer deadline
-        self._session = _new_session(self._local)
-        self._session.headers.update(HEADERS)
-        if verify is True:  # as requests does, since the session no longer reads the environment itself
-            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self._verify = verify
-        self._proxies = {}  # origin -> the proxy requests to it go through (None: direct), from the environment
-        self._pid = os.getpid()  # a forked child makes its own connections (see _request)
-        self._auth = _BearerAuth(check_api_key(api_key)) if api_key else None
-        self._current = 0  # the master that answered last is asked first
+        auth = _BearerAuth(check_api_key(api_key)) if api_key else None
+        self._transport = _Transport(self.base_urls, self.timeout, self.retries, verify, auth, self.max_response_size)
         self.context = None  # the contexts file's name for this cluster, when made by from_context()
         self._protected = False  # a protected context not confirmed: every change is refused
 
@@ -1803,12 +2049,17 @@ class ClusterCLI:
 
     def close(self) -> None:
         """Close the keep-alive connections."""
-        self._session.close()
+        self._transport.close()
 
     @property
     def answered_by(self) -> str:
-        """The base URL of the master that answered last."""
-        return self.base_urls[self._current]
+        """Return the base URL of the master that answered last."""
+        return self._transport.answered_by
+
+    def proxy_for(self, url: str) -> Optional[str]:
+        """Return the proxy requests to url go through (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, NO_PROXY
+        honoured), or None: decided once per origin, so every request and message agree."""
+        return self._transport.proxy_for(url)
 
     # -- endpoints -----------------------------------------------------------
 
@@ -2023,20 +2274,10 @@ class ClusterCLI:
             differences[plan["node_id"]] = {"planned": 0, "now": counts[plan["node_id"]]}
         return not differences, differences
 
-    # -- transport -------------------------------------------------------------
+    # -- asking the cluster ----------------------------------------------------------
 
     def _get_object(self, path: str, *ids) -> dict:
         return expect_object(self._request("GET", path, *ids))
-
-    @contextmanager
-    def _bounded(self, deadline: float) -> Iterator[None]:
-        """Within this block, no call runs past `deadline` (time.monotonic()): a wait's end."""
-        outer = getattr(self._local, "deadline", None)
-        self._local.deadline = deadline if outer is None else min(outer, deadline)
-        try:
-            yield
-        finally:
-            self._local.deadline = outer
 
     def _may_change(self) -> None:
         if self._protected:
@@ -2044,213 +2285,10 @@ class ClusterCLI:
                                    "its cluster; nothing was sent" % (self.context, self.context), param="confirm")
 
     def _request(self, method: str, path: str, *ids, params=None, body=None):
-        """The one place for path quoting, the deadline, retries, failover and errors."""
-        from urllib.parse import quote
-        if self._pid != os.getpid():  # a forked child: the pooled connections are the parent's
-            self._pid, self._local = os.getpid(), __import__("threading").local()
-            self._session = _new_session(self._local)
-            self._session.headers.update(HEADERS)
-        path = path.format(*(quote(i, safe="") for i in ids))
-        change = method != "GET"
-        if change:
+        """Send one request, a change only when this client may make it (its context's protection)."""
+        if method != "GET":
             self._may_change()
-        started = time.monotonic()
-        deadline = started + self.timeout
-        outer = getattr(self._local, "deadline", None)
-        if outer is not None:
-            deadline = min(deadline, outer)
-        self._local.budget = deadline - started  # for messages: the time this call was given
-        attempt = 0
-        while True:
-            try:
-                response, content = self._send(method, path, params, body, deadline)
-            except ClusterUnreachable as exc:
-                if change or not exc.retryable or not self._pause(attempt, None, deadline):
-                    raise
-                attempt += 1
-                continue
-            status, reason = response.status_code, response.reason
-            if status in RETRYABLE_STATUS and not change and \
-                    self._pause(attempt, response.headers.get("Retry-After"), deadline):
-                attempt += 1
-                continue
-            captured = getattr(self._local, "bodies", None)
-            if captured is not None:  # --raw: the body as it came
-                captured.append(content)
-            body = [content]  # decode() empties it: the bytes go as soon as they are text
-            del content, response
-            try:
-                return decode(status, reason, body, method, attempt + 1, time.monotonic() - started,
-                              self.max_response_size)
-            except AuthenticationFailed as exc:  # say which: no key, or a key the cluster refused
-                exc.key_sent = self._auth is not None
-                exc.hint = "the API key sent was refused; pass a valid one as api_key" if exc.key_sent else \
-                    "no API key was sent; pass one as api_key"
-                raise
-
-    def _pause(self, attempt: int, retry_after, deadline: float) -> bool:
-        """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline."""
-        if attempt >= self.retries:
-            return False
-        delay = FIRST_RETRY_PAUSE * 2 ** attempt
-        if retry_after is not None:
-            try:  # the least the server asks for: "Retry-After: 0" must not burn every retry at once
-                delay = max(delay, float(retry_after))
-            except ValueError:
-                pass  # an HTTP date; the back-off will do
-        delay = min(RETRY_PAUSE_CAP, delay) if delay == delay else RETRY_PAUSE_CAP
-        if time.monotonic() + delay >= deadline:
-            return False
-        self._log.debug("retrying in %.2fs", delay)
-        time.sleep(delay)
-        return True
-
-    def _send(self, method: str, path: str, params, body, deadline: float):
-        """Ask each master in turn; move on only when the request cannot have reached one."""
-        failures = []
-        count = len(self.base_urls)
-        for step in range(count):
-            index = (self._current + step) % count
-            try:
-                response, content = self._follow(method, self.base_urls[index] + path, params, body,
-                                                  deadline, count - step)
-            except MaybeApplied:
-                raise
-            except ClusterUnreachable as exc:
-                failures.append(exc)
-                continue
-            self._current = index
-            return response, content
-        error = ClusterUnreachable("; ".join(exc.message for exc in failures),
-                                   next((exc.hint for exc in failures if exc.hint), None))
-        error.retryable = any(exc.retryable for exc in failures)  # a name that does not resolve: at once
-        error.tls = next((exc.tls for exc in failures if getattr(exc, "tls", None)), None)
-        raise error
-
-    def _follow(self, method: str, url: str, params, body, deadline: float, masters_left: int):
-        """One request, following a few redirects for a GET and none for a change."""
-        from urllib.parse import urljoin, urlsplit
-        auth = self._auth
-        origin = urlsplit(url)[:2]
-        for _ in range(MAX_REDIRECTS + 1):
-            response, content = self._exchange(method, url, params, body, auth, deadline, masters_left)
-            status = response.status_code
-            if method != "GET" and 300 <= status < 400:
-                location = response.headers.get("Location")
-                raise Redirected("the cluster answered %s %s with HTTP %d, redirecting to %s; redirects are "
-                                 "not followed for changes, so this request did not apply it"
-                                 % (method, urlsplit(url).path, status,
-                                    hide_credentials(location) if location else "nowhere (no Location)"),
-                                 status, location)
-            if status not in REDIRECT_STATUS or not response.headers.get("Location"):
-                return response, content
-            location = response.headers["Location"]
-            try:
-                target = urljoin(url, location)
-                parts = urlsplit(target)
-                parts.port  # noqa: B018  (ValueError for a port that is not a number)
-            except ValueError:
-                raise BadResponse("the cluster redirected to a malformed URL: %s" % shown(location), status) from None
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise BadResponse("the cluster redirected to %s, which is not an http(s) URL" % shown(location),
-                                  status)
-            if urlsplit(url).scheme == "https" and parts.scheme == "http":
-                raise BadResponse("the cluster redirected from https to http (%s); not followed"
-                                  % hide_credentials(target), status)
-            if parts[:2] != origin:
-                auth = None  # the key goes only to the origin it was given for
-            self._log.debug("%s %s -> %d, following to %s", method, url, status, hide_credentials(target))
-            url, params = target, None
-        raise BadResponse("the cluster redirected more than %d times" % MAX_REDIRECTS)
-
-    def proxy_for(self, url: str) -> Optional[str]:
-        """The proxy requests to url go through (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, NO_PROXY
-        honoured), or None: decided once per origin, so every request and message agree."""
-        from urllib.parse import urlsplit
-        if not isinstance(url, str):
-            raise InvalidInput("url must be text, got %s" % type(url).__name__, param="url")
-        try:
-            origin = "%s://%s" % urlsplit(url)[:2]
-        except ValueError as exc:
-            raise InvalidInput("url: %s is not a URL (%s)" % (shown(url), exc), param="url") from None
-        if origin not in self._proxies:
-            from requests.utils import get_environ_proxies, select_proxy
-            proxy = select_proxy(origin, get_environ_proxies(origin)) or None
-            if proxy is not None:
-                check_proxy(proxy)
-            self._proxies[origin] = proxy
-        return self._proxies[origin]
-
-    def _exchange(self, method: str, url: str, params, body, auth, deadline: float, masters_left: int):
-        """One HTTP exchange, the whole body read, within the deadline; returns (response, body bytes)."""
-        exceptions = self._requests.exceptions
-        from urllib.parse import urlsplit
-        remaining = deadline - time.monotonic()
-        scheme, netloc = urlsplit(url)[:2]
-        proxy = self.proxy_for(url)
-        where = "%s://%s" % (scheme, netloc) + (" through the proxy %s" % hide_credentials(proxy) if proxy else "")
-        if remaining <= 0:
-            raise ClusterUnreachable("no answer from %s within %s" % (where, seconds(self._local.budget)))
-        exchange = _Exchange()
-        self._local.exchange = exchange
-        started = time.monotonic()
-        guard = watchdog()
-        guard.watch(exchange, deadline)
-        connect_within = remaining / max(1, masters_left)  # leave the other masters their share
-        try:
-            timeout = self._timeout_class(connect=connect_within, read=remaining)
-            response = self._session.request(method, url, params=params, json=body, timeout=timeout, auth=auth,
-                                             verify=self._verify, allow_redirects=False, stream=True,
-                                             proxies={scheme: proxy} if proxy else None)
-            try:
-                status = response.status_code
-                limit = self.max_response_size if status < 300 else ERROR_BODY_LIMIT
-                content = b"" if 300 <= status < 400 else read_body(response, limit, truncate=status >= 400)
-            finally:
-                response.close()
-            if exchange.expired:  # the body was cut short by the deadline, whatever it looked like
-                raise exceptions.ReadTimeout("deadline")
-        except ResponseTooLarge as exc:
-            if method != "GET":
-                exc.hint = "the %s was answered HTTP %d, so it may have been applied: check the cluster" % (
-                    method, exc.status_code)
-            raise
-        except Exception as exc:
-            raise self._failure(method, url, where, exc, exchange, exchange.expired, connect_within) from None
-        finally:
-            guard.release(exchange)
-            self._local.exchange = None
-        self._log.debug("%s %s%s -> %d (%.1f ms, %d bytes)", method, response.url,
-                        " via %s" % hide_credentials(proxy) if proxy else "", status,
-                        (time.monotonic() - started) * 1000, len(content))
-        return response, content
-
-    def _failure(self, method: str, url: str, where: str, exc: Exception, exchange, timed_out: bool,
-                 connect_within: float) -> ClusterError:
-        """The ClusterError for an exchange that raised: did the request leave, and what broke?"""
-        exceptions = self._requests.exceptions
-        sent = exchange.conn is not None and not exchange.connect_failed
-        if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
-            error = ClusterUnreachable("cannot reach %s: no connection within %s" % (where, seconds(connect_within)))
-        elif not sent and isinstance(exc, exceptions.ConnectionError):
-            error = unreachable(exc, where)
-        elif not sent:
-            return ClusterError("cannot send the request to %s: %s" % (where, _reason(exc)))
-        elif timed_out or isinstance(exc, exceptions.Timeout):
-            error = ClusterUnreachable("no complete answer from %s within %s" % (where, seconds(self._local.budget)))
-        else:
-            error = ClusterUnreachable("the connection to %s failed after the request was sent: %s"
-                                       % (where, _reason(exc)))
-        self._log.debug("%s %s -> %s", method, url, error.message)
-        if sent and method != "GET":
-            return MaybeApplied("%s; the %s may or may not have been applied" % (error.message, method))
-        return error
-
-
-# ==================================================================================================
-# THE COMMAND LINE: flags and the environment in, results on stdout, everything else on stderr.
-# ==================================================================================================
-
+        return self._transport.request(method, path, *ids, params=params, body=body)
 
 # --------------------------------------------------------------------------------------------------
 # Writing: stdout and stderr, secrets kept out, --output
@@ -4755,13 +4793,12 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
 
 def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
     """--raw: the command runs as usual, and stdout gets the last body the server sent, byte for byte."""
-    client._local.bodies = []
-    try:
-        args.func(client, args)
-    finally:
-        bodies, client._local.bodies = client._local.bodies, None
-        if bodies:
-            write(bodies[-1])
+    with client._transport.captured() as bodies:
+        try:
+            args.func(client, args)
+        finally:
+            if bodies:
+                write(bodies[-1])
     return EXIT_OK
 
 

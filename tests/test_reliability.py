@@ -597,7 +597,7 @@ def test_library_checks_its_arguments_before_sending(sim):
         with pytest.raises(cluster_cli.InvalidInput) as raised:
             client.migrate_shard("shard-00", "node-master-001", strategy="FAST")
         assert raised.value.exit_code == 2
-        assert KEY not in repr(client) and KEY not in repr(client._auth)
+        assert KEY not in repr(client) and KEY not in repr(client._transport._auth)
     assert sim.requests == []
 
 
