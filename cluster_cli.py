@@ -898,9 +898,25 @@ class _Watchdog:
             self._deadlines[exchange] = deadline
             if not self._running:
                 self._running = True
-                self._threading.Thread(target=self._run, name="cluster_cli-watchdog", daemon=True).start()
+                self._start()
             elif deadline < self._wakes_at:  # else the thread wakes in time anyway: no switch to it
                 self._condition.notify()
+
+    def _start(self) -> None:
+        """Start the thread with the stop signals blocked in it: the kernel gives a process's signal
+        to a thread that does not block it, and only one in the main thread breaks a blocking read
+        there (Ctrl-C would otherwise wait for the read's timeout)."""
+        import signal
+        thread = self._threading.Thread(target=self._run, name="cluster_cli-watchdog", daemon=True)
+        if not hasattr(signal, "pthread_sigmask"):
+            thread.start()
+            return
+        stops = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def release(self, exchange: _Exchange) -> None:
         with self._condition:
@@ -4690,8 +4706,10 @@ def signals_stop_the_command(restore: bool) -> Iterator[None]:
     (a second Ctrl-C while the report is written, one while the interpreter exits) do nothing, so
     nothing breaks the report with a traceback. Our handler stays that no-op after the command; it
     is not set to SIG_IGN, since a signal already pending would then be reported as ignored "due to
-    race condition". A signal already ignored (nohup, a background job) stays ignored. restore:
-    main(argv) called in-process puts the handlers back."""
+    race condition". Then the signals are blocked: the interpreter's exit puts the default handlers
+    back, and one arriving then would end the process by that signal, not with the command's exit
+    code. A signal already ignored (nohup, a background job) stays ignored. restore: main(argv)
+    called in-process puts the handlers back instead."""
     import signal
     import threading
     if threading.current_thread() is not threading.main_thread():
@@ -4716,6 +4734,8 @@ def signals_stop_the_command(restore: bool) -> Iterator[None]:
         if restore:
             for number in ours:
                 signal.signal(number, previous[number])
+        elif hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, ours)
 
 
 def run(args: argparse.Namespace) -> int:

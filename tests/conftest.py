@@ -51,6 +51,11 @@ class Sim:
         """Requests the cluster received under /api/v1 and /health, oldest first."""
         return list(self.cluster.requests)
 
+    def polled_after_a_change(self) -> bool:
+        """Whether a GET came after the first change: the CLI holds that change's answer."""
+        methods = [r["method"] for r in self.requests]
+        return "POST" in methods and "GET" in methods[methods.index("POST") + 1:]
+
     def changes(self) -> list:
         return [(r["method"], r["path"]) for r in self.requests if r["method"] != "GET"]
 
@@ -212,10 +217,12 @@ def hostile_tls(tls_files):
     server.stop()
 
 
-def read_all(fd, until_exit, timeout=30.0) -> str:
-    """Everything a pseudo-terminal shows until the process exits."""
+def read_all(fd, until_exit, timeout=30.0, until=None) -> str:
+    """Everything a pseudo-terminal shows until the process exits (or what it showed once until(text))."""
     chunks, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if until is not None and until(b"".join(chunks).decode("utf-8", "replace")):
+            break
         ready, _, _ = select.select([fd], [], [], 0.05)
         if ready:
             try:
@@ -228,6 +235,11 @@ def read_all(fd, until_exit, timeout=30.0) -> str:
         elif until_exit.poll() is not None:
             break
     return b"".join(chunks).decode("utf-8", "replace")
+
+
+def asks(text: str) -> bool:
+    """Whether a terminal's text ends with a question waiting for its answer."""
+    return text.endswith(("[y/N] ", ": ")) and "\n" not in text[-2:]
 
 
 def on_terminal(sim, argv, stream="stdout", answer=None, env=None, target=True):
@@ -244,10 +256,11 @@ def on_terminal(sim, argv, stream="stdout", answer=None, env=None, target=True):
     process = subprocess.Popen([sys.executable, SCRIPT] + prefix + argv,
                                env=environ, **streams)
     os.close(slave)
-    if answer is not None:
-        time.sleep(0.3)
+    shown = ""
+    if answer is not None:  # typed once the question is on the screen, as an operator would
+        shown = read_all(master, process, until=asks)
         os.write(master, answer.encode())
-    shown = read_all(master, process)
+    shown += read_all(master, process)
     other = (process.stdout or process.stderr).read().decode()
     process.wait(timeout=30)
     os.close(master)

@@ -131,17 +131,20 @@ def _bomb(size: int) -> bytes:
 
 def trickle(body: bytes, seconds_per_byte: float):
     """A correct answer whose body arrives one byte at a time; request.body_sent
-    counts the bytes written before the reader hung up."""
+    counts the bytes written before the reader hung up, request.ended is set once it stopped."""
     def behave(conn, request):
-        conn.sendall(_head(200, [("Content-Type", "application/json"), ("Content-Length", len(body))]))
-        request.body_sent = 0
-        started = time.monotonic()
-        for byte in body:
-            if time.monotonic() - started > DEADLINE:
-                return
-            conn.sendall(bytes([byte]))
-            request.body_sent += 1
-            time.sleep(seconds_per_byte)
+        request.body_sent, request.ended = 0, threading.Event()
+        try:
+            conn.sendall(_head(200, [("Content-Type", "application/json"), ("Content-Length", len(body))]))
+            started = time.monotonic()
+            for byte in body:
+                if time.monotonic() - started > DEADLINE:
+                    return
+                conn.sendall(bytes([byte]))
+                request.body_sent += 1
+                time.sleep(seconds_per_byte)
+        finally:
+            request.ended.set()
     return behave
 
 

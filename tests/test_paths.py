@@ -304,7 +304,6 @@ def signal_when(condition, argv, signals, env=None):
     deadline = time.monotonic() + 20
     while not condition() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
-    time.sleep(0.1)
     for number in signals:
         process.send_signal(getattr(signal, number))
     out, err = process.communicate(timeout=30)
@@ -325,7 +324,7 @@ def test_sigterm_during_a_rebalance_names_the_running_migrations(sim):
     sim.reset(migration_seconds=600)
     sim.cluster.add_node({"node_id": "node-worker-003", "address": "192.168.1.13:8080"})
     sim.advance(1)
-    code, out, err = signal_when(lambda: sim.changes(), ["--url", sim.url, "rebalance", "--poll-interval", "0.05"],
+    code, out, err = signal_when(sim.polled_after_a_change, ["--url", sim.url, "rebalance", "--poll-interval", "0.05"],
                                  ["SIGTERM"])
     assert (code, out) == (143, "")
     assert err.splitlines()[-1] == ("error: terminated by SIGTERM; no new moves were started; migrations still "
@@ -345,8 +344,9 @@ def test_sigterm_leaves_the_output_file_as_it_was_and_no_temporary_behind(hostil
 
 
 def test_sigterm_ends_a_watch_with_143(sim):
-    code, out, err = signal_when(lambda: sim.requests, ["--url", sim.url, "status", "--watch", "0.1", "-o",
-                                                         "compact"], ["SIGTERM"])
+    # The second snapshot's request: the first is on stdout.
+    code, out, err = signal_when(lambda: len(sim.requests) >= 2, ["--url", sim.url, "status", "--watch", "0.1", "-o",
+                                                                  "compact"], ["SIGTERM"])
     assert code == 143 and out.startswith("HEALTHY |") and err == ""
 
 

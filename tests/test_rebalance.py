@@ -174,9 +174,8 @@ def test_ctrl_c_stops_new_moves_and_names_the_running_ones(sim):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=interruptible)
     deadline = time.monotonic() + 20
-    while not migrations(sim) and time.monotonic() < deadline:
+    while not sim.polled_after_a_change() and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out) == (130, "")
