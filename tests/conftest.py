@@ -12,6 +12,14 @@ import time
 import urllib.request
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests: a quick look by default, a thorough one where HYPOTHESIS_PROFILE=thorough (.ci/run
+# sets it). No deadline: a test that starts the simulator or a subprocess varies with the machine.
+settings.register_profile("fast", max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("thorough", settings.get_profile("fast"), max_examples=400)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)

@@ -2,7 +2,7 @@
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import cluster_cli
@@ -67,7 +67,6 @@ def spread(load):
     return max(load.values()) - min(load.values()) if load else 0
 
 
-@settings(max_examples=300, deadline=None)
 @given(cluster=clusters())
 def test_balance_by_shards(cluster):
     nodes, shards = cluster
@@ -97,7 +96,6 @@ def unconstrained(draw):
             [dict(s, status="HEALTHY", replica_nodes=[]) for s in shards])
 
 
-@settings(max_examples=300, deadline=None)
 @given(cluster=unconstrained())
 def test_balance_by_shards_in_the_fewest_moves(cluster):
     nodes, shards = cluster
@@ -123,7 +121,6 @@ def test_copies_in_the_way_can_take_more_moves_than_the_counts_say():
     assert plan["after"] == {"n0": 1, "n1": 2, "n2": 1}
 
 
-@settings(max_examples=300, deadline=None)
 @given(cluster=clusters())
 def test_balance_by_vectors_never_widens_the_spread(cluster):
     nodes, shards = cluster
@@ -134,7 +131,6 @@ def test_balance_by_vectors_never_widens_the_spread(cluster):
     assert cluster_cli.rebalance_plan(nodes, after, "vectors")["moves"] == []
 
 
-@settings(max_examples=200, deadline=None)
 @given(cluster=clusters(), seed=st.integers(0, 1000))
 def test_the_same_cluster_gives_the_same_plan(cluster, seed):
     nodes, shards = cluster
@@ -146,7 +142,6 @@ def test_the_same_cluster_gives_the_same_plan(cluster, seed):
             cluster_cli.rebalance_plan(shuffled_nodes, shuffled_shards, by)
 
 
-@settings(max_examples=300, deadline=None)
 @given(cluster=clusters(), which=st.integers(0, 7))
 def test_a_drain_moves_every_primary_off_the_node_or_says_why_not(cluster, which):
     nodes, shards = cluster

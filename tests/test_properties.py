@@ -1,7 +1,7 @@
 """Property-based: no argv and no server answer makes the CLI crash or leave the documented exit codes."""
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import cluster_cli
@@ -49,7 +49,6 @@ def argvs(draw):
     return before + [command] + tokens + tail
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=argvs())
 def test_any_argv_ends_in_a_documented_exit_code_without_a_traceback(cli, sim, argv):
     sim.cluster.reset()
@@ -75,7 +74,6 @@ SHAPED = st.recursive(JSON, lambda inner: st.dictionaries(KEYS, inner, max_size=
                       max_leaves=30)
 
 
-@settings(max_examples=300, deadline=None)
 @given(data=SHAPED, view=st.sampled_from(sorted(cluster_cli.VIEWS)),
        fmt=st.sampled_from(sorted(cluster_cli.FORMATS)), color=st.booleans())
 def test_no_server_answer_crashes_a_renderer(data, view, fmt, color):
@@ -97,7 +95,6 @@ def reject(constant):
     raise AssertionError("not strict JSON: %s" % constant)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(JSON.map(json.dumps), st.text(max_size=40)),
        command=st.sampled_from(["status", "nodes", "shards", "metrics", "diagnostics", "health",
                                 "node-health --node-id n", "shard-status --shard-id s"]),
@@ -115,7 +112,6 @@ def test_any_body_from_the_server_is_rendered_or_reported(cli, sim, body, comman
 CELLS = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
 
 
-@settings(max_examples=400, deadline=None)
 @given(data=st.data(), columns=st.integers(min_value=1, max_value=6))
 def test_the_plain_grid_is_tabulates_simple_outline_to_the_byte(data, columns):
     header = data.draw(st.lists(st.text(alphabet="ABCDEFGHIJ klmnop-", min_size=1, max_size=10).map(str.strip)
@@ -125,13 +121,11 @@ def test_the_plain_grid_is_tabulates_simple_outline_to_the_byte(data, columns):
     assert cluster_cli.plain_grid(header, least, body) == cluster_cli.tabulate_grid(header, least, body)
 
 
-@settings(max_examples=300, deadline=None)
 @given(data=JSON.map(lambda value: cluster_cli.decode(200, "OK", json.dumps(value).encode())))
 def test_streamed_json_is_json_dumps_indented_to_the_byte(data):
     assert cluster_cli.rendered("shards", data, cluster_cli.Output("json")) == json.dumps(data, indent=2) + "\n"
 
 
-@settings(max_examples=300, deadline=None)
 @given(data=st.data(), columns=st.integers(min_value=1, max_value=6), width=st.integers(min_value=20, max_value=120))
 def test_a_grid_fits_the_terminal_unless_only_numbers_and_headers_are_left(data, columns, width):
     """Every line is at most `width` wide, or every text column is down to its least (header or 8)
@@ -157,7 +151,6 @@ def test_a_grid_fits_the_terminal_unless_only_numbers_and_headers_are_left(data,
             assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1]))
 
 
-@settings(max_examples=300, deadline=None)
 @given(data=st.data(), columns=st.integers(min_value=1, max_value=5),
        width=st.one_of(st.none(), st.integers(min_value=20, max_value=120)), headers=st.booleans())
 def test_a_large_grid_written_in_batches_is_the_grid_drawn_whole(data, columns, width, headers):
@@ -197,7 +190,6 @@ METHODS = {  # name: how many arguments it takes (the rest of its parameters by 
 }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(method=st.sampled_from(sorted(METHODS)), data=st.data(),
        settings_=st.dictionaries(st.sampled_from(["timeout", "retries", "verify", "max_response_size", "api_key",
                                                   "port"]), ODD, max_size=2))
@@ -215,7 +207,6 @@ def test_only_a_cluster_error_escapes_a_library_call(sim, method, data, settings
         assert "required positional argument" in str(exc), exc
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=ODD, config=ODD, confirm=ODD, extra=st.dictionaries(st.text(max_size=6), ODD, max_size=2))
 def test_only_a_cluster_error_escapes_from_context(sim, name, config, confirm, extra):
     import sys
