@@ -5,16 +5,34 @@
     python cluster_cli.py nodes --format json | jq -r '.[].node_id'
     python cluster_cli.py migrate-shard --shard-id shard-00 --to-node node-worker-003 --wait
 
-How a command flows: main(argv) parses it (build_parser: each command's options
-are checked by the same check_* functions the client uses); run() reads the
-contexts file if there is one (read_config, chosen_context), and settings_from()
-and output_from() turn the flags, environment and context into the client's
-settings and an Output; the command's handler (cmd_*) calls ClusterCLI, whose
-one _request() sends, retries, decodes and raises ClusterError subclasses; the
-handler returns a Result naming its view, or raises; render() draws the Result
-with the view's VIEWS entry in the chosen format; main() prints it, reports an
-error in one line, and returns the exit code the error carries. Importing the
-module and using ClusterCLI skips everything after the client.
+The module is in two halves, each section under its banner, each definition
+after what it uses (the client and the planners it calls excepted):
+
+THE LIBRARY (ClusterCLI and what it needs; nothing reads argv, asks or prints)
+    Errors                  ClusterError and its subclasses, each with its exit code
+    Input checks            check_*: every argument, before anything is sent
+    Values from the cluster field(), number(), FIELD_KINDS: what each contract field is
+    Decoding answers        decode(): status, body and size to data or a ClusterError
+    Transport               connections that know whether a request left
+    Plans                   rebalance, drain and dry-run plans, pure functions
+    Waiting                 rounds() and poll_until(): the one polling rhythm
+    Contexts and settings   the contexts file, Source and resolve(): which setting wins
+    The wire                _Transport: deadline, retries, failover, redirects, proxies
+    The client              ClusterCLI: one method per endpoint, from_context()
+
+THE COMMAND LINE (flags and environment in, results on stdout, the rest on stderr)
+    Writing                 stdout, stderr, secrets kept out, --output written safely
+    Formatting values       fmt_*: one per kind of value
+    Views                   VIEWS: what each result looks like, one record each
+    Formats                 FORMATS: one writer per --format, writing to a stream
+    Shaping                 --columns, --sort-by, --no-headers
+    Workflows               waits, progress, confirmation, plans carried out, --watch
+    Settings from the command line  flags and environment as Sources, the Output
+    Options and the parser  @command records; the parser built for the chosen command
+    Commands                cmd_*: each declared once beside its handler
+    Running a command       run(), main(): the exit code each error carries
+
+No library definition refers to a name of the command line (tests/test_layout.py checks it).
 """
 
 
@@ -265,7 +283,7 @@ HTTP_ERRORS = {400: BadRequest, 401: AuthenticationFailed, 403: PermissionDenied
 
 
 def excerpt(content: bytes, limit: int = 120) -> str:
-    """The start of a body, on one line, for an error message."""
+    """Return the start of a body, on one line, for an error message."""
     text = " ".join(content[:limit * 4].decode("utf-8", "replace").split())
     return repr(text[:limit] + ("..." if len(text) > limit or len(content) > limit * 4 else ""))
 
@@ -292,18 +310,18 @@ _USERINFO = r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@"
 
 
 def hide_credentials(text: str) -> str:
-    """A URL or host as it may be shown: any user:password@ replaced by ***@."""
+    """Return a URL or host as it may be shown: any user:password@ replaced by ***@."""
     text = re.sub(_USERINFO, r"\1***@", str(text))
     return "***@" + text.rpartition("@")[2] if "@" in text and "://" not in text else text
 
 
 def shown(text: Any) -> str:
-    """An input value quoted for a message: credentials hidden, control characters escaped."""
+    """Return an input value quoted for a message: credentials hidden, control characters escaped."""
     return repr(hide_credentials(text)) if isinstance(text, str) else repr(text)
 
 
 def check_id(value: Any, param: str) -> str:
-    """An ID the operator typed: non-empty text, printable, encodable, not a path step."""
+    """Return an ID the operator typed: non-empty text, printable, encodable, not a path step."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("%s must not be empty" % param, param=param)
     if not value.isprintable():
@@ -377,7 +395,7 @@ def check_hosts(hosts: Union[str, Sequence[str]], port: int) -> list:
 
 
 def host_problem(text: str) -> str:
-    """Why a host name was refused, when it is not plain: for the message."""
+    """Return why a host name was refused, when it is not plain: for the message."""
     if not text.isascii():
         return " (names are ASCII: write an international name in its xn-- form)"
     name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
@@ -425,7 +443,7 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
 def check_proxy(proxy: str) -> str:
-    """A proxy URL from the environment, usable by requests (SOCKS needs PySocks installed)."""
+    """Return a proxy URL from the environment, usable by requests (SOCKS needs PySocks installed)."""
     from urllib.parse import urlsplit
     scheme = urlsplit(proxy).scheme.lower() if "://" in proxy else ""
     if scheme not in PROXY_SCHEMES:
@@ -455,17 +473,17 @@ def check_strategy(strategy: Any) -> str:
 
 
 def check_seconds(value: Any, param: str) -> float:
-    """A positive, finite number of seconds, at most a week."""
+    """Return a positive, finite number of seconds, at most a week."""
     if isinstance(value, bool):
         value = None
     try:
-        seconds = float(value)
+        amount = float(value)
     except (TypeError, ValueError, OverflowError):
         raise InvalidInput("%s: %s is not a number of seconds" % (param, shown(value)), param=param) from None
-    if not 0 < seconds <= MAX_SECONDS:  # also false for nan
+    if not 0 < amount <= MAX_SECONDS:  # also false for nan
         raise InvalidInput("%s must be more than 0 and at most %d seconds, got %s"
                            % (param, MAX_SECONDS, shown(value)), param=param)
-    return seconds
+    return amount
 
 
 def check_count(value: Any, param: str, most: int = 100) -> int:
@@ -542,11 +560,28 @@ def read_file(path: str, limit: int, timeout: float = DEFAULT_TIMEOUT) -> tuple:
 # --------------------------------------------------------------------------------------------------
 
 
+# What each field of the contract is, by its name: how every format shows it (and, for numbers,
+# what it must be). A field not named here is text.
+FIELD_KINDS = dict(
+    {key: "count" for key in (
+        "total_nodes", "active_nodes", "total_shards", "replication_factor", "shard_count", "replicas",
+        "vector_count", "transferred_vectors", "total_vectors", "vectors_to_move", "shards_to_redistribute",
+        "shards_redistributed")},
+    cpu_usage="percent", memory_usage="percent", disk_usage="percent", progress="percent",
+    uptime_seconds="duration", size_bytes="bytes", bytes_to_move="bytes", queries_per_second="rate",
+    avg_query_latency_ms="ms", p99_query_latency_ms="ms",
+    under_replicated_shards="names", primary_shards="names", replica_shards="names", under_replicated_after="names",
+    would_succeed="yes_no", protected="yes_no", verified="yes_no",
+    status="status", severity="status", result="status")
+# The usage figures every node and the cluster report, as (label, field).
+USAGE_FIELDS = (("CPU", "cpu_usage"), ("Memory", "memory_usage"), ("Disk", "disk_usage"))
+
+
 _CAMEL = {}
 
 
 def field(obj: Any, name: str) -> Any:
-    """A field by its snake_case name, or the camelCase one the REST API also uses."""
+    """Return a field by its snake_case name, or the camelCase one the REST API also uses."""
     if type(obj) is not dict and not isinstance(obj, dict):
         return None
     value = obj.get(name)
@@ -560,7 +595,7 @@ def field(obj: Any, name: str) -> Any:
 
 
 def number(value: Any) -> Union[int, float, None]:
-    """A finite int or float from a number or a short numeric string; None otherwise."""
+    """Return a finite int or float from a number or a short numeric string; None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -589,7 +624,7 @@ def as_float(value: Any) -> Optional[float]:
 
 
 def finite(value: Any) -> float:
-    """A finite number from the server, or 0 (for arithmetic on untrusted values)."""
+    """Return a finite number from the server, or 0 (for arithmetic on untrusted values)."""
     n = as_float(value)
     return 0.0 if n is None else n
 
@@ -599,7 +634,7 @@ def clip(text: str) -> str:
 
 
 def compact_json(value: Any) -> str:
-    """Nested lists and objects as one line of JSON; '...' where that cannot be done."""
+    """Return nested lists and objects as one line of JSON; '...' where that cannot be done."""
     import json
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -608,7 +643,7 @@ def compact_json(value: Any) -> str:
 
 
 def fmt_text(value: Any) -> str:
-    """Any JSON value as one printable line of at most MAX_CELL characters."""
+    """Return any JSON value as one printable line of at most MAX_CELL characters."""
     if type(value) is str and len(value) <= MAX_CELL and value.isprintable():
         return value  # the common case, first: a million cells go through here
     if value is None:
@@ -630,6 +665,16 @@ def fmt_text(value: Any) -> str:
     if not text.isprintable():  # a server's string must not move the cursor or break a row
         text = "".join(c if c.isprintable() else " " for c in text)
     return clip(text)
+
+
+def fmt_bytes(value: Any) -> str:
+    n = as_float(value)
+    if n is None:
+        return fmt_text(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return clip(("%d %s" % (n, unit)) if unit == "B" else "%.1f %s" % (n, unit))
+        n /= 1024.0
 
 
 def as_dict(data: Any) -> dict:
@@ -696,8 +741,8 @@ def _bounded_int(text: str) -> Optional[int]:
 
 
 def decode(status: int, reason: str, content: Union[bytes, list], method: str = "GET", tries: int = 1,
-           seconds: float = 0.0, limit: int = DEFAULT_MAX_RESPONSE_SIZE) -> Any:
-    """The body as JSON (non-finite numbers as None), or the matching ClusterError.
+           pause: float = 0.0, limit: int = DEFAULT_MAX_RESPONSE_SIZE) -> Any:
+    """Return the body as JSON (non-finite numbers as None), or the matching ClusterError.
     Given the body in a one-item list, it empties the list, so no one else holds the bytes
     while the text is parsed (a million shards: 300 MB less at the peak)."""
     import json
@@ -726,7 +771,7 @@ def decode(status: int, reason: str, content: Union[bytes, list], method: str = 
             hint = ("changes are never retried, and this one was not applied: send it again when the "
                     "cluster is ready" if method != "GET" else
                     "the cluster was still unavailable after %d tr%s in %.1fs" % (tries, "y" if tries == 1 else "ies",
-                                                                                   seconds))
+                                                                                   pause))
         raise error_class(status, message, code if isinstance(code, str) else None, hint)
     after_change = ("; the %s was answered HTTP %d, so it may have been applied: check the cluster"
                     % (method, status)) if method != "GET" else ""
@@ -760,7 +805,7 @@ ID_KEYED = ("nodes", "shard_distribution")  # maps keyed by node IDs: their keys
 
 
 def snake_case(data: Any) -> Any:
-    """The contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
+    """Return the contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
     unknown fields too). A server uses one naming: a few items of a list are looked at, and
     only an answer in camelCase is walked, so a million snake_case shards cost nothing."""
     if not _camel_in(data, 4):
@@ -775,7 +820,7 @@ def _camel_in(value: Any, depth: int) -> bool:
     if depth < 0:
         return False
     if isinstance(value, dict):
-        return any(isinstance(k, str) and re.match(_CAMEL_NAME, k) for k in value) or \
+        return any(isinstance(k, str) and re.match(_CAMEL_NAME, k) for k in value) or\
             any(_camel_in(v, depth - 1) for v in value.values())
     if isinstance(value, list) and value:
         return any(_camel_in(value[i], depth - 1) for i in {0, len(value) // 2, len(value) - 1})
@@ -797,8 +842,8 @@ def _snake(value: Any, name: Optional[str]) -> Any:
 
 
 def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
-    """A 2xx whose body says the change did not happen is a refusal, with the server's own
-    reason: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error."""
+    """Return the answer, or raise ChangeRefused with the server's own reason when a 2xx says the change
+    did not happen: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error."""
     said_no = flag is not None and field(answer, flag) in (False, "false", "False", 0, "0", "no")
     status = field(answer, "status")
     refused = isinstance(status, str) and status.strip().upper() in REFUSED_STATUS
@@ -863,7 +908,7 @@ class _Exchange:
         self.expired = False
 
     def expire(self) -> None:
-        """The deadline passed: shut the socket, so a read blocked on it returns now."""
+        """Shut the socket once the deadline passed, so a read blocked on it returns now."""
         import socket
         self.expired = True
         sock = getattr(self.conn, "sock", None)
@@ -946,7 +991,7 @@ _watchdog = None
 
 
 def watchdog() -> _Watchdog:
-    """The process's watchdog; a forked child gets its own (the parent's thread is not in it)."""
+    """Return the process's watchdog; a forked child gets its own (the parent's thread is not in it)."""
     global _watchdog
     if _watchdog is None or _watchdog.pid != os.getpid():
         _watchdog = _Watchdog()
@@ -954,7 +999,7 @@ def watchdog() -> _Watchdog:
 
 
 def _new_session(local):
-    """A requests session that never looks at redirects (ClusterCLI follows or refuses them
+    """Return a requests session that never looks at redirects (ClusterCLI follows or refuses them
     itself: requests would read a redirect's whole body, unbounded, and parse its Location
     even when told not to follow it), over connections that report on the wire."""
     import requests
@@ -975,7 +1020,7 @@ def _new_session(local):
 
 
 def _tracking_adapter(local):
-    """A requests adapter whose connections record, in local.exchange, which connection
+    """Return a requests adapter whose connections record, in local.exchange, which connection
     carries the request and whether connecting failed. Every pool manager it makes is
     tracked: the direct one, and those for an HTTP, HTTPS or SOCKS proxy (whose connect()
     covers the CONNECT tunnel too), so "was the request sent" is known on every route."""
@@ -1021,7 +1066,7 @@ def _tracking_adapter(local):
 
 
 def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
-    """The body, decompressed, read as a stream: at most `limit` bytes are ever held
+    """Return the body, decompressed, read as a stream: at most `limit` bytes are ever held
     (more is ResponseTooLarge, or with truncate the first `limit` bytes)."""
     length = response.headers.get("Content-Length", "")
     encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
@@ -1045,7 +1090,7 @@ def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
-    """An exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__)."""
+    """Yield an exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__)."""
     seen = set()
     while isinstance(exc, BaseException) and id(exc) not in seen:
         seen.add(id(exc))
@@ -1070,7 +1115,7 @@ UNKNOWN_CA = (2, 18, 19, 20, 21)  # no issuer certificate, self-signed, self-sig
 
 
 def unreachable(exc: BaseException, where: str) -> ClusterUnreachable:
-    """The ClusterUnreachable for a connection that failed before the request left: a name that
+    """Return the ClusterUnreachable for a connection that failed before the request left: a name that
     does not resolve (not worth retrying), a certificate problem named as such, or the reason."""
     import socket
     import ssl
@@ -1114,13 +1159,13 @@ def _reason(exc) -> str:
 
 
 def holders(shard: Any) -> list:
-    """The nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
+    """Return the nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
     replicas = field(shard, "replica_nodes")
     return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
 
 
 def id_of(obj: Any, name: str, what: str) -> str:
-    """An ID the planners compute with: text, or a one-line BadResponse."""
+    """Return an ID the planners compute with: text, or a one-line BadResponse."""
     value = field(obj, name)
     if not isinstance(value, str) or not value:
         raise BadResponse("the cluster sent %s whose %s is %s, not an ID" % (
@@ -1129,7 +1174,7 @@ def id_of(obj: Any, name: str, what: str) -> str:
 
 
 def copies(shard: Any) -> list:
-    """The shard's holders, primary first, each checked to be an ID."""
+    """Return the shard's holders, primary first, each checked to be an ID."""
     what = "shard %s" % fmt_text(field(shard, "shard_id"))
     replicas = field(shard, "replica_nodes")
     if replicas is None:
@@ -1167,7 +1212,7 @@ def _cluster_loads(nodes: list, shards: list) -> tuple:
 
 
 def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dict:
-    """Which primaries to move where so the HEALTHY nodes' primary counts (or vectors)
+    """Return which primaries to move where so the HEALTHY nodes' primary counts (or vectors)
     even out. Moves only HEALTHY shards' primaries, between HEALTHY nodes, never onto a
     node holding a copy; each shard moves at most once; the same cluster gives the same plan."""
     if balance_by not in BALANCE_BY:
@@ -1176,7 +1221,7 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dic
     by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
     load = dict(counts if balance_by == "shards" else vectors)
     on = {n: [] for n in healthy}  # movable shards by the node they are on now
-    skipped, home, holders, sizes = [], {}, {}, {}
+    skipped, home, held_by, sizes = [], {}, {}, {}
     for shard_id, held, size, status in listed:
         if held[0] not in on:
             skipped.append({"shard_id": shard_id, "reason": "its primary is on %s, which is %s; left to the cluster"
@@ -1185,10 +1230,10 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dic
             skipped.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
         else:
             on[held[0]].append(shard_id)
-            home[shard_id], holders[shard_id], sizes[shard_id] = held[0], set(held), size
+            home[shard_id], held_by[shard_id], sizes[shard_id] = held[0], set(held), size
     where = dict(home)  # where each movable shard's primary is in the plan
     for _ in range(4 * len(where) + 1):  # every move lowers the sum of squared loads: this ends sooner
-        move = _best_move(healthy, load, on, where, holders, sizes, balance_by)
+        move = _best_move(healthy, load, on, where, held_by, sizes, balance_by)
         if move is None:
             break
         shard_id, source, target = move
@@ -1198,22 +1243,22 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dic
         on[source].remove(shard_id)
         on[target].append(shard_id)
         on[target].sort()
-        holders[shard_id] = (holders[shard_id] - {source}) | {target}
+        held_by[shard_id] = (held_by[shard_id] - {source}) | {target}
         where[shard_id] = target
     moves = [{"shard_id": shard_id, "source_node": home[shard_id], "target_node": where[shard_id],
               "vector_count": sizes[shard_id]} for shard_id in sorted(where) if where[shard_id] != home[shard_id]]
     return plan_of("rebalance", moves, counts, skipped, balance_by=balance_by)
 
 
-def _best_move(healthy: list, load: dict, on: dict, where: dict, holders: dict, sizes: dict, balance_by: str):
-    """The next move: from the most loaded node that can give to the least loaded that can
+def _best_move(healthy: list, load: dict, on: dict, where: dict, held_by: dict, sizes: dict, balance_by: str):
+    """Return the next move: from the most loaded node that can give to the least loaded that can
     take, when it narrows the gap between them (and so never widens the spread)."""
     for source in sorted(healthy, key=lambda n: (-load[n], n)):
         for target in sorted(healthy, key=lambda n: (load[n], n)):
             gap = load[source] - load[target]
             if gap < (2 if balance_by == "shards" else 1):
                 break
-            fits = [s for s in on[source] if target not in holders[s] and (balance_by == "shards" or sizes[s] < gap)]
+            fits = [s for s in on[source] if target not in held_by[s] and (balance_by == "shards" or sizes[s] < gap)]
             if fits:
                 if balance_by == "vectors":  # the one that best halves the gap
                     fits.sort(key=lambda s: (abs(gap - 2 * sizes[s]), s))
@@ -1222,7 +1267,7 @@ def _best_move(healthy: list, load: dict, on: dict, where: dict, holders: dict, 
 
 
 def drain_plan(nodes: list, shards: list, node_id: str) -> dict:
-    """Moves for every primary on node_id, each onto the least loaded HEALTHY node holding
+    """Return moves for every primary on node_id, each onto the least loaded HEALTHY node holding
     no copy of it. Raises ClusterError, showing the shards that cannot move and why."""
     by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
     if node_id not in by_id:
@@ -1250,7 +1295,7 @@ def drain_plan(nodes: list, shards: list, node_id: str) -> dict:
 
 
 def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
-    """A plan as rebalance and drain-node print it and --plan reads it back."""
+    """Return a plan as rebalance and drain-node print it and --plan reads it back."""
     after = dict(before)
     for move in moves:
         after[move["source_node"]] -= 1
@@ -1259,7 +1304,7 @@ def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict
 
 
 def check_plan(plan: Any) -> dict:
-    """A plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput."""
+    """Return a plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput."""
     def bad(why):
         return InvalidInput("plan: %s" % why, param="plan")
     if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list):
@@ -1277,13 +1322,13 @@ def check_plan(plan: Any) -> dict:
 
 
 def _check(name: str, passed: bool, detail: str, blocking: bool = True) -> dict:
-    """A dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning."""
+    """Return a dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning."""
     return {"name": name, "passed": bool(passed), "blocking": blocking, "detail": detail}
 
 
 def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optional[str] = None,
                    strategy: str = "LIVE_COPY") -> dict:
-    """What migrate-shard would do and whether the cluster would accept it (reads only)."""
+    """Return what migrate-shard would do and whether the cluster would accept it (reads only)."""
     shard = client.shard_status(shard_id)
     nodes = nodes_by_id(client.list_nodes())
     held_by = copies(shard)
@@ -1314,7 +1359,7 @@ def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optio
 
 
 def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
-    """What remove-node would do to the shards and whether the cluster would accept it (reads only)."""
+    """Return what remove-node would do to the shards and whether the cluster would accept it (reads only)."""
     status = client.cluster_status()
     nodes = nodes_by_id(client.list_nodes())
     node = nodes.get(node_id)
@@ -1356,15 +1401,26 @@ def dry_run_plan(checks: list, **what) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
+def rounds(interval: float, deadline: Optional[float] = None) -> Iterator[None]:
+    """Yield at once, then every `interval` seconds until the deadline, the last time at it: the one
+    rhythm of every wait, of a plan's polls and of --watch."""
+    while True:
+        yield
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return
+        time.sleep(interval if deadline is None else min(interval, deadline - now))
+
+
 def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
                interval: float) -> tuple:
     """Call read() until done(value), polling through failures that may pass, until
-    the deadline (with a last poll at it). Returns (value, done, seconds waited,
+    the deadline (with a last poll at it). Return (value, done, seconds waited,
     the last failure); value is None when no poll succeeded."""
     started = time.monotonic()
     deadline = started + timeout
     value, last_error = None, None
-    while True:
+    for _ in rounds(interval, deadline):
         # The wait's end bounds every poll, retries included; the last one, started at
         # the deadline, gets a moment to answer.
         with client._transport.bounded(max(deadline, time.monotonic() + LAST_POLL_GRACE)):
@@ -1376,10 +1432,7 @@ def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any]
                 last_error = exc
         if last_error is None and done(value):
             return value, True, time.monotonic() - started, None
-        now = time.monotonic()
-        if now >= deadline:
-            return value, False, now - started, last_error
-        time.sleep(min(interval, deadline - now))
+    return value, False, time.monotonic() - started, last_error
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1426,7 +1479,7 @@ class Resolved(dict):
 
 
 def resolve(sources: Sequence[Source]) -> Resolved:
-    """The settings, each from the first of `sources` (highest first) that sets it. The address is
+    """Return the settings, each from the first of `sources` (highest first) that sets it. The address is
     one setting: it comes whole from the first source that sets any part of it (url, or host and
     port), so a cluster is never addressed by one source's host and another's port."""
     resolved = Resolved()
@@ -1474,7 +1527,7 @@ def resolve(sources: Sequence[Source]) -> Resolved:
 
 
 def base_urls(address: dict) -> list:
-    """The base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked."""
+    """Return the base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked."""
     if "url" in address:
         return check_urls(address["url"])
     return check_hosts(address["host"], check_port(address["port"], "port"))
@@ -1491,7 +1544,7 @@ def config_path(flag: Optional[str]) -> tuple:
 
 
 def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Config:
-    """The contexts file, parsed and checked; no file at the default place is no contexts.
+    """Return the contexts file, parsed and checked; no file at the default place is no contexts.
     TOML is parsed only when there is a file: no other run pays for it."""
     try:
         if not named_by and os.path.exists(path) and not os.path.isfile(path):
@@ -1530,9 +1583,9 @@ def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFA
 
 
 def check_file_is_ours(path: str, info: Any) -> None:
-    """A contexts file decides where changes go and which clusters are protected: like ssh with its
-    keys, refuse one that others could have written (the file, or its folder, writable by group or
-    others, or owned by another user). A sticky folder such as /tmp is fine: no one else may
+    """Refuse a contexts file others could have written (the file, or its folder, writable by group or
+    others, or owned by another user): like ssh with its keys, since it decides where changes go and
+    which clusters are protected. A sticky folder such as /tmp is fine: no one else may
     rename or replace what is ours in it."""
     if os.name != "posix":
         return
@@ -1553,7 +1606,7 @@ def check_file_is_ours(path: str, info: Any) -> None:
 
 
 def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
-    """The file's contents, each setting checked, errors naming the file and line."""
+    """Return the file's contents, each setting checked, errors naming the file and line."""
     def refuse(message, section=None, key=None):
         line = line_of(text, section, key)
         raise InvalidInput("%s%s: %s" % (path, " line %d" % line if line else "", message))
@@ -1600,7 +1653,7 @@ def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
 
 
 def check_context_setting(key: str, value: Any) -> None:
-    """One setting of a context, checked as the flag that sets it would be."""
+    """Check one setting of a context as the flag that sets it would be."""
     kinds = {"url": (str, list), "host": (str, list), "port": (int,), "format": (str,), "timeout": (int, float),
              "ca_cert": (str,), "api_key_env": (str,), "api_key": (str,), "protected": (bool,)}
     if not isinstance(value, kinds[key]) or (key in ("port", "timeout") and isinstance(value, bool)):
@@ -1626,26 +1679,26 @@ def check_context_setting(key: str, value: Any) -> None:
 
 
 def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[int]:
-    """The line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found."""
+    """Return the line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found."""
     current, header = None, None
-    for number, line in enumerate(text.splitlines(), 1):
+    for line_number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         match = re.match(r"^\[\s*([^\[\]]+?)\s*\]", stripped)
         if match:
             current = match.group(1).replace('"', "").replace("'", "").replace(" ", "")
             if section is not None and current == "contexts." + section.replace(" ", ""):
-                header = number
+                header = line_number
                 if key is None:
-                    return number
+                    return line_number
             continue
         inside = current == "contexts." + section.replace(" ", "") if section is not None else current is None
         if key is not None and inside and re.match(r"^%s\s*[=.]" % re.escape(key), stripped):
-            return number
+            return line_number
     return header
 
 
 def chosen_context(config: Config, flag: Optional[str], flag_name: str = "--context") -> Optional[Context]:
-    """The context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
+    """Return the context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
     else the file's default_context."""
     env = os.environ.get(ENV_CONTEXT)
     name, chosen_by = ((flag, flag_name) if flag is not None else (env, ENV_CONTEXT) if env else
@@ -1665,7 +1718,7 @@ def no_file(config: Config) -> Optional[str]:
 
 
 def context_key(context: Context) -> Optional[str]:
-    """A context's API key: from the environment variable it names (which must then be set), or the file."""
+    """Return a context's API key: from the environment variable it names (which must then be set), or the file."""
     settings = context.settings
     if "api_key_env" in settings:
         value = os.environ.get(settings["api_key_env"])
@@ -1677,7 +1730,7 @@ def context_key(context: Context) -> Optional[str]:
 
 
 def context_ca_cert(context: Context) -> Optional[str]:
-    """A context's ca_cert; a relative path is relative to the contexts file, as kubectl's are."""
+    """Return a context's ca_cert; a relative path is relative to the contexts file, as kubectl's are."""
     ca_cert = context.settings.get("ca_cert")
     if not ca_cert:
         return None
@@ -1685,14 +1738,14 @@ def context_ca_cert(context: Context) -> Optional[str]:
 
 
 def context_url(settings: dict) -> str:
-    """Where a context points, as the client will call it."""
+    """Return where a context points, as the client will call it."""
     if "url" in settings:
         return ",".join(check_urls(settings["url"]))
     return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
 
 
 def context_source(context: Context) -> Source:
-    """A context's settings: its address (whole), key (read when used), format, timeout and ca_cert."""
+    """Return a context's settings: its address (whole), key (read when used), format, timeout and ca_cert."""
     ours = context.settings
     values = {name: ours[name] for name in ("url", "host", "port", "format", "timeout") if name in ours}
     if "host" in ours:
@@ -1723,7 +1776,7 @@ def client_settings(resolved: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# The client
+# The wire: one _Transport per client
 # --------------------------------------------------------------------------------------------------
 
 
@@ -1733,13 +1786,13 @@ class _Transport:
     masters, redirects, the answer read within its limit and decoded, and each failure made the
     ClusterError that says what is known of it."""
 
-    def __init__(self, base_urls: list, timeout: float, retries: int, verify: Union[bool, str],
+    def __init__(self, urls: list, timeout: float, retries: int, verify: Union[bool, str],
                  auth: Optional[_BearerAuth], max_response_size: int):
         import logging
         import threading
         import requests
         import urllib3
-        self.base_urls, self.timeout, self.retries = base_urls, timeout, retries
+        self.base_urls, self.timeout, self.retries = urls, timeout, retries
         self.max_response_size = max_response_size
         self._requests = requests
         self._timeout_class = urllib3.Timeout
@@ -1764,7 +1817,7 @@ class _Transport:
 
     @contextmanager
     def bounded(self, deadline: float) -> Iterator[None]:
-        """Within this block, no call runs past `deadline` (time.monotonic()): a wait's end."""
+        """Keep every call in this block from running past `deadline` (time.monotonic()): a wait's end."""
         outer = getattr(self._local, "deadline", None)
         self._local.deadline = deadline if outer is None else min(outer, deadline)
         try:
@@ -1774,7 +1827,7 @@ class _Transport:
 
     @contextmanager
     def captured(self) -> Iterator[list]:
-        """Within this block, the bodies of the answers are kept, as they came (--raw)."""
+        """Keep the bodies of the answers in this block, as they came (--raw)."""
         self._local.bodies = []
         try:
             yield self._local.bodies
@@ -1807,7 +1860,7 @@ class _Transport:
                 attempt += 1
                 continue
             status, reason = response.status_code, response.reason
-            if status in RETRYABLE_STATUS and not change and \
+            if status in RETRYABLE_STATUS and not change and\
                     self._pause(attempt, response.headers.get("Retry-After"), deadline):
                 attempt += 1
                 continue
@@ -1821,7 +1874,7 @@ class _Transport:
                               self.max_response_size)
             except AuthenticationFailed as exc:  # say which: no key, or a key the cluster refused
                 exc.key_sent = self._auth is not None
-                exc.hint = "the API key sent was refused; pass a valid one as api_key" if exc.key_sent else \
+                exc.hint = "the API key sent was refused; pass a valid one as api_key" if exc.key_sent else\
                     "no API key was sent; pass one as api_key"
                 raise
 
@@ -1865,7 +1918,7 @@ class _Transport:
         raise error
 
     def _follow(self, method: str, url: str, params, body, deadline: float, masters_left: int):
-        """One request, following a few redirects for a GET and none for a change."""
+        """Send one request, following a few redirects for a GET and none for a change."""
         from urllib.parse import urljoin, urlsplit
         auth = self._auth
         origin = urlsplit(url)[:2]
@@ -1918,7 +1971,7 @@ class _Transport:
         return self._proxies[origin]
 
     def _exchange(self, method: str, url: str, params, body, auth, deadline: float, masters_left: int):
-        """One HTTP exchange, the whole body read, within the deadline; returns (response, body bytes)."""
+        """Make one HTTP exchange, the whole body read, within the deadline; return (response, body bytes)."""
         exceptions = self._requests.exceptions
         from urllib.parse import urlsplit
         remaining = deadline - time.monotonic()
@@ -1963,7 +2016,7 @@ class _Transport:
 
     def _failure(self, method: str, url: str, where: str, exc: Exception, exchange, timed_out: bool,
                  connect_within: float) -> ClusterError:
-        """The ClusterError for an exchange that raised: did the request leave, and what broke?"""
+        """Return the ClusterError for an exchange that raised: did the request leave, and what broke?"""
         exceptions = self._requests.exceptions
         sent = exchange.conn is not None and not exchange.connect_failed
         if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
@@ -1983,9 +2036,9 @@ class _Transport:
         return error
 
 
-# ==================================================================================================
-# THE COMMAND LINE: flags and the environment in, results on stdout, everything else on stderr.
-# ==================================================================================================
+# --------------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------------
 
 
 class ClusterCLI:
@@ -2019,7 +2072,7 @@ class ClusterCLI:
     @classmethod
     def from_context(cls, name: Optional[str] = None, *, config: Optional[str] = None,
                      confirm: Optional[str] = None, **overrides: Any) -> ClusterCLI:
-        """A client for a cluster of the contexts file, as the CLI's --context makes one.
+        """Return a client for a cluster of the contexts file, as the CLI's --context makes one.
 
         `name` is the context (else JADEVECTORDB_CONTEXT, else the file's default_context);
         `config` is the file (else JADEVECTORDB_CONFIG, else the XDG default place). The client
@@ -2139,15 +2192,15 @@ class ClusterCLI:
     # -- plans: rebalance and drain ----------------------------------------------
 
     def plan_rebalance(self, balance_by: str = "shards") -> dict:
-        """A plan that evens out the HEALTHY nodes' primaries (or vectors); reads only."""
+        """Return a plan that evens out the HEALTHY nodes' primaries (or vectors); reads only."""
         return rebalance_plan(self.list_nodes(), self.list_shards(), balance_by)
 
     def plan_drain(self, node_id: str) -> dict:
-        """A plan that moves every primary off node_id; reads only. Raises ClusterError when one cannot move."""
+        """Return a plan that moves every primary off node_id; reads only. Raises ClusterError when one cannot move."""
         return drain_plan(self.list_nodes(), self.list_shards(), check_id(node_id, "node_id"))
 
     def stale_moves(self, plan: dict) -> list:
-        """The moves of a plan that no longer apply to the cluster as it is now, each with why."""
+        """Return the moves of a plan that no longer apply to the cluster as it is now, each with why."""
         nodes = nodes_by_id(self.list_nodes())
         shards = {id_of(shard, "shard_id", "a shard"): shard for shard in self.list_shards()}
         stale = []
@@ -2234,9 +2287,11 @@ class ClusterCLI:
     def _carry_out(self, pending: list, running: list, report: dict, max_concurrent: int, strategy: str,
                    deadline: Optional[float], notify: Callable[[str, dict], None], broken: list,
                    poll_interval: float) -> None:
-        """apply_plan's loop: start moves while there is room, poll those running, until all ended."""
-        while pending or running:
-            while pending and len(running) < max_concurrent and not report["failed"] and not broken and \
+        """apply_plan's loop: poll the moves running, start moves while there is room, until all ended."""
+        for _ in rounds(poll_interval, deadline):
+            for move in list(running):
+                self._poll_move(move, running, report, notify)
+            while pending and len(running) < max_concurrent and not report["failed"] and not broken and\
                     (deadline is None or time.monotonic() < deadline):
                 move = pending.pop(0)
                 notify("sending", move)
@@ -2253,29 +2308,29 @@ class ClusterCLI:
                 running.append(move)
                 notify("started", move)
             if not running or (deadline is not None and time.monotonic() >= deadline):
-                break
-            time.sleep(poll_interval if deadline is None else max(0.0, min(poll_interval, deadline - time.monotonic())))
-            for move in list(running):
-                try:
-                    migration = field(self.shard_status(move["shard_id"]), "migration")
-                except ClusterError as exc:
-                    if not exc.retryable:
-                        raise
-                    continue  # a poll that failed is tried again at the next round
-                if not isinstance(migration, dict) or field(migration, "migration_id") not in (
-                        move["migration_id"], None):
-                    continue
-                move["progress"] = field(migration, "progress")
-                state = field(migration, "status")
-                if state in ("COMPLETED", "FAILED"):
-                    running.remove(move)
-                    if state == "COMPLETED":
-                        report["completed"].append(move)
-                    else:
-                        report["failed"].append(dict(move, error=fmt_text(field(migration, "error")) or "FAILED"))
-                    notify(state.lower(), move if state == "COMPLETED" else report["failed"][-1])
-                else:
-                    notify("poll", move)
+                return
+
+    def _poll_move(self, move: dict, running: list, report: dict, notify: Callable[[str, dict], None]) -> None:
+        """Ask how a running move's migration goes; when it ended, file it as completed or failed."""
+        try:
+            migration = field(self.shard_status(move["shard_id"]), "migration")
+        except ClusterError as exc:
+            if not exc.retryable:
+                raise
+            return  # a poll that failed is tried again at the next round
+        if not isinstance(migration, dict) or field(migration, "migration_id") not in (move["migration_id"], None):
+            return
+        move["progress"] = field(migration, "progress")
+        state = field(migration, "status")
+        if state not in ("COMPLETED", "FAILED"):
+            notify("poll", move)
+            return
+        running.remove(move)
+        if state == "COMPLETED":
+            report["completed"].append(move)
+        else:
+            report["failed"].append(dict(move, error=fmt_text(field(migration, "error")) or "FAILED"))
+        notify(state.lower(), move if state == "COMPLETED" else report["failed"][-1])
 
     def _compare_with_plan(self, plan: dict) -> tuple:
         """(True, {}) when each node of the plan's `after` holds that many primaries now."""
@@ -2305,6 +2360,12 @@ class ClusterCLI:
         if method != "GET":
             self._may_change()
         return self._transport.request(method, path, *ids, params=params, body=body)
+
+
+# ==================================================================================================
+# THE COMMAND LINE: flags and the environment in, results on stdout, everything else on stderr.
+# ==================================================================================================
+
 
 # --------------------------------------------------------------------------------------------------
 # Writing: stdout and stderr, secrets kept out, --output
@@ -2341,7 +2402,7 @@ SPOKEN = Spoken()
 
 
 def secrets_in(argv: Sequence[str]) -> list:
-    """The values of options that carry a secret, however their flag was spelled; and the environment's key."""
+    """Return the values of options that carry a secret, however their flag was spelled; and the environment's key."""
     secrets = [os.environ.get(ENV_API_KEY)]
     for i, arg in enumerate(argv):
         name, equals, value = arg.partition("=")
@@ -2379,13 +2440,13 @@ def terminal_text(message: str) -> str:
 
 
 def say(prefix: str, message: str) -> None:
-    """One line on stderr: a hint's command as the operator can paste it, secrets out, control
+    """Write one line on stderr: a hint's command as the operator can paste it, secrets out, control
     characters escaped. A closed or broken stderr loses the line, never the exit code."""
     err_write("%s%s\n" % (prefix, terminal_text(pasteable(message))))
 
 
 def pasteable(message: str) -> str:
-    """A message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
+    """Return a message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
     with the address flags it was given (--host, --url, --context...; never the key)."""
     return message.replace(DEFAULT_PROG + " ", SPOKEN.command + " ") if SPOKEN.command != DEFAULT_PROG else message
 
@@ -2399,7 +2460,7 @@ def err_write(text: str) -> None:
         pass
 
 
-def report(message: str) -> None:
+def print_error(message: str) -> None:
     say("error: ", message)
 
 
@@ -2435,7 +2496,7 @@ def terminal_columns() -> int:
 
 
 def stderr_width() -> Optional[int]:
-    """The terminal's width when stderr is one: a plan shown before its question fits it."""
+    """Return the terminal's width when stderr is one: a plan shown before its question fits it."""
     return terminal_columns() if is_tty(sys.stderr) else None
 
 
@@ -2523,7 +2584,7 @@ def written_to(path: Optional[str]) -> Iterator[None]:
 
 
 def through_descriptors(path: str) -> bool:
-    """Whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
+    """Return whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
     the process already has, written in place even when it is a regular file the shell opened."""
     hop = os.path.abspath(path)
     for _ in range(40):
@@ -2595,33 +2656,23 @@ def fmt_rate(value: Any) -> str:
     return fmt_text(value) if n is None else clip(f"{n:,.1f}/s")
 
 
-def fmt_bytes(value: Any) -> str:
-    n = as_float(value)
-    if n is None:
-        return fmt_text(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return clip(("%d %s" % (n, unit)) if unit == "B" else "%.1f %s" % (n, unit))
-        n /= 1024.0
-
-
 def fmt_duration(value: Any) -> str:
     n = as_float(value)
     if n is None:
         return fmt_text(value)
-    seconds = int(n)
-    days, rest = divmod(seconds, 86400)
+    total = int(n)
+    days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
+    minutes, total = divmod(rest, 60)
     if days:
         return clip("%dd %dh %dm" % (days, hours, minutes))
     if hours:
         return "%dh %dm" % (hours, minutes)
-    return "%dm %ds" % (minutes, seconds) if minutes else "%ds" % seconds
+    return "%dm %ds" % (minutes, total) if minutes else "%ds" % total
 
 
 def fmt_names(value: Any) -> str:
-    """A list of IDs, or 'none' when the server said there are none."""
+    """Return a list of IDs, or 'none' when the server said there are none."""
     return "none" if value == [] else fmt_text(value)
 
 
@@ -2630,7 +2681,7 @@ def fmt_yes_no(value: Any) -> str:
 
 
 def counted(word: str) -> Callable[[Any], str]:
-    """A formatter of counts as words: counted("shard")(1) is '1 shard', (8) is '8 shards'."""
+    """Return a formatter of counts as words: counted("shard")(1) is '1 shard', (8) is '8 shards'."""
     def fmt(value: Any) -> str:
         return "%s %s%s" % (fmt_count(value), word, "" if number(value) == 1 else "s")
     return fmt
@@ -2712,7 +2763,7 @@ def cell(obj: Any, spec: Field, color: bool = False) -> str:
 
 
 def cells(rows: Sequence[Any], columns: Sequence[Field], color: bool = False, missing: str = "") -> list:
-    """Every row's cells (as cell() makes them), the column specs unpacked once; a field the
+    """Return every row's cells (as cell() makes them), the column specs unpacked once; a field the
     server did not send is `missing` (a grid's '-')."""
     def or_missing(fmt):
         return (lambda value: missing if value is None else fmt(value)) if missing else fmt
@@ -2722,18 +2773,25 @@ def cells(rows: Sequence[Any], columns: Sequence[Field], color: bool = False, mi
 
 
 def lookup(obj: Any, path: str) -> Any:
-    """A field by a dotted path: 'migration.status'."""
+    """Return a field by a dotted path: 'migration.status'."""
     for name in path.split("."):
         obj = field(obj, name)
     return obj
 
 
-# A template's formats: {key} is text, {key:count} a count, {key:status} a coloured status word...
+# The formats of values, by kind (FIELD_KINDS) and in compact templates: {key} is text, {key:count} a
+# count, {key:status} a coloured status word...
 TEMPLATE_FORMATS = {"": fmt_text, "count": fmt_count, "percent": fmt_percent, "ms": fmt_ms, "rate": fmt_rate,
-                    "bytes": fmt_bytes, "names": fmt_names, "shards": fmt_shards, "aside": fmt_aside,
-                    "nodes": counted("node"), "vectors": counted("vector"), "errors": counted("error"),
-                    "moves": counted("move"), "under_replicated": counted("under-replicated shard"),
-                    "status": fmt_text}
+                    "bytes": fmt_bytes, "duration": fmt_duration, "names": fmt_names, "yes_no": fmt_yes_no,
+                    "shards": fmt_shards, "aside": fmt_aside, "nodes": counted("node"), "vectors": counted("vector"),
+                    "errors": counted("error"), "moves": counted("move"),
+                    "under_replicated": counted("under-replicated shard"), "status": fmt_text}
+
+
+def labelled(label: str, key: str, width: int = 0, fmt: Optional[Callable[[Any], str]] = None) -> Field:
+    """Return the field `key` under `label`, shown as its kind is (FIELD_KINDS) unless `fmt` says otherwise."""
+    kind = FIELD_KINDS.get(key, "")
+    return Field(label, key, fmt or TEMPLATE_FORMATS[kind], width, kind == "status")
 
 
 _PLACEHOLDER = r"\{([\w.]+)(?::(\w+))?\}"
@@ -2741,7 +2799,8 @@ _OPTIONAL = r"\[([^\[\]]*)\]"
 
 
 def fill(template: str, obj: Any, color: bool = False) -> str:
-    """A template's {placeholders} filled from obj; a [bracketed part] only when one of its fields has a value."""
+    """Return a template's {placeholders} filled from obj; a [bracketed part] only when one of its
+    fields has a value."""
     def value(match):
         name, kind = match.group(1), match.group(2) or ""
         text = TEMPLATE_FORMATS[kind](lookup(obj, name))
@@ -2865,7 +2924,7 @@ def fitted(columns: Sequence[Field], least: list, body: list, width: int, color:
 
 
 def tabulate_grid(header: list, least: list, body: list) -> list:
-    """The grid drawn by tabulate's simple_outline, which measures colour codes and wide characters."""
+    """Return the grid drawn by tabulate's simple_outline, which measures colour codes and wide characters."""
     import tabulate
     # The specification's grids are as wide as their widest cell or the column's least width:
     # tabulate would pad headers by its module-wide MIN_PADDING, so the header is drawn as the
@@ -2895,7 +2954,7 @@ def render_rows(rows: Sequence[Field], obj: Any, color: bool = False) -> str:
 
 
 def render_section(spec: Section, obj: Any, color: bool = False, width: Optional[int] = None) -> str:
-    """A sub-heading and its body, after a blank line."""
+    """Return a sub-heading and its body, after a blank line."""
     data = spec.source(obj)
     if spec.kind == "rows":
         body = render_rows(spec.fields, as_dict(data), color) or spec.empty or ""
@@ -2915,16 +2974,16 @@ def render_section(spec: Section, obj: Any, color: bool = False, width: Optional
 
 
 def compact_lines(rows: Sequence[Any], columns: Sequence[Field], color: bool = False) -> list:
-    """One line per row, its cells joined by ' | '."""
+    """Return one line per row, its cells joined by ' | '."""
     return [" | ".join(line) for line in cells(rows, columns, color)]
 
 
 def picked(*path) -> Callable[[Any], Any]:
-    """A section's or Lines' source: the field at that path of the result."""
+    """Return a section's or Lines' source: the field at that path of the result."""
     return lambda obj: lookup(obj, ".".join(path))
 
 
-def listed(*path) -> Callable[[Any], list]:
+def list_at(*path) -> Callable[[Any], list]:
     return lambda obj: as_list(lookup(obj, ".".join(path)))
 
 
@@ -2932,66 +2991,64 @@ def itself(obj: Any) -> Any:
     return obj
 
 
-STATUS = Field("Status", "status", status=True)
-STATUS_ROWS = (Field("Master Node", "master_node"), Field("Total Nodes", "total_nodes", fmt_count),
-               Field("Active Nodes", "active_nodes", fmt_count), Field("Total Shards", "total_shards", fmt_count),
-               STATUS, Field("Replication Factor", "replication_factor", fmt_count))
+STATUS = labelled("Status", "status")
+USAGE_ROWS = tuple(labelled(label + " Usage", key) for label, key in USAGE_FIELDS)
+USAGE_COLUMNS = tuple(labelled(label, key) for label, key in USAGE_FIELDS)
+STATUS_ROWS = (labelled("Master Node", "master_node"), labelled("Total Nodes", "total_nodes"),
+               labelled("Active Nodes", "active_nodes"), labelled("Total Shards", "total_shards"), STATUS,
+               labelled("Replication Factor", "replication_factor"))
 
 
 # Least widths reproduce the specification's grids exactly.
-NODE_COLUMNS = (Field("Node ID", "node_id", width=16), Field("Role", "role", width=7),
-                Field("Address", "address", width=18), Field("Status", "status", width=8, status=True),
-                Field("Shards", "shard_count", fmt_count, 8))
+NODE_COLUMNS = (labelled("Node ID", "node_id", 16), labelled("Role", "role", 7), labelled("Address", "address", 18),
+                labelled("Status", "status", 8), labelled("Shards", "shard_count", 8))
 
 
-SHARD_COLUMNS = (Field("Shard ID", "shard_id", width=8), Field("Primary Node", "primary_node", width=15),
-                 Field("Replicas", "replicas", fmt_count, 11), Field("Vector Count", "vector_count", fmt_count, 14),
-                 Field("Status", "status", width=8, status=True))
-NODE_ROWS = (Field("Node ID", "node_id"), Field("Role", "role"), Field("Address", "address"), STATUS,
-             Field("Shards", "shard_count", fmt_count), Field("CPU Usage", "cpu_usage", fmt_percent),
-             Field("Memory Usage", "memory_usage", fmt_percent), Field("Disk Usage", "disk_usage", fmt_percent),
-             Field("Uptime", "uptime_seconds", fmt_duration), Field("Last Heartbeat", "last_heartbeat"))
-CHECK_COLUMNS = (Field("Check", "name"), STATUS, Field("Detail", "detail"))
-SHARD_ROWS = (Field("Shard ID", "shard_id"), Field("Database", "database_id"), Field("Primary Node", "primary_node"),
-              Field("Replica Nodes", "replica_nodes"), Field("Replicas", "replicas", fmt_count),
-              Field("Vector Count", "vector_count", fmt_count), Field("Size", "size_bytes", fmt_bytes), STATUS)
-MIGRATION_ROWS = (Field("Migration ID", "migration_id"), Field("Shard ID", "shard_id"), Field("Strategy", "strategy"),
-                  Field("From", "source_node"), Field("To", "target_node"), STATUS, Field("Phase", "phase"),
-                  Field("Progress", "progress", fmt_percent), Field("Transferred", "transferred_vectors", fmt_count),
-                  Field("Total Vectors", "total_vectors", fmt_count), Field("Started", "started_at"),
-                  Field("Finished", "finished_at"), Field("Error", "error"))
-MIGRATION_COLUMNS = (Field("Migration ID", "migration_id"), Field("Strategy", "strategy"), Field("From", "source_node"),
-                     Field("To", "target_node"), STATUS, Field("Progress", "progress", fmt_percent),
-                     Field("Vectors", "vectors"))
-MIGRATION_DETAIL_ROWS = (Field("Phase", "phase"), Field("Started", "started_at"), Field("Finished", "finished_at"),
-                         Field("Error", "error"))
-METRIC_ROWS = (Field("CPU Usage", "cpu_usage", fmt_percent), Field("Memory Usage", "memory_usage", fmt_percent),
-               Field("Disk Usage", "disk_usage", fmt_percent), Field("Queries", "queries_per_second", fmt_rate),
-               Field("Avg Query Latency", "avg_query_latency_ms", fmt_ms),
-               Field("P99 Query Latency", "p99_query_latency_ms", fmt_ms),
-               Field("Total Vectors", "total_vectors", fmt_count))
-NODE_METRIC_COLUMNS = (Field("Node ID", "node_id"), Field("CPU", "cpu_usage", fmt_percent),
-                       Field("Memory", "memory_usage", fmt_percent), Field("Disk", "disk_usage", fmt_percent))
-DIAG_NODE_COLUMNS = (Field("Node ID", "node_id"), Field("Role", "role"), STATUS,
-                     Field("CPU", "cpu_usage", fmt_percent), Field("Memory", "memory_usage", fmt_percent),
-                     Field("Disk", "disk_usage", fmt_percent), Field("Checks", "checks_summary"))
-TOPOLOGY_ROWS = (Field("Master Node", "master_node"), Field("Nodes", "nodes"))
-DISTRIBUTION_COLUMNS = (Field("Node ID", "node_id"), Field("Shards", "shard_count", fmt_count))
-REPLICATION_ROWS = (Field("Replication Factor", "replication_factor", fmt_count),
-                    Field("Under-replicated Shards", "under_replicated_shards", fmt_names))
-ERROR_COLUMNS = (Field("Time", "timestamp"), Field("Node", "node_id"), Field("Severity", "severity", status=True),
-                 Field("Message", "message"))
-PLAN_CHECK_COLUMNS = (Field("Check", "name"), Field("Result", "result", status=True), Field("Detail", "detail"))
-MIGRATION_PLAN_ROWS = (Field("Shard ID", "shard_id"), Field("From", "source_node"), Field("To", "target_node"),
-                       Field("Strategy", "strategy"), Field("Vectors To Move", "vectors_to_move", fmt_count),
-                       Field("Bytes To Move", "bytes_to_move", fmt_bytes),
-                       Field("Would Succeed", "would_succeed", fmt_yes_no))
-REMOVAL_PLAN_ROWS = (Field("Node ID", "node_id"), Field("Primary Shards", "primary_shards", fmt_names),
-                     Field("Replica Shards", "replica_shards", fmt_names),
-                     Field("Shards To Redistribute", "shards_to_redistribute", fmt_count),
-                     Field("Under-replicated After", "under_replicated_after", fmt_names),
-                     Field("Would Succeed", "would_succeed", fmt_yes_no))
-HEALTH_ROWS = (STATUS, Field("Version", "version"))
+SHARD_COLUMNS = (labelled("Shard ID", "shard_id", 8), labelled("Primary Node", "primary_node", 15),
+                 labelled("Replicas", "replicas", 11), labelled("Vector Count", "vector_count", 14),
+                 labelled("Status", "status", 8))
+NODE_ROWS = (labelled("Node ID", "node_id"), labelled("Role", "role"), labelled("Address", "address"), STATUS,
+             labelled("Shards", "shard_count")) + USAGE_ROWS + (
+             labelled("Uptime", "uptime_seconds"), labelled("Last Heartbeat", "last_heartbeat"))
+CHECK_COLUMNS = (labelled("Check", "name"), STATUS, labelled("Detail", "detail"))
+SHARD_ROWS = (labelled("Shard ID", "shard_id"), labelled("Database", "database_id"),
+              labelled("Primary Node", "primary_node"), labelled("Replica Nodes", "replica_nodes"),
+              labelled("Replicas", "replicas"), labelled("Vector Count", "vector_count"),
+              labelled("Size", "size_bytes"), STATUS)
+MIGRATION_ROWS = (labelled("Migration ID", "migration_id"), labelled("Shard ID", "shard_id"),
+                  labelled("Strategy", "strategy"), labelled("From", "source_node"), labelled("To", "target_node"),
+                  STATUS, labelled("Phase", "phase"), labelled("Progress", "progress"),
+                  labelled("Transferred", "transferred_vectors"), labelled("Total Vectors", "total_vectors"),
+                  labelled("Started", "started_at"), labelled("Finished", "finished_at"), labelled("Error", "error"))
+MIGRATION_COLUMNS = (labelled("Migration ID", "migration_id"), labelled("Strategy", "strategy"),
+                     labelled("From", "source_node"), labelled("To", "target_node"), STATUS,
+                     labelled("Progress", "progress"), labelled("Vectors", "vectors"))
+MIGRATION_DETAIL_ROWS = (labelled("Phase", "phase"), labelled("Started", "started_at"),
+                         labelled("Finished", "finished_at"), labelled("Error", "error"))
+METRIC_ROWS = USAGE_ROWS + (labelled("Queries", "queries_per_second"),
+                            labelled("Avg Query Latency", "avg_query_latency_ms"),
+                            labelled("P99 Query Latency", "p99_query_latency_ms"),
+                            labelled("Total Vectors", "total_vectors"))
+NODE_METRIC_COLUMNS = (labelled("Node ID", "node_id"),) + USAGE_COLUMNS
+DIAG_NODE_COLUMNS = (labelled("Node ID", "node_id"), labelled("Role", "role"), STATUS) + USAGE_COLUMNS + (
+                     labelled("Checks", "checks_summary"),)
+TOPOLOGY_ROWS = (labelled("Master Node", "master_node"), labelled("Nodes", "nodes"))
+DISTRIBUTION_COLUMNS = (labelled("Node ID", "node_id"), labelled("Shards", "shard_count"))
+REPLICATION_ROWS = (labelled("Replication Factor", "replication_factor"),
+                    labelled("Under-replicated Shards", "under_replicated_shards"))
+ERROR_COLUMNS = (labelled("Time", "timestamp"), labelled("Node", "node_id"), labelled("Severity", "severity"),
+                 labelled("Message", "message"))
+PLAN_CHECK_COLUMNS = (labelled("Check", "name"), labelled("Result", "result"), labelled("Detail", "detail"))
+MIGRATION_PLAN_ROWS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"),
+                       labelled("To", "target_node"), labelled("Strategy", "strategy"),
+                       labelled("Vectors To Move", "vectors_to_move"), labelled("Bytes To Move", "bytes_to_move"),
+                       labelled("Would Succeed", "would_succeed"))
+REMOVAL_PLAN_ROWS = (labelled("Node ID", "node_id"), labelled("Primary Shards", "primary_shards"),
+                     labelled("Replica Shards", "replica_shards"),
+                     labelled("Shards To Redistribute", "shards_to_redistribute"),
+                     labelled("Under-replicated After", "under_replicated_after"),
+                     labelled("Would Succeed", "would_succeed"))
+HEALTH_ROWS = (STATUS, labelled("Version", "version"))
 
 
 def checks_summary(checks: Any) -> str:
@@ -3007,7 +3064,7 @@ def with_checks_summary(node: Any) -> dict:
 
 
 def diagnostics_summary(data: Any) -> dict:
-    """The diagnostics with what the formats show of them: nodes with their checks, counts."""
+    """Return the diagnostics with what the formats show of them: nodes with their checks, counts."""
     data = as_dict(data)
     nodes = [with_checks_summary(n) for n in as_list(field(data, "nodes"))]
     return dict(data, nodes=nodes, node_total=len(nodes), error_total=len(as_list(field(data, "errors"))),
@@ -3028,7 +3085,7 @@ def is_healthy(row: Any) -> Optional[float]:
 
 
 def cluster_status_rows(data: Any) -> list:
-    """One row per status the cluster can be in, 1 for the current one (a Prometheus enum)."""
+    """Return one row per status the cluster can be in, 1 for the current one (a Prometheus enum)."""
     current = field(data, "status")
     return [] if current is None else [{"status": status, "up": 1.0 if status == current else 0.0}
                                        for status in CLUSTER_STATUSES]
@@ -3036,7 +3093,7 @@ def cluster_status_rows(data: Any) -> list:
 
 NODE_USAGE_SAMPLES = tuple(Sample("jadevectordb_node_%s" % key, "The node's %s (percent)" % key.replace("_", " "),
                                   key, (("node_id", "node_id"),))
-                           for key in ("cpu_usage", "memory_usage", "disk_usage"))
+                           for _, key in USAGE_FIELDS)
 CLUSTER_FIGURES = (("cpu_usage", "Cluster CPU use (percent)"), ("memory_usage", "Cluster memory use (percent)"),
                    ("disk_usage", "Cluster disk use (percent)"), ("queries_per_second", "Queries per second"),
                    ("avg_query_latency_ms", "Average query latency (ms)"),
@@ -3044,7 +3101,7 @@ CLUSTER_FIGURES = (("cpu_usage", "Cluster CPU use (percent)"), ("memory_usage", 
 
 
 def migration_record(data: Any) -> Optional[dict]:
-    """The shard's latest migration, with its vectors as 'moved/total'."""
+    """Return the shard's latest migration, with its vectors as 'moved/total'."""
     migration = field(data, "migration")
     if not migration:
         return None
@@ -3053,7 +3110,7 @@ def migration_record(data: Any) -> Optional[dict]:
 
 
 def plan_summary(plan: Any) -> dict:
-    """A dry run's plan with its verdict, its checks' results and the reasons it would fail."""
+    """Return a dry run's plan with its verdict, its checks' results and the reasons it would fail."""
     plan = as_dict(plan)
     checks = as_list(field(plan, "checks"))
     return dict(plan, verdict="would succeed" if field(plan, "would_succeed") else "would fail",
@@ -3065,7 +3122,7 @@ def plan_summary(plan: Any) -> dict:
 
 
 PLAN_CHECKS = Section("Checks", "grid", PLAN_CHECK_COLUMNS, picked("check_results"))
-MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} | {strategy} | {status:status} | " \
+MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} | {strategy} | {status:status} | "\
                  "{progress:percent}"
 VIEWS = {
     "status": View(title="Cluster Status", rows=STATUS_ROWS,
@@ -3092,7 +3149,7 @@ VIEWS = {
         Sample("jadevectordb_shard_healthy", "1 when the shard is HEALTHY", is_healthy, (("shard_id", "shard_id"),)))),
     "node-health": View(
         title="Node Health: {node_id}", rows=NODE_ROWS,
-        sections=(Section("Checks", "grid", CHECK_COLUMNS, listed("checks")),),
+        sections=(Section("Checks", "grid", CHECK_COLUMNS, list_at("checks")),),
         compact=("{node_id} | {status:status} | cpu {cpu_usage:percent} | mem {memory_usage:percent} | "
                  "disk {disk_usage:percent} | checks: {checks_summary}",),
         prepare=with_checks_summary),
@@ -3109,16 +3166,16 @@ VIEWS = {
         samples=tuple(Sample("jadevectordb_cluster_%s" % key, text, key) for key, text in CLUSTER_FIGURES) +
         tuple(sample._replace(rows=metrics_per_node) for sample in NODE_USAGE_SAMPLES)),
     "diagnostics": View(
-        title="Cluster Diagnostics", rows=(Field("Generated At", "generated_at"),),
+        title="Cluster Diagnostics", rows=(labelled("Generated At", "generated_at"),),
         sections=(Section("Topology", "rows", TOPOLOGY_ROWS, picked("topology")),
                   Section("Node Health", "grid", DIAG_NODE_COLUMNS, picked("nodes")),
                   Section("Shard Distribution", "grid", DISTRIBUTION_COLUMNS, picked("distribution")),
                   Section("Replication", "rows", REPLICATION_ROWS, picked("replication")),
                   Section("Performance", "rows", METRIC_ROWS, picked("performance")),
-                  Section("Errors", "grid", ERROR_COLUMNS, listed("errors"))),
+                  Section("Errors", "grid", ERROR_COLUMNS, list_at("errors"))),
         compact=("master: {topology.master_node} | {node_total:nodes} | "
                  "{under_replicated_total:under_replicated} | {error_total:errors}",
-                 Lines(picked("nodes"), DIAG_NODE_COLUMNS), Lines(listed("errors"), ERROR_COLUMNS)),
+                 Lines(picked("nodes"), DIAG_NODE_COLUMNS), Lines(list_at("errors"), ERROR_COLUMNS)),
         prepare=diagnostics_summary),
     "node-added": View(sentence="Node {node_id} ({address}) added: {status:status}{message:aside}",
                        compact=("{node_id} | {status:status} | {address}",)),
@@ -3139,7 +3196,7 @@ VIEWS = {
 
 
 def move_plan_summary(plan: Any) -> dict:
-    """A plan with its title, node rows and spreads, as the formats show it."""
+    """Return a plan with its title, node rows and spreads, as the formats show it."""
     plan = as_dict(plan)
     before, after = as_dict(field(plan, "before")), as_dict(field(plan, "after"))
     drained = field(plan, "node_id") if field(plan, "kind") == "drain" else None
@@ -3154,7 +3211,7 @@ def move_plan_summary(plan: Any) -> dict:
 
 
 def move_report_summary(report: Any) -> dict:
-    """A report with one row per move and its result."""
+    """Return a report with one row per move and its result."""
     report = as_dict(report)
     rows = []
     for key, result in (("completed", "COMPLETED"), ("failed", "FAILED"), ("running", "RUNNING"),
@@ -3166,35 +3223,33 @@ def move_report_summary(report: Any) -> dict:
                                       for key in ("completed", "failed", "running", "not_started")})
 
 
-MOVE_COLUMNS = (Field("Shard ID", "shard_id"), Field("From", "source_node"), Field("To", "target_node"),
-                Field("Vectors", "vector_count", fmt_count))
-MOVE_RESULT_COLUMNS = (Field("Shard ID", "shard_id"), Field("From", "source_node"), Field("To", "target_node"),
-                       Field("Migration", "migration_id"), Field("Result", "result", status=True),
-                       Field("Detail", "error"))
+MOVE_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node"),
+                labelled("Vectors", "vector_count"))
+MOVE_RESULT_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node"),
+                       labelled("Migration", "migration_id"), labelled("Result", "result"),
+                       labelled("Detail", "error"))
 VIEWS["move-plan"] = View(
-    title="{title}", rows=(Field("Moves", "move_total", fmt_count), Field("Spread Before", "spread_before", fmt_count),
-                           Field("Spread After", "spread_after", fmt_count)),
-    sections=(Section("Moves", "grid", MOVE_COLUMNS, listed("moves")),
-              Section("Nodes", "grid", (Field("Node ID", "node_id"), Field("Before", "before", fmt_count),
-                                        Field("After", "after", fmt_count)), listed("nodes")),
-              Section("Skipped", "grid", (Field("Shard ID", "shard_id"), Field("Reason", "reason")),
-                      listed("skipped"), empty=None)),
+    title="{title}", rows=tuple(labelled(label, key, fmt=fmt_count) for label, key in (
+        ("Moves", "move_total"), ("Spread Before", "spread_before"), ("Spread After", "spread_after"))),
+    sections=(Section("Moves", "grid", MOVE_COLUMNS, list_at("moves")),
+              Section("Nodes", "grid", (labelled("Node ID", "node_id"), labelled("Before", "before", fmt=fmt_count),
+                                        labelled("After", "after", fmt=fmt_count)), list_at("nodes")),
+              Section("Skipped", "grid", (labelled("Shard ID", "shard_id"), labelled("Reason", "reason")),
+                      list_at("skipped"), empty=None)),
     compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
-             Lines(listed("moves"), (Field("", "shard_id"), Field("", "source_node"), Field("", "target_node"),
-                                     Field("", "vector_count", fmt_count)))),
-    prepare=move_plan_summary, items=(listed("moves"), "moves"))
+             Lines(list_at("moves"), MOVE_COLUMNS)),
+    prepare=move_plan_summary, items=(list_at("moves"), "moves"))
 VIEWS["moves"] = View(columns=MOVE_COLUMNS)
 VIEWS["move-results"] = View(columns=MOVE_RESULT_COLUMNS)
-VIEWS["contexts"] = View(columns=(Field("Current", "current", lambda value: "*" if value else ""),
-                                  Field("Name", "name"), Field("URL", "url"),
-                                  Field("Protected", "protected", fmt_yes_no), Field("Chosen By", "chosen_by")))
+VIEWS["contexts"] = View(columns=(labelled("Current", "current", fmt=lambda value: "*" if value else ""),
+                                  labelled("Name", "name"), labelled("URL", "url"),
+                                  labelled("Protected", "protected"), labelled("Chosen By", "chosen_by")))
 VIEWS["move-report"] = View(
-    title="{title}", rows=(Field("Completed", "completed_total", fmt_count), Field("Failed", "failed_total", fmt_count),
-                         Field("Running", "running_total", fmt_count),
-                         Field("Not Started", "not_started_total", fmt_count),
-                         Field("Verified", "verified", fmt_yes_no)),
-    sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, listed("moves")),),
-    compact=(Lines(listed("moves"), MOVE_RESULT_COLUMNS),),
+    title="{title}", rows=tuple(labelled(label, key + "_total", fmt=fmt_count) for label, key in (
+        ("Completed", "completed"), ("Failed", "failed"), ("Running", "running"), ("Not Started", "not_started"))) + (
+        labelled("Verified", "verified"),),
+    sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, list_at("moves")),),
+    compact=(Lines(list_at("moves"), MOVE_RESULT_COLUMNS),),
     prepare=move_report_summary, items=(lambda report: move_report_summary(report)["moves"], "move-results"))
 
 
@@ -3455,7 +3510,7 @@ def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], style
     if columns:
         wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
         items = [{name: field(item, name) for name in wanted} for item in items]
-        style = style._replace(columns=tuple(next((f for f in spec.columns if f.key == name), Field(name, name))
+        style = style._replace(columns=tuple(next((f for f in spec.columns if f.key == name), labelled(name, name))
                                              for name in wanted))
     return Result(items, result.view, result.warning), style
 
@@ -3480,7 +3535,7 @@ class Result:
 
 
 def plan_result(plan: dict, view: str) -> Result:
-    """A dry run's outcome: the plan, or ClusterError (exit 1) only where the contract would refuse."""
+    """Return a dry run's outcome: the plan, or ClusterError (exit 1) only where the contract would refuse."""
     warnings = ["%s: %s" % (c["name"], c["detail"]) for c in plan["checks"] if not c["passed"] and not c["blocking"]]
     if plan["would_succeed"]:
         return Result(plan, view, "; ".join(warnings) or None)
@@ -3488,15 +3543,33 @@ def plan_result(plan: dict, view: str) -> Result:
     raise ClusterError("the cluster would refuse this: " + reasons).showing(plan, view)
 
 
-class ProgressBar:
-    """A one-line migration progress bar on stderr, drawn only on a terminal."""
+class ProgressLine:
+    """Progress on stderr: one line redrawn in place on a terminal, ended with a newline when done."""
 
     def __init__(self):
-        self.enabled = is_tty(sys.stderr)
+        self.live = is_tty(sys.stderr)
+        self.drawn = False
+
+    def draw(self, text: str) -> None:
+        if self.live:
+            err_write("\r%s\x1b[K" % terminal_text(text))
+            self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            err_write("\n")
+            self.drawn = False
+
+
+class MigrationProgress(ProgressLine):
+    """A migration's progress bar, with its rate and the time left, drawn only on a terminal."""
+
+    def __init__(self):
+        super().__init__()
         self.first = None
 
     def update(self, migration: Any) -> None:
-        if not self.enabled:
+        if not self.live:
             return
         percent = finite(field(migration, "progress"))
         done = finite(field(migration, "transferred_vectors"))
@@ -3508,20 +3581,15 @@ class ProgressBar:
         rate = moved / elapsed if elapsed > 0 and moved > 0 else 0.0
         eta = fmt_duration((total - done) / rate) if rate and total >= done else "?"
         filled = int(min(100.0, max(0.0, percent)) / 5)
-        err_write("\r[%s%s] %5.1f%%  %s/%s vectors  %s vectors/s  ETA %s\x1b[K" % (
-            "#" * filled, "-" * (20 - filled), percent, fmt_count(done), fmt_count(total),
-            fmt_count(int(rate)), eta))
-
-    def close(self) -> None:
-        if self.enabled and self.first is not None:
-            err_write("\n")
+        self.draw("[%s%s] %5.1f%%  %s/%s vectors  %s vectors/s  ETA %s" % (
+            "#" * filled, "-" * (20 - filled), percent, fmt_count(done), fmt_count(total), fmt_count(int(rate)), eta))
 
 
 def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeout: float,
                        interval: float) -> Result:
     """Poll the shard until this migration ends, or the wait times out (exit 4)."""
     migration_id = fmt_text(field(migration, "migration_id"))
-    bar = ProgressBar()
+    bar = MigrationProgress()
     latest = [migration]
 
     def read():
@@ -3548,7 +3616,7 @@ def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeo
         raise ClusterError("migration %s of %s FAILED: %s" % (
             migration_id, shard_id, fmt_text(field(current, "error")) or "no reason given")
         ).showing(current, "migration")
-    message = "migration %s of %s is still %s after %.1fs; it goes on: check it with " \
+    message = "migration %s of %s is still %s after %.1fs; it goes on: check it with "\
               "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, state, waited, shard_id)
     if last_error:
         message += " (last poll: %s)" % last_error
@@ -3568,7 +3636,7 @@ def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: f
         " (last poll: %s)" % last_error if last_error else "")).showing(status, "status")
 
 
-def confirm(question: str) -> bool:
+def ask_yes_no(question: str) -> bool:
     """Ask on the terminal; anything but y/yes (or end of input) is no."""
     err_write(terminal_text(question) + " [y/N] ")
     answer = sys.stdin.readline()
@@ -3576,7 +3644,7 @@ def confirm(question: str) -> bool:
 
 
 def will_ask(args: argparse.Namespace) -> bool:
-    """Whether confirm_change() will put a question on the terminal: show what it is about first."""
+    """Return whether confirm_change() will put a question on the terminal: show what it is about first."""
     return is_tty(sys.stdin) and (not args.yes or bool(getattr(args, "protected", None)))
 
 
@@ -3594,11 +3662,11 @@ def confirm_change(args: argparse.Namespace, action: str, undone: str, question:
         err_write(terminal_text("Context %r is protected. Type its name to %s: " % (protected, action)))
         if sys.stdin.readline().strip() != protected:
             raise ProtectedContext("context %r is protected and its name was not typed; %s" % (protected, undone))
-    elif question and on_terminal and not args.yes and not confirm(question):
+    elif question and on_terminal and not args.yes and not ask_yes_no(question):
         raise ClusterError("aborted; " + undone)
 
 
-class sending:
+class InFlight:
     """Around a change on the wire: when its answer is lost (a dropped connection, the
     time running out, Ctrl-C), say it may have been applied and how to check."""
 
@@ -3620,7 +3688,7 @@ class sending:
 
 
 def read_plan(path: str, limit: int, timeout: float) -> dict:
-    """A plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked: read as a
+    """Read a plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked: read as a
     cluster's answer is, up to --max-response-size, its decoded size bounded the same way."""
     try:
         raw, _ = read_file(path, limit, timeout)
@@ -3642,7 +3710,7 @@ def read_plan(path: str, limit: int, timeout: float) -> dict:
 
 
 def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: str) -> Result:
-    """The plan shown (--dry-run), or confirmed on a terminal, applied with progress, and verified."""
+    """Show the plan (--dry-run), or confirm it on a terminal, apply it with progress and verify it."""
     moves = plan["moves"]
     if not moves:
         note(nothing)
@@ -3686,11 +3754,11 @@ def watching(moves: list) -> str:
         fmt_text(m.get("migration_id")) or "no id", m["shard_id"], m["shard_id"]) for m in moves) or "none"
 
 
-class MoveProgress:
+class MoveProgress(ProgressLine):
     """A plan's progress on stderr: one live line on a terminal, a line per move otherwise."""
 
     def __init__(self, total: int):
-        self.live = is_tty(sys.stderr)
+        super().__init__()
         self.total, self.done, self.failed, self.started = total, 0, 0, 0
         self.running, self.sending, self.numbers = {}, None, {}
 
@@ -3710,8 +3778,8 @@ class MoveProgress:
             running = ", ".join("%s %s %s" % (fmt_text(m.get("migration_id")), m["shard_id"],
                                               fmt_percent(m.get("progress")) if m.get("progress") is not None else "")
                                 for m in self.running.values())
-            err_write("\r%s\x1b[K" % terminal_text("moves %d/%d done, %d running, %d failed%s" % (
-                self.done, self.total, len(self.running), self.failed, " | " + running if running else "")))
+            self.draw("moves %d/%d done, %d running, %d failed%s" % (
+                self.done, self.total, len(self.running), self.failed, " | " + running if running else ""))
         elif event != "poll":
             note("move %d/%d %s: %s %s -> %s%s%s" % (
                 self.numbers.get(move["shard_id"], self.started + 1), self.total,
@@ -3725,37 +3793,34 @@ class MoveProgress:
             list(self.running.values())))
         sent = self.sending
         if sent and sent["shard_id"] not in self.running and not sent.get("migration_id"):
-            text += "; the move of %s was being sent and may or may not have started: check with " \
+            text += "; the move of %s was being sent and may or may not have started: check with "\
                     "'cluster_cli.py shard-status --shard-id %s'" % (sent["shard_id"], sent["shard_id"])
         return text
 
-    def close(self) -> None:
-        if self.live and self.started:
-            err_write("\n")
-
 
 def suggest_drain(plan: dict) -> None:
-    """A node that still holds primaries can be drained first, one watched move at a time."""
+    """Say that a node still holding primaries can be drained first, one watched move at a time."""
     if plan["primary_shards"] and plan["would_succeed"]:
         note("%s holds %d primaries, which the cluster will move all at once; 'cluster_cli.py drain-node "
              "--node-id %s --remove' moves them first, a few at a time, and then removes it"
              % (plan["node_id"], len(plan["primary_shards"]), plan["node_id"]))
 
 
-def draw_tick(result: Result, command: str, output: Output, interval: float, on_terminal: bool) -> None:
+def draw_tick(result: Result, command_line: str, output: Output, interval: float, on_terminal: bool) -> None:
     """Write one snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
     if on_terminal:
-        write("\x1b[H\x1b[2J" + "Every %gs: %s    %s\n\n" % (interval, command, time.strftime("%Y-%m-%d %H:%M:%S")))
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        write("\x1b[H\x1b[2J" + "Every %gs: %s    %s\n\n" % (interval, command_line, now))
     FORMATS[output.format](result.view, result.data, write, output._replace(snapshot=not on_terminal))
 
 
-def watch(read: Callable[[], Any], command: str, output: Output, interval: float, count: int = 0) -> int:
+def watch(read: Callable[[], Any], command_line: str, output: Output, interval: float, count: int = 0) -> int:
     """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
     otherwise, until Ctrl-C or `count` snapshots."""
     on_terminal = is_tty(sys.stdout) and not output.file
     snapshots = 0
     try:
-        while True:
+        for _ in rounds(interval):
             try:
                 with collector_paused():  # as a single run does: a large tick allocates no cycles
                     result = read()
@@ -3763,17 +3828,16 @@ def watch(read: Callable[[], Any], command: str, output: Output, interval: float
                 if exc.shown is not None:  # a --check that failed: the snapshot still shows
                     result = Result(*exc.shown)
                 elif exc.retryable:
-                    report("%s (still watching)" % exc)
+                    print_error("%s (still watching)" % exc)
                     result = None
                 else:
                     raise
             if result is not None:
                 with collector_paused(), written_to(output.file):  # with --output, each snapshot replaces it
-                    draw_tick(result, command, output, interval, on_terminal)
+                    draw_tick(result, command_line, output, interval, on_terminal)
             snapshots += 1
             if count and snapshots >= count:
                 return EXIT_OK
-            time.sleep(interval)
     except KeyboardInterrupt as exc:  # Ctrl-C is how a watch ends; SIGTERM or SIGHUP is the process ended
         return EXIT_OK if signal_of(exc) == 2 else 128 + signal_of(exc)
 
@@ -3791,7 +3855,7 @@ def output_from(args: argparse.Namespace, fmt: str) -> Output:
 
 
 def flag_source(args: argparse.Namespace) -> Source:
-    """The settings given on the command line. A --host or --port flag alone takes the other part
+    """Return the settings given on the command line. A --host or --port flag alone takes the other part
     of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
     if args.api_key is not None and not args.api_key.strip():
         raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
@@ -3809,7 +3873,7 @@ def flag_source(args: argparse.Namespace) -> Source:
 
 
 def environment_source(env: Any) -> Source:
-    """The JADEVECTORDB_* variables; each is checked when it is the one used."""
+    """Return the JADEVECTORDB_* variables; each is checked when it is the one used."""
     values, labels = {}, {}
     for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT)):
         if env.get(variable):
@@ -3824,11 +3888,11 @@ def environment_source(env: Any) -> Source:
 
 
 def command_line_sources(args: argparse.Namespace, context: Optional[Context]) -> list:
-    """Where settings come from, highest first: the flags, a context named by --context, the
+    """Return where settings come from, highest first: the flags, a context named by --context, the
     JADEVECTORDB_* environment, a context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
     explicit = context is not None and context.chosen_by == "--context"
-    return [flag_source(args)] + ([context_source(context)] if explicit else []) + \
-        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) + \
+    return [flag_source(args)] + ([context_source(context)] if explicit else []) +\
+        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) +\
         [DEFAULT_SOURCE]
 
 
@@ -3844,13 +3908,13 @@ def check_nonempty_key(text: str) -> str:
     return text
 
 
-def key_over_plain_http(base_urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
-    """Where the key would travel in clear: each http:// URL other than a loopback one, and every
+def key_over_plain_http(urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
+    """Return where the key would travel in clear: each http:// URL other than a loopback one, and every
     http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
     import ipaddress
     from urllib.parse import urlsplit
     exposed = []
-    for url in base_urls:
+    for url in urls:
         parts = urlsplit(url)
         proxy = proxy_for(url) if proxy_for else None
         if parts.scheme != "http":
@@ -3870,7 +3934,7 @@ def key_over_plain_http(base_urls: Sequence[str], proxy_for: Optional[Callable[[
 
 
 def address_flags(args: argparse.Namespace) -> list:
-    """The flags of this command line that say which cluster, and how to reach it: what a hint
+    """Return the flags of this command line that say which cluster, and how to reach it: what a hint
     repeats, so the command it names can be pasted as it is (never the key)."""
     import shlex
     flags = []
@@ -3927,15 +3991,15 @@ class Parser(argparse.ArgumentParser):
             before = argv[:argv.index(word)] if word in argv else []
             unknown = [t for t in before if t.startswith("-") and t.split("=", 1)[0] not in options]
             if unknown:  # "--form compact status": compact was taken for the command
-                option = unknown[-1].split("=", 1)[0]
-                return "unknown option %r%s" % (option, like(option, options))
+                flag = unknown[-1].split("=", 1)[0]
+                return "unknown option %r%s" % (flag, like(flag, options))
             return "unknown command %r%s" % (word, like(word, list(COMMANDS)))
         match = re.match(r"unrecognized arguments: (\S+)", message)
         if match and match.group(1).startswith("-"):
-            option = match.group(1).split("=", 1)[0]
+            flag = match.group(1).split("=", 1)[0]
             known = options + ["-h", "--help"] + [flag for declared in COMMANDS.values()
                                                   for given in declared.options for flag in given.flags]
-            return "unknown option %r%s" % (option, like(option, known))
+            return "unknown option %r%s" % (flag, like(flag, known))
         return message
 
 
@@ -4103,7 +4167,7 @@ def parameter_flags() -> dict:
 
 
 # The exit codes each command can end with, in its --help.
-_COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), " \
+_COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), "\
                 "3 cluster unreachable, 130 interrupted"
 _LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not have been applied"
 
@@ -4205,16 +4269,16 @@ def _value_kind(action: argparse.Action) -> str:
 def _completion_cases(shared: list, commands: dict) -> tuple:
     """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
     pattern matches "$command $prev", '*" --format"' for an option every command takes."""
-    def pattern(command, option):
-        return '"%s %s"' % (command, option) if command else '*" %s"' % option
+    def pattern(cmd_name, flag):
+        return '"%s %s"' % (cmd_name, flag) if cmd_name else '*" %s"' % flag
 
     valued, cases = set(), []
-    for command, actions in [("", shared)] + list(commands.items()):
+    for cmd_name, actions in [("", shared)] + list(commands.items()):
         for action in actions:
             kind = _value_kind(action)
             if kind:
                 valued.update(action.option_strings)
-                cases.append((" | ".join(pattern(command, o) for o in action.option_strings), kind,
+                cases.append((" | ".join(pattern(cmd_name, o) for o in action.option_strings), kind,
                               " ".join(action.choices or ())))
     return sorted(valued), cases
 
@@ -4256,10 +4320,10 @@ def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
               " ".join(o for a in shared for o in a.option_strings),
               '        else COMPREPLY=($(compgen -W "%s" -- "$cur")); fi' % " ".join(commands),
               "        return", "    fi", '    case "$command" in']
-    for command, actions in commands.items():
+    for cmd_name, actions in commands.items():
         own = " ".join(o for a in actions + shared for o in a.option_strings)
-        words = " ".join(SHELLS) + " " + own if command == "completion" else own
-        lines.append('        %s) COMPREPLY=($(compgen -W "%s" -- "$cur")) ;;' % (command, words))
+        choices = " ".join(SHELLS) + " " + own if cmd_name == "completion" else own
+        lines.append('        %s) COMPREPLY=($(compgen -W "%s" -- "$cur")) ;;' % (cmd_name, choices))
     lines += ["    esac", "}", "complete -F _jadevectordb_cluster %s" % " ".join(COMPLETED_NAMES)]
     return "\n".join(lines) + "\n"
 
@@ -4290,10 +4354,10 @@ def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
     lines += ["    esac", '    if [[ -z "$command" && "$cur" != -* ]]; then',
               "        _describe command commands", "        return", "    fi", '    case "$command" in',
               '        ("") compadd -- %s ;;' % " ".join(o for a in shared for o in a.option_strings)]
-    for command, actions in commands.items():
+    for cmd_name, actions in commands.items():
         own = " ".join(o for a in actions + shared for o in a.option_strings)
-        shells = "compadd -- %s; " % " ".join(SHELLS) if command == "completion" else ""
-        lines.append("        (%s) %scompadd -- %s ;;" % (command, shells, own))
+        shells = "compadd -- %s; " % " ".join(SHELLS) if cmd_name == "completion" else ""
+        lines.append("        (%s) %scompadd -- %s ;;" % (cmd_name, shells, own))
     lines += ["    esac", "}",
               'if [[ "$funcstack[1]" == "_jadevectordb_cluster" ]]; then _jadevectordb_cluster "$@"; '
               "else compdef _jadevectordb_cluster %s; fi" % " ".join(COMPLETED_NAMES)]
@@ -4304,23 +4368,23 @@ def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
     def quoted(text):
         return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
 
-    def option(action, condition):
-        words = ["complete -c $name"] + (["-n %s" % quoted(condition)] if condition else [])
+    def complete_line(action, condition):
+        parts = ["complete -c $name"] + (["-n %s" % quoted(condition)] if condition else [])
         for flag in action.option_strings:
-            words.append(("-l %s" if flag.startswith("--") else "-s %s") % flag.lstrip("-"))
+            parts.append(("-l %s" if flag.startswith("--") else "-s %s") % flag.lstrip("-"))
         kind = _value_kind(action)
         if kind == "choices":
-            words.append("-x -a %s" % quoted(" ".join(action.choices)))
+            parts.append("-x -a %s" % quoted(" ".join(action.choices)))
         elif kind == "contexts":
-            words.append("-x -a '(__jadevectordb_cluster_contexts)'")
+            parts.append("-x -a '(__jadevectordb_cluster_contexts)'")
         elif kind == "files":
-            words.append("-r -F")
+            parts.append("-r -F")
         elif kind == "text":
-            words.append("-x")
+            parts.append("-x")
         summary = (action.help or "").split(" (")[0].split("; ")[0]
         if len(summary) > 60:  # fish shows it beside the value: whole words, then an ellipsis
             summary = summary[:59].rsplit(" ", 1)[0].rstrip(",:") + "…"
-        return " ".join(words + ["-d %s" % quoted(summary)]) if summary else " ".join(words)
+        return " ".join(parts + ["-d %s" % quoted(summary)]) if summary else " ".join(parts)
 
     lines = ["# fish completion for %s, made by '%s completion fish'" % (" and ".join(COMPLETED_NAMES), PROG),
              "function __jadevectordb_cluster_contexts  # with the --config FILE typed on the line, if one was",
@@ -4331,11 +4395,11 @@ def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
              "    $words[1] $config %s" % CONTEXT_NAMES,
              "end",
              "for name in %s" % " ".join(COMPLETED_NAMES), "    complete -c $name -f"]
-    lines += ["    complete -c $name -n __fish_use_subcommand -a %s -d %s" % (command, quoted(summaries[command]))
-              for command in commands]
-    lines += ["    " + option(action, "") for action in shared]
-    for command, actions in commands.items():
-        lines += ["    " + option(action, "__fish_seen_subcommand_from %s" % command) for action in actions]
+    lines += ["    complete -c $name -n __fish_use_subcommand -a %s -d %s" % (cmd_name, quoted(summaries[cmd_name]))
+              for cmd_name in commands]
+    lines += ["    " + complete_line(action, "") for action in shared]
+    for cmd_name, actions in commands.items():
+        lines += ["    " + complete_line(action, "__fish_seen_subcommand_from %s" % cmd_name) for action in actions]
     lines += ["    complete -c $name -n '__fish_seen_subcommand_from completion' -x -a %s" % quoted(" ".join(SHELLS)),
               "end"]
     return "\n".join(lines) + "\n"
@@ -4408,7 +4472,7 @@ def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
     """
     confirm_change(args, "add node %s" % args.node_id, "nothing was sent")
-    with sending("the request to add %s" % args.node_id, check_with(args)):
+    with InFlight("the request to add %s" % args.node_id, check_with(args)):
         return Result(client.add_node(args.node_id, args.address), "node-added")
 
 
@@ -4438,7 +4502,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
             raise ClusterError(exc.message + "; nothing was removed") from None
     confirm_change(args, "remove node %s" % node_id, "node %s was not removed" % node_id,
                    "Remove node %s?" % node_id)
-    with sending("the request to remove %s" % node_id, check_with(args)):
+    with InFlight("the request to remove %s" % node_id, check_with(args)):
         return Result(client.remove_node(node_id), "node-removed")
 
 
@@ -4508,7 +4572,7 @@ def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
             raise ClusterError("%s's primary is on %s, not %s; no migration was started"
                                % (shard_id, fmt_text(primary), source))
     confirm_change(args, "migrate %s to %s" % (shard_id, target), "no migration was started")
-    with sending("the request to migrate %s" % shard_id, check_with(args)):
+    with InFlight("the request to migrate %s" % shard_id, check_with(args)):
         migration = client.migrate_shard(shard_id, target, source, strategy)
     if not args.wait:
         return Result(migration, "migration-started")
@@ -4543,7 +4607,7 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
              cluster_cli.py rebalance --dry-run --format json > plan.json
              cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
     """
-    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
         client.plan_rebalance(args.balance_by)
     return carry_out(client, args, plan, "already balanced: nothing to move")
 
@@ -4560,7 +4624,7 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
              cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
     """
-    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else \
+    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
         client.plan_drain(args.node_id)
     if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
         raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
@@ -4572,7 +4636,7 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     else:  # nothing was moved, so nothing was confirmed yet
         confirm_change(args, "remove node %s" % args.node_id, "node %s was not removed" % args.node_id,
                        "Remove node %s?" % args.node_id)
-    with sending("the request to remove %s" % args.node_id, check_with(args)):
+    with InFlight("the request to remove %s" % args.node_id, check_with(args)):
         return Result(client.remove_node(args.node_id), "node-removed")
 
 
@@ -4619,7 +4683,7 @@ def cmd_completion(client: None, args: argparse.Namespace) -> str:
 
 @contextmanager
 def verbose_logging(enabled: bool) -> Iterator[None]:
-    """With --verbose, the client's request log goes to stderr for this run only
+    """Send the client's request log to stderr with --verbose, for this run only
     (the logger's level and handlers are as they were afterwards)."""
     if not enabled:
         yield
@@ -4639,7 +4703,7 @@ def verbose_logging(enabled: bool) -> Iterator[None]:
 
 
 def EscapingFormatter(fmt: str) -> Any:
-    """A logging formatter whose lines are escaped as every other stderr line is."""
+    """Return a logging formatter whose lines are escaped as every other stderr line is."""
     import logging
 
     class Escaping(logging.Formatter):
@@ -4651,7 +4715,7 @@ def EscapingFormatter(fmt: str) -> Any:
 
 @contextmanager
 def insecure_quietly(enabled: bool) -> Iterator[None]:
-    """With --insecure, no InsecureRequestWarning for each request (the CLI said it once);
+    """Silence InsecureRequestWarning for each request with --insecure (the CLI said it once);
     the warning filters are as they were afterwards."""
     if not enabled:
         yield
@@ -4665,7 +4729,7 @@ def insecure_quietly(enabled: bool) -> Iterator[None]:
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """The CLI's run with the cyclic garbage collector paused: parsing and rendering a
+    """Run the block with the cyclic garbage collector paused: parsing and rendering a
     large list allocate hundreds of thousands of containers, none in a cycle, and the
     collector would scan them over and over (a third of the parse time of 100,000
     shards). The library never touches it."""
@@ -4689,15 +4753,15 @@ class Interrupt(KeyboardInterrupt):
 
 
 def signal_of(exc: BaseException) -> int:
-    """The signal's number behind a KeyboardInterrupt: 2 (SIGINT) unless it was an Interrupt."""
+    """Return the signal's number behind a KeyboardInterrupt: 2 (SIGINT) unless it was an Interrupt."""
     return getattr(exc, "signum", 2)
 
 
 def interruption(exc: BaseException) -> str:
     """'interrupted', or 'terminated by SIGTERM' (SIGHUP): how the command was stopped, for messages."""
     import signal
-    number = signal_of(exc)
-    return "interrupted" if number == 2 else "terminated by %s" % signal.Signals(number).name
+    signum = signal_of(exc)
+    return "interrupted" if signum == 2 else "terminated by %s" % signal.Signals(signum).name
 
 
 @contextmanager
@@ -4716,8 +4780,8 @@ def signals_stop_the_command(restore: bool) -> Iterator[None]:
         yield
         return
     numbers = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {number: signal.getsignal(number) for number in numbers}
-    ours = [number for number in numbers if previous[number] is not signal.SIG_IGN]
+    previous = {signum: signal.getsignal(signum) for signum in numbers}
+    ours = [signum for signum in numbers if previous[signum] is not signal.SIG_IGN]
     stopped = []
 
     def stop(signum, frame):
@@ -4725,21 +4789,21 @@ def signals_stop_the_command(restore: bool) -> Iterator[None]:
             stopped.append(signum)
             raise Interrupt(signum)
 
-    for number in ours:
-        signal.signal(number, stop)
+    for signum in ours:
+        signal.signal(signum, stop)
     try:
         yield
     finally:
         stopped.append(None)
         if restore:
-            for number in ours:
-                signal.signal(number, previous[number])
+            for signum in ours:
+                signal.signal(signum, previous[signum])
         elif hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_BLOCK, ours)
 
 
 def run(args: argparse.Namespace) -> int:
-    """The command layer: flags and context to settings, a client, the command's handler, its result printed."""
+    """Run the command layer: flags and context to settings, a client, the command's handler, its result printed."""
     if args.command == "completion":  # works whatever state the contexts file is in
         with written_to(args.output):
             write(cmd_completion(None, args))
@@ -4761,7 +4825,7 @@ def run(args: argparse.Namespace) -> int:
     args.protected = context.name if context and context.settings.get("protected") else None
     if settings["verify"] is False:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
-    with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False), \
+    with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False),\
             ClusterCLI(**settings) as client:
         if settings.get("api_key"):
             for url in key_over_plain_http(client.base_urls, client.proxy_for):
@@ -4776,7 +4840,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
-    """The handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
+    """Return the handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
     that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
     empty on a failure: that state goes to stderr, as a table. Only a condition not met (exit 4) is
     an answer, printed on stdout: the status that is not HEALTHY. Its exit code holds even when the
@@ -4855,11 +4919,11 @@ def run_command_line(argv: list) -> int:
         args = build_parser(argv).parse_args(argv)
         return run(args)
     except OutputError as exc:
-        report(str(exc))
+        print_error(str(exc))
         silence_stdout()  # or the interpreter's last flush fails again, and exits 120
         return exc.exit_code
     except ClusterError as exc:
-        report(for_command_line(exc))
+        print_error(for_command_line(exc))
         return exc.exit_code
     except SystemExit as exc:  # --help and --version: main() returns, it does not exit
         return exc.code if isinstance(exc.code, int) else EXIT_OK
@@ -4867,7 +4931,7 @@ def run_command_line(argv: list) -> int:
         say("", interruption(exc))
         return 128 + signal_of(exc)
     except ModuleNotFoundError as exc:
-        report("the Python package %r is not installed; run: pip install -r requirements.txt" % exc.name)
+        print_error("the Python package %r is not installed; run: pip install -r requirements.txt" % exc.name)
         return EXIT_FAILED
     except BrokenPipeError:
         silence_stdout()  # the reader (| head) has what it wanted; say nothing more
@@ -4877,12 +4941,12 @@ def run_command_line(argv: list) -> int:
             import traceback
             for line in traceback.format_exc().splitlines():
                 say("", line)
-        report("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc))
+        print_error("unexpected %s: %s (rerun with --verbose for the trace)" % (type(exc).__name__, exc))
         return EXIT_FAILED
 
 
 def for_command_line(exc: ClusterError) -> str:
-    """The error's text, naming the flag where the client named its parameter
+    """Return the error's text, naming the flag where the client named its parameter
     (at the start; anywhere for names like max_response_size, which no sentence uses),
     and the flags in hints that name parameters."""
     if isinstance(exc, AuthenticationFailed):
