@@ -78,3 +78,14 @@ def test_classes_are_nouns_and_docstrings_are_sentences():
     labels = sorted(n.name for n in ast.walk(TREE) if isinstance(n, ast.FunctionDef) and ast.get_docstring(n)
                     and ast.get_docstring(n).split()[0] in ("A", "An", "The", "One", "What", "Whether", "Every"))
     assert labels == []
+
+
+def test_each_definition_comes_after_what_it_uses():
+    # The one exception: the planners and waits that take a ClusterCLI, which calls them back.
+    first = {}
+    for statement in TREE.body:
+        for name in defined(statement):
+            first.setdefault(name, statement.lineno)
+    later = {(getattr(s, "name", s.lineno), name) for s in TREE.body for name in names_used(s)
+             if first.get(name, 0) > s.lineno and name != "ClusterCLI"}
+    assert sorted(later) == []
