@@ -56,13 +56,23 @@ __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
 
-# The contract's fields of a node and a shard: what --columns and --sort-by know before asking.
+# The contract's fields of each answer, in its order: the columns of CSV and TSV (a field the server
+# left out is an empty cell, one it added comes after them), and what --columns and --sort-by know.
+STATUS_FIELDS = ("cluster_name", "master_node", "total_nodes", "active_nodes", "total_shards", "status",
+                 "replication_factor")
+HEALTH_FIELDS = ("status", "version")
 NODE_FIELDS = ("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
                "uptime_seconds", "last_heartbeat")
-
-
 SHARD_FIELDS = ("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count",
                 "size_bytes", "status")
+MIGRATION_FIELDS = ("migration_id", "shard_id", "strategy", "source_node", "target_node", "status", "progress",
+                    "transferred_vectors", "total_vectors", "started_at", "finished_at", "error")
+METRICS_FIELDS = ("cpu_usage", "memory_usage", "disk_usage", "queries_per_second", "avg_query_latency_ms",
+                  "p99_query_latency_ms", "total_vectors", "nodes")
+DIAGNOSTICS_FIELDS = ("generated_at", "topology", "nodes", "shard_distribution", "replication", "performance",
+                      "errors")
+NODE_ADDED_FIELDS = ("node_id", "address", "status", "message")
+NODE_REMOVED_FIELDS = ("node_id", "removed", "shards_redistributed", "message")
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
 DEFAULT_FORMAT = "table"
@@ -582,6 +592,9 @@ FIELD_KINDS = dict(
     under_replicated_shards="names", primary_shards="names", replica_shards="names", under_replicated_after="names",
     would_succeed="yes_no", protected="yes_no", verified="yes_no",
     status="status", severity="status", result="status")
+# The contract's numbers: a server may send them as strings ("125432"); the client gives them as numbers.
+NUMERIC_KINDS = ("count", "percent", "duration", "bytes", "rate", "ms")
+NUMERIC_FIELDS = frozenset(key for key, kind in FIELD_KINDS.items() if kind in NUMERIC_KINDS)
 # The usage figures every node and the cluster report, as (label, field).
 USAGE_FIELDS = (("CPU", "cpu_usage"), ("Memory", "memory_usage"), ("Disk", "disk_usage"))
 
@@ -786,6 +799,49 @@ def snake_case(data: Any) -> Any:
         return _snake(data, None)
     except RecursionError:
         raise BadResponse("the cluster's answer is nested too deeply to read") from None
+
+
+def _as_number(value: Any, key: str, odd: set) -> Union[int, float, None]:
+    n = number(value)
+    if n is None or isinstance(value, bool):
+        odd.add(key)
+        return None
+    return n
+
+
+def _typed(data: Any, odd: set, numeric: frozenset) -> None:
+    if type(data) is list:
+        for item in data:
+            if type(item) is dict or type(item) is list:
+                _typed(item, odd, numeric)
+        return
+    if type(data) is not dict:
+        return
+    for key, value in data.items():
+        kind = type(value)
+        if kind is int or kind is float or value is None:
+            continue
+        if key in ID_KEYED and kind is dict:  # keyed by node IDs, which are data, not field names
+            for node, item in value.items():
+                if type(item) is dict or type(item) is list:
+                    _typed(item, odd, numeric)
+                elif key == "shard_distribution" and type(item) is not int and item is not None:
+                    value[node] = _as_number(item, key, odd)  # a shard count
+        elif key in numeric:
+            data[key] = _as_number(value, key, odd)
+        elif kind is dict or kind is list:
+            _typed(value, odd, numeric)
+
+
+def typed(data: Any, odd: set) -> Any:
+    """Return the answer with each numeric field of the contract a number: a numeric string becomes
+    its int or float; anything else there (text, true, a list) becomes None, its field's name added
+    to `odd`. Changed in place; the maps keyed by IDs (a shard count per node) are numbers too."""
+    try:
+        _typed(data, odd, NUMERIC_FIELDS)
+    except RecursionError:
+        raise BadResponse("the cluster's answer is nested too deeply to read") from None
+    return data
 
 
 def decode(status: int, reason: str, content: Union[bytes, list], method: str = "GET", tries: int = 1,
@@ -2054,6 +2110,10 @@ class ClusterCLI:
     print, and raise a ClusterError subclass on failure. A change (POST,
     DELETE) is sent at most once and never follows a redirect; `timeout` is
     the whole time one call may take, retries and the body included.
+
+    Every numeric field of the contract is a number (or None) whatever the
+    server sent: "125432" is 125432; a value that is not a number is None and
+    its field's name is added to `not_numbers`, a set the caller may read.
     """
 
     def __init__(self, host: Union[str, Sequence[str]] = "localhost", port: int = DEFAULT_PORT, *,
@@ -2074,6 +2134,7 @@ class ClusterCLI:
         self._transport = _Transport(self.base_urls, self.timeout, self.retries, verify, auth, self.max_response_size)
         self.context = None  # the contexts file's name for this cluster, when made by from_context()
         self._protected = False  # a protected context not confirmed: every change is refused
+        self.not_numbers = set()  # numeric fields the cluster sent something else in (given as None)
 
     @classmethod
     def from_context(cls, name: Optional[str] = None, *, config: Optional[str] = None,
@@ -2365,7 +2426,7 @@ class ClusterCLI:
         """Send one request, a change only when this client may make it (its context's protection)."""
         if method != "GET":
             self._may_change()
-        return self._transport.request(method, path, *ids, params=params, body=body)
+        return typed(self._transport.request(method, path, *ids, params=params, body=body), self.not_numbers)
 
 
 # ==================================================================================================
@@ -2752,9 +2813,10 @@ Lines = namedtuple("Lines", "source fields")
 #   samples   its Prometheus samples (Sample records)
 #   headers   whether grids and CSV/TSV start with their header row (--no-headers)
 #   items     a plan's or report's list, which --columns and --sort-by turn it into: (its source, the list
-#             view it is shown with)
-View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers items",
-                  defaults=((), "", (), (), "", (), None, (), True, None))
+#             view it is shown with); a key/value result is one row
+#   fields    the contract's fields of the result, in its order: CSV and TSV columns
+View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers items fields",
+                  defaults=((), "", (), (), "", (), None, (), True, None, ()))
 
 
 # A Prometheus metric from a result: its name and help, the field its value is (or a function of
@@ -3266,6 +3328,26 @@ VIEWS["move-report"] = View(
     prepare=move_report_summary, items=(lambda report: move_report_summary(report)["moves"], "move-results"))
 
 
+# Each result's contract fields: the columns of CSV and TSV, and of a key/value result made one row.
+CONTRACT_FIELDS = {"status": STATUS_FIELDS, "health": HEALTH_FIELDS, "nodes": NODE_FIELDS, "shards": SHARD_FIELDS,
+                   "node-health": NODE_FIELDS + ("checks",), "shard-status": SHARD_FIELDS + ("migration",),
+                   "metrics": METRICS_FIELDS, "diagnostics": DIAGNOSTICS_FIELDS, "node-added": NODE_ADDED_FIELDS,
+                   "node-removed": NODE_REMOVED_FIELDS, "migration-started": MIGRATION_FIELDS,
+                   "migration": MIGRATION_FIELDS}
+
+
+def one_row(data: Any) -> list:
+    """Return a key/value result as a list of one row, for --columns, --sort-by and --no-headers."""
+    return [data] if isinstance(data, dict) else []
+
+
+for _name, _fields in CONTRACT_FIELDS.items():
+    VIEWS[_name] = VIEWS[_name]._replace(fields=_fields)
+    if not VIEWS[_name].columns:  # a key/value result: --columns and --no-headers show it as one row
+        VIEWS[_name + "-row"] = View(columns=tuple(labelled(key, key) for key in _fields), fields=_fields)
+        VIEWS[_name] = VIEWS[_name]._replace(items=(one_row, _name + "-row"))
+
+
 # --------------------------------------------------------------------------------------------------
 # Formats: one writer each
 # --------------------------------------------------------------------------------------------------
@@ -3383,38 +3465,50 @@ def delimited_value(value: Any) -> str:
     return text
 
 
-def delimited(delimiter: str) -> Callable[..., None]:
-    """Return the writer of CSV (or TSV, by its delimiter)."""
-    def write_delimited(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
-        """Write a header row of field names, in the order they first appear (a list view's columns when
-        the list is empty), then one row per item (an object is one row; a value not an object is 'value')."""
-        import csv
-        import io
-        items = data if isinstance(data, list) else [data]
-        names = list(dict.fromkeys(name for item in items for name in (item if isinstance(item, dict) else
-                                                                        ("value",))))
-        spec = view_in(view, style)
-        if not names and spec.columns:
-            names = [column.key for column in spec.columns]
-        buffer, wrote = io.StringIO(), []
-        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+def csv_cell(text: str) -> str:
+    """Return a CSV field by RFC 4180: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"%s"' % text.replace('"', '""')
+    return text
 
-        def flush():
-            if buffer.tell():
-                out(buffer.getvalue())
-                buffer.seek(0)
-                buffer.truncate()
-                wrote.append(True)
+
+TSV_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def tsv_cell(text: str) -> str:
+    """Return a TSV field as the format has it: never quoted; backslash, tab, newline and CR written
+    \\\\, \\t, \\n and \\r, so every row is one line and cut -f and awk -F'\\t' split it right."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return "".join(TSV_ESCAPES.get(c, c) for c in text)
+    return text
+
+
+def delimited(delimiter: str, escaped: Callable[[str], str]) -> Callable[..., None]:
+    """Return the writer of CSV (or TSV, by its delimiter and how it writes a cell)."""
+    def write_delimited(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+        """Write a header row of field names, then one row per item (an object is one row; a value not an
+        object is 'value'). The columns are the ones --columns chose; else the result's contract fields in
+        the contract's order, whatever the server sent, then any other field in the order it first appears."""
+        items = data if isinstance(data, list) else [data]
+        spec = view_in(view, style)
+        if style.columns is not None:
+            names = [column.key for column in style.columns]
+        else:
+            names = list(dict.fromkeys(list(VIEWS[view].fields) + [
+                name for item in items for name in (item if isinstance(item, dict) else ("value",))]))
+            if not names and spec.columns:
+                names = [column.key for column in spec.columns]
+
+        def line(values):
+            return delimiter.join(escaped(value) for value in values) + "\n"
 
         if spec.headers:
-            writer.writerow(names)
-        for start in range(0, len(items), BATCH):
-            writer.writerows([delimited_value((item if isinstance(item, dict) else {"value": item}).get(name))
-                              for name in names] for item in items[start:start + BATCH])
-            flush()
-        flush()
-        if not wrote:
+            out(line(names))
+        elif not items:
             out("\n")  # nothing at all is still a line, as every format ends with one
+        for start in range(0, len(items), BATCH):
+            out("".join(line(delimited_value((item if isinstance(item, dict) else {"value": item}).get(name))
+                             for name in names) for item in items[start:start + BATCH]))
     return write_delimited
 
 
@@ -3463,7 +3557,7 @@ def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Ou
 
 # The --format choices: a writer each.
 FORMATS = {"json": write_json, "table": write_table, "compact": write_compact, "ndjson": write_ndjson,
-           "csv": delimited(","), "tsv": delimited("\t"), "prometheus": write_prometheus}
+           "csv": delimited(",", csv_cell), "tsv": delimited("\t", tsv_cell), "prometheus": write_prometheus}
 
 
 def rendered(view: str, data: Any, style: Output) -> str:
@@ -3488,8 +3582,7 @@ class Result:
 
 def field_names(result: Result) -> list:
     """Return the fields of a list result: the contract's (or its view's columns), then any other the server sent."""
-    known = {"nodes": NODE_FIELDS, "shards": SHARD_FIELDS}.get(result.view) or [
-        spec.key for spec in VIEWS[result.view].columns]
+    known = VIEWS[result.view].fields or [spec.key for spec in VIEWS[result.view].columns]
     return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
                                              for k in item]))
 
@@ -4194,6 +4287,8 @@ def command(name: str, *options: Union[Option, tuple], view: Optional[str] = Non
             local: bool = False) -> Callable:
     """Declare the decorated function as the handler of command NAME, with what it takes and does."""
     flat = tuple(given for entry in options for given in ((entry,) if isinstance(entry, Option) else entry))
+    if view and not any(given.flags[0] == "--columns" for given in flat):  # every result can be shaped
+        flat += SHAPING
 
     def declare(handler: Callable) -> Callable:
         COMMANDS[name] = Command(name, handler, flat, view, changes or bool(sends), sends, check, exits or {},
@@ -4861,6 +4956,15 @@ def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def warn_not_numbers(client: ClusterCLI) -> None:
+    """Say once which numeric fields held something else: shown as null, so a script's test
+    such as select(.replicas < 2) still catches them."""
+    if client.not_numbers:
+        warn("the cluster sent values that are not numbers in %s: shown as null" % ", ".join(
+            sorted(client.not_numbers)))
+        client.not_numbers.clear()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the command layer: flags and context to settings, a client, the command's handler, its result printed."""
     if args.command == "completion":  # works whatever state the contexts file is in
@@ -4892,10 +4996,18 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "watch", None):
             if args.raw:
                 raise InvalidInput("--raw does not go with --watch")
-            return watch(lambda: args.func(client, args), args.command, output, args.watch, args.count)
+            def snapshot():
+                try:
+                    return args.func(client, args)
+                finally:
+                    warn_not_numbers(client)
+            return watch(snapshot, args.command, output, args.watch, args.count)
         if args.raw:
             return run_raw(client, args)
-        return print_result(lambda: args.func(client, args), args, output)
+        try:
+            return print_result(lambda: args.func(client, args), args, output)
+        finally:
+            warn_not_numbers(client)
 
 
 def for_command_line(exc: ClusterError) -> str:
