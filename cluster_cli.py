@@ -47,7 +47,7 @@ from contextlib import contextmanager
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
     from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence, Union
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
            "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
            "ProgressFailed",
@@ -2441,9 +2441,10 @@ class ClusterCLI:
 
 # How results are printed: the --format choice, whether status words are coloured, --output, the
 # terminal's width that tables fit (None when not printing to a terminal: full width), whether this is
-# a --watch snapshot off a terminal, and the columns (Fields) and header row --columns and --no-headers chose.
-Output = namedtuple("Output", "format color file width snapshot columns headers",
-                    defaults=(False, None, None, False, None, True))
+# a --watch snapshot off a terminal, the columns (Fields) and header row --columns and --no-headers chose,
+# and the cluster a change is sent to, as its answer names it (a context, or the address).
+Output = namedtuple("Output", "format color file width snapshot columns headers sent_to",
+                    defaults=(False, None, None, False, None, True, None))
 
 
 DEFAULT_PROG = "cluster_cli.py"
@@ -3069,9 +3070,9 @@ def itself(obj: Any) -> Any:
 STATUS = labelled("Status", "status")
 USAGE_ROWS = tuple(labelled(label + " Usage", key) for label, key in USAGE_FIELDS)
 USAGE_COLUMNS = tuple(labelled(label, key) for label, key in USAGE_FIELDS)
-STATUS_ROWS = (labelled("Master Node", "master_node"), labelled("Total Nodes", "total_nodes"),
-               labelled("Active Nodes", "active_nodes"), labelled("Total Shards", "total_shards"), STATUS,
-               labelled("Replication Factor", "replication_factor"))
+STATUS_ROWS = (labelled("Cluster", "cluster_name"), labelled("Master Node", "master_node"),
+               labelled("Total Nodes", "total_nodes"), labelled("Active Nodes", "active_nodes"),
+               labelled("Total Shards", "total_shards"), STATUS, labelled("Replication Factor", "replication_factor"))
 
 
 # Least widths reproduce the specification's grids exactly.
@@ -3166,13 +3167,32 @@ def cluster_status_rows(data: Any) -> list:
                                        for status in CLUSTER_STATUSES]
 
 
-NODE_USAGE_SAMPLES = tuple(Sample("jadevectordb_node_%s" % key, "The node's %s (percent)" % key.replace("_", " "),
-                                  key, (("node_id", "node_id"),))
-                           for _, key in USAGE_FIELDS)
-CLUSTER_FIGURES = (("cpu_usage", "Cluster CPU use (percent)"), ("memory_usage", "Cluster memory use (percent)"),
-                   ("disk_usage", "Cluster disk use (percent)"), ("queries_per_second", "Queries per second"),
-                   ("avg_query_latency_ms", "Average query latency (ms)"),
-                   ("p99_query_latency_ms", "99th percentile query latency (ms)"), ("total_vectors", "Vectors stored"))
+def scaled(key: str, divisor: float) -> Callable[[Any], Optional[float]]:
+    """Return a sample's value: the field in the base unit Prometheus names use (a percentage as a
+    ratio of 1, milliseconds as seconds); None, so no sample, when the field has no number."""
+    def value(row: Any) -> Optional[float]:
+        n = as_float(field(row, key))
+        return None if n is None else n / divisor
+    return value
+
+
+# Each series comes from one command only (node_exporter rejects a name and labels collected twice):
+# the nodes' usage from metrics, their state and shard counts from nodes. Names in base units.
+NODE_USAGE_SAMPLES = tuple(Sample("jadevectordb_node_%s_ratio" % key, "The node's %s use, 0 to 1" % label,
+                                  scaled(key, 100), (("node_id", "node_id"),), metrics_per_node)
+                           for label, key in USAGE_FIELDS)
+CLUSTER_SAMPLES = tuple(Sample("jadevectordb_cluster_%s_ratio" % key, "The cluster's %s use, 0 to 1" % label,
+                               scaled(key, 100)) for label, key in USAGE_FIELDS) + (
+    Sample("jadevectordb_cluster_queries_per_second", "Queries answered per second", "queries_per_second"),
+    Sample("jadevectordb_cluster_query_latency_avg_seconds", "Average query latency",
+           scaled("avg_query_latency_ms", 1000)),
+    Sample("jadevectordb_cluster_query_latency_p99_seconds", "99th percentile query latency",
+           scaled("p99_query_latency_ms", 1000)),
+    Sample("jadevectordb_cluster_vectors", "Vectors stored", "total_vectors"))
+# Written with every command's samples, labelled by the command so that files of several commands
+# never repeat a series: whether the cluster answered, and when it last did.
+UP_METRIC = "jadevectordb_cluster_up"
+LAST_SUCCESS_METRIC = "jadevectordb_cli_last_success_timestamp_seconds"
 
 
 def migration_record(data: Any) -> Optional[dict]:
@@ -3201,7 +3221,7 @@ MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} |
                  "{progress:percent}"
 VIEWS = {
     "status": View(title="Cluster Status", rows=STATUS_ROWS,
-                   compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | "
+                   compact=("[{cluster_name} | ]{status:status} | {total_nodes:nodes} | {total_shards:shards} | "
                             "master: {master_node}",),
                    samples=(Sample("jadevectordb_cluster_nodes", "Nodes in the cluster", "total_nodes"),
                             Sample("jadevectordb_cluster_active_nodes", "Nodes HEALTHY or DEGRADED", "active_nodes"),
@@ -3215,13 +3235,15 @@ VIEWS = {
         Sample("jadevectordb_node_up", "1 when the node is HEALTHY", is_healthy,
                (("node_id", "node_id"), ("role", "role"))),
         Sample("jadevectordb_node_shards", "Primary shards on the node (as the cluster counts them)", "shard_count",
-               (("node_id", "node_id"),))) + NODE_USAGE_SAMPLES),
+               (("node_id", "node_id"),)))),
     "shards": View(columns=SHARD_COLUMNS, samples=(
         Sample("jadevectordb_shard_vectors", "Vectors in the shard", "vector_count",
                (("shard_id", "shard_id"), ("primary_node", "primary_node"))),
         Sample("jadevectordb_shard_replicas", "Copies of the shard, the primary included", "replicas",
                (("shard_id", "shard_id"),)),
-        Sample("jadevectordb_shard_healthy", "1 when the shard is HEALTHY", is_healthy, (("shard_id", "shard_id"),)))),
+        Sample("jadevectordb_shard_healthy", "1 when the shard is HEALTHY", is_healthy, (("shard_id", "shard_id"),)),
+        Sample("jadevectordb_shard_size_bytes", "The shard's size on disk", "size_bytes",
+               (("shard_id", "shard_id"),)))),
     "node-health": View(
         title="Node Health: {node_id}", rows=NODE_ROWS,
         sections=(Section("Checks", "grid", CHECK_COLUMNS, list_at("checks")),),
@@ -3238,8 +3260,7 @@ VIEWS = {
         sections=(Section("Nodes", "grid", NODE_METRIC_COLUMNS, metrics_per_node, empty=None),),
         compact=("cpu {cpu_usage:percent} | mem {memory_usage:percent} | disk {disk_usage:percent} | "
                  "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:vectors}",),
-        samples=tuple(Sample("jadevectordb_cluster_%s" % key, text, key) for key, text in CLUSTER_FIGURES) +
-        tuple(sample._replace(rows=metrics_per_node) for sample in NODE_USAGE_SAMPLES)),
+        samples=CLUSTER_SAMPLES + NODE_USAGE_SAMPLES),
     "diagnostics": View(
         title="Cluster Diagnostics", rows=(labelled("Generated At", "generated_at"),),
         sections=(Section("Topology", "rows", TOPOLOGY_ROWS, picked("topology")),
@@ -3252,13 +3273,15 @@ VIEWS = {
                  "{under_replicated_total:under_replicated} | {error_total:errors}",
                  Lines(picked("nodes"), DIAG_NODE_COLUMNS), Lines(list_at("errors"), ERROR_COLUMNS)),
         prepare=diagnostics_summary),
-    "node-added": View(sentence="Node {node_id} ({address}) added: {status:status}{message:aside}",
-                       compact=("{node_id} | {status:status} | {address}",)),
-    "node-removed": View(sentence="Node {node_id} removed: {shards_redistributed:shards} redistributed",
-                         compact=("{node_id} | removed | {shards_redistributed:shards} redistributed",)),
-    "migration-started": View(sentence="Migration {migration_id} started: {shard_id} {source_node} -> "
-                                       "{target_node} ({strategy})", compact=(MIGRATION_LINE,)),
-    "migration": View(title="Migration {migration_id}", rows=MIGRATION_ROWS, compact=(MIGRATION_LINE,)),
+    "node-added": View(sentence="Node {node_id} ({address}) added[ to {sent_to}]: {status:status}{message:aside}",
+                       compact=("{node_id} | {status:status} | {address}[ | {sent_to}]",)),
+    "node-removed": View(sentence="Node {node_id} removed[ from {sent_to}]: {shards_redistributed:shards} "
+                                  "redistributed",
+                         compact=("{node_id} | removed | {shards_redistributed:shards} redistributed[ | {sent_to}]",)),
+    "migration-started": View(sentence="Migration {migration_id} started[ on {sent_to}]: {shard_id} {source_node} -> "
+                                       "{target_node} ({strategy})", compact=(MIGRATION_LINE + "[ | {sent_to}]",)),
+    "migration": View(title="Migration {migration_id}[ on {sent_to}]", rows=MIGRATION_ROWS,
+                      compact=(MIGRATION_LINE + "[ | {sent_to}]",)),
     "migration-plan": View(
         title="Dry run: migrate {shard_id}", rows=MIGRATION_PLAN_ROWS, sections=(PLAN_CHECKS,),
         compact=("{verdict} | migrate {shard_id} | {source_node} -> {target_node} | {vectors_to_move:vectors}"
@@ -3320,7 +3343,7 @@ VIEWS["contexts"] = View(columns=(labelled("Current", "current", fmt=lambda valu
                                   labelled("Name", "name"), labelled("URL", "url"),
                                   labelled("Protected", "protected"), labelled("Chosen By", "chosen_by")))
 VIEWS["move-report"] = View(
-    title="{title}", rows=tuple(labelled(label, key + "_total", fmt=fmt_count) for label, key in (
+    title="{title}[ on {sent_to}]", rows=tuple(labelled(label, key + "_total", fmt=fmt_count) for label, key in (
         ("Completed", "completed"), ("Failed", "failed"), ("Running", "running"), ("Not Started", "not_started"))) + (
         labelled("Verified", "verified"),),
     sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, list_at("moves")),),
@@ -3424,7 +3447,7 @@ def write_table(view: str, data: Any, out: Callable[[str], None], style: Output)
     if spec.columns:
         write_grid(spec.columns, as_list(data), out, style.color, style.width, spec.headers, end)
         return
-    obj = spec.prepare(data) if spec.prepare else as_dict(data)
+    obj = dict(spec.prepare(data) if spec.prepare else as_dict(data), sent_to=style.sent_to)
     if spec.sentence:
         out(fill(spec.sentence, obj, style.color) + end)
         return
@@ -3443,7 +3466,7 @@ def write_compact(view: str, data: Any, out: Callable[[str], None], style: Outpu
         for start in range(0, len(rows), BATCH):
             out("".join(line + "\n" for line in compact_lines(rows[start:start + BATCH], spec.columns, style.color)))
         return
-    obj = spec.prepare(data) if spec.prepare else as_dict(data)
+    obj = dict(spec.prepare(data) if spec.prepare else as_dict(data), sent_to=style.sent_to)
     lines = []
     for part in spec.compact:
         if isinstance(part, str):
@@ -3526,6 +3549,31 @@ def prometheus_number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
 
 
+def prometheus_up(command_name: str, answered: bool, last_success: Optional[float]) -> str:
+    """Return the series every command's file ends with: whether the cluster answered this command
+    (1 or 0), and when it last did (left out when it never has)."""
+    label = '{command="%s"}' % prometheus_label(command_name)
+    text = ("# HELP %s 1 if the cluster answered the command, 0 if it could not be asked or failed\n"
+            "# TYPE %s gauge\n%s%s %d\n" % (UP_METRIC, UP_METRIC, UP_METRIC, label, answered))
+    if last_success is not None:
+        text += ("# HELP %s When the command last got the cluster's answer (Unix time)\n# TYPE %s gauge\n"
+                 "%s%s %s\n" % (LAST_SUCCESS_METRIC, LAST_SUCCESS_METRIC, LAST_SUCCESS_METRIC, label,
+                                 prometheus_number(round(last_success, 3))))
+    return text
+
+
+def last_success_in(path: str) -> Optional[float]:
+    """Return the last-success time a previous run wrote to this Prometheus file, if it did."""
+    try:
+        raw, _ = read_file(path, 1024 ** 2, timeout=1.0)
+    except (OSError, ClusterError):
+        return None
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if line.startswith(LAST_SUCCESS_METRIC + "{"):
+            return as_float(line.rsplit(" ", 1)[-1])
+    return None
+
+
 def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
     """Write the text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's
     textfile collector; a metric no row has a value for is left out, not written as 0."""
@@ -3533,7 +3581,6 @@ def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Ou
     if not samples:
         raise InvalidInput("--format prometheus is for %s; not for %s" % (
             ", ".join(name for name, spec in VIEWS.items() if spec.samples), view))
-    written = False
     for sample in samples:
         rows = sample.rows(data) if sample.rows else (data if isinstance(data, list) else [data])
         batch, started = [], False
@@ -3543,7 +3590,7 @@ def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Ou
                 continue
             if not started:
                 batch += ["# HELP %s %s\n" % (sample.name, sample.help), "# TYPE %s gauge\n" % sample.name]
-                started = written = True
+                started = True
             labels = ",".join('%s="%s"' % (label, prometheus_label(field(row, key))) for label, key in sample.labels)
             batch.append("%s%s %s\n" % (sample.name, "{%s}" % labels if labels else "", prometheus_number(value)))
             if len(batch) >= BATCH:
@@ -3551,8 +3598,7 @@ def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Ou
                 batch = []
         if batch:
             out("".join(batch))
-    if not written:
-        out("\n")
+    out(prometheus_up(view, True, time.time()))
 
 
 # The --format choices: a writer each.
@@ -4990,6 +5036,8 @@ def run(args: argparse.Namespace) -> int:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
     with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False),\
             ClusterCLI(**settings) as client:
+        where = ",".join(hide_credentials(url) for url in client.base_urls)
+        output = output._replace(sent_to="context %s (%s)" % (context.name, where) if context else where)
         if settings.get("api_key"):
             for url in key_over_plain_http(client.base_urls, client.proxy_for):
                 warn("the API key is sent unencrypted to %s; use an https:// --url" % url)
@@ -5006,6 +5054,13 @@ def run(args: argparse.Namespace) -> int:
             return run_raw(client, args)
         try:
             return print_result(lambda: args.func(client, args), args, output)
+        except ClusterError as exc:
+            if output.format == "prometheus" and output.file and exc.exit_code in (EXIT_FAILED, EXIT_UNREACHABLE):
+                # The collector must not serve the last run's values as current: up 0, nothing stale.
+                last = last_success_in(output.file)
+                with written_to(output.file):
+                    write(prometheus_up(args.command, False, last))
+            raise
         finally:
             warn_not_numbers(client)
 

@@ -42,7 +42,7 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="jadevectordb-tests-")
 atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
 # Fast enough for tests, slow enough to be seen IN_PROGRESS.
 CLUSTER_OPTIONS = dict(nodes=3, shards=12, replication_factor=2, migration_seconds=0.6,
-                       join_seconds=0.2, rebalance=False, seed=7)
+                       join_seconds=0.2, rebalance=False, seed=7, cluster_name=None)
 
 
 class Sim:

@@ -90,12 +90,12 @@ class Cluster:
     """The simulated cluster: all state, and every change to it, under one lock."""
 
     def __init__(self, nodes=3, shards=12, replication_factor=2, migration_seconds=5.0,
-                 join_seconds=2.0, rebalance=False, seed=7, clock=time.time):
+                 join_seconds=2.0, rebalance=False, seed=7, clock=time.time, cluster_name=None):
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self.options = dict(nodes=nodes, shards=shards, replication_factor=replication_factor,
                             migration_seconds=migration_seconds, join_seconds=join_seconds,
-                            rebalance=rebalance, seed=seed)
+                            rebalance=rebalance, seed=seed, cluster_name=cluster_name)
         self.base_clock = clock
         self.offset = 0.0  # seconds added to the clock: advance() moves time on without waiting
         self.lock = threading.RLock()
@@ -345,11 +345,11 @@ class Cluster:
             status = "DEGRADED"
         else:
             status = "HEALTHY"
-        return {"cluster_name": "jade-sim", "master_node": self.master,
-                "total_nodes": len(self.nodes),
-                "active_nodes": sum(1 for n in self.nodes.values() if n["status"] in ("HEALTHY", "DEGRADED")),
-                "total_shards": len(self.shards), "status": status,
-                "replication_factor": self.replication_factor}
+        # cluster_name only when named: the specification's example server does not send it.
+        named = {"cluster_name": self.options["cluster_name"]} if self.options.get("cluster_name") else {}
+        return dict(named, master_node=self.master, total_nodes=len(self.nodes),
+                    active_nodes=sum(1 for n in self.nodes.values() if n["status"] in ("HEALTHY", "DEGRADED")),
+                    total_shards=len(self.shards), status=status, replication_factor=self.replication_factor)
 
     def metrics(self):
         live = [self.node_view(n) for n, node in self.nodes.items() if node["status"] not in DOWN]
@@ -872,6 +872,8 @@ def main(argv=None) -> int:
     parser.add_argument("--join-seconds", type=float, default=2.0, help="how long a new node stays JOINING")
     parser.add_argument("--auto-rebalance", action="store_true",
                         help="move shards onto a node once it has joined (otherwise: POST /_sim/rebalance)")
+    parser.add_argument("--cluster-name", help="the name the status answer carries (default: none, as in the "
+                                               "specification's example)")
     parser.add_argument("--api-key", help="require this key (Authorization: Bearer KEY) for /api/v1")
     parser.add_argument("--read-only-key", help="also accept this key, for GET requests only (403 otherwise)")
     parser.add_argument("--down", action="append", default=[], metavar="NODE_ID", help="start with this node down")
@@ -894,7 +896,7 @@ def main(argv=None) -> int:
         parser.error("--nodes must be 1-1000 and --shards 0-1000000")
     cluster = Cluster(nodes=args.nodes, shards=args.shards, replication_factor=args.replication_factor,
                       migration_seconds=args.migration_seconds, join_seconds=args.join_seconds,
-                      rebalance=args.auto_rebalance)
+                      rebalance=args.auto_rebalance, cluster_name=args.cluster_name)
     for node_id in args.down:
         cluster.set_node_status(node_id, "UNREACHABLE")
     cluster.faults.update(delay=args.delay, fail_next=args.fail_next, html_next=args.html_next,

@@ -51,7 +51,8 @@ def test_status_compact_is_the_specifications_line(cli):
     assert (run.code, run.out) == (0, "HEALTHY | 3 nodes | 12 shards | master: node-master-001\n")
 
 
-def test_status_json_passes_the_servers_object_through(cli):
+def test_status_json_passes_the_servers_object_through(cli, sim):
+    sim.reset(cluster_name="jade-sim")
     run = cli("status", "--format", "json")
     assert run.code == 0
     assert run.json() == {"cluster_name": "jade-sim", "master_node": "node-master-001", "total_nodes": 3,
@@ -128,18 +129,18 @@ def test_shards_database_filter_is_sent_to_the_server(cli, sim):
 def test_add_node_sends_one_post_and_says_what_was_accepted(cli, sim):
     run = cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
     assert run.code == 0, run
-    assert run.out.startswith("Node node-worker-003 (192.168.1.13:8080) added: JOINING")
+    assert run.out.startswith("Node node-worker-003 (192.168.1.13:8080) added to %s: JOINING" % sim.url)
     posts = [r for r in sim.requests if r["method"] == "POST"]
     assert len(posts) == 1
     assert posts[0]["path"] == "/api/v1/cluster/nodes"
     assert json.loads(posts[0]["body"]) == {"node_id": "node-worker-003", "address": "192.168.1.13:8080"}
 
 
-def test_add_node_json_and_compact(cli):
+def test_add_node_json_and_compact(cli, sim):
     run = cli("add-node", "--node-id", "n4", "--address", "[::1]:9000", "--format", "json")
     assert run.json()["status"] == "JOINING"
     run = cli("add-node", "--node-id", "n5", "--address", "h5:9000", "--format", "compact")
-    assert run.out == "n5 | JOINING | h5:9000\n"
+    assert run.out == "n5 | JOINING | h5:9000 | %s\n" % sim.url
 
 
 def test_added_node_turns_healthy(cli, sim):
@@ -158,14 +159,14 @@ def test_add_node_conflict_exits_1_with_the_servers_message(cli):
 def test_remove_node_redistributes_its_shards(cli, sim):
     run = cli("remove-node", "--node-id", "node-worker-002")
     assert run.code == 0, run
-    assert run.out.startswith("Node node-worker-002 removed: 8 shards redistributed")
+    assert run.out.startswith("Node node-worker-002 removed from %s: 8 shards redistributed" % sim.url)
     assert sim.changes() == [("DELETE", "/api/v1/cluster/nodes/node-worker-002")]
     assert cli("status", "--format", "compact").out == "HEALTHY | 2 nodes | 12 shards | master: node-master-001\n"
 
 
-def test_remove_node_compact_and_json(cli):
+def test_remove_node_compact_and_json(cli, sim):
     assert cli("remove-node", "--node-id", "node-worker-001", "--format", "compact").out == \
-        "node-worker-001 | removed | 8 shards redistributed\n"
+        "node-worker-001 | removed | 8 shards redistributed | %s\n" % sim.url
     assert cli("remove-node", "--node-id", "node-worker-002", "--format", "json").json()["removed"] is True
 
 
@@ -227,7 +228,8 @@ def test_migrate_shard_sends_one_post_with_the_specifications_fields(cli, sim):
     run = cli("migrate-shard", "--shard-id", "shard-00", "--from-node", "node-worker-001",
               "--to-node", "node-worker-003", "--strategy", "LIVE_COPY")
     assert run.code == 0, run
-    assert run.out == "Migration mig-7f01 started: shard-00 node-worker-001 -> node-worker-003 (LIVE_COPY)\n"
+    assert run.out == "Migration mig-7f01 started on %s: shard-00 node-worker-001 -> node-worker-003 (LIVE_COPY)\n" \
+        % sim.url
     posts = [r for r in sim.requests if r["path"].endswith("/migrate")]
     assert len(posts) == 1
     assert json.loads(posts[0]["body"]) == {"target_node": "node-worker-003", "strategy": "LIVE_COPY",
@@ -248,9 +250,10 @@ def test_migration_shows_in_shard_status(cli, sim):
     assert table[18].startswith("Phase: ") and table[19].startswith("Started: ")
 
 
-def test_migrate_shard_compact_and_json(cli):
+def test_migrate_shard_compact_and_json(cli, sim):
     run = cli("migrate-shard", "--shard-id", "shard-01", "--to-node", "node-master-001", "--format", "compact")
-    assert run.out == "mig-7f01 | shard-01 | node-worker-002 -> node-master-001 | LIVE_COPY | PENDING | 0.0%\n"
+    assert run.out == "mig-7f01 | shard-01 | node-worker-002 -> node-master-001 | LIVE_COPY | PENDING | 0.0%% | %s\n" \
+        % sim.url
     run = cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-002", "--format", "json")
     assert run.json()["target_node"] == "node-worker-002"
 
@@ -321,7 +324,8 @@ def test_csv_has_a_header_of_field_names_then_a_row_per_item(cli):
     assert shards[1] == 'shard-00,products,node-worker-001,"[""node-worker-002""]",2,125432,385327104,HEALTHY'
 
 
-def test_tsv_of_an_object_is_one_row(cli):
+def test_tsv_of_an_object_is_one_row(cli, sim):
+    sim.reset(cluster_name="jade-sim")
     assert cli("status", "-o", "tsv").lines == [
         "cluster_name\tmaster_node\ttotal_nodes\tactive_nodes\ttotal_shards\tstatus\treplication_factor",
         "jade-sim\tnode-master-001\t3\t3\t12\tHEALTHY\t2"]
@@ -364,8 +368,8 @@ def test_prometheus_text_parses_and_carries_every_named_metric(cli, sim):
     assert found[("jadevectordb_node_up", (("node_id", "node-worker-001"), ("role", "WORKER")))] == 1
     assert found[("jadevectordb_shard_vectors", (("primary_node", "node-worker-001"), ("shard_id", "shard-00")))] \
         == 125432
-    assert ("jadevectordb_cluster_p99_query_latency_ms", ()) in found
-    assert ("jadevectordb_node_cpu_usage", (("node_id", "node-worker-001"),)) in found
+    assert ("jadevectordb_cluster_query_latency_p99_seconds", ()) in found
+    assert ("jadevectordb_node_cpu_usage_ratio", (("node_id", "node-worker-001"),)) in found
 
 
 def test_prometheus_escapes_labels_and_leaves_out_what_was_not_sent(cli, sim):
@@ -377,14 +381,17 @@ def test_prometheus_escapes_labels_and_leaves_out_what_was_not_sent(cli, sim):
     assert run.code == 2 and run.err.startswith("error: --format prometheus is for status, ")
 
 
-def test_output_replaces_the_file_atomically_and_only_on_success(cli, sim, tmp_path):
+def test_output_replaces_the_file_atomically_and_a_failure_leaves_no_stale_value(cli, sim, tmp_path):
     target = tmp_path / "cluster.prom"
     assert cli("status", "-o", "prometheus", "--output", target).code == 0
     assert "jadevectordb_cluster_nodes 3\n" in target.read_text()
     sim.fault(fail_next=10, fail_status=500)
     assert cli("status", "-o", "prometheus", "--output", target).code == 1
-    assert "jadevectordb_cluster_nodes 3\n" in target.read_text()  # left as it was
+    assert "jadevectordb_cluster_nodes" not in target.read_text()  # up 0 instead (tests/test_schema.py)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.prom"]  # no temporary left behind
+    target.write_text("yesterday\n")
+    assert cli("status", "-o", "json", "--output", target).code == 1
+    assert target.read_text() == "yesterday\n"  # other formats: left as it was
 
 
 # -- --columns, --sort-by, --no-headers ------------------------------------------------------------------

@@ -316,7 +316,7 @@ def test_on_a_terminal_the_protected_contexts_name_must_be_typed(sim, two_cluste
     assert sim.changes() == []
     code, shown, out = on_terminal(sim, ["--context", "prod", *ADD], "stdin", answer="prod\n", env=env,
                                    target=False)
-    assert code == 0 and "Node node-worker-003 (192.168.1.13:8080) added: JOINING" in out
+    assert code == 0 and "Node node-worker-003 (192.168.1.13:8080) added to context prod (%s): JOINING" % sim.url in out
     assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
 
 

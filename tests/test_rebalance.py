@@ -43,7 +43,8 @@ def test_add_a_node_then_rebalance(cli, grown):
     assert [(m["shard"], m["source_node"], m["target_node"]) for m in migrations(grown)] == [
         ("shard-00", "node-worker-001", "node-worker-003"), ("shard-01", "node-worker-002", "node-worker-003"),
         ("shard-03", "node-master-001", "node-worker-003")]
-    assert run.lines[:7] == ["Rebalance", "=========", "Completed: 3", "Failed: 0", "Running: 0", "Not Started: 0",
+    title = "Rebalance on " + grown.url
+    assert run.lines[:7] == [title, "=" * len(title), "Completed: 3", "Failed: 0", "Running: 0", "Not Started: 0",
                              "Verified: yes"]
     assert run.err.splitlines()[0] == ("move 1/3 started: shard-00 node-worker-001 -> node-worker-003 "
                                        "(migration mig-7f01)")
@@ -119,7 +120,7 @@ def test_drain_moves_every_primary_off_and_keeps_the_node(cli, sim):
     run = cli("drain-node", "--node-id", "node-worker-002", *FAST)
     assert run.code == 0, run
     assert "node-worker-002" not in primaries(sim) and "node-worker-002" in sim.cluster.nodes
-    assert run.lines[0] == "Drain of node-worker-002"
+    assert run.lines[0] == "Drain of node-worker-002 on " + sim.url
     again = cli("drain-node", "--node-id", "node-worker-002")
     assert (again.code, again.err) == (0, "node-worker-002 holds no primary: nothing to move\n")
 
@@ -128,7 +129,7 @@ def test_drain_with_remove_removes_the_node_after_the_moves(cli, sim):
     sim.reset(migration_seconds=0.1)
     run = cli("drain-node", "--node-id", "node-worker-002", "--remove", *FAST)
     assert run.code == 0, run
-    assert run.out.startswith("Node node-worker-002 removed: ")
+    assert run.out.startswith("Node node-worker-002 removed from %s: " % sim.url)
     assert sim.changes()[-1] == ("DELETE", "/api/v1/cluster/nodes/node-worker-002")
     assert len(migrations(sim)) == 4 and "node-worker-002" not in sim.cluster.nodes
 
@@ -246,7 +247,7 @@ def test_on_a_terminal_the_plan_is_confirmed_and_progress_is_one_line(grown):
     assert code == 1 and "Apply these 3 moves? [y/N]" in shown and "Rebalance plan (balance by shards)" in shown
     assert "error: aborted; nothing was moved" in shown and migrations(grown) == []
     code, shown, out = on_terminal(grown, ["rebalance", "--yes", "--poll-interval", "0.05"], "stderr")
-    assert code == 0 and out.startswith("Rebalance\n")
+    assert code == 0 and out.startswith("Rebalance on %s\n" % grown.url)
     assert "\rmoves 3/3 done, 0 running, 0 failed" in shown and "move 1/3 started" not in shown
 
 

@@ -127,3 +127,101 @@ def test_csv_quotes_cr_too_and_reads_back_whole(cli, sim):
     assert '"lone\rcr"' in out
     assert list(csv.reader(io.StringIO(out, newline=""))) == [["node_id", "status"], [AWKWARD, "HEALTHY"],
                                                               ["lone\rcr", "HEALTHY"]]
+
+
+# -- 4. Prometheus by the book --------------------------------------------------------------------------
+
+PROMETHEUS_COMMANDS = ("status", "metrics", "nodes", "shards")
+# promtool check metrics: abbreviated units, and units other than the base ones.
+NOT_BASE_UNITS = {"ms", "milliseconds", "us", "ns", "sec", "secs", "minutes", "hours", "percent", "kb", "mb", "gb",
+                  "kilobytes", "megabytes"}
+
+
+def families(text: str) -> list:
+    from prometheus_client.parser import text_string_to_metric_families
+    return list(text_string_to_metric_families(text))
+
+
+def test_no_series_comes_from_two_commands_and_every_name_is_by_the_book(cli, sim):
+    seen = {}
+    for command in PROMETHEUS_COMMANDS:
+        for family in families(cli(command, "-o", "prometheus").out):
+            assert family.type == "gauge" and not family.name.endswith("_total")
+            assert not NOT_BASE_UNITS & set(family.name.split("_")), family.name
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                assert key not in seen, (key, command, seen.get(key))
+                seen[key] = command
+                if sample.name.endswith("_ratio"):
+                    assert 0 <= sample.value <= 1, sample
+    names = {name for name, _ in seen}
+    assert {"jadevectordb_cluster_up", "jadevectordb_cli_last_success_timestamp_seconds",
+            "jadevectordb_node_cpu_usage_ratio", "jadevectordb_cluster_query_latency_p99_seconds"} <= names
+
+
+def test_usage_is_a_ratio_and_latency_in_seconds(cli, sim):
+    sim.fault(respond=[{"body": json.dumps({"cpu_usage": 41.5, "avg_query_latency_ms": 3.2,
+                                            "nodes": {"n1": {"cpu_usage": "40"}}})}])
+    samples = {(s.name, tuple(s.labels.items())): s.value for f in families(cli("metrics", "-o", "prometheus").out)
+               for s in f.samples}
+    assert samples[("jadevectordb_cluster_cpu_usage_ratio", ())] == 0.415
+    assert samples[("jadevectordb_cluster_query_latency_avg_seconds", ())] == 0.0032
+    assert samples[("jadevectordb_node_cpu_usage_ratio", (("node_id", "n1"),))] == 0.4
+    assert samples[("jadevectordb_cluster_up", (("command", "metrics"),))] == 1
+
+
+@pytest.mark.parametrize("failure, code", [(dict(fail_next=20, fail_status=500), 1), (None, 3)])
+def test_a_failed_run_still_writes_the_file_with_up_0_and_no_stale_values(cli, sim, tmp_path, failure, code):
+    target = tmp_path / "jadevectordb.prom"
+    assert cli("status", "-o", "prometheus", "--output", target).code == 0
+    before = {s.name: s.value for f in families(target.read_text()) for s in f.samples}
+    assert before["jadevectordb_cluster_up"] == 1 and before["jadevectordb_cluster_nodes"] == 3
+    if failure:
+        sim.fault(**failure)
+        run = cli("status", "-o", "prometheus", "--output", target)
+    else:
+        run = cli("--url", "http://127.0.0.1:1", "status", "-o", "prometheus", "--output", target, target=False)
+    assert run.code == code and run.out == ""
+    after = {s.name: s.value for f in families(target.read_text()) for s in f.samples}
+    assert after == {"jadevectordb_cluster_up": 0,
+                     "jadevectordb_cli_last_success_timestamp_seconds":
+                         before["jadevectordb_cli_last_success_timestamp_seconds"]}
+
+
+def test_a_first_run_that_fails_writes_up_0_and_no_last_success(cli, tmp_path):
+    target = tmp_path / "new.prom"
+    run = cli("--url", "http://127.0.0.1:1", "nodes", "-o", "prometheus", "--output", target, target=False)
+    assert run.code == 3
+    assert target.read_text().splitlines()[-1] == 'jadevectordb_cluster_up{command="nodes"} 0'
+    assert "last_success" not in target.read_text()
+
+
+def test_bad_input_leaves_the_file_alone(cli, tmp_path):
+    target = tmp_path / "kept.prom"
+    target.write_text("yesterday\n")
+    assert cli("status", "-o", "prometheus", "--output", target, "--wait-for", "BLUE").code == 2
+    assert target.read_text() == "yesterday\n"
+
+
+# -- 5. which cluster answered --------------------------------------------------------------------------
+
+def test_the_status_table_and_line_name_the_cluster_when_it_is_sent(cli, sim):
+    assert "Cluster:" not in cli("status").out  # not sent: the specification's output, line for line
+    sim.reset(cluster_name="jade-prod")
+    assert cli("status").lines[2] == "Cluster: jade-prod"
+    assert cli("status", "-o", "compact").out == "jade-prod | HEALTHY | 3 nodes | 12 shards | master: node-master-001\n"
+
+
+def test_a_change_names_where_it_went(cli, sim, tmp_path, clean_env):
+    run = cli("add-node", "--node-id", "n9", "--address", "10.0.0.9:8080")
+    assert run.out == "Node n9 (10.0.0.9:8080) added to %s: JOINING (node is joining the cluster)\n" % sim.url
+    assert cli("-o", "compact", "remove-node", "--node-id", "n9", "--yes").out == \
+        "n9 | removed | 0 shards redistributed | %s\n" % sim.url
+    config = tmp_path / "cluster.toml"
+    config.write_text('[contexts.lab]\nurl = "%s"\n' % sim.url)
+    config.chmod(0o600)
+    run = cli("--config", config, "--context", "lab", "migrate-shard", "--shard-id", "shard-00", "--to-node",
+              "node-master-001", target=False)
+    assert run.out.startswith("Migration mig-7f01 started on context lab (%s): shard-00" % sim.url)
+    assert "sent_to" not in cli("migrate-shard", "--shard-id", "shard-01", "--to-node", "node-master-001",
+                                "-o", "json").out  # the server's answer, as it was

@@ -19,7 +19,8 @@ def test_wait_for_a_migration_to_complete(cli, sim):
     run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait", *FAST,
               "--format", "compact")
     assert (run.code, run.err) == (0, STARTED % ("mig-7f01", "shard-00"))
-    assert run.out == "mig-7f01 | shard-00 | node-worker-001 -> node-master-001 | LIVE_COPY | COMPLETED | 100.0%\n"
+    assert run.out == "mig-7f01 | shard-00 | node-worker-001 -> node-master-001 | LIVE_COPY | COMPLETED | 100.0%% | " \
+                      "%s\n" % sim.url
     assert cli("shard-status", "--shard-id", "shard-00", "--format", "json").json()["primary_node"] == "node-master-001"
     assert len([r for r in sim.requests if r["method"] == "POST"]) == 1
 
@@ -52,7 +53,7 @@ def test_wait_shows_progress_only_on_a_terminal(sim):
                                          "--wait", "--poll-interval", "0.1", "--format", "compact"], stream="stderr")
     assert code == 0
     assert "[####" in shown and "vectors/s" in shown and "/125,432 vectors" in shown
-    assert out.endswith("| COMPLETED | 100.0%\n")
+    assert out.endswith("| COMPLETED | 100.0%% | %s\n" % sim.url)
 
 
 # -- --from-node and --dry-run ------------------------------------------------------------
@@ -168,7 +169,7 @@ def test_removal_asks_on_a_terminal_and_no_keeps_the_node(sim):
 def test_removal_asks_on_a_terminal_and_yes_removes(sim):
     code, shown, out = on_terminal(sim, ["remove-node", "--node-id", "node-worker-002"], "stdin", answer="y\n")
     assert code == 0
-    assert out.startswith("Node node-worker-002 removed: 8 shards redistributed")
+    assert out.startswith("Node node-worker-002 removed from %s: 8 shards redistributed" % sim.url)
     assert sim.changes() == [("DELETE", "/api/v1/cluster/nodes/node-worker-002")]
 
 
