@@ -1725,6 +1725,24 @@ def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
     return Config(path, default, checked)
 
 
+def _toml(path: str, text: str) -> dict:
+    """Return the contexts file's text parsed, or InvalidInput naming the file and line."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = re.search(r" \(at line (\d+), column \d+\)$", message)
+        if where:
+            raise InvalidInput("%s line %s: %s" % (path, where.group(1), message[:where.start()])) from None
+        raise InvalidInput("%s: %s" % (path, message)) from None
+    except RecursionError:
+        raise InvalidInput("%s: its values are nested too deeply to be a contexts file" % path) from None
+
+
 def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Config:
     """Return the contexts file, parsed and checked; no file at the default place is no contexts.
     TOML is parsed only when there is a file: no other run pays for it."""
@@ -1744,24 +1762,14 @@ def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFA
         raise InvalidInput(exc.message if exc.message.endswith("--config") else
                            "%s; it is not a contexts file" % exc.message) from None
     check_file_is_ours(path, info)
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
     try:
         text = raw.decode("utf-8")
-        data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise InvalidInput("%s is not UTF-8 text (byte %d)" % (path, exc.start)) from None
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        where = re.search(r" \(at line (\d+), column \d+\)$", message)
-        if where:
-            raise InvalidInput("%s line %s: %s" % (path, where.group(1), message[:where.start()])) from None
-        raise InvalidInput("%s: %s" % (path, message)) from None
-    except RecursionError:
-        raise InvalidInput("%s: its values are nested too deeply to be a contexts file" % path) from None
-    return check_config(path, text, data, info)
+    return check_config(path, text, _toml(path, text), info)
+
+
+
 
 
 def no_file(config: Config) -> Optional[str]:
@@ -3342,6 +3350,9 @@ VIEWS["move-results"] = View(columns=MOVE_RESULT_COLUMNS)
 VIEWS["contexts"] = View(columns=(labelled("Current", "current", fmt=lambda value: "*" if value else ""),
                                   labelled("Name", "name"), labelled("URL", "url"),
                                   labelled("Protected", "protected"), labelled("Chosen By", "chosen_by")))
+VIEWS["context"] = View(sentence="{name}", compact=("{name}",))
+VIEWS["context-used"] = View(sentence="Switched to context {name} (default_context in {path})",
+                             compact=("{name}",))
 VIEWS["move-report"] = View(
     title="{title}[ on {sent_to}]", rows=tuple(labelled(label, key + "_total", fmt=fmt_count) for label, key in (
         ("Completed", "completed"), ("Failed", "failed"), ("Running", "running"), ("Not Started", "not_started"))) + (
@@ -4176,13 +4187,40 @@ class Parser(argparse.ArgumentParser):
                 flag = unknown[-1].split("=", 1)[0]
                 return "unknown option %r%s" % (flag, like(flag, options))
             return "unknown command %r%s" % (word, like(word, list(COMMANDS)))
+        stray = self.stray_words()
+        if stray and (message.startswith("the following arguments are required: ") or
+                      message.startswith("unrecognized arguments: ")):
+            required = [a for a in self._actions if a.required and a.option_strings]
+            hint = "; did you mean %s %s?" % (required[0].option_strings[-1], stray[0]) if required else ""
+            return "stray word %r%s" % (stray[0], hint)
         match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match and not match.group(1).startswith("-"):
+            return "stray word %r: the command takes options there, not words" % match.group(1)
         if match and match.group(1).startswith("-"):
             flag = match.group(1).split("=", 1)[0]
             known = options + ["-h", "--help"] + [flag for declared in COMMANDS.values()
                                                   for given in declared.options for flag in given.flags]
             return "unknown option %r%s" % (flag, like(flag, known))
         return message
+
+
+    def stray_words(self) -> list:
+        """Return the words after a command's name that no option or argument of it takes."""
+        argv = getattr(self, "argv", None) or []
+        name = self.prog.rsplit(" ", 1)[-1]
+        if name not in argv:
+            return []
+        valued = {flag: action for action in self._actions if action.nargs != 0 for flag in action.option_strings}
+        positional = sum(1 for action in self._actions if not action.option_strings)
+        found, skip = [], False
+        for token in argv[argv.index(name) + 1:]:
+            if skip:
+                skip = False
+            elif token.startswith("-") and token != "-":
+                skip = token in valued
+            else:
+                found.append(token)
+        return found[positional:]
 
 
 def _argument_type(check):
@@ -4351,7 +4389,7 @@ def parameter_flags() -> dict:
 
 # The exit codes each command can end with, in its --help.
 _COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or input (nothing sent), "\
-                "3 cluster unreachable, 130 interrupted"
+                "3 cluster unreachable, 130 interrupted, 143/129 terminated (SIGTERM/SIGHUP)"
 _LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not have been applied"
 
 
@@ -4394,7 +4432,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     command, and pays for one): the others are only listed, with their summaries, for --help."""
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
                     epilog="exit codes: 0 ok, 1 the cluster refused or failed the request, 2 invalid "
-                           "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted")
+                           "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted (Ctrl-C), "
+                           "143 and 129 terminated by SIGTERM and SIGHUP")
     add_options(parser.add_argument_group("connection and output (before or after the command)"), GLOBAL_OPTIONS)
     parser.argv = list(argv or [])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -4409,6 +4448,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
             commands.choices[name] = None
             continue
         sub = commands.add_parser(name, help=doc.splitlines()[0], description=doc.strip())
+        sub.argv = parser.argv
         sub.set_defaults(func=declared.handler)
         sub.epilog = exit_codes(declared)
         add_options(sub.add_argument_group("connection and output (before or after the command)"), GLOBAL_OPTIONS,
@@ -4418,7 +4458,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
         positional = [action for action in sub._actions if not action.option_strings]
         sub.usage = "%s %s %s%s[options]" % (PROG, name, "".join(
             "%s %s " % (action.option_strings[-1], action.metavar or action.dest.upper()) for action in required),
-            "".join("{%s} " % ",".join(action.choices) for action in positional))
+            "".join(("[{%s}] " if action.nargs == "?" else "{%s} ") % ",".join(action.choices) if action.choices
+                    else "[%s] " % (action.metavar or action.dest.upper()) for action in positional))
     return parser
 
 
@@ -4821,15 +4862,61 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         return Result(client.remove_node(args.node_id), "node-removed")
 
 
-@command("contexts", SHAPING, view="contexts", local=True)
+def use_context(config: Config, name: Optional[str]) -> dict:
+    """Make NAME the file's default_context: its line rewritten (or one added before the first table),
+    every other byte as it was, comments included; the file replaced atomically, its mode kept."""
+    if name is None:
+        raise InvalidInput("contexts use: which one? (%s)" % (", ".join(config.contexts) or no_file(config)))
+    if name not in config.contexts:
+        raise InvalidInput("contexts use: no context %s; the file has %s" % (
+            shown(name), ", ".join(config.contexts) or "none") + ("" if not no_file(config) else
+                                                                  " (%s)" % no_file(config)))
+    import json
+    raw, _ = read_file(config.path, MAX_CONFIG_SIZE)
+    lines = raw.decode("utf-8").splitlines(keepends=True)
+    setting = "default_context = %s" % json.dumps(name, ensure_ascii=False)
+    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    for i, line in enumerate(lines[:first_table]):
+        match = re.match(r"(\s*)default_context\s*=\s*(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s#]+)(.*)", line, re.S)
+        if match:
+            lines[i] = match.group(1) + setting + match.group(3)
+            break
+    else:
+        newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+        if first_table and not lines[first_table - 1].endswith(("\n", "\r")):
+            lines[first_table - 1] += newline
+        lines.insert(first_table, setting + newline)
+    text = "".join(lines)
+    check_config(config.path, text, _toml(config.path, text))  # what was written reads back as meant
+    with written_to(config.path):
+        write(text)
+    return {"name": name, "path": config.path}
+
+
+@command("contexts", option("action", nargs="?", choices=("list", "use", "current"), default="list",
+                             help="list them (the default), use NAME as the default, or print the current one"),
+         option("name", nargs="?", metavar="NAME", help="with use: the context to make the default"),
+         SHAPING, view="contexts", local=True)
 def cmd_contexts(client: None, args: argparse.Namespace) -> Result:
     """List the named clusters of the contexts file, and which one is used and why.
 
     The file is $XDG_CONFIG_HOME/jadevectordb/cluster.toml (--config FILE, JADEVECTORDB_CONFIG);
     the one used is --context NAME, else JADEVECTORDB_CONTEXT, else the file's default_context.
+    'contexts use NAME' makes NAME the file's default_context (nothing else in it changes);
+    'contexts current' prints the name of the one used.
     example: cluster_cli.py contexts
+             cluster_cli.py contexts use staging
     """
     config, current = args.contexts_file, args.chosen_context
+    if args.action == "current":
+        if current is None:
+            raise ClusterError("no context is in use: %s" % (no_file(config) or "pass --context NAME, or run "
+                                                              "'cluster_cli.py contexts use NAME'"))
+        return Result({"name": current.name, "chosen_by": current.chosen_by}, "context")
+    if args.action == "use":
+        return Result(use_context(config, args.name), "context-used")
+    if args.name is not None:
+        raise InvalidInput("stray word %r: a name goes with 'contexts use NAME'" % args.name)
     rows = [{"name": name, "url": context_url(settings), "protected": bool(settings.get("protected")),
              "current": current is not None and name == current.name,
              "chosen_by": current.chosen_by if current is not None and name == current.name else None}
@@ -5087,6 +5174,30 @@ def for_command_line(exc: ClusterError) -> str:
     return text
 
 
+def command_word(argv: Sequence[str]) -> Optional[int]:
+    """Return where the command's name is in argv: the first word that is neither an option nor the
+    value of one of the options every command takes."""
+    valued = {flag for given in GLOBAL_OPTIONS for flag in given.flags
+              if given.settings.get("action") not in ("store_true", "store_false", "version", "help")}
+    skip = False
+    for index, token in enumerate(argv):
+        if skip:
+            skip = False
+        elif token.startswith("-"):
+            skip = token in valued
+        else:
+            return index
+    return None
+
+
+def as_help(argv: list) -> list:
+    """Return argv with 'help' and 'help COMMAND' as the --help they ask for."""
+    at = command_word(argv)
+    if at is None or argv[at] != "help":
+        return argv
+    return argv[:at] + argv[at + 1:at + 2] + ["--help"]
+
+
 def run_command_line(argv: list) -> int:
     """Parse argv and run the command: the one place errors become a line on stderr and an exit code."""
     joined = []  # "--sort-by -vector_count": argparse would take the descending field for an option
@@ -5095,7 +5206,7 @@ def run_command_line(argv: list) -> int:
             joined[-1] = "--sort-by=" + token
         else:
             joined.append(token)
-    argv = joined
+    argv = as_help(joined)
     args = None
     try:
         args = build_parser(argv).parse_args(argv)

@@ -225,3 +225,65 @@ def test_a_change_names_where_it_went(cli, sim, tmp_path, clean_env):
     assert run.out.startswith("Migration mig-7f01 started on context lab (%s): shard-00" % sim.url)
     assert "sent_to" not in cli("migrate-shard", "--shard-id", "shard-01", "--to-node", "node-master-001",
                                 "-o", "json").out  # the server's answer, as it was
+
+
+# -- 10. messages -----------------------------------------------------------------------------------------
+
+def test_help_is_a_command_too(cli):
+    assert cli("help").out == cli("--help").out and cli("help").code == 0
+    assert cli("help", "status").out == cli("status", "--help").out
+    assert cli("--port", "8080", "help", "nodes").out.startswith("usage: cluster_cli.py nodes")
+
+
+def test_a_stray_word_is_named_with_the_flag_it_may_belong_to(cli):
+    run = cli("node-health", "node-worker-001")
+    assert (run.code, run.err) == (2, "error: stray word 'node-worker-001'; did you mean --node-id node-worker-001? "
+                                      "(see 'cluster_cli.py node-health --help')\n")
+    run = cli("status", "extra")
+    assert (run.code, run.err) == (2, "error: stray word 'extra': the command takes options there, not words "
+                                      "(see 'cluster_cli.py --help')\n")
+
+
+def test_exit_code_help_names_the_signals(cli):
+    assert "143 and 129 terminated by SIGTERM and SIGHUP" in " ".join(cli("--help").out.split())
+    assert "143/129 terminated" in cli("status", "--help").out
+
+
+# -- 7. contexts use and current -------------------------------------------------------------------------
+
+CONTEXTS = '# our clusters\r\ndefault_context = "lab"   # the safe one\r\n\r\n[contexts.lab]\r\nurl = "%s"\r\n' \
+           '\r\n[contexts.prod]  # careful\r\nurl = "%s"\r\nprotected = true\r\n'
+
+
+def test_contexts_use_changes_only_the_default_and_current_prints_it(cli, sim, tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_bytes((CONTEXTS % (sim.url, sim.url)).encode())
+    path.chmod(0o600)
+    assert cli("--config", path, "contexts", "current", target=False).out == "lab\n"
+    run = cli("--config", path, "contexts", "use", "prod", target=False)
+    assert (run.code, run.out) == (0, "Switched to context prod (default_context in %s)\n" % path)
+    assert path.read_bytes() == (CONTEXTS % (sim.url, sim.url)).replace('"lab"   #', '"prod"   #').encode()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert cli("--config", path, "contexts", "current", "-o", "json", target=False).json() == {
+        "name": "prod", "chosen_by": "default_context"}
+    assert cli("--config", path, "--context", "lab", "contexts", "current", target=False).out == "lab\n"
+
+
+def test_contexts_use_adds_the_setting_before_the_first_table_when_there_is_none(cli, sim, tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_text("# mine\n[contexts.a]\nurl = \"%s\"\n" % sim.url)
+    path.chmod(0o600)
+    assert cli("--config", path, "contexts", "use", "a", target=False).code == 0
+    assert path.read_text() == "# mine\ndefault_context = \"a\"\n[contexts.a]\nurl = \"%s\"\n" % sim.url
+
+
+def test_contexts_use_refuses_a_name_the_file_does_not_have(cli, sim, tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_text("[contexts.a]\nurl = \"%s\"\n" % sim.url)
+    path.chmod(0o600)
+    before = path.read_text()
+    run = cli("--config", path, "contexts", "use", "zz", target=False)
+    assert (run.code, run.err) == (2, "error: contexts use: no context 'zz'; the file has a\n")
+    assert path.read_text() == before
+    run = cli("--config", path, "contexts", "current", target=False)
+    assert run.code == 1 and "no context is in use" in run.err
