@@ -595,6 +595,11 @@ FIELD_KINDS = dict(
 # The contract's numbers: a server may send them as strings ("125432"); the client gives them as numbers.
 NUMERIC_KINDS = ("count", "percent", "duration", "bytes", "rate", "ms")
 NUMERIC_FIELDS = frozenset(key for key, kind in FIELD_KINDS.items() if kind in NUMERIC_KINDS)
+# Fields that name something: a table never clips them (node-worker… could be any worker, and
+# [fd00::3]:80… reads as port 80); other columns give way first, and if these alone do not fit, the
+# table is wider than the terminal.
+ID_FIELDS = frozenset(("node_id", "shard_id", "migration_id", "database_id", "primary_node", "replica_nodes",
+                       "source_node", "target_node", "address", "master_node", "name", "url"))
 # The usage figures every node and the cluster report, as (label, field).
 USAGE_FIELDS = (("CPU", "cpu_usage"), ("Memory", "memory_usage"), ("Disk", "disk_usage"))
 
@@ -2912,12 +2917,12 @@ def fit(columns: Sequence[Field], least: list, content: list, width: int) -> tup
     """Return (least widths, widths) of a grid fitted to `width`, from its columns' least and content
     widths: first the padding of the view's least widths goes, then the widest text column loses a
     character at a time, down to its header's width (or 8), until the grid fits or no column can give
-    more. Numbers and status words stay whole."""
+    more. Numbers, status words and names (ID_FIELDS) stay whole."""
     widths = [max(most, content[i]) for i, most in enumerate(least)]
     excess = sum(widths) + 3 * len(widths) + 1 - width  # "│ " before each cell, " │" after the last
     if excess <= 0:
         return least, widths
-    text = [spec.fmt in CLIPPABLE and not spec.status for spec in columns]
+    text = [spec.fmt in CLIPPABLE and not spec.status and spec.key not in ID_FIELDS for spec in columns]
     floors = [min(content[i], max(len(spec.label), 8)) if text[i] else content[i] for i, spec in enumerate(columns)]
     while excess > 0:
         i = max(range(len(widths)), key=lambda i: (widths[i] > content[i], widths[i] > floors[i], widths[i]))

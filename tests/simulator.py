@@ -844,16 +844,32 @@ def start(port=0, cluster=None, api_keys=None, tls=None, host="127.0.0.1"):
     return server
 
 
-def demo(server) -> int:
-    """Serve in the background and show the CLI's status of this cluster."""
+def demo(server, keep=None) -> int:
+    """Serve in the background and show the CLI's status of this cluster; on a terminal (or with
+    keep=True) go on serving until Ctrl-C, so the commands it suggests can be tried."""
     import os
     import subprocess
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster_cli.py")
-    command = [sys.executable, script, "--host", "127.0.0.1", "--port", str(server.port), "status"]
-    print("$ python cluster_cli.py --host 127.0.0.1 --port %d status" % server.port, flush=True)
+    target = "--host 127.0.0.1 --port %d" % server.port
+    print("$ python cluster_cli.py %s status" % target, flush=True)
+    keep = sys.stdin.isatty() if keep is None else keep
     try:
-        return subprocess.run(command).returncode
+        code = subprocess.run([sys.executable, script] + target.split() + ["status"]).returncode
+        if not keep:
+            print("(not on a terminal: the simulated cluster stops now; 'python tests/simulator.py --port 8080' "
+                  "keeps one)", flush=True)
+            return code
+        print("\nThe simulated cluster runs until Ctrl-C. In another terminal, try:\n"
+              "  python cluster_cli.py %s nodes\n"
+              "  python cluster_cli.py %s shards --sort-by -vector_count\n"
+              "  python cluster_cli.py %s add-node --node-id node-worker-003 --address 192.168.1.13:8080\n"
+              "  python cluster_cli.py %s rebalance --dry-run" % (target, target, target, target), flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("", flush=True)
+        return code
     finally:
         server.shutdown()
         server.server_close()
@@ -888,7 +904,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     parser.add_argument("--demo", action="store_true",
-                        help="start on a free port, run 'cluster_cli.py status' against it, and exit")
+                        help="start on a free port and run 'cluster_cli.py status' against it; on a terminal, "
+                             "keep serving until Ctrl-C")
     args = parser.parse_args(argv)
     if args.demo:
         args.port = 0

@@ -287,3 +287,59 @@ def test_contexts_use_refuses_a_name_the_file_does_not_have(cli, sim, tmp_path):
     assert path.read_text() == before
     run = cli("--config", path, "contexts", "current", target=False)
     assert run.code == 1 and "no context is in use" in run.err
+
+
+# -- 8. ids are never clipped ----------------------------------------------------------------------------
+
+def test_a_narrow_table_never_clips_an_id_and_other_columns_give_way_first(sim):
+    rows = [{"node_id": "node-worker-%03d-eu-west-1a" % i, "address": "[fd00::3]:8080%d" % i, "status": "HEALTHY",
+             "last_heartbeat": "2026-11-26T05:00:00Z and a long note from the server " * 2} for i in (1, 2)]
+    columns = tuple(cluster_cli.labelled(key, key) for key in ("node_id", "address", "status", "last_heartbeat"))
+    style = cluster_cli.Output("table", width=80, columns=columns)
+    lines = cluster_cli.rendered("nodes", rows, style).splitlines()
+    assert all(len(line) <= 80 for line in lines)  # the note gave way
+    assert "node-worker-001-eu-west-1a" in lines[3] and "[fd00::3]:80801" in lines[3]
+    assert "…" in lines[3]
+    narrow = cluster_cli.rendered("nodes", rows, style._replace(width=40)).splitlines()
+    assert "node-worker-002-eu-west-1a" in narrow[4] and "[fd00::3]:80802" in narrow[4]  # wider than 40: whole
+    assert len(narrow[0]) > 40
+
+
+# -- 9. a first screen that serves -----------------------------------------------------------------------
+
+def test_the_readmes_first_80_lines_say_how_to_install_point_run_read_and_exit():
+    import os
+    with open(os.path.join(os.path.dirname(cluster_cli.__file__), "README.md"), encoding="utf-8") as readme:
+        first = "".join(readme.readlines()[:80])
+    for needed in ("pip install", "--host", "--url", "--api-key", "--context", "Exit codes"):
+        assert needed in first, needed
+    assert [name for name in cluster_cli.COMMANDS if "`%s`" % name not in first] == []
+    assert [fmt for fmt in cluster_cli.FORMAT_NAMES if "`%s`" % fmt not in first] == []
+    assert [code for code in ("0 ok", " 1 ", " 2 ", " 3 ", " 4 ", "130", "143", "129") if code not in first] == []
+
+
+def test_demo_on_a_terminal_keeps_the_cluster_for_the_commands_it_prints():
+    import os
+    import pty
+    import re
+    import signal
+    import subprocess
+    import sys
+    from conftest import TESTS, read_all
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, os.path.join(TESTS, "simulator.py"), "--demo"], stdin=slave,
+                               stdout=slave, stderr=slave)
+    os.close(slave)
+    try:
+        shown = read_all(master, process, until=lambda text: "runs until Ctrl-C" in text and "dry-run" in text)
+        assert "Cluster Status" in shown and "HEALTHY" in shown
+        tried = re.search(r"python cluster_cli.py (--host 127.0.0.1 --port \d+ nodes)", shown).group(1)
+        run = subprocess.run([sys.executable, cluster_cli.__file__] + tried.split(), capture_output=True, text=True,
+                             timeout=30)
+        assert run.returncode == 0 and "node-master-001" in run.stdout
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
