@@ -354,17 +354,18 @@ def test_wait_rides_out_a_short_outage(cli, sim):
 # -- tables fit the terminal -------------------------------------------------------------------
 
 NARROW_NODES = """\
-┌──────────────┬────────┬───────────────┬─────────┬────────┐
-│ Node ID      │ Role   │ Address       │ Status  │ Shards │
-├──────────────┼────────┼───────────────┼─────────┼────────┤
-│ node-master… │ MASTER │ 192.168.1.10… │ HEALTHY │ 4      │
-│ node-worker… │ WORKER │ 192.168.1.11… │ HEALTHY │ 4      │
-│ node-worker… │ WORKER │ 192.168.1.12… │ HEALTHY │ 4      │
-└──────────────┴────────┴───────────────┴─────────┴────────┘
+┌─────────────────┬────────┬───────────────────┬─────────┬────────┐
+│ Node ID         │ Role   │ Address           │ Status  │ Shards │
+├─────────────────┼────────┼───────────────────┼─────────┼────────┤
+│ node-master-001 │ MASTER │ 192.168.1.10:8080 │ HEALTHY │ 4      │
+│ node-worker-001 │ WORKER │ 192.168.1.11:8080 │ HEALTHY │ 4      │
+│ node-worker-002 │ WORKER │ 192.168.1.12:8080 │ HEALTHY │ 4      │
+└─────────────────┴────────┴───────────────────┴─────────┴────────┘
 """
 
 
-def test_on_a_narrow_terminal_the_widest_text_columns_are_clipped(sim):
+def test_on_a_narrow_terminal_padding_goes_first_and_names_are_never_clipped(sim):
+    # Clipped, two rows read 'node-worker…' and an address '192.168.1.10…': wider than 60 instead.
     code, shown, _ = on_terminal(sim, ["nodes", "--no-color"], env={"COLUMNS": "60"})
     assert code == 0
     assert shown.replace("\r\n", "\n") == NARROW_NODES
