@@ -147,10 +147,104 @@ def test_the_readmes_bash_line_registers_both_names(installed):
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == ["complete -F _jadevectordb_cluster cluster_cli.py",
-                                                "complete -F _jadevectordb_cluster jadevectordb-cluster"]
+                                                "complete -F _jadevectordb_cluster jadevectordb-cluster",
+                                                "complete -F _jadevectordb_cluster python",
+                                                "complete -F _jadevectordb_cluster python3"]
 
 
 def test_completion_goes_to_output_file_like_any_result(cli, tmp_path):
     run = cli("completion", "fish", "--output", str(tmp_path / "jadevectordb-cluster.fish"), target=False)
     assert (run.code, run.out, run.err) == (0, "", "")
     assert (tmp_path / "jadevectordb-cluster.fish").read_text().startswith("# fish completion for")
+
+
+# -- what operators type: the cluster's IDs, field names, python cluster_cli.py, ./cluster_cli.py -------------
+
+def test_bash_offers_the_ids_of_the_cluster_named_on_the_line(installed, sim):
+    on = ["jadevectordb-cluster", "--host", "127.0.0.1", "--port", str(sim.port)]
+    assert bash_completes(installed, *on, "node-health", "--node-id", "") == [
+        "node-master-001", "node-worker-001", "node-worker-002"]
+    assert bash_completes(installed, *on, "migrate-shard", "--shard-id", "shard-00", "--to-node", "node-w") == [
+        "node-worker-001", "node-worker-002"]
+    assert bash_completes(installed, *on, "shard-status", "--shard-id", "shard-1") == ["shard-10", "shard-11"]
+    assert bash_completes(installed, "jadevectordb-cluster", "--url", sim.url, "drain-node", "--node-id", "node-m") == [
+        "node-master-001"]
+    assert bash_completes(installed, *on, "add-node", "--node-id", "") == []  # a new node: nothing to offer
+
+
+def test_bash_asks_nothing_it_cannot_reach_and_says_nothing(installed):
+    folder, env = installed
+    assert bash_completes(installed, "jadevectordb-cluster", "--port", "1", "node-health", "--node-id", "") == []
+
+
+def test_bash_offers_field_names_for_columns_and_sort_by(installed):
+    import cluster_cli
+    assert bash_completes(installed, "jadevectordb-cluster", "nodes", "--columns", "") == list(cluster_cli.NODE_FIELDS)
+    assert bash_completes(installed, "jadevectordb-cluster", "status", "--sort-by", "total_") == [
+        "total_nodes", "total_shards"]
+    assert "target_node" in bash_completes(installed, "jadevectordb-cluster", "rebalance", "--columns", "")
+
+
+def test_bash_completes_contexts_use_with_the_names_in_the_file(installed):
+    assert bash_completes(installed, "jadevectordb-cluster", "contexts", "u") == ["use"]
+    assert bash_completes(installed, "jadevectordb-cluster", "contexts", "use", "") == ["prod", "staging"]
+
+
+def test_bash_completes_python_cluster_cli_py_and_a_relative_path(installed, sim):
+    from conftest import ROOT
+    assert bash_completes(installed, "python", SCRIPT, "mig") == ["migrate-shard"]
+    assert bash_completes(installed, "python3", SCRIPT, "--port", str(sim.port), "node-health", "--node-id",
+                          "node-ma") == ["node-master-001"]
+    assert bash_completes(installed, "python", "other.py", "x") == []  # not ours: python's own
+    assert os.access(SCRIPT, os.X_OK)  # committed executable, as ./cluster_cli.py needs
+    folder, env = installed
+    program = ('cd "%s"\nsource "%s"\nCOMP_WORDS=(./cluster_cli.py --port %d shard-status --shard-id shard-0)\n'
+               'COMP_CWORD=5\n_jadevectordb_cluster\nprintf "%%s\\n" "${COMPREPLY[@]}"\n') % (
+        ROOT, folder / "completion.bash", sim.port)
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.stdout.split() == ["shard-0%d" % i for i in range(10)]
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
+def test_zsh_offers_ids_fields_and_python_cluster_cli_py(installed, sim):
+    folder, env = installed
+    program = '''
+compdef() { : }
+compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
+_describe() { print -l -- ${(P)2} }
+_files() { print FILES }
+_message() { : }
+source "%s"
+t() { words=("$@"); CURRENT=$#words; _jadevectordb_cluster | tr "\\n" " "; print }
+t jadevectordb-cluster --port %d node-health --node-id ""
+t jadevectordb-cluster status --columns ""
+t python "%s" --port %d shard-status --shard-id ""
+t python other.py ""
+t jadevectordb-cluster contexts use ""
+''' % (folder / "completion.zsh", sim.port, SCRIPT, sim.port)
+    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 5, done.stderr
+    assert lines[0] == "node-master-001 node-worker-001 node-worker-002 "
+    assert lines[1].split() == ["cluster_name", "master_node", "total_nodes", "active_nodes", "total_shards",
+                                "status", "replication_factor"]
+    assert lines[2].split() == ["shard-%02d" % i for i in range(12)]
+    assert lines[3:] == ["FILES ", "prod staging "]
+
+
+@pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
+def test_fish_completes_after_host_and_port_and_offers_ids_and_fields(installed, sim):
+    folder, env = installed
+
+    def complete(line):
+        done = subprocess.run(["fish", "--no-config", "-c", 'source "%s"; complete -C"%s"' % (
+            folder / "completion.fish", line)], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [entry.split("\t")[0] for entry in done.stdout.splitlines()]
+
+    assert complete("jadevectordb-cluster --host 127.0.0.1 --port %d mig" % sim.port) == ["migrate-shard"]
+    assert complete("jadevectordb-cluster --host 127.0.0.1 --port %d node-health --node-id " % sim.port) == [
+        "node-master-001", "node-worker-001", "node-worker-002"]
+    assert complete("jadevectordb-cluster nodes --sort-by cpu") == ["cpu_usage"]
+    assert complete("jadevectordb-cluster contexts use ") == ["prod", "staging"]
