@@ -814,38 +814,34 @@ def _as_number(value: Any, key: str, odd: set) -> Union[int, float, None]:
     return n
 
 
-def _typed(data: Any, odd: set, numeric: frozenset) -> None:
-    if type(data) is list:
-        for item in data:
-            if type(item) is dict or type(item) is list:
-                _typed(item, odd, numeric)
-        return
-    if type(data) is not dict:
-        return
-    for key, value in data.items():
-        kind = type(value)
-        if kind is int or kind is float or value is None:
-            continue
-        if key in ID_KEYED and kind is dict:  # keyed by node IDs, which are data, not field names
-            for node, item in value.items():
-                if type(item) is dict or type(item) is list:
-                    _typed(item, odd, numeric)
-                elif key == "shard_distribution" and type(item) is not int and item is not None:
-                    value[node] = _as_number(item, key, odd)  # a shard count
-        elif key in numeric:
-            data[key] = _as_number(value, key, odd)
-        elif kind is dict or kind is list:
-            _typed(value, odd, numeric)
-
-
 def typed(data: Any, odd: set) -> Any:
     """Return the answer with each numeric field of the contract a number: a numeric string becomes
     its int or float; anything else there (text, true, a list) becomes None, its field's name added
-    to `odd`. Changed in place; the maps keyed by IDs (a shard count per node) are numbers too."""
-    try:
-        _typed(data, odd, NUMERIC_FIELDS)
-    except RecursionError:
-        raise BadResponse("the cluster's answer is nested too deeply to read") from None
+    to `odd`. Changed in place; the maps keyed by IDs (a shard count per node) are numbers too. A
+    loop, not recursion: however deep the answer, it is walked (the formats say what they cannot show)."""
+    numeric = NUMERIC_FIELDS
+    pending = [data]
+    while pending:
+        node = pending.pop()
+        if type(node) is list:
+            pending.extend(item for item in node if type(item) is dict or type(item) is list)
+            continue
+        if type(node) is not dict:
+            continue
+        for key, value in node.items():
+            kind = type(value)
+            if kind is int or kind is float or value is None:
+                continue
+            if key in ID_KEYED and kind is dict:  # keyed by node IDs, which are data, not field names
+                for node_id, item in value.items():
+                    if type(item) is dict or type(item) is list:
+                        pending.append(item)
+                    elif key == "shard_distribution" and type(item) is not int and item is not None:
+                        value[node_id] = _as_number(item, key, odd)  # a shard count
+            elif key in numeric:
+                node[key] = _as_number(value, key, odd)
+            elif kind is dict or kind is list:
+                pending.append(value)
     return data
 
 
