@@ -830,9 +830,12 @@ def typed(data: Any, odd: set) -> Any:
             continue
         for key, value in node.items():
             kind = type(value)
-            if kind is int or kind is float or value is None:
+            if kind is str:  # the common case first: IDs and words
+                if key in numeric:
+                    node[key] = _as_number(value, key, odd)
+            elif kind is int or kind is float or value is None:
                 continue
-            if key in ID_KEYED and kind is dict:  # keyed by node IDs, which are data, not field names
+            elif key in ID_KEYED and kind is dict:  # keyed by node IDs, which are data, not field names
                 for node_id, item in value.items():
                     if type(item) is dict or type(item) is list:
                         pending.append(item)
@@ -840,8 +843,8 @@ def typed(data: Any, odd: set) -> Any:
                         value[node_id] = _as_number(item, key, odd)  # a shard count
             elif key in numeric:
                 node[key] = _as_number(value, key, odd)
-            elif kind is dict or kind is list:
-                pending.append(value)
+            elif kind is dict or (kind is list and value and type(value[0]) is not str):
+                pending.append(value)  # a list of IDs (replica_nodes) holds no fields: a million skipped
     return data
 
 
