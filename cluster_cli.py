@@ -3578,7 +3578,10 @@ def prometheus_up(command_name: str, answered: bool, last_success: Optional[floa
 
 
 def last_success_in(path: str) -> Optional[float]:
-    """Return the last-success time a previous run wrote to this Prometheus file, if it did."""
+    """Return the last-success time a previous run wrote to this Prometheus file, if it did (a FIFO or
+    device at the path holds none: it is not read)."""
+    if not os.path.isfile(path):
+        return None
     try:
         raw, _ = read_file(path, 1024 ** 2, timeout=1.0)
     except (OSError, ClusterError):
@@ -4965,6 +4968,9 @@ def use_context(config: Config, name: Optional[str]) -> dict:
         raise InvalidInput("contexts use: no context %s; the file has %s" % (
             shown(name), ", ".join(config.contexts) or "none") + ("" if not no_file(config) else
                                                                   " (%s)" % no_file(config)))
+    if not os.path.isfile(config.path):  # a FIFO or a process's pipe (--config <(...)) cannot be rewritten
+        raise InvalidInput("contexts use: %s is not a regular file; edit default_context where it comes from"
+                           % config.path)
     import json
     raw, _ = read_file(config.path, MAX_CONFIG_SIZE)
     lines = raw.decode("utf-8").splitlines(keepends=True)
@@ -5143,11 +5149,17 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
     empty on a failure: that state goes to stderr, as a table. Only a condition not met (exit 4) is
     an answer, printed on stdout: the status that is not HEALTHY. Its exit code holds even when the
     reader of stdout has gone."""
+    failed = None
     with collector_paused(), written_to(output.file):
         try:
             result = handler()
         except ClusterError as exc:
-            if exc.shown is not None:
+            if output.format == "prometheus" and output.file and exc.exit_code in (EXIT_FAILED, EXIT_UNREACHABLE):
+                # The collector must not serve the last run's values as current: up 0, nothing stale,
+                # written through the same opening of FILE (a FIFO's reader sees one stream).
+                write(prometheus_up(args.command, False, last_success_in(output.file)))
+                failed = exc
+            elif exc.shown is not None:
                 data, view = exc.shown
                 if not isinstance(exc, ConditionNotMet):  # compact stays compact; the others read as a table
                     err_write(rendered(view, data, Output("compact" if output.format == "compact" else "table",
@@ -5157,17 +5169,21 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
                         FORMATS[output.format](view, data, write, output)
                     except BrokenPipeError:
                         silence_stdout()
-            raise
-        shaping = hasattr(args, "columns")
-        if shaping and (args.columns or args.sort_by or args.no_headers):
-            result = as_listed(result)
-        if getattr(args, "columns", None) == "help":
-            write("\n".join(field_names(result)) + "\n")
-            return EXIT_OK
-        style = output._replace(headers=not args.no_headers) if shaping else output
-        if shaping:
-            result, style = shaped(result, args.columns, args.sort_by, style)
-        FORMATS[output.format](result.view, result.data, write, style)
+            if failed is None:
+                raise
+        else:
+            shaping = hasattr(args, "columns")
+            if shaping and (args.columns or args.sort_by or args.no_headers):
+                result = as_listed(result)
+            if getattr(args, "columns", None) == "help":
+                write("\n".join(field_names(result)) + "\n")
+                return EXIT_OK
+            style = output._replace(headers=not args.no_headers) if shaping else output
+            if shaping:
+                result, style = shaped(result, args.columns, args.sort_by, style)
+            FORMATS[output.format](result.view, result.data, write, style)
+    if failed is not None:
+        raise failed
     if result.warning:
         warn(result.warning)
     return EXIT_OK
@@ -5236,13 +5252,6 @@ def run(args: argparse.Namespace) -> int:
             return run_raw(client, args)
         try:
             return print_result(lambda: args.func(client, args), args, output)
-        except ClusterError as exc:
-            if output.format == "prometheus" and output.file and exc.exit_code in (EXIT_FAILED, EXIT_UNREACHABLE):
-                # The collector must not serve the last run's values as current: up 0, nothing stale.
-                last = last_success_in(output.file)
-                with written_to(output.file):
-                    write(prometheus_up(args.command, False, last))
-            raise
         finally:
             warn_not_numbers(client)
 

@@ -45,6 +45,35 @@ def bash_completes(installed, *words) -> list:
     return [line for line in done.stdout.splitlines() if line]
 
 
+# zsh's completion builtins replaced by ones that print what they are given; t runs the function on a line.
+ZSH_STUBS = """
+compdef() { : }
+compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
+_describe() { print -l -- ${(P)2} }
+_files() { print FILES }
+_message() { : }
+t() { words=("$@"); CURRENT=$#words; _jadevectordb_cluster | tr "\\n" " "; print }
+"""
+
+
+def zsh_completes(installed, *lines) -> list:
+    """What zsh's completion function offers for each command line, one output line each."""
+    folder, env = installed
+    program = ZSH_STUBS + 'source "%s"\n' % (folder / "completion.zsh") + "".join("t %s\n" % line for line in lines)
+    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == len(lines), done.stderr
+    return done.stdout.splitlines()
+
+
+def fish_completes(installed, line) -> list:
+    """What fish's completion offers for the command line typed."""
+    folder, env = installed
+    done = subprocess.run(["fish", "--no-config", "-c", 'source "%s"; complete -C"%s"' % (
+        folder / "completion.fish", line)], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [entry.split("\t")[0] for entry in done.stdout.splitlines()]
+
+
 def test_bash_completes_a_command(installed):
     assert bash_completes(installed, "jadevectordb-cluster", "mig") == ["migrate-shard"]
     assert bash_completes(installed, "cluster_cli.py", "--host", "h", "mig") == ["migrate-shard"]
@@ -87,37 +116,20 @@ def test_every_command_and_option_is_in_the_script(installed):
 @pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
 def test_zsh_completes_commands_choices_and_contexts(installed):
     """The function run by zsh, with its completion builtins replaced by ones that print what they are given."""
-    folder, env = installed
-    program = '''
-compdef() { : }
-compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
-_describe() { print -l -- ${(P)2} }
-_files() { print FILES }
-_message() { : }
-source "%s"
-t() { words=("$@"); CURRENT=$#words; _jadevectordb_cluster | tr "\\n" " "; print }
-t jadevectordb-cluster mig
-t jadevectordb-cluster migrate-shard --strategy ""
-t jadevectordb-cluster --context ""
-t jadevectordb-cluster rebalance --plan ""
-t jadevectordb-cluster --config "%s" --context ""
-''' % (folder / "completion.zsh", folder / "other.toml")
-    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=env, timeout=60)
-    lines = done.stdout.splitlines()
-    assert done.returncode == 0 and len(lines) == 5, done.stderr
+    folder, _ = installed
+    lines = zsh_completes(installed, 'jadevectordb-cluster mig', 'jadevectordb-cluster migrate-shard --strategy ""',
+                          'jadevectordb-cluster --context ""', 'jadevectordb-cluster rebalance --plan ""',
+                          'jadevectordb-cluster --config "%s" --context ""' % (folder / "other.toml"))
     assert "migrate-shard:Move a shard's primary copy to another node" in lines[0]
     assert lines[1:] == ["LIVE_COPY SNAPSHOT INCREMENTAL ", "prod staging ", "FILES ", "dr "]
 
 
 @pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
 def test_fish_completes_commands_choices_and_contexts(installed):
-    folder, env = installed
+    folder, _ = installed
 
     def complete(line):
-        done = subprocess.run(["fish", "--no-config", "-c", 'source "%s"; complete -C"%s"' % (
-            folder / "completion.fish", line)], capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return [entry.split("\t")[0] for entry in done.stdout.splitlines()]
+        return fish_completes(installed, line)
 
     assert complete("jadevectordb-cluster mig") == ["migrate-shard"]
     assert complete("cluster_cli.py migrate-shard --strategy ") == ["INCREMENTAL", "LIVE_COPY", "SNAPSHOT"]
@@ -208,24 +220,10 @@ def test_bash_completes_python_cluster_cli_py_and_a_relative_path(installed, sim
 
 @pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
 def test_zsh_offers_ids_fields_and_python_cluster_cli_py(installed, sim):
-    folder, env = installed
-    program = '''
-compdef() { : }
-compadd() { [[ $1 == -- ]] && shift; print -l -- "$@" }
-_describe() { print -l -- ${(P)2} }
-_files() { print FILES }
-_message() { : }
-source "%s"
-t() { words=("$@"); CURRENT=$#words; _jadevectordb_cluster | tr "\\n" " "; print }
-t jadevectordb-cluster --port %d node-health --node-id ""
-t jadevectordb-cluster status --columns ""
-t python "%s" --port %d shard-status --shard-id ""
-t python other.py ""
-t jadevectordb-cluster contexts use ""
-''' % (folder / "completion.zsh", sim.port, SCRIPT, sim.port)
-    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=env, timeout=60)
-    lines = done.stdout.splitlines()
-    assert done.returncode == 0 and len(lines) == 5, done.stderr
+    lines = zsh_completes(installed, 'jadevectordb-cluster --port %d node-health --node-id ""' % sim.port,
+                          'jadevectordb-cluster status --columns ""',
+                          'python "%s" --port %d shard-status --shard-id ""' % (SCRIPT, sim.port),
+                          'python other.py ""', 'jadevectordb-cluster contexts use ""')
     assert lines[0] == "node-master-001 node-worker-001 node-worker-002 "
     assert lines[1].split() == ["cluster_name", "master_node", "total_nodes", "active_nodes", "total_shards",
                                 "status", "replication_factor"]
@@ -235,13 +233,10 @@ t jadevectordb-cluster contexts use ""
 
 @pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
 def test_fish_completes_after_host_and_port_and_offers_ids_and_fields(installed, sim):
-    folder, env = installed
+    folder, _ = installed
 
     def complete(line):
-        done = subprocess.run(["fish", "--no-config", "-c", 'source "%s"; complete -C"%s"' % (
-            folder / "completion.fish", line)], capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return [entry.split("\t")[0] for entry in done.stdout.splitlines()]
+        return fish_completes(installed, line)
 
     assert complete("jadevectordb-cluster --host 127.0.0.1 --port %d mig" % sim.port) == ["migrate-shard"]
     assert complete("jadevectordb-cluster --host 127.0.0.1 --port %d node-health --node-id " % sim.port) == [

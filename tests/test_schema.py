@@ -343,3 +343,31 @@ def test_demo_on_a_terminal_keeps_the_cluster_for_the_commands_it_prints():
         if process.poll() is None:
             process.kill()
         os.close(master)
+
+
+# -- paths real deployments take: FIFOs where files are expected ----------------------------------------
+
+def test_contexts_use_refuses_a_contexts_file_that_is_a_pipe(cli, sim, tmp_path):
+    import os
+    import threading
+    fifo = tmp_path / "cluster.fifo"
+    os.mkfifo(fifo)
+    text = '[contexts.a]\nurl = "%s"\n' % sim.url
+    writer = threading.Thread(target=lambda: fifo.write_text(text), daemon=True)
+    writer.start()
+    run = cli("--config", fifo, "contexts", "use", "a", target=False)
+    assert (run.code, run.err) == (2, "error: contexts use: %s is not a regular file; edit default_context where "
+                                      "it comes from\n" % fifo)
+
+
+def test_a_failed_prometheus_run_writes_up_0_into_a_fifo_without_reading_it(cli, tmp_path):
+    import os
+    import threading
+    fifo = tmp_path / "up.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    run = cli("--url", "http://127.0.0.1:1", "status", "-o", "prometheus", "--output", fifo, target=False)
+    reader.join(10)
+    assert run.code == 3 and got and got[0].endswith('jadevectordb_cluster_up{command="status"} 0\n')
