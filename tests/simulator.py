@@ -146,13 +146,16 @@ class Cluster:
                     "vector_count": vectors, "read_only": False}
             self.migrations = {}       # migration_id -> migration
             self.most_running = 0      # the most migrations ever running at once
+            self.most_per_node = 0     # the most running at once into or out of one node
             self.latest_migration = {}  # shard_id -> migration_id
             self.errors = []
             self.requests = []
             self.faults = {"delay": 0.0, "fail_next": 0, "fail_status": 503, "retry_after": None,
                            "html_next": 0, "empty_next": 0, "respond": [], "fault_methods": [], "bare_lists": False,
                            "camel_case": False, "numbers_as_strings": False, "drop_fields": [],
-                           "fail_migrations": {}}
+                           "fail_migrations": {}, "stall_migrations": [], "stall_on_down": False,
+                           "forget_migrations": [], "drop_replicas": False, "replica_delay": 0.0}
+            self.rehoming = []  # (due time, shard_id): replicas the cluster has yet to copy after a removal
             self.load = None
             self.version = 0
             self._cache = {}
@@ -212,15 +215,27 @@ class Cluster:
         for mig in self.migrations.values():
             if mig["status"] in ("PENDING", "IN_PROGRESS") and self._advance(mig, now):
                 changed = True
+        for due, shard_id in [r for r in self.rehoming if r[0] <= now]:
+            self.rehoming.remove((due, shard_id))
+            shard = self.shards.get(shard_id)
+            home = self._new_home(shard) if shard else None
+            if home:
+                shard["replica_nodes"].append(home)
+                changed = True
         if changed:
             self._changed()
 
     def _advance(self, mig, now) -> bool:
         """Move one migration forward; True when it ended or changed phase."""
+        if mig["shard_id"] in self.faults["stall_migrations"]:
+            return False  # stuck where it is: no progress, no end (POST /_sim/faults)
         target = self.nodes.get(mig["target_node"])
+        source = self.nodes.get(mig["source_node"])
+        down = [n for n, node in (("target", target), ("source", source)) if node is None or node["status"] in DOWN]
+        if down and self.faults["stall_on_down"]:
+            return False  # a node gone quiet: the migration waits for it, neither failing nor going on
         if target is None or target["status"] in DOWN:
             return self._finish(mig, now, "target node %s became unreachable" % mig["target_node"])
-        source = self.nodes.get(mig["source_node"])
         if source is None or source["status"] in DOWN:
             return self._finish(mig, now, "source node %s became unreachable" % mig["source_node"])
         elapsed = now - mig["_started"]
@@ -316,6 +331,10 @@ class Cluster:
         if shard_id not in self.shards:
             raise ApiError(404, "shard %s not found" % shard_id, "SHARD_NOT_FOUND")
         latest = self.latest_migration.get(shard_id)
+        if latest and shard_id in self.faults["forget_migrations"]:  # the cluster loses track of it
+            del self.migrations[latest], self.latest_migration[shard_id]
+            self._changed()
+            latest = None
         return dict(self.shard_view(shard_id), migration=self.migration_view(latest) if latest else None)
 
     def shard_list(self, database=None, node=None, status=None):
@@ -448,6 +467,11 @@ class Cluster:
                 shard["replica_nodes"] = [n for n in shard["replica_nodes"] if n != live[0]]
             else:
                 shard["replica_nodes"] = [n for n in shard["replica_nodes"] if n != node_id]
+            if self.faults["drop_replicas"]:
+                continue  # as the reference server does: the copy is gone, none is made
+            if self.faults["replica_delay"]:
+                self.rehoming.append((self.clock() + self.faults["replica_delay"], shard["shard_id"]))
+                continue
             home = self._new_home(shard)
             if home:
                 shard["replica_nodes"].append(home)
@@ -511,8 +535,13 @@ class Cluster:
                "started_at": utc_iso(now), "finished_at": None, "error": None, "_started": now}
         self.migrations[migration_id] = mig
         self.latest_migration[shard["shard_id"]] = migration_id
-        running = sum(1 for m in self.migrations.values() if m["status"] in ("PENDING", "IN_PROGRESS"))
-        self.most_running = max(self.most_running, running)  # for tests of concurrency limits
+        running = [m for m in self.migrations.values() if m["status"] in ("PENDING", "IN_PROGRESS")]
+        self.most_running = max(self.most_running, len(running))  # for tests of concurrency limits
+        per_node = {}
+        for m in running:
+            for node in {m["source_node"], m["target_node"]}:
+                per_node[node] = per_node.get(node, 0) + 1
+        self.most_per_node = max([self.most_per_node] + list(per_node.values()))
         return mig
 
     def set_node_status(self, node_id, status):
@@ -543,9 +572,16 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
                       "html_next": n, "empty_next": n, "fault_methods": ["GET"],
                       "respond": [{"status": 200, "body": "...", "content_type": "..."}],
                       "bare_lists": b, "camel_case": b, "numbers_as_strings": b, "drop_fields": [...],
-                      "fail_migrations": {"shard-02": "disk full"}}
+                      "fail_migrations": {"shard-02": "disk full"}, "stall_migrations": ["shard-03"],
+                      "stall_on_down": b, "forget_migrations": ["shard-04"], "drop_replicas": b,
+                      "replica_delay": s}
                      (fault_methods: the counted faults hit only those methods;
-                      fail_migrations: that shard's next migration fails halfway)
+                      fail_migrations: that shard's next migration fails halfway;
+                      stall_migrations: its migrations make no progress and never end;
+                      stall_on_down: migrations to or from a node that is down stall instead of failing;
+                      forget_migrations: the cluster forgets that shard's migration when asked for it;
+                      drop_replicas: a removal leaves the node's shards a copy short (the reference server);
+                      replica_delay: a removal's copies are made that many seconds later)
   POST /_sim/load    {"cpu_usage": 90}  every live node reports this CPU load
   POST /_sim/rebalance                  move primaries onto under-loaded nodes
   GET  /_sim/requests | DELETE          the requests received under /api/v1 and /health
