@@ -80,6 +80,8 @@ DEFAULT_TIMEOUT = 30.0     # seconds for one request, all included: connect, sen
 DEFAULT_RETRIES = 8        # GET retries: with the pauses below they ride out about 12 s of election
 DEFAULT_WAIT_TIMEOUT = 600.0
 DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_PLAN_TIMEOUT = 4 * 3600.0  # a rebalance or drain: stop starting moves after it (--wait-timeout)
+DEFAULT_STALL_TIMEOUT = 300.0  # a move whose migration reports no progress this long is given up on
 DEFAULT_WATCH_INTERVAL = 2.0
 DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 ** 2  # bytes, decompressed; a million shards is about 200 MB
 ERROR_BODY_LIMIT = 64 * 1024   # bytes of an error answer read for its message
@@ -1256,41 +1258,268 @@ def nodes_by_id(nodes: list) -> dict:
 
 
 BALANCE_BY = ("shards", "vectors")
+MOVABLE_SHARD = ("HEALTHY", "UNDER_REPLICATED")  # a live copy to move from; MIGRATING ones are in flight
+
+
+# A plan chooses, for each shard it may move (a free shard), the node its primary ends on: where it
+# is, or a HEALTHY node holding no copy of it. Whether a shard may go somewhere depends on that shard
+# alone, so the order of the moves never matters (a chain C->A, B->C is two moves of two shards), and
+# a plan is an assignment: a min-cost flow from the free shards to the nodes, where a node's k-th
+# primary costs M*(2k+1) and a shard away from home costs 1. The flow minimises the sum of squared
+# loads first, which over these load vectors (the bases of a polymatroid) is also the least maximum and
+# the greatest minimum, so the least spread (Fujishige; Frank & Murota, discrete decreasing
+# minimisation); then the number of moves, as M outweighs any count of moves one cycle changes.
+# Solved in two steps, exact together (tests/test_planner.py checks it against exhaustive search):
+#  1. The loads the copies would allow if none were in the way (water-filling over the loads no move
+#     changes, the remainder to the nodes holding most now) bound both aims from below. Each excess
+#     primary goes straight to the node most short of its target among those it may go to: when every
+#     one finds a place (the common case: O(S log N)), both bounds are met and the plan is optimal.
+#  2. Otherwise negative cycles are cancelled in the residual graph over the nodes (an arc u->v is the
+#     cheapest shard on u that may go to v; a hub carries the load terms), found by Bellman-Ford: none
+#     left is the flow's optimality condition. O(N^3) per cycle, run only where copies block step 1.
+# By vectors, even loads are a partition problem (NP-hard): the same free shards and rules, moved by a
+# local search in which each move narrows the gap between two nodes, never an empty shard.
+Free = namedtuple("Free", "shard_id home holders size")
+
+
+def _water_level(base: list, total: int, current: list) -> list:
+    """Return the least square-sum loads >= base summing to total (no copy in the way), the one
+    left over given to the nodes holding most now: a lower bound on both of the planner's aims."""
+    if not base:
+        return []
+    low, high = min(base), max(base) + total
+    while low < high:  # the highest level whose filling fits in total
+        middle = (low + high + 1) // 2
+        if sum(max(b, middle) for b in base) <= total:
+            low = middle
+        else:
+            high = middle - 1
+    target = [max(b, low) for b in base]
+    extra = total - sum(target)
+    level = sorted((i for i, b in enumerate(base) if b <= low), key=lambda i: (-current[i], i))
+    for i in level[:extra]:
+        target[i] += 1
+    return target
+
+
+def _place_straight(free: list, where: list, load: list, target: list, allowed) -> bool:
+    """Step 1: send excess primaries to the nodes short of their target, most short first. True when
+    every node reached its target (the bound met)."""
+    import heapq
+    short = [(load[j] - target[j], j) for j in range(len(target)) if load[j] < target[j]]
+    heapq.heapify(short)
+    over = {j for j in range(len(target)) if load[j] > target[j]}
+    givers = [s for s in range(len(free)) if where[s] < 0 or where[s] in over]  # the others keep theirs
+    for s in sorted(givers, key=lambda s: (-len(free[s].holders), free[s].shard_id)):
+        here = where[s]
+        if here >= 0 and load[here] <= target[here] or not short:
+            continue
+        aside = []
+        while short:
+            gap, j = heapq.heappop(short)
+            if gap != load[j] - target[j] or gap >= 0:
+                continue  # an entry from before this node was fed
+            if allowed(s, j):
+                where[s] = j
+                load[j] += 1
+                if here >= 0:
+                    load[here] -= 1
+                if load[j] < target[j]:
+                    heapq.heappush(short, (load[j] - target[j], j))
+                break
+            aside.append((gap, j))
+        for entry in aside:
+            heapq.heappush(short, entry)
+    return all(load[j] == target[j] for j in range(len(target)))
+
+
+def _negative_cycle(count: int, arcs: list) -> Optional[list]:
+    """Return the arcs of a negative cycle (Bellman-Ford from a virtual source), or None."""
+    dist, parent = [0] * count, [None] * count
+    last = None
+    for _ in range(count):
+        last = None
+        for arc in arcs:
+            u, v, cost = arc[0], arc[1], arc[2]
+            if dist[u] + cost < dist[v]:
+                dist[v], parent[v], last = dist[u] + cost, arc, v
+        if last is None:
+            return None
+    for _ in range(count):  # walk back into the cycle
+        last = parent[last][0]
+    cycle, node = [], last
+    while True:
+        arc = parent[node]
+        cycle.append(arc)
+        node = arc[0]
+        if node == last:
+            return cycle[::-1]
+
+
+def _cancel_cycles(free: list, home: list, where: list, load: list, nodes: int, allowed) -> None:
+    """Step 2: cancel negative cycles of the flow's residual graph until none is left (optimal).
+    Nodes 0..nodes-1 are the targets, `nodes` the drained node (if any), nodes+1 the hub."""
+    hub = nodes + 1
+    heavy = nodes + 2  # M: outweighs any count of moves a simple cycle can change
+    must_leave = heavy * (2 * (sum(load) + len(free)) + 3) + nodes + 2  # a shard left on the drained node
+    while True:
+        on = {}
+        for s in sorted(range(len(free)), key=lambda s: free[s].shard_id):
+            on.setdefault(where[s], []).append(s)
+        arcs = []  # (u, v, cost, shard)
+        for u, shards_on in on.items():
+            for v in range(nodes):
+                if v == u:
+                    continue
+                best = None
+                for s in shards_on:
+                    if not allowed(s, v):
+                        continue
+                    cost = (v != home[s]) - (u != home[s])
+                    if best is None or cost < best[0]:
+                        best = (cost, s)
+                        if cost < 0:
+                            break
+                if best is not None:
+                    arcs.append((u, v, best[0], best[1]))
+            arcs.append((hub, u, -must_leave if u == nodes else -heavy * (2 * load[u] - 1), None))
+        arcs += [(v, hub, heavy * (2 * load[v] + 1), None) for v in range(nodes)]
+        cycle = _negative_cycle(hub + 1, arcs)
+        if cycle is None:
+            return
+        for u, v, _, s in cycle:
+            if s is not None:
+                where[s] = v
+            if u < nodes and v == hub:
+                load[u] += 1
+            elif u == hub and v < nodes:
+                load[v] -= 1
+
+
+def _spread_by_weight(free: list, where: list, load: list, allowed) -> None:
+    """Move non-empty shards from the heaviest node to the lightest it can give to, each the one
+    closest to halving their gap: every move narrows a gap, so the spread never widens."""
+    import bisect
+    import heapq
+    on = [[] for _ in load]
+    for s, f in enumerate(free):
+        if f.size > 0 and where[s] >= 0:
+            on[where[s]].append((f.size, f.shard_id, s))
+    for items in on:
+        items.sort()
+    def best_shard(source, gap, target):
+        items = on[source]
+        middle = bisect.bisect_left(items, (gap / 2.0,))
+        low, high = middle - 1, middle
+        for _ in range(64):  # outward from half the gap; copies rule out only a few
+            for k in (high, low):
+                if 0 <= k < len(items) and items[k][0] < gap and allowed(items[k][2], target):
+                    return k
+            low, high = low - 1, high + 1
+        return None
+
+    def one_pass():
+        """Move until every node is settled; return the number of moves made."""
+        heaviest = [(-w, j) for j, w in enumerate(load)]
+        lightest = [(w, j) for j, w in enumerate(load)]
+        heapq.heapify(heaviest)
+        heapq.heapify(lightest)
+        moved = 0
+        while heaviest:
+            if -heaviest[0][0] != load[heaviest[0][1]]:
+                heapq.heappop(heaviest)
+                continue
+            source, tried, found = heaviest[0][1], [], None
+            while lightest and found is None:
+                entry = heapq.heappop(lightest)
+                if entry[0] != load[entry[1]]:
+                    continue
+                tried.append(entry)
+                target = entry[1]
+                if load[source] - load[target] <= 1:
+                    break
+                found = best_shard(source, load[source] - load[target], target)
+            for entry in tried:
+                heapq.heappush(lightest, entry)
+            if found is None:
+                heapq.heappop(heaviest)  # it can give to nobody lighter: settled, for this pass
+                continue
+            size, name, s = on[source].pop(found)
+            bisect.insort(on[target], (size, name, s))
+            where[s] = target
+            load[source] -= size
+            load[target] += size
+            moved += 1
+            for j in (source, target):
+                heapq.heappush(heaviest, (-load[j], j))
+                heapq.heappush(lightest, (load[j], j))
+        return moved
+
+    for _ in range(len(load) + 1):  # a node settled early may give again once others moved
+        if not one_pass():
+            return
 
 
 def _cluster_loads(nodes: list, shards: list) -> tuple:
-    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as
-    (shard_id, holders, vector_count, status), sorted by id): the planners' view of a cluster."""
+    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as (shard_id, holders,
+    vector_count, status), sorted by id): the planners' view of a cluster."""
     by_id = nodes_by_id(nodes)
     healthy = sorted(n for n, node in by_id.items() if field(node, "status") == "HEALTHY")
     counts = {n: 0 for n in sorted(by_id)}
     vectors = {n: 0 for n in sorted(by_id)}
     listed = []
     for shard in shards:
-        shard_id = id_of(shard, "shard_id", "a shard")
-        held = copies(shard)
-        size = int(finite(field(shard, "vector_count")))
+        # The common case first: the client's answers are snake_case, IDs text, counts numbers.
+        shard_id, held = shard.get("shard_id") if type(shard) is dict else None, None
+        if type(shard_id) is str and shard_id:
+            primary, replicas = shard.get("primary_node"), shard.get("replica_nodes")
+            if type(primary) is str and primary and type(replicas) is list:
+                for replica in replicas:
+                    if type(replica) is not str or not replica:
+                        break
+                else:
+                    held = [primary] + replicas
+        if held is None:
+            shard_id, held = id_of(shard, "shard_id", "a shard"), copies(shard)
+        size = shard.get("vector_count")
+        if type(size) is not int:
+            size = int(finite(field(shard, "vector_count")))
+        status = shard.get("status")
+        if type(status) is not str:
+            status = fmt_text(field(shard, "status")) or "unknown"
         counts[held[0]] = counts.get(held[0], 0) + 1
         vectors[held[0]] = vectors.get(held[0], 0) + size
-        listed.append((shard_id, held, size, fmt_text(field(shard, "status")) or "unknown"))
-    listed.sort(key=lambda item: item[0])
+        listed.append((shard_id, held, size, status))
+    listed.sort()  # by shard ID: IDs are unique, so nothing after them is compared
     return by_id, healthy, counts, vectors, listed
 
 
-def _best_move(healthy: list, load: dict, on: dict, where: dict, held_by: dict, sizes: dict, balance_by: str):
-    """Return the next move: from the most loaded node that can give to the least loaded that can
-    take, when it narrows the gap between them (and so never widens the spread)."""
-    for source in sorted(healthy, key=lambda n: (-load[n], n)):
-        for target in sorted(healthy, key=lambda n: (load[n], n)):
-            gap = load[source] - load[target]
-            if gap < (2 if balance_by == "shards" else 1):
-                break
-            fits = [s for s in on[source] if target not in held_by[s] and (balance_by == "shards" or sizes[s] < gap)]
-            if fits:
-                if balance_by == "vectors":  # the one that best halves the gap
-                    fits.sort(key=lambda s: (abs(gap - 2 * sizes[s]), s))
-                return fits[0], source, target
-    return None
+def _solve(targets: list, fixed: dict, free: list, balance_by: str, drained: Optional[str] = None) -> tuple:
+    """Return (where each free shard ends, as a node or None, and the loads step 1 aimed at): the
+    assignment above, over the HEALTHY `targets`, `fixed` the load no move changes."""
+    index = {n: i for i, n in enumerate(targets)}
+    home = [index.get(f.home, -1) for f in free]
+
+    def allowed(s, j):
+        return j == home[s] or targets[j] not in free[s].holders
+
+    where = list(home)
+    weight = [1 if balance_by == "shards" else f.size for f in free]
+    load = [fixed.get(n, 0) for n in targets]
+    for s, j in enumerate(where):
+        if j >= 0:
+            load[j] += weight[s]
+    if balance_by == "vectors":
+        _spread_by_weight(free, where, load, allowed)
+        return [targets[j] if j >= 0 else None for j in where], None
+    base = [fixed.get(n, 0) for n in targets]
+    target = _water_level(base, sum(base) + len(free), load)
+    if not _place_straight(free, where, load, target, allowed) or any(j < 0 for j in where):
+        drained_at = len(targets)
+        where = [drained_at if j < 0 else j for j in where]
+        _cancel_cycles(free, [drained_at if j < 0 else j for j in home], where, load, len(targets), allowed)
+        where = [-1 if j == drained_at else j for j in where]
+    return [targets[j] if j >= 0 else None for j in where], dict(zip(targets, target))
 
 
 def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
@@ -1302,71 +1531,157 @@ def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict
     return dict(kind=kind, **what, moves=moves, before=before, after=after, skipped=skipped)
 
 
-def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards") -> dict:
-    """Return which primaries to move where so the HEALTHY nodes' primary counts (or vectors)
-    even out. Moves only HEALTHY shards' primaries, between HEALTHY nodes, never onto a
-    node holding a copy; each shard moves at most once; the same cluster gives the same plan."""
+def in_the_way(targets: list, free: list, ends: list, aimed: dict, after: dict) -> list:
+    """Return, for a plan short of the loads no copy would prevent, the copies in the way: each node
+    above its aim, with the nodes below it that hold a copy of each of its free primaries."""
+    below = [n for n in targets if after.get(n, 0) < aimed.get(n, 0)]
+    found = []
+    for node in targets:
+        if after.get(node, 0) <= aimed.get(node, 0):
+            continue
+        mine = [f for f, end in zip(free, ends) if end == node]
+        held = sorted({h for f in mine for h in f.holders if h in below})
+        found.append({"node_id": node, "primaries": after.get(node, 0), "could_hold": aimed.get(node, 0),
+                      "reason": "each of its %d movable primaries has a copy on %s, every node below its share"
+                      % (len(mine), ", ".join(held) or "a node it could go to")})
+    return found
+
+
+def moved_vectors(vectors: dict, moves: list) -> dict:
+    after = dict(vectors)
+    for move in moves:
+        after[move["source_node"]] -= move["vector_count"]
+        after[move["target_node"]] = after.get(move["target_node"], 0) + move["vector_count"]
+    return after
+
+
+def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards", in_flight: Optional[dict] = None) -> dict:
+    """Return which primaries to move where so the HEALTHY nodes' primary counts (or vectors) are as
+    even as the copies allow, in the fewest moves. Moves HEALTHY or UNDER_REPLICATED shards' primaries
+    between HEALTHY nodes, never onto a node holding a copy, each shard at most once; a MIGRATING
+    shard counts on the node it is going to (in_flight: {shard_id: target node}) and is never moved;
+    by vectors, an empty shard never moves. The same cluster gives the same plan."""
     if balance_by not in BALANCE_BY:
         raise InvalidInput("balance_by must be one of %s, got %s" % (", ".join(BALANCE_BY), shown(balance_by)),
                            param="balance_by")
     by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
-    load = dict(counts if balance_by == "shards" else vectors)
-    on = {n: [] for n in healthy}  # movable shards by the node they are on now
-    skipped, home, held_by, sizes = [], {}, {}, {}
+    in_flight = in_flight or {}
+    fixed, free, skipped, flying = {}, [], [], []
+    live = set(healthy)
     for shard_id, held, size, status in listed:
-        if held[0] not in on:
-            skipped.append({"shard_id": shard_id, "reason": "its primary is on %s, which is %s; left to the cluster"
-                            % (held[0], fmt_text(field(by_id.get(held[0]), "status")) or "not in the cluster")})
-        elif status != "HEALTHY":
+        weight = 1 if balance_by == "shards" else size
+        if status == "MIGRATING" or shard_id in in_flight:
+            going = in_flight.get(shard_id)
+            fixed[going or held[0]] = fixed.get(going or held[0], 0) + weight
+            flying.append({"shard_id": shard_id, "source_node": held[0], "target_node": going})
+        elif held[0] not in live:
+            fixed[held[0]] = fixed.get(held[0], 0) + weight
+            skipped.append({"shard_id": shard_id, "reason": "its primary is on %s, which is %s: no live copy to "
+                            "move from; left to the cluster" % (held[0], fmt_text(field(by_id.get(held[0]), "status"))
+                                                                  or "not in the cluster")})
+        elif status not in MOVABLE_SHARD:
+            fixed[held[0]] = fixed.get(held[0], 0) + weight
             skipped.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
+        elif balance_by == "vectors" and size <= 0:
+            skipped.append({"shard_id": shard_id, "reason": "it is empty: moving it changes no node's vectors"})
         else:
-            on[held[0]].append(shard_id)
-            home[shard_id], held_by[shard_id], sizes[shard_id] = held[0], set(held), size
-    where = dict(home)  # where each movable shard's primary is in the plan
-    for _ in range(4 * len(where) + 1):  # every move lowers the sum of squared loads: this ends sooner
-        move = _best_move(healthy, load, on, where, held_by, sizes, balance_by)
-        if move is None:
-            break
-        shard_id, source, target = move
-        weight = 1 if balance_by == "shards" else sizes[shard_id]
-        load[source] -= weight
-        load[target] += weight
-        on[source].remove(shard_id)
-        on[target].append(shard_id)
-        on[target].sort()
-        held_by[shard_id] = (held_by[shard_id] - {source}) | {target}
-        where[shard_id] = target
-    moves = [{"shard_id": shard_id, "source_node": home[shard_id], "target_node": where[shard_id],
-              "vector_count": sizes[shard_id]} for shard_id in sorted(where) if where[shard_id] != home[shard_id]]
-    return plan_of("rebalance", moves, counts, skipped, balance_by=balance_by)
+            free.append(Free(shard_id, held[0], held, size))
+    ends, aimed = _solve(healthy, fixed, free, balance_by)
+    moves = [{"shard_id": f.shard_id, "source_node": f.home, "target_node": end, "vector_count": f.size}
+             for f, end in zip(free, ends) if end != f.home]
+    plan = plan_of("rebalance", moves, counts, skipped, balance_by=balance_by)
+    plan["in_flight"] = flying
+    plan["blocked"] = in_the_way(healthy, free, ends, aimed, plan["after"]) if aimed else []
+    if balance_by == "vectors":
+        plan["vectors_before"] = vectors
+        plan["vectors_after"] = moved_vectors(vectors, moves)
+    return plan
 
 
-def drain_plan(nodes: list, shards: list, node_id: str) -> dict:
-    """Return moves for every primary on node_id, each onto the least loaded HEALTHY node holding
-    no copy of it. Raises ClusterError, showing the shards that cannot move and why."""
+def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict] = None) -> dict:
+    """Return moves for every primary on node_id onto the other HEALTHY nodes holding no copy of it,
+    leaving them as even as the copies allow. A shard MIGRATING to or from the node is waited out
+    (listed in in_flight); a node that is UNREACHABLE has no live copy to move from (its primaries are
+    skipped, and the cluster promotes a replica of each when it is removed). Raises ClusterError,
+    showing the shards that cannot move and why."""
     by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
     if node_id not in by_id:
         raise ClusterError("node %s is not in the cluster" % node_id)
+    in_flight = in_flight or {}
+    node_status = fmt_text(field(by_id[node_id], "status")) or "unknown"
     targets = [n for n in healthy if n != node_id]
-    load = dict(counts)
-    moves, stuck = [], []
+    fixed, free, stuck, skipped, flying, replicas = {}, [], [], [], [], []
     for shard_id, held, size, status in listed:
-        if held[0] != node_id:
-            continue
-        free = sorted((n for n in targets if n not in held), key=lambda n: (load[n], n))
-        if status != "HEALTHY":
+        if node_id in held[1:]:
+            replicas.append(shard_id)
+        going = in_flight.get(shard_id)
+        if status == "MIGRATING" or going:
+            fixed[going or held[0]] = fixed.get(going or held[0], 0) + 1
+            if node_id in (held[0], going):
+                flying.append({"shard_id": shard_id, "source_node": held[0], "target_node": going})
+        elif held[0] != node_id:
+            fixed[held[0]] = fixed.get(held[0], 0) + 1
+        elif node_status in DOWN_NODE_STATUSES:
+            skipped.append({"shard_id": shard_id, "reason": "%s is %s: no live copy to move from; when it is "
+                            "removed the cluster promotes a replica" % (node_id, node_status)})
+        elif status not in MOVABLE_SHARD:
             stuck.append({"shard_id": shard_id, "reason": "the shard is %s" % status})
-        elif not free:
+        elif not [n for n in targets if n not in held]:
             stuck.append({"shard_id": shard_id, "reason": "every other HEALTHY node already holds a copy"
                           if targets else "no other node is HEALTHY"})
         else:
-            load[free[0]] += 1
-            moves.append({"shard_id": shard_id, "source_node": node_id, "target_node": free[0], "vector_count": size})
-    plan = plan_of("drain", moves, counts, stuck, node_id=node_id)
+            free.append(Free(shard_id, node_id, held, size))
+    ends, _ = _solve(targets, fixed, free, "shards", node_id)
+    moves = [{"shard_id": f.shard_id, "source_node": node_id, "target_node": end, "vector_count": f.size}
+             for f, end in zip(free, ends)]
+    plan = plan_of("drain", moves, counts, stuck + skipped, node_id=node_id)
+    plan.update(in_flight=flying, replica_shards=replicas)
     if stuck:
         raise ClusterError("cannot drain %s: %s; nothing was sent" % (node_id, "; ".join(
             "%s: %s" % (s["shard_id"], s["reason"]) for s in stuck))).showing(plan, "move-plan")
     return plan
+
+def explain_shard(nodes: list, shards: list, shard_id: str, in_flight: Optional[dict] = None) -> dict:
+    """Return where the shard's primary could move and why not elsewhere (as Elasticsearch's allocation
+    explain does): for each node, whether a rebalance may put it there and why, and where the
+    rebalance planned now would put it."""
+    by_id, healthy, counts, _, listed = _cluster_loads(nodes, shards)
+    found = [item for item in listed if item[0] == shard_id]
+    if not found:
+        raise NotFound("shard %s is not in the cluster" % shard_id)
+    _, held, _, status = found[0]
+    going = (in_flight or {}).get(shard_id)
+    if status == "MIGRATING" or going:
+        why = "it is MIGRATING%s: a rebalance counts it there and never moves it again" % (
+            " to %s" % going if going else "")
+    elif held[0] not in healthy:
+        why = "its primary is on %s, which is %s: no live copy to move from" % (
+            held[0], fmt_text(field(by_id.get(held[0]), "status")) or "not in the cluster")
+    elif status not in MOVABLE_SHARD:
+        why = "the shard is %s" % status
+    else:
+        why = ""
+    rows = []
+    for node_id in sorted(by_id):
+        node_status = fmt_text(field(by_id[node_id], "status")) or "unknown"
+        if node_id == held[0]:
+            reason = "holds its primary"
+        elif node_id in held:
+            reason = "holds a replica of it: a node keeps one copy of a shard"
+        elif node_status != "HEALTHY":
+            reason = "is %s: only HEALTHY nodes take primaries" % node_status
+        elif why:
+            reason = why
+        else:
+            reason = ""
+        rows.append({"node_id": node_id, "status": node_status, "primaries": counts.get(node_id, 0),
+                     "can_take": not reason, "reason": reason or "may take it"})
+    move = [m for m in rebalance_plan(nodes, shards, "shards", in_flight)["moves"] if m["shard_id"] == shard_id]
+    planned = ("%s -> %s" % (move[0]["source_node"], move[0]["target_node"]) if move else
+               "none: it stays on %s" % held[0] + ("" if why else " (balance needs no move of it)"))
+    return {"shard_id": shard_id, "status": status, "primary_node": held[0], "replica_nodes": held[1:],
+            "movable": not why, "reason": why or "it may move to any node marked yes", "planned": planned,
+            "nodes": rows}
 
 
 def check_plan(plan: Any) -> dict:
@@ -1771,9 +2086,6 @@ def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFA
     except UnicodeDecodeError as exc:
         raise InvalidInput("%s is not UTF-8 text (byte %d)" % (path, exc.start)) from None
     return check_config(path, text, _toml(path, text), info)
-
-
-
 
 
 def no_file(config: Config) -> Optional[str]:
@@ -2270,20 +2582,78 @@ class ClusterCLI:
 
     # -- plans: rebalance and drain ----------------------------------------------
 
+    def identity(self, nodes: Optional[list] = None) -> str:
+        """Return what names this cluster in plans, journals and locks: its cluster_name when it sends
+        one, else a digest of its node IDs (a failover to another master keeps it)."""
+        name = field(self.cluster_status(), "cluster_name")
+        if isinstance(name, str) and name:
+            return "name:" + name
+        import hashlib
+        ids = sorted(nodes_by_id(self.list_nodes() if nodes is None else nodes))
+        return "nodes:" + hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
+
+    def in_flight(self, shards: list) -> dict:
+        """Return {shard_id: target node} of the MIGRATING shards, read from each one's migration."""
+        going = {}
+        for shard in shards:
+            if field(shard, "status") == "MIGRATING":
+                shard_id = id_of(shard, "shard_id", "a shard")
+                migration = field(self.shard_status(shard_id), "migration")
+                if field(migration, "status") in RUNNING_MIGRATION and isinstance(field(migration, "target_node"), str):
+                    going[shard_id] = field(migration, "target_node")
+        return going
+
     def plan_rebalance(self, balance_by: str = "shards") -> dict:
         """Return a plan that evens out the HEALTHY nodes' primaries (or vectors); reads only."""
-        return rebalance_plan(self.list_nodes(), self.list_shards(), balance_by)
+        nodes, shards = self.list_nodes(), self.list_shards()
+        plan = rebalance_plan(nodes, shards, balance_by, self.in_flight(shards))
+        plan["cluster"] = self.identity(nodes)
+        return plan
 
     def plan_drain(self, node_id: str) -> dict:
         """Return a plan that moves every primary off node_id; reads only. Raises ClusterError when one cannot move."""
-        return drain_plan(self.list_nodes(), self.list_shards(), check_id(node_id, "node_id"))
+        nodes, shards = self.list_nodes(), self.list_shards()
+        try:
+            plan = drain_plan(nodes, shards, check_id(node_id, "node_id"), self.in_flight(shards))
+        except ClusterError as exc:
+            if exc.shown:
+                exc.shown[0]["cluster"] = self.identity(nodes)
+            raise
+        plan["cluster"] = self.identity(nodes)
+        return plan
 
-    def stale_moves(self, plan: dict) -> list:
-        """Return the moves of a plan that no longer apply to the cluster as it is now, each with why."""
-        nodes = nodes_by_id(self.list_nodes())
-        shards = {id_of(shard, "shard_id", "a shard"): shard for shard in self.list_shards()}
+    def explain_shard(self, shard_id: str) -> dict:
+        """Return where a shard's primary could move and why not elsewhere; reads only."""
+        check_id(shard_id, "shard_id")
+        self.shard_status(shard_id)  # a 404 for a shard the cluster does not have
+        shards = self.list_shards()
+        return explain_shard(self.list_nodes(), shards, shard_id, self.in_flight(shards))
+
+    def stale_moves(self, plan: dict, moves: Optional[list] = None) -> list:
+        """Return the moves of a plan (or these of its moves) that no longer apply to the cluster as it
+        is now, each with why. With all of them, the plan as a whole is checked too: a plan of another
+        cluster, or made when the primaries per node were not what they are now, is stale entire
+        (a move {"shard_id": None} says why)."""
+        nodes_list = self.list_nodes()
+        nodes = nodes_by_id(nodes_list)
+        listed = self.list_shards()
+        shards = {id_of(shard, "shard_id", "a shard"): shard for shard in listed}
         stale = []
-        for move in check_plan(plan)["moves"]:
+        if moves is None:
+            moves = check_plan(plan)["moves"]
+            if plan.get("cluster") and plan["cluster"] != self.identity(nodes_list):
+                stale.append({"shard_id": None, "reason": "it was made for another cluster (%s, this one is %s)"
+                              % (plan["cluster"], self.identity(nodes_list))})
+            counts = {n: 0 for n in nodes}
+            for shard in listed:
+                counts[copies(shard)[0]] = counts.get(copies(shard)[0], 0) + 1
+            before = plan.get("before")
+            if isinstance(before, dict) and before != counts:
+                changed = ["%s %s -> %s" % (n, before.get(n, "none"), counts.get(n, "none"))
+                           for n in sorted(set(before) | set(counts)) if before.get(n) != counts.get(n)]
+                stale.append({"shard_id": None, "reason": "the primaries per node changed since it was made: "
+                              + ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else "")})
+        for move in moves:
             shard, target = shards.get(move["shard_id"]), move["target_node"]
             if shard is None:
                 why = "the shard is not in the cluster"
@@ -2295,7 +2665,7 @@ class ClusterCLI:
                 why = "%s is %s" % (target, fmt_text(field(nodes[target], "status")) or "not HEALTHY")
             elif target in copies(shard):
                 why = "%s already holds a copy" % target
-            elif field(shard, "status") != "HEALTHY":
+            elif field(shard, "status") not in MOVABLE_SHARD:
                 why = "the shard is %s" % fmt_text(field(shard, "status"))
             else:
                 continue
@@ -2303,37 +2673,57 @@ class ClusterCLI:
         return stale
 
     def apply_plan(self, plan: dict, max_concurrent: int = 1, strategy: str = "LIVE_COPY",
-                   timeout: Optional[float] = None, progress: Optional[Callable[[str, dict], None]] = None,
-                   poll_interval: float = DEFAULT_POLL_INTERVAL) -> dict:
-        """Carry out a plan's moves, at most max_concurrent migrations at a time, each POST
-        naming its source so the cluster refuses a move whose shard has moved meanwhile.
+                   timeout: Optional[float] = DEFAULT_PLAN_TIMEOUT,
+                   progress: Optional[Callable[[str, dict], None]] = None,
+                   poll_interval: float = DEFAULT_POLL_INTERVAL, max_per_node: int = 1,
+                   stall_timeout: float = DEFAULT_STALL_TIMEOUT, following: Sequence[dict] = (),
+                   done: Sequence[dict] = ()) -> dict:
+        """Carry out a plan's moves, at most max_concurrent migrations at a time and max_per_node
+        into or out of one node, each POST naming its source so the cluster refuses a move whose
+        shard has moved meanwhile.
 
-        Checks the arguments, then every move against the cluster (StalePlan), before anything
-        is sent; the first failed move stops new ones, those running are waited for; `timeout`
-        bounds the whole run. Returns the report: moves completed, failed (with the cluster's
-        reason), running (when the time ran out) and not started, and the verification of the
-        plan's `after` against the cluster read again. progress(event, move) hears of each move
-        "sending" (its POST is about to go), "started", "completed" or "failed", and each "poll"
-        of it; if it raises, no new move starts, those running are waited for, and a ClusterError
-        carrying the report is raised from the callback's exception. Any ClusterError raised
-        once a move was sent carries the report as it stood (`.report`).
+        Checks the arguments, then the plan against the cluster (StalePlan), before anything is
+        sent. Before each move its target's health is read again. A move ends COMPLETED, FAILED
+        (with the cluster's reason), STALLED (no progress for stall_timeout seconds; it may still be
+        running), UNKNOWN (the cluster no longer reports its migration) or SKIPPED (its target was
+        not HEALTHY); after any but COMPLETED, no new move goes into or out of its nodes. `timeout`
+        bounds the whole run. Returns the report: each of those lists, `running` (when the time ran
+        out) and `not_started`, and the verification of the plan's `after` against the cluster.
+
+        Resuming: `following` are moves already started (with their migration_id), followed before
+        any new one starts, and `done` the moves completed earlier; then only the other moves are
+        checked against the cluster, and those that no longer fit are left out (`stale`).
+
+        progress(event, move) hears of each move "sending" (its POST is about to go), "started",
+        "completed", "failed", "stalled", "unknown" or "skipped", and each "poll" of it; if it raises,
+        no new move starts, those running are waited for, and a ClusterError carrying the report is
+        raised from the callback's exception. Any ClusterError raised once a move was sent, and a
+        KeyboardInterrupt, carry the report as it stood (`.report`).
         """
         check_plan(plan)
         self._may_change()
-        check_count(max_concurrent, "max_concurrent", 1000)
-        if max_concurrent < 1:
-            raise InvalidInput("max_concurrent must be at least 1", param="max_concurrent")
+        for value, name in ((max_concurrent, "max_concurrent"), (max_per_node, "max_per_node")):
+            check_count(value, name, 1000)
+            if value < 1:
+                raise InvalidInput("%s must be at least 1" % name, param=name)
         check_strategy(strategy)
         poll_interval = check_seconds(poll_interval, "poll_interval")
+        stall_timeout = check_seconds(stall_timeout, "stall_timeout")
         if progress is not None and not callable(progress):
             raise InvalidInput("progress must be a function of (event, move), got %s" % type(progress).__name__,
                                param="progress")
         deadline = None if timeout is None else time.monotonic() + check_seconds(timeout, "timeout")
-        stale = self.stale_moves(plan)
-        if stale:
-            raise StalePlan("plan is stale, nothing was sent: " + "; ".join(
-                "%s %s -> %s: %s" % (m["shard_id"], m["source_node"], m["target_node"], m["reason"]) for m in stale),
-                stale)
+        resumed = {m["shard_id"] for m in list(following) + list(done)}
+        rest = [dict(move) for move in plan["moves"] if move["shard_id"] not in resumed]
+        if resumed:
+            stale = self.stale_moves(plan, rest)
+            rest = [m for m in rest if m["shard_id"] not in {s["shard_id"] for s in stale}]
+        else:
+            stale = self.stale_moves(plan)
+            if stale:
+                raise StalePlan("plan is stale, nothing was sent: " + "; ".join(
+                    ("%s %s -> %s: " % (m["shard_id"], m["source_node"], m["target_node"]) if m["shard_id"] else "")
+                    + m["reason"] for m in stale), stale)
         broken = []  # the progress callback's exception, once it raised: it is not called again
 
         def notify(event, move):
@@ -2344,35 +2734,57 @@ class ClusterCLI:
             except Exception as exc:  # the caller's code: finish what runs, then say so
                 broken.append(exc)
 
-        pending = [dict(move) for move in plan["moves"]]
-        running = []
-        report = {"completed": [], "failed": [], "running": running, "not_started": pending}
+        running = [dict(move, _seen=time.monotonic()) for move in following]
+        report = {"completed": [dict(m) for m in done], "failed": [], "stalled": [], "unknown": [], "skipped": [],
+                  "running": running, "not_started": rest, "stale": stale if resumed else [],
+                  "kind": plan.get("kind"), "node_id": plan.get("node_id"), "verified": None}
         try:
-            self._carry_out(pending, running, report, max_concurrent, strategy, deadline, notify, broken,
-                            poll_interval)
-        except ClusterError as exc:
-            exc.report = dict(report, kind=plan.get("kind"), node_id=plan.get("node_id"), verified=None)
+            self._carry_out(report, max_concurrent, max_per_node, strategy, deadline, notify, broken,
+                            poll_interval, stall_timeout)
+        except (ClusterError, KeyboardInterrupt) as exc:
+            exc.report = self._settled(report)
             raise
-        report["verified"] = None
-        report.update(kind=plan.get("kind"), node_id=plan.get("node_id"))
+        self._settled(report)
         if broken:
             raise ProgressFailed("the progress callback raised %s: %s; no new move was started after it, and "
                                  "those running were waited for" % (type(broken[0]).__name__, broken[0]),
                                  report) from broken[0]
-        if not (pending or running or report["failed"]):
+        if not any(report[key] for key in ("running", "not_started", "failed", "stalled", "unknown", "skipped",
+                                           "stale")):
             report["verified"], report["differences"] = self._compare_with_plan(plan)
         return report
 
-    def _carry_out(self, pending: list, running: list, report: dict, max_concurrent: int, strategy: str,
+    def _carry_out(self, report: dict, max_concurrent: int, max_per_node: int, strategy: str,
                    deadline: Optional[float], notify: Callable[[str, dict], None], broken: list,
-                   poll_interval: float) -> None:
+                   poll_interval: float, stall_timeout: float) -> None:
         """apply_plan's loop: poll the moves running, start moves while there is room, until all ended."""
+        running, pending = report["running"], report["not_started"]
+        blocked = {}  # node -> why no new move goes into or out of it
         for _ in rounds(poll_interval, deadline):
             for move in list(running):
-                self._poll_move(move, running, report, notify)
-            while pending and len(running) < max_concurrent and not report["failed"] and not broken and\
+                how = self._poll_move(move, report, notify, stall_timeout)
+                if how and how != "completed":
+                    for node in (move["source_node"], move["target_node"]):
+                        blocked.setdefault(node, "a move of %s %s there" % (move["shard_id"], how.upper()))
+            busy = {}
+            for move in running:
+                for node in (move["source_node"], move["target_node"]):
+                    busy[node] = busy.get(node, 0) + 1
+            held_back = []
+            while pending and len(running) < max_concurrent and not broken and\
                     (deadline is None or time.monotonic() < deadline):
                 move = pending.pop(0)
+                nodes = (move["source_node"], move["target_node"])
+                if any(node in blocked or busy.get(node, 0) >= max_per_node for node in nodes):
+                    held_back.append(move)
+                    continue
+                target = field(self.node_health(move["target_node"]), "status")
+                if target != "HEALTHY":
+                    report["skipped"].append(dict(move, error="%s is %s" % (move["target_node"],
+                                                                             fmt_text(target) or "not HEALTHY")))
+                    blocked.setdefault(move["target_node"], "it was %s" % (fmt_text(target) or "not HEALTHY"))
+                    notify("skipped", report["skipped"][-1])
+                    continue
                 notify("sending", move)
                 try:
                     answer = self.migrate_shard(move["shard_id"], move["target_node"], move["source_node"], strategy)
@@ -2380,36 +2792,76 @@ class ClusterCLI:
                     pending.insert(0, move)
                     raise
                 except ClusterError as exc:
+                    if not isinstance(exc, ApiError) or exc.status_code in (401, 403):
+                        pending.insert(0, move)
+                        raise
                     report["failed"].append(dict(move, error=str(exc)))
+                    for node in nodes:
+                        blocked.setdefault(node, "a move of %s FAILED there" % move["shard_id"])
                     notify("failed", report["failed"][-1])
-                    break
-                move["migration_id"] = field(answer, "migration_id")
+                    continue
+                move.update(migration_id=field(answer, "migration_id"), _seen=time.monotonic(), _last=None)
                 running.append(move)
+                for node in nodes:
+                    busy[node] = busy.get(node, 0) + 1
                 notify("started", move)
-            if not running or (deadline is not None and time.monotonic() >= deadline):
+            pending[:0] = held_back
+            for move in pending:
+                why = [b for b in (blocked.get(move["source_node"]), blocked.get(move["target_node"])) if b]
+                if why:
+                    move["error"] = "not started: " + why[0]
+            if not running and (broken or not pending or all(m.get("error") for m in pending)):
+                return  # nothing left to follow, and nothing more may start
+            if deadline is not None and time.monotonic() >= deadline:
                 return
 
-    def _poll_move(self, move: dict, running: list, report: dict, notify: Callable[[str, dict], None]) -> None:
-        """Ask how a running move's migration goes; when it ended, file it as completed or failed."""
+    def _poll_move(self, move: dict, report: dict, notify: Callable[[str, dict], None],
+                   stall_timeout: float) -> Optional[str]:
+        """Ask how a running move's migration goes. When it ended (completed, failed, stalled: no
+        progress for stall_timeout seconds, or unknown: the cluster forgot it), file it and return how."""
+        now = time.monotonic()
         try:
-            migration = field(self.shard_status(move["shard_id"]), "migration")
+            shard = self.shard_status(move["shard_id"])
         except ClusterError as exc:
             if not exc.retryable:
                 raise
-            return  # a poll that failed is tried again at the next round
-        if not isinstance(migration, dict) or field(migration, "migration_id") not in (move["migration_id"], None):
-            return
-        move["progress"] = field(migration, "progress")
-        state = field(migration, "status")
-        if state not in ("COMPLETED", "FAILED"):
-            notify("poll", move)
-            return
-        running.remove(move)
-        if state == "COMPLETED":
-            report["completed"].append(move)
-        else:
-            report["failed"].append(dict(move, error=fmt_text(field(migration, "error")) or "FAILED"))
-        notify(state.lower(), move if state == "COMPLETED" else report["failed"][-1])
+            shard = None  # a poll that failed is tried again at the next round; no progress seen
+        migration = field(shard, "migration")
+        ours = isinstance(migration, dict) and field(migration, "migration_id") in (move.get("migration_id"), None)
+        if shard is not None and not ours:
+            if copies(shard)[0] == move["target_node"]:  # forgotten once done: the primary is there
+                return self._ended(move, report, "completed", notify)
+            return self._ended(dict(move, error="the cluster no longer reports migration %s" % fmt_text(
+                move.get("migration_id"))), report, "unknown", notify)
+        if ours:
+            state = field(migration, "status")
+            if state == "COMPLETED":
+                return self._ended(dict(move, progress=100.0), report, "completed", notify)
+            if state == "FAILED":
+                return self._ended(dict(move, error=fmt_text(field(migration, "error")) or "FAILED"),
+                                   report, "failed", notify)
+            seen = (state, field(migration, "progress"), field(migration, "transferred_vectors"))
+            if seen != move.get("_last"):
+                move.update(_last=seen, _seen=now, progress=field(migration, "progress"))
+                notify("poll", move)
+        if now - move["_seen"] >= stall_timeout:
+            at = number(move.get("progress"))
+            return self._ended(dict(move, error="no progress for %.0f s (stuck at %s); it may still be running" % (
+                now - move["_seen"], "an unknown point" if at is None else "%.1f%%" % at)), report, "stalled", notify)
+        return None
+
+    @staticmethod
+    def _settled(report: dict) -> dict:
+        """Return the report with the moves still running as a caller sees them (no private fields)."""
+        report["running"][:] = [{k: v for k, v in m.items() if not k.startswith("_")} for m in report["running"]]
+        return report
+
+    def _ended(self, move: dict, report: dict, how: str, notify: Callable[[str, dict], None]) -> str:
+        report["running"][:] = [m for m in report["running"] if m["shard_id"] != move["shard_id"]]
+        move = {k: v for k, v in move.items() if not k.startswith("_")}
+        report[how].append(move)
+        notify(how, move)
+        return how
 
     def _compare_with_plan(self, plan: dict) -> tuple:
         """(True, {}) when each node of the plan's `after` holds that many primaries now."""
@@ -3306,31 +3758,41 @@ VIEWS = {
 
 
 def move_plan_summary(plan: Any) -> dict:
-    """Return a plan with its title, node rows and spreads, as the formats show it."""
+    """Return a plan with its title, node rows and spreads (in vectors when it balances vectors), as the
+    formats show it."""
     plan = as_dict(plan)
+    by_vectors = field(plan, "balance_by") == "vectors"
     before, after = as_dict(field(plan, "before")), as_dict(field(plan, "after"))
+    weighed = (as_dict(field(plan, "vectors_before")), as_dict(field(plan, "vectors_after"))) if by_vectors else \
+        (before, after)
     drained = field(plan, "node_id") if field(plan, "kind") == "drain" else None
     kept = [n for n in after if n != drained]
     spread = lambda counts: (max(counts) - min(counts)) if counts else 0  # noqa: E731
     title = ("Drain plan: %s" % fmt_text(drained) if drained else
              "Rebalance plan (balance by %s)" % (fmt_text(field(plan, "balance_by")) or "shards"))
-    return dict(plan, title=title, move_total=len(as_list(field(plan, "moves"))),
-                nodes=[{"node_id": n, "before": before.get(n), "after": after.get(n)} for n in sorted(after)],
-                spread_before=spread([finite(before.get(n)) for n in kept]),
-                spread_after=spread([finite(after.get(n)) for n in kept]))
+    nodes = [{"node_id": n, "before": before.get(n), "after": after.get(n)} for n in sorted(after)]
+    vector_nodes = [{"node_id": n, "before": weighed[0].get(n), "after": weighed[1].get(n)} for n in sorted(after)]
+    return dict(plan, title=title, move_total=len(as_list(field(plan, "moves"))), nodes=nodes,
+                vector_nodes=vector_nodes if by_vectors else [],
+                spread_before=spread([finite(weighed[0].get(n)) for n in kept]),
+                spread_after=spread([finite(weighed[1].get(n)) for n in kept]),
+                spread_unit="vectors" if by_vectors else None)
+
+
+MOVE_RESULTS = (("completed", "COMPLETED"), ("failed", "FAILED"), ("stalled", "STALLED"), ("unknown", "UNKNOWN"),
+                ("skipped", "SKIPPED"), ("running", "RUNNING"), ("not_started", "NOT STARTED"), ("stale", "STALE"))
 
 
 def move_report_summary(report: Any) -> dict:
     """Return a report with one row per move and its result."""
     report = as_dict(report)
     rows = []
-    for key, result in (("completed", "COMPLETED"), ("failed", "FAILED"), ("running", "RUNNING"),
-                        ("not_started", "NOT STARTED")):
+    for key, result in MOVE_RESULTS:
         rows += [dict(as_dict(move), result=result) for move in as_list(field(report, key))]
     title = ("Drain of %s" % fmt_text(field(report, "node_id")) if field(report, "kind") == "drain" else
              "Rebalance")
     return dict(report, moves=rows, title=title, **{key + "_total": len(as_list(field(report, key)))
-                                      for key in ("completed", "failed", "running", "not_started")})
+                                      for key, _ in MOVE_RESULTS})
 
 
 MOVE_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node"),
@@ -3338,14 +3800,24 @@ MOVE_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"
 MOVE_RESULT_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node"),
                        labelled("Migration", "migration_id"), labelled("Result", "result"),
                        labelled("Detail", "error"))
+PLAN_NODE_COLUMNS = (labelled("Node ID", "node_id"), labelled("Before", "before", fmt=fmt_count),
+                     labelled("After", "after", fmt=fmt_count))
 VIEWS["move-plan"] = View(
     title="{title}", rows=tuple(labelled(label, key, fmt=fmt_count) for label, key in (
-        ("Moves", "move_total"), ("Spread Before", "spread_before"), ("Spread After", "spread_after"))),
+        ("Moves", "move_total"), ("Spread Before", "spread_before"), ("Spread After", "spread_after"))) + (
+        labelled("Spread In", "spread_unit"), labelled("Replicas Held", "replica_shards", fmt=fmt_names)),
     sections=(Section("Moves", "grid", MOVE_COLUMNS, list_at("moves")),
-              Section("Nodes", "grid", (labelled("Node ID", "node_id"), labelled("Before", "before", fmt=fmt_count),
-                                        labelled("After", "after", fmt=fmt_count)), list_at("nodes")),
+              Section("Nodes", "grid", PLAN_NODE_COLUMNS, list_at("nodes")),
+              Section("Vectors per node", "grid", PLAN_NODE_COLUMNS, list_at("vector_nodes"), empty=None),
+              Section("In Flight (counted where they go)", "grid", (
+                  labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node")),
+                  list_at("in_flight"), empty=None),
               Section("Skipped", "grid", (labelled("Shard ID", "shard_id"), labelled("Reason", "reason")),
-                      list_at("skipped"), empty=None)),
+                      list_at("skipped"), empty=None),
+              Section("Blocked (copies in the way of an even spread)", "grid", (
+                  labelled("Node ID", "node_id"), labelled("Primaries", "primaries", fmt=fmt_count),
+                  labelled("Could Hold", "could_hold", fmt=fmt_count), labelled("Reason", "reason")),
+                  list_at("blocked"), empty=None)),
     compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
              Lines(list_at("moves"), MOVE_COLUMNS)),
     prepare=move_plan_summary, items=(list_at("moves"), "moves"))
@@ -3358,12 +3830,30 @@ VIEWS["context"] = View(sentence="{name}", compact=("{name}",))
 VIEWS["context-used"] = View(sentence="Switched to context {name} (default_context in {path})",
                              compact=("{name}",))
 VIEWS["move-report"] = View(
-    title="{title}[ on {sent_to}]", rows=tuple(labelled(label, key + "_total", fmt=fmt_count) for label, key in (
-        ("Completed", "completed"), ("Failed", "failed"), ("Running", "running"), ("Not Started", "not_started"))) + (
-        labelled("Verified", "verified"),),
+    title="{title}[ on {sent_to}]", rows=tuple(labelled(label.title(), key + "_total", fmt=fmt_count)
+                                               for key, label in MOVE_RESULTS) + (
+        labelled("Verified", "verified"), labelled("Operation", "operation")),
     sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, list_at("moves")),),
     compact=(Lines(list_at("moves"), MOVE_RESULT_COLUMNS),),
     prepare=move_report_summary, items=(lambda report: move_report_summary(report)["moves"], "move-results"))
+VIEWS["operations"] = View(columns=(
+    labelled("Operation", "operation"), labelled("Kind", "kind"), labelled("Node ID", "node_id"),
+    labelled("State", "state"), labelled("Completed", "completed", fmt=fmt_count),
+    labelled("Moves", "moves", fmt=fmt_count), labelled("Started", "started_at"), labelled("Updated", "updated_at"),
+    labelled("PID", "pid"), labelled("URL", "url")))
+EXPLAIN_NODE_COLUMNS = (labelled("Node ID", "node_id"), labelled("Status", "status"),
+                        labelled("Primaries", "primaries", fmt=fmt_count), labelled("Can Take", "can_take"),
+                        labelled("Why", "reason"))
+VIEWS["explain"] = View(
+    title="Where {shard_id} can go", rows=(
+        labelled("Shard ID", "shard_id"), labelled("Status", "status"), labelled("Primary", "primary_node"),
+        labelled("Replicas", "replica_nodes"), labelled("Movable", "movable"), labelled("Why", "reason"),
+        labelled("Planned Move", "planned")),
+    sections=(Section("Nodes", "grid", EXPLAIN_NODE_COLUMNS, list_at("nodes")),),
+    compact=("{shard_id} | {status:status} | primary {primary_node} | planned: {planned}",
+             Lines(list_at("nodes"), EXPLAIN_NODE_COLUMNS)),
+    items=(list_at("nodes"), "explain-nodes"))
+VIEWS["explain-nodes"] = View(columns=EXPLAIN_NODE_COLUMNS)
 
 
 # Each result's contract fields: the columns of CSV and TSV, and of a key/value result made one row.
@@ -3911,15 +4401,139 @@ def watching(moves: list) -> str:
         fmt_text(m.get("migration_id")) or "no id", m["shard_id"], m["shard_id"]) for m in moves) or "none"
 
 
-class MoveProgress(ProgressLine):
-    """A plan's progress on stderr: one live line on a terminal, a line per move otherwise."""
+def state_folder() -> str:
+    """Return where this machine keeps its operations and locks: $XDG_STATE_HOME/jadevectordb
+    (~/.local/state/jadevectordb)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "jadevectordb")
 
-    def __init__(self, total: int):
+
+def private_folder(*parts: str) -> str:
+    path = os.path.join(state_folder(), *parts)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+MAX_JOURNAL_SIZE = 1024 ** 3  # an operation's journal: a plan of a million moves, and their events
+
+
+class Journal:
+    """An apply's record, operations/ID.jsonl under the state folder: one line of JSON per event, each
+    written whole by one write() to a file opened for appending and flushed to disk, so a crash leaves
+    at most a torn last line, which reading skips. The first line holds the plan and the cluster."""
+
+    def __init__(self, operation: str):
+        self.operation = operation
+        self.path = os.path.join(private_folder("operations"), operation + ".jsonl")
+
+    @staticmethod
+    def new_id(kind: str) -> str:
+        return "%s-%s-%s" % (kind, time.strftime("%Y%m%d-%H%M%S"), os.urandom(2).hex())
+
+    def add(self, event: str, **fields: Any) -> None:
+        import json
+        record = dict(event=event, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields)
+        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def records(self) -> list:
+        import json
+        try:
+            raw, _ = read_file(self.path, MAX_JOURNAL_SIZE)
+        except OSError as exc:
+            raise InvalidInput("--resume: no operation %s (%s)" % (self.operation, exc.strerror or exc)) from None
+        found = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a crash
+            if isinstance(record, dict):
+                found.append(record)
+        return found
+
+
+def pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
+
+
+def operation_state(records: list) -> dict:
+    """Return an operation as 'operations' lists it, and each move's last event ({shard_id: record})."""
+    head = records[0] if records and records[0].get("event") == "plan" else {}
+    plan = as_dict(head.get("plan"))
+    last, state = {}, "running"
+    for record in records[1:]:
+        if record.get("shard_id"):
+            last[record["shard_id"]] = record
+        elif record.get("event") == "ended":
+            state = record.get("state") or "ended"
+        elif record.get("event") == "resumed":
+            state = "running"
+            head = dict(head, pid=record.get("pid"))
+    if state == "running" and not pid_alive(head.get("pid")):
+        state = "interrupted"  # its process is gone without saying how it ended
+    moves = as_list(plan.get("moves"))
+    return {"operation": head.get("operation"), "kind": plan.get("kind"), "node_id": plan.get("node_id"),
+            "cluster": head.get("cluster"), "url": head.get("url"), "state": state, "moves": len(moves),
+            "completed": sum(1 for r in last.values() if r.get("event") == "completed"),
+            "started_at": head.get("at"), "updated_at": records[-1].get("at") if records else None,
+            "pid": head.get("pid")}, last
+
+
+@contextmanager
+def cluster_lock(cluster: str, operation: str) -> Iterator[None]:
+    """Hold this machine's lock on the cluster for the block, or refuse at once (exit 1) naming the
+    run that holds it. An flock: the kernel lets it go when its process ends, however it ends."""
+    import fcntl
+    import hashlib
+    import json
+    path = os.path.join(private_folder("locks"), hashlib.sha256(cluster.encode("utf-8")).hexdigest()[:16] + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = as_dict(json.loads(os.read(fd, 4096).decode("utf-8")))
+            except ValueError:
+                holder = {}
+            raise ClusterError("another run is changing this cluster from this machine: pid %s, operation %s; "
+                               "nothing was sent (see 'cluster_cli.py operations')" % (
+                                   holder.get("pid", "unknown"), holder.get("operation", "unknown"))) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "operation": operation}).encode("utf-8"))
+        yield
+    finally:
+        os.close(fd)
+
+
+class MoveProgress(ProgressLine):
+    """A plan's progress on stderr: one live line on a terminal, a line per move otherwise; each
+    event but a poll kept in the operation's journal."""
+
+    def __init__(self, total: int, journal: Optional[Journal] = None):
         super().__init__()
         self.total, self.done, self.failed, self.started = total, 0, 0, 0
         self.running, self.sending, self.numbers = {}, None, {}
+        self.journal = journal
 
     def __call__(self, event: str, move: dict) -> None:
+        if self.journal is not None and event != "poll":
+            self.journal.add(event, **{k: move.get(k) for k in ("shard_id", "source_node", "target_node",
+                                                                 "migration_id", "error") if move.get(k)})
         if event == "sending":
             self.sending = move
             return
@@ -3927,10 +4541,10 @@ class MoveProgress(ProgressLine):
             self.started += 1
             self.numbers[move["shard_id"]] = self.started
             self.running[move["shard_id"]] = move
-        elif event in ("completed", "failed"):
+        elif event != "poll":
             self.running.pop(move["shard_id"], None)
             self.done += event == "completed"
-            self.failed += event == "failed"
+            self.failed += event != "completed"
         if self.live:
             running = ", ".join("%s %s %s" % (fmt_text(m.get("migration_id")), m["shard_id"],
                                               fmt_percent(m.get("progress")) if m.get("progress") is not None else "")
@@ -3940,7 +4554,7 @@ class MoveProgress(ProgressLine):
         elif event != "poll":
             note("move %d/%d %s: %s %s -> %s%s%s" % (
                 self.numbers.get(move["shard_id"], self.started + 1), self.total,
-                event.upper() if event == "failed" else event, move["shard_id"],
+                event if event in ("started", "completed") else event.upper(), move["shard_id"],
                 move["source_node"], move["target_node"],
                 " (migration %s)" % fmt_text(move.get("migration_id")) if move.get("migration_id") else "",
                 ": " + move["error"] if move.get("error") else ""))
@@ -3955,44 +4569,125 @@ class MoveProgress(ProgressLine):
         return text
 
 
-def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: str) -> Result:
-    """Show the plan (--dry-run), or confirm it on a terminal, apply it with progress and verify it."""
+def resume_command(args: argparse.Namespace, operation: str) -> str:
+    node = " --node-id %s" % args.node_id if args.command == "drain-node" else ""
+    return "resume with 'cluster_cli.py %s%s --resume %s'" % (args.command, node, operation)
+
+
+def resumed_moves(client: ClusterCLI, plan: dict, last: dict) -> tuple:
+    """Return (moves to follow, moves done) of an operation, from each move's last event and, where
+    that left it open (a POST that may not have arrived, a move given up on), the cluster now."""
+    following, done = [], []
+    for move in plan["moves"]:
+        record = last.get(move["shard_id"], {})
+        event = record.get("event")
+        known = dict(move, migration_id=record["migration_id"]) if record.get("migration_id") else move
+        if event == "completed":
+            done.append(known)
+        elif event in ("started", "sending", "stalled", "unknown"):
+            shard = client.shard_status(move["shard_id"])
+            migration = field(shard, "migration")
+            if copies(shard)[0] == move["target_node"]:
+                done.append(known)
+            elif field(migration, "status") in RUNNING_MIGRATION and field(migration, "target_node") == \
+                    move["target_node"]:
+                following.append(dict(move, migration_id=field(migration, "migration_id")))
+    return following, done
+
+
+def report_ending(report: dict, journal: Journal, hint: str) -> Result:
+    """Return the report of an apply that ran to its end, or raise what it came to: exit 1 for a move
+    that failed or was skipped, 4 for one given up on or the time running out."""
+    counts = {key: len(report[key]) for key in ("completed", "failed", "stalled", "unknown", "skipped",
+                                                "running", "not_started", "stale")}
+    summary = ", ".join("%d %s" % (n, key.replace("_", " ")) for key, n in counts.items() if n)
+    if report["failed"] or report["skipped"]:
+        journal.add("ended", state="failed")
+        first = (report["failed"] or report["skipped"])[0]
+        raise ClusterError("the move of %s to %s %s: %s; %s" % (
+            first["shard_id"], first["target_node"], "failed" if report["failed"] else "was not sent",
+            first["error"], summary), hint).showing(report, "move-report")
+    if report["stalled"] or report["unknown"] or report["running"] or report["not_started"]:
+        journal.add("ended", state="stalled" if report["stalled"] or report["unknown"] else "timed out")
+        why = "moves were given up on" if report["stalled"] or report["unknown"] else "--wait-timeout ran out"
+        raise ConditionNotMet("%s: %s; the running migrations go on: %s" % (
+            why, summary, watching(report["running"] + report["stalled"])), hint).showing(report, "move-report")
+    if report["stale"]:
+        journal.add("ended", state="completed")
+        warn("%d moves no longer fitted the cluster and were left out; see 'cluster_cli.py %s --dry-run'"
+             % (len(report["stale"]), "rebalance" if report["kind"] != "drain" else "drain-node --node-id %s"
+                % report["node_id"]))
+        return Result(report, "move-report")
+    if not report["verified"]:
+        journal.add("ended", state="failed")
+        raise ClusterError("the moves completed, but the cluster does not match the plan: %s" % "; ".join(
+            "%s holds %d primaries, planned %d" % (node, d["now"], d["planned"])
+            for node, d in report["differences"].items())).showing(report, "move-report")
+    journal.add("ended", state="completed")
+    return Result(report, "move-report")
+
+
+def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: str,
+              operation: Optional[str] = None, last: Optional[dict] = None) -> Result:
+    """Show the plan (--dry-run), or confirm it on a terminal, apply it with progress, a journal and
+    this machine's lock on the cluster, and verify it. Every ending shows the report and, unless all
+    is done, the command that resumes."""
     moves = plan["moves"]
+    flying = [m for m in as_list(plan.get("in_flight")) if m.get("shard_id")]
+    if flying and not operation:
+        note("%s MIGRATING, started by no run of this one, counted on the node%s they go to: %s" % (
+            words(len(flying), "shard"), "" if len(flying) == 1 else "s", ", ".join(
+                "%s -> %s" % (m["shard_id"], m.get("target_node") or "unknown") for m in flying[:10])
+            + (", ..." if len(flying) > 10 else "")))
+    if not moves and not args.dry_run and args.plan:
+        stale = client.stale_moves(plan)
+        if stale:
+            raise StalePlan("plan is stale: " + "; ".join(m["reason"] for m in stale), stale)
     if not moves:
         note(nothing)
         return Result(plan, "move-plan")
     if args.dry_run:
         return Result(plan, "move-plan")
     these = "this move" if len(moves) == 1 else "these %d moves" % len(moves)
-    if will_ask(args):
+    if will_ask(args) and not operation:
         err_write(rendered("move-plan", plan, Output("table", width=stderr_width())))
-    confirm_change(args, "apply " + these, "nothing was moved", "Apply %s?" % these)
-    printer = MoveProgress(len(moves))
-    try:
-        report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
-                                   args.poll_interval)
-    except KeyboardInterrupt as exc:
-        raise Interrupted(printer.interrupted(interruption(exc)), signal_of(exc)) from None
-    except MaybeApplied as exc:
-        exc.hint = "check it with 'cluster_cli.py shard-status --shard-id %s'" % printer.sending["shard_id"]
-        raise
-    finally:
-        printer.close()
-    if report["failed"]:
-        failed = report["failed"][0]
-        raise ClusterError("the move of %s to %s failed: %s; %s completed, %d not started" % (
-            failed["shard_id"], failed["target_node"], failed["error"], words(len(report["completed"]), "move"),
-            len(report["not_started"]))).showing(report, "move-report")
-    if report["running"] or report["not_started"]:
-        raise ConditionNotMet("--wait-timeout ran out with %s running and %d not started; the running "
-                              "migrations go on: %s" % (words(len(report["running"]), "move"),
-                                                        len(report["not_started"]), watching(report["running"]))
-                              ).showing(report, "move-report")
-    if not report["verified"]:
-        raise ClusterError("the moves completed, but the cluster does not match the plan: %s" % "; ".join(
-            "%s holds %d primaries, planned %d" % (node, d["now"], d["planned"])
-            for node, d in report["differences"].items())).showing(report, "move-report")
-    return Result(report, "move-report")
+    confirm_change(args, ("resume " + operation) if operation else ("apply " + these), "nothing was moved",
+                   ("Resume %s?" % operation) if operation else ("Apply %s?" % these))
+    cluster = plan.get("cluster") or client.identity()
+    resuming = operation is not None
+    operation = operation or Journal.new_id(plan.get("kind") or "plan")
+    with cluster_lock(cluster, operation):
+        journal = Journal(operation)
+        if resuming:
+            following, done = resumed_moves(client, plan, last or {})
+            journal.add("resumed", pid=os.getpid())
+        else:
+            following, done = [], []
+            journal.add("plan", operation=operation, cluster=cluster, url=client.answered_by, pid=os.getpid(),
+                        plan=dict(plan, cluster=cluster))
+        printer = MoveProgress(len(moves), journal)
+        printer.done = printer.started = len(done)  # a resumed run counts on from the moves done
+        hint = resume_command(args, operation)
+        try:
+            report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
+                                       args.poll_interval, args.max_per_node, args.stall_timeout, following, done)
+        except KeyboardInterrupt as exc:
+            journal.add("ended", state="interrupted")
+            raise Interrupted(printer.interrupted(interruption(exc)) + "; " + hint, signal_of(exc)).showing(
+                dict(getattr(exc, "report", {}), operation=operation), "move-report") from None
+        except ClusterError as exc:
+            journal.add("ended", state="failed")
+            if isinstance(exc, MaybeApplied) and printer.sending:
+                exc.hint = "check it with 'cluster_cli.py shard-status --shard-id %s'" % printer.sending["shard_id"]
+            if getattr(exc, "report", None) is not None:
+                exc.then = hint
+            if getattr(exc, "report", None) is not None and exc.shown is None:
+                exc.showing(dict(exc.report, operation=operation), "move-report")
+            raise
+        finally:
+            printer.close()
+        report["operation"] = operation
+        return report_ending(report, journal, hint)
 
 
 def suggest_drain(plan: dict) -> None:
@@ -4357,11 +5052,20 @@ def node_id_option(help: str, **settings: Any) -> Option:
 # shaping of the plan's (or the report's) moves.
 PLAN = (option("--dry-run", action="store_true", help="print the plan (--format json saves it); change nothing"),
         option("--plan", metavar="FILE", help="apply exactly this saved plan, after checking it still fits"),
+        option("--resume", nargs="?", const="latest", metavar="OPERATION",
+               help="go on with an operation that was stopped (default: the latest of this command on this "
+                    "cluster): follow its running migrations, skip its finished moves, re-check the rest"),
         option("--max-concurrent", type=_count_of_migrations, default=1, metavar="N",
                help="migrations in flight at once (default 1)"),
+        option("--max-per-node", type=_count_of_migrations, default=1, metavar="N",
+               help="migrations into or out of one node at once (default 1)"),
         STRATEGY._replace(settings=dict(STRATEGY.settings, help="how each shard is moved (default LIVE_COPY)")),
-        option("--wait-timeout", type=_seconds, default=None, metavar="SECONDS",
-               help="stop starting moves and give up waiting after SECONDS, exit 4 (default: no limit)"),
+        option("--wait-timeout", type=_seconds, default=DEFAULT_PLAN_TIMEOUT, metavar="SECONDS",
+               help="stop starting moves and give up waiting after SECONDS, exit 4 (default %g: %g hours)"
+               % (DEFAULT_PLAN_TIMEOUT, DEFAULT_PLAN_TIMEOUT / 3600)),
+        option("--stall-timeout", type=_seconds, default=DEFAULT_STALL_TIMEOUT, metavar="SECONDS",
+               help="give up on a move whose migration shows no progress for SECONDS; no new move goes into or "
+                    "out of its nodes (default %g)" % DEFAULT_STALL_TIMEOUT),
         option("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
                help="seconds between polls of the running migrations (default %g)" % DEFAULT_POLL_INTERVAL),
         yes("do not ask for confirmation")) + SHAPING
@@ -4910,44 +5614,152 @@ def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return Result(client.health(), "health")
 
 
+def all_operations() -> list:
+    """Return every operation kept on this machine, oldest first: (its state, each move's last event, records)."""
+    folder = os.path.join(state_folder(), "operations")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".jsonl"))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        records = Journal(name[:-len(".jsonl")]).records()
+        if records:
+            state, last = operation_state(records)
+            found.append((state, last, records))
+    found.sort(key=lambda item: (item[0]["started_at"] or "", item[0]["operation"] or ""))
+    return found
+
+
+def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str) -> tuple:
+    """Return (operation, its plan, each move's last event) for --resume: the one named, or the latest
+    of this command (and node) on this cluster that did not complete."""
+    wanted = args.resume
+    if wanted == "latest":
+        cluster = client.identity()
+        candidates = [(state, last, records) for state, last, records in all_operations()
+                      if state["kind"] == kind and state["cluster"] == cluster and state["state"] != "completed"
+                      and (kind != "drain" or state["node_id"] == args.node_id)]
+        if not candidates:
+            raise InvalidInput("--resume: no stopped %s operation on this cluster (see 'cluster_cli.py operations')"
+                               % kind)
+        state, last, records = candidates[-1]
+    else:
+        check_id(wanted, "operation")
+        records = Journal(wanted).records()
+        state, last = operation_state(records)
+    plan = as_dict(as_dict(records[0] if records else {}).get("plan"))
+    if state["kind"] != kind or (kind == "drain" and state["node_id"] != args.node_id):
+        raise InvalidInput("--resume: %s is a %s%s, not this command's" % (
+            state["operation"], state["kind"], " of %s" % state["node_id"] if state["node_id"] else ""))
+    if state["state"] == "completed":
+        raise InvalidInput("--resume: %s is completed; nothing to resume" % state["operation"])
+    if state["state"] == "running":
+        raise ClusterError("--resume: %s is still running (pid %s); nothing was sent" % (
+            state["operation"], state["pid"]))
+    if state["cluster"] != client.identity():
+        raise InvalidInput("--resume: %s was run on another cluster (%s)" % (state["operation"], state["cluster"]))
+    note("resuming %s: %d of %d moves completed" % (state["operation"], state["completed"], state["moves"]))
+    return state["operation"], check_plan(plan), last
+
+
 @command("rebalance", option("--balance-by", choices=BALANCE_BY, default="shards",
                              help="even out primary counts (default) or their vectors"),
          PLAN, view="move-report", changes=True,
-         exits={4: "--wait-timeout ran out", 1: "a failed move, a stale plan, a declined question or protected "
-                "context, a cluster that does not match the plan afterwards. The running migrations go on after 4 "
-                "and 130"})
+         exits={4: "--wait-timeout ran out, or a move was given up on (--stall-timeout)", 1: "a failed move, a stale "
+                "plan, another run on this cluster, a declined question or protected context, a cluster that does "
+                "not match the plan afterwards. The running migrations go on after 4 and 130: --resume follows "
+                "them"})
 def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Even out the primaries over the HEALTHY nodes: plan, show, confirm, apply, verify.
 
-    Moves one shard's primary at a time (--max-concurrent for more), each checked by the
-    cluster against the plan; the first failure stops new moves. On a terminal the plan is
-    shown and confirmed first (--yes skips it).
+    The plan is as even as the copies allow, in the fewest moves (chains through a third node
+    included); shards already MIGRATING count where they go. Moves run --max-concurrent at a
+    time, --max-per-node into or out of one node; a move whose migration stops progressing
+    (--stall-timeout) or fails keeps new moves off its nodes. Every apply is kept as an
+    operation ('operations' lists them): stopped, it resumes with --resume.
     example: cluster_cli.py rebalance --dry-run
              cluster_cli.py rebalance --dry-run --format json > plan.json
              cluster_cli.py rebalance --plan plan.json --max-concurrent 2 --yes
+             cluster_cli.py rebalance --resume
     """
+    if args.resume:
+        operation, plan, last = operation_to_resume(client, args, "rebalance")
+        return carry_out(client, args, plan, "nothing to move", operation, last)
     plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
         client.plan_rebalance(args.balance_by)
+    if args.plan and plan.get("kind", "rebalance") != "rebalance":
+        raise InvalidInput("plan: %s is a %s plan, not a rebalance" % (args.plan, plan.get("kind")))
     return carry_out(client, args, plan, "already balanced: nothing to move")
 
 
+def wait_out(client: ClusterCLI, args: argparse.Namespace, plan: dict) -> dict:
+    """Wait for the migrations to or from the drained node that no run of ours started, then plan again."""
+    flying = as_list(plan.get("in_flight"))
+    if not flying or args.dry_run:
+        return plan
+    names = ", ".join(m["shard_id"] for m in flying)
+    note("waiting for %s to or from %s to end first: %s" % (words(len(flying), "migration"), args.node_id, names))
+    touching = lambda shard: args.node_id in holders(shard) or field(shard, "shard_id") in names.split(", ")  # noqa
+    _, ended, waited, _ = poll_until(client, lambda: client.list_shards(node_id=args.node_id),
+                                     lambda shards: not [s for s in shards if field(s, "status") == "MIGRATING"
+                                                         and touching(s)], args.wait_timeout, args.poll_interval)
+    if not ended:
+        raise ConditionNotMet("migrations to or from %s still running after %.1fs: %s; nothing was moved" % (
+            args.node_id, waited, names))
+    return client.plan_drain(args.node_id)
+
+
+def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) -> None:
+    """After a removal, follow the shards the node held until each has its replication factor again,
+    or end with exit 4 naming those still short."""
+    if not held:
+        return
+    factor = number(field(client.cluster_status(), "replication_factor")) or 1
+    held = set(held)
+
+    def short(shards):
+        return sorted(field(s, "shard_id") for s in shards if field(s, "shard_id") in held and (
+            field(s, "status") in ("UNDER_REPLICATED", "OFFLINE") or len(holders(s)) < factor))
+
+    note("following %s the node held until each has %d copies" % (words(len(held), "shard"), factor))
+    shards, restored, waited, _ = poll_until(client, client.list_shards, lambda s: not short(s),
+                                             args.wait_timeout, args.poll_interval)
+    if not restored:
+        missing = short(shards or [])
+        raise ConditionNotMet("%s was removed, but %s still under-replicated after %.1fs: %s" % (
+            args.node_id, words(len(missing), "shard is") if len(missing) == 1 else "%d shards are" % len(missing),
+            waited, ", ".join(missing[:20]) + (", ..." if len(missing) > 20 else "")))
+    note("replication factor %d restored on the %s %s held" % (factor, words(len(held), "shard"), args.node_id))
+
+
 @command("drain-node", node_id_option("ID of the node to drain", required=True),
-         option("--remove", action="store_true", help="then remove the node (its replicas are redistributed)"),
+         option("--remove", action="store_true",
+                help="then remove the node, and follow its shards until each has its replication factor again"),
          PLAN, view="move-report", changes=True, check="nodes",
-         exits={4: "--wait-timeout ran out", 1: "a primary with nowhere to go, a failed move, a stale plan, a "
-                "declined question or protected context. The running migrations go on after 4 and 130"})
+         exits={4: "--wait-timeout ran out, a move was given up on (--stall-timeout), or shards were left "
+                "under-replicated after --remove", 1: "a primary with nowhere to go, a failed move, a stale plan, "
+                "another run on this cluster, a declined question or protected context. The running migrations go "
+                "on after 4 and 130: --resume follows them"})
 def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Move every primary off a node, check it holds none, and with --remove remove it.
 
-    Same plan, confirmation, progress and failure handling as rebalance.
+    Same plan, confirmation, progress, journal, --resume and failure handling as rebalance.
+    Migrations to or from the node that were already running are waited out first. The dry
+    run lists the replicas the node holds: after --remove, the command follows them until the
+    cluster has copied each elsewhere (exit 4 naming any left short).
     example: cluster_cli.py drain-node --node-id node-worker-002 --dry-run
              cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
     """
-    plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
-        client.plan_drain(args.node_id)
-    if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
-        raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
-    result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
+    if args.resume:
+        operation, plan, last = operation_to_resume(client, args, "drain")
+        result = carry_out(client, args, plan, "nothing to move", operation, last)
+    else:
+        plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
+            wait_out(client, args, client.plan_drain(args.node_id))
+        if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
+            raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
+        result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
     if not args.remove or args.dry_run:
         return result
     if result.view == "move-report":
@@ -4955,8 +5767,36 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     else:  # nothing was moved, so nothing was confirmed yet
         confirm_change(args, "remove node %s" % args.node_id, "node %s was not removed" % args.node_id,
                        "Remove node %s?" % args.node_id)
+    held = [field(s, "shard_id") for s in client.list_shards(node_id=args.node_id)
+            if args.node_id in holders(s)]
     with InFlight("the request to remove %s" % args.node_id, check_with(args)):
-        return Result(client.remove_node(args.node_id), "node-removed")
+        removed = Result(client.remove_node(args.node_id), "node-removed")
+    follow_replicas(client, args, held)
+    return removed
+
+
+@command("operations", view="operations", local=True)
+def cmd_operations(client: None, args: argparse.Namespace) -> Result:
+    """List the rebalances and drains run from this machine, running and past, with their state.
+
+    They are kept in $XDG_STATE_HOME/jadevectordb/operations (~/.local/state/...), one file each;
+    a stopped one goes on with 'rebalance --resume' or 'drain-node --node-id ID --resume'.
+    example: cluster_cli.py operations
+             cluster_cli.py operations --format json | jq -r '.[] | select(.state != "completed") | .operation'
+    """
+    rows = [state for state, _, _ in all_operations()]
+    return Result(rows, "operations", None if rows else "no operations in %s" % os.path.join(state_folder(),
+                                                                                               "operations"))
+
+
+@command("explain", option("--shard-id", param="shard_id", required=True, type=_id, help="ID of the shard"),
+         view="explain")
+def cmd_explain(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Say where a shard's primary could move and why not elsewhere, as a rebalance sees it.
+
+    example: cluster_cli.py explain --shard-id shard-07
+    """
+    return Result(client.explain_shard(args.shard_id), "explain")
 
 
 def use_context(config: Config, name: Optional[str]) -> dict:
@@ -5269,7 +6109,7 @@ def for_command_line(exc: ClusterError) -> str:
         exc.hint = "pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
     elif getattr(exc, "tls", None) == "hostname":
         exc.hint = "connect by a name the certificate carries (--url or --host)"
-    text = str(exc)
+    text = str(exc) + ("; " + exc.then if getattr(exc, "then", None) else "")
     flag = parameter_flags().get(exc.param)
     if flag and text.startswith(exc.param):
         text = flag + text[len(exc.param):]

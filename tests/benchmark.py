@@ -85,6 +85,44 @@ def library_loop(port: int, calls: int, runs: int) -> dict:
     return {"ours": statistics.median(mine), "floor": statistics.median(base)}
 
 
+PLAN_READ = ("import sys; sys.path.insert(0, %r); import cluster_cli as c; import json; "
+             "cluster = c.typed(c.parse_json(open(sys.argv[1], encoding='utf-8').read(), 1 << 31), set()); ")
+PLAN = PLAN_READ + "plan = c.rebalance_plan(cluster['nodes'], cluster['shards'], sys.argv[2])"
+
+
+def cluster_file(folder: str, nodes: int, shards: int, skewed: bool) -> str:
+    """Write a cluster's nodes and shards as the CLI reads them: replicas on the next two nodes; skewed,
+    every primary on a tenth of the nodes."""
+    import json
+    import random
+    rng = random.Random(7)
+    names = ["node-worker-%04d" % i for i in range(nodes)]
+    path = os.path.join(folder, "%d-%d-%s.json" % (nodes, shards, "skewed" if skewed else "even"))
+    with open(path, "w", encoding="utf-8") as out:
+        out.write('{"nodes": %s, "shards": [' % json.dumps([{"node_id": n, "status": "HEALTHY"} for n in names]))
+        for i in range(shards):
+            home = rng.randrange(nodes // 10 if skewed else nodes)
+            out.write(("," if i else "") + json.dumps({
+                "shard_id": "shard-%07d" % i, "database_id": "db-%d" % (i % 7), "primary_node": names[home],
+                "replica_nodes": [names[(home + 1) % nodes], names[(home + 2) % nodes]], "replicas": 3,
+                "vector_count": rng.randint(1, 200000), "size_bytes": rng.randint(1, 1 << 30), "status": "HEALTHY"}))
+        out.write("]}")
+    return path
+
+
+def planning(runs: int, row) -> None:
+    """Plan a rebalance of 1,000 nodes and 1M shards against reading the same list (decoded and typed as
+    the client does): planning should cost about the read again, in at most 1.5x its memory."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        for skewed in (False, True):
+            path = cluster_file(folder, 1000, 1000000, skewed)
+            for unit in ("shards", "vectors"):
+                row("plan 1,000 nodes, 1M shards, %s, by %s" % ("skewed" if skewed else "even", unit),
+                    compare([PY, "-c", PLAN % ROOT, path, unit], [PY, "-c", PLAN_READ % ROOT, path, unit], runs),
+                    2.0, 1.5)
+
+
 def compile_module() -> None:
     """Write cluster_cli's bytecode, as pip does at install (even under PYTHONDONTWRITEBYTECODE)."""
     import importlib.util
@@ -95,6 +133,7 @@ def compile_module() -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs (noisier)")
+    parser.add_argument("--planning", action="store_true", help="only the planner at 1,000 nodes and 1M shards")
     args = parser.parse_args(argv)
     small_runs, big_runs, huge_runs, loop_runs = (7, 3, 2, 5) if args.quick else (21, 7, 3, 15)
     rows = []
@@ -115,6 +154,9 @@ def main(argv=None) -> int:
         rows.append(line + ["" if target is None and memory_target is None else "ok" if ok else "MISSED"])
         print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
 
+    if args.planning:
+        planning(huge_runs, row)
+        return report(rows, small_runs, big_runs, huge_runs)
     small, small_url, small_port = start_simulator()
     print("small cluster (3 nodes, 12 shards) on %s" % small_url, file=sys.stderr, flush=True)
     try:
@@ -158,7 +200,11 @@ def main(argv=None) -> int:
     finally:
         huge.terminate()
         huge.wait()
+    planning(huge_runs, row)
+    return report(rows, small_runs, big_runs, huge_runs)
 
+
+def report(rows: list, small_runs: int, big_runs: int, huge_runs: int) -> int:
     header = ["comparison", "ours (median)", "floor (median)", "ratio", "target", "peak memory (ours/floor)", ""]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for line in [header, ["-" * w for w in widths]] + rows:
@@ -169,6 +215,8 @@ def main(argv=None) -> int:
     print(f"      and where named, python cluster_cli.py (its {lines:,} lines compiled on every run)")
     print("floor: python -c \"%s\" (against the same endpoint); --help/--version against python -c pass"
           % (FLOOR % "URL"))
+    print("plan: python -c \"%s\" FILE UNIT; its floor stops before the plan (reads and decodes the list)"
+          % (PLAN % "ROOT"))
     print("peak memory: the largest resident size of the process, from the OS (wait4's ru_maxrss)")
     print("python %s, %d CPUs, %d runs per small comparison, %d per 100k-shard and %d per 1M-shard comparison"
           % (sys.version.split()[0], os.cpu_count(), small_runs, big_runs, huge_runs))

@@ -42,6 +42,9 @@ for _name in PROXY_VARS:
 # The contexts file of whoever runs the suite is never read: its default place is an empty folder.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="jadevectordb-tests-")
 atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
+# Nor are its operations and locks: each test starts with an empty state folder (clean_env).
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="jadevectordb-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 # Fast enough for tests, slow enough to be seen IN_PROGRESS.
 CLUSTER_OPTIONS = dict(nodes=3, shards=12, replication_factor=2, migration_seconds=0.6,
                        join_seconds=0.2, rebalance=False, seed=7, cluster_name=None)
@@ -135,9 +138,10 @@ def sim(sim_server):
 
 
 @pytest.fixture
-def clean_env(monkeypatch):
+def clean_env(monkeypatch, tmp_path):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     return monkeypatch
 
 

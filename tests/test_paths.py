@@ -5,6 +5,7 @@ tests/hostile.py) and asserts what an operator sees and what each server receive
 import datetime
 import json
 import os
+import re
 import socket
 import sys
 
@@ -327,9 +328,10 @@ def test_sigterm_during_a_rebalance_names_the_running_migrations(sim):
     code, out, err = signal_when(sim.polled_after_a_change, ["--url", sim.url, "rebalance", "--poll-interval", "0.05"],
                                  ["SIGTERM"])
     assert (code, out) == (143, "")
-    assert err.splitlines()[-1] == ("error: terminated by SIGTERM; no new moves were started; migrations still "
-                                    "running: mig-7f01 (shard-00; 'cluster_cli.py --url %s shard-status --shard-id "
-                                    "shard-00')" % sim.url)
+    assert re.fullmatch(r"error: terminated by SIGTERM; no new moves were started; migrations still running: "
+                        r"mig-7f01 \(shard-00; 'cluster_cli.py --url %s shard-status --shard-id shard-00'\); resume "
+                        r"with 'cluster_cli.py --url %s rebalance --resume rebalance-\d{8}-\d{6}-[0-9a-f]{4}'"
+                        % (re.escape(sim.url), re.escape(sim.url)), err.splitlines()[-1])
 
 
 def test_sigterm_leaves_the_output_file_as_it_was_and_no_temporary_behind(hostile_server, tmp_path):

@@ -1,4 +1,5 @@
 """Property-based: the rebalance and drain planners over random clusters."""
+import itertools
 import random
 
 import pytest
@@ -9,14 +10,14 @@ import cluster_cli
 
 
 @st.composite
-def clusters(draw):
+def clusters(draw, max_nodes=8, max_shards=40):
     """(nodes, shards): up to 8 nodes (most HEALTHY), up to 40 shards, each with 0-2 replicas."""
-    count = draw(st.integers(1, 8))
+    count = draw(st.integers(1, max_nodes))
     statuses = draw(st.lists(st.sampled_from(["HEALTHY"] * 6 + ["JOINING", "UNREACHABLE", "DEGRADED"]),
                              min_size=count, max_size=count))
     nodes = [{"node_id": "n%d" % i, "status": status} for i, status in enumerate(statuses)]
     shards = []
-    for i in range(draw(st.integers(0, 40))):
+    for i in range(draw(st.integers(0, max_shards))):
         primary = draw(st.integers(0, count - 1))
         others = [n for n in range(count) if n != primary]
         replicas = draw(st.lists(st.sampled_from(others), unique=True, max_size=min(2, len(others)))) if others else []
@@ -25,6 +26,14 @@ def clusters(draw):
                        "vector_count": draw(st.integers(0, 1000)),
                        "status": draw(st.sampled_from(["HEALTHY"] * 8 + ["MIGRATING", "UNDER_REPLICATED"]))})
     return nodes, shards
+
+
+@st.composite
+def unconstrained(draw):
+    """Every node and shard HEALTHY, and no replica in the way of any move."""
+    nodes, shards = draw(clusters())
+    return ([dict(n, status="HEALTHY") for n in nodes],
+            [dict(s, status="HEALTHY", replica_nodes=[]) for s in shards])
 
 
 def applied(shards, moves):
@@ -44,22 +53,24 @@ def healthy(nodes):
     return {n["node_id"] for n in nodes if n["status"] == "HEALTHY"}
 
 
-def legal(nodes, shards, moves):
+def legal(nodes, shards, moves, in_flight=()):
     by_shard = {s["shard_id"]: s for s in shards}
     assert len({m["shard_id"] for m in moves}) == len(moves)  # each shard at most once
     for move in moves:
         shard = by_shard[move["shard_id"]]
-        assert shard["status"] == "HEALTHY"
+        assert shard["status"] in ("HEALTHY", "UNDER_REPLICATED") and shard["shard_id"] not in in_flight
         assert move["source_node"] == shard["primary_node"] in healthy(nodes)
         assert move["target_node"] in healthy(nodes)  # only HEALTHY targets
         assert move["target_node"] not in [shard["primary_node"]] + shard["replica_nodes"]  # holds no copy
 
 
-def loads(nodes, shards, by="shards"):
+def loads(nodes, shards, by="shards", in_flight=None):
+    """Each HEALTHY node's primaries (or their vectors), a MIGRATING shard counted where it goes."""
     load = {n: 0 for n in healthy(nodes)}
     for shard in shards:
-        if shard["primary_node"] in load:
-            load[shard["primary_node"]] += 1 if by == "shards" else shard["vector_count"]
+        where = (in_flight or {}).get(shard["shard_id"], shard["primary_node"])
+        if where in load:
+            load[where] += 1 if by == "shards" else shard["vector_count"]
     return load
 
 
@@ -67,33 +78,125 @@ def spread(load):
     return max(load.values()) - min(load.values()) if load else 0
 
 
-@given(cluster=clusters())
-def test_balance_by_shards(cluster):
-    nodes, shards = cluster
-    plan = cluster_cli.rebalance_plan(nodes, shards)
-    legal(nodes, shards, plan["moves"])
-    after = applied(shards, plan["moves"])
-    load = loads(nodes, after)
-    assert {n: c for n, c in plan["after"].items() if n in load} == load
-    if not load:
-        assert plan["moves"] == []  # no HEALTHY node: nothing can move
-    elif spread(load) > 1:  # where the copies do not allow it: no legal move would narrow a gap of two or more
-        for shard in after:
-            source = shard["primary_node"]
-            if source not in load or shard["status"] != "HEALTHY":
-                continue
-            for target in load:
-                if load[source] - load[target] >= 2:
-                    assert target in [source] + shard["replica_nodes"], (shard, target, load)
-    assert cluster_cli.rebalance_plan(nodes, after)["moves"] == []  # its own result is balanced
+def squares(load):
+    return sum(v * v for v in load.values())
+
+
+def every_plan(nodes, shards, free, targets, must_move=False):
+    """Every assignment of the free shards to the nodes each may end on, as move lists."""
+    choices = []
+    for shard in free:
+        held = [shard["primary_node"]] + shard["replica_nodes"]
+        ends = sorted(t for t in targets if t not in held)
+        choices.append(ends if must_move else [shard["primary_node"]] + ends)
+    for ends in itertools.product(*choices):
+        yield [{"shard_id": s["shard_id"], "source_node": s["primary_node"], "target_node": end}
+               for s, end in zip(free, ends) if end != s["primary_node"]]
+
+
+def size_of_search(free, targets):
+    count = 1
+    for _ in free:
+        count *= len(targets) + 1
+    return count
 
 
 @st.composite
-def unconstrained(draw):
-    """Every node and shard HEALTHY, and no replica in the way of any move."""
-    nodes, shards = draw(clusters())
-    return ([dict(n, status="HEALTHY") for n in nodes],
-            [dict(s, status="HEALTHY", replica_nodes=[]) for s in shards])
+def small_clusters(draw):
+    """Clusters small enough to search exhaustively, copies often in the way, some shards in flight."""
+    nodes, shards = draw(clusters(max_nodes=5, max_shards=9))
+    migrating = [s["shard_id"] for s in shards if s["status"] == "MIGRATING"]
+    in_flight = {}
+    for shard_id in migrating:
+        in_flight[shard_id] = draw(st.sampled_from([n["node_id"] for n in nodes]))
+    return nodes, shards, in_flight
+
+
+@given(cluster=small_clusters())
+def test_rebalance_is_as_even_as_any_plan_and_in_the_fewest_moves(cluster):
+    nodes, shards, in_flight = cluster
+    plan = cluster_cli.rebalance_plan(nodes, shards, in_flight=in_flight)
+    legal(nodes, shards, plan["moves"], in_flight)
+    ours = loads(nodes, applied(shards, plan["moves"]), in_flight=in_flight)
+    primaries = {n["node_id"]: 0 for n in nodes}
+    for shard in applied(shards, plan["moves"]):
+        primaries[shard["primary_node"]] = primaries.get(shard["primary_node"], 0) + 1
+    assert plan["after"] == primaries
+    targets = healthy(nodes)
+    free = [s for s in shards if s["status"] in ("HEALTHY", "UNDER_REPLICATED") and s["primary_node"] in targets
+            and s["shard_id"] not in in_flight]
+    if size_of_search(free, targets) > 50000:
+        return
+    best = min((squares(loads(nodes, applied(shards, moves), in_flight=in_flight)), len(moves))
+               for moves in every_plan(nodes, shards, free, targets))
+    assert (squares(ours), len(plan["moves"])) == best
+    least_spread = min(spread(loads(nodes, applied(shards, moves), in_flight=in_flight))
+                       for moves in every_plan(nodes, shards, free, targets))
+    assert spread(ours) == least_spread  # the least square sum is also the least spread
+    assert cluster_cli.rebalance_plan(nodes, applied(shards, plan["moves"]), in_flight=in_flight)["moves"] == []
+
+
+@given(cluster=small_clusters(), which=st.integers(0, 4))
+def test_a_drain_leaves_the_rest_as_even_as_any_drain_could(cluster, which):
+    nodes, shards, _ = cluster
+    node_id = nodes[which % len(nodes)]["node_id"]
+    try:
+        plan = cluster_cli.drain_plan(nodes, shards, node_id)
+    except cluster_cli.ClusterError as exc:
+        stuck = exc.shown[0]["skipped"]
+        assert stuck and all(s["reason"] for s in stuck)
+        return
+    targets = healthy(nodes) - {node_id}
+    if node_id not in healthy(nodes):
+        return
+    free = [s for s in shards if s["primary_node"] == node_id and s["status"] != "MIGRATING"]
+    assert sorted(m["shard_id"] for m in plan["moves"]) == sorted(s["shard_id"] for s in free)
+    legal(nodes, shards, plan["moves"])
+    if size_of_search(free, targets) > 50000:
+        return
+    rest = lambda load: {n: c for n, c in load.items() if n != node_id}  # noqa: E731
+    best = min(squares(rest(loads(nodes, applied(shards, moves)))) for moves in
+               every_plan(nodes, shards, free, targets, must_move=True))
+    assert squares(rest(loads(nodes, applied(shards, plan["moves"])))) == best
+
+
+def test_a_chain_through_a_third_node_is_found():
+    # A, B, C hold 0, 2, 1 primaries; B's can only go to C (each has a copy on A), C's can go to A:
+    # C -> A and B -> C balance it; no single move from the fullest to the emptiest node exists.
+    nodes = [{"node_id": n, "status": "HEALTHY"} for n in ("A", "B", "C")]
+    shards = [{"shard_id": "s1", "primary_node": "B", "replica_nodes": ["A"], "status": "HEALTHY"},
+              {"shard_id": "s2", "primary_node": "B", "replica_nodes": ["A"], "status": "HEALTHY"},
+              {"shard_id": "s3", "primary_node": "C", "replica_nodes": [], "status": "HEALTHY"}]
+    plan = cluster_cli.rebalance_plan(nodes, shards)
+    assert [(m["shard_id"], m["source_node"], m["target_node"]) for m in plan["moves"]] == [
+        ("s1", "B", "C"), ("s3", "C", "A")]
+    assert plan["after"] == {"A": 1, "B": 1, "C": 1}
+
+
+def test_copies_in_the_way_are_named_when_balance_is_blocked():
+    # Both of n1's primaries have a copy on n2, the only node below its share: spread 2 is the least.
+    nodes = [{"node_id": n, "status": "HEALTHY"} for n in ("n1", "n2")]
+    shards = [{"shard_id": "s%d" % i, "primary_node": "n1", "replica_nodes": ["n2"], "status": "HEALTHY"}
+              for i in (1, 2)]
+    plan = cluster_cli.rebalance_plan(nodes, shards)
+    assert plan["moves"] == []
+    assert plan["blocked"] == [{"node_id": "n1", "primaries": 2, "could_hold": 1, "reason":
+                                "each of its 2 movable primaries has a copy on n2, every node below its share"}]
+
+
+def test_ten_nodes_with_replicas_on_the_next_two_balance_exactly():
+    # 10,000 shards, replicas on the next two nodes; n0 holds 1,001 and n1 999. Every primary on n0
+    # has a copy on n1: no move from the fullest to the emptiest exists; a chain of two does it.
+    names = ["n%d" % i for i in range(10)]
+    nodes = [{"node_id": n, "status": "HEALTHY"} for n in names]
+    homes = [i % 10 for i in range(10000)]
+    homes[1] = 0  # one of n1's primaries is on n0 instead
+    shards = [{"shard_id": "s%05d" % i, "primary_node": names[home], "status": "HEALTHY",
+               "replica_nodes": [names[(home + 1) % 10], names[(home + 2) % 10]]} for i, home in enumerate(homes)]
+    assert sorted(loads(nodes, shards).values()) == [999] + [1000] * 8 + [1001]
+    plan = cluster_cli.rebalance_plan(nodes, shards)
+    assert spread(loads(nodes, applied(shards, plan["moves"]))) == 0
+    assert len(plan["moves"]) == 2
 
 
 @given(cluster=unconstrained())
@@ -126,8 +229,11 @@ def test_balance_by_vectors_never_widens_the_spread(cluster):
     nodes, shards = cluster
     plan = cluster_cli.rebalance_plan(nodes, shards, "vectors")
     legal(nodes, shards, plan["moves"])
+    assert all(m["vector_count"] > 0 for m in plan["moves"])  # an empty shard changes nothing: never moved
     after = applied(shards, plan["moves"])
     assert spread(loads(nodes, after, "vectors")) <= spread(loads(nodes, shards, "vectors"))
+    assert squares(loads(nodes, after, "vectors")) <= squares(loads(nodes, shards, "vectors"))
+    assert {n: v for n, v in plan["vectors_after"].items() if n in healthy(nodes)} == loads(nodes, after, "vectors")
     assert cluster_cli.rebalance_plan(nodes, after, "vectors")["moves"] == []
 
 
@@ -159,7 +265,8 @@ def test_a_drain_moves_every_primary_off_the_node_or_says_why_not(cluster, which
         assert move["target_node"] in legal_targets
         assert move["target_node"] not in [shard["primary_node"]] + shard["replica_nodes"]
     after = applied(shards, plan["moves"])
-    assert not [s for s in after if s["primary_node"] == node_id]
+    left = {s["shard_id"] for s in plan["skipped"]} | {s["shard_id"] for s in plan["in_flight"]}
+    assert {s["shard_id"] for s in after if s["primary_node"] == node_id} == left  # each said why
     assert cluster_cli.drain_plan(nodes, after, node_id)["moves"] == []  # a drained node drains to nothing
 
 

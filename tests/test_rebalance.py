@@ -1,5 +1,6 @@
 """rebalance and drain-node against the simulator: plan, apply, verify, and every way it can stop."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -44,8 +45,9 @@ def test_add_a_node_then_rebalance(cli, grown):
         ("shard-00", "node-worker-001", "node-worker-003"), ("shard-01", "node-worker-002", "node-worker-003"),
         ("shard-03", "node-master-001", "node-worker-003")]
     title = "Rebalance on " + grown.url
-    assert run.lines[:7] == [title, "=" * len(title), "Completed: 3", "Failed: 0", "Running: 0", "Not Started: 0",
-                             "Verified: yes"]
+    assert run.lines[:12] == [title, "=" * len(title), "Completed: 3", "Failed: 0", "Stalled: 0", "Unknown: 0",
+                              "Skipped: 0", "Running: 0", "Not Started: 0", "Stale: 0", "Verified: yes",
+                              "Operation: " + json.loads(cli("operations", "-o", "json").out)[0]["operation"]]
     assert run.err.splitlines()[0] == ("move 1/3 started: shard-00 node-worker-001 -> node-worker-003 "
                                        "(migration mig-7f01)")
     assert cli("rebalance").err == "already balanced: nothing to move\n"
@@ -86,8 +88,12 @@ def test_the_first_failure_stops_new_moves_and_is_reported(cli, grown):
     grown.fault(fail_migrations={"shard-01": "disk full on node-worker-003"})
     run = cli("rebalance", *FAST, "--format", "compact")
     assert (run.code, run.out) == (1, "")  # a failure: the report goes to stderr, before the error
-    assert run.err.splitlines()[-1] == ("error: the move of shard-01 to node-worker-003 failed: disk full on "
-                                        "node-worker-003; 1 move completed, 1 not started")
+    operation = json.loads(cli("operations", "-o", "json").out)[0]
+    assert operation["state"] == "failed"
+    assert run.err.splitlines()[-1] == (
+        "error: the move of shard-01 to node-worker-003 failed: disk full on node-worker-003; 1 completed, 1 failed, "
+        "1 not started; resume with 'cluster_cli.py --host 127.0.0.1 --port %d rebalance --resume %s'"
+        % (grown.port, operation["operation"]))
     assert [line.split(" | ")[4] for line in run.err.splitlines()[-4:-1]] == ["COMPLETED", "FAILED", "NOT STARTED"]
     assert len(migrations(grown)) == 2
 
@@ -99,7 +105,8 @@ def test_a_stale_plan_is_refused_before_anything_is_sent(cli, grown, tmp_path):
     before = len(migrations(grown))
     run = cli("rebalance", "--plan", saved, "--yes")
     assert run.code == 1
-    assert run.err == ("error: plan is stale, nothing was sent: shard-00 node-worker-001 -> node-worker-003: "
+    assert run.err == ("error: plan is stale, nothing was sent: the primaries per node changed since it was made: "
+                       "node-worker-001 4 -> 3, node-worker-003 0 -> 1; shard-00 node-worker-001 -> node-worker-003: "
                        "its primary is on node-worker-003 now, not node-worker-001\n")
     assert len(migrations(grown)) == before
 
@@ -160,10 +167,11 @@ def test_a_wait_that_runs_out_reports_what_is_running(cli, grown):
     grown.advance(1)
     run = cli("rebalance", "--wait-timeout", "0.3", *FAST, "--format", "compact")
     assert run.code == 4
-    assert run.err.splitlines()[-1].startswith(
-        "error: --wait-timeout ran out with 1 move running and 2 not started; the running migrations go on: "
-        "mig-7f01 (shard-00; 'cluster_cli.py --host 127.0.0.1 --port %d shard-status --shard-id shard-00')"
-        % grown.port)
+    operation = json.loads(cli("operations", "-o", "json").out)[0]["operation"]
+    assert run.err.splitlines()[-1] == (
+        "error: --wait-timeout ran out: 1 running, 2 not started; the running migrations go on: mig-7f01 (shard-00; "
+        "'cluster_cli.py --host 127.0.0.1 --port %d shard-status --shard-id shard-00'); resume with "
+        "'cluster_cli.py --host 127.0.0.1 --port %d rebalance --resume %s'" % (grown.port, grown.port, operation))
     assert [line.split(" | ")[4] for line in run.lines] == ["RUNNING", "NOT STARTED", "NOT STARTED"]
 
 
@@ -180,9 +188,11 @@ def test_ctrl_c_stops_new_moves_and_names_the_running_ones(sim):
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out) == (130, "")
-    assert err.splitlines()[-1] == ("error: interrupted; no new moves were started; migrations still running: "
-                                    "mig-7f01 (shard-00; 'cluster_cli.py --url %s shard-status --shard-id "
-                                    "shard-00')" % sim.url)
+    assert re.fullmatch(
+        "error: interrupted; no new moves were started; migrations still running: mig-7f01 \\(shard-00; "
+        "'cluster_cli.py --url %s shard-status --shard-id shard-00'\\); resume with 'cluster_cli.py --url %s "
+        "rebalance --resume rebalance-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}'" % (sim.url, sim.url), err.splitlines()[-1])
+    assert "RUNNING" in err  # the report of what ran, before the error
     assert len(migrations(sim)) == 1
 
 
@@ -204,7 +214,7 @@ def test_the_library_plans_and_applies(grown):
     assert report["verified"] is True and events.count("started") == 3
     with pytest.raises(cluster_cli.StalePlan) as raised:
         client.apply_plan(plan)
-    assert [m["shard_id"] for m in raised.value.moves] == ["shard-00", "shard-01", "shard-03"]
+    assert [m["shard_id"] for m in raised.value.moves] == [None, "shard-00", "shard-01", "shard-03"]  # None: the plan
     with pytest.raises(cluster_cli.InvalidInput):
         client.apply_plan({"moves": [{"shard_id": ".."}]})
 

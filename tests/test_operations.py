@@ -1,0 +1,314 @@
+"""Rebalance and drain left running: every ending, the journal, --resume, the lock, replicas after removal."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import cluster_cli
+from conftest import SCRIPT, interruptible
+
+FAST = ("--poll-interval", "0.05")
+OPERATION = r"rebalance-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}"
+
+
+def grow(sim, cli, *names, migration_seconds=0.1):
+    """Start over with migrations of this length and these new nodes joined, HEALTHY and empty."""
+    sim.reset(migration_seconds=migration_seconds)
+    for i, name in enumerate(names):
+        assert cli("add-node", "--node-id", name, "--address", "192.168.2.%d:8080" % (i + 1)).code == 0
+    sim.advance(1)
+
+
+def migrations(sim) -> list:
+    return [dict(json.loads(r["body"]), shard=r["path"].split("/")[-2])
+            for r in sim.requests if r["method"] == "POST" and r["path"].endswith("/migrate")]
+
+
+def operations(cli) -> list:
+    return json.loads(cli("operations", "--format", "json").out)
+
+
+def primaries(sim) -> dict:
+    counts = {}
+    for shard in sim.cluster.shards.values():
+        counts[shard["primary_node"]] = counts.get(shard["primary_node"], 0) + 1
+    return counts
+
+
+def moving(sim) -> bool:
+    """Whether a migration was asked for and the CLI has polled since: it holds that move's answer."""
+    methods = [(r["method"], r["path"].endswith("/migrate")) for r in sim.requests]
+    return ("POST", True) in methods and "GET" in [m for m, _ in methods[methods.index(("POST", True)) + 1:]]
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in %gs" % timeout
+        time.sleep(0.02)
+
+
+def test_a_stalled_move_ends_and_keeps_new_moves_off_its_nodes(cli, sim):
+    grow(sim, cli, "node-worker-003")
+    sim.fault(stall_migrations=["shard-00"])
+    run = cli("rebalance", *FAST, "--stall-timeout", "0.5", "--format", "compact")
+    assert run.code == 4
+    results = {line.split(" | ")[0]: line.split(" | ")[4] for line in run.out.splitlines()}
+    # shard-00 went to node-worker-003 and stopped there: nothing else goes to that node.
+    assert results == {"shard-00": "STALLED", "shard-01": "NOT STARTED", "shard-03": "NOT STARTED"}
+    assert [m["shard"] for m in migrations(sim)] == ["shard-00"]
+    assert re.search(r"error: moves were given up on: 1 stalled, 2 not started; the running migrations go on: "
+                     r"mig-7f01 \(shard-00; .*\); resume with '.* rebalance --resume %s'" % OPERATION, run.err)
+    assert "no progress for" in run.out.splitlines()[0]
+    assert operations(cli)[0]["state"] == "stalled"
+
+
+def test_a_node_that_goes_quiet_mid_apply_gets_no_more_moves_and_the_run_ends(cli, sim):
+    grow(sim, cli, "node-worker-003", "node-worker-004", migration_seconds=0.4)
+    sim.fault(stall_on_down=True)
+    stop = threading.Event()
+
+    def take_it_down():  # once the first move into node-worker-003 runs, the node stops answering
+        while not stop.is_set():
+            if any(m["target_node"] == "node-worker-003" for m in migrations(sim)):
+                sim.down("node-worker-003")
+                return
+            time.sleep(0.01)
+    threading.Thread(target=take_it_down, daemon=True).start()
+    try:
+        run = cli("rebalance", *FAST, "--max-concurrent", "4", "--stall-timeout", "1", "--format", "json")
+    finally:
+        stop.set()
+    assert run.code == 4
+    report = run.json()
+    into_down = [m for m in migrations(sim) if m["target_node"] == "node-worker-003"]
+    assert len(into_down) == 1  # never a second move into the node that went quiet
+    assert [m["target_node"] for m in report["stalled"]] == ["node-worker-003"]
+    assert all(m["target_node"] != "node-worker-003" for m in report["completed"])
+
+
+def test_a_migration_the_cluster_forgets_ends_as_unknown(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=600)
+    sim.fault(forget_migrations=["shard-00"])
+    run = cli("rebalance", *FAST, "--format", "compact")
+    assert run.code == 4
+    assert run.out.splitlines()[0] == ("shard-00 | node-worker-001 | node-worker-003 | mig-7f01 | UNKNOWN | the "
+                                       "cluster no longer reports migration mig-7f01")
+
+
+def test_a_target_that_is_no_longer_healthy_is_not_sent_a_move(cli, sim):
+    grow(sim, cli, "node-worker-003")
+    plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    client = cluster_cli.ClusterCLI(url=sim.url)
+    sim.down("node-worker-003")
+    with pytest.raises(cluster_cli.StalePlan):
+        client.apply_plan(plan)  # the whole plan is checked first
+    sim.up("node-worker-003")
+    events = []
+
+    def down_after_the_first(event, move):  # between two moves, the target goes down
+        events.append(event)
+        if event == "completed":
+            sim.down("node-worker-003")
+    report = client.apply_plan(plan, poll_interval=0.05, progress=down_after_the_first)
+    assert [m["shard_id"] for m in report["completed"]] == ["shard-00"]
+    assert [(m["shard_id"], m["error"]) for m in report["skipped"]] == [("shard-01", "node-worker-003 is UNREACHABLE")]
+    assert len(migrations(sim)) == 1
+
+
+def test_at_most_max_per_node_migrations_touch_one_node(cli, sim):
+    grow(sim, cli, "node-worker-003", "node-worker-004", migration_seconds=0.3)
+    run = cli("rebalance", *FAST, "--max-concurrent", "50")
+    assert run.code == 0, run
+    assert sim.cluster.most_per_node == 1
+    assert sim.cluster.most_running == 2  # two pairs of nodes at once, never two moves into one node
+    sim.reset()
+    grow(sim, cli, "node-worker-003", "node-worker-004", migration_seconds=0.3)
+    assert cli("rebalance", *FAST, "--max-concurrent", "50", "--max-per-node", "3").code == 0
+    assert 1 < sim.cluster.most_per_node <= 3
+
+
+def test_a_rejected_key_mid_apply_still_prints_what_runs(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=600)
+
+    def rotate_the_key():
+        wait_for(lambda: migrations(sim))
+        sim.require_keys({"new-key": "admin"})
+    threading.Thread(target=rotate_the_key, daemon=True).start()
+    run = cli("rebalance", *FAST, "--format", "compact")
+    assert run.code == 1
+    assert [line.split(" | ")[4] for line in run.err.splitlines()[1:4]] == ["RUNNING", "NOT STARTED", "NOT STARTED"]
+    assert re.fullmatch(r"error: missing or invalid API key \(HTTP 401 UNAUTHENTICATED\); no API key was sent; pass "
+                        r"one with --api-key or JADEVECTORDB_API_KEY; resume with '.* rebalance --resume %s'"
+                        % OPERATION, run.err.splitlines()[-1])
+    assert operations(cli)[0]["state"] == "failed"
+
+
+def start(sim, *argv, env=None):
+    return subprocess.Popen([sys.executable, SCRIPT, "--url", sim.url] + list(argv), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
+                            env=dict(os.environ, **(env or {})))
+
+
+def test_sigterm_then_resume_finishes_the_plan_without_sending_a_move_twice(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=600)
+    process = start(sim, "rebalance", *FAST, "--format", "compact")
+    wait_for(lambda: moving(sim))
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert (process.returncode, out) == (143, "")
+    assert "shard-00 | node-worker-001 | node-worker-003 | mig-7f01 | RUNNING" in err  # the report, then the error
+    resume = re.search(r"resume with 'cluster_cli.py --url \S+ rebalance --resume (%s)'" % OPERATION,
+                       err.splitlines()[-1]).group(1)
+    listed = operations(cli)
+    assert [(o["operation"], o["state"], o["completed"], o["moves"]) for o in listed] == [(resume, "interrupted", 0, 3)]
+    sim.cluster.migration_seconds = 0.1
+    sim.advance(600)  # the running migration ends while nothing watches it
+    run = cli("rebalance", "--resume", *FAST)
+    assert run.code == 0, run
+    assert run.err.splitlines()[0] == "resuming %s: 0 of 3 moves completed" % resume
+    assert [m["shard"] for m in migrations(sim)] == ["shard-00", "shard-01", "shard-03"]  # each sent once
+    assert primaries(sim)["node-worker-003"] == 3
+    assert operations(cli)[0]["state"] == "completed"
+    assert cli("rebalance", "--resume").code == 2  # nothing left to resume
+
+
+def test_a_resume_follows_a_migration_still_running(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=600)
+    process = start(sim, "rebalance", *FAST)
+    wait_for(lambda: moving(sim))
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 130
+    sim.cluster.migration_seconds = 0.5  # the running one (started at 600 s) finishes soon
+    run = cli("rebalance", "--resume", *FAST, "--format", "compact")
+    assert run.code == 0, run
+    assert [line.split(" | ")[:5] for line in run.lines] == [
+        ["shard-00", "node-worker-001", "node-worker-003", "mig-7f01", "COMPLETED"],
+        ["shard-01", "node-worker-002", "node-worker-003", "mig-7f02", "COMPLETED"],
+        ["shard-03", "node-master-001", "node-worker-003", "mig-7f03", "COMPLETED"]]
+    assert len(migrations(sim)) == 3
+
+
+def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=600)
+    process = start(sim, "rebalance", *FAST)
+    try:
+        wait_for(lambda: moving(sim))
+        run = cli("rebalance", *FAST)
+        assert run.code == 1
+        operation = operations(cli)[0]["operation"]
+        assert run.err.splitlines()[-1] == (
+            "error: another run is changing this cluster from this machine: pid %d, operation %s; nothing was sent "
+            "(see 'cluster_cli.py --host 127.0.0.1 --port %d operations')" % (process.pid, operation, sim.port))
+        assert "1 shard MIGRATING, started by no run of this one" in run.err  # the first run's move is counted
+        assert len(migrations(sim)) == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+
+
+def test_a_rerun_after_ctrl_c_counts_the_moves_still_in_flight(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=600)
+    process = start(sim, "rebalance", *FAST)
+    wait_for(lambda: moving(sim))
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    assert plan["in_flight"] == [{"shard_id": "shard-00", "source_node": "node-worker-001",
+                                  "target_node": "node-worker-003"}]
+    assert [m["shard_id"] for m in plan["moves"]] == ["shard-01", "shard-03"]  # two more, not three
+
+
+def test_a_saved_plan_is_stale_when_the_cluster_changed_anywhere(cli, sim, tmp_path):
+    grow(sim, cli, "node-worker-003")
+    saved = tmp_path / "plan.json"
+    saved.write_text(cli("rebalance", "--dry-run", "--format", "json").out)
+    # shard-02 is in no move of the plan, but its move changes what balance needs.
+    assert cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-003", "--wait", *FAST).code == 0
+    run = cli("rebalance", "--plan", saved, "--yes")
+    assert run.code == 1
+    assert "shard-02" not in [m["shard_id"] for m in json.loads(saved.read_text())["moves"]]
+    assert run.err.startswith("error: plan is stale, nothing was sent: the primaries per node changed since it was "
+                              "made: ")
+    assert len(migrations(sim)) == 1
+
+
+def test_an_empty_saved_plan_is_checked_too(cli, sim, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text(cli("rebalance", "--dry-run", "--format", "json").out)
+    assert json.loads(saved.read_text())["moves"] == []
+    grow(sim, cli, "node-worker-003")
+    run = cli("rebalance", "--plan", saved, "--yes")
+    assert run.code == 1
+    assert "plan is stale" in run.err and "node-worker-003 none -> 0" in run.err
+
+
+def test_a_plan_of_the_other_command_is_refused(cli, sim, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text(cli("drain-node", "--node-id", "node-worker-002", "--dry-run", "--format", "json").out)
+    run = cli("rebalance", "--plan", saved, "--yes")
+    assert (run.code, run.err) == (2, "error: plan: %s is a drain plan, not a rebalance\n" % saved)
+
+
+def test_drain_with_remove_follows_the_replicas_until_they_are_copied(cli, sim):
+    sim.reset(migration_seconds=0.1, nodes=4)
+    sim.fault(replica_delay=0.5)
+    dry = cli("drain-node", "--node-id", "node-worker-002", "--dry-run", "--format", "json").json()
+    held = sorted(s["shard_id"] for s in sim.cluster.shards.values() if "node-worker-002" in s["replica_nodes"])
+    assert dry["replica_shards"] == held and held
+    run = cli("drain-node", "--node-id", "node-worker-002", "--remove", "--yes", *FAST)
+    assert run.code == 0, run
+    assert "replication factor 2 restored on the" in run.err
+    assert all(len(s["replica_nodes"]) == 1 for s in sim.cluster.shards.values())
+
+
+def test_drain_with_remove_never_succeeds_while_shards_are_left_short(cli, sim):
+    sim.reset(migration_seconds=0.1, nodes=4)
+    sim.fault(drop_replicas=True)
+    run = cli("drain-node", "--node-id", "node-worker-002", "--remove", "--yes", *FAST, "--wait-timeout", "1")
+    assert run.code == 4
+    short = sorted(s["shard_id"] for s in sim.cluster.shards.values() if not s["replica_nodes"])
+    assert short
+    assert run.err.splitlines()[-1].startswith(
+        "error: node-worker-002 was removed, but %d shards are still under-replicated after " % len(short))
+    assert run.err.splitlines()[-1].endswith(": " + ", ".join(short))
+
+
+def test_a_drain_waits_out_migrations_already_running_from_its_node(cli, sim):
+    sim.reset(migration_seconds=0.5)
+    assert cli("migrate-shard", "--shard-id", "shard-01", "--to-node", "node-master-001").code == 0
+    run = cli("drain-node", "--node-id", "node-worker-002", *FAST)
+    assert run.code == 0, run
+    assert "waiting for 1 migration to or from node-worker-002 to end first: shard-01" in run.err
+    assert not [s for s in sim.cluster.shards.values() if s["primary_node"] == "node-worker-002"]
+
+
+def test_explain_says_where_a_shard_can_go_and_why_not_elsewhere(cli, sim):
+    grow(sim, cli, "node-worker-003")
+    run = cli("explain", "--shard-id", "shard-00", "--format", "compact")
+    assert run.code == 0, run
+    assert run.lines == [
+        "shard-00 | HEALTHY | primary node-worker-001 | planned: node-worker-001 -> node-worker-003",
+        "node-master-001 | HEALTHY | 4 | yes | may take it",
+        "node-worker-001 | HEALTHY | 4 | no | holds its primary",
+        "node-worker-002 | HEALTHY | 4 | no | holds a replica of it: a node keeps one copy of a shard",
+        "node-worker-003 | HEALTHY | 0 | yes | may take it"]
+    assert cli("explain", "--shard-id", "shard-99").code == 1
+
+
+def test_a_blocked_balance_names_the_copies_in_the_way(cli, sim):
+    sim.reset(nodes=2, shards=4, replication_factor=2)
+    for shard in sim.cluster.shards.values():  # every primary on one node, its copy on the other
+        shard["primary_node"], shard["replica_nodes"] = "node-master-001", ["node-worker-001"]
+    sim.cluster._changed()
+    run = cli("rebalance", "--dry-run")
+    assert run.code == 0
+    assert "Blocked (copies in the way of an even spread)" in run.out
+    assert "each of its 4 movable primaries has a copy on node-worker-001, every node below its share" in run.out
