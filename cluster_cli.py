@@ -1279,7 +1279,7 @@ MOVABLE_SHARD = ("HEALTHY", "UNDER_REPLICATED")  # a live copy to move from; MIG
 #     left is the flow's optimality condition. O(N^3) per cycle, run only where copies block step 1.
 # By vectors, even loads are a partition problem (NP-hard): the same free shards and rules, moved by a
 # local search in which each move narrows the gap between two nodes, never an empty shard.
-Free = namedtuple("Free", "shard_id home holders size")
+Free = namedtuple("Free", "shard_id home holders size status")
 
 
 def _water_level(base: list, total: int, current: list) -> list:
@@ -1461,8 +1461,8 @@ def _spread_by_weight(free: list, where: list, load: list, allowed) -> None:
 
 
 def _cluster_loads(nodes: list, shards: list) -> tuple:
-    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as (shard_id, holders,
-    vector_count, status), sorted by id): the planners' view of a cluster."""
+    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as Free records, sorted
+    by id): the planners' view of a cluster."""
     by_id = nodes_by_id(nodes)
     healthy = sorted(n for n, node in by_id.items() if field(node, "status") == "HEALTHY")
     counts = {n: 0 for n in sorted(by_id)}
@@ -1489,7 +1489,7 @@ def _cluster_loads(nodes: list, shards: list) -> tuple:
             status = fmt_text(field(shard, "status")) or "unknown"
         counts[held[0]] = counts.get(held[0], 0) + 1
         vectors[held[0]] = vectors.get(held[0], 0) + size
-        listed.append((shard_id, held, size, status))
+        listed.append(Free(shard_id, held[0], held, size, status))
     listed.sort()  # by shard ID: IDs are unique, so nothing after them is compared
     return by_id, healthy, counts, vectors, listed
 
@@ -1568,7 +1568,8 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards", in_fli
     in_flight = in_flight or {}
     fixed, free, skipped, flying = {}, [], [], []
     live = set(healthy)
-    for shard_id, held, size, status in listed:
+    for shard in listed:
+        shard_id, _, held, size, status = shard
         weight = 1 if balance_by == "shards" else size
         if status == "MIGRATING" or shard_id in in_flight:
             going = in_flight.get(shard_id)
@@ -1585,7 +1586,7 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards", in_fli
         elif balance_by == "vectors" and size <= 0:
             skipped.append({"shard_id": shard_id, "reason": "it is empty: moving it changes no node's vectors"})
         else:
-            free.append(Free(shard_id, held[0], held, size))
+            free.append(shard)
     ends, aimed = _solve(healthy, fixed, free, balance_by)
     moves = [{"shard_id": f.shard_id, "source_node": f.home, "target_node": end, "vector_count": f.size}
              for f, end in zip(free, ends) if end != f.home]
@@ -1611,7 +1612,8 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
     node_status = fmt_text(field(by_id[node_id], "status")) or "unknown"
     targets = [n for n in healthy if n != node_id]
     fixed, free, stuck, skipped, flying, replicas = {}, [], [], [], [], []
-    for shard_id, held, size, status in listed:
+    for shard in listed:
+        shard_id, _, held, size, status = shard
         if node_id in held[1:]:
             replicas.append(shard_id)
         going = in_flight.get(shard_id)
@@ -1630,7 +1632,7 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
             stuck.append({"shard_id": shard_id, "reason": "every other HEALTHY node already holds a copy"
                           if targets else "no other node is HEALTHY"})
         else:
-            free.append(Free(shard_id, node_id, held, size))
+            free.append(shard)
     ends, _ = _solve(targets, fixed, free, "shards", node_id)
     moves = [{"shard_id": f.shard_id, "source_node": node_id, "target_node": end, "vector_count": f.size}
              for f, end in zip(free, ends)]
@@ -1649,7 +1651,7 @@ def explain_shard(nodes: list, shards: list, shard_id: str, in_flight: Optional[
     found = [item for item in listed if item[0] == shard_id]
     if not found:
         raise NotFound("shard %s is not in the cluster" % shard_id)
-    _, held, _, status = found[0]
+    _, _, held, _, status = found[0]
     going = (in_flight or {}).get(shard_id)
     if status == "MIGRATING" or going:
         why = "it is MIGRATING%s: a rebalance counts it there and never moves it again" % (

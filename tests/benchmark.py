@@ -112,7 +112,8 @@ def cluster_file(folder: str, nodes: int, shards: int, skewed: bool) -> str:
 
 def planning(runs: int, row) -> None:
     """Plan a rebalance of 1,000 nodes and 1M shards against reading the same list (decoded and typed as
-    the client does): planning should cost about the read again, in at most 1.5x its memory."""
+    the client does): planning should cost about the read again (within 1.25x of it: 2.25x the floor),
+    in at most 1.5x its memory."""
     import tempfile
     with tempfile.TemporaryDirectory() as folder:
         for skewed in (False, True):
@@ -120,7 +121,7 @@ def planning(runs: int, row) -> None:
             for unit in ("shards", "vectors"):
                 row("plan 1,000 nodes, 1M shards, %s, by %s" % ("skewed" if skewed else "even", unit),
                     compare([PY, "-c", PLAN % ROOT, path, unit], [PY, "-c", PLAN_READ % ROOT, path, unit], runs),
-                    2.0, 1.5)
+                    2.25, 1.5)
 
 
 def compile_module() -> None:
