@@ -2772,42 +2772,50 @@ class ClusterCLI:
             for move in running:
                 for node in (move["source_node"], move["target_node"]):
                     busy[node] = busy.get(node, 0) + 1
-            held_back = []
-            while pending and len(running) < max_concurrent and not broken and\
-                    (deadline is None or time.monotonic() < deadline):
-                move = pending.pop(0)
-                nodes = (move["source_node"], move["target_node"])
-                if any(node in blocked or busy.get(node, 0) >= max_per_node for node in nodes):
-                    held_back.append(move)
-                    continue
-                target = field(self.node_health(move["target_node"]), "status")
-                if target != "HEALTHY":
-                    report["skipped"].append(dict(move, error="%s is %s" % (move["target_node"],
-                                                                             fmt_text(target) or "not HEALTHY")))
-                    blocked.setdefault(move["target_node"], "it was %s" % (fmt_text(target) or "not HEALTHY"))
-                    notify("skipped", report["skipped"][-1])
-                    continue
-                notify("sending", move)
-                try:
-                    answer = self.migrate_shard(move["shard_id"], move["target_node"], move["source_node"], strategy)
-                except MaybeApplied:
-                    pending.insert(0, move)
-                    raise
-                except ClusterError as exc:
-                    if not isinstance(exc, ApiError) or exc.status_code in (401, 403):
-                        pending.insert(0, move)
-                        raise
-                    report["failed"].append(dict(move, error=str(exc)))
+            kept, index = [], 0  # the moves looked at and left for later; pending[index:] not looked at
+            try:
+                while index < len(pending) and len(running) < max_concurrent and not broken and\
+                        (deadline is None or time.monotonic() < deadline):
+                    move = pending[index]
+                    nodes = (move["source_node"], move["target_node"])
+                    if any(node in blocked or busy.get(node, 0) >= max_per_node for node in nodes):
+                        kept.append(move)
+                        index += 1
+                        continue
+                    try:
+                        target = field(self.node_health(move["target_node"]), "status")
+                    except ClusterError as exc:
+                        if not exc.retryable:
+                            raise
+                        break  # the cluster did not answer: this move is looked at again next round
+                    index += 1
+                    if target != "HEALTHY":
+                        report["skipped"].append(dict(move, error="%s is %s" % (move["target_node"],
+                                                                                 fmt_text(target) or "not HEALTHY")))
+                        blocked.setdefault(move["target_node"], "it was %s" % (fmt_text(target) or "not HEALTHY"))
+                        notify("skipped", report["skipped"][-1])
+                        continue
+                    notify("sending", move)
+                    try:
+                        answer = self.migrate_shard(move["shard_id"], move["target_node"], move["source_node"],
+                                                    strategy)
+                    except ClusterError as exc:
+                        if isinstance(exc, MaybeApplied) or not isinstance(exc, ApiError) or\
+                                exc.status_code in (401, 403):
+                            index -= 1  # not known to have started: it stays among those not started
+                            raise
+                        report["failed"].append(dict(move, error=str(exc)))
+                        for node in nodes:
+                            blocked.setdefault(node, "a move of %s FAILED there" % move["shard_id"])
+                        notify("failed", report["failed"][-1])
+                        continue
+                    move.update(migration_id=field(answer, "migration_id"), _seen=time.monotonic(), _last=None)
+                    running.append(move)
                     for node in nodes:
-                        blocked.setdefault(node, "a move of %s FAILED there" % move["shard_id"])
-                    notify("failed", report["failed"][-1])
-                    continue
-                move.update(migration_id=field(answer, "migration_id"), _seen=time.monotonic(), _last=None)
-                running.append(move)
-                for node in nodes:
-                    busy[node] = busy.get(node, 0) + 1
-                notify("started", move)
-            pending[:0] = held_back
+                        busy[node] = busy.get(node, 0) + 1
+                    notify("started", move)
+            finally:
+                pending[:] = kept + pending[index:]
             for move in pending:
                 why = [b for b in (blocked.get(move["source_node"]), blocked.get(move["target_node"])) if b]
                 if why:
@@ -4637,8 +4645,9 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     moves = plan["moves"]
     flying = [m for m in as_list(plan.get("in_flight")) if m.get("shard_id")]
     if flying and not operation:
-        note("%s MIGRATING, started by no run of this one, counted on the node%s they go to: %s" % (
-            words(len(flying), "shard"), "" if len(flying) == 1 else "s", ", ".join(
+        note("%s MIGRATING (not started by this run), counted on the node%s %s going to: %s" % (
+            words(len(flying), "shard is") if len(flying) == 1 else "%d shards are" % len(flying),
+            "" if len(flying) == 1 else "s", "it is" if len(flying) == 1 else "they are", ", ".join(
                 "%s -> %s" % (m["shard_id"], m.get("target_node") or "unknown") for m in flying[:10])
             + (", ..." if len(flying) > 10 else "")))
     if not moves and not args.dry_run and args.plan:
@@ -4658,6 +4667,11 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     cluster = plan.get("cluster") or client.identity()
     resuming = operation is not None
     operation = operation or Journal.new_id(plan.get("kind") or "plan")
+    try:
+        private_folder("operations")
+    except OSError as exc:
+        raise ClusterError("cannot keep the operation's journal in %s: %s; nothing was sent (set XDG_STATE_HOME "
+                           "to a folder this user can write)" % (state_folder(), exc.strerror or exc)) from None
     with cluster_lock(cluster, operation):
         journal = Journal(operation)
         if resuming:
@@ -4669,6 +4683,10 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
                         plan=dict(plan, cluster=cluster))
         printer = MoveProgress(len(moves), journal)
         printer.done = printer.started = len(done)  # a resumed run counts on from the moves done
+        for move in following:  # and the migrations it follows are numbered, and named if it stops
+            printer.started += 1
+            printer.numbers[move["shard_id"]] = printer.started
+            printer.running[move["shard_id"]] = move
         hint = resume_command(args, operation)
         try:
             report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
@@ -5633,6 +5651,14 @@ def all_operations() -> list:
     return found
 
 
+def refuse_both(args: argparse.Namespace) -> None:
+    """--resume goes on with the operation's own plan: --plan or --dry-run beside it is a mistake."""
+    for flag, given in (("--plan", args.plan), ("--dry-run", args.dry_run), ("--balance-by", getattr(
+            args, "balance_by", "shards") != "shards")):
+        if given:
+            raise InvalidInput("--resume goes on with the operation's own plan: %s does not go with it" % flag)
+
+
 def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str) -> tuple:
     """Return (operation, its plan, each move's last event) for --resume: the one named, or the latest
     of this command (and node) on this cluster that did not complete."""
@@ -5647,7 +5673,9 @@ def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str)
                                % kind)
         state, last, records = candidates[-1]
     else:
-        check_id(wanted, "operation")
+        if not re.match(r"^(rebalance|drain|plan)-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$", wanted):
+            raise InvalidInput("--resume: %s is not an operation's name (such as rebalance-20261202-090000-3f2a; "
+                               "see 'cluster_cli.py operations')" % shown(wanted))
         records = Journal(wanted).records()
         state, last = operation_state(records)
     plan = as_dict(as_dict(records[0] if records else {}).get("plan"))
@@ -5686,6 +5714,7 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
              cluster_cli.py rebalance --resume
     """
     if args.resume:
+        refuse_both(args)
         operation, plan, last = operation_to_resume(client, args, "rebalance")
         return carry_out(client, args, plan, "nothing to move", operation, last)
     plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
@@ -5754,6 +5783,7 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
              cluster_cli.py drain-node --node-id node-worker-002 --remove --yes
     """
     if args.resume:
+        refuse_both(args)
         operation, plan, last = operation_to_resume(client, args, "drain")
         result = carry_out(client, args, plan, "nothing to move", operation, last)
     else:
@@ -5761,7 +5791,11 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
             wait_out(client, args, client.plan_drain(args.node_id))
         if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
             raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
-        result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id)
+        staying = len(as_list(plan.get("skipped")))
+        result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id if not staying
+                           else "nothing can move off %s: its %s stay%s, skipped (--dry-run says why)" % (
+                               args.node_id, words(staying, "primary") if staying == 1 else "%d primaries" % staying,
+                               "s" if staying == 1 else ""))
     if not args.remove or args.dry_run:
         return result
     if result.view == "move-report":

@@ -207,7 +207,8 @@ def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
         assert run.err.splitlines()[-1] == (
             "error: another run is changing this cluster from this machine: pid %d, operation %s; nothing was sent "
             "(see 'cluster_cli.py --host 127.0.0.1 --port %d operations')" % (process.pid, operation, sim.port))
-        assert "1 shard MIGRATING, started by no run of this one" in run.err  # the first run's move is counted
+        assert run.err.splitlines()[0] == ("1 shard is MIGRATING (not started by this run), counted on the node it "
+                                           "is going to: shard-00 -> node-worker-003")  # the first run's move
         assert len(migrations(sim)) == 1
     finally:
         process.send_signal(signal.SIGINT)
@@ -312,3 +313,29 @@ def test_a_blocked_balance_names_the_copies_in_the_way(cli, sim):
     assert run.code == 0
     assert "Blocked (copies in the way of an even spread)" in run.out
     assert "each of its 4 movable primaries has a copy on node-worker-001, every node below its share" in run.out
+
+
+def test_resume_takes_only_an_operations_name_and_its_own_plan(cli, sim, tmp_path):
+    run = cli("rebalance", "--resume", "../../etc/passwd")
+    assert (run.code, run.err) == (2, "error: --resume: '../../etc/passwd' is not an operation's name (such as "
+                                      "rebalance-20261202-090000-3f2a; see 'cluster_cli.py --host 127.0.0.1 --port "
+                                      "%d operations')\n" % sim.port)
+    run = cli("rebalance", "--resume", "--dry-run")
+    assert (run.code, run.err) == (2, "error: --resume goes on with the operation's own plan: --dry-run does not go "
+                                      "with it\n")
+    assert cli("rebalance", "--resume").err == ("error: --resume: no stopped rebalance operation on this cluster "
+                                                "(see 'cluster_cli.py --host 127.0.0.1 --port %d operations')\n"
+                                                % sim.port)
+    assert sim.changes() == []
+
+
+def test_a_state_folder_that_cannot_be_written_refuses_before_anything_is_sent(cli, sim, clean_env, tmp_path):
+    grow(sim, cli, "node-worker-003")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    clean_env.setenv("XDG_STATE_HOME", str(blocker))
+    before = len(sim.changes())
+    run = cli("rebalance", *FAST)
+    assert run.code == 1
+    assert run.err.startswith("error: cannot keep the operation's journal in %s/jadevectordb: " % blocker)
+    assert len(sim.changes()) == before
