@@ -339,3 +339,30 @@ def test_a_state_folder_that_cannot_be_written_refuses_before_anything_is_sent(c
     assert run.code == 1
     assert run.err.startswith("error: cannot keep the operation's journal in %s/jadevectordb: " % blocker)
     assert len(sim.changes()) == before
+
+
+def test_a_plan_made_for_another_cluster_is_stale(cli, sim, tmp_path):
+    grow(sim, cli, "node-worker-003")
+    plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    assert plan["cluster"].startswith("nodes:")  # no cluster_name sent: a digest of the node IDs
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(dict(plan, cluster="name:jade-staging")))
+    run = cli("rebalance", "--plan", saved, "--yes")
+    assert run.code == 1
+    assert run.err == ("error: plan is stale, nothing was sent: it was made for another cluster (name:jade-staging, "
+                       "this one is %s)\n" % plan["cluster"])
+    assert migrations(sim) == []
+
+
+def test_balance_by_vectors_shows_its_spread_in_vectors_and_never_moves_an_empty_shard(cli, sim):
+    grow(sim, cli, "node-worker-003")
+    sim.cluster.shards["shard-00"]["vector_count"] = 0
+    sim.cluster._changed()
+    plan = json.loads(cli("rebalance", "--dry-run", "--balance-by", "vectors", "--format", "json").out)
+    assert "shard-00" not in [m["shard_id"] for m in plan["moves"]]
+    assert {"shard_id": "shard-00", "reason": "it is empty: moving it changes no node's vectors"} in plan["skipped"]
+    spread = lambda counts: max(counts.values()) - min(counts.values())  # noqa: E731
+    compact = cli("rebalance", "--dry-run", "--balance-by", "vectors", "--format", "compact").lines[0]
+    assert compact == "rebalance | %d moves | spread %s -> %s" % (
+        len(plan["moves"]), format(spread(plan["vectors_before"]), ","), format(spread(plan["vectors_after"]), ","))
+    assert spread(plan["vectors_after"]) < spread(plan["vectors_before"])
