@@ -4706,8 +4706,8 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
             journal.add("ended", state="interrupted")
             raise Interrupted(printer.interrupted(interruption(exc)) + "; " + hint, signal_of(exc)).showing(
                 dict(getattr(exc, "report", {}), operation=operation), "move-report") from None
-        except ClusterError as exc:
-            journal.add("ended", state="failed")
+        except ClusterError as exc:  # "refused": stopped before any move was sent (a stale plan), not resumable
+            journal.add("ended", state="failed" if getattr(exc, "report", None) is not None else "refused")
             if isinstance(exc, MaybeApplied) and printer.sending:
                 exc.hint = "check it with 'cluster_cli.py shard-status --shard-id %s'" % printer.sending["shard_id"]
             if getattr(exc, "report", None) is not None:
@@ -5677,7 +5677,8 @@ def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str)
     if wanted == "latest":
         cluster = client.identity()
         candidates = [(state, last, records) for state, last, records in all_operations()
-                      if state["kind"] == kind and state["cluster"] == cluster and state["state"] != "completed"
+                      if state["kind"] == kind and state["cluster"] == cluster
+                      and state["state"] not in ("completed", "refused")
                       and (kind != "drain" or state["node_id"] == args.node_id)]
         if not candidates:
             raise InvalidInput("--resume: no stopped %s operation on this cluster (see 'cluster_cli.py operations')"
@@ -5693,8 +5694,9 @@ def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str)
     if state["kind"] != kind or (kind == "drain" and state["node_id"] != args.node_id):
         raise InvalidInput("--resume: %s is a %s%s, not this command's" % (
             state["operation"], state["kind"], " of %s" % state["node_id"] if state["node_id"] else ""))
-    if state["state"] == "completed":
-        raise InvalidInput("--resume: %s is completed; nothing to resume" % state["operation"])
+    if state["state"] in ("completed", "refused"):
+        raise InvalidInput("--resume: %s is %s; nothing to resume" % (state["operation"], "completed" if state[
+            "state"] == "completed" else "refused before any move was sent: make a new plan"))
     if state["state"] == "running":
         raise ClusterError("--resume: %s is still running (pid %s); nothing was sent" % (
             state["operation"], state["pid"]))

@@ -366,3 +366,16 @@ def test_balance_by_vectors_shows_its_spread_in_vectors_and_never_moves_an_empty
     assert compact == "rebalance | %d moves | spread %s -> %s" % (
         len(plan["moves"]), format(spread(plan["vectors_before"]), ","), format(spread(plan["vectors_after"]), ","))
     assert spread(plan["vectors_after"]) < spread(plan["vectors_before"])
+
+
+def test_a_refused_plan_is_kept_as_refused_and_never_resumed(cli, sim, tmp_path):
+    grow(sim, cli, "node-worker-003")
+    saved = tmp_path / "plan.json"
+    saved.write_text(cli("rebalance", "--dry-run", "--format", "json").out)
+    assert cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-003", "--wait", *FAST).code == 0
+    assert cli("rebalance", "--plan", saved, "--yes").code == 1  # stale: nothing sent
+    assert [o["state"] for o in operations(cli)] == ["refused"]
+    run = cli("rebalance", "--resume")
+    assert (run.code, run.err) == (2, "error: --resume: no stopped rebalance operation on this cluster (see "
+                                      "'cluster_cli.py --host 127.0.0.1 --port %d operations')\n" % sim.port)
+    assert len(migrations(sim)) == 1
