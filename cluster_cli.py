@@ -4591,7 +4591,9 @@ class MoveProgress(ProgressLine):
 
 
 def resume_command(args: argparse.Namespace, operation: str) -> str:
-    node = " --node-id %s" % args.node_id if args.command == "drain-node" else ""
+    node = ""
+    if args.command == "drain-node":
+        node = " --node-id %s%s" % (args.node_id, " --remove" if args.remove else "")
     return "resume with 'cluster_cli.py %s%s --resume %s'" % (args.command, node, operation)
 
 

@@ -379,3 +379,19 @@ def test_a_refused_plan_is_kept_as_refused_and_never_resumed(cli, sim, tmp_path)
     assert (run.code, run.err) == (2, "error: --resume: no stopped rebalance operation on this cluster (see "
                                       "'cluster_cli.py --host 127.0.0.1 --port %d operations')\n" % sim.port)
     assert len(migrations(sim)) == 1
+
+
+def test_an_interrupted_drain_with_remove_resumes_and_then_removes(cli, sim):
+    sim.reset(migration_seconds=600, nodes=4)
+    process = start(sim, "drain-node", "--node-id", "node-worker-002", "--remove", "--yes", *FAST)
+    wait_for(lambda: moving(sim))
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    resume = re.search(r"resume with 'cluster_cli.py --url \S+ (drain-node --node-id node-worker-002 --remove "
+                       r"--resume drain-\S+)'$", err.splitlines()[-1]).group(1)
+    sim.cluster.migration_seconds = 0.1
+    run = cli(*resume.split(), *FAST)
+    assert run.code == 0, run
+    assert "node-worker-002" not in sim.cluster.nodes
+    assert len([m for m in migrations(sim) if m["shard"] == "shard-01"]) == 1  # followed, never sent twice
