@@ -1505,7 +1505,7 @@ def _cluster_loads(nodes: list, shards: list) -> tuple:
     return by_id, healthy, counts, vectors, listed
 
 
-def _solve(targets: list, fixed: dict, free: list, balance_by: str, drained: Optional[str] = None) -> tuple:
+def _solve(targets: list, fixed: dict, free: list, balance_by: str) -> tuple:
     """Return (where each free shard ends, as a node or None, and the loads step 1 aimed at): the
     assignment above, over the HEALTHY `targets`, `fixed` the load no move changes."""
     index = {n: i for i, n in enumerate(targets)}
@@ -1644,7 +1644,7 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
                           if targets else "no other node is HEALTHY"})
         else:
             free.append(shard)
-    ends, _ = _solve(targets, fixed, free, "shards", node_id)
+    ends, _ = _solve(targets, fixed, free, "shards")
     moves = [{"shard_id": f.shard_id, "source_node": node_id, "target_node": end, "vector_count": f.size}
              for f, end in zip(free, ends)]
     plan = plan_of("drain", moves, counts, stuck + skipped, node_id=node_id)
@@ -2654,9 +2654,10 @@ class ClusterCLI:
         stale = []
         if moves is None:
             moves = check_plan(plan)["moves"]
-            if plan.get("cluster") and plan["cluster"] != self.identity(nodes_list):
+            this = self.identity(nodes_list) if plan.get("cluster") else None
+            if this and plan["cluster"] != this:
                 stale.append({"shard_id": None, "reason": "it was made for another cluster (%s, this one is %s)"
-                              % (plan["cluster"], self.identity(nodes_list))})
+                              % (plan["cluster"], this)})
             counts = {n: 0 for n in nodes}
             for shard in listed:
                 counts[copies(shard)[0]] = counts.get(copies(shard)[0], 0) + 1
@@ -3242,6 +3243,11 @@ def counted(word: str) -> Callable[[Any], str]:
 
 def words(count: int, word: str) -> str:
     return counted(word)(count)
+
+
+def words_are(count: int, word: str) -> str:
+    """'1 shard is', '3 shards are'."""
+    return words(count, word) + (" is" if count == 1 else " are")
 
 
 fmt_shards = counted("shard")
@@ -4435,6 +4441,20 @@ def private_folder(*parts: str) -> str:
     return path
 
 
+def open_private(path: str, flags: int) -> int:
+    """Open (or create, mode 0600) a file of the state folder: never through a symlink, never a FIFO or a
+    device put there (one would block the run, or take its writes), else a one-line ClusterError."""
+    import stat
+    try:
+        fd = os.open(path, flags | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o600)
+    except OSError as exc:
+        raise ClusterError("cannot open %s: %s; nothing more was sent" % (path, exc.strerror or exc)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ClusterError("%s is not a regular file; nothing more was sent (remove it)" % path)
+    return fd
+
+
 MAX_JOURNAL_SIZE = 1024 ** 3  # an operation's journal: a plan of a million moves, and their events
 
 
@@ -4445,7 +4465,7 @@ class Journal:
 
     def __init__(self, operation: str):
         self.operation = operation
-        self.path = os.path.join(private_folder("operations"), operation + ".jsonl")
+        self.path = os.path.join(state_folder(), "operations", operation + ".jsonl")
 
     @staticmethod
     def new_id(kind: str) -> str:
@@ -4455,7 +4475,7 @@ class Journal:
         import json
         record = dict(event=event, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields)
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, line)
             os.fsync(fd)
@@ -4522,7 +4542,7 @@ def cluster_lock(cluster: str, operation: str) -> Iterator[None]:
     import hashlib
     import json
     path = os.path.join(private_folder("locks"), hashlib.sha256(cluster.encode("utf-8")).hexdigest()[:16] + ".lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    fd = open_private(path, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -4621,9 +4641,8 @@ def resumed_moves(client: ClusterCLI, plan: dict, last: dict) -> tuple:
 def report_ending(report: dict, journal: Journal, hint: str) -> Result:
     """Return the report of an apply that ran to its end, or raise what it came to: exit 1 for a move
     that failed or was skipped, 4 for one given up on or the time running out."""
-    counts = {key: len(report[key]) for key in ("completed", "failed", "stalled", "unknown", "skipped",
-                                                "running", "not_started", "stale")}
-    summary = ", ".join("%d %s" % (n, key.replace("_", " ")) for key, n in counts.items() if n)
+    summary = ", ".join("%d %s" % (len(report[key]), key.replace("_", " ")) for key, _ in MOVE_RESULTS
+                        if report[key])
     if report["failed"] or report["skipped"]:
         journal.add("ended", state="failed")
         first = (report["failed"] or report["skipped"])[0]
@@ -4659,8 +4678,8 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     flying = [m for m in as_list(plan.get("in_flight")) if m.get("shard_id")]
     if flying and not operation:
         note("%s MIGRATING (not started by this run), counted on the node%s %s going to: %s" % (
-            words(len(flying), "shard is") if len(flying) == 1 else "%d shards are" % len(flying),
-            "" if len(flying) == 1 else "s", "it is" if len(flying) == 1 else "they are", ", ".join(
+            words_are(len(flying), "shard"), "" if len(flying) == 1 else "s",
+            "it is" if len(flying) == 1 else "they are", ", ".join(
                 "%s -> %s" % (m["shard_id"], m.get("target_node") or "unknown") for m in flying[:10])
             + (", ..." if len(flying) > 10 else "")))
     if not moves and not args.dry_run and args.plan:
@@ -5744,12 +5763,12 @@ def wait_out(client: ClusterCLI, args: argparse.Namespace, plan: dict) -> dict:
     flying = as_list(plan.get("in_flight"))
     if not flying or args.dry_run:
         return plan
-    names = ", ".join(m["shard_id"] for m in flying)
+    ids = {m["shard_id"] for m in flying}
+    names = ", ".join(sorted(ids))
     note("waiting for %s to or from %s to end first: %s" % (words(len(flying), "migration"), args.node_id, names))
-    touching = lambda shard: args.node_id in holders(shard) or field(shard, "shard_id") in names.split(", ")  # noqa
-    _, ended, waited, _ = poll_until(client, lambda: client.list_shards(node_id=args.node_id),
-                                     lambda shards: not [s for s in shards if field(s, "status") == "MIGRATING"
-                                                         and touching(s)], args.wait_timeout, args.poll_interval)
+    _, ended, waited, _ = poll_until(client, lambda: client.list_shards(status="MIGRATING"),
+                                     lambda shards: not ids & {field(s, "shard_id") for s in shards},
+                                     args.wait_timeout, args.poll_interval)
     if not ended:
         raise ConditionNotMet("migrations to or from %s still running after %.1fs: %s; nothing was moved" % (
             args.node_id, waited, names))
@@ -5774,8 +5793,8 @@ def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) ->
     if not restored:
         missing = short(shards or [])
         raise ConditionNotMet("%s was removed, but %s still under-replicated after %.1fs: %s" % (
-            args.node_id, words(len(missing), "shard is") if len(missing) == 1 else "%d shards are" % len(missing),
-            waited, ", ".join(missing[:20]) + (", ..." if len(missing) > 20 else "")))
+            args.node_id, words_are(len(missing), "shard"), waited,
+            ", ".join(missing[:20]) + (", ..." if len(missing) > 20 else "")))
     note("replication factor %d restored on the %s %s held" % (factor, words(len(held), "shard"), args.node_id))
 
 
@@ -5807,10 +5826,9 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
             raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
         staying = len(as_list(plan.get("skipped")))
-        result = carry_out(client, args, plan, "%s holds no primary: nothing to move" % args.node_id if not staying
-                           else "nothing can move off %s: its %s stay%s, skipped (--dry-run says why)" % (
-                               args.node_id, words(staying, "primary") if staying == 1 else "%d primaries" % staying,
-                               "s" if staying == 1 else ""))
+        result = carry_out(client, args, plan, "nothing can move off %s: %d of its primaries stay, skipped "
+                           "(--dry-run says why)" % (args.node_id, staying) if staying else
+                           "%s holds no primary: nothing to move" % args.node_id)
     if not args.remove or args.dry_run:
         return result
     if result.view == "move-report":

@@ -156,13 +156,20 @@ def start(sim, *argv, env=None):
                             env=dict(os.environ, **(env or {})))
 
 
-def test_sigterm_then_resume_finishes_the_plan_without_sending_a_move_twice(cli, sim):
+def stopped_rebalance(sim, cli, signum=signal.SIGINT, *argv):
+    """Start over with node-worker-003 joined and 600 s migrations; start a rebalance in a process and stop
+    it with `signum` once its first move runs. Return (exit code, stdout, stderr)."""
     grow(sim, cli, "node-worker-003", migration_seconds=600)
-    process = start(sim, "rebalance", *FAST, "--format", "compact")
+    process = start(sim, "rebalance", *FAST, *argv)
     wait_for(lambda: moving(sim))
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     out, err = process.communicate(timeout=30)
-    assert (process.returncode, out) == (143, "")
+    return process.returncode, out, err
+
+
+def test_sigterm_then_resume_finishes_the_plan_without_sending_a_move_twice(cli, sim):
+    code, out, err = stopped_rebalance(sim, cli, signal.SIGTERM, "--format", "compact")
+    assert (code, out) == (143, "")
     assert "shard-00 | node-worker-001 | node-worker-003 | mig-7f01 | RUNNING" in err  # the report, then the error
     resume = re.search(r"resume with 'cluster_cli.py --url \S+ rebalance --resume (%s)'" % OPERATION,
                        err.splitlines()[-1]).group(1)
@@ -180,12 +187,7 @@ def test_sigterm_then_resume_finishes_the_plan_without_sending_a_move_twice(cli,
 
 
 def test_a_resume_follows_a_migration_still_running(cli, sim):
-    grow(sim, cli, "node-worker-003", migration_seconds=600)
-    process = start(sim, "rebalance", *FAST)
-    wait_for(lambda: moving(sim))
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
-    assert process.returncode == 130
+    assert stopped_rebalance(sim, cli)[0] == 130
     sim.cluster.migration_seconds = 0.5  # the running one (started at 600 s) finishes soon
     run = cli("rebalance", "--resume", *FAST, "--format", "compact")
     assert run.code == 0, run
@@ -216,11 +218,7 @@ def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
 
 
 def test_a_rerun_after_ctrl_c_counts_the_moves_still_in_flight(cli, sim):
-    grow(sim, cli, "node-worker-003", migration_seconds=600)
-    process = start(sim, "rebalance", *FAST)
-    wait_for(lambda: moving(sim))
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
+    assert stopped_rebalance(sim, cli)[0] == 130
     plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
     assert plan["in_flight"] == [{"shard_id": "shard-00", "source_node": "node-worker-001",
                                   "target_node": "node-worker-003"}]
@@ -282,12 +280,16 @@ def test_drain_with_remove_never_succeeds_while_shards_are_left_short(cli, sim):
     assert run.err.splitlines()[-1].endswith(": " + ", ".join(short))
 
 
-def test_a_drain_waits_out_migrations_already_running_from_its_node(cli, sim):
+@pytest.mark.parametrize("shard, target", [
+    ("shard-01", "node-master-001"),  # off the node
+    ("shard-02", "node-worker-002"),  # onto it: the node holds no copy yet, so its shard list does not show it
+])
+def test_a_drain_waits_out_migrations_already_running_to_or_from_its_node(cli, sim, shard, target):
     sim.reset(migration_seconds=0.5)
-    assert cli("migrate-shard", "--shard-id", "shard-01", "--to-node", "node-master-001").code == 0
+    assert cli("migrate-shard", "--shard-id", shard, "--to-node", target).code == 0
     run = cli("drain-node", "--node-id", "node-worker-002", *FAST)
     assert run.code == 0, run
-    assert "waiting for 1 migration to or from node-worker-002 to end first: shard-01" in run.err
+    assert "waiting for 1 migration to or from node-worker-002 to end first: %s" % shard in run.err
     assert not [s for s in sim.cluster.shards.values() if s["primary_node"] == "node-worker-002"]
 
 
@@ -395,3 +397,26 @@ def test_an_interrupted_drain_with_remove_resumes_and_then_removes(cli, sim):
     assert run.code == 0, run
     assert "node-worker-002" not in sim.cluster.nodes
     assert len([m for m in migrations(sim) if m["shard"] == "shard-01"]) == 1  # followed, never sent twice
+
+
+@pytest.mark.parametrize("what", ["fifo", "symlink"])
+def test_a_fifo_or_symlink_in_the_state_folder_is_refused_not_waited_on(cli, sim, tmp_path, what):
+    grow(sim, cli, "node-worker-003")
+    locks = tmp_path / "state" / "jadevectordb" / "locks"
+    locks.mkdir(parents=True)
+    plan = json.loads(cli("rebalance", "--dry-run", "-o", "json").out)
+    import hashlib
+    lock = locks / (hashlib.sha256(plan["cluster"].encode()).hexdigest()[:16] + ".lock")
+    if what == "fifo":
+        os.mkfifo(str(lock))
+    else:
+        (tmp_path / "elsewhere").write_text("")
+        lock.symlink_to(tmp_path / "elsewhere")
+    run = cli("rebalance", *FAST)
+    assert run.code == 1
+    assert run.err.splitlines()[-1] == {
+        "fifo": "error: %s is not a regular file; nothing more was sent (remove it)" % lock,
+        "symlink": "error: cannot open %s: Too many levels of symbolic links; nothing more was sent" % lock}[what]
+    assert migrations(sim) == []
+    if what == "symlink":
+        assert (tmp_path / "elsewhere").read_text() == ""  # never written through the link

@@ -101,6 +101,16 @@ def size_of_search(free, targets):
     return count
 
 
+def drain_or_why(nodes, shards, node_id):
+    """The drain plan, or None when the planner refused it, saying for each shard in the way why."""
+    try:
+        return cluster_cli.drain_plan(nodes, shards, node_id)
+    except cluster_cli.ClusterError as exc:
+        stuck = exc.shown[0]["skipped"]
+        assert stuck and all(s["reason"] for s in stuck)
+        return None
+
+
 @st.composite
 def small_clusters(draw):
     """Clusters small enough to search exhaustively, copies often in the way, some shards in flight."""
@@ -140,11 +150,8 @@ def test_rebalance_is_as_even_as_any_plan_and_in_the_fewest_moves(cluster):
 def test_a_drain_leaves_the_rest_as_even_as_any_drain_could(cluster, which):
     nodes, shards, _ = cluster
     node_id = nodes[which % len(nodes)]["node_id"]
-    try:
-        plan = cluster_cli.drain_plan(nodes, shards, node_id)
-    except cluster_cli.ClusterError as exc:
-        stuck = exc.shown[0]["skipped"]
-        assert stuck and all(s["reason"] for s in stuck)
+    plan = drain_or_why(nodes, shards, node_id)
+    if plan is None:
         return
     targets = healthy(nodes) - {node_id}
     if node_id not in healthy(nodes):
@@ -252,11 +259,8 @@ def test_the_same_cluster_gives_the_same_plan(cluster, seed):
 def test_a_drain_moves_every_primary_off_the_node_or_says_why_not(cluster, which):
     nodes, shards = cluster
     node_id = nodes[which % len(nodes)]["node_id"]
-    try:
-        plan = cluster_cli.drain_plan(nodes, shards, node_id)
-    except cluster_cli.ClusterError as exc:
-        stuck = exc.shown[0]["skipped"]
-        assert stuck and all(s["reason"] for s in stuck)
+    plan = drain_or_why(nodes, shards, node_id)
+    if plan is None:
         return
     legal_targets = healthy(nodes) - {node_id}
     by_shard = {s["shard_id"]: s for s in shards}
