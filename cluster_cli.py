@@ -2815,6 +2815,8 @@ class ClusterCLI:
                         if isinstance(exc, MaybeApplied) or not isinstance(exc, ApiError) or\
                                 exc.status_code in (401, 403):
                             index -= 1  # not known to have started: it stays among those not started
+                            if isinstance(exc, MaybeApplied):
+                                move["error"] = "sent, its answer lost: it may or may not have started"
                             raise
                         report["failed"].append(dict(move, error=str(exc)))
                         for node in nodes:

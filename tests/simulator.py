@@ -575,7 +575,7 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
                       "fail_migrations": {"shard-02": "disk full"}, "stall_migrations": ["shard-03"],
                       "stall_on_down": b, "forget_migrations": ["shard-04"], "drop_replicas": b,
                       "replica_delay": s}
-                     (fault_methods: the counted faults hit only those methods;
+                     (fault_methods: the counted faults and the delay hit only those methods;
                       fail_migrations: that shard's next migration fails halfway;
                       stall_migrations: its migrations make no progress and never end;
                       stall_on_down: migrations to or from a node that is down stall instead of failing;
@@ -690,7 +690,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method, path, query, raw):
         faults, fault, generation = self._record(method, path, query, raw)
-        if faults["delay"]:
+        if faults["delay"] and (not faults["fault_methods"] or method in faults["fault_methods"]):
             time.sleep(faults["delay"])
         if fault is not None:
             return self._send_fault(fault, faults)

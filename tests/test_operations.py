@@ -420,3 +420,20 @@ def test_a_fifo_or_symlink_in_the_state_folder_is_refused_not_waited_on(cli, sim
     assert migrations(sim) == []
     if what == "symlink":
         assert (tmp_path / "elsewhere").read_text() == ""  # never written through the link
+
+
+def test_a_move_whose_answer_is_lost_is_reported_as_maybe_started_and_resumes_once(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=0.1)
+    sim.fault(delay=1.5, fault_methods=["POST"])  # every answer slower than --timeout: each POST's answer lost
+    run = cli("--timeout", "0.5", "rebalance", *FAST, "--format", "compact")
+    assert run.code == 3
+    assert run.err.splitlines()[0] == ("shard-00 | node-worker-001 | node-worker-003 |  | NOT STARTED | sent, its "
+                                       "answer lost: it may or may not have started")
+    assert re.search(r"check it with '.* shard-status --shard-id shard-00'; resume with '.* rebalance --resume "
+                     r"%s'$" % OPERATION, run.err.splitlines()[-1])
+    sim.settle()
+    sim.fault(delay=0.0)
+    sim.advance(1)  # the migration the lost answer started has completed
+    run = cli("rebalance", "--resume", *FAST)
+    assert run.code == 0, run
+    assert [m["shard"] for m in migrations(sim)] == ["shard-00", "shard-01", "shard-03"]  # shard-00 sent once
