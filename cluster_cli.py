@@ -129,8 +129,11 @@ _USERINFO = r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@"
 
 def hide_credentials(text: str) -> str:
     """Return a URL or host as it may be shown: any user:password@ replaced by ***@."""
-    text = re.sub(_USERINFO, r"\1***@", str(text))
-    return "***@" + text.rpartition("@")[2] if "@" in text and "://" not in text else text
+    text = str(text)
+    if "@" not in text:  # nothing to hide, and no pattern to compile for it
+        return text
+    text = re.sub(_USERINFO, r"\1***@", text)
+    return "***@" + text.rpartition("@")[2] if "://" not in text else text
 
 
 def shown(text: Any) -> str:
@@ -360,7 +363,8 @@ def check_port(text: Any, param: str) -> int:
     if isinstance(text, bool):
         raise InvalidInput("%s: %r is not a port number (1-65535)" % (param, text), param=param)
     try:
-        port = int(str(text).strip()) if re.match(r"^\s*[0-9]+\s*$", str(text)) else int("not ASCII digits")
+        digits = str(text).strip()
+        port = int(digits) if digits.isascii() and digits.isdigit() else int("not ASCII digits")
     except ValueError:
         raise InvalidInput("%s: %s is not a port number (1-65535)" % (param, shown(text)), param=param) from None
     if not 1 <= port <= 65535:
@@ -771,7 +775,7 @@ def _camel_in(value: Any, depth: int) -> bool:
     if depth < 0:
         return False
     if isinstance(value, dict):
-        return any(isinstance(k, str) and re.match(_CAMEL_NAME, k) for k in value) or\
+        return any(isinstance(k, str) and not k.islower() and re.match(_CAMEL_NAME, k) for k in value) or\
             any(_camel_in(v, depth - 1) for v in value.values())
     if isinstance(value, list) and value:
         return any(_camel_in(value[i], depth - 1) for i in {0, len(value) // 2, len(value) - 1})
