@@ -3,6 +3,7 @@
 
     python tests/benchmark.py            # every comparison, about fifteen minutes on 2 cores
     python tests/benchmark.py --quick    # fewer runs (about eight minutes)
+    python tests/benchmark.py --instructions  # start-up in instructions (valgrind), about two minutes
 
 Each comparison alternates the two commands (ours, floor, ours, floor, ...)
 so both see the same machine, and prints the medians and their ratio against
@@ -124,6 +125,37 @@ def planning(runs: int, row) -> None:
                     2.25, 1.5)
 
 
+def instructions(argv) -> dict:
+    """Count the instructions one run executes, with valgrind's callgrind: the same on every run, where
+    the time of a 0.15 s command varies by a third on a shared machine. Child processes are not counted."""
+    import re
+    run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + argv,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    counted = re.search(r"Collected : ([0-9]+)", run.stderr)
+    if run.returncode != 0 or not counted:
+        raise SystemExit("benchmark command failed under valgrind (%d): %s" % (run.returncode, " ".join(argv)))
+    return int(counted.group(1))
+
+
+def start_up_instructions(row) -> None:
+    """Compare the start-up commands with their floors in instructions, one run each."""
+    small, url, port = start_simulator()
+    try:
+        target = ["--host", "127.0.0.1", "--port", str(port)]
+        bare = instructions([PY, "-c", "pass"])
+        status_floor = instructions([PY, "-c", FLOOR % (url + "/api/v1/cluster/status")])
+        for name, ours, floor, limit in (
+                ("--help", INSTALLED + ["--help"], bare, 2.2),
+                ("status --format json", INSTALLED + target + ["status", "--format", "json"], status_floor, 1.1),
+                ("status (table)", INSTALLED + target + ["status"], status_floor, 1.2),
+                ("python cluster_cli.py status --format json", SCRIPT + target + ["status", "--format", "json"],
+                 status_floor, 1.4)):
+            row(name, {"ours": instructions(ours), "floor": floor}, limit, unit="%.0fM instructions", scale=1e-6)
+    finally:
+        small.terminate()
+        small.wait()
+
+
 def compile_module() -> None:
     """Write cluster_cli's bytecode, as pip does at install (even under PYTHONDONTWRITEBYTECODE)."""
     import importlib.util
@@ -135,15 +167,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs (noisier)")
     parser.add_argument("--planning", action="store_true", help="only the planner at 1,000 nodes and 1M shards")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only start-up, counted in instructions by valgrind (repeatable on a noisy machine)")
     args = parser.parse_args(argv)
     small_runs, big_runs, huge_runs, loop_runs = (7, 3, 2, 5) if args.quick else (21, 7, 3, 15)
     rows = []
     compile_module()
 
-    def row(name, result, target, memory_target=None):
+    def row(name, result, target, memory_target=None, unit="%.3f s", scale=1.0):
         ratio = result["ours"] / result["floor"]
         ok = target is None or ratio <= target
-        line = [name, "%.3f s" % result["ours"], "%.3f s" % result["floor"], "%.2fx" % ratio,
+        line = [name, unit % (result["ours"] * scale), unit % (result["floor"] * scale), "%.2fx" % ratio,
                 "<= %.2fx" % target if target else "(no target)"]
         if memory_target:
             mem_ratio = result["ours_mem"] / result["floor_mem"]
@@ -157,7 +191,10 @@ def main(argv=None) -> int:
 
     if args.planning:
         planning(huge_runs, row)
-        return report(rows, small_runs, big_runs, huge_runs)
+        return report(rows, "medians of %d runs per comparison" % huge_runs)
+    if args.instructions:
+        start_up_instructions(row)
+        return report(rows, "one run per command under valgrind's callgrind (instructions executed, not time)")
     small, small_url, small_port = start_simulator()
     print("small cluster (3 nodes, 12 shards) on %s" % small_url, file=sys.stderr, flush=True)
     try:
@@ -202,11 +239,12 @@ def main(argv=None) -> int:
         huge.terminate()
         huge.wait()
     planning(huge_runs, row)
-    return report(rows, small_runs, big_runs, huge_runs)
+    return report(rows, "medians of %d runs per small comparison, %d per 100k-shard and %d per 1M-shard comparison"
+                  % (small_runs, big_runs, huge_runs))
 
 
-def report(rows: list, small_runs: int, big_runs: int, huge_runs: int) -> int:
-    header = ["comparison", "ours (median)", "floor (median)", "ratio", "target", "peak memory (ours/floor)", ""]
+def report(rows: list, runs: str) -> int:
+    header = ["comparison", "ours", "floor", "ratio", "target", "peak memory (ours/floor)", ""]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for line in [header, ["-" * w for w in widths]] + rows:
         print(" | ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
@@ -219,8 +257,7 @@ def report(rows: list, small_runs: int, big_runs: int, huge_runs: int) -> int:
     print("plan: python -c \"%s\" FILE UNIT; its floor stops before the plan (reads and decodes the list)"
           % (PLAN % "ROOT"))
     print("peak memory: the largest resident size of the process, from the OS (wait4's ru_maxrss)")
-    print("python %s, %d CPUs, %d runs per small comparison, %d per 100k-shard and %d per 1M-shard comparison"
-          % (sys.version.split()[0], os.cpu_count(), small_runs, big_runs, huge_runs))
+    print("python %s, %d CPUs, %s" % (sys.version.split()[0], os.cpu_count(), runs))
     return 0 if all(r[-1] != "MISSED" for r in rows) else 1
 
 
