@@ -3947,7 +3947,7 @@ def write_json(view: str, data: Any, out: Callable[[str], None], style: Output) 
         return
     import json
     # One encoder over the whole list: a fresh one per item would build its nested
-    # closures a million times, cycles the paused collector never frees.
+    # closures a million times, cycles the spaced collector would free late.
     batch, size, written = [], 0, False
     try:
         for chunk in json.JSONEncoder(indent=2, allow_nan=False).iterencode(data):
@@ -4227,19 +4227,24 @@ def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], style
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
-    """Run the block with the cyclic garbage collector paused: parsing and rendering a
-    large list allocate hundreds of thousands of containers, none in a cycle, and the
-    collector would scan them over and over (a third of the parse time of 100,000
-    shards). The library never touches it."""
+def collections_spaced(restore: bool = True) -> Iterator[None]:
+    """Run the block with the cyclic garbage collector running once per 50,000 new containers, not
+    every 700. Start-up (imports, the parser) and the parsing and rendering of a large list make
+    hundreds of thousands of containers and no cycle, which it would scan over and over (2% of a
+    status run, a third of the parse time of 100,000 shards). It is spaced, never paused: a failed
+    request leaves cycles (urllib3's exceptions hold their connection and frames, about 20 KiB), and a
+    wait of hours through failing polls must free them as it goes. A collector turned off stays off;
+    the library never touches it. restore=False: the process ends after the block, spacing its
+    teardown's collections too."""
     import gc
-    was_enabled = gc.isenabled()
-    gc.disable()
+    previous = gc.get_threshold()
+    if previous[0]:
+        gc.set_threshold(max(previous[0], 50000), max(previous[1], 50), previous[2])
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        if restore:
+            gc.set_threshold(*previous)
 
 
 def signal_of(exc: BaseException) -> int:
@@ -4772,8 +4777,7 @@ def watch(read: Callable[[], Any], command_line: str, output: Output, interval: 
     try:
         for _ in rounds(interval):
             try:
-                with collector_paused():  # as a single run does: a large tick allocates no cycles
-                    result = read()
+                result = read()
             except ClusterError as exc:
                 if exc.shown is not None:  # a --check that failed: the snapshot still shows
                     result = Result(*exc.shown)
@@ -4783,7 +4787,7 @@ def watch(read: Callable[[], Any], command_line: str, output: Output, interval: 
                 else:
                     raise
             if result is not None:
-                with collector_paused(), written_to(output.file):  # with --output, each snapshot replaces it
+                with written_to(output.file):  # with --output, each snapshot replaces it
                     draw_tick(result, command_line, output, interval, on_terminal)
             snapshots += 1
             if count and snapshots >= count:
@@ -6065,7 +6069,7 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
     an answer, printed on stdout: the status that is not HEALTHY. Its exit code holds even when the
     reader of stdout has gone."""
     failed = None
-    with collector_paused(), written_to(output.file):
+    with written_to(output.file):
         try:
             result = handler()
         except ClusterError as exc:
@@ -6296,21 +6300,21 @@ def run_command_line(argv: list) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the process exit code."""
-    global PROG
+    global PROG, SPOKEN
     in_process = argv is not None
     if argv is None:
         PROG = program_name(sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else list(argv)
-    global SPOKEN
-    SPOKEN = Spoken()
-    SPOKEN.command = PROG
-    SPOKEN.keep_secret(*secrets_in(argv))
-    with signals_stop_the_command(restore=in_process):
-        try:
-            return run_command_line(argv)
-        except KeyboardInterrupt as exc:  # the first signal came while an error was being reported
-            say("", interruption(exc))
-            return 128 + signal_of(exc)
+    with collections_spaced(restore=in_process):
+        SPOKEN = Spoken()
+        SPOKEN.command = PROG
+        SPOKEN.keep_secret(*secrets_in(argv))
+        with signals_stop_the_command(restore=in_process):
+            try:
+                return run_command_line(argv)
+            except KeyboardInterrupt as exc:  # the first signal came while an error was being reported
+                say("", interruption(exc))
+                return 128 + signal_of(exc)
 
 
 if __name__ == "__main__":
