@@ -150,7 +150,7 @@ def start_up_instructions(row) -> None:
                 ("status (table)", INSTALLED + target + ["status"], status_floor, 1.2),
                 ("python cluster_cli.py status --format json", SCRIPT + target + ["status", "--format", "json"],
                  status_floor, 1.4)):
-            row(name, {"ours": instructions(ours), "floor": floor}, limit, unit="%.0fM instructions", scale=1e-6)
+            row(name, {"ours": instructions(ours), "floor": floor}, limit, unit="%.1fM instructions", scale=1e-6)
     finally:
         small.terminate()
         small.wait()
@@ -177,7 +177,8 @@ def main(argv=None) -> int:
     def row(name, result, target, memory_target=None, unit="%.3f s", scale=1.0):
         ratio = result["ours"] / result["floor"]
         ok = target is None or ratio <= target
-        line = [name, unit % (result["ours"] * scale), unit % (result["floor"] * scale), "%.2fx" % ratio,
+        line = [name, unit % (result["ours"] * scale), unit % (result["floor"] * scale),
+                ("%.2fx" if unit.endswith(" s") else "%.3fx") % ratio,  # counts repeat to the last digit
                 "<= %.2fx" % target if target else "(no target)"]
         if memory_target:
             mem_ratio = result["ours_mem"] / result["floor_mem"]
