@@ -3940,30 +3940,29 @@ def to_json(data: Any, indent: Optional[int] = None) -> str:
 
 def write_json(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
     """Write the server's objects as strict JSON, indented (never coloured); a --watch snapshot is
-    one line, for jq to stream. A list is encoded in 64 KiB batches: a million shards are 450 MB of
-    JSON, which would otherwise be built in memory and copied again."""
+    one line, for jq to stream. A list is encoded in batches of 8,192 pieces (about 100 KB), each
+    joined in C: a million shards are 450 MB of JSON, which would otherwise be built in memory
+    and copied again, and 40 million pieces handled one by one in Python cost a third of the time."""
     if style.snapshot or not isinstance(data, list) or not data:  # encoded whole: nothing is written on failure
         out(to_json(data, indent=None if style.snapshot else 2) + "\n")
         return
+    import itertools
     import json
     # One encoder over the whole list: a fresh one per item would build its nested
     # closures a million times, cycles the spaced collector would free late.
-    batch, size, written = [], 0, False
+    pieces = json.JSONEncoder(indent=2, allow_nan=False).iterencode(data)
+    written = False
     try:
-        for chunk in json.JSONEncoder(indent=2, allow_nan=False).iterencode(data):
-            batch.append(chunk)
-            size += len(chunk)
-            if size >= 65536:  # nothing is written before the first 64 KiB are encoded
-                out("".join(batch))
-                batch, size, written = [], 0, True
+        for batch in iter(lambda: "".join(itertools.islice(pieces, 8192)), ""):
+            out(batch)  # nothing is written before the first batch is encoded
+            written = True
     except (ValueError, RecursionError):
-        if written:  # only a list whose first 64 KiB printed, and a later item nested past Python's limit
+        if written:  # only a list whose first batch printed, and a later item nested past Python's limit
             raise BadResponse("the cluster's answer cannot be printed as JSON past this point (nested too "
                               "deeply); the output above is cut short") from None
         out(to_json(data, indent=2) + "\n")  # the one-shot encoder may manage it; else one clean line
         return
-    batch.append("\n")
-    out("".join(batch))
+    out("\n")
 
 
 def write_ndjson(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
