@@ -3495,23 +3495,27 @@ def write_grid(columns: Sequence[Field], rows: Sequence[Any], out: Callable[[str
         return
     least = [max(len(spec.label), spec.width) for spec in columns]
     content = [len(spec.label) for spec in columns]
-    for start in range(0, len(rows), BATCH):
-        for line in cells(rows[start:start + BATCH], columns, color, missing="-"):
-            for i, text in enumerate(line):
-                content[i] = max(content[i], shown_len(text.strip(), color))
+    for start in range(0, len(rows), BATCH):  # a column at a time: measured in C, not a cell at a time
+        for i, texts in enumerate(zip(*cells(rows[start:start + BATCH], columns, color, missing="-"))):
+            texts = map(str.strip, texts)
+            content[i] = max(content[i], max((shown_len(text, True) for text in texts) if color else map(len, texts)))
     least, widths = fit(columns, least, content, width) if width else (least, content)
     cut = [widths[i] < content[i] for i in range(len(columns))]  # clipped with '…' to fit the terminal
     widths = [widths[i] if cut[i] else max(least[i], content[i]) for i in range(len(columns))]
+    clipped = any(cut)
 
     def rule(left: str, middle: str, right: str) -> str:
         return left + middle.join("─" * (size + 2) for size in widths) + right
 
     def row(line: list) -> str:
-        texts = [text.strip() for text in line]
-        texts = [text[:widths[i] - 1] + ELLIPSIS if cut[i] and len(text) > widths[i] else text
-                 for i, text in enumerate(texts)]
-        return "│ " + " │ ".join(text + " " * (widths[i] - shown_len(text, color))
-                                 for i, text in enumerate(texts)) + " │\n"
+        texts = list(map(str.strip, line))
+        if clipped:
+            texts = [text[:widths[i] - 1] + ELLIPSIS if cut[i] and len(text) > widths[i] else text
+                     for i, text in enumerate(texts)]
+        if color:
+            return "│ " + " │ ".join(text + " " * (widths[i] - shown_len(text, True))
+                                     for i, text in enumerate(texts)) + " │\n"
+        return "│ " + " │ ".join(map(str.ljust, texts, widths)) + " │\n"
 
     out(rule("┌", "┬", "┐") + "\n" + (row([spec.label for spec in columns]) + rule("├", "┼", "┤") + "\n"
                                         if headers else ""))
