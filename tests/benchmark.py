@@ -129,6 +129,9 @@ def instructions(argv) -> dict:
     """Count the instructions one run executes, with valgrind's callgrind: the same on every run, where
     the time of a 0.15 s command varies by a third on a shared machine. Child processes are not counted."""
     import re
+    import shutil
+    if not shutil.which("valgrind"):
+        raise SystemExit("--instructions needs valgrind (Debian and Ubuntu: apt install valgrind)")
     run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + argv,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     counted = re.search(r"Collected : ([0-9]+)", run.stderr)
