@@ -5839,9 +5839,9 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
         if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
             raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
         staying = len(as_list(plan.get("skipped")))
-        result = carry_out(client, args, plan, "nothing can move off %s: %d of its primaries stay, skipped "
-                           "(--dry-run says why)" % (args.node_id, staying) if staying else
-                           "%s holds no primary: nothing to move" % args.node_id)
+        result = carry_out(client, args, plan, "nothing can move off %s: its %d %s, skipped (--dry-run says why)"
+                           % (args.node_id, staying, "primary stays" if staying == 1 else "primaries stay")
+                           if staying else "%s holds no primary: nothing to move" % args.node_id)
     if not args.remove or args.dry_run:
         return result
     if result.view == "move-report":

@@ -256,6 +256,16 @@ def test_a_plan_of_the_other_command_is_refused(cli, sim, tmp_path):
     assert (run.code, run.err) == (2, "error: plan: %s is a drain plan, not a rebalance\n" % saved)
 
 
+def test_a_drain_of_an_unreachable_node_says_its_primaries_stay(cli, sim):
+    sim.down("node-worker-002")
+    run = cli("drain-node", "--node-id", "node-worker-002", "--yes")
+    staying = sum(s["primary_node"] == "node-worker-002" for s in sim.cluster.shards.values())
+    assert run.code == 0 and staying > 1
+    assert run.err == ("nothing can move off node-worker-002: its %d primaries stay, skipped (--dry-run says why)\n"
+                       % staying)
+    assert sim.changes() == []
+
+
 def test_drain_with_remove_follows_the_replicas_until_they_are_copied(cli, sim):
     sim.reset(migration_seconds=0.1, nodes=4)
     sim.fault(replica_delay=0.5)
