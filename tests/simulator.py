@@ -34,6 +34,35 @@ DOWN = ("UNREACHABLE",)
 SEED_VECTOR_COUNTS = (125432, 118901, 131245)
 
 
+# The servers the contract allows, by name: how each differs from the default (the specification's
+# example server). A trait is a Cluster option (cluster_name, join_seconds) or a fault; personalities
+# combine ("named,dialect"), and "all" is every one at once (replica copies never listed).
+PERSONALITIES = {
+    "default": {},
+    "named": {"cluster_name": "jade-ref"},                 # status carries cluster_name
+    "camel-case": {"camel_case": True},                     # nodeId, primaryNode, vectorCount
+    "bare-lists": {"bare_lists": True},                     # [...] instead of {"nodes": [...]}
+    "numbers-as-strings": {"numbers_as_strings": True},     # "125432"
+    "configured-replicas": {"replicas_configured": True},   # replicas is the factor: only status says a shard is short
+    "late-replicas": {"unlisted_replicas": 1.0},            # a new copy is listed in replica_nodes a second late
+    "unlisted-replicas": {"unlisted_replicas": -1},         # ... or never
+    "slow-joins": {"join_seconds": 1.5},                    # a new node stays JOINING for a while
+    "dialect": {"dialect": True},                           # /v1 routes, lower-case enums, its own /health
+}
+PERSONALITIES["all"] = dict(kv for name, traits in PERSONALITIES.items() if name != "late-replicas"
+                            for kv in traits.items())
+CLUSTER_TRAITS = ("cluster_name", "join_seconds")
+
+
+def traits_of(personality) -> dict:
+    """The traits of a personality: a name, names joined by commas, or a sequence of names."""
+    names = personality.split(",") if isinstance(personality, str) else list(personality or ())
+    unknown = [n for n in names if n not in PERSONALITIES]
+    if unknown:
+        raise ValueError("unknown personality %s; known: %s" % (", ".join(unknown), ", ".join(PERSONALITIES)))
+    return {k: v for name in names for k, v in PERSONALITIES[name].items()}
+
+
 def utc_iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -90,12 +119,13 @@ class Cluster:
     """The simulated cluster: all state, and every change to it, under one lock."""
 
     def __init__(self, nodes=3, shards=12, replication_factor=2, migration_seconds=5.0,
-                 join_seconds=2.0, rebalance=False, seed=7, clock=time.time, cluster_name=None):
+                 join_seconds=2.0, rebalance=False, seed=7, clock=time.time, cluster_name=None, personality=()):
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
+        traits_of(personality)  # an unknown name fails here, not at the first request
         self.options = dict(nodes=nodes, shards=shards, replication_factor=replication_factor,
                             migration_seconds=migration_seconds, join_seconds=join_seconds,
-                            rebalance=rebalance, seed=seed, cluster_name=cluster_name)
+                            rebalance=rebalance, seed=seed, cluster_name=cluster_name, personality=personality)
         self.base_clock = clock
         self.offset = 0.0  # seconds added to the clock: advance() moves time on without waiting
         self.lock = threading.RLock()
@@ -113,7 +143,8 @@ class Cluster:
     # -- construction ------------------------------------------------------
 
     def reset(self):
-        o = self.options
+        traits = traits_of(self.options.get("personality"))
+        o = dict(self.options, **{k: v for k, v in traits.items() if k in CLUSTER_TRAITS})
         with self.lock:
             # A request that arrived before this reset (and is still held by a delay) belongs to
             # the cluster that was: it is dropped unanswered, never applied to this one.
@@ -143,7 +174,7 @@ class Cluster:
                 self.shards[shard_id] = {
                     "shard_id": shard_id, "database_id": DATABASES[i % len(DATABASES)],
                     "primary_node": copies[0], "replica_nodes": copies[1:],
-                    "vector_count": vectors, "read_only": False}
+                    "vector_count": vectors, "read_only": False, "unlisted": {}}
             self.migrations = {}       # migration_id -> migration
             self.most_running = 0      # the most migrations ever running at once
             self.most_per_node = 0     # the most running at once into or out of one node
@@ -154,7 +185,9 @@ class Cluster:
                            "html_next": 0, "empty_next": 0, "respond": [], "fault_methods": [], "bare_lists": False,
                            "camel_case": False, "numbers_as_strings": False, "drop_fields": [],
                            "fail_migrations": {}, "stall_migrations": [], "stall_on_down": False,
-                           "forget_migrations": [], "drop_replicas": False, "replica_delay": 0.0}
+                           "forget_migrations": [], "drop_replicas": False, "replica_delay": 0.0,
+                           "replicas_configured": False, "unlisted_replicas": None, "dialect": False}
+            self.faults.update({k: v for k, v in traits.items() if k not in CLUSTER_TRAITS})
             self.rehoming = []  # (due time, shard_id): replicas the cluster has yet to copy after a removal
             self.load = None
             self.version = 0
@@ -348,6 +381,11 @@ class Cluster:
         s = self.shards[shard_id]
         view = {k: s[k] for k in ("shard_id", "database_id", "primary_node", "replica_nodes",
                                   "replicas", "vector_count", "size_bytes", "status")}
+        if s["unlisted"]:
+            now = self.clock()
+            view["replica_nodes"] = [n for n in s["replica_nodes"] if s["unlisted"].get(n, 0) <= now]
+        if self.faults["replicas_configured"]:  # the configured count, whatever the copies: only status tells
+            view["replicas"] = self.replication_factor
         if s["read_only"]:
             view["read_only"] = True
         return view
@@ -365,7 +403,8 @@ class Cluster:
         else:
             status = "HEALTHY"
         # cluster_name only when named: the specification's example server does not send it.
-        named = {"cluster_name": self.options["cluster_name"]} if self.options.get("cluster_name") else {}
+        name = traits_of(self.options.get("personality")).get("cluster_name", self.options.get("cluster_name"))
+        named = {"cluster_name": name} if name else {}
         return dict(named, master_node=self.master, total_nodes=len(self.nodes),
                     active_nodes=sum(1 for n in self.nodes.values() if n["status"] in ("HEALTHY", "DEGRADED")),
                     total_shards=len(self.shards), status=status, replication_factor=self.replication_factor)
@@ -475,6 +514,9 @@ class Cluster:
             home = self._new_home(shard)
             if home:
                 shard["replica_nodes"].append(home)
+                lag = self.faults["unlisted_replicas"]
+                if lag is not None:  # copied at once, but left out of replica_nodes for a while, or for good
+                    shard["unlisted"][home] = self.clock() + lag if lag >= 0 else float("inf")
         for mig in self.migrations.values():
             if mig["status"] in ("PENDING", "IN_PROGRESS") and node_id in (mig["source_node"], mig["target_node"]):
                 self._finish(mig, self.clock(), "node %s was removed from the cluster" % node_id)
@@ -504,6 +546,8 @@ class Cluster:
             raise ApiError(400, "request body must be a JSON object", "INVALID_ARGUMENT")
         target, source = body.get("target_node"), body.get("source_node")
         strategy = body.get("strategy", "LIVE_COPY")
+        if self.faults["dialect"] and isinstance(strategy, str):
+            strategy = strategy.upper()  # the server's own dialect reads either case
         if strategy not in STRATEGIES:
             raise ApiError(400, "strategy must be one of %s" % ", ".join(STRATEGIES), "INVALID_STRATEGY")
         if not isinstance(target, str) or not target:
@@ -574,14 +618,17 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
                       "bare_lists": b, "camel_case": b, "numbers_as_strings": b, "drop_fields": [...],
                       "fail_migrations": {"shard-02": "disk full"}, "stall_migrations": ["shard-03"],
                       "stall_on_down": b, "forget_migrations": ["shard-04"], "drop_replicas": b,
-                      "replica_delay": s}
+                      "replica_delay": s, "replicas_configured": b, "unlisted_replicas": s, "dialect": b}
                      (fault_methods: the counted faults and the delay hit only those methods;
                       fail_migrations: that shard's next migration fails halfway;
                       stall_migrations: its migrations make no progress and never end;
                       stall_on_down: migrations to or from a node that is down stall instead of failing;
                       forget_migrations: the cluster forgets that shard's migration when asked for it;
                       drop_replicas: a removal leaves the node's shards a copy short (the reference server);
-                      replica_delay: a removal's copies are made that many seconds later)
+                      replica_delay: a removal's copies are made that many seconds later;
+                      replicas_configured: a shard's replicas is the replication factor, whatever its copies;
+                      unlisted_replicas: a removal's new copy is listed in replica_nodes s seconds late, -1 never;
+                      dialect: routes under /v1, lower-case enum values, /health as the server's own)
   POST /_sim/load    {"cpu_usage": 90}  every live node reports this CPU load
   POST /_sim/rebalance                  move primaries onto under-loaded nodes
   GET  /_sim/requests | DELETE          the requests received under /api/v1 and /health
@@ -591,10 +638,25 @@ HTML_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\
             b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
             b"</body>\r\n</html>\r\n")
 
+ENUM_KEYS = ("status", "role", "strategy", "severity")
+
+
+def lower_enums(value):
+    """The server's own dialect: enum values in lower case (healthy, master, live_copy)."""
+    if isinstance(value, dict):
+        return {k: v.lower() if k in ENUM_KEYS and isinstance(v, str) else lower_enums(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lower_enums(v) for v in value]
+    return value
+
+
 def encode(payload, faults) -> bytes:
-    """A body as the faults say the server sends it: fields dropped, camelCase, numbers as strings."""
+    """A body as the faults say the server sends it: fields dropped, lower-case enums, camelCase,
+    numbers as strings."""
     if faults["drop_fields"]:
         payload = _drop(payload, set(faults["drop_fields"]))
+    if faults["dialect"]:
+        payload = lower_enums(payload)
     if faults["camel_case"] or faults["numbers_as_strings"]:
         payload = transform(payload, faults["camel_case"], faults["numbers_as_strings"])
     return json.dumps(payload).encode()
@@ -604,7 +666,7 @@ def listing(cluster, key, items_fn, cacheable=True):
     """A list body, wrapped or bare as the faults say; unfiltered ones serialised once per state version."""
     faults = cluster.faults
     variant = (key, faults["bare_lists"], faults["camel_case"], faults["numbers_as_strings"],
-               tuple(faults["drop_fields"]), cluster.version)
+               tuple(faults["drop_fields"]), faults["dialect"], cluster.version)
     if cacheable and variant in cluster._cache:
         return cluster._cache[variant]
     items = items_fn()
@@ -695,7 +757,14 @@ class Handler(BaseHTTPRequestHandler):
         if fault is not None:
             return self._send_fault(fault, faults)
         if path == "/health" and method == "GET":
+            if faults["dialect"]:  # the server's own health answer
+                return self._send_json(200, {"status": "healthy", "timestamp": utc_iso(time.time()),
+                                             "checks": {"database": "ok", "storage": "ok", "cluster": "ok"}})
             return self._send_json(200, {"status": "ok", "version": VERSION})
+        if faults["dialect"]:  # the server's routes are under /v1 (its web front end maps /api/* there)
+            if not path.startswith("/v1/"):
+                return self._send_json(404, {"error": "Not Found"})
+            path = "/api" + path
         if self._authorised(method):
             self._route(method, path, query, raw, faults, generation)
 
@@ -937,6 +1006,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bare-lists", action="store_true", help="serve lists as bare JSON arrays")
     parser.add_argument("--camel-case", action="store_true", help="serve camelCase field names")
     parser.add_argument("--numbers-as-strings", action="store_true", help="serve numbers as strings")
+    parser.add_argument("--personality", default="", metavar="NAME[,NAME...]",
+                        help="serve as another server the contract allows: %s" % ", ".join(PERSONALITIES))
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     parser.add_argument("--demo", action="store_true",
@@ -947,9 +1018,14 @@ def main(argv=None) -> int:
         args.port = 0
     if not 1 <= args.nodes <= 1000 or not 0 <= args.shards <= 1000000:
         parser.error("--nodes must be 1-1000 and --shards 0-1000000")
+    try:
+        traits_of(args.personality.split(",") if args.personality else ())
+    except ValueError as exc:
+        parser.error(str(exc))
     cluster = Cluster(nodes=args.nodes, shards=args.shards, replication_factor=args.replication_factor,
                       migration_seconds=args.migration_seconds, join_seconds=args.join_seconds,
-                      rebalance=args.auto_rebalance, cluster_name=args.cluster_name)
+                      rebalance=args.auto_rebalance, cluster_name=args.cluster_name,
+                      personality=args.personality.split(",") if args.personality else ())
     for node_id in args.down:
         cluster.set_node_status(node_id, "UNREACHABLE")
     cluster.faults.update(delay=args.delay, fail_next=args.fail_next, html_next=args.html_next,
