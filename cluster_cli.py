@@ -111,6 +111,9 @@ EXIT_INTERRUPTED = 130
 ENV_HOST, ENV_PORT, ENV_URL = "JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL"
 ENV_FORMAT, ENV_API_KEY = "JADEVECTORDB_FORMAT", "JADEVECTORDB_API_KEY"
 ENV_CONFIG, ENV_CONTEXT = "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT"
+ENV_API_PREFIX = "JADEVECTORDB_API_PREFIX"
+DEFAULT_API_PREFIX = "/api/v1"  # the contract's; JadeVectorDB's own server routes the same API under /v1
+DIALECT_API_PREFIX = "/v1"
 
 
 # ==================================================================================================
@@ -464,6 +467,15 @@ def check_urls(text: Any) -> list:
     return urls
 
 
+def check_api_prefix(text: Any, param: str = "api_prefix") -> str:
+    """'/v1' or '/api/v1/' -> the path the cluster API is served under, without its last slash."""
+    if not isinstance(text, str) or not text.startswith("/") or "//" in text or not text.isprintable() or\
+            any(c in text for c in " ?#%\\"):
+        raise InvalidInput("%s must be a path such as %s or %s, got %s" % (
+            param, DEFAULT_API_PREFIX, DIALECT_API_PREFIX, shown(text)), param=param)
+    return text.rstrip("/")
+
+
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
@@ -601,6 +613,12 @@ FIELD_KINDS = dict(
 # The contract's numbers: a server may send them as strings ("125432"); the client gives them as numbers.
 NUMERIC_KINDS = ("count", "percent", "duration", "bytes", "rate", "ms")
 NUMERIC_FIELDS = frozenset(key for key, kind in FIELD_KINDS.items() if kind in NUMERIC_KINDS)
+# The contract's enum values, which JadeVectorDB's own server writes in lower case ("healthy", "master"):
+# read in the contract's form, so filters, checks and every format see one spelling.
+ENUM_KEYS = frozenset(("status", "role", "strategy", "severity"))
+ENUM_VALUES = frozenset(CLUSTER_STATUSES + NODE_STATUSES + SHARD_STATUSES + RUNNING_MIGRATION + STRATEGIES + (
+    "COMPLETED", "FAILED", "MASTER", "WORKER", "PASS", "WARN", "FAIL", "INFO", "WARNING", "ERROR", "CRITICAL"))
+TYPED_KEYS = NUMERIC_FIELDS | ENUM_KEYS
 # Fields that name something: a table never clips them (node-worker… could be any worker, and
 # [fd00::3]:80… reads as port 80); other columns give way first, and if these alone do not fit, the
 # table is wider than the terminal.
@@ -824,8 +842,9 @@ def typed(data: Any, odd: set) -> Any:
     """Return the answer with each numeric field of the contract a number: a numeric string becomes
     its int or float; anything else there (text, true, a list) becomes None, its field's name added
     to `odd`. Changed in place; the maps keyed by IDs (a shard count per node) are numbers too. A
-    loop, not recursion: however deep the answer, it is walked (the formats say what they cannot show)."""
-    numeric = NUMERIC_FIELDS
+    loop, not recursion: however deep the answer, it is walked (the formats say what they cannot show).
+    An enum value in lower case ("healthy", "under-replicated") is given in the contract's form."""
+    numeric, special = NUMERIC_FIELDS, TYPED_KEYS
     pending = [data]
     while pending:
         node = pending.pop()
@@ -837,8 +856,11 @@ def typed(data: Any, odd: set) -> Any:
         for key, value in node.items():
             kind = type(value)
             if kind is str:  # the common case first: IDs and words
-                if key in numeric:
-                    node[key] = _as_number(value, key, odd)
+                if key in special:
+                    if key in numeric:
+                        node[key] = _as_number(value, key, odd)
+                    elif value.islower() and value.upper().replace("-", "_") in ENUM_VALUES:
+                        node[key] = value.upper().replace("-", "_")
             elif kind is int or kind is float or value is None:
                 continue
             elif key in ID_KEYED and kind is dict:  # keyed by node IDs, which are data, not field names
@@ -948,7 +970,8 @@ def unwrap_list(data: Any, key: str) -> list:
 
 
 # What ClusterCLI() takes, besides the address: what from_context() lets a caller override.
-CLIENT_SETTINGS = ("url", "host", "port", "api_key", "timeout", "retries", "verify", "max_response_size")
+CLIENT_SETTINGS = ("url", "host", "port", "api_key", "timeout", "retries", "verify", "max_response_size",
+                   "api_prefix")
 
 
 HEADERS = {"Accept": "application/json", "User-Agent": "jadevectordb-cluster-cli/" + __version__}
@@ -1842,7 +1865,8 @@ def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any]
 
 # What a [contexts.NAME] table may set. A mistyped setting is an error, not ignored:
 # "protect = true" must not leave production unprotected.
-CONTEXT_SETTINGS = ("url", "host", "port", "format", "timeout", "ca_cert", "api_key_env", "api_key", "protected")
+CONTEXT_SETTINGS = ("url", "host", "port", "format", "timeout", "ca_cert", "api_key_env", "api_key", "protected",
+                    "api_prefix")
 
 
 _CONTEXT_NAME = r"^[A-Za-z0-9][\w.-]*$"
@@ -1972,7 +1996,7 @@ def check_file_is_ours(path: str, info: Any) -> None:
 def check_context_setting(key: str, value: Any) -> None:
     """Check one setting of a context as the flag that sets it would be."""
     kinds = {"url": (str, list), "host": (str, list), "port": (int,), "format": (str,), "timeout": (int, float),
-             "ca_cert": (str,), "api_key_env": (str,), "api_key": (str,), "protected": (bool,)}
+             "ca_cert": (str,), "api_key_env": (str,), "api_key": (str,), "protected": (bool,), "api_prefix": (str,)}
     if not isinstance(value, kinds[key]) or (key in ("port", "timeout") and isinstance(value, bool)):
         raise InvalidInput("%s must be %s" % (key, {"url": "text or a list of text", "host": "text or a list of text",
                                                     "port": "a whole number", "timeout": "a number of seconds",
@@ -1987,6 +2011,8 @@ def check_context_setting(key: str, value: Any) -> None:
         raise InvalidInput("format must be one of %s, got %s" % (", ".join(FORMAT_NAMES), shown(value)))
     elif key == "timeout":
         check_seconds(value, "timeout")
+    elif key == "api_prefix":
+        check_api_prefix(value)
     elif key == "api_key_env" and not re.match(_ENV_NAME, value):
         raise InvalidInput("api_key_env must be the name of an environment variable, got %s" % shown(value))
     elif key == "api_key":
@@ -2155,7 +2181,7 @@ def context_url(settings: dict) -> str:
 def context_source(context: Context) -> Source:
     """Return a context's settings: its address (whole), key (read when used), format, timeout and ca_cert."""
     ours = context.settings
-    values = {name: ours[name] for name in ("url", "host", "port", "format", "timeout") if name in ours}
+    values = {name: ours[name] for name in ("url", "host", "port", "format", "timeout", "api_prefix") if name in ours}
     if "host" in ours:
         values.setdefault("port", DEFAULT_PORT)
     if "api_key_env" in ours or "api_key" in ours:
@@ -2173,7 +2199,7 @@ def client_settings(resolved: dict) -> dict:
         raise InvalidInput("%s: %s" % (resolved.sources["ca_cert"], "no such file: %s" % shown(ca_cert)
                                        if not os.path.exists(ca_cert) else "not a regular file: %s" % shown(ca_cert)))
     settings = {name: resolved[name] for name in ("url", "host", "port", "api_key", "timeout", "retries",
-                                                  "max_response_size") if resolved.get(name) is not None}
+                                                  "max_response_size", "api_prefix") if resolved.get(name) is not None}
     settings["verify"] = False if resolved.get("insecure") else (ca_cert or True)
     return settings
 
@@ -2461,8 +2487,14 @@ class ClusterCLI:
                  url: Union[str, Sequence[str], None] = None,
                  api_key: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, verify: Union[bool, str] = True,
-                 max_response_size: Union[int, str] = DEFAULT_MAX_RESPONSE_SIZE):
+                 max_response_size: Union[int, str] = DEFAULT_MAX_RESPONSE_SIZE,
+                 api_prefix: Optional[str] = None):
         port = check_port(port, "port")
+        # The cluster API's path. Not given: the contract's, and for reads JadeVectorDB's own (/v1) when
+        # only that answers; `notice` (a function of a sentence, if set) hears of such a switch.
+        self.api_prefix = DEFAULT_API_PREFIX if api_prefix is None else check_api_prefix(api_prefix)
+        self._prefix_given, self._prefix_seen = api_prefix is not None, False
+        self.notice = None
         self.base_urls = check_urls(url) if url else check_hosts(host, port)
         self.timeout = check_seconds(timeout, "timeout")
         self.retries = check_count(retries, "retries")
@@ -2546,46 +2578,46 @@ class ClusterCLI:
 
     def cluster_status(self) -> dict:
         """GET /api/v1/cluster/status."""
-        return self._get_object("/api/v1/cluster/status")
+        return self._get_object("/cluster/status")
 
     def diagnostics(self) -> dict:
         """GET /api/v1/cluster/diagnostics."""
-        return self._get_object("/api/v1/cluster/diagnostics")
+        return self._get_object("/cluster/diagnostics")
 
     def metrics(self) -> dict:
         """GET /api/v1/cluster/metrics."""
-        return self._get_object("/api/v1/cluster/metrics")
+        return self._get_object("/cluster/metrics")
 
     def list_nodes(self) -> list:
         """GET /api/v1/cluster/nodes, unwrapped to a list."""
-        return unwrap_list(self._request("GET", "/api/v1/cluster/nodes"), "nodes")
+        return unwrap_list(self._request("GET", "/cluster/nodes"), "nodes")
 
     def add_node(self, node_id: str, address: str) -> dict:
         """POST /api/v1/cluster/nodes: join a node (sent once, never retried)."""
         body = {"node_id": check_id(node_id, "node_id"), "address": check_address(address)}
-        answer = expect_object(self._request("POST", "/api/v1/cluster/nodes", body=body))
+        answer = expect_object(self._request("POST", "/cluster/nodes", body=body))
         return check_applied(answer, "added", "add node %s" % node_id)
 
     def remove_node(self, node_id: str) -> dict:
         """DELETE /api/v1/cluster/nodes/{id}: its shards are redistributed (sent once)."""
         check_id(node_id, "node_id")
-        answer = expect_object(self._request("DELETE", "/api/v1/cluster/nodes/{}", node_id))
+        answer = expect_object(self._request("DELETE", "/cluster/nodes/{}", node_id))
         return check_applied(answer, "removed", "remove node %s" % node_id)
 
     def node_health(self, node_id: str) -> dict:
         """GET /api/v1/cluster/nodes/{id}/health."""
-        return self._get_object("/api/v1/cluster/nodes/{}/health", check_id(node_id, "node_id"))
+        return self._get_object("/cluster/nodes/{}/health", check_id(node_id, "node_id"))
 
     def list_shards(self, database_id: Optional[str] = None, node_id: Optional[str] = None,
                     status: Optional[str] = None) -> list:
         """GET /api/v1/cluster/shards, filtered by the server (optional parameters)."""
         params = {name: check_id(value, name) for name, value in
                   (("database_id", database_id), ("node_id", node_id), ("status", status)) if value}
-        return unwrap_list(self._request("GET", "/api/v1/cluster/shards", params=params or None), "shards")
+        return unwrap_list(self._request("GET", "/cluster/shards", params=params or None), "shards")
 
     def shard_status(self, shard_id: str) -> dict:
         """GET /api/v1/cluster/shards/{id}, with its latest migration."""
-        return self._get_object("/api/v1/cluster/shards/{}", check_id(shard_id, "shard_id"))
+        return self._get_object("/cluster/shards/{}", check_id(shard_id, "shard_id"))
 
     def migrate_shard(self, shard_id: str, target_node: str, source_node: Optional[str] = None,
                       strategy: str = "LIVE_COPY") -> dict:
@@ -2593,7 +2625,7 @@ class ClusterCLI:
         body = {"target_node": check_id(target_node, "target_node"), "strategy": check_strategy(strategy)}
         if source_node is not None:
             body["source_node"] = check_id(source_node, "source_node")
-        path = "/api/v1/cluster/shards/{}/migrate"
+        path = "/cluster/shards/{}/migrate"
         answer = expect_object(self._request("POST", path, check_id(shard_id, "shard_id"), body=body))
         return check_applied(answer, None, "migrate shard %s" % shard_id)
 
@@ -2915,10 +2947,59 @@ class ClusterCLI:
                                    "its cluster; nothing was sent" % (self.context, self.context), param="confirm")
 
     def _request(self, method: str, path: str, *ids, params=None, body=None):
-        """Send one request, a change only when this client may make it (its context's protection)."""
+        """Send one request (a /cluster path under the API prefix), a change only when this client may
+        make it (its context's protection)."""
         if method != "GET":
             self._may_change()
-        return typed(self._transport.request(method, path, *ids, params=params, body=body), self.not_numbers)
+        api = path.startswith("/cluster")
+        try:
+            answer = self._transport.request(method, self.api_prefix + path if api else path, *ids, params=params,
+                                             body=body)
+        except NotFound as exc:
+            if not api or self._prefix_seen:
+                raise
+            answer = self._not_under_prefix(method, path, ids, params, body, exc)
+        self._prefix_seen = self._prefix_seen or api
+        return typed(answer, self.not_numbers)
+
+    def _answers(self, path: str) -> bool:
+        try:
+            self._transport.request("GET", path)
+        except NotFound:
+            return False
+        except ClusterError as exc:
+            return exc.exit_code != EXIT_UNREACHABLE  # it answered, if not with the status
+        return True
+
+    def _not_under_prefix(self, method: str, path: str, ids: tuple, params, body, exc: NotFound) -> Any:
+        """Settle a 404 that came before the API prefix answered once: an unknown ID under the right
+        prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when only that answers (unless the
+        prefix was given); a change is never sent to a guessed one: it is refused, saying which to use."""
+        if (method, path) != ("GET", "/cluster/status") and self._answers(self.api_prefix + "/cluster/status"):
+            self._prefix_seen = True
+            raise exc  # the API is there: the ID is not
+        prefix, alternative = self.api_prefix, None
+        if not self._prefix_given and self._answers(DIALECT_API_PREFIX + "/cluster/status"):
+            alternative = DIALECT_API_PREFIX
+            if method == "GET":
+                self.api_prefix, self._prefix_seen = alternative, True
+                if self.notice:
+                    self.notice("the cluster serves its API under %s, not %s: using %s (api_prefix %s says so and "
+                                "saves the extra request)" % (alternative, prefix, alternative, alternative))
+                return self._transport.request(method, alternative + path, *ids, params=params, body=body)
+        if alternative:
+            exc.hint = "it is served under %s: run again with api_prefix %s (nothing was changed)" % (
+                alternative, alternative)
+        elif self._answers("/health"):
+            exc.hint = "it answers /health, so this is a JadeVectorDB node that serves no cluster API under %s: " \
+                       "set api_prefix to the path it uses (JadeVectorDB's own server: %s)" % (
+                           prefix, DIALECT_API_PREFIX)
+        else:
+            exc.hint = "nothing answers /health there either: check that the address is a JadeVectorDB node"
+        exc.message = "the cluster API is not served under %s (HTTP 404 for %s %s%s)" % (
+            prefix, method, prefix, path.format(*ids))
+        exc.param = "api_prefix"
+        raise exc
 
 
 # ==================================================================================================
@@ -3571,9 +3652,11 @@ def itself(obj: Any) -> Any:
 STATUS = labelled("Status", "status")
 USAGE_ROWS = tuple(labelled(label + " Usage", key) for label, key in USAGE_FIELDS)
 USAGE_COLUMNS = tuple(labelled(label, key) for label, key in USAGE_FIELDS)
-STATUS_ROWS = (labelled("Cluster", "cluster_name"), labelled("Master Node", "master_node"),
+# What a server adds (its cluster's name) comes after the specification's rows, which stay where it shows them.
+STATUS_ROWS = (labelled("Master Node", "master_node"),
                labelled("Total Nodes", "total_nodes"), labelled("Active Nodes", "active_nodes"),
-               labelled("Total Shards", "total_shards"), STATUS, labelled("Replication Factor", "replication_factor"))
+               labelled("Total Shards", "total_shards"), STATUS, labelled("Replication Factor", "replication_factor"),
+               labelled("Cluster", "cluster_name"))
 
 
 # Least widths reproduce the specification's grids exactly.
@@ -3722,8 +3805,8 @@ MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} |
                  "{progress:percent}"
 VIEWS = {
     "status": View(title="Cluster Status", rows=STATUS_ROWS,
-                   compact=("[{cluster_name} | ]{status:status} | {total_nodes:nodes} | {total_shards:shards} | "
-                            "master: {master_node}",),
+                   compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | master: {master_node}"
+                            "[ | cluster: {cluster_name}]",),
                    samples=(Sample("jadevectordb_cluster_nodes", "Nodes in the cluster", "total_nodes"),
                             Sample("jadevectordb_cluster_active_nodes", "Nodes HEALTHY or DEGRADED", "active_nodes"),
                             Sample("jadevectordb_cluster_shards", "Shards in the cluster", "total_shards"),
@@ -4826,13 +4909,16 @@ def check_nonempty_key(text: str) -> str:
 def environment_source(env: Any) -> Source:
     """Return the JADEVECTORDB_* variables; each is checked when it is the one used."""
     values, labels = {}, {}
-    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT)):
+    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT),
+                           ("api_prefix", ENV_API_PREFIX)):
         if env.get(variable):
             values[name], labels[name] = env[variable], variable
     if "port" in values:
         values["port"] = (lambda text: lambda: check_port(text, ENV_PORT))(values["port"])
     if "format" in values:
         values["format"] = (lambda text: lambda: check_format(text, ENV_FORMAT))(values["format"])
+    if "api_prefix" in values:
+        values["api_prefix"] = (lambda text: lambda: check_api_prefix(text, ENV_API_PREFIX))(values["api_prefix"])
     if ENV_API_KEY in env:
         values["api_key"], labels["api_key"] = (lambda: check_nonempty_key(env[ENV_API_KEY])), ENV_API_KEY
     return Source("the environment", values, labels)
@@ -4844,7 +4930,7 @@ def flag_source(args: argparse.Namespace) -> Source:
     if args.api_key is not None and not args.api_key.strip():
         raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
     values = {name: getattr(args, name) for name in ("url", "api_key", "format", "timeout", "ca_cert", "retries",
-                                                      "max_response_size", "insecure")
+                                                      "max_response_size", "insecure", "api_prefix")
               if getattr(args, name, None) is not None}
     labels = {name: "--" + name.replace("_", "-") for name in values}
     if args.url is None and (args.host, args.port) != (None, None):
@@ -5052,6 +5138,9 @@ GLOBAL_OPTIONS = (
            help="API port for hosts given without one (env %s; default %d)" % (ENV_PORT, DEFAULT_PORT)),
     option("--url", param="url", metavar="URL[,URL...]",
            help="full base URL(s) such as https://jade.example:8443; overrides --host/--port (env %s)" % ENV_URL),
+    option("--api-prefix", param="api_prefix", metavar="PATH",
+           help="the path the cluster API is served under (env %s; default %s, and for reads %s when only that "
+                "answers: JadeVectorDB's own server)" % (ENV_API_PREFIX, DEFAULT_API_PREFIX, DIALECT_API_PREFIX)),
     option("-o", "--format", choices=FORMATS, help="output format (env %s; default %s)" % (ENV_FORMAT, DEFAULT_FORMAT)),
     option("--api-key", param="api_key", metavar="KEY",
            help="API key, sent as 'Authorization: Bearer KEY' (env %s)" % ENV_API_KEY),
@@ -6156,6 +6245,7 @@ def run(args: argparse.Namespace) -> int:
         warn("TLS certificate verification is off (--insecure); the cluster's identity is not checked")
     with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False),\
             ClusterCLI(**settings) as client:
+        client.notice = lambda text: note(text.replace("api_prefix", "--api-prefix"))
         where = ",".join(hide_credentials(url) for url in client.base_urls)
         output = output._replace(sent_to="context %s (%s)" % (context.name, where) if context else where)
         if settings.get("api_key"):
