@@ -1498,10 +1498,13 @@ def _spread_by_weight(free: list, where: list, load: list, allowed) -> None:
             return
 
 
-def _cluster_loads(nodes: list, shards: list) -> tuple:
+def _cluster_loads(nodes: list, shards: list, in_flight: Optional[dict] = None) -> tuple:
     """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as Free records, sorted
-    by id): the planners' view of a cluster."""
+    by id): the planners' view of a cluster. The one accounting of where a primary is, for plans,
+    their staleness and their verification alike: a shard in flight (in_flight: {shard_id: target})
+    counts on the node it is going to."""
     by_id = nodes_by_id(nodes)
+    going = (in_flight or {}).get
     healthy = sorted(n for n, node in by_id.items() if field(node, "status") == "HEALTHY")
     counts = {n: 0 for n in sorted(by_id)}
     vectors = {n: 0 for n in sorted(by_id)}
@@ -1525,8 +1528,9 @@ def _cluster_loads(nodes: list, shards: list) -> tuple:
         status = shard.get("status")
         if type(status) is not str:
             status = fmt_text(field(shard, "status")) or "unknown"
-        counts[held[0]] = counts.get(held[0], 0) + 1
-        vectors[held[0]] = vectors.get(held[0], 0) + size
+        at = (going(shard_id) if in_flight else None) or held[0]
+        counts[at] = counts.get(at, 0) + 1
+        vectors[at] = vectors.get(at, 0) + size
         listed.append(Free(shard_id, held[0], held, size, status))
     listed.sort()  # by shard ID: IDs are unique, so nothing after them is compared
     return by_id, healthy, counts, vectors, listed
@@ -1560,13 +1564,19 @@ def _solve(targets: list, fixed: dict, free: list, balance_by: str) -> tuple:
     return [targets[j] if j >= 0 else None for j in where], dict(zip(targets, target))
 
 
-def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
-    """Return a plan as rebalance and drain-node print it and --plan reads it back."""
+def after_moves(before: dict, moves: list) -> dict:
+    """Return the primaries per node once the moves are made: a plan's `after`, always derived from its
+    `before` and its moves (a plan trimmed by hand is judged by the moves it kept)."""
     after = dict(before)
     for move in moves:
-        after[move["source_node"]] -= 1
+        after[move["source_node"]] = after.get(move["source_node"], 0) - 1
         after[move["target_node"]] = after.get(move["target_node"], 0) + 1
-    return dict(kind=kind, **what, moves=moves, before=before, after=after, skipped=skipped)
+    return after
+
+
+def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
+    """Return a plan as rebalance and drain-node print it and --plan reads it back."""
+    return dict(kind=kind, **what, moves=moves, before=before, after=after_moves(before, moves), skipped=skipped)
 
 
 def in_the_way(targets: list, free: list, ends: list, aimed: dict, after: dict) -> list:
@@ -1602,7 +1612,7 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards", in_fli
     if balance_by not in BALANCE_BY:
         raise InvalidInput("balance_by must be one of %s, got %s" % (", ".join(BALANCE_BY), shown(balance_by)),
                            param="balance_by")
-    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
+    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards, in_flight)
     in_flight = in_flight or {}
     fixed, free, skipped, flying = {}, [], [], []
     live = set(healthy)
@@ -1643,7 +1653,7 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
     (listed in in_flight); a node that is UNREACHABLE has no live copy to move from (its primaries are
     skipped, and the cluster promotes a replica of each when it is removed). Raises ClusterError,
     showing the shards that cannot move and why."""
-    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards)
+    by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards, in_flight)
     if node_id not in by_id:
         raise ClusterError("node %s is not in the cluster" % node_id)
     in_flight = in_flight or {}
@@ -1685,7 +1695,7 @@ def explain_shard(nodes: list, shards: list, shard_id: str, in_flight: Optional[
     """Return where the shard's primary could move and why not elsewhere (as Elasticsearch's allocation
     explain does): for each node, whether a rebalance may put it there and why, and where the
     rebalance planned now would put it."""
-    by_id, healthy, counts, _, listed = _cluster_loads(nodes, shards)
+    by_id, healthy, counts, _, listed = _cluster_loads(nodes, shards, in_flight)
     found = [item for item in listed if item[0] == shard_id]
     if not found:
         raise NotFound("shard %s is not in the cluster" % shard_id)
@@ -1737,7 +1747,12 @@ def check_plan(plan: Any) -> dict:
         check_id(move["shard_id"], "shard_id")
     if len({move["shard_id"] for move in plan["moves"]}) != len(plan["moves"]):
         raise bad("a shard moves more than once")
-    if not isinstance(plan.get("after", {}), dict):
+    before = plan.get("before")
+    if before is not None:
+        if not isinstance(before, dict) or not all(isinstance(n, str) and type(c) is int for n, c in before.items()):
+            raise bad("'before' must map node IDs to counts")
+        plan["after"] = after_moves(before, plan["moves"])  # what the moves it holds make of `before`
+    elif not isinstance(plan.get("after", {}), dict):
         raise bad("'after' must map node IDs to counts")
     return plan
 
@@ -2686,6 +2701,7 @@ class ClusterCLI:
         nodes_list = self.list_nodes()
         nodes = nodes_by_id(nodes_list)
         listed = self.list_shards()
+        flying = self.in_flight(listed) if moves is None else {}
         shards = {id_of(shard, "shard_id", "a shard"): shard for shard in listed}
         stale = []
         if moves is None:
@@ -2694,9 +2710,7 @@ class ClusterCLI:
             if this and plan["cluster"] != this:
                 stale.append({"shard_id": None, "reason": "it was made for another cluster (%s, this one is %s)"
                               % (plan["cluster"], this)})
-            counts = {n: 0 for n in nodes}
-            for shard in listed:
-                counts[copies(shard)[0]] = counts.get(copies(shard)[0], 0) + 1
+            counts = _cluster_loads(nodes_list, listed, flying)[2]
             before = plan.get("before")
             if isinstance(before, dict) and before != counts:
                 changed = ["%s %s -> %s" % (n, before.get(n, "none"), counts.get(n, "none"))
@@ -2924,15 +2938,14 @@ class ClusterCLI:
         return how
 
     def _compare_with_plan(self, plan: dict) -> tuple:
-        """(True, {}) when each node of the plan's `after` holds that many primaries now."""
-        counts = {}
-        for shard in self.list_shards():
-            primary = copies(shard)[0]
-            counts[primary] = counts.get(primary, 0) + 1
+        """(True, {}) when each node of the plan's `after` holds that many primaries now (a shard still in
+        flight counted where it goes, as the plan counted it)."""
+        shards = self.list_shards()
+        counts = _cluster_loads(self.list_nodes(), shards, self.in_flight(shards))[2]
         wanted = plan.get("after") or {}
         differences = {node: {"planned": count, "now": counts.get(node, 0)}
                        for node, count in sorted(wanted.items()) if counts.get(node, 0) != count}
-        if plan.get("kind") == "drain" and counts.get(plan.get("node_id"), 0):
+        if plan.get("kind") == "drain" and counts.get(plan.get("node_id"), 0) and plan.get("node_id") not in wanted:
             differences[plan["node_id"]] = {"planned": 0, "now": counts[plan["node_id"]]}
         return not differences, differences
 

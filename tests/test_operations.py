@@ -198,6 +198,16 @@ def test_a_resume_follows_a_migration_still_running(cli, sim):
     assert len(migrations(sim)) == 3
 
 
+def test_a_new_run_after_an_interrupted_one_counts_its_migration_where_it_goes_and_ends_0(cli, sim):
+    assert stopped_rebalance(sim, cli)[0] == 130  # shard-00 -> node-worker-003 still running
+    sim.cluster.migration_seconds = 0.5
+    run = cli("rebalance", "--yes", *FAST, "--format", "json")
+    assert run.code == 0, run  # planned with shard-00 on node-worker-003, verified the same way
+    assert run.json()["verified"] is True
+    assert sorted(m["shard"] for m in migrations(sim)) == ["shard-00", "shard-01", "shard-03"]  # none sent twice
+    assert primaries(sim)["node-worker-003"] == 3
+
+
 def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST)

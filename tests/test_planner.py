@@ -129,8 +129,9 @@ def test_rebalance_is_as_even_as_any_plan_and_in_the_fewest_moves(cluster):
     legal(nodes, shards, plan["moves"], in_flight)
     ours = loads(nodes, applied(shards, plan["moves"]), in_flight=in_flight)
     primaries = {n["node_id"]: 0 for n in nodes}
-    for shard in applied(shards, plan["moves"]):
-        primaries[shard["primary_node"]] = primaries.get(shard["primary_node"], 0) + 1
+    for shard in applied(shards, plan["moves"]):  # a shard in flight counts where it is going, as plans count it
+        at = in_flight.get(shard["shard_id"]) or shard["primary_node"]
+        primaries[at] = primaries.get(at, 0) + 1
     assert plan["after"] == primaries
     targets = healthy(nodes)
     free = [s for s in shards if s["status"] in ("HEALTHY", "UNDER_REPLICATED") and s["primary_node"] in targets

@@ -263,6 +263,7 @@ def test_on_a_terminal_the_plan_is_confirmed_and_progress_is_one_line(grown):
 
 def test_a_cluster_that_does_not_match_the_plan_afterwards_is_exit_1(cli, grown, tmp_path):
     plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    del plan["before"]  # written by hand: its `after` is what is checked, not derived from its moves
     plan["after"]["node-worker-003"] = 4  # what the cluster will not show
     saved = tmp_path / "plan.json"
     saved.write_text(json.dumps(plan))
@@ -270,6 +271,28 @@ def test_a_cluster_that_does_not_match_the_plan_afterwards_is_exit_1(cli, grown,
     assert run.code == 1
     assert run.err.splitlines()[-1] == ("error: the moves completed, but the cluster does not match the plan: "
                                         "node-worker-003 holds 3 primaries, planned 4")
+
+
+def test_a_plan_trimmed_by_hand_applies_and_verifies_the_moves_it_kept(cli, grown, tmp_path):
+    plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    plan["moves"] = plan["moves"][:1]  # jq '.moves |= .[:1]': its `after` still describes three moves
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(plan))
+    run = cli("rebalance", "--plan", saved, "--yes", *FAST, "--format", "json")
+    assert run.code == 0, run
+    assert run.json()["verified"] is True and len(run.json()["completed"]) == 1
+    assert primaries(grown)["node-worker-003"] == 1
+
+
+def test_a_trimmed_plan_with_a_stale_before_is_still_refused(cli, grown, tmp_path):
+    plan = json.loads(cli("rebalance", "--dry-run", "--format", "json").out)
+    plan["moves"] = plan["moves"][:1]
+    cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-003", "--wait", *FAST)
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(plan))
+    run = cli("rebalance", "--plan", saved, "--yes", *FAST)
+    assert run.code == 1 and "the primaries per node changed since it was made" in run.err
+    assert len(migrations(grown)) == 1  # only the hand-made one
 
 
 def test_a_drain_plan_is_for_its_node_only(cli, sim, tmp_path):
