@@ -1259,6 +1259,16 @@ def holders(shard: Any) -> list:
     return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
 
 
+def restored(shard: Any, factor: int) -> bool:
+    """Return whether a shard has its replication factor of copies: by the server's word (HEALTHY, and
+    `replicas` at the factor: a server may copy a shard before it lists the copy), or by the copies
+    it lists, when it does not say the shard is short."""
+    status = field(shard, "status")
+    if status == "HEALTHY" and (number(field(shard, "replicas")) or 0) >= factor:
+        return True
+    return status not in ("UNDER_REPLICATED", "OFFLINE") and len(set(holders(shard))) >= factor
+
+
 def id_of(obj: Any, name: str, what: str) -> str:
     """Return an ID the planners compute with: text, or a one-line BadResponse."""
     value = field(obj, name)
@@ -5891,25 +5901,41 @@ def wait_out(client: ClusterCLI, args: argparse.Namespace, plan: dict) -> dict:
 
 
 def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) -> None:
-    """After a removal, follow the shards the node held until each has its replication factor again,
-    or end with exit 4 naming those still short."""
+    """After a removal, follow the shards the node held until each has its replication factor again
+    (restored(): the server's word, or the copies it lists), saying each change on stderr; end with
+    exit 4 naming those still short when nothing changed for --stall-timeout, or at --wait-timeout."""
     if not held:
         return
     factor = number(field(client.cluster_status(), "replication_factor")) or 1
     held = set(held)
 
     def short(shards):
-        return sorted(field(s, "shard_id") for s in shards if field(s, "shard_id") in held and (
-            field(s, "status") in ("UNDER_REPLICATED", "OFFLINE") or len(holders(s)) < factor))
+        return sorted(field(s, "shard_id") for s in shards if field(s, "shard_id") in held and not restored(s, factor))
 
-    note("following %s the node held until each has %d copies" % (words(len(held), "shard"), factor))
-    shards, restored, waited, _ = poll_until(client, client.list_shards, lambda s: not short(s),
-                                             args.wait_timeout, args.poll_interval)
-    if not restored:
-        missing = short(shards or [])
-        raise ConditionNotMet("%s was removed, but %s still under-replicated after %.1fs: %s" % (
-            args.node_id, words_are(len(missing), "shard"), waited,
-            ", ".join(missing[:20]) + (", ..." if len(missing) > 20 else "")))
+    def named(ids):
+        return ", ".join(ids[:20]) + (", ..." if len(ids) > 20 else "")
+
+    note("following %s the node held until each has %d copies (giving up after %s with no change)"
+         % (words(len(held), "shard"), factor, seconds(args.stall_timeout)))
+    seen = {"short": None, "at": time.monotonic()}
+
+    def settled(shards):  # restored, or stalled: no change for --stall-timeout
+        missing = short(shards)
+        if missing != seen["short"]:
+            if missing:
+                note("%d of %s restored; still short: %s" % (len(held) - len(missing), words(len(held), "shard"),
+                                                            named(missing)))
+            seen.update(short=missing, at=time.monotonic())
+        return not missing or time.monotonic() - seen["at"] >= args.stall_timeout
+
+    shards, ended, waited, _ = poll_until(client, client.list_shards, settled, args.wait_timeout, args.poll_interval)
+    missing = sorted(held) if shards is None else short(shards)
+    if missing:
+        raise ConditionNotMet("%s was removed, but %s still under-replicated %s: %s; the cluster may still copy "
+                              "them: 'shards --check' shows them" % (
+                                  args.node_id, words_are(len(missing), "shard"),
+                                  "with no change for %s" % seconds(args.stall_timeout) if ended else
+                                  "after %.1fs" % waited, named(missing)))
     note("replication factor %d restored on the %s %s held" % (factor, words(len(held), "shard"), args.node_id))
 
 
