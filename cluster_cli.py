@@ -5136,6 +5136,44 @@ def _count_of_migrations(text: str) -> int:
     return value
 
 
+# A status filter: the statuses wanted, or with a leading '!' those not wanted ('!HEALTHY'), as
+# (negated, frozenset). Only the contract's statuses: a mistyped one would match nothing and read as
+# "all clear".
+StatusFilter = namedtuple("StatusFilter", "negated statuses")
+
+
+def status_filter(choices: tuple) -> Callable[[str], StatusFilter]:
+    """Return the argparse type of --status over these statuses: 'A', 'A,B' or '!A[,B]', any letter case."""
+    def convert(text):
+        negated = text.startswith("!")
+        given = [part.strip().upper().replace("-", "_") for part in text[negated:].split(",")]
+        unknown = [part for part in given if part not in choices]
+        if unknown or not given:
+            raise argparse.ArgumentTypeError("%s is not a status; use %s, several with commas, or '!' before them "
+                                             "for all but those" % (shown(unknown[0] if unknown else text),
+                                                                    ", ".join(choices)))
+        return StatusFilter(negated, frozenset(given))
+    return convert
+
+
+class StatusChoices(tuple):
+    """The statuses --status offers (completion lists them), holding every filter made of them (argparse
+    checks the converted value is among its choices)."""
+
+    def __contains__(self, value: Any) -> bool:
+        return isinstance(value, StatusFilter) or tuple.__contains__(self, value)
+
+
+def status_matches(value: Any, wanted: Optional[StatusFilter]) -> bool:
+    return wanted is None or (value in wanted.statuses) != wanted.negated
+
+
+def status_option(what: str, choices: tuple) -> Option:
+    return option("--status", type=status_filter(choices), choices=StatusChoices(choices), metavar="STATUS[,STATUS...]",
+                  help="only %s with one of these statuses, or with '!' none of them ('!HEALTHY'): %s"
+                  % (what, ", ".join(choices)))
+
+
 def _port(text):
     try:
         return check_port(text, "port")
@@ -5644,19 +5682,18 @@ def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return Result(client.metrics(), "metrics")
 
 
-# A mistyped status would match nothing and read as "all clear": only the contract's are accepted.
-@command("nodes", option("--status", type=str.upper, choices=NODE_STATUSES, metavar="STATUS",
-                        help="only nodes with this status: %s" % ", ".join(NODE_STATUSES)),
+@command("nodes", status_option("nodes", NODE_STATUSES),
          option("--role", type=str.upper, choices=("MASTER", "WORKER"), help="only nodes with this role"),
          SHAPING, WATCH, view="nodes")
 def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """List the cluster's nodes.
 
     example: cluster_cli.py nodes --status UNREACHABLE --format compact
+             cluster_cli.py nodes --status '!HEALTHY'
     """
     nodes = client.list_nodes()
     if args.status or args.role:
-        nodes = [n for n in nodes if (not args.status or field(n, "status") == args.status)
+        nodes = [n for n in nodes if status_matches(field(n, "status"), args.status)
                  and (not args.role or field(n, "role") == args.role)]
     return Result(nodes, "nodes")
 
@@ -5717,20 +5754,29 @@ def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
 @command("shards", option("--database-id", param="database_id", type=_id, help="only shards of this database"),
          node_id_option("only shards with a copy (primary or replica) on this node"),
-         option("--status", type=str.upper, choices=SHARD_STATUSES, metavar="STATUS",
-                help="only shards with this status: %s" % ", ".join(SHARD_STATUSES)),
-         SHAPING, WATCH, view="shards")
+         status_option("shards", SHARD_STATUSES),
+         option("--check", action="store_true", help="exit 4 when a shard listed is not HEALTHY, naming them"),
+         SHAPING, WATCH, view="shards", exits={4: "a shard is not HEALTHY (--check)"})
 def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """List shards, optionally only those of a database, a node or a status.
+    """List shards, optionally only those of a database, a node or statuses.
 
     example: cluster_cli.py shards --format json | jq '[.[] | select(.replicas < 2)]'
+             cluster_cli.py shards --check          (exit 4 naming any shard not HEALTHY)
+             cluster_cli.py shards --status '!HEALTHY' --format compact
     """
-    shards = client.list_shards(args.database_id, args.node_id, args.status)
+    wanted = args.status
+    one = next(iter(wanted.statuses)) if wanted and not wanted.negated and len(wanted.statuses) == 1 else None
+    shards = client.list_shards(args.database_id, args.node_id, one)  # the server filters what it can
     # Filter here too, in case a server ignores the query parameters.
-    if args.database_id or args.node_id or args.status:
+    if args.database_id or args.node_id or wanted:
         shards = [s for s in shards if (not args.database_id or field(s, "database_id") == args.database_id)
-                  and (not args.node_id or args.node_id in holders(s))
-                  and (not args.status or field(s, "status") == args.status)]
+                  and (not args.node_id or args.node_id in holders(s)) and status_matches(field(s, "status"), wanted)]
+    if args.check:
+        unwell = ["%s (%s)" % (fmt_text(field(s, "shard_id")), fmt_text(field(s, "status")) or "no status")
+                  for s in shards if field(s, "status") != "HEALTHY"]
+        if unwell:
+            raise ConditionNotMet("%s not HEALTHY: %s" % (words_are(len(unwell), "shard"), ", ".join(
+                unwell[:20]) + (", ..." if len(unwell) > 20 else ""))).showing(shards, "shards")
     return Result(shards, "shards")
 
 

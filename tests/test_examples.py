@@ -211,6 +211,20 @@ def test_backup_verification_lists_a_shard_with_one_copy(shell, sim):
     assert [s["shard_id"] for s in json.loads(out)] == ["shard-00", "shard-01"]
 
 
+def test_the_backup_line_beside_the_specifications_catches_a_shard_short_by_its_status(shell, sim):
+    sim.fault(replicas_configured=True)  # replicas stays 2: only status says a shard is short
+    sim.down("node-worker-002")
+    spec = block_after("### Cluster backup status", "bash").splitlines()[-1]
+    ours = next(body for lang, body in fenced_blocks(README[README.index("only in its `status`"):])
+                if lang == "bash").splitlines()
+    code, out, _ = shell(spec)
+    assert (code, json.loads(out)) == (0, [])  # the specification's line passes over them
+    code, out, _ = shell(ours[0])
+    assert sorted(s["shard_id"] for s in json.loads(out)) == sorted(sim.cluster.under_replicated)
+    code, out, err = shell(ours[1])
+    assert code == 4 and len(out.splitlines()) == 12 and err.startswith("error: 8 shards are not HEALTHY: ")
+
+
 def test_jq_pipelines_of_the_specification(shell, sim):
     code, out, _ = shell("python cluster_cli.py status --format json | jq -r '.status'")
     assert out == "HEALTHY\n"

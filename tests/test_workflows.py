@@ -299,6 +299,28 @@ def test_a_mistyped_status_filter_is_refused_not_silently_empty(cli, sim):
     assert sim.requests == []
 
 
+def test_several_statuses_or_all_but_some_are_filtered_here_and_only_one_is_sent(cli, sim):
+    sim.down("node-worker-002")
+    short = sorted(shard_id for shard_id in sim.cluster.under_replicated)
+    run = cli("shards", "--status", "under_replicated,offline", "--format", "compact")
+    assert [line.split(" | ")[0] for line in run.lines] == short
+    assert sim.requests[-1]["query"] == {}  # the contract's parameter takes one status: none sent
+    assert cli("shards", "--status", "!HEALTHY", "--format", "compact").lines == run.lines
+    assert [line.split(" | ")[0] for line in cli("nodes", "--status", "!HEALTHY", "-o", "compact").lines] == [
+        "node-worker-002"]
+    refused = cli("shards", "--status", "!HEALTHY,GOOD")
+    assert refused.code == 2 and "'GOOD' is not a status" in refused.err and refused.out == ""
+
+
+def test_shards_check_exits_4_naming_each_shard_not_healthy(cli, sim):
+    assert cli("shards", "--check", "-o", "compact").code == 0
+    sim.down("node-worker-002")
+    run = cli("shards", "--check", "-o", "compact")
+    assert run.code == 4 and len(run.lines) == 12  # the listing, then what is wrong
+    named = ", ".join("%s (UNDER_REPLICATED)" % shard_id for shard_id in sorted(sim.cluster.under_replicated))
+    assert run.err == "error: 8 shards are not HEALTHY: %s\n" % named
+
+
 def test_node_filters(cli, sim):
     sim.down("node-worker-002")
     assert cli("nodes", "--status", "unreachable", "--format", "compact").lines == [
