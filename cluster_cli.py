@@ -4438,8 +4438,9 @@ def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeo
             client, read, lambda m: field(m, "status") in ("COMPLETED", "FAILED"), timeout, interval)
     except KeyboardInterrupt as exc:
         bar.close()
-        raise Interrupted("%s; migration %s of %s goes on: check it with 'cluster_cli.py shard-status --shard-id %s'"
-                          % (interruption(exc), migration_id, shard_id, shard_id), signal_of(exc)) from None
+        raise Interrupted("%s; migration %s of %s goes on: follow it again with 'cluster_cli.py shard-status "
+                          "--shard-id %s --wait'" % (interruption(exc), migration_id, shard_id, shard_id),
+                          signal_of(exc)) from None
     finally:
         bar.close()
     current = latest[0] if current is None else current
@@ -4450,8 +4451,8 @@ def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeo
         raise ClusterError("migration %s of %s FAILED: %s" % (
             migration_id, shard_id, fmt_text(field(current, "error")) or "no reason given")
         ).showing(current, "migration")
-    message = "migration %s of %s is still %s after %.1fs; it goes on: check it with "\
-              "'cluster_cli.py shard-status --shard-id %s'" % (migration_id, shard_id, state, waited, shard_id)
+    message = "migration %s of %s is still %s after %.1fs; it goes on: follow it again with "\
+              "'cluster_cli.py shard-status --shard-id %s --wait'" % (migration_id, shard_id, state, waited, shard_id)
     if last_error:
         message += " (last poll: %s)" % last_error
     raise ConditionNotMet(message).showing(current, "migration")
@@ -5781,13 +5782,34 @@ def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
 
 @command("shard-status", option("--shard-id", param="shard_id", required=True, type=_id, help="ID of the shard"),
-         WATCH, view="shard-status")
+         option("--wait", action="store_true", help="follow its running migration to the end, with progress on a "
+                                                    "terminal (exit 1 if it FAILED)"),
+         waiting("the migration"), WATCH, view="shard-status",
+         exits={4: "its migration still running when --wait-timeout ran out", 1: "its migration FAILED (--wait)"})
 def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
-    """Show one shard and its latest migration.
+    """Show one shard and its latest migration; --wait follows that migration to its end.
 
     example: cluster_cli.py shard-status --shard-id shard-00
+             cluster_cli.py shard-status --shard-id shard-00 --wait --wait-timeout 3600
     """
-    return Result(client.shard_status(args.shard_id), "shard-status")
+    shard = client.shard_status(args.shard_id)
+    if not args.wait:
+        return Result(shard, "shard-status")
+    if args.watch:
+        raise InvalidInput("--wait does not go with --watch")
+    migration = field(shard, "migration")
+    if isinstance(migration, dict) and field(migration, "status") in RUNNING_MIGRATION:
+        note("following migration %s of %s (Ctrl-C stops following, not the migration)"
+             % (fmt_text(field(migration, "migration_id")) or "(no id given)", args.shard_id))
+        return wait_for_migration(client, args.shard_id, migration, args.wait_timeout, args.poll_interval)
+    if isinstance(migration, dict) and field(migration, "status") == "FAILED":
+        raise ClusterError("migration %s of %s FAILED: %s" % (
+            fmt_text(field(migration, "migration_id")), args.shard_id,
+            fmt_text(field(migration, "error")) or "no reason given")).showing(migration, "migration")
+    note("no migration of %s is running%s" % (args.shard_id, "; its latest, %s, is %s" % (
+        fmt_text(field(migration, "migration_id")), fmt_text(field(migration, "status")) or "of unknown status")
+        if isinstance(migration, dict) else ""))
+    return Result(shard, "shard-status")
 
 
 @command("migrate-shard",

@@ -569,8 +569,9 @@ def test_ctrl_c_during_a_wait_names_the_migration_that_goes_on(hostile_server):
     hostile_server.script(hostile.answer(202, {"migration_id": "mig-9", "status": "PENDING"}))
     code, out, err = interrupt_when_received(hostile_server, CHANGES["migrate-shard"][0] + ["--wait"], count=2)
     assert code == 130
-    assert err.splitlines()[-1] == ("error: interrupted; migration mig-9 of shard-00 goes on: check it with "
-                                    "'cluster_cli.py --url %s shard-status --shard-id shard-00'" % hostile_server.url)
+    assert err.splitlines()[-1] == ("error: interrupted; migration mig-9 of shard-00 goes on: follow it again with "
+                                    "'cluster_cli.py --url %s shard-status --shard-id shard-00 --wait'"
+                                    % hostile_server.url)
 
 
 def test_a_wait_through_failing_polls_frees_what_they_leave(hostile_server, capsys):

@@ -44,8 +44,32 @@ def test_wait_for_a_migration_times_out_with_exit_4(cli, sim):
     assert " | IN_PROGRESS | " in run.out
     assert run.err.startswith(STARTED % ("mig-7f01", "shard-00") +
                               "error: migration mig-7f01 of shard-00 is still IN_PROGRESS after 0.2s; it goes on: "
-                              "check it with 'cluster_cli.py --host 127.0.0.1 --port %d shard-status --shard-id "
-                              "shard-00'" % sim.port)
+                              "follow it again with 'cluster_cli.py --host 127.0.0.1 --port %d shard-status "
+                              "--shard-id shard-00 --wait'" % sim.port)
+
+
+def test_a_wait_that_timed_out_is_picked_up_again_by_shard_status_wait(cli, sim):
+    sim.reset(migration_seconds=600)
+    assert cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait",
+               "--wait-timeout", "0.1", *FAST).code == 4
+    assert cli("shard-status", "--shard-id", "shard-00", "--wait", "--wait-timeout", "0.1", *FAST).code == 4
+    sim.cluster.migration_seconds = 1.5  # the running migration now ends about a second from here
+    run = cli("shard-status", "--shard-id", "shard-00", "--wait", *FAST, "--format", "compact")
+    assert run.code == 0, run
+    assert run.err == "following migration mig-7f01 of shard-00 (Ctrl-C stops following, not the migration)\n"
+    assert run.out == "mig-7f01 | shard-00 | node-worker-001 -> node-master-001 | LIVE_COPY | COMPLETED | " \
+                      "100.0%% | %s\n" % sim.url
+    assert [r["method"] for r in sim.requests].count("POST") == 1
+    again = cli("shard-status", "--shard-id", "shard-00", "--wait", "--format", "compact")
+    assert again.code == 0 and again.err == "no migration of shard-00 is running; its latest, mig-7f01, is COMPLETED\n"
+
+
+def test_shard_status_wait_on_a_failed_migration_exits_1(cli, sim):
+    sim.fault(fail_migrations={"shard-02": "disk full"})
+    cli("migrate-shard", "--shard-id", "shard-02", "--to-node", "node-worker-002")
+    run = cli("shard-status", "--shard-id", "shard-02", "--wait", *FAST, "--format", "json")
+    assert (run.code, run.out) == (1, "")
+    assert run.err.splitlines()[-1] == "error: migration mig-7f01 of shard-02 FAILED: disk full"
 
 
 def test_wait_shows_progress_only_on_a_terminal(sim):
