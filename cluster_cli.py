@@ -1584,6 +1584,21 @@ def after_moves(before: dict, moves: list) -> dict:
     return after
 
 
+# Why a plan leaves a node out (only HEALTHY nodes take primaries), by its status.
+LEFT_OUT = {"JOINING": "takes primaries once HEALTHY: wait for it (add-node --wait, or nodes --status JOINING) and "
+                       "plan again",
+            "LEAVING": "leaving the cluster: no primary goes to it",
+            "UNREACHABLE": "no primary goes to it, and its own cannot move",
+            "DEGRADED": "no primary goes to it until it is HEALTHY again"}
+
+
+def left_out(by_id: dict, healthy: list, counts: dict, drained: Optional[str] = None) -> list:
+    """Return the nodes a plan leaves out, each with its status, its primaries and why."""
+    return [{"node_id": n, "status": fmt_text(field(node, "status")) or "unknown", "primaries": counts.get(n, 0),
+             "reason": LEFT_OUT.get(field(node, "status"), "only HEALTHY nodes take primaries")}
+            for n, node in sorted(by_id.items()) if n not in healthy and n != drained]
+
+
 def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
     """Return a plan as rebalance and drain-node print it and --plan reads it back."""
     return dict(kind=kind, **what, moves=moves, before=before, after=after_moves(before, moves), skipped=skipped)
@@ -1649,7 +1664,7 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards", in_fli
     moves = [{"shard_id": f.shard_id, "source_node": f.home, "target_node": end, "vector_count": f.size}
              for f, end in zip(free, ends) if end != f.home]
     plan = plan_of("rebalance", moves, counts, skipped, balance_by=balance_by)
-    plan["in_flight"] = flying
+    plan["in_flight"], plan["left_out"] = flying, left_out(by_id, healthy, counts)
     plan["blocked"] = in_the_way(healthy, free, ends, aimed, plan["after"]) if aimed else []
     if balance_by == "vectors":
         plan["vectors_before"] = vectors
@@ -1695,7 +1710,7 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
     moves = [{"shard_id": f.shard_id, "source_node": node_id, "target_node": end, "vector_count": f.size}
              for f, end in zip(free, ends)]
     plan = plan_of("drain", moves, counts, stuck + skipped, node_id=node_id)
-    plan.update(in_flight=flying, replica_shards=replicas)
+    plan.update(in_flight=flying, replica_shards=replicas, left_out=left_out(by_id, healthy, counts, node_id))
     if stuck:
         raise ClusterError("cannot drain %s: %s; nothing was sent" % (node_id, "; ".join(
             "%s: %s" % (s["shard_id"], s["reason"]) for s in stuck))).showing(plan, "move-plan")
@@ -3957,12 +3972,18 @@ VIEWS["move-plan"] = View(
                   list_at("in_flight"), empty=None),
               Section("Skipped", "grid", (labelled("Shard ID", "shard_id"), labelled("Reason", "reason")),
                       list_at("skipped"), empty=None),
+              Section("Left Out (only HEALTHY nodes take primaries)", "grid", (
+                  labelled("Node ID", "node_id"), STATUS,
+                  labelled("Primaries", "primaries", fmt=fmt_count), labelled("Reason", "reason")),
+                  list_at("left_out"), empty=None),
               Section("Blocked (copies in the way of an even spread)", "grid", (
                   labelled("Node ID", "node_id"), labelled("Primaries", "primaries", fmt=fmt_count),
                   labelled("Could Hold", "could_hold", fmt=fmt_count), labelled("Reason", "reason")),
                   list_at("blocked"), empty=None)),
     compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
-             Lines(list_at("moves"), MOVE_COLUMNS)),
+             Lines(list_at("moves"), MOVE_COLUMNS),
+             Lines(list_at("left_out"), (labelled("", "node_id", fmt=lambda v: "left out: %s" % fmt_text(v)),
+                                         labelled("", "status"), labelled("", "reason")))),
     prepare=move_plan_summary, items=(list_at("moves"), "moves"))
 VIEWS["moves"] = View(columns=MOVE_COLUMNS)
 VIEWS["move-results"] = View(columns=MOVE_RESULT_COLUMNS)
@@ -5701,17 +5722,43 @@ def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
 @command("add-node", node_id_option("ID of the new node", required=True),
          option("--address", param="address", required=True, type=_address, metavar="HOST:PORT",
-                help="address the node serves on"), yes(),
+                help="address the node serves on"),
+         option("--wait", action="store_true", help="wait until the node is HEALTHY, saying each status it shows"),
+         waiting("the node"), yes(),
          view="node-added", sends=("POST", "/api/v1/cluster/nodes"), check="nodes",
-         exits={1: "a protected context's change not confirmed"})
+         exits={1: "a protected context's change not confirmed", 4: "not HEALTHY when --wait-timeout ran out"})
 def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Add a node to the cluster (it is JOINING, then HEALTHY).
 
     example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
+             cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080 --wait
     """
     confirm_change(args, "add node %s" % args.node_id, "nothing was sent")
     with InFlight("the request to add %s" % args.node_id, check_with(args)):
-        return Result(client.add_node(args.node_id, args.address), "node-added")
+        added = client.add_node(args.node_id, args.address)
+    if not args.wait:
+        return Result(added, "node-added")
+    node_id, seen = args.node_id, [field(added, "status")]
+    note("node %s added, %s; waiting until it is HEALTHY (Ctrl-C stops waiting, not the join)"
+         % (node_id, fmt_text(seen[0]) or "of unknown status"))
+
+    def read():
+        node = next((n for n in client.list_nodes() if field(n, "node_id") == node_id), None)
+        status = field(node, "status") if node else "not listed"
+        if status != seen[-1]:
+            note("node %s is %s" % (node_id, fmt_text(status)))
+            seen.append(status)
+        return node
+
+    node, ready, waited, last_error = poll_until(client, read, lambda n: field(n, "status") == "HEALTHY",
+                                                 args.wait_timeout, args.poll_interval)
+    answer = dict({k: v for k, v in added.items() if k != "message"}, status=seen[-1])
+    if not ready:
+        raise ConditionNotMet("node %s is still %s after %.1fs; it goes on joining: follow it with '%s nodes "
+                              "--status JOINING'%s" % (node_id, fmt_text(seen[-1]) or "not HEALTHY", waited,
+                                                       DEFAULT_PROG, " (last poll: %s)" % last_error
+                                                       if last_error else "")).showing(answer, "node-added")
+    return Result(answer, "node-added")
 
 
 @command("remove-node", node_id_option("ID of the node to remove", required=True),
@@ -5948,6 +5995,17 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
         client.plan_rebalance(args.balance_by)
     if args.plan and plan.get("kind", "rebalance") != "rebalance":
         raise InvalidInput("plan: %s is a %s plan, not a rebalance" % (args.plan, plan.get("kind")))
+    joining = [n["node_id"] for n in as_list(plan.get("left_out")) if n.get("status") == "JOINING"]
+    if joining:
+        one = len(joining) == 1
+        nodes, it = "%s %s JOINING" % (", ".join(joining), "is" if one else "are"), "it" if one else "them"
+        if not plan["moves"]:  # balanced without them: not what the operator is waiting for
+            raise ConditionNotMet("nothing to move yet: %s and %s no primary; wait until %s HEALTHY ('%s add-node "
+                                  "... --wait', or '%s nodes --status JOINING'), then plan again" % (
+                                      nodes, "holds" if one else "hold", "it is" if one else "they are",
+                                      DEFAULT_PROG, DEFAULT_PROG)).showing(plan, "move-plan")
+        note("%s: this plan leaves %s out; once %s HEALTHY, plan again to spread primaries onto %s" % (
+            nodes, it, "it is" if one else "they are", it))
     return carry_out(client, args, plan, "already balanced: nothing to move")
 
 

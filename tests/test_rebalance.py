@@ -73,6 +73,55 @@ def test_a_balanced_cluster_sends_nothing(cli, sim):
     assert sim.changes() == []
 
 
+def test_right_after_add_node_the_plan_says_what_to_wait_for_not_already_balanced(cli, sim):
+    assert cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080").code == 0  # JOINING
+    run = cli("rebalance", "--dry-run", "--format", "json")
+    assert run.code == 4  # not balanced, and it cannot be yet
+    assert run.json()["left_out"] == [{"node_id": "node-worker-003", "status": "JOINING", "primaries": 0, "reason": (
+        "takes primaries once HEALTHY: wait for it (add-node --wait, or nodes --status JOINING) and plan again")}]
+    assert run.err == ("error: nothing to move yet: node-worker-003 is JOINING and holds no primary; wait until it is "
+                       "HEALTHY ('cluster_cli.py {0} add-node ... --wait', or 'cluster_cli.py {0} nodes --status "
+                       "JOINING'), then plan again\n".format("--host 127.0.0.1 --port %d" % sim.port))
+    assert "already balanced" not in cli("rebalance", "--yes").err and sim.changes() == [
+        ("POST", "/api/v1/cluster/nodes")]
+    sim.advance(1)  # joined
+    assert cli("rebalance", "--dry-run", "--format", "json").json()["left_out"] == []
+
+
+def test_add_node_wait_follows_the_node_until_it_is_healthy(cli, sim):
+    sim.reset(join_seconds=0.5)
+    run = cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080", "--wait", *FAST,
+              "--format", "compact")
+    assert run.code == 0, run
+    assert run.out == "node-worker-003 | HEALTHY | 192.168.1.13:8080 | %s\n" % sim.url
+    assert run.err == ("node node-worker-003 added, JOINING; waiting until it is HEALTHY (Ctrl-C stops waiting, not "
+                       "the join)\nnode node-worker-003 is HEALTHY\n")
+    assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
+
+
+def test_add_node_wait_exits_4_when_the_node_is_still_joining(cli, sim):
+    sim.reset(join_seconds=600)
+    run = cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080", "--wait",
+              "--wait-timeout", "0.2", *FAST, "--format", "compact")
+    assert run.code == 4
+    assert run.out == "node-worker-003 | JOINING | 192.168.1.13:8080 | %s\n" % sim.url
+    assert run.err.splitlines()[-1].startswith("error: node node-worker-003 is still JOINING after 0.")
+
+
+@pytest.mark.parametrize("status", ["UNREACHABLE", "DEGRADED", "LEAVING"])
+def test_plans_name_each_node_they_leave_out_in_every_format(cli, sim, status):
+    sim.reset(nodes=4)  # so node-worker-001's primaries have somewhere to go with node-worker-002 left out
+    sim.cluster.nodes["node-worker-002"]["status"] = status
+    sim.cluster._changed()
+    for argv in (["rebalance"], ["drain-node", "--node-id", "node-worker-001"]):
+        plan = cli(*argv, "--dry-run", "--format", "json")
+        assert [(n["node_id"], n["status"]) for n in plan.json()["left_out"]] == [("node-worker-002", status)], plan
+        reason = plan.json()["left_out"][0]["reason"]
+        assert "left out: node-worker-002 | %s | %s" % (status, reason) in cli(*argv, "--dry-run", "-o", "compact").lines
+        table = cli(*argv, "--dry-run").out
+        assert "Left Out (only HEALTHY nodes take primaries)" in table and reason in table
+
+
 def test_concurrency_never_goes_above_max_concurrent(cli, sim):
     sim.reset(migration_seconds=0.3)
     for name, address in (("node-worker-003", "192.168.1.13:8080"), ("node-worker-004", "192.168.1.14:8080")):
