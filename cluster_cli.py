@@ -2276,6 +2276,7 @@ class _Transport:
         self._pid = os.getpid()  # a forked child makes its own connections (see request)
         self._auth = auth
         self._current = 0  # the master that answered last is asked first
+        self.retrying = None  # hears, once, the first retry: a sentence saying what is retried and for how long
 
     def close(self) -> None:
         self._session.close()
@@ -2324,13 +2325,14 @@ class _Transport:
             try:
                 response, content = self._send(method, path, params, body, deadline)
             except ClusterUnreachable as exc:
-                if change or not exc.retryable or not self._pause(attempt, None, deadline):
+                if change or not exc.retryable or not self._pause(attempt, None, deadline, exc.message):
                     raise
                 attempt += 1
                 continue
             status, reason = response.status_code, response.reason
             if status in RETRYABLE_STATUS and not change and\
-                    self._pause(attempt, response.headers.get("Retry-After"), deadline):
+                    self._pause(attempt, response.headers.get("Retry-After"), deadline,
+                                "%s answered HTTP %d" % (self.answered_by, status)):
                 attempt += 1
                 continue
             captured = getattr(self._local, "bodies", None)
@@ -2347,8 +2349,9 @@ class _Transport:
                     "no API key was sent; pass one as api_key"
                 raise
 
-    def _pause(self, attempt: int, retry_after, deadline: float) -> bool:
-        """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline."""
+    def _pause(self, attempt: int, retry_after, deadline: float, why: str) -> bool:
+        """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline.
+        The first retry of this client is told to `retrying`, with how long the retries may take."""
         if attempt >= self.retries:
             return False
         delay = FIRST_RETRY_PAUSE * 2 ** attempt
@@ -2360,6 +2363,12 @@ class _Transport:
         delay = min(RETRY_PAUSE_CAP, delay) if delay == delay else RETRY_PAUSE_CAP
         if time.monotonic() + delay >= deadline:
             return False
+        if self.retrying is not None:
+            most = min(deadline - time.monotonic(), sum(min(RETRY_PAUSE_CAP, FIRST_RETRY_PAUSE * 2 ** k)
+                                                        for k in range(attempt, self.retries)))
+            self.retrying("%s; retrying for up to %s (retries and timeout set how long; Ctrl-C stops)"
+                          % (why, seconds(most)))
+            self.retrying = None
         self._log.debug("retrying in %.2fs", delay)
         time.sleep(delay)
         return True
@@ -2994,7 +3003,8 @@ class ClusterCLI:
             answer = self._transport.request(method, self.api_prefix + path if api else path, *ids, params=params,
                                              body=body)
         except NotFound as exc:
-            if not api or self._prefix_seen:
+            if not api or self._prefix_seen or (exc.code or "NOT_FOUND") != "NOT_FOUND":
+                self._prefix_seen = self._prefix_seen or api  # NODE_NOT_FOUND and the like: the API answered
                 raise
             answer = self._not_under_prefix(method, path, ids, params, body, exc)
         self._prefix_seen = self._prefix_seen or api
@@ -5021,6 +5031,17 @@ def key_over_plain_http(urls: Sequence[str], proxy_for: Optional[Callable[[str],
     return exposed
 
 
+def address_origin(resolved: Resolved, context: Optional[Context]) -> str:
+    """Return what to check when the cluster could not be reached: where its address came from."""
+    source = resolved.sources["address"]
+    if source == DEFAULT_SOURCE.name:
+        return "no address was given, so the default %s:%d was tried: set --host and --port, --url, %s or a " \
+               "context" % (DEFAULT_HOST, DEFAULT_PORT, ENV_URL)
+    return "check the address, which came from %s%s, and that a master runs there" % (
+        source, " (context %s is in use, chosen by %s)" % (context.name, context.chosen_by)
+        if context and not source.startswith("context") else "")
+
+
 def address_flags(args: argparse.Namespace) -> list:
     """Return the flags of this command line that say which cluster, and how to reach it: what a hint
     repeats, so the command it names can be pasted as it is (never the key)."""
@@ -6411,6 +6432,9 @@ def run(args: argparse.Namespace) -> int:
     with verbose_logging(args.verbose), insecure_quietly(settings["verify"] is False),\
             ClusterCLI(**settings) as client:
         client.notice = lambda text: note(text.replace("api_prefix", "--api-prefix"))
+        if is_tty(sys.stderr):  # said at once to a person; a script rides out an election quietly
+            client._transport.retrying = lambda text: note(text.replace("retries and timeout", "--retries and "
+                                                                         "--timeout"))
         where = ",".join(hide_credentials(url) for url in client.base_urls)
         output = output._replace(sent_to="context %s (%s)" % (context.name, where) if context else where)
         if settings.get("api_key"):
@@ -6425,10 +6449,14 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     warn_not_numbers(client)
             return watch(snapshot, args.command, output, args.watch, args.count)
-        if args.raw:
-            return run_raw(client, args)
         try:
+            if args.raw:
+                return run_raw(client, args)
             return print_result(lambda: args.func(client, args), args, output)
+        except ClusterUnreachable as exc:
+            if exc.message.startswith("cannot reach") and not exc.tls and not exc.hint:
+                exc.hint = address_origin(resolved, context)
+            raise
         finally:
             warn_not_numbers(client)
 

@@ -191,7 +191,7 @@ def test_a_failed_migration_in_a_202_is_a_refusal(at, hostile_server):
 @pytest.mark.parametrize("body, reason", [
     ({"node_id": "n9", "error": "node n9 not added: quota reached"}, "node n9 not added: quota reached"),
     ({"node_id": "n9", "status": "REJECTED", "message": "address blocked"}, "address blocked"),
-    ({"node_id": "n9", "status": "failed"}, "the answer says failed"),
+    ({"node_id": "n9", "status": "failed"}, "the answer says FAILED"),  # read in the contract's form
     ({"node_id": "n9", "status": "Rejected", "error": {"code": "E42"}}, '{"code":"E42"}'),
 ])
 @pytest.mark.parametrize("command", sorted(CHANGES))

@@ -37,7 +37,35 @@ def test_refused_connection_exits_3_naming_the_address(cli):
     port = free_port()
     run = cli("--host", "127.0.0.1", "--port", port, "--retries", "0", "status", target=False)
     assert_one_error_line(run, 3)
-    assert run.err == "error: cannot reach http://127.0.0.1:%d: connection refused\n" % port
+    assert run.err == ("error: cannot reach http://127.0.0.1:%d: connection refused; check the address, which came "
+                       "from --host and --port, and that a master runs there\n" % port)
+
+
+def test_on_a_terminal_the_first_retry_is_said_at_once_with_how_long_it_may_take(sim):
+    from conftest import on_terminal
+    port = free_port()
+    code, shown, out = on_terminal(sim, ["--url", "http://127.0.0.1:%d" % port, "--retries", "2", "status"],
+                                   stream="stderr", target=False)
+    assert (code, out) == (3, "")
+    assert shown.splitlines() == [
+        "cannot reach http://127.0.0.1:%d: connection refused; retrying for up to 0.75s (--retries and --timeout set "
+        "how long; Ctrl-C stops)" % port,
+        "error: cannot reach http://127.0.0.1:%d: connection refused; check the address, which came from --url, and "
+        "that a master runs there" % port]
+
+
+def test_off_a_terminal_retries_stay_silent(script):
+    port = free_port()
+    run = script("--url", "http://127.0.0.1:%d" % port, "--retries", "1", "status", target=False)
+    assert run.code == 3 and run.err.count("\n") == 1 and "retrying" not in run.err
+
+
+def test_with_no_address_given_the_error_says_the_default_was_tried(cli, clean_env):
+    run = cli("--retries", "0", "--timeout", "2", "status", target=False)
+    if run.code == 0:
+        pytest.skip("something answers on localhost:8080 here")
+    assert run.err.endswith("; no address was given, so the default localhost:8080 was tried: set --host and --port, "
+                            "--url, JADEVECTORDB_URL or a context\n")
 
 
 def test_timeout_exits_3(cli, sim):
@@ -692,6 +720,6 @@ def test_the_command_calls_itself_by_the_name_it_was_run_as(tmp_path, sim):
     done = subprocess.run([sys.executable, str(installed), "--url", sim.url, "migrate-shard", "--shard-id",
                            "shard-00", "--to-node", "node-master-001", "--wait", "--wait-timeout", "0.1"],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 4 and ("'jadevectordb-cluster --url %s shard-status --shard-id shard-00'"
+    assert done.returncode == 4 and ("'jadevectordb-cluster --url %s shard-status --shard-id shard-00 --wait'"
                                      % sim.url) in done.stderr
     assert "cluster_cli.py" not in done.stderr
