@@ -3021,8 +3021,9 @@ class ClusterCLI:
 
     def _not_under_prefix(self, method: str, path: str, ids: tuple, params, body, exc: NotFound) -> Any:
         """Settle a 404 that came before the API prefix answered once: an unknown ID under the right
-        prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when only that answers (unless the
-        prefix was given); a change is never sent to a guessed one: it is refused, saying which to use."""
+        prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when only that
+        answers (unless the prefix was given); a change is never sent to a guessed one: it is refused,
+        saying which to use."""
         if (method, path) != ("GET", "/cluster/status") and self._answers(self.api_prefix + "/cluster/status"):
             self._prefix_seen = True
             raise exc  # the API is there: the ID is not
