@@ -2530,6 +2530,12 @@ class ClusterCLI:
     Every numeric field of the contract is a number (or None) whatever the
     server sent: "125432" is 125432; a value that is not a number is None and
     its field's name is added to `not_numbers`, a set the caller may read.
+    An enum value in lower case ("healthy") is given in the contract's form.
+
+    `api_prefix` is the path the API is served under (default /api/v1). Left
+    out, a read that finds only JadeVectorDB's own prefix (/v1) moves there
+    (`api_prefix` then says so, and `notice`, if set, hears it); a change is
+    never sent to a guessed prefix.
     """
 
     def __init__(self, host: Union[str, Sequence[str]] = "localhost", port: int = DEFAULT_PORT, *,

@@ -229,3 +229,12 @@ def test_a_501_quotes_the_servers_message(cli, sim):
     sim.fault(respond=[{"status": 501, "body": '{"error": "cluster management is not implemented in this build"}'}])
     run = cli("nodes")
     assert (run.code, run.err) == (1, "error: cluster management is not implemented in this build (HTTP 501)\n")
+
+
+def test_the_readmes_dialect_line_works_as_shown(cli, dialect, clean_env):
+    line = block_after("### The server's own dialect", "bash").split("#")[0].split()
+    assert line[:2] == ["python", "cluster_cli.py"]
+    clean_env.setenv("JADEVECTORDB_PORT", str(dialect.port))
+    run = cli(*line[2:], target=False)
+    assert (run.code, run.err) == (0, "") and "Status: HEALTHY" in run.lines
+    assert [r["path"] for r in dialect.requests] == ["/v1/cluster/status"]
