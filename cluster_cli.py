@@ -5186,6 +5186,22 @@ def _count_of_migrations(text: str) -> int:
     return value
 
 
+def _port(text):
+    try:
+        return check_port(text, "port")
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(exc.message.split(": ", 1)[1]) from None
+
+
+# One option of a command, as argparse is given it: its flags, add_argument's settings, and the
+# library parameter it sets (so an error about that parameter names the flag instead).
+Option = namedtuple("Option", "flags settings param")
+
+
+def option(*flags: str, param: Optional[str] = None, **settings: Any) -> Option:
+    return Option(flags, settings, param)
+
+
 # A status filter: the statuses wanted, or with a leading '!' those not wanted ('!HEALTHY'), as
 # (negated, frozenset). Only the contract's statuses: a mistyped one would match nothing and read as
 # "all clear".
@@ -5222,22 +5238,6 @@ def status_option(what: str, choices: tuple) -> Option:
     return option("--status", type=status_filter(choices), choices=StatusChoices(choices), metavar="STATUS[,STATUS...]",
                   help="only %s with one of these statuses, or with '!' none of them ('!HEALTHY'): %s"
                   % (what, ", ".join(choices)))
-
-
-def _port(text):
-    try:
-        return check_port(text, "port")
-    except InvalidInput as exc:
-        raise argparse.ArgumentTypeError(exc.message.split(": ", 1)[1]) from None
-
-
-# One option of a command, as argparse is given it: its flags, add_argument's settings, and the
-# library parameter it sets (so an error about that parameter names the flag instead).
-Option = namedtuple("Option", "flags settings param")
-
-
-def option(*flags: str, param: Optional[str] = None, **settings: Any) -> Option:
-    return Option(flags, settings, param)
 
 
 # The options every command takes, before or after its name (in the group argparse shows them in).
