@@ -2898,6 +2898,9 @@ class ClusterCLI:
                         notify("skipped", report["skipped"][-1])
                         continue
                     notify("sending", move)
+                    if broken:  # what was to be said first could not be (a journal not written): not sent
+                        index -= 1
+                        break
                     try:
                         answer = self.migrate_shard(move["shard_id"], move["target_node"], move["source_node"],
                                                     strategy)
@@ -4451,6 +4454,8 @@ class MigrationProgress(ProgressLine):
             self.first = (now, done)
         elapsed, moved = now - self.first[0], done - self.first[1]
         rate = moved / elapsed if elapsed > 0 and moved > 0 else 0.0
+        if not rate < 1e15:  # a count no cluster moves (1e308 sent, or infinity): no rate, no estimate
+            rate = 0.0
         eta = fmt_duration((total - done) / rate) if rate and total >= done else "?"
         filled = int(min(100.0, max(0.0, percent)) / 5)
         self.draw("[%s%s] %5.1f%%  %s/%s vectors  %s vectors/s  ETA %s" % (
@@ -4595,8 +4600,13 @@ def state_folder() -> str:
 
 
 def private_folder(*parts: str) -> str:
+    """Return a folder of the state folder, made (mode 0700) when missing, or a one-line ClusterError."""
     path = os.path.join(state_folder(), *parts)
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ClusterError("cannot make %s, where runs keep their journals and locks: %s; nothing was sent (set "
+                           "XDG_STATE_HOME to a folder this user can write)" % (path, exc.strerror or exc)) from None
     return path
 
 
@@ -4631,43 +4641,115 @@ class Journal:
         return "%s-%s-%s" % (kind, time.strftime("%Y%m%d-%H%M%S"), os.urandom(2).hex())
 
     def add(self, event: str, **fields: Any) -> None:
+        """Append one event, on disk (whole and fsynced) when this returns; else raise ClusterError and
+        leave the file as it was: a journal is a promise, so what it cannot say is not done."""
         import json
         record = dict(event=event, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields)
-        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+        line = redact(json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
         fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, line)
+                if written != len(line):  # a file-size limit or a full disk, reached inside the line
+                    raise OSError("only %d of the line's %d bytes could be written" % (written, len(line)))
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)  # no torn line for the next one to be glued to
+                except OSError:
+                    pass
+                raise ClusterError("cannot write the operation's journal %s: %s" % (
+                    self.path, exc.strerror or exc)) from None
         finally:
             os.close(fd)
 
-    def records(self) -> list:
-        import json
+    def end(self, state: str) -> None:
+        """Record how the run ended, if the journal can still be written: the ending is said either way."""
         try:
-            raw, _ = read_file(self.path, MAX_JOURNAL_SIZE)
+            self.add("ended", state=state)
+        except ClusterError:
+            pass
+
+    # The fields a record may carry, and what each must be: a line that is not such a record is skipped.
+    SHAPE = {"event": str, "at": str, "shard_id": str, "source_node": str, "target_node": str, "operation": str,
+             "cluster": str, "url": str, "state": str, "migration_id": str, "error": str, "pid": int, "plan": dict}
+
+    def records(self) -> list:
+        """Return the journal's records. It is read like a stranger's file: never through a link, never a
+        FIFO or device, within its size; a line of another shape is skipped with a warning naming it."""
+        import json
+        import stat
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except OSError as exc:
+            import errno
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+                raise InvalidInput("%s is a link, not an operation's journal" % self.path) from None
             raise InvalidInput("--resume: no operation %s (%s)" % (self.operation, exc.strerror or exc)) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JOURNAL_SIZE:
+                raise InvalidInput("%s is %s, not an operation's journal" % (
+                    self.path, "larger than %s" % fmt_size(MAX_JOURNAL_SIZE) if stat.S_ISREG(info.st_mode)
+                    else "not a regular file"))
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1024 ** 2)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
         found = []
-        for line in raw.decode("utf-8", "replace").splitlines():
+        lines = b"".join(chunks).decode("utf-8", "replace").split("\n")
+        for at, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
-            except ValueError:
-                continue  # a line torn by a crash
-            if isinstance(record, dict):
+            except (ValueError, RecursionError):
+                record = None
+            if isinstance(record, dict) and all(isinstance(record[k], kind) and not isinstance(record[k], bool)
+                                                for k, kind in self.SHAPE.items() if record.get(k) is not None):
                 found.append(record)
+            elif at < len(lines):  # the last, unended line is one a crash tore: skipped quietly
+                warn("%s line %d is not a record of this CLI's journals; skipped" % (self.path, at))
         return found
 
 
-def pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+def lock_path(cluster: str) -> str:
+    import hashlib
+    return os.path.join(state_folder(), "locks", hashlib.sha256(cluster.encode("utf-8")).hexdigest()[:16] + ".lock")
+
+
+def lock_held(cluster: Any, operation: Any) -> bool:
+    """Return whether a run holds this machine's lock on the cluster for this operation: the one sign of
+    life of a run (its pid may be reused, or be 1 in every container; it is shown, never trusted)."""
+    import fcntl
+    import json
+    import stat
+    if not isinstance(cluster, str):
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+        fd = os.open(lock_path(cluster), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
-        return True  # another user's process: alive
-    return True
+        return False  # no lock was ever taken: nothing runs
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held: by this operation, unless the holder names another
+            try:
+                holder = as_dict(json.loads(os.read(fd, 4096).decode("utf-8")))
+            except (ValueError, OSError):
+                holder = {}
+            return holder.get("operation") in (operation, None)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def operation_state(records: list) -> dict:
@@ -4683,8 +4765,8 @@ def operation_state(records: list) -> dict:
         elif record.get("event") == "resumed":
             state = "running"
             head = dict(head, pid=record.get("pid"))
-    if state == "running" and not pid_alive(head.get("pid")):
-        state = "interrupted"  # its process is gone without saying how it ended
+    if state == "running" and not lock_held(head.get("cluster"), head.get("operation")):
+        state = "interrupted"  # its process is gone (its lock with it) without saying how it ended
     moves = as_list(plan.get("moves"))
     return {"operation": head.get("operation"), "kind": plan.get("kind"), "node_id": plan.get("node_id"),
             "cluster": head.get("cluster"), "url": head.get("url"), "state": state, "moves": len(moves),
@@ -4698,10 +4780,9 @@ def cluster_lock(cluster: str, operation: str) -> Iterator[None]:
     """Hold this machine's lock on the cluster for the block, or refuse at once (exit 1) naming the
     run that holds it. An flock: the kernel lets it go when its process ends, however it ends."""
     import fcntl
-    import hashlib
     import json
-    path = os.path.join(private_folder("locks"), hashlib.sha256(cluster.encode("utf-8")).hexdigest()[:16] + ".lock")
-    fd = open_private(path, os.O_RDWR)
+    private_folder("locks")
+    fd = open_private(lock_path(cluster), os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -4803,28 +4884,28 @@ def report_ending(report: dict, journal: Journal, hint: str) -> Result:
     summary = ", ".join("%d %s" % (len(report[key]), key.replace("_", " ")) for key, _ in MOVE_RESULTS
                         if report[key])
     if report["failed"] or report["skipped"]:
-        journal.add("ended", state="failed")
+        journal.end("failed")
         first = (report["failed"] or report["skipped"])[0]
         raise ClusterError("the move of %s to %s %s: %s; %s" % (
             first["shard_id"], first["target_node"], "failed" if report["failed"] else "was not sent",
             first["error"], summary), hint).showing(report, "move-report")
     if report["stalled"] or report["unknown"] or report["running"] or report["not_started"]:
-        journal.add("ended", state="stalled" if report["stalled"] or report["unknown"] else "timed out")
+        journal.end("stalled" if report["stalled"] or report["unknown"] else "timed out")
         why = "moves were given up on" if report["stalled"] or report["unknown"] else "--wait-timeout ran out"
         raise ConditionNotMet("%s: %s; the running migrations go on: %s" % (
             why, summary, watching(report["running"] + report["stalled"])), hint).showing(report, "move-report")
     if report["stale"]:
-        journal.add("ended", state="completed")
+        journal.end("completed")
         warn("%d moves no longer fitted the cluster and were left out; see 'cluster_cli.py %s --dry-run'"
              % (len(report["stale"]), "rebalance" if report["kind"] != "drain" else "drain-node --node-id %s"
                 % report["node_id"]))
         return Result(report, "move-report")
     if not report["verified"]:
-        journal.add("ended", state="failed")
+        journal.end("failed")
         raise ClusterError("the moves completed, but the cluster does not match the plan: %s" % "; ".join(
             "%s holds %d primaries, planned %d" % (node, d["now"], d["planned"])
             for node, d in report["differences"].items())).showing(report, "move-report")
-    journal.add("ended", state="completed")
+    journal.end("completed")
     return Result(report, "move-report")
 
 
@@ -4858,11 +4939,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     cluster = plan.get("cluster") or client.identity()
     resuming = operation is not None
     operation = operation or Journal.new_id(plan.get("kind") or "plan")
-    try:
-        private_folder("operations")
-    except OSError as exc:
-        raise ClusterError("cannot keep the operation's journal in %s: %s; nothing was sent (set XDG_STATE_HOME "
-                           "to a folder this user can write)" % (state_folder(), exc.strerror or exc)) from None
+    private_folder("operations")
     with cluster_lock(cluster, operation):
         journal = Journal(operation)
         if resuming:
@@ -4883,11 +4960,14 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
             report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
                                        args.poll_interval, args.max_per_node, args.stall_timeout, following, done)
         except KeyboardInterrupt as exc:
-            journal.add("ended", state="interrupted")
+            journal.end("interrupted")
             raise Interrupted(printer.interrupted(interruption(exc)) + "; " + hint, signal_of(exc)).showing(
                 dict(getattr(exc, "report", {}), operation=operation), "move-report") from None
         except ClusterError as exc:  # "refused": stopped before any move was sent (a stale plan), not resumable
-            journal.add("ended", state="failed" if getattr(exc, "report", None) is not None else "refused")
+            journal.end("failed" if getattr(exc, "report", None) is not None else "refused")
+            if isinstance(exc, ProgressFailed) and isinstance(exc.__cause__, ClusterError):  # the journal
+                exc.message = "%s; no move was sent after that, and those running were followed to their end" % (
+                    exc.__cause__.message)
             if isinstance(exc, MaybeApplied) and printer.sending:
                 exc.hint = "check it with 'cluster_cli.py shard-status --shard-id %s'" % printer.sending["shard_id"]
             if getattr(exc, "report", None) is not None:
@@ -5943,7 +6023,11 @@ def all_operations() -> list:
         return []
     found = []
     for name in names:
-        records = Journal(name[:-len(".jsonl")]).records()
+        try:
+            records = Journal(name[:-len(".jsonl")]).records()
+        except InvalidInput as exc:  # a FIFO, a device, a link: not ours to read
+            warn("%s; skipped" % exc.message)
+            continue
         if records:
             state, last = operation_state(records)
             found.append((state, last, records))

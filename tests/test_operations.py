@@ -208,6 +208,89 @@ def test_a_new_run_after_an_interrupted_one_counts_its_migration_where_it_goes_a
     assert primaries(sim)["node-worker-003"] == 3
 
 
+def journal_lines(folder) -> list:
+    """Every line of every journal under the state folder, each parsed: a torn line fails the test."""
+    found = []
+    for path in sorted((folder / "jadevectordb" / "operations").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                raise AssertionError("a torn line in %s: %r" % (path.name, line[-60:])) from None
+    return found
+
+
+def test_no_move_is_sent_that_the_journal_could_not_say_first(cli, sim, tmp_path, clean_env):
+    import resource
+    grow(sim, cli, "node-worker-003", migration_seconds=0.05)
+    plan_size = len(cli("rebalance", "--dry-run", "--format", "json").out)
+    for extra in range(0, 1400, 90):  # the limit falls inside each line of the journal in turn
+        sim.reset(migration_seconds=0.05)
+        cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.2.1:8080")
+        sim.advance(1)
+        state = tmp_path / ("state-%d" % extra)
+        limit = plan_size // 2 + extra
+
+        def limited(limit=limit):
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        done = subprocess.run([sys.executable, SCRIPT, "--url", sim.url, "rebalance", "--yes", *FAST],
+                              capture_output=True, text=True, timeout=60, preexec_fn=limited,
+                              env=dict(os.environ, XDG_STATE_HOME=str(state), COVERAGE_PROCESS_START=""))
+        journaled = journal_lines(state) if (state / "jadevectordb" / "operations").exists() else []
+        said = [r["shard_id"] for r in journaled if r.get("event") == "sending"]
+        sent = [m["shard"] for m in migrations(sim)]
+        assert sent == said[:len(sent)] and len(said) - len(sent) in (0, 1), (extra, sent, said, done.stderr)
+        if done.returncode != 0:
+            assert "cannot write the operation's journal" in done.stderr, done.stderr
+            assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+            if sent:  # moves went out: the ending names what they were and how to resume
+                assert "rebalance --resume" in done.stderr, done.stderr
+
+
+def test_a_journal_line_of_another_shape_is_skipped_with_a_warning_and_the_rest_is_listed(cli, sim, tmp_path):
+    grow(sim, cli, "node-worker-003")
+    assert cli("rebalance", "--yes", *FAST).code == 0
+    journal = next((tmp_path / "state" / "jadevectordb" / "operations").glob("*.jsonl"))
+    count = len(journal.read_text().splitlines())
+    with journal.open("a") as out:
+        out.write('{"event":"completed","shard_id":["a"]}\n[1, 2]\n')
+    for argv in (["operations", "--format", "json"], ["operations"]):
+        run = cli(*argv)
+        assert run.code == 0, run
+        assert run.err.splitlines()[:2] == ["warning: %s line %d is not a record of this CLI's journals; skipped"
+                                            % (journal, n) for n in (count + 1, count + 2)]
+    assert [o["state"] for o in operations(cli)] == ["completed"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "link to a journal"])
+def test_what_is_not_a_journal_in_the_operations_folder_is_skipped(cli, sim, tmp_path, kind):
+    grow(sim, cli, "node-worker-003")
+    assert cli("rebalance", "--yes", *FAST).code == 0
+    folder = tmp_path / "state" / "jadevectordb" / "operations"
+    odd = folder / "rebalance-20990101-000000-abcd.jsonl"
+    if kind == "fifo":
+        os.mkfifo(str(odd))
+    elif kind == "link to /dev/zero":
+        odd.symlink_to("/dev/zero")
+    else:
+        odd.symlink_to(next(folder.glob("rebalance-2026*.jsonl")))
+    run = cli("operations", "--format", "json")
+    assert run.code == 0 and len(run.json()) == 1  # at once: nothing waits on the FIFO or reads /dev/zero
+    assert run.err == "warning: %s is %s, not an operation's journal; skipped\n" % (
+        odd, "not a regular file" if kind == "fifo" else "a link")
+
+
+def test_the_journal_never_holds_the_key_a_server_echoes(cli, sim, tmp_path):
+    grow(sim, cli, "node-worker-003")
+    sim.require_keys({"s3cr3t-k3y-0123": "admin"})
+    sim.fault(fail_migrations={"shard-00": "request with Authorization: Bearer s3cr3t-k3y-0123 conflicts"})
+    run = cli("--api-key", "s3cr3t-k3y-0123", "rebalance", "--yes", *FAST)
+    assert run.code == 1 and "s3cr3t" not in run.err
+    journal = next((tmp_path / "state" / "jadevectordb" / "operations").glob("*.jsonl")).read_text()
+    assert "Bearer ***************" in journal and "s3cr3t" not in journal
+
+
 def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST)
@@ -380,8 +463,44 @@ def test_a_state_folder_that_cannot_be_written_refuses_before_anything_is_sent(c
     before = len(sim.changes())
     run = cli("rebalance", *FAST)
     assert run.code == 1
-    assert run.err.startswith("error: cannot keep the operation's journal in %s/jadevectordb: " % blocker)
+    assert run.err.startswith("error: cannot make %s/jadevectordb/operations, where runs keep their journals and "
+                              "locks: " % blocker)
     assert len(sim.changes()) == before
+
+
+def test_a_locks_folder_that_is_a_file_is_one_line_and_nothing_is_sent(cli, sim, clean_env, tmp_path):
+    grow(sim, cli, "node-worker-003")
+    clean_env.setenv("XDG_STATE_HOME", str(tmp_path))
+    (tmp_path / "jadevectordb").mkdir(mode=0o700)
+    (tmp_path / "jadevectordb" / "locks").write_text("")
+    before = len(sim.changes())
+    run = cli("rebalance", "--yes", *FAST)
+    assert (run.code, run.out) == (1, "")
+    assert run.err.startswith("error: cannot make %s/jadevectordb/locks, where runs keep their journals and locks: "
+                              % tmp_path)
+    assert "unexpected" not in run.err and len(sim.changes()) == before
+
+
+def test_a_run_killed_outright_is_resumable_at_once_whatever_its_pid(cli, sim, tmp_path):
+    # A run SIGKILLed as pid 1 in a container left pid 1 in its journal, and pid 1 is always alive: only a
+    # held lock says a run is running. Here the journal names this very process, which is alive too.
+    grow(sim, cli, "node-worker-003", migration_seconds=600)
+    process = start(sim, "rebalance", *FAST)
+    wait_for(lambda: moving(sim))
+    process.kill()  # SIGKILL: no ending written, its lock released by the kernel
+    process.communicate(timeout=30)
+    folder = tmp_path / "state" / "jadevectordb" / "operations"
+    journal = next(folder.glob("*.jsonl"))
+    lines = journal.read_text().splitlines()
+    head = json.loads(lines[0])
+    head["pid"] = os.getpid()  # a pid that is alive, as pid 1 always is
+    journal.write_text("\n".join([json.dumps(head)] + lines[1:]) + "\n")
+    listed = operations(cli)
+    assert [(o["state"], o["pid"]) for o in listed] == [("interrupted", os.getpid())]
+    sim.cluster.migration_seconds = 0.3
+    run = cli("rebalance", "--resume", *FAST)
+    assert run.code == 0, run
+    assert len(migrations(sim)) == 3
 
 
 def test_a_plan_made_for_another_cluster_is_stale(cli, sim, tmp_path):

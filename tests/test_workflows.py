@@ -80,6 +80,24 @@ def test_wait_shows_progress_only_on_a_terminal(sim):
     assert out.endswith("| COMPLETED | 100.0%% | %s\n" % sim.url)
 
 
+def test_a_wait_on_a_terminal_survives_counts_no_cluster_moves(sim):
+    migration = {"migration_id": "mig-1", "shard_id": "shard-00", "strategy": "LIVE_COPY",
+                 "source_node": "node-worker-001", "target_node": "node-master-001", "status": "IN_PROGRESS",
+                 "progress": 10.0, "transferred_vectors": 1, "total_vectors": 125432}
+
+    def poll(transferred, status="IN_PROGRESS"):
+        shard = {"shard_id": "shard-00", "primary_node": "node-worker-001", "status": "MIGRATING",
+                 "migration": dict(migration, status=status, transferred_vectors="TRANSFERRED")}
+        return {"status": 200, "body": json.dumps(shard).replace('"TRANSFERRED"', transferred)}
+
+    sim.fault(respond=[{"status": 202, "body": json.dumps(migration)}, poll("1"), poll("1e308"),
+                       poll("1" + "0" * 400), poll("125432", "COMPLETED")])
+    code, shown, out = on_terminal(sim, ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001",
+                                         "--wait", "--poll-interval", "0.05", "--format", "compact"], stream="stderr")
+    assert code == 0, shown
+    assert "unexpected" not in shown and "| COMPLETED |" in out
+
+
 # -- --from-node and --dry-run ------------------------------------------------------------
 
 def test_from_node_is_checked_before_anything_is_sent(cli, sim):
