@@ -3946,7 +3946,7 @@ def move_plan_summary(plan: Any) -> dict:
     drained = field(plan, "node_id") if field(plan, "kind") == "drain" else None
     kept = [n for n in after if n != drained]
     spread = lambda counts: (max(counts) - min(counts)) if counts else 0  # noqa: E731
-    title = ("Drain plan: %s" % fmt_text(drained) if drained else
+    title = field(plan, "title") or ("Drain plan: %s" % fmt_text(drained) if drained else
              "Rebalance plan (balance by %s)" % (fmt_text(field(plan, "balance_by")) or "shards"))
     nodes = [{"node_id": n, "before": before.get(n), "after": after.get(n)} for n in sorted(after)]
     vector_nodes = [{"node_id": n, "before": weighed[0].get(n), "after": weighed[1].get(n)} for n in sorted(after)]
@@ -4673,7 +4673,8 @@ class Journal:
 
     # The fields a record may carry, and what each must be: a line that is not such a record is skipped.
     SHAPE = {"event": str, "at": str, "shard_id": str, "source_node": str, "target_node": str, "operation": str,
-             "cluster": str, "url": str, "state": str, "migration_id": str, "error": str, "pid": int, "plan": dict}
+             "cluster": str, "url": str, "state": str, "migration_id": str, "error": str, "pid": int, "plan": dict,
+             "digest": str}
 
     def records(self) -> list:
         """Return the journal's records. It is read like a stranger's file: never through a link, never a
@@ -4693,6 +4694,11 @@ class Journal:
                 raise InvalidInput("%s is %s, not an operation's journal" % (
                     self.path, "larger than %s" % fmt_size(MAX_JOURNAL_SIZE) if stat.S_ISREG(info.st_mode)
                     else "not a regular file"))
+            for what, stats in (("file", info), ("folder", os.stat(os.path.dirname(self.path)))):
+                if os.name == "posix" and (stats.st_uid not in (0, os.geteuid()) or stats.st_mode & 0o022):
+                    raise InvalidInput("%s: its %s may be written by another user (mode %03o, uid %d), who could "
+                                       "change the moves it resumes; not trusted" % (
+                                           self.path, what, stats.st_mode & 0o777, stats.st_uid))
             chunks = []
             while True:
                 chunk = os.read(fd, 1024 ** 2)
@@ -4850,6 +4856,15 @@ class MoveProgress(ProgressLine):
         return text
 
 
+def plan_digest(plan: dict) -> str:
+    """Return the digest of a plan as it was reviewed and journaled: a resume refuses a plan that no longer
+    has it (edited by hand or by a bug; whoever can write the journal can also write a new digest)."""
+    import hashlib
+    import json
+    return hashlib.sha256(json.dumps(plan, sort_keys=True, separators=(",", ":"), default=str).encode(
+        "utf-8")).hexdigest()
+
+
 def resume_command(args: argparse.Namespace, operation: str) -> str:
     node = ""
     if args.command == "drain-node":
@@ -4858,16 +4873,22 @@ def resume_command(args: argparse.Namespace, operation: str) -> str:
 
 
 def resumed_moves(client: ClusterCLI, plan: dict, last: dict) -> tuple:
-    """Return (moves to follow, moves done) of an operation, from each move's last event and, where
-    that left it open (a POST that may not have arrived, a move given up on), the cluster now."""
+    """Return (moves to follow, moves done) of an operation: the moves its journal says were sent, as the
+    cluster has them now. A move is done only when the cluster agrees (its primary is on the target),
+    whatever the journal says; one the journal left open (a POST that may not have arrived, a move given
+    up on) is followed when its migration runs; every other move is left to be checked and sent."""
     following, done = [], []
-    for move in plan["moves"]:
-        record = last.get(move["shard_id"], {})
+    sent = [move for move in plan["moves"] if last.get(move["shard_id"], {}).get("event") in (
+        "completed", "started", "sending", "stalled", "unknown")]
+    shards = {field(shard, "shard_id"): shard for shard in client.list_shards()} if sent else {}
+    for move in sent:
+        record = last[move["shard_id"]]
         event = record.get("event")
         known = dict(move, migration_id=record["migration_id"]) if record.get("migration_id") else move
-        if event == "completed":
+        shard = shards.get(move["shard_id"])
+        if shard is not None and copies(shard)[0] == move["target_node"]:
             done.append(known)
-        elif event in ("started", "sending", "stalled", "unknown"):
+        elif event != "completed":
             shard = client.shard_status(move["shard_id"])
             migration = field(shard, "migration")
             if copies(shard)[0] == move["target_node"]:
@@ -4932,7 +4953,15 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     if args.dry_run:
         return Result(plan, "move-plan")
     these = "this move" if len(moves) == 1 else "these %d moves" % len(moves)
-    if will_ask(args) and not operation:
+    following, done = resumed_moves(client, plan, last or {}) if operation else ([], [])
+    if operation:  # what the cluster says is done and running, and what is left to send: shown first, always
+        settled = {m["shard_id"] for m in following + done}
+        left = [m for m in moves if m["shard_id"] not in settled]
+        err_write(rendered("move-plan", dict(plan, moves=left, in_flight=following, title="Resume %s: %s left to "
+                                             "send, %d done, %d running" % (operation, words(len(left), "move"),
+                                                                            len(done), len(following))),
+                           Output("table", width=stderr_width())))
+    elif will_ask(args):
         err_write(rendered("move-plan", plan, Output("table", width=stderr_width())))
     confirm_change(args, ("resume " + operation) if operation else ("apply " + these), "nothing was moved",
                    ("Resume %s?" % operation) if operation else ("Apply %s?" % these))
@@ -4943,12 +4972,11 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
     with cluster_lock(cluster, operation):
         journal = Journal(operation)
         if resuming:
-            following, done = resumed_moves(client, plan, last or {})
             journal.add("resumed", pid=os.getpid())
         else:
-            following, done = [], []
+            reviewed = dict(plan, cluster=cluster)
             journal.add("plan", operation=operation, cluster=cluster, url=client.answered_by, pid=os.getpid(),
-                        plan=dict(plan, cluster=cluster))
+                        plan=reviewed, digest=plan_digest(reviewed))
         printer = MoveProgress(len(moves), journal)
         printer.done = printer.started = len(done)  # a resumed run counts on from the moves done
         for move in following:  # and the migrations it follows are numbered, and named if it stops
@@ -6063,7 +6091,12 @@ def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str)
                                "see 'cluster_cli.py operations')" % shown(wanted))
         records = Journal(wanted).records()
         state, last = operation_state(records)
-    plan = as_dict(as_dict(records[0] if records else {}).get("plan"))
+    head = as_dict(records[0] if records else {})
+    plan = as_dict(head.get("plan"))
+    if head.get("digest") != plan_digest(plan):
+        raise InvalidInput("--resume: the plan in %s is not the one that was reviewed (%s); nothing was sent: make a "
+                           "new plan" % (Journal(state["operation"] or "?").path, "it was changed since" if
+                                         head.get("digest") else "it carries no digest of it"))
     if state["kind"] != kind or (kind == "drain" and state["node_id"] != args.node_id):
         raise InvalidInput("--resume: %s is a %s%s, not this command's" % (
             state["operation"], state["kind"], " of %s" % state["node_id"] if state["node_id"] else ""))

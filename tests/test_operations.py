@@ -291,6 +291,65 @@ def test_the_journal_never_holds_the_key_a_server_echoes(cli, sim, tmp_path):
     assert "Bearer ***************" in journal and "s3cr3t" not in journal
 
 
+def stopped_journal(sim, cli, tmp_path):
+    """A rebalance stopped with its first move running; returns (its journal's path, its lines)."""
+    assert stopped_rebalance(sim, cli)[0] == 130
+    journal = next((tmp_path / "state" / "jadevectordb" / "operations").glob("*.jsonl"))
+    return journal, journal.read_text().splitlines()
+
+
+def test_a_resume_refuses_a_plan_edited_after_it_was_reviewed(cli, sim, tmp_path):
+    journal, lines = stopped_journal(sim, cli, tmp_path)
+    head = json.loads(lines[0])
+    head["plan"]["moves"][1]["target_node"] = "node-master-001"  # one target changed, and a move added
+    head["plan"]["moves"].append({"shard_id": "shard-05", "source_node": "node-master-001",
+                                  "target_node": "node-worker-003", "vector_count": 1})
+    journal.write_text("\n".join([json.dumps(head)] + lines[1:]) + "\n")
+    before = len(migrations(sim))
+    run = cli("rebalance", "--resume", *FAST)
+    assert (run.code, run.out) == (2, "")
+    assert run.err.splitlines()[-1] == ("error: --resume: the plan in %s is not the one that was reviewed (it was "
+                                        "changed since); nothing was sent: make a new plan" % journal)
+    assert len(migrations(sim)) == before
+
+
+def test_a_resume_believes_completed_only_when_the_cluster_agrees(cli, sim, tmp_path):
+    journal, lines = stopped_journal(sim, cli, tmp_path)
+    with journal.open("a") as out:  # a line claiming shard-01 is done: the cluster says it is not
+        out.write(json.dumps({"event": "completed", "at": "2026-12-05T00:00:00Z", "shard_id": "shard-01",
+                              "source_node": "node-worker-002", "target_node": "node-worker-003"}) + "\n")
+    sim.cluster.migration_seconds = 0.3
+    run = cli("rebalance", "--resume", *FAST, "--format", "json")
+    assert run.code == 0, run
+    assert sorted(m["shard"] for m in migrations(sim)) == ["shard-00", "shard-01", "shard-03"]
+    assert sim.cluster.shards["shard-01"]["primary_node"] == "node-worker-003"
+
+
+def test_a_resume_shows_what_it_will_send_before_sending(cli, sim, tmp_path):
+    journal, lines = stopped_journal(sim, cli, tmp_path)
+    operation = json.loads(lines[0])["operation"]
+    sim.cluster.migration_seconds = 0.3
+    run = cli("rebalance", "--resume", "--yes", *FAST)
+    assert run.code == 0, run
+    shown = run.err.splitlines()
+    assert shown[1:3] == ["Resume %s: 2 moves left to send, 0 done, 1 running" % operation, "=" * len(
+        "Resume %s: 2 moves left to send, 0 done, 1 running" % operation)]
+    assert shown.index("In Flight (counted where they go)") < [i for i, line in enumerate(shown)
+                                                                if line.startswith("move ")][0]
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_journal_others_may_write_is_not_trusted(cli, sim, tmp_path, what):
+    journal, lines = stopped_journal(sim, cli, tmp_path)
+    (journal if what == "file" else journal.parent).chmod(0o666 if what == "file" else 0o777)
+    before = len(migrations(sim))
+    run = cli("rebalance", "--resume", *FAST)
+    assert run.code == 2 and run.err.splitlines()[-1].startswith(
+        "error: --resume: no stopped rebalance operation on this cluster")
+    assert "its %s may be written by another user (mode %s" % (what, "666" if what == "file" else "777") in run.err
+    assert len(migrations(sim)) == before
+
+
 def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST)
