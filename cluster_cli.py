@@ -3094,7 +3094,16 @@ class Spoken:
         self.secrets, self.command = (), DEFAULT_PROG
 
     def keep_secret(self, *secrets: Optional[str]) -> None:
-        self.secrets = tuple(sorted(set(self.secrets) | {s for s in secrets if s}, key=len, reverse=True))
+        """Keep these secrets out of everything written, in every form a format may give them: as they are,
+        JSON-escaped (json, ndjson, --raw), with CSV's quotes doubled, TSV's backslashes and percent-encoded."""
+        forms = set()
+        for secret in secrets:
+            if secret:
+                import json
+                from urllib.parse import quote
+                forms |= {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                          secret.replace('"', '""'), secret.replace("\\", "\\\\"), quote(secret, safe="")}
+        self.secrets = tuple(sorted(set(self.secrets) | forms, key=len, reverse=True))
 
 
 SPOKEN = Spoken()
@@ -3121,6 +3130,10 @@ def redact(text: Union[str, bytes]) -> Union[str, bytes]:
     if "@" in text:  # a URL's user:password@ (a host's own is refused before it can be shown)
         text = re.sub(_USERINFO, r"\1***@", text)
     for secret in SPOKEN.secrets:
+        if "..." in text and len(secret) > 4:  # a clipped cell ("...") must not end in the key's start
+            for cut in range(len(secret) - 1, 3, -1):
+                if secret[:cut] + "..." in text:
+                    text = text.replace(secret[:cut] + "...", "*" * cut + "...")
         if secret not in text:
             continue
         mask = "*" * max(3, len(secret))  # as wide as the key, so a grid it was in stays aligned

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import sys
+from urllib.parse import quote
 
 import pytest
 
@@ -583,6 +584,23 @@ def test_a_key_the_server_echoes_is_never_printed(at, hostile_server, argv):
     assert run.code == 0, run
     assert KEY not in run.out + run.err
     assert "*" * len(KEY) in run.out + run.err
+
+
+ODD_KEY = 'k3y"with\\back%slash'  # each format escapes a quote, a backslash or a percent its own way
+
+
+@pytest.mark.parametrize("argv", [["-o", "json"], ["-o", "ndjson"], ["--raw"], ["-o", "csv"], ["-o", "tsv"],
+                                  ["-o", "table"], ["-o", "compact"]])
+def test_no_escaped_or_clipped_form_of_the_key_is_printed(at, hostile_server, argv):
+    hostile_server.default = hostile.answer(200, {"status": "HEALTHY", "total_nodes": 3,
+                                                  "master_node": "echo " + ODD_KEY + " /" + quote(ODD_KEY, safe=""),
+                                                  "cluster_name": "x" * 190 + ODD_KEY})  # clipped at 200 inside it
+    run = at(hostile_server, "--api-key", ODD_KEY, "status", *argv)
+    assert run.code == 0, run
+    shown = run.out + run.err
+    for form in (ODD_KEY, json.dumps(ODD_KEY)[1:-1], ODD_KEY.replace('"', '""'), ODD_KEY.replace("\\", "\\\\"),
+                 quote(ODD_KEY, safe=""), ODD_KEY[:6]):
+        assert form not in shown, (form, shown)
 
 
 def test_a_key_in_a_failed_moves_reason_is_redacted_in_progress_the_report_and_the_error(cli, sim, clean_env):
