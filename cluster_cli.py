@@ -4237,13 +4237,16 @@ def delimited(delimiter: str, escaped: Callable[[str], str]) -> Callable[..., No
 
 
 def prometheus_label(value: Any) -> str:
-    """Return a label value as the format escapes it (backslash, double quote, newline), and any other
-    unprintable character written as its escape (a label's text, so its backslash escaped too)."""
+    """Return a label value, one to one: distinct IDs never share a series. A backslash is doubled and an
+    unprintable character other than a newline given as \\xNN (\\uNNNN), so no two IDs read alike ('n'
+    ESC and 'n\\x1b' differ); then the format's own escapes (backslash, double quote, newline)."""
     text = value if isinstance(value, str) else fmt_text(value)
-    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else repr(c)[1:-1].replace("\\", "\\\\") for c in text)
-    return text
+    if "\\" in text or not text.isprintable():
+        text = "".join(c if (c.isprintable() or c == "\n") and c != "\\" else "\\\\" if c == "\\" else
+                       "\\x%02x" % ord(c) if ord(c) < 0x100 else "\\u%04x" % ord(c) if ord(c) < 0x10000 else
+                       "\\U%08x" % ord(c) for c in text)
+        text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"')
 
 
 def prometheus_number(value: float) -> str:
@@ -4285,9 +4288,10 @@ def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Ou
     if not samples:
         raise InvalidInput("--format prometheus is for %s; not for %s" % (
             ", ".join(name for name, spec in VIEWS.items() if spec.samples), view))
+    repeated = {}  # a label set the cluster sent twice (two nodes of one ID): its series is written once
     for sample in samples:
         rows = sample.rows(data) if sample.rows else (data if isinstance(data, list) else [data])
-        batch, started = [], False
+        batch, started, seen = [], False, set()
         for row in rows:
             value = sample.value(row) if callable(sample.value) else as_float(field(row, sample.value))
             if value is None:
@@ -4296,6 +4300,10 @@ def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Ou
                 batch += ["# HELP %s %s\n" % (sample.name, sample.help), "# TYPE %s gauge\n" % sample.name]
                 started = True
             labels = ",".join('%s="%s"' % (label, prometheus_label(field(row, key))) for label, key in sample.labels)
+            if labels in seen:  # named by its first label: the ID
+                repeated[labels.split(",", 1)[0]] = True
+                continue
+            seen.add(labels)
             batch.append("%s%s %s\n" % (sample.name, "{%s}" % labels if labels else "", prometheus_number(value)))
             if len(batch) >= BATCH:
                 out("".join(batch))
@@ -4303,6 +4311,9 @@ def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Ou
         if batch:
             out("".join(batch))
     out(prometheus_up(view, True, time.time()))
+    if repeated:
+        warn("the cluster sent %s more than once: written once, from the first (node_exporter refuses a series "
+             "written twice)" % ", ".join(list(repeated)[:5]))
 
 
 # The --format choices: a writer each.

@@ -553,6 +553,22 @@ def test_an_integer_too_long_to_print_is_out_of_range_not_not_json(at, hostile_s
     assert run.code == 0 and run.json() == {"status": "HEALTHY", "total_vectors": None}
 
 
+def test_distinct_ids_are_distinct_series_and_a_repeated_id_is_one_series_with_a_warning(at, hostile_server):
+    nodes = [{"node_id": node_id, "status": "HEALTHY", "shard_count": count} for node_id, count in (
+        ("n\x1b", 1), ("n\\x1b", 2), ('q"1', 3), ("dup", 4), ("dup", 5))]
+    hostile_server.default = hostile.answer(200, nodes)
+    run = at(hostile_server, "nodes", "-o", "prometheus")
+    assert run.code == 0, run
+    shards = [line for line in run.lines if line.startswith("jadevectordb_node_shards{")]
+    assert shards == ['jadevectordb_node_shards{node_id="n\\\\x1b"} 1',
+                      'jadevectordb_node_shards{node_id="n\\\\\\\\x1b"} 2',
+                      'jadevectordb_node_shards{node_id="q\\"1"} 3', 'jadevectordb_node_shards{node_id="dup"} 4']
+    assert len(set(line for line in run.lines if not line.startswith("#"))) == len(
+        [line for line in run.lines if not line.startswith("#")])  # no series written twice
+    assert run.err == ('warning: the cluster sent node_id="dup" more than once: written once, from the first '
+                       '(node_exporter refuses a series written twice)\n')
+
+
 @pytest.mark.parametrize("fmt", ["prometheus", "table", "compact", "csv", "tsv", "json", "ndjson"])
 def test_unprintable_text_from_the_server_is_escaped_in_every_format(at, hostile_server, fmt):
     hostile_server.default = hostile.answer(200, '[{"node_id": "n\\ud800\\u001b[2J", "status": "HEALTHY", '

@@ -1,7 +1,7 @@
 """Property-based: no argv and no server answer makes the CLI crash or leave the documented exit codes."""
 import json
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cluster_cli
@@ -219,3 +219,11 @@ def test_only_a_cluster_error_escapes_from_context(sim, name, config, confirm, e
     except cluster_cli.ClusterError:
         pass
     assert sys.stdout is stdout and not stdout.closed  # from_context(config=1) must not open and close fd 1
+
+
+@given(a=st.text(), b=st.text())
+def test_distinct_ids_never_share_a_prometheus_label(a, b):
+    # node_exporter refuses a file with a series twice: two IDs must never be written as one label
+    assume(a != b)
+    assert cluster_cli.prometheus_label(a) != cluster_cli.prometheus_label(b)
+    assert "\x1b" not in cluster_cli.prometheus_label(a) and "\n" not in cluster_cli.prometheus_label(a)
