@@ -2499,6 +2499,8 @@ class _Transport:
         sent = exchange.conn is not None and not exchange.connect_failed
         if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
             error = ClusterUnreachable("cannot reach %s: no connection within %s" % (where, seconds(connect_within)))
+        elif not sent and isinstance(exc, exceptions.Timeout):  # connected, then a TLS handshake that never ended
+            error = ClusterUnreachable("cannot reach %s: no TLS handshake within %s" % (where, seconds(connect_within)))
         elif not sent and isinstance(exc, exceptions.ConnectionError):
             error = unreachable(exc, where)
         elif not sent:

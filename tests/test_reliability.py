@@ -41,6 +41,52 @@ def test_refused_connection_exits_3_naming_the_address(cli):
                        "from --host and --port, and that a master runs there\n" % port)
 
 
+@pytest.fixture
+def silent():
+    """A listener on 127.0.0.1 that accepts connections and never says a word: a TLS handshake to it stalls."""
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(50)
+    accepted, stop = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                pass
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield "https://127.0.0.1:%d" % listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("argv", [["status", "-o", "compact"],
+                                  ["add-node", "--node-id", "n9", "--address", "10.0.0.9:8080"]])
+def test_a_master_whose_tls_handshake_stalls_is_passed_over_for_the_next(cli, sim, silent, argv):
+    run = cli("--url", "%s,%s" % (silent, sim.url), "--timeout", "2", *argv, target=False)
+    assert run.code == 0, run  # nothing was written to the silent one: the next master is asked, a change too
+    assert [r["method"] for r in sim.requests] == ["POST" if argv[0] == "add-node" else "GET"]
+
+
+def test_a_lone_master_whose_tls_handshake_stalls_is_exit_3_and_a_wait_goes_on_to_its_deadline(cli, silent):
+    run = cli("--url", silent, "--timeout", "1", "--retries", "0", "add-node", "--node-id", "n9", "--address",
+              "10.0.0.9:8080", target=False)
+    assert_one_error_line(run, 3)
+    assert run.err.startswith("error: cannot reach %s: no " % silent) and "may or may not" not in run.err
+    run = cli("--url", silent, "--timeout", "0.5", "status", "--wait-for", "HEALTHY", "--wait-timeout", "1.5",
+              "--poll-interval", "0.2", target=False)
+    assert_one_error_line(run, 4)
+    assert run.err.startswith("error: cluster did not become HEALTHY within ")
+
+
 def test_on_a_terminal_the_first_retry_is_said_at_once_with_how_long_it_may_take(sim):
     from conftest import on_terminal
     port = free_port()
