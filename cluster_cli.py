@@ -3287,6 +3287,41 @@ def with_removed(path: str) -> None:
         pass
 
 
+def check_links_are_ours(path: str) -> None:
+    """Refuse a path that goes through a symlink another user could have planted: one its caller does not
+    own, in a folder someone else may write (the kernel's protected-symlinks rule, whatever the sysctl
+    says, and for every link on the way, not only in sticky folders). Root writing a report through a
+    link a user left in that user's own folder would replace whatever file the link names."""
+    import stat
+    if os.name != "posix":
+        return
+    me = os.geteuid()
+    pending = [part for part in os.path.abspath(path).split(os.sep) if part]
+    done, hops = os.sep, 0
+    while pending:
+        part = pending.pop(0)
+        here = os.path.join(done, part)
+        try:
+            info = os.lstat(here)
+        except OSError:
+            return  # not there (yet): nothing to follow
+        if not stat.S_ISLNK(info.st_mode):
+            done = here
+            continue
+        folder = os.stat(done)
+        if info.st_uid != me and (folder.st_uid != me or folder.st_mode & 0o022):
+            raise InvalidInput("--output %s goes through the link %s, which belongs to another user (uid %d) in a "
+                               "folder another user may write: not followed, nothing was written" % (
+                                   shown(path), here, info.st_uid))
+        hops += 1
+        if hops > 40:
+            return  # a loop: opening it fails and says so
+        target = os.readlink(here)
+        pending = [p for p in target.split(os.sep) if p] + pending
+        if target.startswith(os.sep):
+            done = os.sep
+
+
 @contextmanager
 def written_to(path: Optional[str]) -> Iterator[None]:
     """stdout into FILE. A regular file (or none yet) is replaced atomically: a temporary file is
@@ -3306,6 +3341,7 @@ def written_to(path: Optional[str]) -> Iterator[None]:
         raise OutputError("cannot write %s: %s" % (shown(path), exc.strerror or exc)) from None
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise OutputError("cannot write %s: it is a folder" % shown(path))
+    check_links_are_ours(path)
     import tempfile
     target = os.path.realpath(path)
     folder, name = os.path.split(target)

@@ -400,6 +400,30 @@ def test_a_new_file_gets_the_mode_the_umask_gives(cli, sim, tmp_path):
     assert os.stat(str(tmp_path / "new.txt")).st_mode & 0o777 == 0o640
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a link to another user needs root")
+@pytest.mark.parametrize("where", ["the last part", "a folder on the way"])
+def test_a_link_another_user_planted_in_their_folder_is_not_followed_as_root(cli, sim, tmp_path, where):
+    victim = tmp_path / "root-only.conf"
+    victim.write_text("precious\n")
+    victim.chmod(0o600)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(str(theirs), 65534, 65534)  # nobody's folder: nobody may put anything in it
+    if where == "the last part":
+        link, output = theirs / "cluster.prom", theirs / "cluster.prom"
+        os.symlink(str(victim), str(link))
+    else:
+        link = theirs / "reports"
+        os.symlink(str(tmp_path), str(link))
+        output = link / "root-only.conf"
+    os.lchown(str(link), 65534, 65534)
+    run = cli("--output", output, "status", "-o", "prometheus")
+    assert (run.code, run.out) == (2, "")
+    assert run.err == ("error: --output '%s' goes through the link %s, which belongs to another user (uid 65534) in "
+                       "a folder another user may write: not followed, nothing was written\n" % (output, link))
+    assert victim.read_text() == "precious\n" and sim.requests == []
+
+
 def test_a_symlinked_target_is_written_through_the_link(cli, sim, tmp_path):
     real = tmp_path / "real.prom"
     real.write_text("old\n")
