@@ -1676,8 +1676,8 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
     """Return moves for every primary on node_id onto the other HEALTHY nodes holding no copy of it,
     leaving them as even as the copies allow. A shard MIGRATING to or from the node is waited out
     (listed in in_flight); a node that is UNREACHABLE has no live copy to move from (its primaries are
-    skipped, and the cluster promotes a replica of each when it is removed). Raises ClusterError,
-    showing the shards that cannot move and why."""
+    skipped, and the cluster promotes a replica of each when it is removed). A primary with no legal
+    target stays, listed in `stuck` (and among the skipped) with why; the others move."""
     by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards, in_flight)
     if node_id not in by_id:
         raise ClusterError("node %s is not in the cluster" % node_id)
@@ -1710,10 +1710,8 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
     moves = [{"shard_id": f.shard_id, "source_node": node_id, "target_node": end, "vector_count": f.size}
              for f, end in zip(free, ends)]
     plan = plan_of("drain", moves, counts, stuck + skipped, node_id=node_id)
-    plan.update(in_flight=flying, replica_shards=replicas, left_out=left_out(by_id, healthy, counts, node_id))
-    if stuck:
-        raise ClusterError("cannot drain %s: %s; nothing was sent" % (node_id, "; ".join(
-            "%s: %s" % (s["shard_id"], s["reason"]) for s in stuck))).showing(plan, "move-plan")
+    plan.update(in_flight=flying, replica_shards=replicas, left_out=left_out(by_id, healthy, counts, node_id),
+                stuck=stuck)
     return plan
 
 def explain_shard(nodes: list, shards: list, shard_id: str, in_flight: Optional[dict] = None) -> dict:
@@ -2717,14 +2715,9 @@ class ClusterCLI:
         return plan
 
     def plan_drain(self, node_id: str) -> dict:
-        """Return a plan that moves every primary off node_id; reads only. Raises ClusterError when one cannot move."""
+        """Return a plan that moves every primary it can off node_id (those that cannot: `stuck`); reads only."""
         nodes, shards = self.list_nodes(), self.list_shards()
-        try:
-            plan = drain_plan(nodes, shards, check_id(node_id, "node_id"), self.in_flight(shards))
-        except ClusterError as exc:
-            if exc.shown:
-                exc.shown[0]["cluster"] = self.identity(nodes)
-            raise
+        plan = drain_plan(nodes, shards, check_id(node_id, "node_id"), self.in_flight(shards))
         plan["cluster"] = self.identity(nodes)
         return plan
 
@@ -5010,7 +5003,8 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         if stale:
             raise StalePlan("plan is stale: " + "; ".join(m["reason"] for m in stale), stale)
     if not moves:
-        note(nothing)
+        if nothing:
+            note(nothing)
         return Result(plan, "move-plan")
     if args.dry_run:
         return Result(plan, "move-plan")
@@ -6276,8 +6270,9 @@ def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) ->
          option("--remove", action="store_true",
                 help="then remove the node, and follow its shards until each has its replication factor again"),
          PLAN, view="move-report", changes=True, check="nodes",
-         exits={4: "--wait-timeout ran out, a move was given up on (--stall-timeout), or shards were left "
-                "under-replicated after --remove", 1: "a primary with nowhere to go, a failed move, a stale plan, "
+         exits={4: "--wait-timeout ran out, a move was given up on (--stall-timeout), a primary with nowhere to go "
+                "stays (the others moved; the node is not removed), or shards were left under-replicated after "
+                "--remove", 1: "a failed move, a stale plan, "
                 "another run on this cluster, a declined question or protected context. The running migrations go "
                 "on after 4 and 130: --resume follows them"})
 def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
@@ -6299,10 +6294,19 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
             wait_out(client, args, client.plan_drain(args.node_id))
         if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
             raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
-        staying = len(as_list(plan.get("skipped")))
+        staying = len(as_list(plan.get("skipped"))) - len(as_list(plan.get("stuck")))  # the stuck are said below
         result = carry_out(client, args, plan, "nothing can move off %s: its %d %s, skipped (--dry-run says why)"
                            % (args.node_id, staying, "primary stays" if staying == 1 else "primaries stay")
-                           if staying else "%s holds no primary: nothing to move" % args.node_id)
+                           if staying else "" if plan.get("stuck") else
+                           "%s holds no primary: nothing to move" % args.node_id)
+    stuck = [s for s in as_list(plan.get("stuck")) if isinstance(s, dict)]
+    if stuck:  # what could move did (or would); what stays is the answer, and the node is kept
+        one = len(stuck) == 1
+        raise ConditionNotMet("%d %s no other node to go to, so %s on %s%s: %s" % (
+            len(stuck), "primary has" if one else "primaries have", "it stays" if one else "they stay", args.node_id,
+            "; it was not removed" if args.remove and not args.dry_run else "",
+            "; ".join("%s: %s" % (s.get("shard_id"), s.get("reason")) for s in stuck[:10])
+            + ("; ..." if len(stuck) > 10 else ""))).showing(result.data, result.view)
     if not args.remove or args.dry_run:
         return result
     if result.view == "move-report":

@@ -200,15 +200,33 @@ def test_a_drained_node_goes_straight_to_removal(cli, sim):
     assert len(migrations(sim)) == moved
 
 
-def test_an_impossible_drain_says_which_shards_and_sends_nothing(cli, sim):
+def test_a_drain_that_cannot_move_everything_names_what_stays_and_keeps_the_node(cli, sim):
     sim.reset(nodes=2, shards=4)  # replication factor 2 on two nodes: the other node holds every copy
-    run = cli("drain-node", "--node-id", "node-worker-001", "--format", "compact")
-    assert (run.code, run.out) == (1, "")
-    assert run.err.startswith("drain | 0 moves | spread 0 -> 0\n")  # the plan, on stderr
-    assert run.err.splitlines()[-1].startswith("error: cannot drain node-worker-001: shard-00: every other HEALTHY "
-                                               "node already holds a copy; ")
-    assert run.err.endswith("; nothing was sent\n")
-    assert sim.changes() == []
+    run = cli("drain-node", "--node-id", "node-worker-001", "--dry-run", "--format", "json")
+    assert run.code == 4
+    assert run.json()["stuck"] == [{"shard_id": s, "reason": "every other HEALTHY node already holds a copy"}
+                                   for s in ("shard-00", "shard-02")]
+    assert run.err == ("error: 2 primaries have no other node to go to, so they stay on node-worker-001: shard-00: "
+                       "every other HEALTHY node already holds a copy; shard-02: every other HEALTHY node already "
+                       "holds a copy\n")
+    run = cli("drain-node", "--node-id", "node-worker-001", "--remove", "--yes", "--format", "compact")
+    assert run.code == 4 and "they stay on node-worker-001; it was not removed: shard-00: " in run.err
+    assert sim.changes() == [] and "node-worker-001" in sim.cluster.nodes
+
+
+def test_a_drain_moves_what_can_move_then_ends_4_naming_what_stays(cli, sim):
+    sim.reset(nodes=3, shards=6, migration_seconds=0.1)
+    stuck = sim.cluster.shards["shard-00"]  # a copy on every other node: it cannot move; the others can
+    stuck["replica_nodes"] = [n for n in sim.cluster.nodes if n != stuck["primary_node"]]
+    sim.cluster._changed()
+    source = stuck["primary_node"]
+    movable = [s["shard_id"] for s in sim.cluster.shards.values() if s["primary_node"] == source and s is not stuck]
+    run = cli("drain-node", "--node-id", source, "--remove", "--yes", *FAST, "--format", "json")
+    assert run.code == 4, run
+    assert sorted(m["shard_id"] for m in run.json()["completed"]) == sorted(movable) and movable
+    assert run.err.splitlines()[-1] == ("error: 1 primary has no other node to go to, so it stays on %s; it was not "
+                                        "removed: shard-00: every other HEALTHY node already holds a copy" % source)
+    assert source in sim.cluster.nodes and ("DELETE", "/api/v1/cluster/nodes/" + source) not in sim.changes()
 
 
 def test_a_wait_that_runs_out_reports_what_is_running(cli, grown):
