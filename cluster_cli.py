@@ -1605,18 +1605,24 @@ def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict
 
 
 def in_the_way(targets: list, free: list, ends: list, aimed: dict, after: dict) -> list:
-    """Return, for a plan short of the loads no copy would prevent, the copies in the way: each node
-    above its aim, with the nodes below it that hold a copy of each of its free primaries."""
-    below = [n for n in targets if after.get(n, 0) < aimed.get(n, 0)]
+    """Return the copies in the way of an even spread, only when they cost balance (the plan's spread is
+    worse than the one no copy would prevent): each node above its aim, with the nodes at least two
+    below it. As the plan is optimal, each of its movable primaries has a copy on each of those (else
+    moving one there would even the spread): named as they are."""
+    if sum(after.get(n, 0) ** 2 for n in targets) <= sum(aimed.get(n, 0) ** 2 for n in targets):
+        return []  # as even as with no copy anywhere: nothing is blocked
     found = []
     for node in targets:
         if after.get(node, 0) <= aimed.get(node, 0):
             continue
         mine = [f for f, end in zip(free, ends) if end == node]
-        held = sorted({h for f in mine for h in f.holders if h in below})
+        lower = [n for n in targets if after.get(n, 0) <= after.get(node, 0) - 2]
+        if not lower:
+            continue
         found.append({"node_id": node, "primaries": after.get(node, 0), "could_hold": aimed.get(node, 0),
-                      "reason": "each of its %d movable primaries has a copy on %s, every node below its share"
-                      % (len(mine), ", ".join(held) or "a node it could go to")})
+                      "reason": "each of its %d movable primaries has a copy on %s, %s with two or more primaries "
+                                "fewer" % (len(mine), ", ".join(lower), "the node" if len(lower) == 1 else "every node")
+                      if mine else "its primaries cannot move (none is HEALTHY or UNDER_REPLICATED on it)"})
     return found
 
 
@@ -1749,9 +1755,14 @@ def explain_shard(nodes: list, shards: list, shard_id: str, in_flight: Optional[
             reason = ""
         rows.append({"node_id": node_id, "status": node_status, "primaries": counts.get(node_id, 0),
                      "can_take": not reason, "reason": reason or "may take it"})
-    move = [m for m in rebalance_plan(nodes, shards, "shards", in_flight)["moves"] if m["shard_id"] == shard_id]
+    if not why and not any(row["can_take"] for row in rows):
+        why = "no node may take it: every other node holds a copy of it or is not HEALTHY"
+    plan = rebalance_plan(nodes, shards, "shards", in_flight)
+    move = [m for m in plan["moves"] if m["shard_id"] == shard_id]
     planned = ("%s -> %s" % (move[0]["source_node"], move[0]["target_node"]) if move else
-               "none: it stays on %s" % held[0] + ("" if why else " (balance needs no move of it)"))
+               "none: it stays on %s" % held[0] + ("" if why else " (copies are in the way of an even spread: see "
+                                                    "the dry run's Blocked part)" if plan["blocked"] else
+                                                    " (balance needs no move of it)"))
     return {"shard_id": shard_id, "status": status, "primary_node": held[0], "replica_nodes": held[1:],
             "movable": not why, "reason": why or "it may move to any node marked yes", "planned": planned,
             "nodes": rows}
@@ -2563,6 +2574,7 @@ class ClusterCLI:
         self.context = None  # the contexts file's name for this cluster, when made by from_context()
         self._protected = False  # a protected context not confirmed: every change is refused
         self.not_numbers = set()  # numeric fields the cluster sent something else in (given as None)
+        self._lost = False
 
     @classmethod
     def from_context(cls, name: Optional[str] = None, *, config: Optional[str] = None,
@@ -2784,8 +2796,10 @@ class ClusterCLI:
         Checks the arguments, then the plan against the cluster (StalePlan), before anything is
         sent. Before each move its target's health is read again. A move ends COMPLETED, FAILED
         (with the cluster's reason), STALLED (no progress for stall_timeout seconds; it may still be
-        running), UNKNOWN (the cluster no longer reports its migration) or SKIPPED (its target was
-        not HEALTHY); after any but COMPLETED, no new move goes into or out of its nodes. `timeout`
+        running), UNKNOWN (the cluster no longer reports its migration, and the shard is not MIGRATING)
+        or SKIPPED (its target was not HEALTHY); after any but COMPLETED, no new move goes into or out
+        of its nodes. A move the cluster refuses because a migration of its shard already runs (another
+        operator's) is followed when that one goes to the same target, else left out (`stale`). `timeout`
         bounds the whole run. Returns the report: each of those lists, `running` (when the time ran
         out) and `not_started`, and the verification of the plan's `after` against the cluster.
 
@@ -2794,7 +2808,8 @@ class ClusterCLI:
         checked against the cluster, and those that no longer fit are left out (`stale`).
 
         progress(event, move) hears of each move "sending" (its POST is about to go), "started",
-        "completed", "failed", "stalled", "unknown" or "skipped", and each "poll" of it; if it raises,
+        "completed", "failed", "stalled", "unknown" or "skipped", and each "poll" of it; "lost" when a poll
+        finds the cluster unreachable and "back" when it answers again (once each way); if it raises,
         no new move starts, those running are waited for, and a ClusterError carrying the report is
         raised from the callback's exception. Any ClusterError raised once a move was sent, and a
         KeyboardInterrupt, carry the report as it stood (`.report`).
@@ -2834,6 +2849,7 @@ class ClusterCLI:
                 broken.append(exc)
 
         running = [dict(move, _seen=time.monotonic()) for move in following]
+        self._lost = False  # whether the last poll found the cluster unreachable (said once, and when it is back)
         report = {"completed": [dict(m) for m in done], "failed": [], "stalled": [], "unknown": [], "skipped": [],
                   "running": running, "not_started": rest, "stale": stale if resumed else [],
                   "kind": plan.get("kind"), "node_id": plan.get("node_id"), "verified": None}
@@ -2906,6 +2922,19 @@ class ClusterCLI:
                             if isinstance(exc, MaybeApplied):
                                 move["error"] = "sent, its answer lost: it may or may not have started"
                             raise
+                        running_elsewhere = self._running_migration(move) if exc.status_code == 409 else None
+                        if running_elsewhere is not None:  # another operator's migration of it: theirs, not a failure
+                            if field(running_elsewhere, "target_node") == move["target_node"]:
+                                move.update(migration_id=field(running_elsewhere, "migration_id"),
+                                            _seen=time.monotonic(), _last=None)
+                                running.append(move)  # going where this plan sends it: followed as this move
+                                notify("started", move)
+                            else:
+                                report["stale"].append(dict(move, reason="another migration of it is running, to %s "
+                                                            "(%s): left to it" % (
+                                                                fmt_text(field(running_elsewhere, "target_node")),
+                                                                fmt_text(field(running_elsewhere, "migration_id")))))
+                            continue
                         report["failed"].append(dict(move, error=str(exc)))
                         for node in nodes:
                             blocked.setdefault(node, "a move of %s FAILED there" % move["shard_id"])
@@ -2927,6 +2956,14 @@ class ClusterCLI:
             if deadline is not None and time.monotonic() >= deadline:
                 return
 
+    def _running_migration(self, move: dict) -> Optional[dict]:
+        """Return the migration of the move's shard that the cluster says is running, if any."""
+        try:
+            migration = field(self.shard_status(move["shard_id"]), "migration")
+        except ClusterError:
+            return None
+        return migration if field(migration, "status") in RUNNING_MIGRATION else None
+
     def _poll_move(self, move: dict, report: dict, notify: Callable[[str, dict], None],
                    stall_timeout: float) -> Optional[str]:
         """Ask how a running move's migration goes. When it ended (completed, failed, stalled: no
@@ -2938,13 +2975,20 @@ class ClusterCLI:
             if not exc.retryable:
                 raise
             shard = None  # a poll that failed is tried again at the next round; no progress seen
+            if not self._lost:  # said at once, and again when the cluster answers
+                self._lost = True
+                notify("lost", dict(move, error=exc.message))
+        if shard is not None and self._lost:
+            self._lost = False
+            notify("back", move)
         migration = field(shard, "migration")
         ours = isinstance(migration, dict) and field(migration, "migration_id") in (move.get("migration_id"), None)
         if shard is not None and not ours:
             if copies(shard)[0] == move["target_node"]:  # forgotten once done: the primary is there
                 return self._ended(move, report, "completed", notify)
-            return self._ended(dict(move, error="the cluster no longer reports migration %s" % fmt_text(
-                move.get("migration_id"))), report, "unknown", notify)
+            if field(shard, "status") != "MIGRATING":  # still MIGRATING: the cluster says it goes on
+                return self._ended(dict(move, error="the cluster no longer reports migration %s" % fmt_text(
+                    move.get("migration_id"))), report, "unknown", notify)
         if ours:
             state = field(migration, "status")
             if state == "COMPLETED":
@@ -3988,7 +4032,8 @@ def move_plan_summary(plan: Any) -> dict:
     weighed = (as_dict(field(plan, "vectors_before")), as_dict(field(plan, "vectors_after"))) if by_vectors else \
         (before, after)
     drained = field(plan, "node_id") if field(plan, "kind") == "drain" else None
-    kept = [n for n in after if n != drained]
+    out = {field(n, "node_id") for n in as_list(field(plan, "left_out"))}  # only HEALTHY nodes hold primaries
+    kept = [n for n in after if n != drained and n not in out]
     spread = lambda counts: (max(counts) - min(counts)) if counts else 0  # noqa: E731
     title = field(plan, "title") or ("Drain plan: %s" % fmt_text(drained) if drained else
              "Rebalance plan (balance by %s)" % (fmt_text(field(plan, "balance_by")) or "shards"))
@@ -4873,6 +4918,11 @@ class MoveProgress(ProgressLine):
         self.journal = journal
 
     def __call__(self, event: str, move: dict) -> None:
+        if event in ("lost", "back"):  # the cluster, not a move: said, not journaled
+            self.close()
+            note("the cluster does not answer (%s); still following %s" % (move.get("error"), words(
+                len(self.running), "migration")) if event == "lost" else "the cluster answers again")
+            return
         if self.journal is not None and event != "poll":
             self.journal.add(event, **{k: move.get(k) for k in ("shard_id", "source_node", "target_node",
                                                                  "migration_id", "error") if move.get(k)})
@@ -6207,7 +6257,9 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
                                       DEFAULT_PROG, DEFAULT_PROG)).showing(plan, "move-plan")
         note("%s: this plan leaves %s out; once %s HEALTHY, plan again to spread primaries onto %s" % (
             nodes, it, "it is" if one else "they are", it))
-    return carry_out(client, args, plan, "already balanced: nothing to move")
+    return carry_out(client, args, plan, "already balanced: nothing to move" if not plan.get("blocked") else
+                     "nothing can even the spread further: copies are in the way (the dry run's Blocked part names "
+                     "them)")
 
 
 def wait_out(client: ClusterCLI, args: argparse.Namespace, plan: dict) -> dict:

@@ -186,7 +186,8 @@ class Cluster:
                            "camel_case": False, "numbers_as_strings": False, "drop_fields": [],
                            "fail_migrations": {}, "stall_migrations": [], "stall_on_down": False,
                            "forget_migrations": [], "drop_replicas": False, "replica_delay": 0.0,
-                           "replicas_configured": False, "unlisted_replicas": None, "dialect": False}
+                           "replicas_configured": False, "unlisted_replicas": None, "dialect": False,
+                           "hide_migrations": []}
             self.faults.update({k: v for k, v in traits.items() if k not in CLUSTER_TRAITS})
             self.rehoming = []  # (due time, shard_id): replicas the cluster has yet to copy after a removal
             self.load = None
@@ -367,6 +368,8 @@ class Cluster:
         if latest and shard_id in self.faults["forget_migrations"]:  # the cluster loses track of it
             del self.migrations[latest], self.latest_migration[shard_id]
             self._changed()
+            latest = None
+        if latest and shard_id in self.faults["hide_migrations"]:  # not reported, though it goes on
             latest = None
         return dict(self.shard_view(shard_id), migration=self.migration_view(latest) if latest else None)
 
@@ -618,12 +621,14 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
                       "bare_lists": b, "camel_case": b, "numbers_as_strings": b, "drop_fields": [...],
                       "fail_migrations": {"shard-02": "disk full"}, "stall_migrations": ["shard-03"],
                       "stall_on_down": b, "forget_migrations": ["shard-04"], "drop_replicas": b,
-                      "replica_delay": s, "replicas_configured": b, "unlisted_replicas": s, "dialect": b}
+                      "replica_delay": s, "replicas_configured": b, "unlisted_replicas": s, "dialect": b,
+                      "hide_migrations": ["shard-05"]}
                      (fault_methods: the counted faults and the delay hit only those methods;
                       fail_migrations: that shard's next migration fails halfway;
                       stall_migrations: its migrations make no progress and never end;
                       stall_on_down: migrations to or from a node that is down stall instead of failing;
                       forget_migrations: the cluster forgets that shard's migration when asked for it;
+                      hide_migrations: it stops reporting that shard's migration, which goes on (MIGRATING);
                       drop_replicas: a removal leaves the node's shards a copy short (the reference server);
                       replica_delay: a removal's copies are made that many seconds later;
                       replicas_configured: a shard's replicas is the replication factor, whatever its copies;

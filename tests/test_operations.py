@@ -350,6 +350,46 @@ def test_a_journal_others_may_write_is_not_trusted(cli, sim, tmp_path, what):
     assert len(migrations(sim)) == before
 
 
+@pytest.mark.parametrize("target", ["node-worker-003", "node-master-001"])
+def test_a_migration_another_operator_started_is_followed_or_left_to_them_never_a_failure(cli, sim, target):
+    grow(sim, cli, "node-worker-003", migration_seconds=1.0)  # plan: shard-00, shard-01, shard-03 onto worker-003
+    process = start(sim, "rebalance", "--yes", *FAST, "--format", "json")
+    wait_for(lambda: moving(sim))
+    assert cli("migrate-shard", "--shard-id", "shard-01", "--to-node", target).code == 0  # someone else's
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    report = json.loads(out)
+    if target == "node-worker-003":  # going where this plan sends it: followed as this run's move
+        assert sorted(m["shard_id"] for m in report["completed"]) == ["shard-00", "shard-01", "shard-03"]
+        assert report["verified"] is True
+    else:  # elsewhere: left to it, not failed
+        assert [(m["shard_id"], m["reason"]) for m in report["stale"]] == [
+            ("shard-01", "another migration of it is running, to node-master-001 (mig-7f02): left to it")]
+        assert report["failed"] == [] and "1 moves no longer fitted the cluster" in err
+    assert sim.cluster.shards["shard-01"]["primary_node"] == target
+
+
+def test_a_migration_the_cluster_stops_reporting_is_followed_while_the_shard_is_migrating(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=0.5)
+    sim.fault(hide_migrations=["shard-00"])  # the record is gone; the shard stays MIGRATING until it lands
+    run = cli("rebalance", "--yes", *FAST, "--stall-timeout", "30", "--format", "json")
+    assert run.code == 0, run
+    assert [m["shard_id"] for m in run.json()["completed"]] == ["shard-00", "shard-01", "shard-03"]
+    assert run.json()["unknown"] == []
+
+
+def test_losing_the_cluster_mid_run_is_said_at_once_and_when_it_is_back(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=0.5)
+    process = start(sim, "--retries", "0", "rebalance", "--yes", *FAST, "--stall-timeout", "30")
+    wait_for(lambda: moving(sim))
+    sim.fault(fail_next=6, fault_methods=["GET"], fail_status=502)  # the polls fail for a while, then answer
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    said = [line for line in err.splitlines() if line.startswith("the cluster")]
+    assert said[0].startswith("the cluster does not answer (") and said[0].endswith("; still following 1 migration")
+    assert said[1] == "the cluster answers again"
+
+
 def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST)
@@ -489,6 +529,25 @@ def test_explain_says_where_a_shard_can_go_and_why_not_elsewhere(cli, sim):
     assert cli("explain", "--shard-id", "shard-99").code == 1
 
 
+def test_explain_says_what_its_table_shows_when_every_copy_blocks_the_shard(cli, sim):
+    sim.reset(nodes=2, shards=4, replication_factor=2)
+    for shard in sim.cluster.shards.values():  # every primary on one node, its copy on the other
+        shard["primary_node"], shard["replica_nodes"] = "node-master-001", ["node-worker-001"]
+    sim.cluster._changed()
+    run = cli("explain", "--shard-id", "shard-00", "--format", "json")
+    assert run.code == 0
+    explained = run.json()
+    assert not any(node["can_take"] for node in explained["nodes"])
+    assert (explained["movable"], explained["reason"]) == (
+        False, "no node may take it: every other node holds a copy of it or is not HEALTHY")
+    assert explained["planned"] == "none: it stays on node-master-001"
+
+
+def test_spreads_count_only_the_nodes_that_can_hold_primaries(cli, sim):
+    sim.down("node-worker-002")  # it keeps its 4 primaries; no plan can change that
+    assert cli("rebalance", "--dry-run", "-o", "compact").lines[0] == "rebalance | 0 moves | spread 0 -> 0"
+
+
 def test_a_blocked_balance_names_the_copies_in_the_way(cli, sim):
     sim.reset(nodes=2, shards=4, replication_factor=2)
     for shard in sim.cluster.shards.values():  # every primary on one node, its copy on the other
@@ -497,7 +556,10 @@ def test_a_blocked_balance_names_the_copies_in_the_way(cli, sim):
     run = cli("rebalance", "--dry-run")
     assert run.code == 0
     assert "Blocked (copies in the way of an even spread)" in run.out
-    assert "each of its 4 movable primaries has a copy on node-worker-001, every node below its share" in run.out
+    assert "each of its 4 movable primaries has a copy on node-worker-001, the node with two or more primaries " \
+           "fewer" in run.out
+    assert run.err == "nothing can even the spread further: copies are in the way (the dry run's Blocked part names " \
+                      "them)\n"  # not "already balanced": the spread is 4
 
 
 def test_resume_takes_only_an_operations_name_and_its_own_plan(cli, sim, tmp_path):
