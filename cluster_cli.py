@@ -4105,7 +4105,9 @@ VIEWS["context-used"] = View(sentence="Switched to context {name} (default_conte
 VIEWS["move-report"] = View(
     title="{title}[ on {sent_to}]", rows=tuple(labelled(label.title(), key + "_total", fmt=fmt_count)
                                                for key, label in MOVE_RESULTS) + (
-        labelled("Verified", "verified"), labelled("Operation", "operation")),
+        labelled("Verified", "verified"), labelled("Operation", "operation"),
+        labelled("Vectors Per Second", "vectors_per_second", fmt=lambda v: fmt_count(None if v is None else int(v))),
+        labelled("Time Left", "seconds_left", fmt=fmt_duration)),
     sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, list_at("moves")),),
     compact=(Lines(list_at("moves"), MOVE_RESULT_COLUMNS),),
     prepare=move_report_summary, items=(lambda report: move_report_summary(report)["moves"], "move-results"))
@@ -4562,18 +4564,33 @@ class MigrationProgress(ProgressLine):
             "#" * filled, "-" * (20 - filled), percent, fmt_count(done), fmt_count(total), fmt_count(int(rate)), eta))
 
 
+def event_stream(args: argparse.Namespace) -> Optional[Callable[[dict], None]]:
+    """Return, for -o ndjson, the writer of a run's events: one JSON object a line on stdout, flushed."""
+    if getattr(args, "output_format", None) != "ndjson":
+        return None
+    import json
+    return lambda event: write(json.dumps(dict(event, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+                                          separators=(",", ":")) + "\n")
+
+
 def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeout: float,
-                       interval: float) -> Result:
-    """Poll the shard until this migration ends, or the wait times out (exit 4)."""
+                       interval: float, stream: Optional[Callable[[dict], None]] = None) -> Result:
+    """Poll the shard until this migration ends, or the wait times out (exit 4); `stream` hears each
+    change of its status."""
     migration_id = fmt_text(field(migration, "migration_id"))
     bar = MigrationProgress()
     latest = [migration]
+    said = [None]
 
     def read():
         current = field(client.shard_status(shard_id), "migration")
         if isinstance(current, dict) and field(current, "migration_id") in (field(migration, "migration_id"), None):
             latest[0] = current
         bar.update(latest[0])
+        if stream is not None and field(latest[0], "status") != said[0]:
+            said[0] = field(latest[0], "status")
+            stream({"migration_id": field(migration, "migration_id"), "shard_id": shard_id, "event": said[0],
+                    "progress": field(latest[0], "progress")})
         return latest[0]
 
     try:
@@ -4911,11 +4928,30 @@ class MoveProgress(ProgressLine):
     """A plan's progress on stderr: one live line on a terminal, a line per move otherwise; each
     event but a poll kept in the operation's journal."""
 
-    def __init__(self, total: int, journal: Optional[Journal] = None):
+    def __init__(self, total: int, journal: Optional[Journal] = None, vectors: int = 0,
+                 stream: Optional[Callable[[dict], None]] = None):
         super().__init__()
         self.total, self.done, self.failed, self.started = total, 0, 0, 0
         self.running, self.sending, self.numbers = {}, None, {}
-        self.journal = journal
+        self.journal, self.stream = journal, stream
+        self.began, self.vectors, self.vectors_done = time.monotonic(), vectors, 0
+
+    def pace(self) -> dict:
+        """Return the run's pace: moves done of the total, vectors per second over the moves completed by
+        this run, and the seconds the rest should take at that rate (None until one completes)."""
+        elapsed = time.monotonic() - self.began
+        rate = self.vectors_done / elapsed if elapsed > 0 and self.vectors_done > 0 else None
+        left = max(0, self.vectors - self.vectors_done)
+        return {"moves_done": self.done, "moves_total": self.total,
+                "vectors_per_second": None if rate is None else round(rate, 1),
+                "seconds_left": 0 if not left else None if rate is None else round(left / rate, 1)}
+
+    def paced(self) -> str:
+        pace = self.pace()
+        if pace["vectors_per_second"] is None:
+            return ""
+        return ", %s vectors/s, %s" % (fmt_count(int(pace["vectors_per_second"])), "%s left" % fmt_duration(
+            pace["seconds_left"]) if pace["seconds_left"] else "all moved")
 
     def __call__(self, event: str, move: dict) -> None:
         if event in ("lost", "back"):  # the cluster, not a move: said, not journaled
@@ -4926,9 +4962,14 @@ class MoveProgress(ProgressLine):
         if self.journal is not None and event != "poll":
             self.journal.add(event, **{k: move.get(k) for k in ("shard_id", "source_node", "target_node",
                                                                  "migration_id", "error") if move.get(k)})
+        if self.stream is not None and event != "poll":  # -o ndjson: a script follows the run, one line a change
+            self.stream(dict({k: move.get(k) for k in ("shard_id", "source_node", "target_node", "migration_id",
+                                                       "error") if move.get(k) is not None}, event=event))
         if event == "sending":
             self.sending = move
             return
+        if event == "completed":
+            self.vectors_done += int(finite(move.get("vector_count")))
         if event == "started":
             self.started += 1
             self.numbers[move["shard_id"]] = self.started
@@ -4941,15 +4982,17 @@ class MoveProgress(ProgressLine):
             running = ", ".join("%s %s %s" % (fmt_text(m.get("migration_id")), m["shard_id"],
                                               fmt_percent(m.get("progress")) if m.get("progress") is not None else "")
                                 for m in self.running.values())
-            self.draw("moves %d/%d done, %d running, %d failed%s" % (
-                self.done, self.total, len(self.running), self.failed, " | " + running if running else ""))
+            self.draw("moves %d/%d done, %d running, %d failed%s%s" % (self.done, self.total, len(self.running),
+                                                                      self.failed, self.paced(),
+                                                                      " | " + running if running else ""))
         elif event != "poll":
-            note("move %d/%d %s: %s %s -> %s%s%s" % (
+            note("move %d/%d %s: %s %s -> %s%s%s%s" % (
                 self.numbers.get(move["shard_id"], self.started + 1), self.total,
                 event if event in ("started", "completed") else event.upper(), move["shard_id"],
                 move["source_node"], move["target_node"],
                 " (migration %s)" % fmt_text(move.get("migration_id")) if move.get("migration_id") else "",
-                ": " + move["error"] if move.get("error") else ""))
+                ": " + move["error"] if move.get("error") else "", "; " + self.paced()[2:] if event == "completed"
+                and self.paced() else ""))
 
     def interrupted(self, how: str = "interrupted") -> str:
         text = "%s; no new moves were started; migrations still running: %s" % (how, watching(
@@ -5083,7 +5126,8 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
             reviewed = dict(plan, cluster=cluster)
             journal.add("plan", operation=operation, cluster=cluster, url=client.answered_by, pid=os.getpid(),
                         plan=reviewed, digest=plan_digest(reviewed))
-        printer = MoveProgress(len(moves), journal)
+        printer = MoveProgress(len(moves), journal, sum(int(finite(m.get("vector_count"))) for m in moves),
+                               event_stream(args))
         printer.done = printer.started = len(done)  # a resumed run counts on from the moves done
         for move in following:  # and the migrations it follows are numbered, and named if it stops
             printer.started += 1
@@ -5112,6 +5156,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
         finally:
             printer.close()
         report["operation"] = operation
+        report.update(printer.pace())
         return report_ending(report, journal, hint)
 
 
@@ -6090,7 +6135,8 @@ def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
     if isinstance(migration, dict) and field(migration, "status") in RUNNING_MIGRATION:
         note("following migration %s of %s (Ctrl-C stops following, not the migration)"
              % (fmt_text(field(migration, "migration_id")) or "(no id given)", args.shard_id))
-        return wait_for_migration(client, args.shard_id, migration, args.wait_timeout, args.poll_interval)
+        return wait_for_migration(client, args.shard_id, migration, args.wait_timeout, args.poll_interval,
+                                  event_stream(args))
     if isinstance(migration, dict) and field(migration, "status") == "FAILED":
         raise ClusterError("migration %s of %s FAILED: %s" % (
             fmt_text(field(migration, "migration_id")), args.shard_id,
@@ -6136,7 +6182,7 @@ def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
     # Said first, so the operator has the id whatever happens while waiting.
     note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
          % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
-    return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval)
+    return wait_for_migration(client, shard_id, migration, args.wait_timeout, args.poll_interval, event_stream(args))
 
 
 @command("health", view="health")
@@ -6658,6 +6704,7 @@ def run(args: argparse.Namespace) -> int:
     context = chosen_context(config, args.context)
     resolved = resolve(command_line_sources(args, context))
     output = output_from(args, resolved["format"])
+    args.output_format = output.format
     if args.command == "contexts":  # this machine's file: no cluster is asked
         args.contexts_file, args.chosen_context = config, context
         return print_result(lambda: cmd_contexts(None, args), args, output)

@@ -123,6 +123,29 @@ def test_plans_name_each_node_they_leave_out_in_every_format(cli, sim, status):
         assert "Left Out (only HEALTHY nodes take primaries)" in table and reason in table
 
 
+def test_ndjson_streams_each_move_state_change_then_the_report_with_the_pace(cli, grown):
+    run = cli("rebalance", "--yes", *FAST, "--format", "ndjson")
+    assert run.code == 0, run
+    lines = [json.loads(line) for line in run.lines]
+    events = [(e["event"], e["shard_id"]) for e in lines[:-1]]
+    assert events == [(event, shard) for shard in ("shard-00", "shard-01", "shard-03")
+                      for event in ("sending", "started", "completed")]
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", e["at"]) for e in lines[:-1])
+    report = lines[-1]
+    assert (report["moves_done"], report["moves_total"], report["seconds_left"]) == (3, 3, 0)
+    assert report["vectors_per_second"] > 0
+    assert re.search(r"^move 3/3 completed: .*; [0-9,]+ vectors/s, all moved$", run.err, re.M)
+
+
+def test_migrate_shard_wait_streams_its_status_changes_as_ndjson(cli, sim):
+    run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001", "--wait", *FAST,
+              "--format", "ndjson")
+    assert run.code == 0, run
+    lines = [json.loads(line) for line in run.lines]
+    assert [line["event"] for line in lines[:-1]][-1] == "COMPLETED" and lines[-1]["status"] == "COMPLETED"
+    assert len({line["event"] for line in lines[:-1]}) == len(lines) - 1  # one line per change, no repeats
+
+
 def test_concurrency_never_goes_above_max_concurrent(cli, sim):
     sim.reset(migration_seconds=0.3)
     for name, address in (("node-worker-003", "192.168.1.13:8080"), ("node-worker-004", "192.168.1.14:8080")):
