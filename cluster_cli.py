@@ -2788,7 +2788,7 @@ class ClusterCLI:
                    progress: Optional[Callable[[str, dict], None]] = None,
                    poll_interval: float = DEFAULT_POLL_INTERVAL, max_per_node: int = 1,
                    stall_timeout: float = DEFAULT_STALL_TIMEOUT, following: Sequence[dict] = (),
-                   done: Sequence[dict] = ()) -> dict:
+                   done: Sequence[dict] = (), steer: Optional[Callable[[], dict]] = None) -> dict:
         """Carry out a plan's moves, at most max_concurrent migrations at a time and max_per_node
         into or out of one node, each POST naming its source so the cluster refuses a move whose
         shard has moved meanwhile.
@@ -2802,6 +2802,10 @@ class ClusterCLI:
         operator's) is followed when that one goes to the same target, else left out (`stale`). `timeout`
         bounds the whole run. Returns the report: each of those lists, `running` (when the time ran
         out) and `not_started`, and the verification of the plan's `after` against the cluster.
+
+        Steering: steer(), if given, is asked at each scheduling round and may return max_concurrent and
+        max_per_node (new limits; a running migration is never cancelled) and stop (no new move starts;
+        those running are followed to their end, and the moves not started say so).
 
         Resuming: `following` are moves already started (with their migration_id), followed before
         any new one starts, and `done` the moves completed earlier; then only the other moves are
@@ -2855,7 +2859,7 @@ class ClusterCLI:
                   "kind": plan.get("kind"), "node_id": plan.get("node_id"), "verified": None}
         try:
             self._carry_out(report, max_concurrent, max_per_node, strategy, deadline, notify, broken,
-                            poll_interval, stall_timeout)
+                            poll_interval, stall_timeout, steer)
         except (ClusterError, KeyboardInterrupt) as exc:
             exc.report = self._settled(report)
             raise
@@ -2871,11 +2875,20 @@ class ClusterCLI:
 
     def _carry_out(self, report: dict, max_concurrent: int, max_per_node: int, strategy: str,
                    deadline: Optional[float], notify: Callable[[str, dict], None], broken: list,
-                   poll_interval: float, stall_timeout: float) -> None:
+                   poll_interval: float, stall_timeout: float, steer: Optional[Callable[[], dict]] = None) -> None:
         """apply_plan's loop: poll the moves running, start moves while there is room, until all ended."""
         running, pending = report["running"], report["not_started"]
         blocked = {}  # node -> why no new move goes into or out of it
+        stopped = False
         for _ in rounds(poll_interval, deadline):
+            steering = steer() if steer is not None else None
+            if steering:
+                max_concurrent = steering.get("max_concurrent") or max_concurrent
+                max_per_node = steering.get("max_per_node") or max_per_node
+                if steering.get("stop") and not stopped:
+                    stopped = True
+                    for move in pending:
+                        move["error"] = "not started: the run was stopped ('operations stop')"
             for move in list(running):
                 how = self._poll_move(move, report, notify, stall_timeout)
                 if how and how != "completed":
@@ -2887,7 +2900,7 @@ class ClusterCLI:
                     busy[node] = busy.get(node, 0) + 1
             kept, index = [], 0  # the moves looked at and left for later; pending[index:] not looked at
             try:
-                while index < len(pending) and len(running) < max_concurrent and not broken and\
+                while index < len(pending) and len(running) < max_concurrent and not broken and not stopped and\
                         (deadline is None or time.monotonic() < deadline):
                     move = pending[index]
                     nodes = (move["source_node"], move["target_node"])
@@ -2949,9 +2962,9 @@ class ClusterCLI:
                 pending[:] = kept + pending[index:]
             for move in pending:
                 why = [b for b in (blocked.get(move["source_node"]), blocked.get(move["target_node"])) if b]
-                if why:
+                if why and not stopped:
                     move["error"] = "not started: " + why[0]
-            if not running and (broken or not pending or all(m.get("error") for m in pending)):
+            if not running and (broken or stopped or not pending or all(m.get("error") for m in pending)):
                 return  # nothing left to follow, and nothing more may start
             if deadline is not None and time.monotonic() >= deadline:
                 return
@@ -4096,6 +4109,7 @@ VIEWS["move-plan"] = View(
     prepare=move_plan_summary, items=(list_at("moves"), "moves"))
 VIEWS["moves"] = View(columns=MOVE_COLUMNS)
 VIEWS["move-results"] = View(columns=MOVE_RESULT_COLUMNS)
+VIEWS["steered"] = View(sentence="{operation}: {said}", compact=("{operation} | {said}",))
 VIEWS["contexts"] = View(columns=(labelled("Current", "current", fmt=lambda value: "*" if value else ""),
                                   labelled("Name", "name"), labelled("URL", "url"),
                                   labelled("Protected", "protected"), labelled("Chosen By", "chosen_by")))
@@ -4742,6 +4756,7 @@ def open_private(path: str, flags: int) -> int:
 
 
 MAX_JOURNAL_SIZE = 1024 ** 3  # an operation's journal: a plan of a million moves, and their events
+OPERATION_NAME = r"^(rebalance|drain|plan)-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$"
 
 
 class Journal:
@@ -4791,7 +4806,7 @@ class Journal:
     # The fields a record may carry, and what each must be: a line that is not such a record is skipped.
     SHAPE = {"event": str, "at": str, "shard_id": str, "source_node": str, "target_node": str, "operation": str,
              "cluster": str, "url": str, "state": str, "migration_id": str, "error": str, "pid": int, "plan": dict,
-             "digest": str}
+             "digest": str, "max_concurrent": int, "max_per_node": int}
 
     def records(self) -> list:
         """Return the journal's records. It is read like a stranger's file: never through a link, never a
@@ -4839,6 +4854,48 @@ class Journal:
             elif at < len(lines):  # the last, unended line is one a crash tore: skipped quietly
                 warn("%s line %d is not a record of this CLI's journals; skipped" % (self.path, at))
         return found
+
+
+class Steering:
+    """What a running operation hears from another terminal ('operations throttle', 'operations stop'):
+    the lines appended to its journal since it started, read at each scheduling round."""
+
+    def __init__(self, journal: Journal):
+        self.journal, self.stopped, self.limits = journal, False, {}
+        try:
+            self.offset = os.path.getsize(journal.path)
+        except OSError:
+            self.offset = 0
+
+    def __call__(self) -> dict:
+        import json
+        try:
+            fd = os.open(self.journal.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            try:
+                os.lseek(fd, self.offset, os.SEEK_SET)
+                new = os.read(fd, 1024 ** 2)
+            finally:
+                os.close(fd)
+        except OSError:
+            new = b""
+        whole = new[:new.rfind(b"\n") + 1]  # a line still being written is read next round
+        self.offset += len(whole)
+        for line in whole.decode("utf-8", "replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            if record.get("event") == "throttle":
+                self.limits.update({k: v for k, v in record.items() if k in ("max_concurrent", "max_per_node")
+                                    and type(v) is int and 1 <= v <= 1000})
+                note("throttled from another terminal: %s" % ", ".join(
+                    "%s %d" % (k.replace("_", "-"), v) for k, v in sorted(self.limits.items())))
+            elif record.get("event") == "stop" and not self.stopped:
+                self.stopped = True
+                note("stopped from another terminal: no new move starts; those running are followed to their end")
+        return dict(self.limits, stop=self.stopped)
 
 
 def lock_path(cluster: str) -> str:
@@ -5047,9 +5104,9 @@ def resumed_moves(client: ClusterCLI, plan: dict, last: dict) -> tuple:
     return following, done
 
 
-def report_ending(report: dict, journal: Journal, hint: str) -> Result:
+def report_ending(report: dict, journal: Journal, hint: str, stopped: bool = False) -> Result:
     """Return the report of an apply that ran to its end, or raise what it came to: exit 1 for a move
-    that failed or was skipped, 4 for one given up on or the time running out."""
+    that failed or was skipped, 4 for one given up on, the time running out or a stop asked for."""
     summary = ", ".join("%d %s" % (len(report[key]), key.replace("_", " ")) for key, _ in MOVE_RESULTS
                         if report[key])
     if report["failed"] or report["skipped"]:
@@ -5059,8 +5116,9 @@ def report_ending(report: dict, journal: Journal, hint: str) -> Result:
             first["shard_id"], first["target_node"], "failed" if report["failed"] else "was not sent",
             first["error"], summary), hint).showing(report, "move-report")
     if report["stalled"] or report["unknown"] or report["running"] or report["not_started"]:
-        journal.end("stalled" if report["stalled"] or report["unknown"] else "timed out")
-        why = "moves were given up on" if report["stalled"] or report["unknown"] else "--wait-timeout ran out"
+        journal.end("stalled" if report["stalled"] or report["unknown"] else "stopped" if stopped else "timed out")
+        why = "moves were given up on" if report["stalled"] or report["unknown"] else\
+            "stopped from another terminal ('operations stop')" if stopped else "--wait-timeout ran out"
         raise ConditionNotMet("%s: %s; the running migrations go on: %s" % (
             why, summary, watching(report["running"] + report["stalled"])), hint).showing(report, "move-report")
     if report["stale"]:
@@ -5134,9 +5192,11 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
             printer.numbers[move["shard_id"]] = printer.started
             printer.running[move["shard_id"]] = move
         hint = resume_command(args, operation)
+        steering = Steering(journal)
         try:
             report = client.apply_plan(plan, args.max_concurrent, args.strategy, args.wait_timeout, printer,
-                                       args.poll_interval, args.max_per_node, args.stall_timeout, following, done)
+                                       args.poll_interval, args.max_per_node, args.stall_timeout, following, done,
+                                       steering)
         except KeyboardInterrupt as exc:
             journal.end("interrupted")
             raise Interrupted(printer.interrupted(interruption(exc)) + "; " + hint, signal_of(exc)).showing(
@@ -5157,7 +5217,7 @@ def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing:
             printer.close()
         report["operation"] = operation
         report.update(printer.pace())
-        return report_ending(report, journal, hint)
+        return report_ending(report, journal, hint, steering.stopped)
 
 
 def suggest_drain(plan: dict) -> None:
@@ -6238,7 +6298,7 @@ def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str)
                                % kind)
         state, last, records = candidates[-1]
     else:
-        if not re.match(r"^(rebalance|drain|plan)-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$", wanted):
+        if not re.match(OPERATION_NAME, wanted):
             raise InvalidInput("--resume: %s is not an operation's name (such as rebalance-20261202-090000-3f2a; "
                                "see 'cluster_cli.py operations')" % shown(wanted))
         records = Journal(wanted).records()
@@ -6261,6 +6321,11 @@ def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str)
     if state["cluster"] != client.identity():
         raise InvalidInput("--resume: %s was run on another cluster (%s)" % (state["operation"], state["cluster"]))
     note("resuming %s: %d of %d moves completed" % (state["operation"], state["completed"], state["moves"]))
+    for record in records:  # a throttle given while it ran (or since) is kept
+        if record.get("event") == "throttle":
+            for name in ("max_concurrent", "max_per_node"):
+                if type(record.get(name)) is int and 1 <= record[name] <= 1000:
+                    setattr(args, name, record[name])
     return state["operation"], check_plan(plan), last
 
 
@@ -6420,15 +6485,83 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return removed
 
 
-@command("operations", view="operations", local=True)
+def named_operation(name: Optional[str], action: str) -> tuple:
+    """Return (its state, each move's last event, its records) for 'operations ACTION NAME'."""
+    if not name:
+        raise InvalidInput("operations %s needs an operation's name (see 'cluster_cli.py operations')" % action)
+    if not re.match(OPERATION_NAME, name):
+        raise InvalidInput("%s is not an operation's name (such as rebalance-20261202-090000-3f2a)" % shown(name))
+    journal = Journal(name)
+    if not os.path.lexists(journal.path):
+        raise InvalidInput("no operation %s in %s" % (name, os.path.dirname(journal.path)))
+    records = journal.records()
+    state, last = operation_state(records)
+    return state, last, records
+
+
+def operation_report(state: dict, last: dict, records: list) -> dict:
+    """Return an operation's report as its journal tells it, live or finished: each move where its last
+    event left it (sent and not ended: running)."""
+    plan = as_dict(as_dict(records[0]).get("plan")) if records else {}
+    report = {key: [] for key, _ in MOVE_RESULTS}
+    ended = {"completed": "completed", "failed": "failed", "stalled": "stalled", "unknown": "unknown",
+             "skipped": "skipped"}
+    for move in as_list(plan.get("moves")):
+        if not isinstance(move, dict):
+            continue
+        record = last.get(move.get("shard_id"), {})
+        where = ended.get(record.get("event"), "running" if record.get("event") in ("sending", "started") else
+                          "not_started")
+        report[where].append(dict(move, **{k: record[k] for k in ("migration_id", "error") if record.get(k)}))
+    return dict(report, kind=state["kind"], node_id=state["node_id"], verified=None, operation=state["operation"],
+                state=state["state"])
+
+
+@command("operations", option("action", nargs="?", choices=("list", "show", "throttle", "stop"), default="list",
+                              help="list them (the default), show one's report, throttle a run, or stop it"),
+         option("operation", nargs="?", metavar="OPERATION", help="the operation, as 'operations' lists it"),
+         option("--max-concurrent", type=_count_of_migrations, metavar="N",
+                help="with throttle: migrations in flight at once"),
+         option("--max-per-node", type=_count_of_migrations, metavar="N",
+                help="with throttle: migrations into or out of one node at once"),
+         view="operations", local=True)
 def cmd_operations(client: None, args: argparse.Namespace) -> Result:
-    """List the rebalances and drains run from this machine, running and past, with their state.
+    """List the rebalances and drains run from this machine, running and past, with their state;
+    show one's report, or steer one that runs from another terminal.
 
     They are kept in $XDG_STATE_HOME/jadevectordb/operations (~/.local/state/...), one file each;
     a stopped one goes on with 'rebalance --resume' or 'drain-node --node-id ID --resume'.
+    'throttle' changes a run's limits at its next scheduling round (a running migration is never
+    cancelled) and is kept by --resume; 'stop' starts no new move, and the run ends with its report
+    once those running have ended; 'show' prints a run's report as its journal has it.
     example: cluster_cli.py operations
              cluster_cli.py operations --format json | jq -r '.[] | select(.state != "completed") | .operation'
+             cluster_cli.py operations throttle rebalance-20261202-090000-3f2a --max-concurrent 4
+             cluster_cli.py operations stop rebalance-20261202-090000-3f2a
+             cluster_cli.py operations show rebalance-20261202-090000-3f2a --format json
     """
+    if args.action == "list":
+        if args.operation or args.max_concurrent or args.max_per_node:
+            raise InvalidInput("operations lists them all: an operation's name goes with show, throttle or stop")
+    elif args.action == "show":
+        return Result(operation_report(*named_operation(args.operation, "show")), "move-report")
+    else:
+        state, _, _ = named_operation(args.operation, args.action)
+        if state["state"] in ("completed", "refused"):
+            raise ClusterError("%s is %s: nothing to %s" % (args.operation, state["state"], args.action))
+        if args.action == "throttle":
+            limits = {k: getattr(args, k) for k in ("max_concurrent", "max_per_node") if getattr(args, k)}
+            if not limits:
+                raise InvalidInput("operations throttle needs --max-concurrent N, --max-per-node N or both")
+            Journal(args.operation).add("throttle", **limits)
+            said = ", ".join("%s %d" % ("--" + k.replace("_", "-"), v) for k, v in sorted(limits.items()))
+            said += " from its next round" if state["state"] == "running" else ", kept for --resume"
+        else:
+            if state["state"] != "running":
+                raise ClusterError("%s is not running (%s): nothing to stop" % (args.operation, state["state"]))
+            Journal(args.operation).add("stop")
+            said = "no new move starts; it ends with its report once those running have ended"
+        return Result({"operation": args.operation, "said": said}, "steered")
     rows = [state for state, _, _ in all_operations()]
     return Result(rows, "operations", None if rows else "no operations in %s" % os.path.join(state_folder(),
                                                                                                "operations"))

@@ -390,6 +390,70 @@ def test_losing_the_cluster_mid_run_is_said_at_once_and_when_it_is_back(cli, sim
     assert said[1] == "the cluster answers again"
 
 
+def running_operation(cli) -> str:
+    wait_for(lambda: operations(cli) and operations(cli)[0]["state"] == "running")
+    return operations(cli)[0]["operation"]
+
+
+def test_a_throttle_from_another_terminal_takes_effect_at_the_next_round(cli, sim):
+    grow(sim, cli, "node-worker-003", "node-worker-004", migration_seconds=1.0)
+    process = start(sim, "rebalance", "--yes", *FAST)  # --max-concurrent 1
+    wait_for(lambda: moving(sim))
+    operation = running_operation(cli)
+    run = cli("operations", "throttle", operation, "--max-concurrent", "3", "--max-per-node", "2")
+    assert (run.code, run.out) == (0, "%s: --max-concurrent 3, --max-per-node 2 from its next round\n" % operation)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "throttled from another terminal: max-concurrent 3, max-per-node 2" in err
+    assert sim.cluster.most_running >= 2  # more than one in flight once throttled up
+    assert sim.cluster.migrations["mig-7f01"]["status"] == "COMPLETED"  # the one running was never cancelled
+
+
+def test_a_stop_from_another_terminal_ends_the_run_with_its_report_and_it_resumes(cli, sim):
+    grow(sim, cli, "node-worker-003", migration_seconds=1.0)
+    process = start(sim, "rebalance", "--yes", *FAST, "--format", "json")
+    wait_for(lambda: moving(sim))
+    operation = running_operation(cli)
+    shown = cli("operations", "show", operation, "--format", "json").json()
+    assert [m["shard_id"] for m in shown["running"]] == ["shard-00"] and len(shown["not_started"]) == 2
+    assert cli("operations", "stop", operation).code == 0
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 4, err
+    report = json.loads(out)
+    assert [m["shard_id"] for m in report["completed"]] == ["shard-00"]  # followed to its end
+    assert [m["error"] for m in report["not_started"]] == ["not started: the run was stopped ('operations stop')"] * 2
+    assert err.splitlines()[-1].startswith("error: stopped from another terminal ('operations stop'): ")
+    assert operations(cli)[0]["state"] == "stopped"
+    assert cli("operations", "stop", operation).code == 1  # not running: nothing to stop
+    sim.cluster.migration_seconds = 0.1
+    assert cli("rebalance", "--resume", *FAST).code == 0
+    shown = cli("operations", "show", operation, "--format", "json").json()
+    assert [m["shard_id"] for m in shown["completed"]] == ["shard-00", "shard-01", "shard-03"]
+    assert shown["state"] == "completed"
+
+
+def test_a_throttle_is_kept_by_resume(cli, sim):
+    assert stopped_rebalance(sim, cli)[0] == 130
+    operation = operations(cli)[0]["operation"]
+    run = cli("operations", "throttle", operation, "--max-concurrent", "2", "--max-per-node", "2", "--format",
+              "compact")  # every move goes onto node-worker-003: the per-node limit too
+    assert run.out == "%s | --max-concurrent 2, --max-per-node 2, kept for --resume\n" % operation
+    sim.cluster.migration_seconds = 0.5
+    assert cli("rebalance", "--resume", *FAST).code == 0
+    assert sim.cluster.most_running == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["operations", "show"], "error: operations show needs an operation's name"),
+    (["operations", "stop", "nope"], "error: 'nope' is not an operation's name"),
+    (["operations", "throttle", "rebalance-20990101-000000-abcd", "--max-concurrent", "2"],
+     "error: no operation rebalance-20990101-000000-abcd in "),
+])
+def test_steering_what_is_not_there_is_one_line(cli, argv, message):
+    run = cli(*argv)
+    assert run.code == 2 and run.err.startswith(message) and run.out == ""
+
+
 def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST)
