@@ -242,8 +242,10 @@ def test_no_move_is_sent_that_the_journal_could_not_say_first(cli, sim, tmp_path
         sent = [m["shard"] for m in migrations(sim)]
         assert sent == said[:len(sent)] and len(said) - len(sent) in (0, 1), (extra, sent, said, done.stderr)
         if done.returncode != 0:
-            assert "cannot write the operation's journal" in done.stderr, done.stderr
-            assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+            # The CLI's own lines (under CI, coverage runs in the child too and cannot save its data past the limit)
+            errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+            assert errors and "cannot write the operation's journal" in errors[-1], done.stderr
+            assert not any(line.startswith("error: unexpected") for line in errors), done.stderr
             if sent:  # moves went out: the ending names what they were and how to resume
                 assert "rebalance --resume" in done.stderr, done.stderr
 
