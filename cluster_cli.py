@@ -56,23 +56,6 @@ __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
 
-# The contract's fields of each answer, in its order: the columns of CSV and TSV (a field the server
-# left out is an empty cell, one it added comes after them), and what --columns and --sort-by know.
-STATUS_FIELDS = ("cluster_name", "master_node", "total_nodes", "active_nodes", "total_shards", "status",
-                 "replication_factor")
-HEALTH_FIELDS = ("status", "version")
-NODE_FIELDS = ("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
-               "uptime_seconds", "last_heartbeat")
-SHARD_FIELDS = ("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count",
-                "size_bytes", "status")
-MIGRATION_FIELDS = ("migration_id", "shard_id", "strategy", "source_node", "target_node", "status", "progress",
-                    "transferred_vectors", "total_vectors", "started_at", "finished_at", "error")
-METRICS_FIELDS = ("cpu_usage", "memory_usage", "disk_usage", "queries_per_second", "avg_query_latency_ms",
-                  "p99_query_latency_ms", "total_vectors", "nodes")
-DIAGNOSTICS_FIELDS = ("generated_at", "topology", "nodes", "shard_distribution", "replication", "performance",
-                      "errors")
-NODE_ADDED_FIELDS = ("node_id", "address", "status", "message")
-NODE_REMOVED_FIELDS = ("node_id", "removed", "shards_redistributed", "message")
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
 DEFAULT_FORMAT = "table"
@@ -111,7 +94,7 @@ EXIT_INTERRUPTED = 130
 ENV_HOST, ENV_PORT, ENV_URL = "JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL"
 ENV_FORMAT, ENV_API_KEY = "JADEVECTORDB_FORMAT", "JADEVECTORDB_API_KEY"
 ENV_CONFIG, ENV_CONTEXT = "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT"
-ENV_API_PREFIX = "JADEVECTORDB_API_PREFIX"
+ENV_API_PREFIX, ENV_RETRIES = "JADEVECTORDB_API_PREFIX", "JADEVECTORDB_RETRIES"
 DEFAULT_API_PREFIX = "/api/v1"  # the contract's; JadeVectorDB's own server routes the same API under /v1
 DIALECT_API_PREFIX = "/v1"
 
@@ -967,11 +950,6 @@ def unwrap_list(data: Any, key: str) -> list:
 # --------------------------------------------------------------------------------------------------
 # Transport: connections that know what was sent, one deadline per call
 # --------------------------------------------------------------------------------------------------
-
-
-# What ClusterCLI() takes, besides the address: what from_context() lets a caller override.
-CLIENT_SETTINGS = ("url", "host", "port", "api_key", "timeout", "retries", "verify", "max_response_size",
-                   "api_prefix")
 
 
 HEADERS = {"Accept": "application/json", "User-Agent": "jadevectordb-cluster-cli/" + __version__}
@@ -1912,12 +1890,6 @@ def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any]
 
 # -- named clusters: contexts in a TOML file ----------------------------------------------
 
-# What a [contexts.NAME] table may set. A mistyped setting is an error, not ignored:
-# "protect = true" must not leave production unprotected.
-CONTEXT_SETTINGS = ("url", "host", "port", "format", "timeout", "ca_cert", "api_key_env", "api_key", "protected",
-                    "api_prefix")
-
-
 _CONTEXT_NAME = r"^[A-Za-z0-9][\w.-]*$"
 MAX_CONFIG_SIZE = 1024 ** 2  # bytes; a contexts file is a few hundred
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -1938,6 +1910,155 @@ Context = namedtuple("Context", "name chosen_by settings path")
 Source = namedtuple("Source", "name values labels")
 
 
+# -- settings: one record each ---------------------------------------------------------------
+
+# One option of a command, as argparse is given it: its flags, add_argument's settings, and the
+# library parameter it sets (so an error about that parameter names the flag instead).
+Option = namedtuple("Option", "flags settings param")
+
+
+def option(*flags: str, param: Optional[str] = None, **settings: Any) -> Option:
+    return Option(flags, settings, param)
+
+
+def _argument_type(check):
+    """Return an argparse type made of one of the client's checks, its message without the parameter name."""
+    def convert(text):
+        try:
+            return check(text)
+        except InvalidInput as exc:
+            message = exc.message
+            if exc.param and message.startswith(exc.param):
+                message = message[len(exc.param):].lstrip(": ")
+            raise argparse.ArgumentTypeError(message) from None
+    convert.__name__ = check.__name__
+    return convert
+
+
+
+def check_format(text: Any, where: str) -> str:
+    if text not in FORMAT_NAMES:
+        raise InvalidInput("%s must be one of %s, got %s" % (where, ", ".join(FORMAT_NAMES), shown(text)))
+    return text
+
+
+def check_key(text: Any, where: str) -> str:
+    """Check an API key, refusing an empty one: it would send no key, silently."""
+    if isinstance(text, str) and not text.strip():
+        raise InvalidInput(where + (" is set but empty (unset it to send no key)" if where.isupper() else
+                                    " must not be empty (leave it out to send no key)" if where[0] == "-" else
+                                    " must not be empty"))
+    return check_api_key(text)
+
+
+def check_retries(text: Any, where: str) -> int:
+    """Return a number of retries, 0 to 100, from text or a number."""
+    try:
+        count = None if isinstance(text, (bool, float)) else int(text)
+    except ValueError:
+        count = None
+    if count is None:
+        raise InvalidInput("%s: %s is not a whole number" % (where, shown(text)), param=where)
+    if not 0 <= count <= 100:
+        raise InvalidInput("%s: %s must be from 0 to 100" % (where, shown(text)), param=where)
+    return count
+
+
+def check_env_name(text: Any, where: str) -> str:
+    if not re.match(_ENV_NAME, text):
+        raise InvalidInput("%s must be the name of an environment variable, got %s" % (where, shown(text)))
+    return text
+
+
+# One setting, written once: its name (ClusterCLI's keyword argument when `client`), its flag (an
+# Option; None for a key only a context has), its environment variable, the kind of value a context
+# may give it (None: no context key), its default and the default's text in help and the README, and
+# its check: check(value, where) -> the value, for a flag's text, the environment's and a context's.
+Setting = namedtuple("Setting", "name option env kind default shown check client")
+
+
+# What a context's value of each kind must be: (its types, said in words).
+KINDS = {"text": ((str,), "text"), "texts": ((str, list), "text or a list of text"),
+         "whole": ((int,), "a whole number"), "seconds": ((int, float), "a number of seconds"),
+         "bool": ((bool,), "true or false")}
+
+
+def setting(name: str, flags: tuple = (), help: str = "", env: Optional[str] = None, kind: Optional[str] = None,
+            default: Any = None, default_text: Optional[str] = None, check: Optional[Callable] = None,
+            client: bool = False, parsed: bool = False, **argparse_settings: Any) -> Setting:
+    """Return a Setting; its flag's help ends with its variable and default, its argparse type
+    (parsed) is its check, and it defaults to None: a flag not given never poses as given."""
+    if default_text is None and default not in (None, False):
+        default_text = "%g" % default if isinstance(default, float) else str(default)
+    said = "; ".join((["env " + env] if env else []) + (["default " + default_text] if default_text else []))
+    if parsed:
+        argparse_settings["type"] = _argument_type(lambda text: check(text, name))
+    flag = option(*flags, param=name, default=None, help=help + (" (%s)" % said if said else ""),
+                  **argparse_settings) if flags else None
+    return Setting(name, flag, env, kind, default, default_text, check, client)
+
+
+# Every setting, in --help's order. Which source wins is written once, in setting_sources().
+SETTINGS = (
+    setting("host", ("--host",), "master node(s), host or host:port, comma-separated, tried in order",
+            ENV_HOST, "texts", DEFAULT_HOST, check=lambda text, where: check_hosts(text, DEFAULT_PORT) and text,
+            client=True, metavar="HOST[,HOST...]"),
+    setting("port", ("--port",), "API port for hosts given without one", ENV_PORT, "whole", DEFAULT_PORT,
+            check=check_port, client=True, parsed=True),
+    setting("url", ("--url",), "full base URL(s) such as https://jade.example:8443; overrides --host/--port",
+            ENV_URL, "texts", check=lambda text, where: check_urls(text) and text, client=True,
+            metavar="URL[,URL...]"),
+    setting("api_prefix", ("--api-prefix",), "the path the cluster API is served under; reads move to %s, "
+            "JadeVectorDB's own server's, when only that answers" % DIALECT_API_PREFIX, ENV_API_PREFIX, "text",
+            default_text=DEFAULT_API_PREFIX, check=check_api_prefix, client=True, metavar="PATH"),
+    setting("format", ("-o", "--format"), "output format", ENV_FORMAT, "text", DEFAULT_FORMAT, check=check_format,
+            choices=FORMAT_NAMES),
+    setting("api_key", ("--api-key",), "API key, sent as 'Authorization: Bearer KEY'", ENV_API_KEY, "text",
+            check=check_key, client=True, metavar="KEY"),
+    setting("api_key_env", kind="text", check=check_env_name),
+    setting("timeout", ("--timeout",), "the most one request may take, all included: connect, send, the whole "
+            "answer, redirects and GET retries", kind="seconds", default=DEFAULT_TIMEOUT, check=check_seconds,
+            client=True, parsed=True, metavar="SECONDS"),
+    setting("retries", ("--retries",), "retries of a GET after a connection failure or 502/503/504, pausing %g s "
+            "doubling to %g s, inside --timeout; POST and DELETE are never retried"
+            % (FIRST_RETRY_PAUSE, RETRY_PAUSE_CAP), ENV_RETRIES, "whole", DEFAULT_RETRIES, check=check_retries,
+            client=True, parsed=True, metavar="N"),
+    setting("max_response_size", ("--max-response-size",), "refuse an answer larger than SIZE once decompressed, "
+            "such as 64M or 1G", default=DEFAULT_MAX_RESPONSE_SIZE, default_text=fmt_size(DEFAULT_MAX_RESPONSE_SIZE),
+            check=lambda text, where: check_size(text), client=True, parsed=True, metavar="SIZE"),
+    setting("context", ("--context",), "the named cluster to use, from the contexts file; see the 'contexts' "
+            "command", ENV_CONTEXT, default_text="the file's default_context", metavar="NAME"),
+    setting("config", ("--config",), "the contexts file", ENV_CONFIG,
+            default_text="$XDG_CONFIG_HOME/jadevectordb/cluster.toml", metavar="FILE"),
+    setting("ca_cert", ("--ca-cert",), "CA bundle to verify the cluster's TLS certificate with", kind="text",
+            metavar="PATH"),
+    setting("insecure", ("--insecure",), "do not verify TLS certificates (prints a warning)", default=False,
+            action="store_true"),
+    setting("protected", kind="bool"),
+)
+SETTING = {given.name: given for given in SETTINGS}
+CHOOSING = ("context", "config")  # read first, to find the others: never a value of resolve()
+# What a [contexts.NAME] table may set. A mistyped setting is an error, not ignored:
+# "protect = true" must not leave production unprotected.
+CONTEXT_SETTINGS = tuple(given.name for given in SETTINGS if given.kind)
+# What ClusterCLI() takes: what from_context() lets a caller override.
+CLIENT_SETTINGS = tuple(given.name for given in SETTINGS if given.client) + ("verify",)
+
+
+
+
+DEFAULT_SOURCE = Source("the defaults", {given.name: given.default for given in SETTINGS
+                                         if given.default is not None and given.name not in CHOOSING}, {})
+
+
+def check_context_setting(key: str, value: Any) -> None:
+    """Check one setting of a context as the flag that sets it would be."""
+    types, said = KINDS[SETTING[key].kind]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise InvalidInput("%s must be %s" % (key, said))
+    if SETTING[key].check:
+        SETTING[key].check(value, key)
+
 ADDRESS = ("url", "host", "port")  # one setting: the cluster's address
 ADDRESS_DEFAULTS = {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
 
@@ -1954,11 +2075,6 @@ def base_urls(address: dict) -> list:
     if "url" in address:
         return check_urls(address["url"])
     return check_hosts(address["host"], check_port(address["port"], "port"))
-
-
-DEFAULT_SOURCE = Source("the defaults", {"host": DEFAULT_HOST, "port": DEFAULT_PORT, "format": DEFAULT_FORMAT,
-                                         "timeout": DEFAULT_TIMEOUT, "retries": DEFAULT_RETRIES,
-                                         "max_response_size": DEFAULT_MAX_RESPONSE_SIZE, "insecure": False}, {})
 
 
 def resolve(sources: Sequence[Source]) -> Resolved:
@@ -2040,34 +2156,6 @@ def check_file_is_ours(path: str, info: Any) -> None:
                                "cluster or lift a protection; run 'chmod go-w %s'" % (
                                    path, what, where, "others" if stats.st_mode & 0o002 else "its group",
                                    stats.st_mode & 0o777, where))
-
-
-def check_context_setting(key: str, value: Any) -> None:
-    """Check one setting of a context as the flag that sets it would be."""
-    kinds = {"url": (str, list), "host": (str, list), "port": (int,), "format": (str,), "timeout": (int, float),
-             "ca_cert": (str,), "api_key_env": (str,), "api_key": (str,), "protected": (bool,), "api_prefix": (str,)}
-    if not isinstance(value, kinds[key]) or (key in ("port", "timeout") and isinstance(value, bool)):
-        raise InvalidInput("%s must be %s" % (key, {"url": "text or a list of text", "host": "text or a list of text",
-                                                    "port": "a whole number", "timeout": "a number of seconds",
-                                                    "protected": "true or false"}.get(key, "text")))
-    if key == "url":
-        check_urls(value)
-    elif key == "host":
-        check_hosts(value, DEFAULT_PORT)
-    elif key == "port":
-        check_port(value, "port")
-    elif key == "format" and value not in FORMAT_NAMES:
-        raise InvalidInput("format must be one of %s, got %s" % (", ".join(FORMAT_NAMES), shown(value)))
-    elif key == "timeout":
-        check_seconds(value, "timeout")
-    elif key == "api_prefix":
-        check_api_prefix(value)
-    elif key == "api_key_env" and not re.match(_ENV_NAME, value):
-        raise InvalidInput("api_key_env must be the name of an environment variable, got %s" % shown(value))
-    elif key == "api_key":
-        if not value.strip():
-            raise InvalidInput("api_key must not be empty")
-        check_api_key(value)
 
 
 def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[int]:
@@ -2227,28 +2315,72 @@ def context_url(settings: dict) -> str:
     return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
 
 
+def lazily(check: Callable, value: Any, where: str) -> Callable[[], Any]:
+    """Return a source's value, checked only when it is the one used: a bad one lower down stops nothing."""
+    return lambda: check(value, where)
+
+
 def context_source(context: Context) -> Source:
-    """Return a context's settings: its address (whole), key (read when used), format, timeout and ca_cert."""
-    ours = context.settings
-    values = {name: ours[name] for name in ("url", "host", "port", "format", "timeout", "api_prefix") if name in ours}
-    if "host" in ours:
+    """Return a context's settings: its address (whole), key (read when used), ca_cert (relative to
+    the file), and the others as the file gives them (checked when it was read)."""
+    values = dict(context.settings)
+    if "host" in values:
         values.setdefault("port", DEFAULT_PORT)
-    if "api_key_env" in ours or "api_key" in ours:
+    if "api_key_env" in values or "api_key" in values:
         values["api_key"] = lambda: context_key(context)
-    if "ca_cert" in ours:
+    if "ca_cert" in values:
         values["ca_cert"] = context_ca_cert(context)
     name = "context %r" % context.name
     return Source(name, values, {"ca_cert": name + ": ca_cert"})
 
 
+def environment_source(env: Any) -> Source:
+    """Return the JADEVECTORDB_* variables; each is checked when it is the one used. An empty one is
+    not set, except the key's: set but empty is a mistake, never "send no key"."""
+    values, labels = {}, {}
+    for given in SETTINGS:
+        if given.env and given.name not in CHOOSING and (env.get(given.env) or (
+                given.name == "api_key" and given.env in env)):
+            values[given.name], labels[given.name] = lazily(given.check, env[given.env], given.env), given.env
+    return Source("the environment", values, labels)
+
+
+def flag_source(args: argparse.Namespace) -> Source:
+    """Return the settings given on the command line. A --host or --port flag alone takes the other part
+    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
+    values, labels = {}, {}
+    for given in SETTINGS:
+        value = getattr(args, given.name, None) if given.option and given.name not in CHOOSING else None
+        if value is not None and given.name not in ("host", "port"):
+            flag = given.option.flags[-1]
+            values[given.name] = lazily(given.check, value, flag) if given.check else value
+            labels[given.name] = flag
+    if args.url is None and (args.host, args.port) != (None, None):
+        env = environment_source(os.environ)
+        for part, flag in (("host", "--host"), ("port", "--port")):
+            given = getattr(args, part)
+            values[part] = given if given is not None else env.values.get(part, ADDRESS_DEFAULTS[part])
+            labels[part] = flag if given is not None else env.labels.get(part, "the default")
+    return Source("the command line", values, labels)
+
+
+def setting_sources(given: Source, context: Optional[Context], environment: Optional[Source]) -> list:
+    """Return where settings come from, highest first: `given` (the flags, or the library's arguments),
+    a context named (--context, or from_context's name), the environment (the command line's only), a
+    context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
+    ours = [context_source(context)] if context else []
+    named = bool(ours) and context.chosen_by in ("--context", "name")
+    return [given] + (ours if named else []) + ([environment] if environment else []) + \
+        ([] if named else ours) + [DEFAULT_SOURCE]
+
+
 def client_settings(resolved: dict) -> dict:
-    """ClusterCLI's arguments from resolved settings: the address, key, timeout, retries, size, verify."""
+    """ClusterCLI's arguments from resolved settings: each client setting, and verify from insecure and ca_cert."""
     ca_cert = resolved.get("ca_cert")
     if ca_cert and not resolved.get("insecure") and not os.path.isfile(ca_cert):
         raise InvalidInput("%s: %s" % (resolved.sources["ca_cert"], "no such file: %s" % shown(ca_cert)
                                        if not os.path.exists(ca_cert) else "not a regular file: %s" % shown(ca_cert)))
-    settings = {name: resolved[name] for name in ("url", "host", "port", "api_key", "timeout", "retries",
-                                                  "max_response_size", "api_prefix") if resolved.get(name) is not None}
+    settings = {name: resolved[name] for name in CLIENT_SETTINGS if resolved.get(name) is not None}
     settings["verify"] = False if resolved.get("insecure") else (ca_cert or True)
     return settings
 
@@ -2530,6 +2662,16 @@ class _Transport:
 # --------------------------------------------------------------------------------------------------
 
 
+# Each endpoint, by the client method that calls it: (method, path under the API prefix; /health is
+# the node's own). What a command sends is named from here, never written twice.
+ENDPOINTS = {"health": ("GET", "/health"), "cluster_status": ("GET", "/cluster/status"),
+             "diagnostics": ("GET", "/cluster/diagnostics"), "metrics": ("GET", "/cluster/metrics"),
+             "list_nodes": ("GET", "/cluster/nodes"), "add_node": ("POST", "/cluster/nodes"),
+             "remove_node": ("DELETE", "/cluster/nodes/{}"), "node_health": ("GET", "/cluster/nodes/{}/health"),
+             "list_shards": ("GET", "/cluster/shards"), "shard_status": ("GET", "/cluster/shards/{}"),
+             "migrate_shard": ("POST", "/cluster/shards/{}/migrate")}
+
+
 class ClusterCLI:
     """Client for the /api/v1/cluster endpoints of a JadeVectorDB cluster.
 
@@ -2605,8 +2747,7 @@ class ClusterCLI:
                                param="name")
         given = dict(overrides)  # an address passed (url, host or port) replaces the context's, whole
         verify = given.pop("verify", None)
-        settings = client_settings(resolve([Source("the arguments", given, {}), context_source(context),
-                                            DEFAULT_SOURCE]))
+        settings = client_settings(resolve(setting_sources(Source("the arguments", given, {}), context, None)))
         if verify is not None:
             settings["verify"] = verify
         client = cls(**settings)
@@ -2641,50 +2782,50 @@ class ClusterCLI:
 
     def health(self) -> dict:
         """GET /health: liveness of the node this client talks to."""
-        return self._get_object("/health")
+        return self._get_object("health")
 
     def cluster_status(self) -> dict:
         """GET /api/v1/cluster/status."""
-        return self._get_object("/cluster/status")
+        return self._get_object("cluster_status")
 
     def diagnostics(self) -> dict:
         """GET /api/v1/cluster/diagnostics."""
-        return self._get_object("/cluster/diagnostics")
+        return self._get_object("diagnostics")
 
     def metrics(self) -> dict:
         """GET /api/v1/cluster/metrics."""
-        return self._get_object("/cluster/metrics")
+        return self._get_object("metrics")
 
     def list_nodes(self) -> list:
         """GET /api/v1/cluster/nodes, unwrapped to a list."""
-        return unwrap_list(self._request("GET", "/cluster/nodes"), "nodes")
+        return unwrap_list(self._request(*ENDPOINTS["list_nodes"]), "nodes")
 
     def add_node(self, node_id: str, address: str) -> dict:
         """POST /api/v1/cluster/nodes: join a node (sent once, never retried)."""
         body = {"node_id": check_id(node_id, "node_id"), "address": check_address(address)}
-        answer = expect_object(self._request("POST", "/cluster/nodes", body=body))
+        answer = expect_object(self._request(*ENDPOINTS["add_node"], body=body))
         return check_applied(answer, "added", "add node %s" % node_id)
 
     def remove_node(self, node_id: str) -> dict:
         """DELETE /api/v1/cluster/nodes/{id}: its shards are redistributed (sent once)."""
         check_id(node_id, "node_id")
-        answer = expect_object(self._request("DELETE", "/cluster/nodes/{}", node_id))
+        answer = expect_object(self._request(*ENDPOINTS["remove_node"], node_id))
         return check_applied(answer, "removed", "remove node %s" % node_id)
 
     def node_health(self, node_id: str) -> dict:
         """GET /api/v1/cluster/nodes/{id}/health."""
-        return self._get_object("/cluster/nodes/{}/health", check_id(node_id, "node_id"))
+        return self._get_object("node_health", check_id(node_id, "node_id"))
 
     def list_shards(self, database_id: Optional[str] = None, node_id: Optional[str] = None,
                     status: Optional[str] = None) -> list:
         """GET /api/v1/cluster/shards, filtered by the server (optional parameters)."""
         params = {name: check_id(value, name) for name, value in
                   (("database_id", database_id), ("node_id", node_id), ("status", status)) if value}
-        return unwrap_list(self._request("GET", "/cluster/shards", params=params or None), "shards")
+        return unwrap_list(self._request(*ENDPOINTS["list_shards"], params=params or None), "shards")
 
     def shard_status(self, shard_id: str) -> dict:
         """GET /api/v1/cluster/shards/{id}, with its latest migration."""
-        return self._get_object("/cluster/shards/{}", check_id(shard_id, "shard_id"))
+        return self._get_object("shard_status", check_id(shard_id, "shard_id"))
 
     def migrate_shard(self, shard_id: str, target_node: str, source_node: Optional[str] = None,
                       strategy: str = "LIVE_COPY") -> dict:
@@ -2692,8 +2833,7 @@ class ClusterCLI:
         body = {"target_node": check_id(target_node, "target_node"), "strategy": check_strategy(strategy)}
         if source_node is not None:
             body["source_node"] = check_id(source_node, "source_node")
-        path = "/cluster/shards/{}/migrate"
-        answer = expect_object(self._request("POST", path, check_id(shard_id, "shard_id"), body=body))
+        answer = expect_object(self._request(*ENDPOINTS["migrate_shard"], check_id(shard_id, "shard_id"), body=body))
         return check_applied(answer, None, "migrate shard %s" % shard_id)
 
     # -- plans: rebalance and drain ----------------------------------------------
@@ -3046,8 +3186,8 @@ class ClusterCLI:
 
     # -- asking the cluster ----------------------------------------------------------
 
-    def _get_object(self, path: str, *ids) -> dict:
-        return expect_object(self._request("GET", path, *ids))
+    def _get_object(self, endpoint: str, *ids) -> dict:
+        return expect_object(self._request(*ENDPOINTS[endpoint], *ids))
 
     def _may_change(self) -> None:
         if self._protected:
@@ -3552,7 +3692,8 @@ Lines = namedtuple("Lines", "source fields")
 #   headers   whether grids and CSV/TSV start with their header row (--no-headers)
 #   items     a plan's or report's list, which --columns and --sort-by turn it into: (its source, the list
 #             view it is shown with); a key/value result is one row
-#   fields    the contract's fields of the result, in its order: CSV and TSV columns
+#   fields    the contract's fields of the result, in its order: CSV and TSV columns (a field the
+#             server left out is an empty cell, one it added comes after them), what --columns knows
 View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers items fields",
                   defaults=((), "", (), (), "", (), None, (), True, None, ()))
 
@@ -3960,26 +4101,40 @@ def plan_summary(plan: Any) -> dict:
 
 
 PLAN_CHECKS = Section("Checks", "grid", PLAN_CHECK_COLUMNS, picked("check_results"))
+# A migration's fields, in the contract's order: its answer when started, and when read.
+MIGRATION_FIELDS = ("migration_id", "shard_id", "strategy", "source_node", "target_node", "status", "progress",
+                    "transferred_vectors", "total_vectors", "started_at", "finished_at", "error")
 MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} | {strategy} | {status:status} | "\
                  "{progress:percent}"
 VIEWS = {
-    "status": View(title="Cluster Status", rows=STATUS_ROWS,
-                   compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | master: {master_node}"
-                            "[ | cluster: {cluster_name}]",),
-                   samples=(Sample("jadevectordb_cluster_nodes", "Nodes in the cluster", "total_nodes"),
-                            Sample("jadevectordb_cluster_active_nodes", "Nodes HEALTHY or DEGRADED", "active_nodes"),
-                            Sample("jadevectordb_cluster_shards", "Shards in the cluster", "total_shards"),
-                            Sample("jadevectordb_cluster_replication_factor", "Copies kept of each shard",
-                                   "replication_factor"),
-                            Sample("jadevectordb_cluster_status", "1 for the cluster's status, 0 for the others",
-                                   lambda row: row["up"], (("status", "status"),), cluster_status_rows))),
-    "health": View(title="Health", rows=HEALTH_ROWS, compact=("{status:status} | {version}",)),
-    "nodes": View(columns=NODE_COLUMNS, samples=(
+    "status": View(
+        fields=("cluster_name", "master_node", "total_nodes", "active_nodes", "total_shards", "status",
+                "replication_factor"),
+        title="Cluster Status", rows=STATUS_ROWS,
+        compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | master: {master_node}"
+                 "[ | cluster: {cluster_name}]",),
+        samples=(Sample("jadevectordb_cluster_nodes", "Nodes in the cluster", "total_nodes"),
+                 Sample("jadevectordb_cluster_active_nodes", "Nodes HEALTHY or DEGRADED", "active_nodes"),
+                 Sample("jadevectordb_cluster_shards", "Shards in the cluster", "total_shards"),
+                 Sample("jadevectordb_cluster_replication_factor", "Copies kept of each shard",
+                        "replication_factor"),
+                 Sample("jadevectordb_cluster_status", "1 for the cluster's status, 0 for the others",
+                        lambda row: row["up"], (("status", "status"),), cluster_status_rows))),
+    "health": View(
+        fields=("status", "version"),
+        title="Health", rows=HEALTH_ROWS, compact=("{status:status} | {version}",)),
+    "nodes": View(
+        fields=("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
+                "uptime_seconds", "last_heartbeat"),
+        columns=NODE_COLUMNS, samples=(
         Sample("jadevectordb_node_up", "1 when the node is HEALTHY", is_healthy,
                (("node_id", "node_id"), ("role", "role"))),
         Sample("jadevectordb_node_shards", "Primary shards on the node (as the cluster counts them)", "shard_count",
                (("node_id", "node_id"),)))),
-    "shards": View(columns=SHARD_COLUMNS, samples=(
+    "shards": View(
+        fields=("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count", "size_bytes",
+                "status"),
+        columns=SHARD_COLUMNS, samples=(
         Sample("jadevectordb_shard_vectors", "Vectors in the shard", "vector_count",
                (("shard_id", "shard_id"), ("primary_node", "primary_node"))),
         Sample("jadevectordb_shard_replicas", "Copies of the shard, the primary included", "replicas",
@@ -3988,23 +4143,30 @@ VIEWS = {
         Sample("jadevectordb_shard_size_bytes", "The shard's size on disk", "size_bytes",
                (("shard_id", "shard_id"),)))),
     "node-health": View(
+        fields=("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
+                "uptime_seconds", "last_heartbeat", "checks"),
         title="Node Health: {node_id}", rows=NODE_ROWS,
         sections=(Section("Checks", "grid", CHECK_COLUMNS, list_at("checks")),),
         compact=("{node_id} | {status:status} | cpu {cpu_usage:percent} | mem {memory_usage:percent} | "
                  "disk {disk_usage:percent} | checks: {checks_summary}",),
         prepare=with_checks_summary),
     "shard-status": View(
+        fields=("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count", "size_bytes",
+                "status", "migration"),
         title="Shard Status: {shard_id}", rows=SHARD_ROWS,
         sections=(Section("Migration", "record", MIGRATION_COLUMNS, migration_record, MIGRATION_DETAIL_ROWS),),
         compact=("{shard_id} | {status:status} | primary: {primary_node} | {vector_count:vectors}"
                  "[ | migration: {migration.migration_id} {migration.status:status} {migration.progress:percent}]",)),
     "metrics": View(
+        fields=("cpu_usage", "memory_usage", "disk_usage", "queries_per_second", "avg_query_latency_ms",
+                "p99_query_latency_ms", "total_vectors", "nodes"),
         title="Cluster Metrics", rows=METRIC_ROWS,
         sections=(Section("Nodes", "grid", NODE_METRIC_COLUMNS, metrics_per_node, empty=None),),
         compact=("cpu {cpu_usage:percent} | mem {memory_usage:percent} | disk {disk_usage:percent} | "
                  "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:vectors}",),
         samples=CLUSTER_SAMPLES + NODE_USAGE_SAMPLES),
     "diagnostics": View(
+        fields=("generated_at", "topology", "nodes", "shard_distribution", "replication", "performance", "errors"),
         title="Cluster Diagnostics", rows=(labelled("Generated At", "generated_at"),),
         sections=(Section("Topology", "rows", TOPOLOGY_ROWS, picked("topology")),
                   Section("Node Health", "grid", DIAG_NODE_COLUMNS, picked("nodes")),
@@ -4016,14 +4178,20 @@ VIEWS = {
                  "{under_replicated_total:under_replicated} | {error_total:errors}",
                  Lines(picked("nodes"), DIAG_NODE_COLUMNS), Lines(list_at("errors"), ERROR_COLUMNS)),
         prepare=diagnostics_summary),
-    "node-added": View(sentence="Node {node_id} ({address}) added[ to {sent_to}]: {status:status}{message:aside}",
-                       compact=("{node_id} | {status:status} | {address}[ | {sent_to}]",)),
-    "node-removed": View(sentence="Node {node_id} removed[ from {sent_to}]: {shards_redistributed:shards} "
-                                  "redistributed",
-                         compact=("{node_id} | removed | {shards_redistributed:shards} redistributed[ | {sent_to}]",)),
-    "migration-started": View(sentence="Migration {migration_id} started[ on {sent_to}]: {shard_id} {source_node} -> "
+    "node-added": View(
+        fields=("node_id", "address", "status", "message"),
+        sentence="Node {node_id} ({address}) added[ to {sent_to}]: {status:status}{message:aside}",
+        compact=("{node_id} | {status:status} | {address}[ | {sent_to}]",)),
+    "node-removed": View(
+        fields=("node_id", "removed", "shards_redistributed", "message"),
+        sentence="Node {node_id} removed[ from {sent_to}]: {shards_redistributed:shards} "
+                 "redistributed",
+        compact=("{node_id} | removed | {shards_redistributed:shards} redistributed[ | {sent_to}]",)),
+    "migration-started": View(fields=MIGRATION_FIELDS,
+        sentence="Migration {migration_id} started[ on {sent_to}]: {shard_id} {source_node} -> "
                                        "{target_node} ({strategy})", compact=(MIGRATION_LINE + "[ | {sent_to}]",)),
-    "migration": View(title="Migration {migration_id}[ on {sent_to}]", rows=MIGRATION_ROWS,
+    "migration": View(fields=MIGRATION_FIELDS,
+        title="Migration {migration_id}[ on {sent_to}]", rows=MIGRATION_ROWS,
                       compact=(MIGRATION_LINE + "[ | {sent_to}]",)),
     "migration-plan": View(
         title="Dry run: migrate {shard_id}", rows=MIGRATION_PLAN_ROWS, sections=(PLAN_CHECKS,),
@@ -4145,24 +4313,15 @@ VIEWS["explain"] = View(
 VIEWS["explain-nodes"] = View(columns=EXPLAIN_NODE_COLUMNS)
 
 
-# Each result's contract fields: the columns of CSV and TSV, and of a key/value result made one row.
-CONTRACT_FIELDS = {"status": STATUS_FIELDS, "health": HEALTH_FIELDS, "nodes": NODE_FIELDS, "shards": SHARD_FIELDS,
-                   "node-health": NODE_FIELDS + ("checks",), "shard-status": SHARD_FIELDS + ("migration",),
-                   "metrics": METRICS_FIELDS, "diagnostics": DIAGNOSTICS_FIELDS, "node-added": NODE_ADDED_FIELDS,
-                   "node-removed": NODE_REMOVED_FIELDS, "migration-started": MIGRATION_FIELDS,
-                   "migration": MIGRATION_FIELDS}
-
-
 def one_row(data: Any) -> list:
     """Return a key/value result as a list of one row, for --columns, --sort-by and --no-headers."""
     return [data] if isinstance(data, dict) else []
 
 
-for _name, _fields in CONTRACT_FIELDS.items():
-    VIEWS[_name] = VIEWS[_name]._replace(fields=_fields)
-    if not VIEWS[_name].columns:  # a key/value result: --columns and --no-headers show it as one row
-        VIEWS[_name + "-row"] = View(columns=tuple(labelled(key, key) for key in _fields), fields=_fields)
-        VIEWS[_name] = VIEWS[_name]._replace(items=(one_row, _name + "-row"))
+for _name, _view in list(VIEWS.items()):
+    if _view.fields and not _view.columns:  # a key/value result: --columns and --no-headers show it as one row
+        VIEWS[_name + "-row"] = View(columns=tuple(labelled(key, key) for key in _view.fields), fields=_view.fields)
+        VIEWS[_name] = _view._replace(items=(one_row, _name + "-row"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -4426,10 +4585,11 @@ def rendered(view: str, data: Any, style: Output) -> str:
 
 
 class Result:
-    """A command's success: the data to print, the view it is shown with, and any warning.
+    """A command's success: the data to print, the view it is shown with (None: the command's own),
+    and any warning.
     (A failure is a ClusterError, which may carry data to print too: ClusterError.showing.)"""
 
-    def __init__(self, data: Any, view: str, warning: Optional[str] = None):
+    def __init__(self, data: Any, view: Optional[str] = None, warning: Optional[str] = None):
         self.data, self.view, self.warning = data, view, warning
 
 
@@ -5136,7 +5296,7 @@ def report_ending(report: dict, journal: Journal, hint: str, stopped: bool = Fal
     return Result(report, "move-report")
 
 
-def carry_out(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: str,
+def run_plan(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: str,
               operation: Optional[str] = None, last: Optional[dict] = None) -> Result:
     """Show the plan (--dry-run), or confirm it on a terminal, apply it with progress, a journal and
     this machine's lock on the cluster, and verify it. Every ending shows the report and, unless all
@@ -5275,63 +5435,6 @@ def output_from(args: argparse.Namespace, fmt: str) -> Output:
     return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
 
 
-def check_format(text: Any, source: str) -> str:
-    if text not in FORMATS:
-        raise InvalidInput("%s must be one of %s, got %s" % (source, ", ".join(FORMATS), shown(text)))
-    return text
-
-
-def check_nonempty_key(text: str) -> str:
-    if not text.strip():
-        raise InvalidInput("%s is set but empty (unset it to send no key)" % ENV_API_KEY)
-    return text
-
-
-def environment_source(env: Any) -> Source:
-    """Return the JADEVECTORDB_* variables; each is checked when it is the one used."""
-    values, labels = {}, {}
-    for name, variable in (("url", ENV_URL), ("host", ENV_HOST), ("port", ENV_PORT), ("format", ENV_FORMAT),
-                           ("api_prefix", ENV_API_PREFIX)):
-        if env.get(variable):
-            values[name], labels[name] = env[variable], variable
-    if "port" in values:
-        values["port"] = (lambda text: lambda: check_port(text, ENV_PORT))(values["port"])
-    if "format" in values:
-        values["format"] = (lambda text: lambda: check_format(text, ENV_FORMAT))(values["format"])
-    if "api_prefix" in values:
-        values["api_prefix"] = (lambda text: lambda: check_api_prefix(text, ENV_API_PREFIX))(values["api_prefix"])
-    if ENV_API_KEY in env:
-        values["api_key"], labels["api_key"] = (lambda: check_nonempty_key(env[ENV_API_KEY])), ENV_API_KEY
-    return Source("the environment", values, labels)
-
-
-def flag_source(args: argparse.Namespace) -> Source:
-    """Return the settings given on the command line. A --host or --port flag alone takes the other part
-    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
-    if args.api_key is not None and not args.api_key.strip():
-        raise InvalidInput("--api-key must not be empty (leave it out to send no key)")
-    values = {name: getattr(args, name) for name in ("url", "api_key", "format", "timeout", "ca_cert", "retries",
-                                                      "max_response_size", "insecure", "api_prefix")
-              if getattr(args, name, None) is not None}
-    labels = {name: "--" + name.replace("_", "-") for name in values}
-    if args.url is None and (args.host, args.port) != (None, None):
-        env = environment_source(os.environ)
-        for part, flag in (("host", "--host"), ("port", "--port")):
-            given = getattr(args, part)
-            values[part] = given if given is not None else env.values.get(part, ADDRESS_DEFAULTS[part])
-            labels[part] = flag if given is not None else env.labels.get(part, "the default")
-    return Source("the command line", values, labels)
-
-
-def command_line_sources(args: argparse.Namespace, context: Optional[Context]) -> list:
-    """Return where settings come from, highest first: the flags, a context named by --context, the
-    JADEVECTORDB_* environment, a context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
-    explicit = context is not None and context.chosen_by == "--context"
-    return [flag_source(args)] + ([context_source(context)] if explicit else []) +\
-        [environment_source(os.environ)] + ([context_source(context)] if context and not explicit else []) +\
-        [DEFAULT_SOURCE]
-
-
 def key_over_plain_http(urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
     """Return where the key would travel in clear: each http:// URL other than a loopback one, and every
     http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
@@ -5468,20 +5571,6 @@ class Parser(argparse.ArgumentParser):
         return found[positional:]
 
 
-def _argument_type(check):
-    """Return an argparse type made of one of the client's checks, its message without the parameter name."""
-    def convert(text):
-        try:
-            return check(text)
-        except InvalidInput as exc:
-            message = exc.message
-            if exc.param and message.startswith(exc.param):
-                message = message[len(exc.param):].lstrip(": ")
-            raise argparse.ArgumentTypeError(message) from None
-    convert.__name__ = check.__name__
-    return convert
-
-
 _seconds = _argument_type(lambda text: check_seconds(text, "timeout"))
 _id = _argument_type(lambda text: check_id(text, "id"))
 _size = _argument_type(check_size)
@@ -5503,22 +5592,6 @@ def _count_of_migrations(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("%r must be at least 1" % text)
     return value
-
-
-def _port(text):
-    try:
-        return check_port(text, "port")
-    except InvalidInput as exc:
-        raise argparse.ArgumentTypeError(exc.message.split(": ", 1)[1]) from None
-
-
-# One option of a command, as argparse is given it: its flags, add_argument's settings, and the
-# library parameter it sets (so an error about that parameter names the flag instead).
-Option = namedtuple("Option", "flags settings param")
-
-
-def option(*flags: str, param: Optional[str] = None, **settings: Any) -> Option:
-    return Option(flags, settings, param)
 
 
 # A status filter: the statuses wanted, or with a leading '!' those not wanted ('!HEALTHY'), as
@@ -5560,37 +5633,7 @@ def status_option(what: str, choices: tuple) -> Option:
 
 
 # The options every command takes, before or after its name (in the group argparse shows them in).
-GLOBAL_OPTIONS = (
-    option("--host", param="host", metavar="HOST[,HOST...]",
-           help="master node(s), host or host:port, comma-separated, tried in order (env %s; default %s)"
-           % (ENV_HOST, DEFAULT_HOST)),
-    option("--port", param="port", type=_port,
-           help="API port for hosts given without one (env %s; default %d)" % (ENV_PORT, DEFAULT_PORT)),
-    option("--url", param="url", metavar="URL[,URL...]",
-           help="full base URL(s) such as https://jade.example:8443; overrides --host/--port (env %s)" % ENV_URL),
-    option("--api-prefix", param="api_prefix", metavar="PATH",
-           help="the path the cluster API is served under (env %s; default %s, and for reads %s when only that "
-                "answers: JadeVectorDB's own server)" % (ENV_API_PREFIX, DEFAULT_API_PREFIX, DIALECT_API_PREFIX)),
-    option("-o", "--format", choices=FORMATS, help="output format (env %s; default %s)" % (ENV_FORMAT, DEFAULT_FORMAT)),
-    option("--api-key", param="api_key", metavar="KEY",
-           help="API key, sent as 'Authorization: Bearer KEY' (env %s)" % ENV_API_KEY),
-    option("--timeout", param="timeout", type=_seconds, metavar="SECONDS",
-           help="the most one request may take, all included: connect, send, the whole answer, redirects and GET "
-                "retries (default %g)" % DEFAULT_TIMEOUT),
-    option("--retries", param="retries", type=_non_negative_int, default=DEFAULT_RETRIES, metavar="N",
-           help="retries of a GET after a connection failure or 502/503/504, pausing %g s doubling to %g s, inside "
-                "--timeout; POST and DELETE are never retried (default %d)"
-                % (FIRST_RETRY_PAUSE, RETRY_PAUSE_CAP, DEFAULT_RETRIES)),
-    option("--max-response-size", param="max_response_size", type=_size, default=DEFAULT_MAX_RESPONSE_SIZE,
-           metavar="SIZE", help="refuse an answer larger than SIZE once decompressed, such as 64M or 1G (default %s)"
-           % fmt_size(DEFAULT_MAX_RESPONSE_SIZE)),
-    option("--context", metavar="NAME",
-           help="the named cluster to use, from the contexts file (env %s; default: the file's default_context); "
-                "see the 'contexts' command" % ENV_CONTEXT),
-    option("--config", metavar="FILE",
-           help="the contexts file (env %s; default $XDG_CONFIG_HOME/jadevectordb/cluster.toml)" % ENV_CONFIG),
-    option("--ca-cert", param="ca_cert", metavar="PATH", help="CA bundle to verify the cluster's TLS certificate with"),
-    option("--insecure", action="store_true", default=False, help="do not verify TLS certificates (prints a warning)"),
+GLOBAL_OPTIONS = tuple(given.option for given in SETTINGS if given.option) + (
     option("--output", metavar="FILE",
            help="write the result to FILE instead of stdout, atomically (a temporary file renamed over it once "
                 "complete; on failure FILE is left as it was)"),
@@ -5655,14 +5698,15 @@ PLAN = (option("--dry-run", action="store_true", help="print the plan (--format 
         yes("do not ask for confirmation")) + SHAPING
 
 # A command: its name, its handler (the docstring is its help), its options, the view its result is
-# shown with, whether it changes the cluster, the one request it sends (method, path) when it is one,
-# the command that shows whether that request was applied ({names} filled from the flags), the exit
-# codes of its own ({code: why}), whether --watch repeats it, and whether it runs without a cluster.
-Command = namedtuple("Command", "name handler options view changes sends check exits watch local")
+# shown with (unless the handler's Result names another), whether it changes the cluster, the one
+# request it sends when it is one ((method, path) of ENDPOINTS, the API prefix in front), the command
+# that shows whether that request was applied ({names} filled from the flags), the exit codes of its
+# own ({code: why}), and whether it runs without a cluster (on this machine's files only).
+Command = namedtuple("Command", "name handler options view changes sends check exits local")
 
 
 def command(name: str, *options: Union[Option, tuple], view: Optional[str] = None, changes: bool = False,
-            sends: Optional[tuple] = None, check: Optional[str] = None, exits: Optional[dict] = None,
+            sends: Optional[str] = None, check: Optional[str] = None, exits: Optional[dict] = None,
             local: bool = False) -> Callable:
     """Declare the decorated function as the handler of command NAME, with what it takes and does."""
     flat = tuple(given for entry in options for given in ((entry,) if isinstance(entry, Option) else entry))
@@ -5670,8 +5714,8 @@ def command(name: str, *options: Union[Option, tuple], view: Optional[str] = Non
         flat += SHAPING
 
     def declare(handler: Callable) -> Callable:
-        COMMANDS[name] = Command(name, handler, flat, view, changes or bool(sends), sends, check, exits or {},
-                                 any(given.flags[0] == "--watch" for given in flat), local)
+        request = (ENDPOINTS[sends][0], DEFAULT_API_PREFIX + ENDPOINTS[sends][1]) if sends else None
+        COMMANDS[name] = Command(name, handler, flat, view, changes or bool(sends), request, check, exits or {}, local)
         return handler
     return declare
 
@@ -6030,7 +6074,7 @@ def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
     if args.check and field(status, "status") != "HEALTHY":
         raise ConditionNotMet("cluster is %s, not HEALTHY" % (fmt_text(field(status, "status")) or "unknown")
                               ).showing(status, "status")
-    return Result(status, "status")
+    return Result(status)
 
 
 @command("diagnostics", view="diagnostics")
@@ -6039,7 +6083,7 @@ def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
     example: cluster_cli.py diagnostics --format json | jq '.errors'
     """
-    return Result(client.diagnostics(), "diagnostics")
+    return Result(client.diagnostics())
 
 
 @command("metrics", WATCH, view="metrics")
@@ -6048,7 +6092,7 @@ def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
     example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
     """
-    return Result(client.metrics(), "metrics")
+    return Result(client.metrics())
 
 
 @command("nodes", status_option("nodes", NODE_STATUSES),
@@ -6064,7 +6108,7 @@ def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
     if args.status or args.role:
         nodes = [n for n in nodes if status_matches(field(n, "status"), args.status)
                  and (not args.role or field(n, "role") == args.role)]
-    return Result(nodes, "nodes")
+    return Result(nodes)
 
 
 @command("add-node", node_id_option("ID of the new node", required=True),
@@ -6072,7 +6116,7 @@ def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
                 help="address the node serves on"),
          option("--wait", action="store_true", help="wait until the node is HEALTHY, saying each status it shows"),
          waiting("the node"), yes(),
-         view="node-added", sends=("POST", "/api/v1/cluster/nodes"), check="nodes",
+         view="node-added", sends="add_node", check="nodes",
          exits={1: "a protected context's change not confirmed", 4: "not HEALTHY when --wait-timeout ran out"})
 def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Add a node to the cluster (it is JOINING, then HEALTHY).
@@ -6084,7 +6128,7 @@ def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     with InFlight("the request to add %s" % args.node_id, check_with(args)):
         added = client.add_node(args.node_id, args.address)
     if not args.wait:
-        return Result(added, "node-added")
+        return Result(added)
     node_id, seen = args.node_id, [field(added, "status")]
     note("node %s added, %s; waiting until it is HEALTHY (Ctrl-C stops waiting, not the join)"
          % (node_id, fmt_text(seen[0]) or "of unknown status"))
@@ -6105,13 +6149,13 @@ def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
                               "--status JOINING'%s" % (node_id, fmt_text(seen[-1]) or "not HEALTHY", waited,
                                                        DEFAULT_PROG, " (last poll: %s)" % last_error
                                                        if last_error else "")).showing(answer, "node-added")
-    return Result(answer, "node-added")
+    return Result(answer)
 
 
 @command("remove-node", node_id_option("ID of the node to remove", required=True),
          option("--dry-run", action="store_true", help="show the impact; change nothing"),
          yes("do not ask for confirmation"), view="node-removed",
-         sends=("DELETE", "/api/v1/cluster/nodes/{node_id}"), check="nodes",
+         sends="remove_node", check="nodes",
          exits={1: "a dry run the cluster would refuse, a declined question or protected context"})
 def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """Remove a node; its shards are redistributed to the remaining nodes.
@@ -6135,7 +6179,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     confirm_change(args, "remove node %s" % node_id, "node %s was not removed" % node_id,
                    "Remove node %s?" % node_id)
     with InFlight("the request to remove %s" % node_id, check_with(args)):
-        return Result(client.remove_node(node_id), "node-removed")
+        return Result(client.remove_node(node_id))
 
 
 @command("node-health", node_id_option("ID of the node", required=True), view="node-health")
@@ -6144,7 +6188,7 @@ def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
     example: cluster_cli.py node-health --node-id node-worker-001
     """
-    return Result(client.node_health(args.node_id), "node-health")
+    return Result(client.node_health(args.node_id))
 
 
 @command("shards", option("--database-id", param="database_id", type=_id, help="only shards of this database"),
@@ -6172,7 +6216,7 @@ def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
         if unwell:
             raise ConditionNotMet("%s not HEALTHY: %s" % (words_are(len(unwell), "shard"), ", ".join(
                 unwell[:20]) + (", ..." if len(unwell) > 20 else ""))).showing(shards, "shards")
-    return Result(shards, "shards")
+    return Result(shards)
 
 
 @command("shard-status", option("--shard-id", param="shard_id", required=True, type=_id, help="ID of the shard"),
@@ -6188,7 +6232,7 @@ def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
     """
     shard = client.shard_status(args.shard_id)
     if not args.wait:
-        return Result(shard, "shard-status")
+        return Result(shard)
     if args.watch:
         raise InvalidInput("--wait does not go with --watch")
     migration = field(shard, "migration")
@@ -6204,7 +6248,7 @@ def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
     note("no migration of %s is running%s" % (args.shard_id, "; its latest, %s, is %s" % (
         fmt_text(field(migration, "migration_id")), fmt_text(field(migration, "status")) or "of unknown status")
         if isinstance(migration, dict) else ""))
-    return Result(shard, "shard-status")
+    return Result(shard)
 
 
 @command("migrate-shard",
@@ -6215,7 +6259,7 @@ def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
          option("--dry-run", action="store_true", help="check whether it would be accepted; change nothing"),
          option("--wait", action="store_true", help="wait for the migration to end, with progress on a terminal"),
          yes(), waiting("the migration"), view="migration-started",
-         sends=("POST", "/api/v1/cluster/shards/{shard_id}/migrate"), check="shard-status --shard-id {shard_id}",
+         sends="migrate_shard", check="shard-status --shard-id {shard_id}",
          exits={4: "still running when --wait-timeout ran out",
                 1: "a FAILED migration, a refused dry run, a protected context not confirmed"})
 def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
@@ -6238,7 +6282,7 @@ def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
     with InFlight("the request to migrate %s" % shard_id, check_with(args)):
         migration = client.migrate_shard(shard_id, target, source, strategy)
     if not args.wait:
-        return Result(migration, "migration-started")
+        return Result(migration)
     # Said first, so the operator has the id whatever happens while waiting.
     note("migration %s of %s started; waiting for it (Ctrl-C stops waiting, not the migration)"
          % (fmt_text(field(migration, "migration_id")) or "(no id given)", shard_id))
@@ -6251,7 +6295,7 @@ def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
     example: cluster_cli.py health --format compact
     """
-    return Result(client.health(), "health")
+    return Result(client.health())
 
 
 def all_operations() -> list:
@@ -6352,7 +6396,7 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
     if args.resume:
         refuse_both(args)
         operation, plan, last = operation_to_resume(client, args, "rebalance")
-        return carry_out(client, args, plan, "nothing to move", operation, last)
+        return run_plan(client, args, plan, "nothing to move", operation, last)
     plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
         client.plan_rebalance(args.balance_by)
     if args.plan and plan.get("kind", "rebalance") != "rebalance":
@@ -6368,7 +6412,7 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
                                       DEFAULT_PROG, DEFAULT_PROG)).showing(plan, "move-plan")
         note("%s: this plan leaves %s out; once %s HEALTHY, plan again to spread primaries onto %s" % (
             nodes, it, "it is" if one else "they are", it))
-    return carry_out(client, args, plan, "already balanced: nothing to move" if not plan.get("blocked") else
+    return run_plan(client, args, plan, "already balanced: nothing to move" if not plan.get("blocked") else
                      "nothing can even the spread further: copies are in the way (the dry run's Blocked part names "
                      "them)")
 
@@ -6451,14 +6495,14 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     if args.resume:
         refuse_both(args)
         operation, plan, last = operation_to_resume(client, args, "drain")
-        result = carry_out(client, args, plan, "nothing to move", operation, last)
+        result = run_plan(client, args, plan, "nothing to move", operation, last)
     else:
         plan = read_plan(args.plan, client.max_response_size, client.timeout) if args.plan else\
             wait_out(client, args, client.plan_drain(args.node_id))
         if args.plan and (plan.get("kind") != "drain" or plan.get("node_id") != args.node_id):
             raise InvalidInput("plan: %s is not a drain plan for %s" % (args.plan, args.node_id))
         staying = len(as_list(plan.get("skipped"))) - len(as_list(plan.get("stuck")))  # the stuck are said below
-        result = carry_out(client, args, plan, "nothing can move off %s: its %d %s, skipped (--dry-run says why)"
+        result = run_plan(client, args, plan, "nothing can move off %s: its %d %s, skipped (--dry-run says why)"
                            % (args.node_id, staying, "primary stays" if staying == 1 else "primaries stay")
                            if staying else "" if plan.get("stuck") else
                            "%s holds no primary: nothing to move" % args.node_id)
@@ -6563,7 +6607,7 @@ def cmd_operations(client: None, args: argparse.Namespace) -> Result:
             said = "no new move starts; it ends with its report once those running have ended"
         return Result({"operation": args.operation, "said": said}, "steered")
     rows = [state for state, _, _ in all_operations()]
-    return Result(rows, "operations", None if rows else "no operations in %s" % os.path.join(state_folder(),
+    return Result(rows, None, None if rows else "no operations in %s" % os.path.join(state_folder(),
                                                                                                "operations"))
 
 
@@ -6574,7 +6618,7 @@ def cmd_explain(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
     example: cluster_cli.py explain --shard-id shard-07
     """
-    return Result(client.explain_shard(args.shard_id), "explain")
+    return Result(client.explain_shard(args.shard_id))
 
 
 def use_context(config: Config, name: Optional[str]) -> dict:
@@ -6592,18 +6636,18 @@ def use_context(config: Config, name: Optional[str]) -> dict:
     import json
     raw, _ = read_file(config.path, MAX_CONFIG_SIZE)
     lines = raw.decode("utf-8").splitlines(keepends=True)
-    setting = "default_context = %s" % json.dumps(name, ensure_ascii=False)
+    entry = "default_context = %s" % json.dumps(name, ensure_ascii=False)
     first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
     for i, line in enumerate(lines[:first_table]):
         match = re.match(r"(\s*)default_context\s*=\s*(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s#]+)(.*)", line, re.S)
         if match:
-            lines[i] = match.group(1) + setting + match.group(3)
+            lines[i] = match.group(1) + entry + match.group(3)
             break
     else:
         newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
         if first_table and not lines[first_table - 1].endswith(("\n", "\r")):
             lines[first_table - 1] += newline
-        lines.insert(first_table, setting + newline)
+        lines.insert(first_table, entry + newline)
     text = "".join(lines)
     check_config(config.path, text, _toml(config.path, text))  # what was written reads back as meant
     with written_to(config.path):
@@ -6640,7 +6684,7 @@ def cmd_contexts(client: None, args: argparse.Namespace) -> Result:
              "chosen_by": current.chosen_by if current is not None and name == current.name else None}
             for name, settings in config.contexts.items()]
     empty = None if rows else "no contexts: %s" % (no_file(config) or "%s has none" % config.path)
-    return Result(rows, "contexts", empty)
+    return Result(rows, None, empty)
 
 
 @command("completion", option("shell", choices=SHELLS, help="the shell to complete in"), local=True)
@@ -6761,6 +6805,13 @@ def signals_stop_the_command(restore: bool) -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_BLOCK, ours)
 
 
+def outcome(client: Optional[ClusterCLI], args: argparse.Namespace) -> Result:
+    """Run the command's handler; its result is shown with the view the command declares unless it names another."""
+    result = args.func(client, args)
+    result.view = result.view or COMMANDS[args.command].view
+    return result
+
+
 def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
     """Return the handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
     that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
@@ -6829,18 +6880,19 @@ def warn_not_numbers(client: ClusterCLI) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command layer: flags and context to settings, a client, the command's handler, its result printed."""
-    if args.command == "completion":  # works whatever state the contexts file is in
+    declared = COMMANDS[args.command]
+    if declared.local and not declared.view:  # a script of its own (completion), whatever the contexts file says
         with written_to(args.output):
-            write(cmd_completion(None, args))
+            write(args.func(None, args))
         return EXIT_OK
     config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
     context = chosen_context(config, args.context)
-    resolved = resolve(command_line_sources(args, context))
+    resolved = resolve(setting_sources(flag_source(args), context, environment_source(os.environ)))
     output = output_from(args, resolved["format"])
     args.output_format = output.format
-    if args.command == "contexts":  # this machine's file: no cluster is asked
+    if declared.local:  # this machine's files only (contexts, operations): no cluster is asked
         args.contexts_file, args.chosen_context = config, context
-        return print_result(lambda: cmd_contexts(None, args), args, output)
+        return print_result(lambda: outcome(None, args), args, output)
     settings = client_settings(resolved)
     if resolved.overridden:  # which cluster is asked, said once when another source named a different one
         warn("the cluster is %s, from %s; not %s" % (",".join(base_urls(resolved)), resolved.sources["address"],
@@ -6867,14 +6919,14 @@ def run(args: argparse.Namespace) -> int:
                 raise InvalidInput("--raw does not go with --watch")
             def snapshot():
                 try:
-                    return args.func(client, args)
+                    return outcome(client, args)
                 finally:
                     warn_not_numbers(client)
             return watch(snapshot, args.command, output, args.watch, args.count)
         try:
             if args.raw:
                 return run_raw(client, args)
-            return print_result(lambda: args.func(client, args), args, output)
+            return print_result(lambda: outcome(client, args), args, output)
         except ClusterUnreachable as exc:
             if exc.message.startswith("cannot reach") and not exc.tls and not exc.hint:
                 exc.hint = address_origin(resolved, context)
@@ -6939,7 +6991,8 @@ def completion_words(before: list, asked: list) -> list:
         return []
     args = build_parser(before + ["health"]).parse_args(before + ["health"])
     config = read_config(*config_path(args.config), timeout=2.0)
-    settings = client_settings(resolve(command_line_sources(args, chosen_context(config, args.context))))
+    chosen = chosen_context(config, args.context)
+    settings = client_settings(resolve(setting_sources(flag_source(args), chosen, environment_source(os.environ))))
     settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
     with ClusterCLI(**settings) as client:
         if kind == "nodes":

@@ -34,7 +34,7 @@ import simulator  # noqa: E402
 
 ENV_VARS = ("JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVECTORDB_URL", "JADEVECTORDB_FORMAT",
             "JADEVECTORDB_API_KEY", "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT", "JADEVECTORDB_API_PREFIX",
-            "NO_COLOR")
+            "JADEVECTORDB_RETRIES", "NO_COLOR")
 # Proxy settings of whoever runs the suite are not the tests': a test that wants a proxy sets its own.
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
               "no_proxy")

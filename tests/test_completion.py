@@ -191,7 +191,8 @@ def test_bash_asks_nothing_it_cannot_reach_and_says_nothing(installed):
 
 def test_bash_offers_field_names_for_columns_and_sort_by(installed):
     import cluster_cli
-    assert bash_completes(installed, "jadevectordb-cluster", "nodes", "--columns", "") == list(cluster_cli.NODE_FIELDS)
+    fields = list(cluster_cli.VIEWS["nodes"].fields)
+    assert bash_completes(installed, "jadevectordb-cluster", "nodes", "--columns", "") == fields
     assert bash_completes(installed, "jadevectordb-cluster", "status", "--sort-by", "total_") == [
         "total_nodes", "total_shards"]
     assert "target_node" in bash_completes(installed, "jadevectordb-cluster", "rebalance", "--columns", "")

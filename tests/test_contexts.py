@@ -235,8 +235,8 @@ def test_a_context_without_a_file_says_where_it_looked(cli, clean_env):
     ('[contexts.a]\nurl = http://x\n', "line 2: Invalid value"),
     ('[contexts.a]\nurl = "http://x"\n\n[contexts.a]\n', "line 4: Cannot declare ('contexts', 'a') twice"),
     ('[contexts.a]\nurl = "http://x"\nprotect = true\n',
-     "line 3: context 'a': unknown setting 'protect' (the settings are url, host, port, format, timeout, "
-     "ca_cert, api_key_env, api_key, protected, api_prefix)"),
+     "line 3: context 'a': unknown setting 'protect' (the settings are host, port, url, api_prefix, format, "
+     "api_key, api_key_env, timeout, retries, ca_cert, protected)"),
     ('[contexts.a]\nurl = "http://x"\nprotected = "yes"\n', "line 3: context 'a': protected must be true or false"),
     ('[contexts.a]\nhost = "h"\nport = 70000\n', "line 3: context 'a': port 70000 is out of range (1-65535)"),
     ('[contexts.a]\nurl = "ftp://x"\n',

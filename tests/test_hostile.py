@@ -22,7 +22,8 @@ SAMPLES = {"add-node": ["add-node", "--node-id", "n9", "--address", "h9:8080"],
            "remove-node": ["remove-node", "--node-id", "node-worker-002"],
            "migrate-shard": ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"]}
 CHANGES = {name: (SAMPLES[name], command.sends[0], command.sends[1].format(
-    node_id="node-worker-002", shard_id="shard-00")) for name, command in cluster_cli.COMMANDS.items() if command.sends}
+    "node-worker-002" if "node" in name else "shard-00")) for name, command in cluster_cli.COMMANDS.items()
+    if command.sends}
 CHECK_WITH = {name: "cluster_cli.py " + command.check.format(shard_id="shard-00")
               for name, command in cluster_cli.COMMANDS.items() if command.sends}
 

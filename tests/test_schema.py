@@ -78,14 +78,15 @@ def test_raw_stays_the_body_as_sent(cli, sim):
 def test_status_columns_do_not_move_when_the_server_leaves_a_field_out(cli, sim):
     sim.fault(drop_fields=["cluster_name"])
     lines = cli("status", "-o", "tsv").lines
-    assert lines[0].split("\t") == list(cluster_cli.STATUS_FIELDS)
+    assert lines[0].split("\t") == list(cluster_cli.VIEWS["status"].fields)
     assert lines[1].split("\t")[5] == "HEALTHY"  # the README's `cut -f 6`
     assert lines[1].split("\t")[0] == ""
 
 
 def test_fields_the_server_adds_come_after_the_contract_ones(cli, sim):
     sim.fault(respond=[{"body": json.dumps({"zone": "eu-1", "status": "HEALTHY", "master_node": "m"})}])
-    assert cli("status", "-o", "csv").lines == [",".join(cluster_cli.STATUS_FIELDS) + ",zone", ",m,,,,HEALTHY,,eu-1"]
+    header = ",".join(cluster_cli.VIEWS["status"].fields) + ",zone"
+    assert cli("status", "-o", "csv").lines == [header, ",m,,,,HEALTHY,,eu-1"]
 
 
 @pytest.mark.parametrize("argv", [["status"], ["health"], ["metrics"], ["diagnostics"],
