@@ -3761,18 +3761,33 @@ def fill(template: str, obj: Any, color: bool = False) -> str:
     return re.sub(_PLACEHOLDER, value, re.sub(_OPTIONAL, optional, template))
 
 
-_FILL = "\u2800"  # one column wide, and not white space to the strip() tabulate gives each cell
-
-
 ELLIPSIS = "\u2026"
 
 
 _ANSI = r"\x1b\[[0-9;]*m"
 
 
-def shown_len(text: str, color: bool) -> int:
-    """Return how many columns text takes on a terminal: its colour codes take none."""
-    return len(re.sub(_ANSI, "", text)) if color else len(text)
+def shown_len(text: str, color: bool = False) -> int:
+    """Return how many columns text takes on a terminal: a wide character (CJK) two, a combining mark or
+    a zero-width one none, its colour codes none."""
+    if color:
+        text = re.sub(_ANSI, "", text)
+    if text.isascii():
+        return len(text)
+    import unicodedata
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf") else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def clipped(text: str, width: int, color: bool = False) -> str:
+    """Return text cut to `width` columns, its last one an ellipsis, when it is wider."""
+    if shown_len(text, color) <= width:
+        return text
+    if text.isascii() and not color:
+        return text[:width - 1] + ELLIPSIS
+    while shown_len(text, color) > width - 1:
+        text = text[:-1]
+    return text + ELLIPSIS
 
 
 CLIPPABLE = (fmt_text, fmt_names)  # text columns; numbers and status words are never clipped
@@ -3798,111 +3813,50 @@ def fit(columns: Sequence[Field], least: list, content: list, width: int) -> tup
     return [min(most, widths[i]) for i, most in enumerate(least)], widths
 
 
-def fitted(columns: Sequence[Field], least: list, body: list, width: int, color: bool) -> tuple:
-    """Return (least widths, cells) of a grid fitted to `width` (see fit()), its cells clipped with '…'."""
-    content = [max([len(spec.label)] + [shown_len(line[i].strip(), color) for line in body])
-               for i, spec in enumerate(columns)]
-    least, widths = fit(columns, least, content, width)
-    for i in [i for i in range(len(columns)) if widths[i] < content[i]]:
-        for line in body:
-            cell_text = line[i].strip()
-            if len(cell_text) > widths[i]:
-                line[i] = cell_text[:widths[i] - 1] + ELLIPSIS
-    return least, body
-
-
-def tabulate_grid(header: list, least: list, body: list) -> list:
-    """Return the grid drawn by tabulate's simple_outline, which measures colour codes and wide characters."""
-    import tabulate
-    # The specification's grids are as wide as their widest cell or the column's least width:
-    # tabulate would pad headers by its module-wide MIN_PADDING, so the header is drawn as the
-    # first row, filled to the least width, and its rule put in after.
-    first = [label + _FILL * (width - len(label)) for label, width in zip(header, least)]
-    lines = tabulate.tabulate([first] + body, tablefmt="simple_outline", disable_numparse=True).split("\n")
-    rule = lines[0].replace("┌", "├").replace("┬", "┼").replace("┐", "┤")
-    return [lines[0], lines[1].replace(_FILL, " "), rule] + lines[2:]
-
-
-def plain_grid(header: list, least: list, body: list) -> list:
-    """tabulate's simple_outline for plain ASCII cells, line for line (cells stripped as
-    tabulate strips them, left-aligned, one space of padding)."""
-    body = [[text.strip() for text in line] for line in body]
-    widths = [max([width] + [len(line[i]) for line in body]) for i, width in enumerate(least)]
-    def rule(left, middle, right):
-        return left + middle.join("─" * (width + 2) for width in widths) + right
-    row = "│ " + " │ ".join("%%-%ds" % width for width in widths) + " │"
-    return ([rule("┌", "┬", "┐"), row % tuple(header), rule("├", "┼", "┤")] +
-            [row % tuple(line) for line in body] + [rule("└", "┴", "┘")])
-
-
-def grid_lines(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
-               width: Optional[int] = None) -> list:
-    """Return the grid's lines: drawn here when every cell is plain single-width text (the common
-    case, and 30 times faster at 100,000 rows), by tabulate otherwise (colour, wide characters).
-    With a width (a terminal's), the widest text columns are clipped with '…' to fit it."""
-    header = [spec.label for spec in columns]
-    least = [max(len(spec.label), spec.width) for spec in columns]
-    body = cells(rows, columns, color, missing="-")
-    if width:
-        least, body = fitted(columns, least, body, width, color)
-    every = "".join(map("".join, body))
-    if width:
-        every = every.replace(ELLIPSIS, "")  # one column wide, as ASCII is
-    if not color and every.isascii():
-        return plain_grid(header, least, body)
-    return tabulate_grid(header, least, body)
-
-
-def render_grid(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
-                width: Optional[int] = None) -> str:
-    """Return a box-drawn grid of `columns` (Fields), one row per item, at most `width` columns wide if it can be."""
-    return "\n".join(grid_lines(columns, rows, color, width))
-
-
-SMALL_GRID = 2000  # rows: a grid this small is drawn whole, by tabulate where colour or wide characters need it
-
-
 BATCH = 1000  # items a list is written in, a batch at a time
 
 
 def write_grid(columns: Sequence[Field], rows: Sequence[Any], out: Callable[[str], None], color: bool = False,
                width: Optional[int] = None, headers: bool = True, end: str = "\n") -> None:
-    """Write a grid as grid_lines() draws it. A larger one is drawn in two passes over its rows, the
-    first measuring its columns, the second writing them a batch at a time: its cells are formatted
-    twice rather than all held, so whatever the server sent, a grid costs the memory of a batch."""
-    if len(rows) <= SMALL_GRID:
-        lines = grid_lines(columns, rows, color, width)
-        out("\n".join(lines if headers else lines[:1] + lines[3:]) + end)
-        return
+    """Write a box-drawn grid of `columns` (Fields), one row per item, every column as wide as its widest
+    cell in terminal columns (wide characters, combining marks and colour codes counted as shown), at
+    most `width` wide if it can be (see fit()). Two passes over the rows, the first measuring, the
+    second writing a batch at a time: cells are formatted twice rather than all held, so whatever the
+    server sent, a grid costs the memory of a batch; the same at every size."""
     least = [max(len(spec.label), spec.width) for spec in columns]
     content = [len(spec.label) for spec in columns]
     for start in range(0, len(rows), BATCH):  # a column at a time: measured in C, not a cell at a time
         for i, texts in enumerate(zip(*cells(rows[start:start + BATCH], columns, color, missing="-"))):
-            texts = map(str.strip, texts)
-            content[i] = max(content[i], max((shown_len(text, True) for text in texts) if color else map(len, texts)))
+            texts = list(map(str.strip, texts))
+            plain = not color and "".join(texts).isascii()
+            content[i] = max(content[i], max(map(len, texts)) if plain else max(shown_len(t, color) for t in texts))
     least, widths = fit(columns, least, content, width) if width else (least, content)
     cut = [widths[i] < content[i] for i in range(len(columns))]  # clipped with '…' to fit the terminal
     widths = [widths[i] if cut[i] else max(least[i], content[i]) for i in range(len(columns))]
-    clipped = any(cut)
 
     def rule(left: str, middle: str, right: str) -> str:
         return left + middle.join("─" * (size + 2) for size in widths) + right
 
     def row(line: list) -> str:
-        texts = list(map(str.strip, line))
-        if clipped:
-            texts = [text[:widths[i] - 1] + ELLIPSIS if cut[i] and len(text) > widths[i] else text
-                     for i, text in enumerate(texts)]
-        if color:
-            return "│ " + " │ ".join(text + " " * (widths[i] - shown_len(text, True))
-                                     for i, text in enumerate(texts)) + " │\n"
-        return "│ " + " │ ".join(map(str.ljust, texts, widths)) + " │\n"
+        texts = [clipped(text, widths[i], color) if cut[i] else text for i, text in enumerate(map(str.strip, line))]
+        if not color and "".join(texts).isascii():
+            return "│ " + " │ ".join(map(str.ljust, texts, widths)) + " │\n"
+        return "│ " + " │ ".join(text + " " * (widths[i] - shown_len(text, color))
+                                 for i, text in enumerate(texts)) + " │\n"
 
     out(rule("┌", "┬", "┐") + "\n" + (row([spec.label for spec in columns]) + rule("├", "┼", "┤") + "\n"
                                         if headers else ""))
     for start in range(0, len(rows), BATCH):
         out("".join(row(line) for line in cells(rows[start:start + BATCH], columns, color, missing="-")))
     out(rule("└", "┴", "┘") + end)
+
+
+def render_grid(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
+                width: Optional[int] = None) -> str:
+    """Return the grid write_grid() writes, as text without its last newline."""
+    parts = []
+    write_grid(columns, rows, parts.append, color, width, end="")
+    return "".join(parts)
 
 
 def render_rows(rows: Sequence[Field], obj: Any, color: bool = False) -> str:

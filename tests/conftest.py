@@ -51,6 +51,29 @@ CLUSTER_OPTIONS = dict(nodes=3, shards=12, replication_factor=2, migration_secon
                        join_seconds=0.2, rebalance=False, seed=7, cluster_name=None)
 
 
+# Command lines of the simulator's default cluster, for tests that run every command of a kind: a
+# command's first help example, unless it names what that cluster lacks. A new command is in every
+# such test at once, with its own example.
+SAMPLE_RUNS = {"nodes": ["nodes"], "add-node": ["add-node", "--node-id", "n9", "--address", "h9:8080"],
+               "remove-node": ["remove-node", "--node-id", "node-worker-002"],
+               "migrate-shard": ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"]}
+
+
+def sample(name: str) -> list:
+    """Return a command line (argv) of command NAME for the default cluster, without --dry-run."""
+    if name in SAMPLE_RUNS:
+        return list(SAMPLE_RUNS[name])
+    import shlex
+    doc = cluster_cli.COMMANDS[name].handler.__doc__
+    line = doc.split("example:", 1)[1].replace("\\\n", " ").strip().splitlines()[0].split(" | ")[0]
+    return [word for word in shlex.split(line)[1:] if word != "--dry-run"]
+
+
+def commands_that(test) -> list:
+    """Return the names of the commands whose record passes test(record), in --help's order."""
+    return [name for name, declared in cluster_cli.COMMANDS.items() if test(declared)]
+
+
 class Sim:
     """The running simulator, as a test sees it."""
 

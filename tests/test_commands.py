@@ -3,6 +3,9 @@ import json
 
 import pytest
 
+import cluster_cli
+from conftest import commands_that, sample
+
 SEED_STATUS = """\
 Cluster Status
 ==============
@@ -303,11 +306,10 @@ def test_health_in_each_format(cli, sim):
     assert last_request(sim)["path"] == "/health"
 
 
-@pytest.mark.parametrize("command", ["status", "nodes", "shards", "metrics", "diagnostics", "health",
-                                     "node-health --node-id node-worker-001", "shard-status --shard-id shard-00"])
+@pytest.mark.parametrize("command", commands_that(lambda declared: not declared.changes and not declared.local))
 @pytest.mark.parametrize("fmt", ["json", "table", "compact"])
 def test_every_read_command_in_every_format_sends_only_gets(cli, sim, command, fmt):
-    run = cli(*command.split(), "--format", fmt)
+    run = cli(*sample(command), "--format", fmt)
     assert run.code == 0 and run.out.strip() and run.err == ""
     assert sim.changes() == []
 
@@ -354,13 +356,13 @@ def test_prometheus_text_parses_and_carries_every_named_metric(cli, sim):
     from prometheus_client.parser import text_string_to_metric_families
     sim.down("node-worker-002")
     found = {}
-    for command in ("status", "metrics", "nodes", "shards"):
+    for command in commands_that(lambda declared: declared.view and cluster_cli.VIEWS[declared.view].samples):
         run = cli(command, "-o", "prometheus")
         assert run.code == 0, run
         for family in text_string_to_metric_families(run.out):
             assert family.type == "gauge" and family.documentation
-            for sample in family.samples:
-                found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+            for point in family.samples:
+                found[(point.name, tuple(sorted(point.labels.items())))] = point.value
     assert found[("jadevectordb_cluster_nodes", ())] == 3
     assert found[("jadevectordb_cluster_status", (("status", "DEGRADED"),))] == 1
     assert found[("jadevectordb_cluster_status", (("status", "HEALTHY"),))] == 0

@@ -12,20 +12,23 @@ import pytest
 
 import cluster_cli
 import hostile
-from conftest import SCRIPT, free_port, interruptible
+from conftest import SCRIPT, commands_that, free_port, interruptible, sample
 from conftest import on_terminal
 
 KEY = "s3cret-Key_0123456789"
-# The commands that send one change, from the registry: {name: (argv, method, path)}. A new one fails
-# here until it has a sample command line.
-SAMPLES = {"add-node": ["add-node", "--node-id", "n9", "--address", "h9:8080"],
-           "remove-node": ["remove-node", "--node-id", "node-worker-002"],
-           "migrate-shard": ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"]}
-CHANGES = {name: (SAMPLES[name], command.sends[0], command.sends[1].format(
-    "node-worker-002" if "node" in name else "shard-00")) for name, command in cluster_cli.COMMANDS.items()
-    if command.sends}
-CHECK_WITH = {name: "cluster_cli.py " + command.check.format(shard_id="shard-00")
-              for name, command in cluster_cli.COMMANDS.items() if command.sends}
+# The commands that send one change, from the registry: {name: (argv, method, path)}, and the command
+# that checks whether it was applied.
+def _change(name: str) -> tuple:
+    argv = sample(name)
+    args = cluster_cli.build_parser(argv).parse_args(argv)
+    method, path = cluster_cli.COMMANDS[name].sends
+    return argv, method, path.format(getattr(args, "node_id", None) or args.shard_id), \
+        "cluster_cli.py " + cluster_cli.COMMANDS[name].check.format(**vars(args))
+
+
+SENDING = commands_that(lambda declared: declared.sends)
+CHANGES = {name: _change(name)[:3] for name in SENDING}
+CHECK_WITH = {name: _change(name)[3] for name in SENDING}
 
 
 @pytest.fixture
@@ -636,12 +639,10 @@ def test_a_library_call_and_an_in_process_main_leave_the_interpreter_as_they_fou
     import logging
     import warnings
 
-    import tabulate
     logger = logging.getLogger("cluster_cli")
-    before = (gc.isenabled(), logger.level, list(logger.handlers), tabulate.MIN_PADDING, list(warnings.filters))
+    before = (gc.isenabled(), logger.level, list(logger.handlers), list(warnings.filters))
     cluster_cli.ClusterCLI(url=sim.url, verify=False).list_shards()
     assert cli("--verbose", "nodes").code == 0
     assert cli("--verbose", "--url", hostile_server.url, "status", target=False).code == 0
     assert cli("--insecure", "--url", hostile_server.url, "status", target=False).code == 0
-    assert (gc.isenabled(), logger.level, list(logger.handlers), tabulate.MIN_PADDING,
-            list(warnings.filters)) == before
+    assert (gc.isenabled(), logger.level, list(logger.handlers), list(warnings.filters)) == before

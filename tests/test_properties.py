@@ -5,6 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cluster_cli
+from conftest import commands_that, sample
 
 DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4}
 # Options that choose where requests go are fixed by the test, so traffic stays on 127.0.0.1.
@@ -96,8 +97,8 @@ def reject(constant):
 
 
 @given(body=st.one_of(JSON.map(json.dumps), st.text(max_size=40)),
-       command=st.sampled_from(["status", "nodes", "shards", "metrics", "diagnostics", "health",
-                                "node-health --node-id n", "shard-status --shard-id s"]),
+       command=st.sampled_from([" ".join(sample(name)) for name in commands_that(
+           lambda declared: not declared.changes and not declared.local and declared.name != "explain")]),
        fmt=st.sampled_from(sorted(set(cluster_cli.FORMATS) - {"prometheus"})))
 def test_any_body_from_the_server_is_rendered_or_reported(cli, sim, body, command, fmt):
     sim.fault(respond=[{"body": body}])
@@ -108,17 +109,47 @@ def test_any_body_from_the_server_is_rendered_or_reported(cli, sim, body, comman
     assert (run.out == "") == (run.code == 1) or (fmt == "ndjson" and run.code == 0), run
 
 
-# Cells as the renderers make them: printable ASCII, spaces anywhere, empty ones.
+# Cells as the renderers make them: printable ASCII, spaces anywhere, empty ones; and with wide
+# characters (CJK, two columns each) and combining marks (none).
 CELLS = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+WIDE_CELLS = st.lists(st.sampled_from(list("ab -9") + ["\u4e2d", "\u6587", "\uff21", "e\u0301", "\u00e9"]),
+                      max_size=10).map("".join)
+FILL = "\u2800"  # one column wide, and not white space to the strip() tabulate gives each cell
+
+
+def tabulated(specs: list, body: list) -> str:
+    """tabulate's simple_outline of the grid, measured with wcwidth: the reference the grid is drawn to.
+    The header is drawn as the first row, filled to the least width (tabulate pads headers by its own
+    MIN_PADDING), and its rule put in after."""
+    import tabulate
+    assert tabulate.WIDE_CHARS_MODE  # wcwidth is installed: wide characters are measured as shown
+    first = [spec.label + FILL * (max(spec.width - len(spec.label), 0)) for spec in specs]
+    lines = tabulate.tabulate([first] + body, tablefmt="simple_outline", disable_numparse=True).split("\n")
+    rule = lines[0].replace("┌", "├").replace("┬", "┼").replace("┐", "┤")
+    return "\n".join([lines[0], lines[1].replace(FILL, " "), rule] + lines[2:])
 
 
 @given(data=st.data(), columns=st.integers(min_value=1, max_value=6))
-def test_the_plain_grid_is_tabulates_simple_outline_to_the_byte(data, columns):
-    header = data.draw(st.lists(st.text(alphabet="ABCDEFGHIJ klmnop-", min_size=1, max_size=10).map(str.strip)
-                                .filter(bool), min_size=columns, max_size=columns))
-    least = [max(len(label), data.draw(st.integers(0, 16))) for label in header]
-    body = data.draw(st.lists(st.lists(CELLS, min_size=columns, max_size=columns), max_size=8))
-    assert cluster_cli.plain_grid(header, least, body) == cluster_cli.tabulate_grid(header, least, body)
+def test_the_grid_is_tabulates_simple_outline_measured_as_a_terminal_shows_it(data, columns):
+    specs = [cluster_cli.Field(data.draw(st.sampled_from(["Node ID", "Address", "Detail", "N"])), "f%d" % i,
+                               cluster_cli.fmt_text, data.draw(st.integers(0, 16))) for i in range(columns)]
+    body = data.draw(st.lists(st.lists(st.one_of(CELLS, WIDE_CELLS).map(str.strip), min_size=columns,
+                                       max_size=columns), max_size=8))
+    rows = [{"f%d" % i: cell or None for i, cell in enumerate(line)} for line in body]
+    shown = [[cell or "-" for cell in line] for line in body]
+    assert cluster_cli.render_grid(specs, rows) == tabulated(specs, shown)
+
+
+def test_a_grid_of_wide_characters_is_aligned_at_every_size():
+    specs = [cluster_cli.labelled("Node ID", "node_id"), cluster_cli.labelled("Status", "status")]
+    for count in (3, 2000, 2001, 5000):
+        rows = [{"node_id": "\u8282\u70b9-%d" % i if i % 2 else "node-%d" % i, "status": "HEALTHY"}
+                for i in range(count)]
+        parts = []
+        cluster_cli.write_grid(specs, rows, parts.append)
+        lines = "".join(parts).splitlines()
+        assert len(lines) == count + 4
+        assert {cluster_cli.shown_len(line) for line in lines} == {cluster_cli.shown_len(lines[0])}, count
 
 
 @given(data=JSON.map(lambda value: cluster_cli.decode(200, "OK", json.dumps(value).encode())))
@@ -136,8 +167,8 @@ def test_a_grid_fits_the_terminal_unless_only_numbers_and_headers_are_left(data,
     rows = data.draw(st.lists(st.fixed_dictionaries({"f%d" % i: CELLS.map(str.strip) if specs[i].fmt is
                                                      cluster_cli.fmt_text else st.integers(0, 10 ** 9)
                                                      for i in range(columns)}), max_size=6))
-    full = cluster_cli.grid_lines(specs, rows)
-    lines = cluster_cli.grid_lines(specs, rows, width=width)
+    full = cluster_cli.render_grid(specs, rows).split("\n")
+    lines = cluster_cli.render_grid(specs, rows, width=width).split("\n")
     if len(full[0]) <= width:
         assert lines == full  # what fits is left as it is
         return
@@ -153,23 +184,22 @@ def test_a_grid_fits_the_terminal_unless_only_numbers_and_headers_are_left(data,
 
 @given(data=st.data(), columns=st.integers(min_value=1, max_value=5),
        width=st.one_of(st.none(), st.integers(min_value=20, max_value=120)), headers=st.booleans())
-def test_a_large_grid_written_in_batches_is_the_grid_drawn_whole(data, columns, width, headers):
-    """Past SMALL_GRID rows a grid is measured, then written a batch at a time: the same text."""
+def test_a_grid_written_in_batches_is_the_grid_written_at_once(data, columns, width, headers):
+    """A grid is measured, then written a batch at a time: whatever the batch, the same text."""
     specs = [cluster_cli.Field(data.draw(st.sampled_from(["Node ID", "Address", "Detail", "N"])), "f%d" % i,
                                data.draw(st.sampled_from([cluster_cli.fmt_text, cluster_cli.fmt_count])),
                                data.draw(st.integers(0, 16)), data.draw(st.booleans())) for i in range(columns)]
-    rows = data.draw(st.lists(st.fixed_dictionaries({"f%d" % i: st.one_of(st.none(), CELLS.map(str.strip) if specs[i]
-                                                     .fmt is cluster_cli.fmt_text else st.integers(0, 10 ** 9))
-                                                     for i in range(columns)}), max_size=7))
-    whole = cluster_cli.grid_lines(specs, rows, width=width)
+    rows = data.draw(st.lists(st.fixed_dictionaries({"f%d" % i: st.one_of(st.none(), st.one_of(
+        CELLS, WIDE_CELLS).map(str.strip) if specs[i].fmt is cluster_cli.fmt_text else st.integers(0, 10 ** 9))
+        for i in range(columns)}), max_size=7))
+    whole = cluster_cli.render_grid(specs, rows, width=width).split("\n")
     expected = "\n".join(whole if headers else whole[:1] + whole[3:]) + "\n"
     parts = []
-    small, batch = cluster_cli.SMALL_GRID, cluster_cli.BATCH
-    cluster_cli.SMALL_GRID, cluster_cli.BATCH = -1, 2  # every grid the large way, two rows a batch
+    batch, cluster_cli.BATCH = cluster_cli.BATCH, 2  # two rows a batch
     try:
         cluster_cli.write_grid(specs, rows, parts.append, width=width, headers=headers)
     finally:
-        cluster_cli.SMALL_GRID, cluster_cli.BATCH = small, batch
+        cluster_cli.BATCH = batch
     assert "".join(parts) == expected
 
 

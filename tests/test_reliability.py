@@ -10,7 +10,7 @@ import pytest
 
 import cluster_cli
 import simulator
-from conftest import SCRIPT, free_port, interruptible
+from conftest import SCRIPT, commands_that, free_port, interruptible
 
 KEY = "s3cret-Key_0123456789"
 
@@ -534,8 +534,7 @@ def test_control_characters_from_the_server_do_not_reach_the_terminal(cli, sim):
 # -- the process ---------------------------------------------------------------------------------
 
 def test_help_for_every_command_has_an_example(script):
-    for command in ("status", "diagnostics", "metrics", "nodes", "add-node", "remove-node", "node-health",
-                    "shards", "shard-status", "migrate-shard", "health"):
+    for command in commands_that(lambda declared: declared.view):
         run = script(command, "--help", target=False)
         assert run.code == 0 and "example: cluster_cli.py " in run.out and "--format" in run.out, command
 

@@ -7,6 +7,7 @@ import jq
 import pytest
 
 import cluster_cli
+from conftest import commands_that
 
 BACKUP_CHECK = "[.[]|select(.replicas < 2)]|length"  # the specification's backup script
 
@@ -132,7 +133,7 @@ def test_csv_quotes_cr_too_and_reads_back_whole(cli, sim):
 
 # -- 4. Prometheus by the book --------------------------------------------------------------------------
 
-PROMETHEUS_COMMANDS = ("status", "metrics", "nodes", "shards")
+PROMETHEUS_COMMANDS = commands_that(lambda declared: declared.view and cluster_cli.VIEWS[declared.view].samples)
 # promtool check metrics: abbreviated units, and units other than the base ones.
 NOT_BASE_UNITS = {"ms", "milliseconds", "us", "ns", "sec", "secs", "minutes", "hours", "percent", "kb", "mb", "gb",
                   "kilobytes", "megabytes"}
