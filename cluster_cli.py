@@ -30,6 +30,7 @@ THE COMMAND LINE (flags and environment in, results on stdout, the rest on stder
     Settings from the command line  flags and environment as Sources, the Output
     Options and the parser  @command records; the parser built for the chosen command
     Commands                cmd_*: each declared once beside its handler
+    Completion              the bash, zsh and fish scripts, and the words they ask for
     Running a command       run(), main(): the exit code each error carries
 
 No library definition refers to a name of the command line (tests/test_layout.py checks it).
@@ -5760,256 +5761,6 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
 # Commands: each declared once, beside its handler; the docstring is its help
 # --------------------------------------------------------------------------------------------------
 
-SHELLS = ("bash", "zsh", "fish")
-COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
-FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
-
-
-# How a shell asks for the context names: the command it is completing, run again (with the
-# --config FILE typed on the line, if one was).
-CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
-
-
-def _value_kind(action: argparse.Action, cmd_name: str = "") -> str:
-    """'' for a flag, 'choices', 'files', 'contexts', 'nodes' or 'shards' (the IDs the cluster on the
-    line has), 'fields' (the command's field names), or 'text' (anything: nothing to offer)."""
-    if action.nargs == 0:
-        return ""
-    if action.dest == "context":
-        return "contexts"
-    if action.dest in FILE_OPTIONS:
-        return "files"
-    if action.dest in ("node_id", "to_node", "from_node", "target_node", "source_node") and \
-            cmd_name not in ("", "add-node"):
-        return "nodes"  # add-node's is a new one
-    if action.dest == "shard_id":
-        return "shards"
-    if action.dest in ("columns", "sort_by"):
-        return "fields"
-    return "choices" if action.choices else "text"
-
-
-def _completion_cases(shared: list, commands: dict) -> tuple:
-    """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
-    pattern matches "$command $prev", '*" --format"' for an option every command takes."""
-    def pattern(cmd_name, flag):
-        return '"%s %s"' % (cmd_name, flag) if cmd_name else '*" %s"' % flag
-
-    valued, cases = set(), []
-    for cmd_name, actions in [("", shared)] + list(commands.items()):
-        for action in actions:
-            kind = _value_kind(action, cmd_name)
-            if kind and action.option_strings:
-                valued.update(action.option_strings)
-                cases.append((" | ".join(pattern(cmd_name, o) for o in action.option_strings), kind,
-                              " ".join(action.choices or ())))
-    return sorted(valued), cases
-
-
-def _grouped(cases: list, answers: dict) -> list:
-    """[(case patterns, the answer they share)]: a command's own patterns before the '*' ones
-    every command shares, since the shells take the first pattern that matches."""
-    groups = {}
-    for pattern, kind, choices in sorted(cases, key=lambda case: case[0].startswith("*")):
-        groups.setdefault(answers[kind].replace("%s", choices), []).append(pattern)
-    return sorted(((patterns, answer) for answer, patterns in groups.items()),
-                  key=lambda group: group[0][0].startswith("*"))
-
-
-# What the scripts ask the command itself: the IDs of the cluster named on the line (under a short
-# deadline, silent on failure) and a command's field names.
-ASK = "__complete"
-# The options a completion passes on when it asks the cluster: which one, and how to reach it.
-TARGET_OPTIONS = ("--host", "--port", "--url", "--context", "--config", "--api-key", "--ca-cert")
-
-
-def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
-    valued, cases = _completion_cases(shared, commands)
-    asked = 'COMPREPLY=($(compgen -W "$("${prog[@]}" "${target[@]}" %s %%s 2>/dev/null)" -- "$cur"))' % ASK
-    answers = {"choices": 'COMPREPLY=($(compgen -W "%s" -- "$cur"))', "files": 'COMPREPLY=($(compgen -f -- "$cur"))',
-               "contexts": 'COMPREPLY=($(compgen -W "$("${prog[@]}" "${config[@]}" %s)" -- "$cur"))'
-                           % CONTEXT_NAMES,
-               "nodes": asked % "nodes", "shards": asked % "shards",
-               "fields": 'COMPREPLY=($(compgen -W "$("${prog[@]}" %s fields "$command" 2>/dev/null)" -- "$cur"))'
-                         % ASK,
-               "text": "COMPREPLY=()"}
-    lines = ["# bash completion for %s (and python %s), made by '%s completion bash'"
-             % (" and ".join(COMPLETED_NAMES), COMPLETED_NAMES[1], PROG),
-             "_jadevectordb_cluster() {",
-             '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" command="" i base=1',
-             '    if [[ "${COMP_WORDS[0]##*/}" == python* ]]; then  # python cluster_cli.py ...: ours from word 2',
-             '        if (( COMP_CWORD < 2 )) || [[ "${COMP_WORDS[1]##*/}" != %s ]]; then' % COMPLETED_NAMES[1],
-             "            compopt -o default 2>/dev/null; COMPREPLY=(); return  # python's own: file names",
-             "        fi",
-             "        base=2",
-             "    fi",
-             '    local prog=("${COMP_WORDS[@]:0:base}")',
-             '    prog=("${prog[@]/#\\~/$HOME}")',
-             '    local valued=" %s "' % " ".join(valued),
-             "    for ((i = base; i < COMP_CWORD; i++)); do  # the command: the first word not an option or its value",
-             '        if [[ "$valued" == *" ${COMP_WORDS[i]} "* ]]; then ((i++)); continue; fi',
-             '        if [[ "${COMP_WORDS[i]}" != -* ]]; then command="${COMP_WORDS[i]}"; break; fi',
-             "    done",
-             "    local config=() target=()  # the cluster named on the line: the names and IDs offered are its",
-             "    for ((i = base; i < COMP_CWORD - 1; i++)); do",
-             '        case "${COMP_WORDS[i]}" in',
-             '            --config) config=(--config "${COMP_WORDS[i+1]/#\\~/$HOME}") ;;&',
-             '            %s) target+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]/#\\~/$HOME}") ;;'
-             % "|".join(TARGET_OPTIONS),
-             "        esac",
-             "    done",
-             '    [[ " ${COMP_WORDS[*]:base:COMP_CWORD-base} " == *" --insecure "* ]] && target+=(--insecure)',
-             '    case "$command $prev" in',
-             '        "contexts use") %s; return ;;' % answers["contexts"]]
-    for patterns, answer in _grouped(cases, answers):
-        lines.append("        %s) %s; return ;;" % (" | ".join(patterns), answer))
-    lines += ["    esac", '    if [[ -z "$command" ]]; then',
-              '        if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "%s" -- "$cur"))' %
-              " ".join(o for a in shared for o in a.option_strings),
-              '        else COMPREPLY=($(compgen -W "%s" -- "$cur")); fi' % " ".join(commands),
-              "        return", "    fi", '    case "$command" in']
-    for cmd_name, actions in commands.items():
-        own = " ".join(o for a in actions + shared for o in a.option_strings)
-        positional = [" ".join(a.choices) for a in actions if not a.option_strings and a.choices]
-        choices = " ".join(positional + [own])
-        lines.append('        %s) COMPREPLY=($(compgen -W "%s" -- "$cur")) ;;' % (cmd_name, choices))
-    lines += ["    esac", "}", "complete -F _jadevectordb_cluster %s python python3" % " ".join(COMPLETED_NAMES)]
-    return "\n".join(lines) + "\n"
-
-
-def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
-    valued, cases = _completion_cases(shared, commands)
-    asked = 'compadd -- ${(f)"$($prog $target %s %%s 2>/dev/null)"}' % ASK
-    answers = {"choices": "compadd -- %s", "files": "_files",
-               "contexts": 'compadd -- ${(f)"$($prog $config %s)"}' % CONTEXT_NAMES,
-               "nodes": asked % "nodes", "shards": asked % "shards",
-               "fields": 'compadd -- ${(f)"$($prog %s fields $command 2>/dev/null)"}' % ASK,
-               "text": "_message 'value'"}
-    described = " ".join("'%s:%s'" % (name, summaries[name].replace("'", "'\\''").replace(":", "\\:"))
-                         for name in commands)
-    lines = ["#compdef %s python python3" % " ".join(COMPLETED_NAMES),
-             "# zsh completion for %s (and python %s), made by '%s completion zsh'"
-             % (" and ".join(COMPLETED_NAMES), COMPLETED_NAMES[1], PROG),
-             "_jadevectordb_cluster() {",
-             '    local cur="${words[CURRENT]}" prev="${words[CURRENT-1]}" command="" i base=1',
-             "    if [[ ${words[1]:t} == python* ]]; then  # python cluster_cli.py ...: ours from word 3",
-             "        if (( CURRENT < 3 )) || [[ ${words[2]:t} != %s ]]; then _files; return; fi" % COMPLETED_NAMES[1],
-             "        base=2",
-             "    fi",
-             "    local -a valued commands prog config target",
-             "    prog=(${words[1,base]/#\\~/$HOME})",
-             "    valued=(%s)" % " ".join(valued),
-             "    commands=(%s)" % described,
-             "    for ((i = base + 1; i < CURRENT; i++)); do",
-             "        if (( ${valued[(Ie)${words[i]}]} )); then ((i++)); continue; fi",
-             '        if [[ "${words[i]}" != -* ]]; then command="${words[i]}"; break; fi',
-             "    done",
-             "    for ((i = base + 1; i < CURRENT - 1; i++)); do  # the cluster named on the line",
-             '        case "${words[i]}" in',
-             '            (--config) config=(--config "${words[i+1]/#\\~/$HOME}") ;|',
-             '            (%s) target+=("${words[i]}" "${words[i+1]/#\\~/$HOME}") ;;' % "|".join(TARGET_OPTIONS),
-             "            (--insecure) target+=(--insecure) ;;",
-             "        esac",
-             "    done",
-             '    case "$command $prev" in',
-             '        ("contexts use") %s; return ;;' % answers["contexts"]]
-    for patterns, answer in _grouped(cases, answers):
-        lines.append("        (%s) %s; return ;;" % ("|".join(patterns).replace(" | ", "|"), answer))
-    lines += ["    esac", '    if [[ -z "$command" && "$cur" != -* ]]; then',
-              "        _describe command commands", "        return", "    fi", '    case "$command" in',
-              '        ("") compadd -- %s ;;' % " ".join(o for a in shared for o in a.option_strings)]
-    for cmd_name, actions in commands.items():
-        own = " ".join(o for a in actions + shared for o in a.option_strings)
-        positional = "".join("compadd -- %s; " % " ".join(a.choices) for a in actions
-                             if not a.option_strings and a.choices)
-        lines.append("        (%s) %scompadd -- %s ;;" % (cmd_name, positional, own))
-    lines += ["    esac", "}",
-              'if [[ "$funcstack[1]" == "_jadevectordb_cluster" ]]; then _jadevectordb_cluster "$@"; '
-              "else compdef _jadevectordb_cluster %s python python3; fi" % " ".join(COMPLETED_NAMES)]
-    return "\n".join(lines) + "\n"
-
-
-def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
-    valued, _ = _completion_cases(shared, commands)
-
-    def quoted(text):
-        return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
-
-    def complete_line(action, condition, cmd_name=""):
-        parts = ["complete -c $name"] + (["-n %s" % quoted(condition)] if condition else [])
-        for flag in action.option_strings:
-            parts.append(("-l %s" if flag.startswith("--") else "-s %s") % flag.lstrip("-"))
-        kind = _value_kind(action, cmd_name)
-        if not action.option_strings:  # a word after the command: its choices
-            parts.append("-x -a %s" % quoted(" ".join(action.choices or ())))
-        elif kind == "choices":
-            parts.append("-x -a %s" % quoted(" ".join(action.choices)))
-        elif kind == "contexts":
-            parts.append("-x -a '(__jadevectordb_cluster_contexts)'")
-        elif kind in ("nodes", "shards"):
-            parts.append("-x -a '(__jadevectordb_cluster_ask %s)'" % kind)
-        elif kind == "fields":
-            parts.append("-x -a '(__jadevectordb_cluster_ask fields %s)'" % cmd_name)
-        elif kind == "files":
-            parts.append("-r -F")
-        elif kind == "text":
-            parts.append("-x")
-        summary = (action.help or "").split(" (")[0].split("; ")[0]
-        if len(summary) > 60:  # fish shows it beside the value: whole words, then an ellipsis
-            summary = summary[:59].rsplit(" ", 1)[0].rstrip(",:") + "…"
-        return " ".join(parts + ["-d %s" % quoted(summary)]) if summary else " ".join(parts)
-
-    lines = ["# fish completion for %s, made by '%s completion fish'" % (" and ".join(COMPLETED_NAMES), PROG),
-             "function __jadevectordb_cluster_contexts  # with the --config FILE typed on the line, if one was",
-             "    set -l words (commandline -opc)",
-             "    set -l config",
-             "    set -l at (contains -i -- --config $words); and test $at -lt (count $words)",
-             "    and set config --config (string replace -r '^~' $HOME -- $words[(math $at + 1)])",
-             "    $words[1] $config %s" % CONTEXT_NAMES,
-             "end",
-             "function __jadevectordb_cluster_ask  # the cluster named on the line, asked for IDs or field names",
-             "    set -l words (commandline -opc)",
-             "    set -l target",
-             "    set -l i 2",
-             "    while test $i -lt (count $words)",
-             "        switch $words[$i]",
-             "            case %s" % " ".join(TARGET_OPTIONS),
-             "                set target $target $words[$i] (string replace -r '^~' $HOME -- $words[(math $i + 1)])",
-             "                set i (math $i + 1)",
-             "            case --insecure",
-             "                set target $target --insecure",
-             "        end",
-             "        set i (math $i + 1)",
-             "    end",
-             "    $words[1] $target %s $argv 2>/dev/null" % ASK,
-             "end",
-             "function __jadevectordb_cluster_needs_command  # no command yet: values of options are not one",
-             "    set -l words (commandline -opc)",
-             "    set -l skip 0",
-             "    for word in $words[2..-1]",
-             "        if test $skip = 1",
-             "            set skip 0",
-             "        else if contains -- $word %s" % " ".join(valued),
-             "            set skip 1",
-             "        else if not string match -q -- '-*' $word",
-             "            return 1",
-             "        end",
-             "    end",
-             "    return 0",
-             "end",
-             "for name in %s" % " ".join(COMPLETED_NAMES), "    complete -c $name -f"]
-    lines += ["    complete -c $name -n __jadevectordb_cluster_needs_command -a %s -d %s"
-              % (cmd_name, quoted(summaries[cmd_name])) for cmd_name in commands]
-    lines += ["    " + complete_line(action, "") for action in shared]
-    for cmd_name, actions in commands.items():
-        lines += ["    " + complete_line(action, "__fish_seen_subcommand_from %s" % cmd_name + (
-            "" if action.option_strings else "; and not __fish_seen_subcommand_from %s" % " ".join(action.choices)),
-            cmd_name) for action in actions]
-    lines += ["    complete -c $name -n '__fish_seen_subcommand_from contexts; and __fish_seen_subcommand_from use' "
-              "-x -a '(__jadevectordb_cluster_contexts)'", "end"]
-    return "\n".join(lines) + "\n"
-
-
 @command("status", option("--check", action="store_true", help="exit 4 unless the cluster is HEALTHY"),
          option("--wait-for", type=str.upper, choices=CLUSTER_STATUSES, metavar="STATUS",
                 help="poll until the cluster is STATUS (%s)" % ", ".join(CLUSTER_STATUSES)),
@@ -6641,6 +6392,295 @@ def cmd_contexts(client: None, args: argparse.Namespace) -> Result:
     return Result(rows, None, empty)
 
 
+# --------------------------------------------------------------------------------------------------
+# Completion: the shell scripts, made from the parser, and the words they ask the command for
+# --------------------------------------------------------------------------------------------------
+
+SHELLS = ("bash", "zsh", "fish")
+COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
+FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
+
+
+# How a shell asks for the context names: the command it is completing, run again (with the
+# --config FILE typed on the line, if one was).
+CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
+
+
+def _value_kind(action: argparse.Action, cmd_name: str = "") -> str:
+    """'' for a flag, 'choices', 'files', 'contexts', 'nodes' or 'shards' (the IDs the cluster on the
+    line has), 'fields' (the command's field names), or 'text' (anything: nothing to offer)."""
+    if action.nargs == 0:
+        return ""
+    if action.dest == "context":
+        return "contexts"
+    if action.dest in FILE_OPTIONS:
+        return "files"
+    if action.dest in ("node_id", "to_node", "from_node", "target_node", "source_node") and \
+            cmd_name not in ("", "add-node"):
+        return "nodes"  # add-node's is a new one
+    if action.dest == "shard_id":
+        return "shards"
+    if action.dest in ("columns", "sort_by"):
+        return "fields"
+    return "choices" if action.choices else "text"
+
+
+def _completion_cases(shared: list, commands: dict) -> tuple:
+    """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
+    pattern matches "$command $prev", '*" --format"' for an option every command takes."""
+    def pattern(cmd_name, flag):
+        return '"%s %s"' % (cmd_name, flag) if cmd_name else '*" %s"' % flag
+
+    valued, cases = set(), []
+    for cmd_name, actions in [("", shared)] + list(commands.items()):
+        for action in actions:
+            kind = _value_kind(action, cmd_name)
+            if kind and action.option_strings:
+                valued.update(action.option_strings)
+                cases.append((" | ".join(pattern(cmd_name, o) for o in action.option_strings), kind,
+                              " ".join(action.choices or ())))
+    return sorted(valued), cases
+
+
+def _grouped(cases: list, answers: dict) -> list:
+    """[(case patterns, the answer they share)]: a command's own patterns before the '*' ones
+    every command shares, since the shells take the first pattern that matches."""
+    groups = {}
+    for pattern, kind, choices in sorted(cases, key=lambda case: case[0].startswith("*")):
+        groups.setdefault(answers[kind].replace("%s", choices), []).append(pattern)
+    return sorted(((patterns, answer) for answer, patterns in groups.items()),
+                  key=lambda group: group[0][0].startswith("*"))
+
+
+# What the scripts ask the command itself: the IDs of the cluster named on the line (under a short
+# deadline, silent on failure) and a command's field names.
+ASK = "__complete"
+# The options a completion passes on when it asks the cluster: which one, and how to reach it.
+TARGET_OPTIONS = ("--host", "--port", "--url", "--context", "--config", "--api-key", "--ca-cert")
+
+
+def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
+    valued, cases = _completion_cases(shared, commands)
+    asked = 'COMPREPLY=($(compgen -W "$("${prog[@]}" "${target[@]}" %s %%s 2>/dev/null)" -- "$cur"))' % ASK
+    answers = {"choices": 'COMPREPLY=($(compgen -W "%s" -- "$cur"))', "files": 'COMPREPLY=($(compgen -f -- "$cur"))',
+               "contexts": 'COMPREPLY=($(compgen -W "$("${prog[@]}" "${config[@]}" %s)" -- "$cur"))'
+                           % CONTEXT_NAMES,
+               "nodes": asked % "nodes", "shards": asked % "shards",
+               "fields": 'COMPREPLY=($(compgen -W "$("${prog[@]}" %s fields "$command" 2>/dev/null)" -- "$cur"))'
+                         % ASK,
+               "text": "COMPREPLY=()"}
+    lines = ["# bash completion for %s (and python %s), made by '%s completion bash'"
+             % (" and ".join(COMPLETED_NAMES), COMPLETED_NAMES[1], PROG),
+             "_jadevectordb_cluster() {",
+             '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" command="" i base=1',
+             '    if [[ "${COMP_WORDS[0]##*/}" == python* ]]; then  # python cluster_cli.py ...: ours from word 2',
+             '        if (( COMP_CWORD < 2 )) || [[ "${COMP_WORDS[1]##*/}" != %s ]]; then' % COMPLETED_NAMES[1],
+             "            compopt -o default 2>/dev/null; COMPREPLY=(); return  # python's own: file names",
+             "        fi",
+             "        base=2",
+             "    fi",
+             '    local prog=("${COMP_WORDS[@]:0:base}")',
+             '    prog=("${prog[@]/#\\~/$HOME}")',
+             '    local valued=" %s "' % " ".join(valued),
+             "    for ((i = base; i < COMP_CWORD; i++)); do  # the command: the first word not an option or its value",
+             '        if [[ "$valued" == *" ${COMP_WORDS[i]} "* ]]; then ((i++)); continue; fi',
+             '        if [[ "${COMP_WORDS[i]}" != -* ]]; then command="${COMP_WORDS[i]}"; break; fi',
+             "    done",
+             "    local config=() target=()  # the cluster named on the line: the names and IDs offered are its",
+             "    for ((i = base; i < COMP_CWORD - 1; i++)); do",
+             '        case "${COMP_WORDS[i]}" in',
+             '            --config) config=(--config "${COMP_WORDS[i+1]/#\\~/$HOME}") ;;&',
+             '            %s) target+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]/#\\~/$HOME}") ;;'
+             % "|".join(TARGET_OPTIONS),
+             "        esac",
+             "    done",
+             '    [[ " ${COMP_WORDS[*]:base:COMP_CWORD-base} " == *" --insecure "* ]] && target+=(--insecure)',
+             '    case "$command $prev" in',
+             '        "contexts use") %s; return ;;' % answers["contexts"]]
+    for patterns, answer in _grouped(cases, answers):
+        lines.append("        %s) %s; return ;;" % (" | ".join(patterns), answer))
+    lines += ["    esac", '    if [[ -z "$command" ]]; then',
+              '        if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "%s" -- "$cur"))' %
+              " ".join(o for a in shared for o in a.option_strings),
+              '        else COMPREPLY=($(compgen -W "%s" -- "$cur")); fi' % " ".join(commands),
+              "        return", "    fi", '    case "$command" in']
+    for cmd_name, actions in commands.items():
+        own = " ".join(o for a in actions + shared for o in a.option_strings)
+        positional = [" ".join(a.choices) for a in actions if not a.option_strings and a.choices]
+        choices = " ".join(positional + [own])
+        lines.append('        %s) COMPREPLY=($(compgen -W "%s" -- "$cur")) ;;' % (cmd_name, choices))
+    lines += ["    esac", "}", "complete -F _jadevectordb_cluster %s python python3" % " ".join(COMPLETED_NAMES)]
+    return "\n".join(lines) + "\n"
+
+
+def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
+    valued, cases = _completion_cases(shared, commands)
+    asked = 'compadd -- ${(f)"$($prog $target %s %%s 2>/dev/null)"}' % ASK
+    answers = {"choices": "compadd -- %s", "files": "_files",
+               "contexts": 'compadd -- ${(f)"$($prog $config %s)"}' % CONTEXT_NAMES,
+               "nodes": asked % "nodes", "shards": asked % "shards",
+               "fields": 'compadd -- ${(f)"$($prog %s fields $command 2>/dev/null)"}' % ASK,
+               "text": "_message 'value'"}
+    described = " ".join("'%s:%s'" % (name, summaries[name].replace("'", "'\\''").replace(":", "\\:"))
+                         for name in commands)
+    lines = ["#compdef %s python python3" % " ".join(COMPLETED_NAMES),
+             "# zsh completion for %s (and python %s), made by '%s completion zsh'"
+             % (" and ".join(COMPLETED_NAMES), COMPLETED_NAMES[1], PROG),
+             "_jadevectordb_cluster() {",
+             '    local cur="${words[CURRENT]}" prev="${words[CURRENT-1]}" command="" i base=1',
+             "    if [[ ${words[1]:t} == python* ]]; then  # python cluster_cli.py ...: ours from word 3",
+             "        if (( CURRENT < 3 )) || [[ ${words[2]:t} != %s ]]; then _files; return; fi" % COMPLETED_NAMES[1],
+             "        base=2",
+             "    fi",
+             "    local -a valued commands prog config target",
+             "    prog=(${words[1,base]/#\\~/$HOME})",
+             "    valued=(%s)" % " ".join(valued),
+             "    commands=(%s)" % described,
+             "    for ((i = base + 1; i < CURRENT; i++)); do",
+             "        if (( ${valued[(Ie)${words[i]}]} )); then ((i++)); continue; fi",
+             '        if [[ "${words[i]}" != -* ]]; then command="${words[i]}"; break; fi',
+             "    done",
+             "    for ((i = base + 1; i < CURRENT - 1; i++)); do  # the cluster named on the line",
+             '        case "${words[i]}" in',
+             '            (--config) config=(--config "${words[i+1]/#\\~/$HOME}") ;|',
+             '            (%s) target+=("${words[i]}" "${words[i+1]/#\\~/$HOME}") ;;' % "|".join(TARGET_OPTIONS),
+             "            (--insecure) target+=(--insecure) ;;",
+             "        esac",
+             "    done",
+             '    case "$command $prev" in',
+             '        ("contexts use") %s; return ;;' % answers["contexts"]]
+    for patterns, answer in _grouped(cases, answers):
+        lines.append("        (%s) %s; return ;;" % ("|".join(patterns).replace(" | ", "|"), answer))
+    lines += ["    esac", '    if [[ -z "$command" && "$cur" != -* ]]; then',
+              "        _describe command commands", "        return", "    fi", '    case "$command" in',
+              '        ("") compadd -- %s ;;' % " ".join(o for a in shared for o in a.option_strings)]
+    for cmd_name, actions in commands.items():
+        own = " ".join(o for a in actions + shared for o in a.option_strings)
+        positional = "".join("compadd -- %s; " % " ".join(a.choices) for a in actions
+                             if not a.option_strings and a.choices)
+        lines.append("        (%s) %scompadd -- %s ;;" % (cmd_name, positional, own))
+    lines += ["    esac", "}",
+              'if [[ "$funcstack[1]" == "_jadevectordb_cluster" ]]; then _jadevectordb_cluster "$@"; '
+              "else compdef _jadevectordb_cluster %s python python3; fi" % " ".join(COMPLETED_NAMES)]
+    return "\n".join(lines) + "\n"
+
+
+def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
+    valued, _ = _completion_cases(shared, commands)
+
+    def quoted(text):
+        return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
+
+    def complete_line(action, condition, cmd_name=""):
+        parts = ["complete -c $name"] + (["-n %s" % quoted(condition)] if condition else [])
+        for flag in action.option_strings:
+            parts.append(("-l %s" if flag.startswith("--") else "-s %s") % flag.lstrip("-"))
+        kind = _value_kind(action, cmd_name)
+        if not action.option_strings:  # a word after the command: its choices
+            parts.append("-x -a %s" % quoted(" ".join(action.choices or ())))
+        elif kind == "choices":
+            parts.append("-x -a %s" % quoted(" ".join(action.choices)))
+        elif kind == "contexts":
+            parts.append("-x -a '(__jadevectordb_cluster_contexts)'")
+        elif kind in ("nodes", "shards"):
+            parts.append("-x -a '(__jadevectordb_cluster_ask %s)'" % kind)
+        elif kind == "fields":
+            parts.append("-x -a '(__jadevectordb_cluster_ask fields %s)'" % cmd_name)
+        elif kind == "files":
+            parts.append("-r -F")
+        elif kind == "text":
+            parts.append("-x")
+        summary = (action.help or "").split(" (")[0].split("; ")[0]
+        if len(summary) > 60:  # fish shows it beside the value: whole words, then an ellipsis
+            summary = summary[:59].rsplit(" ", 1)[0].rstrip(",:") + "…"
+        return " ".join(parts + ["-d %s" % quoted(summary)]) if summary else " ".join(parts)
+
+    lines = ["# fish completion for %s, made by '%s completion fish'" % (" and ".join(COMPLETED_NAMES), PROG),
+             "function __jadevectordb_cluster_contexts  # with the --config FILE typed on the line, if one was",
+             "    set -l words (commandline -opc)",
+             "    set -l config",
+             "    set -l at (contains -i -- --config $words); and test $at -lt (count $words)",
+             "    and set config --config (string replace -r '^~' $HOME -- $words[(math $at + 1)])",
+             "    $words[1] $config %s" % CONTEXT_NAMES,
+             "end",
+             "function __jadevectordb_cluster_ask  # the cluster named on the line, asked for IDs or field names",
+             "    set -l words (commandline -opc)",
+             "    set -l target",
+             "    set -l i 2",
+             "    while test $i -lt (count $words)",
+             "        switch $words[$i]",
+             "            case %s" % " ".join(TARGET_OPTIONS),
+             "                set target $target $words[$i] (string replace -r '^~' $HOME -- $words[(math $i + 1)])",
+             "                set i (math $i + 1)",
+             "            case --insecure",
+             "                set target $target --insecure",
+             "        end",
+             "        set i (math $i + 1)",
+             "    end",
+             "    $words[1] $target %s $argv 2>/dev/null" % ASK,
+             "end",
+             "function __jadevectordb_cluster_needs_command  # no command yet: values of options are not one",
+             "    set -l words (commandline -opc)",
+             "    set -l skip 0",
+             "    for word in $words[2..-1]",
+             "        if test $skip = 1",
+             "            set skip 0",
+             "        else if contains -- $word %s" % " ".join(valued),
+             "            set skip 1",
+             "        else if not string match -q -- '-*' $word",
+             "            return 1",
+             "        end",
+             "    end",
+             "    return 0",
+             "end",
+             "for name in %s" % " ".join(COMPLETED_NAMES), "    complete -c $name -f"]
+    lines += ["    complete -c $name -n __jadevectordb_cluster_needs_command -a %s -d %s"
+              % (cmd_name, quoted(summaries[cmd_name])) for cmd_name in commands]
+    lines += ["    " + complete_line(action, "") for action in shared]
+    for cmd_name, actions in commands.items():
+        lines += ["    " + complete_line(action, "__fish_seen_subcommand_from %s" % cmd_name + (
+            "" if action.option_strings else "; and not __fish_seen_subcommand_from %s" % " ".join(action.choices)),
+            cmd_name) for action in actions]
+    lines += ["    complete -c $name -n '__fish_seen_subcommand_from contexts; and __fish_seen_subcommand_from use' "
+              "-x -a '(__jadevectordb_cluster_contexts)'", "end"]
+    return "\n".join(lines) + "\n"
+
+
+def completion_words(before: list, asked: list) -> list:
+    kind = asked[0] if asked else ""
+    if kind == "fields" and len(asked) > 1 and asked[1] in COMMANDS and COMMANDS[asked[1]].view:
+        spec = VIEWS[COMMANDS[asked[1]].view]
+        listed = VIEWS[spec.items[1]] if spec.items and not spec.fields else spec
+        return list(listed.fields or [column.key for column in listed.columns])
+    if kind not in ("nodes", "shards"):
+        return []
+    args = build_parser(before + ["health"]).parse_args(before + ["health"])
+    config = read_config(*config_path(args.config), timeout=2.0)
+    chosen = chosen_context(config, args.context)
+    settings = client_settings(resolve(setting_sources(flag_source(args), chosen, environment_source(os.environ))))
+    settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
+    with ClusterCLI(**settings) as client:
+        if kind == "nodes":
+            return sorted(fmt_text(field(node, "node_id")) for node in client.list_nodes())
+        return sorted(fmt_text(field(shard, "shard_id")) for shard in client.list_shards())
+
+
+def complete_words(before: list, asked: list) -> int:
+    """Print what a completion script asks for, one a line: 'fields COMMAND' (the names --columns and
+    --sort-by take), or 'nodes' and 'shards' (the IDs of the cluster named by the options before),
+    asked within 2 seconds, once. Nothing on failure, and exit 0: a shell shows no error while
+    the operator types."""
+    import contextlib
+    import io
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # a context's warning is no completion
+            offered = completion_words(before, asked)
+    except (ClusterError, SystemExit, OSError, ValueError):
+        offered = []
+    write("".join(word + "\n" for word in offered if word and not word.startswith("-") and word.isprintable()))
+    return EXIT_OK
+
+
 @command("completion", option("shell", choices=SHELLS, help="the shell to complete in"), local=True)
 def cmd_completion(client: None, args: argparse.Namespace) -> str:
     """Print a completion script for bash, zsh or fish, made from this command's own options.
@@ -6933,41 +6973,6 @@ def as_help(argv: list) -> list:
     if at is None or argv[at] != "help":
         return argv
     return argv[:at] + argv[at + 1:at + 2] + ["--help"]
-
-
-def completion_words(before: list, asked: list) -> list:
-    kind = asked[0] if asked else ""
-    if kind == "fields" and len(asked) > 1 and asked[1] in COMMANDS and COMMANDS[asked[1]].view:
-        spec = VIEWS[COMMANDS[asked[1]].view]
-        listed = VIEWS[spec.items[1]] if spec.items and not spec.fields else spec
-        return list(listed.fields or [column.key for column in listed.columns])
-    if kind not in ("nodes", "shards"):
-        return []
-    args = build_parser(before + ["health"]).parse_args(before + ["health"])
-    config = read_config(*config_path(args.config), timeout=2.0)
-    chosen = chosen_context(config, args.context)
-    settings = client_settings(resolve(setting_sources(flag_source(args), chosen, environment_source(os.environ))))
-    settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
-    with ClusterCLI(**settings) as client:
-        if kind == "nodes":
-            return sorted(fmt_text(field(node, "node_id")) for node in client.list_nodes())
-        return sorted(fmt_text(field(shard, "shard_id")) for shard in client.list_shards())
-
-
-def complete_words(before: list, asked: list) -> int:
-    """Print what a completion script asks for, one a line: 'fields COMMAND' (the names --columns and
-    --sort-by take), or 'nodes' and 'shards' (the IDs of the cluster named by the options before),
-    asked within 2 seconds, once. Nothing on failure, and exit 0: a shell shows no error while
-    the operator types."""
-    import contextlib
-    import io
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # a context's warning is no completion
-            offered = completion_words(before, asked)
-    except (ClusterError, SystemExit, OSError, ValueError):
-        offered = []
-    write("".join(word + "\n" for word in offered if word and not word.startswith("-") and word.isprintable()))
-    return EXIT_OK
 
 
 def run_command_line(argv: list) -> int:
