@@ -1850,15 +1850,27 @@ def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
+class Clock:
+    """Time as waits, a plan's executor and its stall checks read it: now(), monotonic seconds, and
+    sleep(seconds). The process has the real one; a test puts in one it moves on itself, so that a
+    wait of minutes takes none of the test's time (tests/conftest.py)."""
+
+    now = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
+CLOCK = Clock()
+
+
 def rounds(interval: float, deadline: Optional[float] = None) -> Iterator[None]:
     """Yield at once, then every `interval` seconds until the deadline, the last time at it: the one
     rhythm of every wait, of a plan's polls and of --watch."""
     while True:
         yield
-        now = time.monotonic()
+        now = CLOCK.now()
         if deadline is not None and now >= deadline:
             return
-        time.sleep(interval if deadline is None else min(interval, deadline - now))
+        CLOCK.sleep(interval if deadline is None else min(interval, deadline - now))
 
 
 def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
@@ -1866,13 +1878,13 @@ def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any]
     """Call read() until done(value), polling through failures that may pass, until
     the deadline (with a last poll at it). Return (value, done, seconds waited,
     the last failure); value is None when no poll succeeded."""
-    started = time.monotonic()
+    started = CLOCK.now()
     deadline = started + timeout
     value, last_error = None, None
     for _ in rounds(interval, deadline):
         # The wait's end bounds every poll, retries included; the last one, started at
         # the deadline, gets a moment to answer.
-        with client._transport.bounded(max(deadline, time.monotonic() + LAST_POLL_GRACE)):
+        with client._transport.bounded(max(deadline, CLOCK.now() + LAST_POLL_GRACE)):
             try:
                 value, last_error = read(), None
             except ClusterError as exc:
@@ -1880,8 +1892,8 @@ def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any]
                     raise
                 last_error = exc
         if last_error is None and done(value):
-            return value, True, time.monotonic() - started, None
-    return value, False, time.monotonic() - started, last_error
+            return value, True, CLOCK.now() - started, None
+    return value, False, CLOCK.now() - started, last_error
 
 
 # --------------------------------------------------------------------------------------------------
@@ -2512,7 +2524,7 @@ class _Transport:
                           % (why, seconds(most)))
             self.retrying = None
         self._log.debug("retrying in %.2fs", delay)
-        time.sleep(delay)
+        CLOCK.sleep(delay)
         return True
 
     def _send(self, method: str, path: str, params, body, deadline: float):
@@ -2971,7 +2983,7 @@ class ClusterCLI:
         if progress is not None and not callable(progress):
             raise InvalidInput("progress must be a function of (event, move), got %s" % type(progress).__name__,
                                param="progress")
-        deadline = None if timeout is None else time.monotonic() + check_seconds(timeout, "timeout")
+        deadline = None if timeout is None else CLOCK.now() + check_seconds(timeout, "timeout")
         resumed = {m["shard_id"] for m in list(following) + list(done)}
         rest = [dict(move) for move in plan["moves"] if move["shard_id"] not in resumed]
         if resumed:
@@ -2993,7 +3005,7 @@ class ClusterCLI:
             except Exception as exc:  # the caller's code: finish what runs, then say so
                 broken.append(exc)
 
-        running = [dict(move, _seen=time.monotonic()) for move in following]
+        running = [dict(move, _seen=CLOCK.now()) for move in following]
         self._lost = False  # whether the last poll found the cluster unreachable (said once, and when it is back)
         report = {"completed": [dict(m) for m in done], "failed": [], "stalled": [], "unknown": [], "skipped": [],
                   "running": running, "not_started": rest, "stale": stale if resumed else [],
@@ -3042,7 +3054,7 @@ class ClusterCLI:
             kept, index = [], 0  # the moves looked at and left for later; pending[index:] not looked at
             try:
                 while index < len(pending) and len(running) < max_concurrent and not broken and not stopped and\
-                        (deadline is None or time.monotonic() < deadline):
+                        (deadline is None or CLOCK.now() < deadline):
                     move = pending[index]
                     nodes = (move["source_node"], move["target_node"])
                     if any(node in blocked or busy.get(node, 0) >= max_per_node for node in nodes):
@@ -3080,7 +3092,7 @@ class ClusterCLI:
                         if running_elsewhere is not None:  # another operator's migration of it: theirs, not a failure
                             if field(running_elsewhere, "target_node") == move["target_node"]:
                                 move.update(migration_id=field(running_elsewhere, "migration_id"),
-                                            _seen=time.monotonic(), _last=None)
+                                            _seen=CLOCK.now(), _last=None)
                                 running.append(move)  # going where this plan sends it: followed as this move
                                 notify("started", move)
                             else:
@@ -3094,7 +3106,7 @@ class ClusterCLI:
                             blocked.setdefault(node, "a move of %s FAILED there" % move["shard_id"])
                         notify("failed", report["failed"][-1])
                         continue
-                    move.update(migration_id=field(answer, "migration_id"), _seen=time.monotonic(), _last=None)
+                    move.update(migration_id=field(answer, "migration_id"), _seen=CLOCK.now(), _last=None)
                     running.append(move)
                     for node in nodes:
                         busy[node] = busy.get(node, 0) + 1
@@ -3107,7 +3119,7 @@ class ClusterCLI:
                     move["error"] = "not started: " + why[0]
             if not running and (broken or stopped or not pending or all(m.get("error") for m in pending)):
                 return  # nothing left to follow, and nothing more may start
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and CLOCK.now() >= deadline:
                 return
 
     def _running_migration(self, move: dict) -> Optional[dict]:
@@ -3122,7 +3134,7 @@ class ClusterCLI:
                    stall_timeout: float) -> Optional[str]:
         """Ask how a running move's migration goes. When it ended (completed, failed, stalled: no
         progress for stall_timeout seconds, or unknown: the cluster forgot it), file it and return how."""
-        now = time.monotonic()
+        now = CLOCK.now()
         try:
             shard = self.shard_status(move["shard_id"])
         except ClusterError as exc:
@@ -4680,7 +4692,7 @@ class MigrationProgress(ProgressLine):
         percent = finite(field(migration, "progress"))
         done = finite(field(migration, "transferred_vectors"))
         total = finite(field(migration, "total_vectors"))
-        now = time.monotonic()
+        now = CLOCK.now()
         if self.first is None:
             self.first = (now, done)
         elapsed, moved = now - self.first[0], done - self.first[1]
@@ -5106,12 +5118,12 @@ class MoveProgress(ProgressLine):
         self.total, self.done, self.failed, self.started = total, 0, 0, 0
         self.running, self.sending, self.numbers = {}, None, {}
         self.journal, self.stream = journal, stream
-        self.began, self.vectors, self.vectors_done = time.monotonic(), vectors, 0
+        self.began, self.vectors, self.vectors_done = CLOCK.now(), vectors, 0
 
     def pace(self) -> dict:
         """Return the run's pace: moves done of the total, vectors per second over the moves completed by
         this run, and the seconds the rest should take at that rate (None until one completes)."""
-        elapsed = time.monotonic() - self.began
+        elapsed = CLOCK.now() - self.began
         rate = self.vectors_done / elapsed if elapsed > 0 and self.vectors_done > 0 else None
         left = max(0, self.vectors - self.vectors_done)
         return {"moves_done": self.done, "moves_total": self.total,
@@ -6156,7 +6168,7 @@ def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) ->
 
     note("following %s the node held until each has %d copies (giving up after %s with no change)"
          % (words(len(held), "shard"), factor, seconds(args.stall_timeout)))
-    seen = {"short": None, "at": time.monotonic()}
+    seen = {"short": None, "at": CLOCK.now()}
 
     def settled(shards):  # restored, or stalled: no change for --stall-timeout
         missing = short(shards)
@@ -6164,8 +6176,8 @@ def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) ->
             if missing:
                 note("%d of %s restored; still short: %s" % (len(held) - len(missing), words(len(held), "shard"),
                                                             named(missing)))
-            seen.update(short=missing, at=time.monotonic())
-        return not missing or time.monotonic() - seen["at"] >= args.stall_timeout
+            seen.update(short=missing, at=CLOCK.now())
+        return not missing or CLOCK.now() - seen["at"] >= args.stall_timeout
 
     shards, ended, waited, _ = poll_until(client, client.list_shards, settled, args.wait_timeout, args.poll_interval)
     missing = sorted(held) if shards is None else short(shards)

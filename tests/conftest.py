@@ -169,9 +169,49 @@ def clean_env(monkeypatch, tmp_path):
     return monkeypatch
 
 
+class TestClock:
+    """The CLI's clock in a test (cluster_cli.CLOCK): now() is the real one plus what the CLI has slept,
+    and sleep() sleeps none of it, moving the simulator's cluster on as much instead. A wait, a plan's
+    polls and its stall checks take no time of the test's, and see the cluster as they would have."""
+
+    def __init__(self, cluster):
+        self.cluster, self.slept = cluster, 0.0
+
+    def now(self) -> float:
+        return time.monotonic() + self.slept
+
+    def sleep(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        self.slept += seconds
+        self.cluster.advance(seconds)
+        time.sleep(0)  # other threads (the simulator, a test's) get their turn
+
+
 @pytest.fixture
-def cli(sim, capsys, clean_env):
-    """cli(*argv) runs main() in-process against the simulator; returns Run."""
+def clock(sim, monkeypatch, request):
+    """The in-process CLI's clock: a TestClock, unless the test is marked real_clock (it races a
+    thread or a server that keeps the real time)."""
+    if request.node.get_closest_marker("real_clock"):
+        return cluster_cli.CLOCK
+    fake = TestClock(sim.cluster)
+    monkeypatch.setattr(cluster_cli, "CLOCK", fake)
+    return fake
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.01, what: str = "the condition"):
+    """Return condition()'s first true value, polled every `interval` seconds; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "%s did not hold within %g s" % (what, timeout)
+        time.sleep(interval)
+
+
+@pytest.fixture
+def cli(sim, capsys, clean_env, clock):
+    """cli(*argv) runs main() in-process against the simulator, on the test's clock; returns Run."""
     def run(*argv, target=True):
         prefix = ["--host", "127.0.0.1", "--port", str(sim.port)] if target else []
         code = cluster_cli.main(prefix + [str(a) for a in argv])

@@ -13,7 +13,7 @@ import pytest
 import cluster_cli
 import hostile
 from conftest import SCRIPT, commands_that, free_port, interruptible, sample
-from conftest import on_terminal
+from conftest import on_terminal, wait_until
 
 KEY = "s3cret-Key_0123456789"
 # The commands that send one change, from the registry: {name: (argv, method, path)}, and the command
@@ -272,6 +272,7 @@ def test_a_change_whose_answer_trickles_past_the_timeout_may_have_been_applied(a
 
 # -- 6. waits end on time, and ride out an election ---------------------------------------------
 
+@pytest.mark.real_clock  # the server keeps the real time; so must the CLI's retry pauses
 def test_a_wait_against_a_503_master_ends_at_its_deadline_with_a_last_poll(at, hostile_server):
     hostile_server.default = hostile.answer(503, {"error": "leader election in progress"})
     run = at(hostile_server, "status", "--wait-for", "HEALTHY", "--wait-timeout", "2")
@@ -284,6 +285,7 @@ def test_a_wait_against_a_503_master_ends_at_its_deadline_with_a_last_poll(at, h
                               "(HTTP 503); the cluster was still unavailable after " % waited)
 
 
+@pytest.mark.real_clock  # the server keeps the real time; so must the CLI's retry pauses
 def test_default_get_retries_ride_out_an_election_of_several_seconds(at, hostile_server):
     hostile_server.default = hostile.unavailable_for(2.5, hostile.answer(200, {"status": "HEALTHY"}))
     run = at(hostile_server, "status", "--format", "compact")
@@ -551,9 +553,7 @@ def test_hosts_may_be_a_sequence(sim):
 def interrupt_when_received(server, argv, count=1):
     process = subprocess.Popen([sys.executable, SCRIPT, "--url", server.url] + argv, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
-    deadline = time.monotonic() + 20
-    while len(server.received) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(server.received) >= count, 20, what="%d requests received" % count)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     return process.returncode, out, err

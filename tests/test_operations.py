@@ -11,7 +11,7 @@ import time
 import pytest
 
 import cluster_cli
-from conftest import SCRIPT, interruptible
+from conftest import SCRIPT, interruptible, wait_until
 
 FAST = ("--poll-interval", "0.05")
 OPERATION = r"rebalance-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}"
@@ -45,13 +45,6 @@ def moving(sim) -> bool:
     """Whether a migration was asked for and the CLI has polled since: it holds that move's answer."""
     methods = [(r["method"], r["path"].endswith("/migrate")) for r in sim.requests]
     return ("POST", True) in methods and "GET" in [m for m, _ in methods[methods.index(("POST", True)) + 1:]]
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in %gs" % timeout
-        time.sleep(0.02)
 
 
 def test_a_stalled_move_ends_and_keeps_new_moves_off_its_nodes(cli, sim):
@@ -138,7 +131,7 @@ def test_a_rejected_key_mid_apply_still_prints_what_runs(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=600)
 
     def rotate_the_key():
-        wait_for(lambda: migrations(sim))
+        wait_until(lambda: migrations(sim))
         sim.require_keys({"new-key": "admin"})
     threading.Thread(target=rotate_the_key, daemon=True).start()
     run = cli("rebalance", *FAST, "--format", "compact")
@@ -161,7 +154,7 @@ def stopped_rebalance(sim, cli, signum=signal.SIGINT, *argv):
     it with `signum` once its first move runs. Return (exit code, stdout, stderr)."""
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST, *argv)
-    wait_for(lambda: moving(sim))
+    wait_until(lambda: moving(sim))
     process.send_signal(signum)
     out, err = process.communicate(timeout=30)
     return process.returncode, out, err
@@ -356,7 +349,7 @@ def test_a_journal_others_may_write_is_not_trusted(cli, sim, tmp_path, what):
 def test_a_migration_another_operator_started_is_followed_or_left_to_them_never_a_failure(cli, sim, target):
     grow(sim, cli, "node-worker-003", migration_seconds=1.0)  # plan: shard-00, shard-01, shard-03 onto worker-003
     process = start(sim, "rebalance", "--yes", *FAST, "--format", "json")
-    wait_for(lambda: moving(sim))
+    wait_until(lambda: moving(sim))
     assert cli("migrate-shard", "--shard-id", "shard-01", "--to-node", target).code == 0  # someone else's
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
@@ -383,7 +376,7 @@ def test_a_migration_the_cluster_stops_reporting_is_followed_while_the_shard_is_
 def test_losing_the_cluster_mid_run_is_said_at_once_and_when_it_is_back(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=0.5)
     process = start(sim, "--retries", "0", "rebalance", "--yes", *FAST, "--stall-timeout", "30")
-    wait_for(lambda: moving(sim))
+    wait_until(lambda: moving(sim))
     sim.fault(fail_next=6, fault_methods=["GET"], fail_status=502)  # the polls fail for a while, then answer
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
@@ -393,14 +386,14 @@ def test_losing_the_cluster_mid_run_is_said_at_once_and_when_it_is_back(cli, sim
 
 
 def running_operation(cli) -> str:
-    wait_for(lambda: operations(cli) and operations(cli)[0]["state"] == "running")
+    wait_until(lambda: operations(cli) and operations(cli)[0]["state"] == "running")
     return operations(cli)[0]["operation"]
 
 
 def test_a_throttle_from_another_terminal_takes_effect_at_the_next_round(cli, sim):
     grow(sim, cli, "node-worker-003", "node-worker-004", migration_seconds=1.0)
     process = start(sim, "rebalance", "--yes", *FAST)  # --max-concurrent 1
-    wait_for(lambda: moving(sim))
+    wait_until(lambda: moving(sim))
     operation = running_operation(cli)
     run = cli("operations", "throttle", operation, "--max-concurrent", "3", "--max-per-node", "2")
     assert (run.code, run.out) == (0, "%s: --max-concurrent 3, --max-per-node 2 from its next round\n" % operation)
@@ -414,7 +407,7 @@ def test_a_throttle_from_another_terminal_takes_effect_at_the_next_round(cli, si
 def test_a_stop_from_another_terminal_ends_the_run_with_its_report_and_it_resumes(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=1.0)
     process = start(sim, "rebalance", "--yes", *FAST, "--format", "json")
-    wait_for(lambda: moving(sim))
+    wait_until(lambda: moving(sim))
     operation = running_operation(cli)
     shown = cli("operations", "show", operation, "--format", "json").json()
     assert [m["shard_id"] for m in shown["running"]] == ["shard-00"] and len(shown["not_started"]) == 2
@@ -460,7 +453,7 @@ def test_a_second_run_against_the_same_cluster_is_refused_at_once(cli, sim):
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST)
     try:
-        wait_for(lambda: moving(sim))
+        wait_until(lambda: moving(sim))
         run = cli("rebalance", *FAST)
         assert run.code == 1
         operation = operations(cli)[0]["operation"]
@@ -673,7 +666,7 @@ def test_a_run_killed_outright_is_resumable_at_once_whatever_its_pid(cli, sim, t
     # held lock says a run is running. Here the journal names this very process, which is alive too.
     grow(sim, cli, "node-worker-003", migration_seconds=600)
     process = start(sim, "rebalance", *FAST)
-    wait_for(lambda: moving(sim))
+    wait_until(lambda: moving(sim))
     process.kill()  # SIGKILL: no ending written, its lock released by the kernel
     process.communicate(timeout=30)
     folder = tmp_path / "state" / "jadevectordb" / "operations"
@@ -733,7 +726,7 @@ def test_a_refused_plan_is_kept_as_refused_and_never_resumed(cli, sim, tmp_path)
 def test_an_interrupted_drain_with_remove_resumes_and_then_removes(cli, sim):
     sim.reset(migration_seconds=600, nodes=4)
     process = start(sim, "drain-node", "--node-id", "node-worker-002", "--remove", "--yes", *FAST)
-    wait_for(lambda: moving(sim))
+    wait_until(lambda: moving(sim))
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130

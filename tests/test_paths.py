@@ -297,15 +297,12 @@ def signal_when(condition, argv, signals, env=None):
     """Run the script; once condition() holds, send it `signals` (one after another); (code, out, err)."""
     import signal
     import subprocess
-    import time
-    from conftest import SCRIPT, interruptible
+    from conftest import SCRIPT, interruptible, wait_until
     environ = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_")}
     environ.update(env or {})
     process = subprocess.Popen([sys.executable, SCRIPT] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=environ, preexec_fn=interruptible)
-    deadline = time.monotonic() + 20
-    while not condition() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)
+    wait_until(lambda: condition() or process.poll() is not None, 20)
     for number in signals:
         process.send_signal(getattr(signal, number))
     out, err = process.communicate(timeout=30)

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 import simulator
-from conftest import SCRIPT, interruptible
+from conftest import SCRIPT, interruptible, wait_until
 from test_examples import SPEC_WALKTHROUGH, block_after, shell  # noqa: F401  (shell is a fixture)
-from test_operations import migrations, moving, wait_for
+from test_operations import migrations, moving
 
 FAST = ("--poll-interval", "0.05")
 NOTICE = ("the cluster serves its API under /v1, not /api/v1: using /v1 (--api-prefix /v1 says so and saves the "
@@ -133,7 +133,7 @@ def test_interrupt_then_rerun_and_resume(cli, server):
     server.advance(5)  # joined, however slowly this server joins
     process = subprocess.Popen([sys.executable, SCRIPT, "--url", server.url, "rebalance", "--yes", *FAST],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
-    wait_for(lambda: moving(server))
+    wait_until(lambda: moving(server))
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130 and "rebalance --resume" in err, err

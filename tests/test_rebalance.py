@@ -4,12 +4,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 import cluster_cli
-from conftest import SCRIPT, interruptible
+from conftest import SCRIPT, interruptible, wait_until
 
 FAST = ("--poll-interval", "0.05")
 
@@ -273,9 +272,7 @@ def test_ctrl_c_stops_new_moves_and_names_the_running_ones(sim):
     process = subprocess.Popen([sys.executable, SCRIPT, "--url", sim.url, "rebalance", "--poll-interval", "0.05"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=interruptible)
-    deadline = time.monotonic() + 20
-    while not sim.polled_after_a_change() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(sim.polled_after_a_change, 20, what="a poll after the first move")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out) == (130, "")

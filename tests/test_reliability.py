@@ -10,7 +10,7 @@ import pytest
 
 import cluster_cli
 import simulator
-from conftest import SCRIPT, commands_that, free_port, interruptible
+from conftest import SCRIPT, commands_that, free_port, interruptible, wait_until
 
 KEY = "s3cret-Key_0123456789"
 
@@ -178,6 +178,7 @@ def test_a_change_is_not_resent_after_a_read_timeout(cli, sim):
     assert sim.changes() == [("POST", "/api/v1/cluster/nodes")]
 
 
+@pytest.mark.real_clock  # the server keeps the real time; so must the CLI's retry pauses
 def test_retry_after_is_honoured(cli, sim):
     sim.fault(fail_next=1, retry_after=0.3)
     started = time.monotonic()
@@ -573,8 +574,7 @@ def test_ctrl_c_exits_130_without_a_traceback(sim):
     process = subprocess.Popen([sys.executable, SCRIPT, "--host", "127.0.0.1", "--port", str(sim.port),
                                 "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=interruptible)
-    while not sim.requests:
-        time.sleep(0.05)
+    wait_until(lambda: sim.requests, what="a request")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert (process.returncode, out, err) == (130, "", "interrupted\n")
@@ -697,8 +697,7 @@ def test_ctrl_c_in_process_exits_130(cli, sim):
     import threading
 
     def interrupt_when_received():
-        while not sim.requests:
-            time.sleep(0.01)
+        wait_until(lambda: sim.requests, what="a request")
         os.kill(os.getpid(), signal.SIGINT)  # a real signal: it breaks the blocking read, as Ctrl-C does
 
     # As in a terminal, even when this run inherited SIGINT ignored (a background job).
