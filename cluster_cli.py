@@ -1948,7 +1948,6 @@ def _argument_type(check):
     return convert
 
 
-
 def check_format(text: Any, where: str) -> str:
     if text not in FORMAT_NAMES:
         raise InvalidInput("%s must be one of %s, got %s" % (where, ", ".join(FORMAT_NAMES), shown(text)))
@@ -2056,8 +2055,6 @@ CHOOSING = ("context", "config")  # read first, to find the others: never a valu
 CONTEXT_SETTINGS = tuple(given.name for given in SETTINGS if given.kind)
 # What ClusterCLI() takes: what from_context() lets a caller override.
 CLIENT_SETTINGS = tuple(given.name for given in SETTINGS if given.client) + ("verify",)
-
-
 
 
 DEFAULT_SOURCE = Source("the defaults", {given.name: given.default for given in SETTINGS
@@ -5540,7 +5537,6 @@ class Parser(argparse.ArgumentParser):
 
 _seconds = _argument_type(lambda text: check_seconds(text, "timeout"))
 _id = _argument_type(lambda text: check_id(text, "id"))
-_size = _argument_type(check_size)
 _address = _argument_type(check_address)
 
 
