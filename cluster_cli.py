@@ -2003,6 +2003,7 @@ def setting(name: str, flags: tuple = (), help: str = "", env: Optional[str] = N
     if default_text is None and default not in (None, False):
         default_text = "%g" % default if isinstance(default, float) else str(default)
     said = "; ".join((["env " + env] if env else []) + (["default " + default_text] if default_text else []))
+    check = check or (lambda value, where: value)
     if parsed:
         argparse_settings["type"] = _argument_type(lambda text: check(text, name))
     flag = option(*flags, param=name, default=None, help=help + (" (%s)" % said if said else ""),
@@ -2066,8 +2067,7 @@ def check_context_setting(key: str, value: Any) -> None:
     types, said = KINDS[SETTING[key].kind]
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         raise InvalidInput("%s must be %s" % (key, said))
-    if SETTING[key].check:
-        SETTING[key].check(value, key)
+    SETTING[key].check(value, key)
 
 ADDRESS = ("url", "host", "port")  # one setting: the cluster's address
 ADDRESS_DEFAULTS = {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
@@ -2363,7 +2363,7 @@ def flag_source(args: argparse.Namespace) -> Source:
         value = getattr(args, given.name, None) if given.option and given.name not in CHOOSING else None
         if value is not None and given.name not in ("host", "port"):
             flag = given.option.flags[-1]
-            values[given.name] = lazily(given.check, value, flag) if given.check else value
+            values[given.name] = lazily(given.check, value, flag)
             labels[given.name] = flag
     if args.url is None and (args.host, args.port) != (None, None):
         env = environment_source(os.environ)
