@@ -148,7 +148,8 @@ def start_up_instructions(row) -> None:
         bare = instructions([PY, "-c", "pass"])
         status_floor = instructions([PY, "-c", FLOOR % (url + "/api/v1/cluster/status")])
         for name, ours, floor, limit in (
-                ("--help", INSTALLED + ["--help"], bare, 2.2),
+                # No target (issue 28 withdrew 2.2x): a guard at the 3.5x of that day, so help grows no slower.
+                ("--help", INSTALLED + ["--help"], bare, 3.5),
                 ("status --format json", INSTALLED + target + ["status", "--format", "json"], status_floor, 1.1),
                 ("status (table)", INSTALLED + target + ["status"], status_floor, 1.2),
                 # The script form compiles the whole file on every run: a guard, so the file grows only with
