@@ -69,6 +69,16 @@ def test_the_context_keys_are_the_records_that_have_a_kind():
 COMMAND_ROWS = {plain(row[0]): row[1:] for row in table_after("## Commands", "command")}
 
 
+def test_every_command_has_its_row_with_the_request_it_sends():
+    assert list(COMMAND_ROWS) == list(cluster_cli.COMMANDS)  # none missing, none left over, in --help's order
+    for name, command in cluster_cli.COMMANDS.items():
+        options, endpoint, method = COMMAND_ROWS[name]
+        if command.sends:
+            assert (method, endpoint) == (command.sends[0], "`%s`" % command.sends[1].replace("{}", "{id}")), name
+        elif not command.local:
+            assert "/api/v1/" in endpoint or endpoint == "`/health`", name
+
+
 @pytest.mark.parametrize("name", list(cluster_cli.COMMANDS))
 def test_a_commands_row_names_only_its_own_options_and_every_one_it_requires(name):
     parser = cluster_cli.build_parser([name]).subparsers[name]

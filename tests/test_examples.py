@@ -441,28 +441,3 @@ def test_readme_lists_the_fields_of_what_a_run_reports(cli, sim, tmp_path, clean
     path.write_text('[contexts.a]\nurl = "%s"\n' % sim.url)
     clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
     assert list(cli("contexts", "-o", "json").json()[0]) == documented_fields()["contexts"]
-
-
-# -- every command of the registry is in the README ----------------------------------------------------
-
-def commands_table() -> dict:
-    """The README's Commands table: {command: (options, endpoint, method)}."""
-    section = README.split("\n## Commands\n", 1)[1].split("\n### ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
-        if len(cells) == 4 and re.match(r"^`[a-z-]+`$", cells[0]):
-            rows[cells[0].strip("`")] = tuple(cells[1:])
-    return rows
-
-
-def test_every_command_has_its_readme_row_with_the_request_it_sends():
-    import cluster_cli
-    rows = commands_table()
-    assert list(rows) == list(cluster_cli.COMMANDS)  # none missing, none left over, in the order of --help
-    for name, command in cluster_cli.COMMANDS.items():
-        if command.sends:
-            method, path = command.sends
-            assert rows[name][2] == method and rows[name][1] == "`%s`" % path.replace("{}", "{id}"), name
-        elif not command.local:
-            assert "/api/v1/" in rows[name][1] or rows[name][1] == "`/health`", name
