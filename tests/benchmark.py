@@ -206,8 +206,9 @@ def main(argv=None) -> int:
     print("small cluster (3 nodes, 12 shards) on %s" % small_url, file=sys.stderr, flush=True)
     try:
         bare = [PY, "-c", "pass"]
-        row("--help", compare(INSTALLED + ["--help"], bare, small_runs), 2.2)
-        row("--version", compare(INSTALLED + ["--version"], bare, small_runs), 2.2)
+        # Timed start-up has no target (issue 28): --instructions holds --help and the script form by guards.
+        row("--help", compare(INSTALLED + ["--help"], bare, small_runs), None)
+        row("--version", compare(INSTALLED + ["--version"], bare, small_runs), None)
         status_floor = [PY, "-c", FLOOR % (small_url + "/api/v1/cluster/status")]
         target = ["--host", "127.0.0.1", "--port", str(small_port)]
         row("status --format json", compare(INSTALLED + target + ["status", "--format", "json"], status_floor,
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
         row("status (table)", compare(INSTALLED + target + ["status"], status_floor, small_runs), 1.2)
         row("python cluster_cli.py --help", compare(SCRIPT + ["--help"], bare, small_runs), None)
         row("python cluster_cli.py status --format json",
-            compare(SCRIPT + target + ["status", "--format", "json"], status_floor, small_runs), 1.4)
+            compare(SCRIPT + target + ["status", "--format", "json"], status_floor, small_runs), None)
         row("library: 200 x cluster_status()", library_loop(small_port, 200, loop_runs), 1.2)
     finally:
         small.terminate()
