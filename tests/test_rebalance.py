@@ -73,6 +73,7 @@ def test_a_balanced_cluster_sends_nothing(cli, sim):
 
 
 def test_right_after_add_node_the_plan_says_what_to_wait_for_not_already_balanced(cli, sim):
+    sim.reset(join_seconds=60)  # JOINING until advanced, however slowly this machine runs the next commands
     assert cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080").code == 0  # JOINING
     run = cli("rebalance", "--dry-run", "--format", "json")
     assert run.code == 4  # not balanced, and it cannot be yet
@@ -83,7 +84,7 @@ def test_right_after_add_node_the_plan_says_what_to_wait_for_not_already_balance
                        "JOINING'), then plan again\n".format("--host 127.0.0.1 --port %d" % sim.port))
     assert "already balanced" not in cli("rebalance", "--yes").err and sim.changes() == [
         ("POST", "/api/v1/cluster/nodes")]
-    sim.advance(1)  # joined
+    sim.advance(60)  # joined
     assert cli("rebalance", "--dry-run", "--format", "json").json()["left_out"] == []
 
 

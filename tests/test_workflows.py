@@ -146,6 +146,7 @@ def test_migration_dry_run_says_why_it_would_be_refused(cli, sim, setup, argv, r
 def test_a_dry_run_only_warns_where_the_contract_makes_no_refusal(cli, sim):
     # The contract refuses a migration for its source, a copy on the target or one running:
     # not for the target's health. A JOINING or UNREACHABLE target is a warning, exit 0.
+    sim.reset(join_seconds=60)  # JOINING for the whole test, however slowly this machine runs it
     cli("add-node", "--node-id", "node-worker-003", "--address", "192.168.1.13:8080")
     run = cli("migrate-shard", "--shard-id", "shard-00", "--to-node", "node-worker-003", "--dry-run",
               "--format", "json")
