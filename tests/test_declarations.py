@@ -139,3 +139,10 @@ def test_from_context_takes_the_contexts_setting_and_not_the_environment(dead, c
     client = cluster_cli.ClusterCLI.from_context("quiet")
     assert (client.retries, client.base_urls) == (1, ["http://127.0.0.1:%d" % dead])
     assert cluster_cli.ClusterCLI.from_context("quiet", retries=0).retries == 0
+
+
+def test_a_setting_without_a_check_takes_its_value_from_each_source_as_given(monkeypatch):
+    probe = cluster_cli.setting("probe", ("--probe",), "a setting with no check", "JADEVECTORDB_PROBE", "text")
+    monkeypatch.setattr(cluster_cli, "SETTINGS", cluster_cli.SETTINGS + (probe,))
+    source = cluster_cli.environment_source({"JADEVECTORDB_PROBE": "as given"})
+    assert cluster_cli.resolve([source, cluster_cli.DEFAULT_SOURCE])["probe"] == "as given"
