@@ -3085,18 +3085,22 @@ class ClusterCLI:
                             if isinstance(exc, MaybeApplied):
                                 move["error"] = "sent, its answer lost: it may or may not have started"
                             raise
-                        running_elsewhere = self._running_migration(move) if exc.status_code == 409 else None
-                        if running_elsewhere is not None:  # another operator's migration of it: theirs, not a failure
-                            if field(running_elsewhere, "target_node") == move["target_node"]:
-                                move.update(migration_id=field(running_elsewhere, "migration_id"),
-                                            _seen=CLOCK.now(), _last=None)
-                                running.append(move)  # going where this plan sends it: followed as this move
-                                notify("started", move)
-                            else:
-                                report["stale"].append(dict(move, reason="another migration of it is running, to %s "
-                                                            "(%s): left to it" % (
-                                                                fmt_text(field(running_elsewhere, "target_node")),
-                                                                fmt_text(field(running_elsewhere, "migration_id")))))
+                        elsewhere, now_on = self._shard_now(move) if exc.status_code == 409 else (None, None)
+                        if elsewhere is not None and field(elsewhere, "target_node") == move["target_node"]:
+                            move.update(migration_id=field(elsewhere, "migration_id"), _seen=CLOCK.now(), _last=None)
+                            running.append(move)  # another operator's, going where this plan sends it: followed
+                            notify("started", move)
+                            continue
+                        if elsewhere is None and now_on == move["target_node"]:  # another operator did it
+                            self._ended(dict(move, progress=100.0), report, "completed", notify)
+                            continue
+                        if elsewhere is not None or now_on not in (None, move["source_node"]):  # theirs: left
+                            report["stale"].append(dict(move, reason="another migration of it is running, to %s "
+                                                        "(%s): left to it" % (
+                                                            fmt_text(field(elsewhere, "target_node")),
+                                                            fmt_text(field(elsewhere, "migration_id")))
+                                                        if elsewhere is not None else "another operator moved it "
+                                                        "to %s: left there" % fmt_text(now_on)))
                             continue
                         report["failed"].append(dict(move, error=str(exc)))
                         for node in nodes:
@@ -3119,13 +3123,15 @@ class ClusterCLI:
             if deadline is not None and CLOCK.now() >= deadline:
                 return
 
-    def _running_migration(self, move: dict) -> Optional[dict]:
-        """Return the migration of the move's shard that the cluster says is running, if any."""
+    def _shard_now(self, move: dict) -> tuple:
+        """(its running migration or None, its primary) as the cluster says now; (None, None) if unread."""
         try:
-            migration = field(self.shard_status(move["shard_id"]), "migration")
+            shard = self.shard_status(move["shard_id"])
+            primary = copies(shard)[0]
         except ClusterError:
-            return None
-        return migration if field(migration, "status") in RUNNING_MIGRATION else None
+            return None, None
+        migration = field(shard, "migration")
+        return (migration if field(migration, "status") in RUNNING_MIGRATION else None), primary
 
     def _poll_move(self, move: dict, report: dict, notify: Callable[[str, dict], None],
                    stall_timeout: float) -> Optional[str]:
@@ -5112,8 +5118,8 @@ class MoveProgress(ProgressLine):
     def __init__(self, total: int, journal: Optional[Journal] = None, vectors: int = 0,
                  stream: Optional[Callable[[dict], None]] = None):
         super().__init__()
-        self.total, self.done, self.failed, self.started = total, 0, 0, 0
-        self.running, self.sending, self.numbers = {}, None, {}
+        self.total, self.done, self.failed = total, 0, 0
+        self.running, self.sending, self.numbers = {}, None, {}  # numbers: each move's, from its first event
         self.journal, self.stream = journal, stream
         self.began, self.vectors, self.vectors_done = CLOCK.now(), vectors, 0
 
@@ -5149,11 +5155,11 @@ class MoveProgress(ProgressLine):
         if event == "sending":
             self.sending = move
             return
-        if event == "completed":
-            self.vectors_done += int(finite(move.get("vector_count")))
+        if event == "completed":  # one another operator made (no migration of this run's): not this run's pace
+            self.vectors_done += int(finite(move.get("vector_count"))) if move.get("migration_id") else 0
+            self.vectors -= 0 if move.get("migration_id") else int(finite(move.get("vector_count")))
+        number = self.numbers.setdefault(move["shard_id"], len(self.numbers) + 1)
         if event == "started":
-            self.started += 1
-            self.numbers[move["shard_id"]] = self.started
             self.running[move["shard_id"]] = move
         elif event != "poll":
             self.running.pop(move["shard_id"], None)
@@ -5168,10 +5174,11 @@ class MoveProgress(ProgressLine):
                                                                       " | " + running if running else ""))
         elif event != "poll":
             note("move %d/%d %s: %s %s -> %s%s%s%s" % (
-                self.numbers.get(move["shard_id"], self.started + 1), self.total,
+                number, self.total,
                 event if event in ("started", "completed") else event.upper(), move["shard_id"],
                 move["source_node"], move["target_node"],
-                " (migration %s)" % fmt_text(move.get("migration_id")) if move.get("migration_id") else "",
+                " (migration %s)" % fmt_text(move.get("migration_id")) if move.get("migration_id") else
+                " (by another operator)" if event == "completed" else "",
                 ": " + move["error"] if move.get("error") else "", "; " + self.paced()[2:] if event == "completed"
                 and self.paced() else ""))
 

@@ -187,7 +187,7 @@ class Cluster:
                            "fail_migrations": {}, "stall_migrations": [], "stall_on_down": False,
                            "forget_migrations": [], "drop_replicas": False, "replica_delay": 0.0,
                            "replicas_configured": False, "unlisted_replicas": None, "dialect": False,
-                           "hide_migrations": []}
+                           "hide_migrations": [], "moved_first": {}}
             self.faults.update({k: v for k, v in traits.items() if k not in CLUSTER_TRAITS})
             self.rehoming = []  # (due time, shard_id): replicas the cluster has yet to copy after a removal
             self.load = None
@@ -547,6 +547,13 @@ class Cluster:
             raise ApiError(404, "shard %s not found" % shard_id, "SHARD_NOT_FOUND")
         if not isinstance(body, dict):
             raise ApiError(400, "request body must be a JSON object", "INVALID_ARGUMENT")
+        first = self.faults["moved_first"].pop(shard_id, None)
+        if first:  # another operator moved it just before this request came: [target, finished or running]
+            mig = self._start_migration(shard, shard["primary_node"], first[0], "LIVE_COPY")
+            if first[1]:
+                mig["_started"] -= self.migration_seconds
+                self._advance(mig, self.clock())
+            self._changed()
         target, source = body.get("target_node"), body.get("source_node")
         strategy = body.get("strategy", "LIVE_COPY")
         if self.faults["dialect"] and isinstance(strategy, str):
@@ -622,13 +629,15 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
                       "fail_migrations": {"shard-02": "disk full"}, "stall_migrations": ["shard-03"],
                       "stall_on_down": b, "forget_migrations": ["shard-04"], "drop_replicas": b,
                       "replica_delay": s, "replicas_configured": b, "unlisted_replicas": s, "dialect": b,
-                      "hide_migrations": ["shard-05"]}
+                      "hide_migrations": ["shard-05"], "moved_first": {"shard-01": ["node-worker-003", b]}}
                      (fault_methods: the counted faults and the delay hit only those methods;
                       fail_migrations: that shard's next migration fails halfway;
                       stall_migrations: its migrations make no progress and never end;
                       stall_on_down: migrations to or from a node that is down stall instead of failing;
                       forget_migrations: the cluster forgets that shard's migration when asked for it;
                       hide_migrations: it stops reporting that shard's migration, which goes on (MIGRATING);
+                      moved_first: when a migrate request for that shard comes, another operator's migration
+                      of it to that node starts just before it (b: and has finished);
                       drop_replicas: a removal leaves the node's shards a copy short (the reference server);
                       replica_delay: a removal's copies are made that many seconds later;
                       replicas_configured: a shard's replicas is the replication factor, whatever its copies;

@@ -345,22 +345,24 @@ def test_a_journal_others_may_write_is_not_trusted(cli, sim, tmp_path, what):
     assert len(migrations(sim)) == before
 
 
+@pytest.mark.parametrize("finished", [False, True], ids=["running", "finished"])
 @pytest.mark.parametrize("target", ["node-worker-003", "node-master-001"])
-def test_a_migration_another_operator_started_is_followed_or_left_to_them_never_a_failure(cli, sim, target):
-    grow(sim, cli, "node-worker-003", migration_seconds=1.0)  # plan: shard-00, shard-01, shard-03 onto worker-003
-    process = start(sim, "rebalance", "--yes", *FAST, "--format", "json")
-    wait_until(lambda: moving(sim))
-    assert cli("migrate-shard", "--shard-id", "shard-01", "--to-node", target).code == 0  # someone else's
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
-    report = json.loads(out)
-    if target == "node-worker-003":  # going where this plan sends it: followed as this run's move
+def test_a_migration_another_operator_started_is_followed_or_left_to_them_never_a_failure(cli, sim, target, finished):
+    grow(sim, cli, "node-worker-003", migration_seconds=0.2)  # plan: shard-00, shard-01, shard-03 onto worker-003
+    sim.fault(moved_first={"shard-01": [target, finished]})  # someone else's, just before this run asks
+    run = cli("rebalance", "--yes", *FAST, "--format", "json")
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    if target == "node-worker-003":  # going where this plan sends it: followed, or counted, as this run's move
         assert sorted(m["shard_id"] for m in report["completed"]) == ["shard-00", "shard-01", "shard-03"]
         assert report["verified"] is True
+        assert ("move 2/3 completed: shard-01 node-worker-002 -> node-worker-003 (by another operator)" in
+                run.err) is finished
     else:  # elsewhere: left to it, not failed
         assert [(m["shard_id"], m["reason"]) for m in report["stale"]] == [
-            ("shard-01", "another migration of it is running, to node-master-001 (mig-7f02): left to it")]
-        assert report["failed"] == [] and "1 moves no longer fitted the cluster" in err
+            ("shard-01", "another operator moved it to node-master-001: left there" if finished else
+             "another migration of it is running, to node-master-001 (mig-7f02): left to it")]
+        assert report["failed"] == [] and "1 moves no longer fitted the cluster" in run.err
     assert sim.cluster.shards["shard-01"]["primary_node"] == target
 
 
