@@ -5158,7 +5158,7 @@ class MoveProgress(ProgressLine):
         if event == "completed":  # one another operator made (no migration of this run's): not this run's pace
             self.vectors_done += int(finite(move.get("vector_count"))) if move.get("migration_id") else 0
             self.vectors -= 0 if move.get("migration_id") else int(finite(move.get("vector_count")))
-        number = self.numbers.setdefault(move["shard_id"], len(self.numbers) + 1)
+        nth = self.numbers.setdefault(move["shard_id"], len(self.numbers) + 1)
         if event == "started":
             self.running[move["shard_id"]] = move
         elif event != "poll":
@@ -5174,7 +5174,7 @@ class MoveProgress(ProgressLine):
                                                                       " | " + running if running else ""))
         elif event != "poll":
             note("move %d/%d %s: %s %s -> %s%s%s%s" % (
-                number, self.total,
+                nth, self.total,
                 event if event in ("started", "completed") else event.upper(), move["shard_id"],
                 move["source_node"], move["target_node"],
                 " (migration %s)" % fmt_text(move.get("migration_id")) if move.get("migration_id") else
