@@ -52,7 +52,8 @@ __version__ = "1.1.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
            "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
            "ProgressFailed",
-           "ProtectedContext", "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound",
+           "ProtectedContext", "PartlyRead",
+           "ApiError", "BadRequest", "AuthenticationFailed", "PermissionDenied", "NotFound",
            "Conflict", "ServiceUnavailable", "main", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE",
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
@@ -139,7 +140,8 @@ class ClusterError(Exception):
     exit_code = EXIT_FAILED
     hint = ""
     retryable = False
-    shown = None  # (data, view name): what the command line prints on stdout before the error
+    shown = None  # (data, view name): what the command line prints before the error, on stderr as a table
+    answers = False  # ... or on stdout in the format asked for: the data is the command's answer
 
     def __init__(self, message: str, hint: Optional[str] = None, param: Optional[str] = None):
         super().__init__(message)
@@ -179,10 +181,18 @@ class MaybeApplied(ClusterUnreachable):
     hint = "check the cluster before sending it again"
 
 
+class PartlyRead(ClusterUnreachable):
+    """Part of what a command reads could not be read: what was is its answer (a health report)."""
+
+    retryable = False
+    answers = True
+
+
 class ConditionNotMet(ClusterError):
     """A --check or --wait condition did not hold."""
 
     exit_code = EXIT_CONDITION
+    answers = True
 
 
 class Interrupted(ClusterError):
@@ -2848,10 +2858,10 @@ class ClusterCLI:
 
     # -- plans: rebalance and drain ----------------------------------------------
 
-    def identity(self, nodes: Optional[list] = None) -> str:
+    def identity(self, nodes: Optional[list] = None, status: Optional[dict] = None) -> str:
         """Return what names this cluster in plans, journals and locks: its cluster_name when it sends
         one, else a digest of its node IDs (a failover to another master keeps it)."""
-        name = field(self.cluster_status(), "cluster_name")
+        name = field(self.cluster_status() if status is None else status, "cluster_name")
         if isinstance(name, str) and name:
             return "name:" + name
         import hashlib
@@ -3661,10 +3671,10 @@ def fmt_aside(value: Any) -> str:
     return " (%s)" % text if text else ""
 
 
-COLOURS = {"32": ("HEALTHY", "PASS", "COMPLETED", "OK"),
+COLOURS = {"32": ("HEALTHY", "PASS", "COMPLETED", "OK", "GREEN"),
            "33": ("DEGRADED", "WARN", "JOINING", "LEAVING", "MIGRATING", "UNDER_REPLICATED",
-                  "PENDING", "IN_PROGRESS"),
-           "31": ("UNHEALTHY", "UNREACHABLE", "FAILED", "FAIL", "OFFLINE", "ERROR")}
+                  "PENDING", "IN_PROGRESS", "YELLOW"),
+           "31": ("UNHEALTHY", "UNREACHABLE", "FAILED", "FAIL", "OFFLINE", "ERROR", "RED")}
 COLOUR_OF = {word: code for code, words in COLOURS.items() for word in words}
 
 
@@ -4826,22 +4836,27 @@ class InFlight:
         return False
 
 
-def read_plan(path: str, limit: int, timeout: float) -> dict:
-    """Read a plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked: read as a
-    cluster's answer is, up to --max-response-size, its decoded size bounded the same way."""
+def read_json_file(path: str, flag: str, limit: int, timeout: float) -> Any:
+    """Read a file the CLI saved as JSON (a plan, a report) as a cluster's answer is read: up to
+    --max-response-size, its decoded size bounded the same way; a FIFO within the timeout."""
     try:
         raw, _ = read_file(path, limit, timeout)
     except OSError as exc:
-        raise InvalidInput("--plan: cannot read %s: %s" % (shown(path), exc.strerror or exc)) from None
+        raise InvalidInput("%s: cannot read %s: %s" % (flag, shown(path), exc.strerror or exc)) from None
     except InvalidInput as exc:
-        raise InvalidInput("--plan: " + exc.message) from None
+        raise InvalidInput("%s: %s" % (flag, exc.message)) from None
     try:
-        plan = parse_json(raw.decode("utf-8"), limit)
+        return parse_json(raw.decode("utf-8"), limit)
     except ResponseTooLarge as exc:
-        raise InvalidInput("--plan: %s %s" % (shown(path), exc.message.split("answer ", 1)[-1].replace(
+        raise InvalidInput("%s: %s %s" % (flag, shown(path), exc.message.split("answer ", 1)[-1].replace(
             "max_response_size", "--max-response-size"))) from None
     except (ValueError, RecursionError) as exc:
-        raise InvalidInput("--plan: %s is not JSON: %s" % (shown(path), str(exc) or "nested too deeply")) from None
+        raise InvalidInput("%s: %s is not JSON: %s" % (flag, shown(path), str(exc) or "nested too deeply")) from None
+
+
+def read_plan(path: str, limit: int, timeout: float) -> dict:
+    """Read a plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked."""
+    plan = read_json_file(path, "--plan", limit, timeout)
     try:
         return check_plan(plan)
     except InvalidInput as exc:
@@ -5447,7 +5462,7 @@ def address_flags(args: argparse.Namespace) -> list:
     repeats, so the command it names can be pasted as it is (never the key)."""
     import shlex
     flags = []
-    for name in ("url", "host", "port", "context", "config", "ca_cert"):
+    for name in ("url", "host", "port", "api_prefix", "context", "config", "ca_cert"):
         value = getattr(args, name, None)
         if value is not None:
             flags += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
@@ -6341,6 +6356,513 @@ def cmd_explain(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return Result(client.explain_shard(args.shard_id))
 
 
+# -- the health report: each indicator judged from one read of the cluster ----------------------
+
+# Worst last: a report is as bad as its worst indicator, and never GREEN beside an UNKNOWN.
+REPORT_STATUSES = ("GREEN", "UNKNOWN", "YELLOW", "RED")
+DEFAULT_MAX_AFFECTED = 20
+# What a report reads (ClusterCLI's methods), concurrently, and the command that shows each.
+REPORT_READS = {"cluster_status": "status", "list_nodes": "nodes", "list_shards": "shards", "metrics": "metrics",
+                "diagnostics": "diagnostics"}
+MIGRATIONS_READ = 50  # the most migrating shards a report asks about (their latest migration, one GET each)
+ERRORS_WITHIN = 900.0  # seconds before the cluster's generated_at: the errors a report counts
+# A node's use at which its resource turns the report YELLOW, and RED (None: never RED).
+RESOURCE_LIMITS = (("disk", "disk_usage", 85.0, 95.0), ("memory", "memory_usage", 90.0, 97.0),
+                   ("cpu", "cpu_usage", 90.0, None))
+def epoch_of(text: Any) -> Optional[float]:
+    """Seconds since 1970 of an ISO 8601 UTC time ('2026-11-26T05:00:00Z'), or None."""
+    import calendar
+    try:
+        return float(calendar.timegm(time.strptime(str(text)[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
+
+
+def finding(status: str, id: str, cause: str, action: str, nodes: Sequence = (), shards: Sequence = ()) -> dict:
+    """Return a diagnosis: its stable id, its cause, the command line to run, what it is about."""
+    return {"status": status, "id": id, "cause": cause, "action": action,
+            "affected": {"nodes": sorted(set(map(str, nodes))), "shards": sorted(set(map(str, shards)))}}
+
+
+def one_or_all(ids: list, one: str, every: str) -> str:
+    """Return the action about the one ID (one % id), or the command that lists them all."""
+    return one % ids[0] if len(ids) == 1 else every
+
+
+def worst_of(found: list) -> str:
+    return max((f["status"] for f in found), key=REPORT_STATUSES.index, default="GREEN")
+
+
+def judge_master(reads: dict, prog: str) -> tuple:
+    master = field(reads["cluster_status"], "master_node")
+    node = nodes_by_id(reads.get("list_nodes") or []).get(master, {})
+    status = field(node, "status")
+    if not master:
+        return "RED", "the cluster names no master", [finding(
+            "RED", "master.none", "the cluster answered with no master_node", prog + " diagnostics")]
+    if status in DOWN_NODE_STATUSES or status == "DEGRADED":
+        level = "RED" if status in DOWN_NODE_STATUSES else "YELLOW"
+        return level, "master %s is %s" % (master, status), [finding(
+            level, "master." + status.lower(), "the master's own node is %s" % status,
+            "%s node-health --node-id %s" % (prog, master), [master])]
+    return "GREEN", "master %s answers" % master, []
+
+
+def judge_nodes(reads: dict, prog: str) -> tuple:
+    nodes = reads["list_nodes"]
+    down = [field(n, "node_id") for n in nodes if field(n, "status") in DOWN_NODE_STATUSES]
+    degraded = [field(n, "node_id") for n in nodes if field(n, "status") == "DEGRADED"]
+    if not down and not degraded:
+        return "GREEN", "%s, none down" % words(len(nodes), "node"), []
+    found = []
+    if down:
+        found.append(finding("RED" if 2 * len(down) >= len(nodes) else "YELLOW", "nodes.unreachable",
+                             "%s stopped answering heartbeats" % words(len(down), "node"),
+                             one_or_all(down, prog + " node-health --node-id %s", prog + " nodes --status UNREACHABLE"),
+                             down))
+    if degraded:
+        found.append(finding("YELLOW", "nodes.degraded", "%s report failing checks" % words(len(degraded), "node"),
+                             one_or_all(degraded, prog + " node-health --node-id %s",
+                                        prog + " nodes --status DEGRADED"), degraded))
+    said = ["%s unreachable" % words(len(down), "node")] if down else []
+    said += ["%s degraded" % (words(len(degraded), "node") if not down else len(degraded))] if degraded else []
+    return worst_of(found), ", ".join(said), found
+
+
+def judge_shard_availability(reads: dict, prog: str) -> tuple:
+    shards = reads["list_shards"]
+    offline = [s for s in shards if field(s, "status") == "OFFLINE"]
+    if not offline:
+        return "GREEN", "%s, each with a live copy" % words(len(shards), "shard"), []
+    ids = [field(s, "shard_id") for s in offline]
+    return "RED", "%s offline" % words(len(ids), "shard"), [finding(
+        "RED", "shards.offline", "no node holding a copy of them answers", prog + " shards --status OFFLINE",
+        [n for s in offline for n in holders(s)], ids)]
+
+
+def judge_replication(reads: dict, prog: str) -> tuple:
+    shards = reads["list_shards"]
+    factor = number(field(reads.get("cluster_status"), "replication_factor"))
+    listed = set(map(str, as_list(field(field(reads.get("diagnostics"), "replication"), "under_replicated_shards"))))
+    short = [s for s in shards if field(s, "status") != "OFFLINE" and (
+        field(s, "status") == "UNDER_REPLICATED" or field(s, "shard_id") in listed
+        or (factor and len(holders(s)) < factor))]
+    if not short:
+        return "GREEN", "every shard has its copies" + (" (%g)" % factor if factor else ""), []
+    nodes = reads.get("list_nodes") or []
+    down = sorted({field(n, "node_id") for n in nodes if field(n, "status") in DOWN_NODE_STATUSES}
+                  & {n for s in short for n in holders(s)})
+    cause = ("copies of them are on unreachable %s" % ", ".join(down)) if down else \
+        "copies were lost and are not yet made again"
+    action = one_or_all(down, prog + " remove-node --node-id %s --dry-run", prog + " shards --status UNDER_REPLICATED")
+    return "YELLOW", "%s under-replicated" % words(len(short), "shard"), [finding(
+        "YELLOW", "replication.under_replicated", cause, action, down, [field(s, "shard_id") for s in short])]
+
+
+def judge_migrations(reads: dict, prog: str) -> tuple:
+    migrating = [field(s, "shard_id") for s in reads["list_shards"] if field(s, "status") == "MIGRATING"]
+    now = epoch_of(field(reads.get("diagnostics"), "generated_at")) or time.time()
+    found = []
+    for shard_id, shard in sorted(as_dict(reads.get("migrations")).items()):
+        migration = field(shard, "migration")
+        started = epoch_of(field(migration, "started_at"))
+        if field(migration, "status") == "FAILED":
+            found.append(finding("YELLOW", "migrations.failed", "the migration of %s failed: %s" % (
+                shard_id, fmt_text(field(migration, "error")) or "no reason given"),
+                "%s shard-status --shard-id %s" % (prog, shard_id), [field(migration, "target_node")], [shard_id]))
+        elif field(migration, "status") in RUNNING_MIGRATION and not number(field(migration, "progress")) and \
+                started is not None and now - started >= DEFAULT_STALL_TIMEOUT:
+            found.append(finding("YELLOW", "migrations.stalled", "the migration of %s has made no progress in %s" % (
+                shard_id, fmt_duration(now - started)), "%s shard-status --shard-id %s" % (prog, shard_id),
+                [field(migration, "source_node"), field(migration, "target_node")], [shard_id]))
+    last = reads.get("operation")
+    if last and last["state"] not in ("completed", "refused", "running"):
+        found.append(finding("YELLOW", "migrations.operation_unfinished", "%s ended %s: %d of %s done" % (
+            last["operation"], last["state"], last["completed"], words(last["moves"], "move")),
+            "%s operations show %s" % (prog, last["operation"]), [last["node_id"]] if last["node_id"] else []))
+    if found:
+        return "YELLOW", ", ".join("%s %s" % (words(sum(f["id"] == id for f in found), "migration"), said)
+                                   for id, said in (("migrations.failed", "failed"), ("migrations.stalled", "stalled"))
+                                   if any(f["id"] == id for f in found)) or found[-1]["cause"], found
+    return "GREEN", "%s running" % words(len(migrating), "migration") if migrating else "no migration running", []
+
+
+def judge_balance(reads: dict, prog: str) -> tuple:
+    counts = {field(n, "node_id"): 0 for n in reads["list_nodes"] if field(n, "status") == "HEALTHY"}
+    for shard in reads["list_shards"]:
+        if field(shard, "primary_node") in counts:
+            counts[field(shard, "primary_node")] += 1
+    if len(counts) < 2:
+        return "GREEN", "%s to balance over" % words(len(counts), "healthy node"), []
+    most, least = max(counts, key=lambda n: (counts[n], n)), min(counts, key=lambda n: (counts[n], n))
+    even = sum(counts.values()) / len(counts)
+    if counts[most] - counts[least] <= 1 or counts[most] <= 1.25 * even:
+        return "GREEN", "primaries even: %d to %d per node" % (counts[least], counts[most]), []
+    symptom = "primaries uneven: %d on %s, %d on %s" % (counts[most], most, counts[least], least)
+    return "YELLOW", symptom, [finding("YELLOW", "balance.uneven_primaries", symptom + " (%.1f each when even)"
+                                       % even, prog + " rebalance --dry-run",
+                                       [n for n, c in counts.items() if abs(c - even) > 1])]
+
+
+def judge_resources(reads: dict, prog: str) -> tuple:
+    usage = {k: as_dict(v) for k, v in as_dict(field(reads.get("metrics"), "nodes")).items()}
+    for node in reads.get("list_nodes") or []:
+        if field(node, "status") in DOWN_NODE_STATUSES:  # a node that does not answer reports nothing
+            usage.pop(field(node, "node_id"), None)
+        else:
+            usage[field(node, "node_id")] = dict(usage.get(field(node, "node_id"), {}), **as_dict(node))
+    found, said = [], []
+    for name, key, yellow, red in RESOURCE_LIMITS:
+        over = {n: number(field(u, key)) for n, u in usage.items() if (number(field(u, key)) or 0) >= yellow}
+        if over:
+            top = max(over, key=lambda n: (over[n], n))
+            said.append("%s %g%% on %s" % (name, over[top], top) if len(over) == 1 else
+                        "%s %g%% or more on %s" % (name, yellow, words(len(over), "node")))
+            found.append(finding("RED" if red is not None and over[top] >= red else "YELLOW", "resources." + name,
+                                 "%s at %g%% on %s, over the %g%% limit" % (name, over[top], top, yellow),
+                                 "%s node-health --node-id %s" % (prog, top), over))
+    if not found:
+        return "GREEN", "cpu, memory and disk below their limits on %s" % words(len(usage), "node"), []
+    return worst_of(found), ", ".join(said), found
+
+
+def judge_errors(reads: dict, prog: str) -> tuple:
+    diagnostics = reads["diagnostics"]
+    now = epoch_of(field(diagnostics, "generated_at")) or time.time()
+    recent = [e for e in as_list(field(diagnostics, "errors"))
+              if str(field(e, "severity")).upper() in ("ERROR", "CRITICAL", "FATAL")
+              and now - (epoch_of(field(e, "timestamp")) or now) <= ERRORS_WITHIN]
+    within = "in the last %d minutes" % (ERRORS_WITHIN // 60)
+    if not recent:
+        return "GREEN", "no errors %s" % within, []
+    return "YELLOW", "%s %s" % (words(len(recent), "error"), within), [finding(
+        "YELLOW", "errors.recent", "the latest: %s" % fmt_text(field(recent[-1], "message")), prog + " diagnostics",
+        [field(e, "node_id") for e in recent if field(e, "node_id")])]
+
+
+# Each indicator: its judge, the reads it needs (any one of them, for resources), its impact when not GREEN
+# (severity 1 the worst; the areas affected), and what that impact is.
+INDICATORS = (
+    ("master", judge_master, ("cluster_status",), 1, ("operations",),
+     "No node can be added, removed or moved without a master."),
+    ("nodes", judge_nodes, ("list_nodes",), 2, ("search", "ingest"),
+     "Shards on the nodes named are served by fewer copies."),
+    ("shard_availability", judge_shard_availability, ("list_shards",), 1, ("search", "ingest", "backup"),
+     "The offline shards' vectors can be neither searched nor written."),
+    ("replication", judge_replication, ("list_shards",), 2, ("backup",),
+     "One more node lost can lose the vectors of these shards."),
+    ("migrations", judge_migrations, ("list_shards",), 3, ("operations",), "A shard move did not end as planned."),
+    ("balance", judge_balance, ("list_nodes", "list_shards"), 3, ("search", "ingest"),
+     "The busiest nodes answer more than their share of queries and writes."),
+    ("resources", judge_resources, ("list_nodes", "metrics"), 2, ("search", "ingest"),
+     "A node out of disk or memory stops taking writes, then answering."),
+    ("errors", judge_errors, ("diagnostics",), 3, ("operations",), "The cluster logged errors to read."),
+)
+
+
+
+def judge(reads: dict, prog: str = DEFAULT_PROG, max_affected: int = DEFAULT_MAX_AFFECTED) -> dict:
+    """Return the health report of what a cluster answered: reads maps each of REPORT_READS (and
+    "migrations", "operation") to its answer, or to the ClusterError that stopped it."""
+    failed = {name: error for name, error in reads.items() if isinstance(error, ClusterError)}
+    answered = {name: value for name, value in reads.items() if name not in failed}
+    indicators = {}
+    for name, judged, needs, severity, areas, impact in INDICATORS:
+        missing = [read for read in needs if read in failed]
+        if name == "resources" and len(missing) < len(needs):
+            missing = []  # either read will do
+        if missing:
+            error = failed[missing[0]]
+            status, symptom, found = "UNKNOWN", "could not read %s: %s" % (REPORT_READS[missing[0]], error.message), [
+                finding("UNKNOWN", "read.failed", str(error), "%s doctor" % prog)]
+        else:
+            status, symptom, found = judged(answered, prog)
+        for diagnosis in found:
+            affected = diagnosis["affected"]
+            for kind in ("nodes", "shards"):
+                affected[kind + "_total"] = len(affected[kind])
+                affected[kind] = affected[kind][:max_affected]
+            affected["truncated"] = any(affected[k + "_total"] > len(affected[k]) for k in ("nodes", "shards"))
+            del diagnosis["status"]
+        indicators[name] = {"status": status, "symptom": symptom, "impacts": [] if status == "GREEN" else [
+            {"severity": severity, "areas": list(areas), "description": impact}], "diagnoses": found}
+    status = max((i["status"] for i in indicators.values()), key=REPORT_STATUSES.index)
+    return {"status": status, "cluster": field(reads.get("cluster_status"), "cluster_name"),
+            "indicators": indicators}
+
+
+def health_reads(client: ClusterCLI) -> dict:
+    """Read what a report judges, concurrently, all under one deadline (the client's timeout): each
+    answer, or the ClusterError that stopped it; then the latest migration of each migrating shard."""
+    from concurrent.futures import ThreadPoolExecutor
+    deadline = time.monotonic() + client.timeout
+
+    def read(call):
+        with client._transport.bounded(deadline):
+            try:
+                return call()
+            except ClusterError as exc:
+                return exc
+
+    with ThreadPoolExecutor(len(REPORT_READS)) as pool:
+        reads = dict(zip(REPORT_READS, pool.map(read, [getattr(client, name) for name in REPORT_READS])))
+        if not isinstance(reads["list_shards"], ClusterError):
+            migrating = [field(s, "shard_id") for s in reads["list_shards"] if field(s, "status") == "MIGRATING"]
+            answers = pool.map(read, [lambda shard_id=shard_id: client.shard_status(shard_id)
+                                      for shard_id in migrating[:MIGRATIONS_READ]])
+            reads["migrations"] = {s: a for s, a in zip(migrating, answers) if not isinstance(a, ClusterError)}
+    return reads
+
+
+def changes_since(report: dict, before: Any, path: str) -> dict:
+    """Return the report with only the indicators whose status, symptom or diagnoses differ from
+    those of `before` (a report saved with --format json), each with the status it `was`."""
+    was = field(before, "indicators")
+    if not isinstance(was, dict):
+        raise InvalidInput("--since: %s is not a saved report ('report --format json')" % shown(path))
+
+    def said(indicator):
+        return (field(indicator, "status"), field(indicator, "symptom"),
+                sorted(str(field(d, "id")) for d in as_list(field(indicator, "diagnoses"))))
+    changed = {name: dict(now, was=field(was.get(name), "status")) for name, now in report["indicators"].items()
+               if said(now) != said(was.get(name))}
+    return dict(report, indicators=changed, since=path)
+
+
+def report_summary(report: Any) -> dict:
+    """Return a report as the table and compact show it: a row per indicator, then a row per diagnosis."""
+    rows, actions = [], []
+    for name, indicator in as_dict(field(report, "indicators")).items():
+        was = field(indicator, "was")
+        rows.append({"indicator": name, "status": field(indicator, "status"), "symptom": fmt_text(
+            field(indicator, "symptom")) + (" (was %s)" % was if was else " (new)" if "was" in as_dict(indicator)
+                                            else "")})
+        for diagnosis in as_list(field(indicator, "diagnoses")):
+            affected = as_dict(field(diagnosis, "affected"))
+            named = [fmt_text(n) for n in as_list(affected.get("nodes")) + as_list(affected.get("shards"))][:3]
+            more = sum(number(affected.get(k)) or 0 for k in ("nodes_total", "shards_total")) - len(named)
+            actions.append({"action": field(diagnosis, "action"), "cause": field(diagnosis, "cause"),
+                            "id": field(diagnosis, "id"),
+                            "affected": ", ".join(named) + (" (+%d more)" % more if more > 0 else "")})
+    symptoms = [row["symptom"] for row in rows if row["status"] != "GREEN"] or (
+        ["nothing changed since %s" % field(report, "since")] if field(report, "since") else
+        ["all %s GREEN" % words(len(rows), "indicator")])
+    return dict(as_dict(report), indicator_rows=rows, action_rows=actions,
+                symptoms="".join(" | " + symptom for symptom in symptoms))
+
+
+VIEWS["report"] = View(
+    fields=("status", "cluster", "indicators"), title="Cluster Health Report[ of {cluster}]",
+    rows=(labelled("Status", "status"),), prepare=report_summary, compact=("{status:status}{symptoms}",),
+    sections=(Section("Indicators", "grid", (labelled("Indicator", "indicator"), labelled("Status", "status"),
+                                             labelled("Symptom", "symptom")), list_at("indicator_rows")),
+              Section("Actions", "grid", (labelled("Action", "action"), labelled("Cause", "cause"),
+                                          labelled("Affected", "affected"), labelled("Diagnosis", "id")),
+                      list_at("action_rows"))),
+    samples=(Sample("jadevectordb_health_indicator_status", "The indicator's status: 0 GREEN, 1 UNKNOWN, 2 YELLOW, "
+                    "3 RED", "level", (("indicator", "indicator"),), lambda report: [
+                        {"indicator": name, "level": REPORT_STATUSES.index(field(i, "status"))}
+                        for name, i in as_dict(field(report, "indicators")).items()
+                        if field(i, "status") in REPORT_STATUSES]),))
+
+
+@command("report", option("--max-affected", type=_non_negative_int, default=DEFAULT_MAX_AFFECTED, metavar="N",
+             help="the most nodes and shards a diagnosis lists (default %d; the totals are always given)"
+             % DEFAULT_MAX_AFFECTED),
+         option("--since", metavar="FILE", help="show only what changed since this report (saved with "
+                "'report --format json')"),
+         view="report", exits={4: "the cluster is YELLOW or RED", 3: "the cluster, or part of it, could not be read "
+                                                                     "(and nothing is YELLOW or RED)"})
+def cmd_report(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Judge the cluster's health: master, nodes, shard availability, replication, migrations,
+    balance, resources and errors, each GREEN, YELLOW, RED or UNKNOWN (not read), with its symptom
+    and, when not GREEN, what it affects and the command to run next. It reads status, nodes,
+    shards, metrics and diagnostics at once, all within --timeout, and this machine's journals.
+
+    example: cluster_cli.py report
+             cluster_cli.py report --format json > before.json; cluster_cli.py report --since before.json
+             cluster_cli.py report --format compact      (one line: YELLOW | 1 node unreachable | ...)
+    """
+    before = read_json_file(args.since, "--since", client.max_response_size, client.timeout) if args.since else None
+    reads = health_reads(client)
+    errors = [reads[name] for name in REPORT_READS if isinstance(reads[name], ClusterError)]
+    if len(errors) == len(REPORT_READS):
+        raise errors[0]
+    if not isinstance(reads["cluster_status"], ClusterError) and not isinstance(reads["list_nodes"], ClusterError):
+        identity = client.identity(reads["list_nodes"], reads["cluster_status"])
+        operations = [state for state, _, _ in all_operations() if state["cluster"] == identity]
+        reads["operation"] = operations[-1] if operations else None
+    report = judge(reads, PROG, args.max_affected)
+    if before is not None:
+        report = changes_since(report, before, args.since)
+    said = report_summary(report)["symptoms"][3:]
+    if report["status"] in ("YELLOW", "RED"):
+        raise ConditionNotMet("the cluster is %s: %s" % (report["status"], said)).showing(report, "report")
+    if report["status"] == "UNKNOWN":
+        raise PartlyRead("part of the cluster could not be read: %s" % said).showing(report, "report")
+    return Result(report)
+
+
+# -- doctor: can this CLI talk to this cluster, and if not, why ----------------------------------
+
+CLOCK_OFFSET_WARN = 30.0  # seconds between this machine's clock and the server's Date before a warning
+SLOW_ANSWER = 1.0  # seconds: a status answer slower than this is worth a warning
+CERT_EXPIRY_WARN = 14  # days
+
+
+def check_result(check: str, result: str, message: str, master: str = "") -> dict:
+    return {"check": check, "master": master, "result": result, "message": message}
+
+
+def tls_check(host: str, port: int, verify: Union[bool, str], timeout: float, where: str) -> dict:
+    """Shake hands as the client would (its CA bundle, or none with --insecure); say how long the
+    certificate has left."""
+    import socket
+    import ssl
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    if verify is False:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            certificate = tls.getpeercert()
+    except ssl.SSLError as exc:
+        return check_result("tls", "FAIL", "the handshake failed: %s" % (getattr(exc, "verify_message", None)
+                                                                          or exc.reason or exc), where)
+    except OSError as exc:
+        return check_result("tls", "FAIL", "the handshake failed: %s" % (exc.strerror or exc), where)
+    if not certificate:
+        return check_result("tls", "WARN", "verification is off (--insecure): the cluster's identity is not "
+                                           "checked", where)
+    days = int((ssl.cert_time_to_seconds(certificate["notAfter"]) - time.time()) // 86400)
+    return check_result("tls", "WARN" if days < CERT_EXPIRY_WARN else "PASS", "the certificate is verified and "
+                        "expires in %d days" % days, where)
+
+
+def doctor_checks(client: ClusterCLI, resolved: Resolved) -> list:
+    """Check each step from the settings to an answer of the cluster API, master by master."""
+    import socket
+    from urllib.parse import urlsplit
+    sources = resolved.sources
+    results = [check_result("settings", "PASS", "address %s from %s; %s" % (
+        ",".join(hide_credentials(u) for u in client.base_urls), sources["address"],
+        "API key from %s" % sources["api_key"] if "api_key" in sources else "no API key"))]
+    transport = client._transport
+    for base in client.base_urls:
+        parts = urlsplit(base)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        where = hide_credentials(base)
+        try:
+            found = sorted({info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)})
+            results.append(check_result("name", "PASS", "%s is %s" % (parts.hostname, ", ".join(found)), where))
+        except (OSError, UnicodeError) as exc:
+            results.append(check_result("name", "FAIL", "%s does not resolve: %s" % (parts.hostname, exc), where))
+            continue
+        started = time.monotonic()
+        try:
+            socket.create_connection((parts.hostname, port), timeout=client.timeout).close()
+            results.append(check_result("tcp", "PASS", "connected to port %d in %.0f ms" % (
+                port, 1000 * (time.monotonic() - started)), where))
+        except OSError as exc:
+            results.append(check_result("tcp", "FAIL", "cannot connect to port %d: %s" % (
+                port, exc.strerror or exc), where))
+            continue
+        if parts.scheme == "https":
+            results.append(tls_check(parts.hostname, port, transport._verify, client.timeout, where))
+        deadline = time.monotonic() + client.timeout
+
+        def get(path, auth=transport._auth, base=base, deadline=deadline):
+            transport._auth, kept = auth, transport._auth
+            asked = time.monotonic()
+            try:
+                response, content = transport._follow("GET", base + path, None, None, deadline, 1)
+                return response, content, time.monotonic() - asked
+            except ClusterError as exc:
+                return None, exc, time.monotonic() - asked
+            finally:
+                transport._auth = kept
+
+        response, content, _ = get("/health")
+        if response is None:
+            results.append(check_result("health", "FAIL", "/health: %s" % content.message, where))
+            continue
+        try:
+            answer = parse_json(content.decode("utf-8", "replace"), ERROR_BODY_LIMIT)
+        except (ValueError, RecursionError, ClusterError):  # not JSON: no version to say
+            answer = {}
+        ok = response.status_code == 200
+        results.append(check_result("health", "PASS" if ok else "FAIL", "/health: HTTP %d%s" % (
+            response.status_code, ", %s, version %s" % (fmt_text(field(answer, "status")), fmt_text(
+                field(answer, "version")) or "not said") if ok else ""), where))
+        date = response.headers.get("Date")
+        if date:
+            from email.utils import parsedate_to_datetime
+            offset = parsedate_to_datetime(date).timestamp() - time.time()
+            results.append(check_result("clock", "WARN" if abs(offset) > CLOCK_OFFSET_WARN else "PASS",
+                                        "the server's clock is %.0f s %s this machine's" % (
+                                            abs(offset), "ahead of" if offset > 0 else "behind"), where))
+        statuses = {}
+        for prefix in dict.fromkeys((client.api_prefix, DIALECT_API_PREFIX, DEFAULT_API_PREFIX)):
+            response, content, took = get(prefix + "/cluster/status")
+            statuses[prefix] = response.status_code if response is not None else content.message
+            if prefix == client.api_prefix:
+                seconds_taken = took
+        used, other = client.api_prefix, [p for p in statuses if p != client.api_prefix][0]
+        said = {200: "answers", 404: "is not served (HTTP 404)", 501: "is not implemented by this server (HTTP 501)",
+                401: "needs an API key (HTTP 401)", 403: "refuses this key (HTTP 403)"}
+        for prefix in (used, other):
+            code = statuses[prefix]
+            text = "the cluster API under %s %s" % (prefix, said.get(code, "answered %s" % (
+                "HTTP %s" % code if isinstance(code, int) else code)))
+            if prefix == used:
+                hint = ("; set --api-prefix %s" % other) if code == 404 and statuses[other] in (200, 401, 403) else ""
+                results.append(check_result("api", "PASS" if code in (200, 401, 403) else "FAIL", text + hint, where))
+            else:
+                results.append(check_result("api-other", "PASS", text, where))
+        if statuses[used] in (200, 401, 403):
+            response, _, _ = get(used + "/cluster/status", auth=None)
+            unkeyed = response.status_code if response is not None else None
+            if transport._auth is None:
+                results.append(check_result("auth", "PASS" if unkeyed == 200 else "FAIL", "the cluster answers "
+                                            "without a key" if unkeyed == 200 else "the cluster needs an API key "
+                                            "(HTTP %s): set --api-key or %s" % (unkeyed, ENV_API_KEY), where))
+            else:
+                keyed = statuses[used]
+                results.append(check_result("auth", "PASS" if keyed == 200 else "FAIL", (
+                    "the key is taken" if keyed == 200 else "the key is refused (HTTP %d)" % keyed) + (
+                    "; the cluster also answers without one" if unkeyed == 200 else ""), where))
+            if statuses[used] == 200:
+                results.append(check_result("answer time", "WARN" if seconds_taken > SLOW_ANSWER else "PASS",
+                                            "status answered in %.0f ms" % (1000 * seconds_taken), where))
+    return results
+
+
+VIEWS["doctor"] = View(columns=(labelled("Check", "check"), labelled("Result", "result"),
+                                labelled("Master", "master"), labelled("Message", "message")))
+
+
+@command("doctor", view="doctor", exits={1: "a check failed", 3: "no master answers"})
+def cmd_doctor(client: ClusterCLI, args: argparse.Namespace) -> Result:
+    """Check whether this CLI can talk to the cluster, step by step, and if not, why: where the
+    settings came from, name resolution, TCP and TLS to each master, /health, the cluster API under
+    the prefix in use and the other one, the API key (never shown), the clock and the answer time.
+
+    example: cluster_cli.py doctor
+             cluster_cli.py --url https://jade.example:8443 doctor --format json
+    """
+    results = doctor_checks(client, args.resolved)
+    if not any(r["check"] == "health" and r["result"] == "PASS" for r in results):
+        raise PartlyRead("no master answers: %s" % "; ".join(
+            "%s: %s" % (r["master"], r["message"]) for r in results if r["result"] == "FAIL")).showing(
+            results, "doctor")
+    failed = [r for r in results if r["result"] == "FAIL"]
+    if failed:
+        error = ClusterError("%s failed: %s" % (words(len(failed), "check"), "; ".join(r["message"] for r in failed)))
+        error.answers = True
+        raise error.showing(results, "doctor")
+    return Result(results)
+
+
 def use_context(config: Config, name: Optional[str]) -> dict:
     """Make NAME the file's default_context: its line rewritten (or one added before the first table),
     every other byte as it was, comments included; the file replaced atomically, its mode kept."""
@@ -6824,9 +7346,9 @@ def outcome(client: Optional[ClusterCLI], args: argparse.Namespace) -> Result:
 def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
     """Return the handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
     that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
-    empty on a failure: that state goes to stderr, as a table. Only a condition not met (exit 4) is
-    an answer, printed on stdout: the status that is not HEALTHY. Its exit code holds even when the
-    reader of stdout has gone."""
+    empty on a failure: that state goes to stderr, as a table, unless the error answers: a condition
+    not met (exit 4: the status that is not HEALTHY), a report read in part, doctor's failed checks.
+    Its exit code holds even when the reader of stdout has gone."""
     failed = None
     with written_to(output.file):
         try:
@@ -6839,7 +7361,7 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
                 failed = exc
             elif exc.shown is not None:
                 data, view = exc.shown
-                if not isinstance(exc, ConditionNotMet):  # compact stays compact; the others read as a table
+                if not exc.answers:  # compact stays compact; the others read as a table
                     err_write(rendered(view, data, Output("compact" if output.format == "compact" else "table",
                                                           width=stderr_width())))
                 else:
@@ -6898,7 +7420,7 @@ def run(args: argparse.Namespace) -> int:
     context = chosen_context(config, args.context)
     resolved = resolve(setting_sources(flag_source(args), context, environment_source(os.environ)))
     output = output_from(args, resolved["format"])
-    args.output_format = output.format
+    args.output_format, args.resolved = output.format, resolved
     if declared.local:  # this machine's files only (contexts, operations): no cluster is asked
         args.contexts_file, args.chosen_context = config, context
         return print_result(lambda: outcome(None, args), args, output)
@@ -6936,9 +7458,11 @@ def run(args: argparse.Namespace) -> int:
             if args.raw:
                 return run_raw(client, args)
             return print_result(lambda: outcome(client, args), args, output)
-        except ClusterUnreachable as exc:
-            if exc.message.startswith("cannot reach") and not exc.tls and not exc.hint:
+        except (ClusterUnreachable, NotFound) as exc:
+            if exc.message.startswith("cannot reach") and not getattr(exc, "tls", None) and not exc.hint:
                 exc.hint = address_origin(resolved, context)
+            if (exc.param == "api_prefix" or exc.message.startswith("cannot reach")) and args.command != "doctor":
+                exc.hint += ("; " if exc.hint else "") + "'%s doctor' checks each step" % PROG
             raise
         finally:
             warn_not_numbers(client)

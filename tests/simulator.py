@@ -187,7 +187,7 @@ class Cluster:
                            "fail_migrations": {}, "stall_migrations": [], "stall_on_down": False,
                            "forget_migrations": [], "drop_replicas": False, "replica_delay": 0.0,
                            "replicas_configured": False, "unlisted_replicas": None, "dialect": False,
-                           "hide_migrations": [], "moved_first": {}}
+                           "hide_migrations": [], "moved_first": {}, "fail_paths": {}, "hang_paths": []}
             self.faults.update({k: v for k, v in traits.items() if k not in CLUSTER_TRAITS})
             self.rehoming = []  # (due time, shard_id): replicas the cluster has yet to copy after a removal
             self.load = None
@@ -629,7 +629,8 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
                       "fail_migrations": {"shard-02": "disk full"}, "stall_migrations": ["shard-03"],
                       "stall_on_down": b, "forget_migrations": ["shard-04"], "drop_replicas": b,
                       "replica_delay": s, "replicas_configured": b, "unlisted_replicas": s, "dialect": b,
-                      "hide_migrations": ["shard-05"], "moved_first": {"shard-01": ["node-worker-003", b]}}
+                      "hide_migrations": ["shard-05"], "moved_first": {"shard-01": ["node-worker-003", b]},
+                      "fail_paths": {"/api/v1/cluster/metrics": 500}, "hang_paths": ["/api/v1/cluster/diagnostics"]}
                      (fault_methods: the counted faults and the delay hit only those methods;
                       fail_migrations: that shard's next migration fails halfway;
                       stall_migrations: its migrations make no progress and never end;
@@ -638,12 +639,14 @@ CONTROL = """Control endpoints (outside /api/v1, no API key needed):
                       hide_migrations: it stops reporting that shard's migration, which goes on (MIGRATING);
                       moved_first: when a migrate request for that shard comes, another operator's migration
                       of it to that node starts just before it (b: and has finished);
+                      fail_paths: that path answers with that status; hang_paths: that path never answers;
                       drop_replicas: a removal leaves the node's shards a copy short (the reference server);
                       replica_delay: a removal's copies are made that many seconds later;
                       replicas_configured: a shard's replicas is the replication factor, whatever its copies;
                       unlisted_replicas: a removal's new copy is listed in replica_nodes s seconds late, -1 never;
                       dialect: routes under /v1, lower-case enum values, /health as the server's own)
   POST /_sim/load    {"cpu_usage": 90}  every live node reports this CPU load
+                     {"nodes": {"node-worker-002": {"disk_usage": 97}}}  that node's own figures, kept
   POST /_sim/rebalance                  move primaries onto under-loaded nodes
   GET  /_sim/requests | DELETE          the requests received under /api/v1 and /health
 """
@@ -770,6 +773,11 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(faults["delay"])
         if fault is not None:
             return self._send_fault(fault, faults)
+        hung = time.monotonic()
+        while path in self.server.cluster.faults["hang_paths"] and time.monotonic() - hung < 60:
+            time.sleep(0.05)  # answers nothing until the fault is lifted (a reset), a minute at most
+        if path in faults["fail_paths"]:
+            return self._send_json(faults["fail_paths"][path], {"error": "internal error reading %s" % path})
         if path == "/health" and method == "GET":
             if faults["dialect"]:  # the server's own health answer
                 return self._send_json(200, {"status": "healthy", "timestamp": utc_iso(time.time()),
@@ -886,6 +894,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send_json(200, cluster.faults)
             if path == "/_sim/load":
                 cluster.load = body.get("cpu_usage")
+                for node_id, usage in body.get("nodes", {}).items():  # a node's own figures, kept
+                    cluster.nodes[node_id].update(usage)
+                cluster._cache.clear()
                 return self._send_json(200, {"cpu_usage": cluster.load})
             if path == "/_sim/rebalance":
                 cluster.tick()

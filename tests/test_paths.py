@@ -184,7 +184,8 @@ def test_a_name_that_does_not_resolve_is_exit_3_at_once(cli, unresolvable):
     run = cli("--host", "jade-master.invalid", "status", target=False)
     assert_one_error_line(run, 3)
     assert run.err == ("error: cannot reach http://jade-master.invalid:8080: the name does not resolve (name or "
-                       "service not known); check the address, which came from --host, and that a master runs there\n")
+                       "service not known); check the address, which came from --host, and that a master runs there; "
+                       "'cluster_cli.py --host jade-master.invalid doctor' checks each step\n")
     assert unresolvable == ["jade-master.invalid"]  # asked once, not for 12 seconds
 
 

@@ -183,7 +183,8 @@ def test_a_change_is_never_sent_to_a_guessed_prefix(cli, dialect):
     run = cli("add-node", "--node-id", "n9", "--address", "10.0.0.9:8080")
     assert (run.code, run.out) == (1, "")
     assert run.err == ("error: the cluster API is not served under /api/v1 (HTTP 404 for POST /api/v1/cluster/nodes); "
-                       "it is served under /v1: run again with --api-prefix /v1 (nothing was changed)\n")
+                       "it is served under /v1: run again with --api-prefix /v1 (nothing was changed); 'cluster_cli.py "
+                       "--host 127.0.0.1 --port %d doctor' checks each step\n" % dialect.port)
     assert dialect.changes() == [("POST", "/api/v1/cluster/nodes")] and "n9" not in dialect.cluster.nodes
     run = cli("--api-prefix", "/v1", "add-node", "--node-id", "n9", "--address", "10.0.0.9:8080")
     assert run.code == 0 and dialect.changes()[-1] == ("POST", "/v1/cluster/nodes")
@@ -211,7 +212,9 @@ def test_a_given_prefix_is_never_guessed_past(cli, dialect):
     assert (run.code, run.out) == (1, "")
     assert run.err == ("error: the cluster API is not served under /api/v2 (HTTP 404 for GET /api/v2/cluster/status); "
                        "it answers /health, so this is a JadeVectorDB node that serves no cluster API under /api/v2: "
-                       "set --api-prefix to the path it uses (JadeVectorDB's own server: /v1)\n")
+                       "set --api-prefix to the path it uses (JadeVectorDB's own server: /v1); "
+                       "'cluster_cli.py --host 127.0.0.1 --port %d --api-prefix /api/v2 doctor' checks each step\n"
+                       % dialect.port)
     assert [r["path"] for r in dialect.requests] == ["/api/v2/cluster/status", "/health"]
 
 

@@ -37,8 +37,9 @@ def test_refused_connection_exits_3_naming_the_address(cli):
     port = free_port()
     run = cli("--host", "127.0.0.1", "--port", port, "--retries", "0", "status", target=False)
     assert_one_error_line(run, 3)
-    assert run.err == ("error: cannot reach http://127.0.0.1:%d: connection refused; check the address, which came "
-                       "from --host and --port, and that a master runs there\n" % port)
+    assert run.err == ("error: cannot reach http://127.0.0.1:%d: connection refused; check the address, which "
+                       "came from --host and --port, and that a master runs there; 'cluster_cli.py --host 127.0.0.1 "
+                       "--port %d doctor' checks each step\n" % (port, port))
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_on_a_terminal_the_first_retry_is_said_at_once_with_how_long_it_may_take
         "cannot reach http://127.0.0.1:%d: connection refused; retrying for up to 0.75s (--retries and --timeout set "
         "how long; Ctrl-C stops)" % port,
         "error: cannot reach http://127.0.0.1:%d: connection refused; check the address, which came from --url, and "
-        "that a master runs there" % port]
+        "that a master runs there; 'cluster_cli.py --url http://127.0.0.1:%d doctor' checks each step" % (port, port)]
 
 
 def test_off_a_terminal_retries_stay_silent(script):
@@ -111,7 +112,7 @@ def test_with_no_address_given_the_error_says_the_default_was_tried(cli, clean_e
     if run.code == 0:
         pytest.skip("something answers on localhost:8080 here")
     assert run.err.endswith("; no address was given, so the default localhost:8080 was tried: set --host and --port, "
-                            "--url, JADEVECTORDB_URL or a context\n")
+                            "--url, JADEVECTORDB_URL or a context; 'cluster_cli.py doctor' checks each step\n")
 
 
 def test_timeout_exits_3(cli, sim):
