@@ -47,7 +47,7 @@ from collections import namedtuple
 from contextlib import contextmanager
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
-    from typing import Any, Callable, Iterator, NoReturn, Optional, Sequence, Union
+    from typing import Any, Callable, Optional, Sequence, Union
 __version__ = "1.1.0"
 __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "MaybeApplied", "ConditionNotMet",
            "Interrupted", "OutputError", "BadResponse", "ResponseTooLarge", "Redirected", "ChangeRefused", "StalePlan",
@@ -115,7 +115,7 @@ DIALECT_API_PREFIX = "/v1"
 _USERINFO = r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@"
 
 
-def hide_credentials(text: str) -> str:
+def hide_credentials(text):
     """Return a URL or host as it may be shown: any user:password@ replaced by ***@."""
     text = str(text)
     if "@" not in text:  # nothing to hide, and no pattern to compile for it
@@ -124,7 +124,7 @@ def hide_credentials(text: str) -> str:
     return "***@" + text.rpartition("@")[2] if "://" not in text else text
 
 
-def shown(text: Any) -> str:
+def shown(text):
     """Return an input value quoted for a message: credentials hidden, control characters escaped."""
     return repr(hide_credentials(text)) if isinstance(text, str) else repr(text)
 
@@ -143,17 +143,17 @@ class ClusterError(Exception):
     shown = None  # (data, view name): what the command line prints before the error, on stderr as a table
     answers = False  # ... or on stdout in the format asked for: the data is the command's answer
 
-    def __init__(self, message: str, hint: Optional[str] = None, param: Optional[str] = None):
+    def __init__(self, message, hint=None, param=None):
         super().__init__(message)
         self.message = message
         self.param = param
         if hint is not None:
             self.hint = hint
 
-    def __str__(self) -> str:
+    def __str__(self):
         return self.message + ("; " + self.hint if self.hint else "")
 
-    def showing(self, data: Any, view: str) -> ClusterError:
+    def showing(self, data, view):
         """This error, with the state the operator should see printed before it (a plan, the last status)."""
         self.shown = (data, view)
         return self
@@ -201,7 +201,7 @@ class Interrupted(ClusterError):
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, message: str, signum: int = 2):
+    def __init__(self, message, signum=2):
         super().__init__(message)
         self.exit_code = 128 + signum
 
@@ -215,7 +215,7 @@ class BadResponse(ClusterError):
 
     retryable = True
 
-    def __init__(self, message: str, status_code: Optional[int] = None, hint: Optional[str] = None):
+    def __init__(self, message, status_code=None, hint=None):
         super().__init__(message, hint)
         self.status_code = status_code
 
@@ -225,7 +225,7 @@ class ResponseTooLarge(BadResponse):
 
     retryable = False
 
-    def __init__(self, message: str, status_code: Optional[int] = None):
+    def __init__(self, message, status_code=None):
         super().__init__(message, status_code)
         self.param = "max_response_size"
 
@@ -233,7 +233,7 @@ class ResponseTooLarge(BadResponse):
 class Redirected(ClusterError):
     """A change was answered with a redirect: never followed, so not applied by this request."""
 
-    def __init__(self, message: str, status_code: int, location: Optional[str]):
+    def __init__(self, message, status_code, location):
         super().__init__(message, "send it to the right URL (the url parameter)")
         self.status_code = status_code
         self.location = location
@@ -242,7 +242,7 @@ class Redirected(ClusterError):
 class StalePlan(ClusterError):
     """A saved plan no longer fits the cluster: some moves' shards moved, or targets changed."""
 
-    def __init__(self, message: str, moves: list):
+    def __init__(self, message, moves):
         super().__init__(message)
         self.moves = moves
 
@@ -251,7 +251,7 @@ class ProgressFailed(ClusterError):
     """apply_plan's progress callback raised: no new move was started after it (its exception is
     the __cause__; `report` says what ran)."""
 
-    def __init__(self, message: str, report: dict):
+    def __init__(self, message, report):
         super().__init__(message)
         self.report = report
 
@@ -263,7 +263,7 @@ class ProtectedContext(ClusterError):
 class ChangeRefused(ClusterError):
     """The cluster answered 2xx, but its body says the change did not happen."""
 
-    def __init__(self, message: str, server_message: Optional[str] = None):
+    def __init__(self, message, server_message=None):
         super().__init__(message)
         self.server_message = server_message
 
@@ -271,7 +271,7 @@ class ChangeRefused(ClusterError):
 class ApiError(ClusterError):
     """The cluster said no: an HTTP error status, with the server's message."""
 
-    def __init__(self, status_code: int, message: str, code: Optional[str] = None, hint: Optional[str] = None):
+    def __init__(self, status_code, message, code=None, hint=None):
         detail = "HTTP %d%s" % (status_code, " " + code if code else "")
         super().__init__("%s (%s)" % (message, detail), hint)
         self.status_code = status_code
@@ -308,7 +308,7 @@ HTTP_ERRORS = {400: BadRequest, 401: AuthenticationFailed, 403: PermissionDenied
                404: NotFound, 409: Conflict, 503: ServiceUnavailable}
 
 
-def excerpt(content: bytes, limit: int = 120) -> str:
+def excerpt(content, limit=120):
     """Return the start of a body, on one line, for an error message."""
     text = " ".join(content[:limit * 4].decode("utf-8", "replace").split())
     return repr(text[:limit] + ("..." if len(text) > limit or len(content) > limit * 4 else ""))
@@ -319,7 +319,7 @@ def excerpt(content: bytes, limit: int = 120) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def seconds(value: float) -> str:
+def seconds(value):
     """1.0 -> '1s', 0.25 -> '0.25s', 2.3333 -> '2.33s'."""
     return "%ss" % ("%.2f" % value).rstrip("0").rstrip(".")
 
@@ -339,7 +339,7 @@ _HOST_PORT = r"^%s(?::([0-9]+))?$" % _HOST
 _HEADER_SAFE = r"^[\x21-\x7e]+$"
 
 
-def check_id(value: Any, param: str) -> str:
+def check_id(value, param):
     """Return an ID the operator typed: non-empty text, printable, encodable, not a path step."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("%s must not be empty" % param, param=param)
@@ -356,7 +356,7 @@ def check_id(value: Any, param: str) -> str:
     return value
 
 
-def check_port(text: Any, param: str) -> int:
+def check_port(text, param):
     if isinstance(text, bool):
         raise InvalidInput("%s: %r is not a port number (1-65535)" % (param, text), param=param)
     try:
@@ -369,7 +369,7 @@ def check_port(text: Any, param: str) -> int:
     return port
 
 
-def check_address(text: Any, param: str = "address") -> str:
+def check_address(text, param="address"):
     """Check HOST:PORT (IPv6 as [::1]:8080); returns it unchanged."""
     match = re.match(_HOST_PORT, text) if isinstance(text, str) else None
     if not match or match.group(3) is None:
@@ -378,7 +378,7 @@ def check_address(text: Any, param: str = "address") -> str:
     return text
 
 
-def as_entries(value: Any, param: str) -> list:
+def as_entries(value, param):
     """'a,b' or ['a', 'b'] -> ['a', 'b'], each stripped and non-empty."""
     if isinstance(value, str):
         entries = value.split(",")
@@ -392,7 +392,7 @@ def as_entries(value: Any, param: str) -> list:
     return entries
 
 
-def host_problem(text: str) -> str:
+def host_problem(text):
     """Return why a host name was refused, when it is not plain: for the message."""
     if not text.isascii():
         return " (names are ASCII: write an international name in its xn-- form)"
@@ -404,7 +404,7 @@ def host_problem(text: str) -> str:
     return ""
 
 
-def check_hosts(hosts: Union[str, Sequence[str]], port: int) -> list:
+def check_hosts(hosts, port):
     """'a,b:9090,[::1]:8080' -> base URLs, the port defaulting to `port`."""
     urls = []
     for entry in as_entries(hosts, "host"):
@@ -427,7 +427,7 @@ def check_hosts(hosts: Union[str, Sequence[str]], port: int) -> list:
     return urls
 
 
-def check_urls(text: Any) -> list:
+def check_urls(text):
     """'https://a:8443,https://b:8443' -> base URLs, checked."""
     from urllib.parse import urlsplit
     urls = []
@@ -461,7 +461,7 @@ def check_urls(text: Any) -> list:
     return urls
 
 
-def check_api_prefix(text: Any, param: str = "api_prefix") -> str:
+def check_api_prefix(text, param="api_prefix"):
     """'/v1' or '/api/v1/' -> the path the cluster API is served under, without its last slash."""
     if not isinstance(text, str) or not text.startswith("/") or "//" in text or not text.isprintable() or\
             any(c in text for c in " ?#%\\"):
@@ -473,7 +473,7 @@ def check_api_prefix(text: Any, param: str = "api_prefix") -> str:
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
-def check_proxy(proxy: str) -> str:
+def check_proxy(proxy):
     """Return a proxy URL from the environment, usable by requests (SOCKS needs PySocks installed)."""
     from urllib.parse import urlsplit
     scheme = urlsplit(proxy).scheme.lower() if "://" in proxy else ""
@@ -489,21 +489,21 @@ def check_proxy(proxy: str) -> str:
     return proxy
 
 
-def check_api_key(key: Any) -> str:
+def check_api_key(key):
     if not isinstance(key, str) or not re.match(_HEADER_SAFE, key):
         raise InvalidInput("the API key contains spaces or characters not allowed in an HTTP header",
                            param="api_key")
     return key
 
 
-def check_strategy(strategy: Any) -> str:
+def check_strategy(strategy):
     if strategy not in STRATEGIES:
         raise InvalidInput("strategy must be one of %s, got %s" % (", ".join(STRATEGIES), shown(strategy)),
                            param="strategy")
     return strategy
 
 
-def check_seconds(value: Any, param: str) -> float:
+def check_seconds(value, param):
     """Return a positive, finite number of seconds, at most a week."""
     if isinstance(value, bool):
         value = None
@@ -517,7 +517,7 @@ def check_seconds(value: Any, param: str) -> float:
     return amount
 
 
-def check_count(value: Any, param: str, most: int = 100) -> int:
+def check_count(value, param, most=100):
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
         raise InvalidInput("%s must be a whole number from 0 to %d, got %s" % (param, most, shown(value)),
                            param=param)
@@ -527,7 +527,7 @@ def check_count(value: Any, param: str, most: int = 100) -> int:
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
 
 
-def check_size(text: Any) -> int:
+def check_size(text):
     """'256M' -> bytes (K, M, G are powers of 1024; an optional B or iB after them)."""
     if isinstance(text, int) and not isinstance(text, bool):
         size = text
@@ -542,14 +542,14 @@ def check_size(text: Any) -> int:
     return size
 
 
-def fmt_size(size: int) -> str:
+def fmt_size(size):
     for unit in ("G", "M", "K"):
         if size >= _SIZE_UNITS[unit] and size % _SIZE_UNITS[unit] == 0:
             return "%d%s" % (size // _SIZE_UNITS[unit], unit)
     return "%d bytes" % size
 
 
-def read_file(path: str, limit: int, timeout: float = DEFAULT_TIMEOUT) -> tuple:
+def read_file(path, limit, timeout=DEFAULT_TIMEOUT):
     """(bytes, os.stat_result) of a file the operator named, read without ever waiting forever or
     holding more than `limit` bytes: a regular file is read up to the limit; a pipe, FIFO or device
     (--config <(vault read ...), /dev/zero) is read as it comes, until its end, the limit, or
@@ -625,7 +625,7 @@ USAGE_FIELDS = (("CPU", "cpu_usage"), ("Memory", "memory_usage"), ("Disk", "disk
 _CAMEL = {}
 
 
-def field(obj: Any, name: str) -> Any:
+def field(obj, name):
     """Return a field by its snake_case name, or the camelCase one the REST API also uses."""
     if type(obj) is not dict and not isinstance(obj, dict):
         return None
@@ -639,7 +639,7 @@ def field(obj: Any, name: str) -> Any:
     return value
 
 
-def number(value: Any) -> Union[int, float, None]:
+def number(value):
     """Return a finite int or float from a number or a short numeric string; None otherwise."""
     if isinstance(value, bool):
         return None
@@ -659,7 +659,7 @@ def number(value: Any) -> Union[int, float, None]:
     return None
 
 
-def as_float(value: Any) -> Optional[float]:
+def as_float(value):
     """number() as a float; None also for integers past float range."""
     n = number(value)
     try:
@@ -668,17 +668,17 @@ def as_float(value: Any) -> Optional[float]:
         return None
 
 
-def finite(value: Any) -> float:
+def finite(value):
     """Return a finite number from the server, or 0 (for arithmetic on untrusted values)."""
     n = as_float(value)
     return 0.0 if n is None else n
 
 
-def clip(text: str) -> str:
+def clip(text):
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
 
 
-def compact_json(value: Any) -> str:
+def compact_json(value):
     """Return nested lists and objects as one line of JSON; '...' where that cannot be done."""
     import json
     try:
@@ -687,7 +687,7 @@ def compact_json(value: Any) -> str:
         return "..."
 
 
-def fmt_text(value: Any) -> str:
+def fmt_text(value):
     """Return any JSON value as one printable line of at most MAX_CELL characters."""
     if type(value) is str and len(value) <= MAX_CELL and value.isprintable():
         return value  # the common case, first: a million cells go through here
@@ -712,7 +712,7 @@ def fmt_text(value: Any) -> str:
     return clip(text)
 
 
-def fmt_bytes(value: Any) -> str:
+def fmt_bytes(value):
     n = as_float(value)
     if n is None:
         return fmt_text(value)
@@ -722,11 +722,11 @@ def fmt_bytes(value: Any) -> str:
         n /= 1024.0
 
 
-def as_dict(data: Any) -> dict:
+def as_dict(data):
     return data if isinstance(data, dict) else {}
 
 
-def as_list(data: Any) -> list:
+def as_list(data):
     return data if isinstance(data, list) else []
 
 
@@ -735,12 +735,12 @@ def as_list(data: Any) -> list:
 # --------------------------------------------------------------------------------------------------
 
 
-def _finite_float(text: str):
+def _finite_float(text):
     value = float(text)
     return value if value - value == 0 else None  # 1e400 is inf: null, as NaN and Infinity
 
 
-def _no_constant(name: str):
+def _no_constant(name):
     return None  # NaN, Infinity, -Infinity: not JSON (RFC 8259), so null
 
 
@@ -753,11 +753,11 @@ DECODED_MULTIPLE = 6
 OBJECT_BYTES, ARRAY_BYTES, VALUE_BYTES = 200, 64, 56
 
 
-def _bounded_int(text: str) -> Optional[int]:
+def _bounded_int(text):
     return int(text) if len(text.lstrip("-")) <= 4300 else None
 
 
-def parse_json(text: str, limit: int) -> Any:
+def parse_json(text, limit):
     """JSON text as Python values (NaN and Infinity as None, integers too long for Python to print
     as None), or ValueError; ResponseTooLarge before parsing when its objects, arrays and values
     would take more than DECODED_MULTIPLE times `limit` (only a text over an eighth of the limit
@@ -783,7 +783,7 @@ def parse_json(text: str, limit: int) -> Any:
 _CAMEL_NAME = r"^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$"
 
 
-def _camel_in(value: Any, depth: int) -> bool:
+def _camel_in(value, depth):
     if depth < 0:
         return False
     if isinstance(value, dict):
@@ -798,7 +798,7 @@ _CAMEL_HUMP = r"(?<=[a-z0-9])([A-Z])"
 ID_KEYED = ("nodes", "shard_distribution")  # maps keyed by node IDs: their keys are data, not names
 
 
-def _snake(value: Any, name: Optional[str]) -> Any:
+def _snake(value, name):
     if isinstance(value, dict):
         if name in ID_KEYED:
             return {k: _snake(v, None) for k, v in value.items()}
@@ -812,7 +812,7 @@ def _snake(value: Any, name: Optional[str]) -> Any:
     return value
 
 
-def snake_case(data: Any) -> Any:
+def snake_case(data):
     """Return the contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
     unknown fields too). A server uses one naming: a few items of a list are looked at, and
     only an answer in camelCase is walked, so a million snake_case shards cost nothing."""
@@ -824,7 +824,7 @@ def snake_case(data: Any) -> Any:
         raise BadResponse("the cluster's answer is nested too deeply to read") from None
 
 
-def _as_number(value: Any, key: str, odd: set) -> Union[int, float, None]:
+def _as_number(value, key, odd):
     n = number(value)
     if n is None or isinstance(value, bool):
         odd.add(key)
@@ -832,7 +832,7 @@ def _as_number(value: Any, key: str, odd: set) -> Union[int, float, None]:
     return n
 
 
-def typed(data: Any, odd: set) -> Any:
+def typed(data, odd):
     """Return the answer with each numeric field of the contract a number: a numeric string becomes
     its int or float; anything else there (text, true, a list) becomes None, its field's name added
     to `odd`. Changed in place; the maps keyed by IDs (a shard count per node) are numbers too. A
@@ -870,8 +870,8 @@ def typed(data: Any, odd: set) -> Any:
     return data
 
 
-def decode(status: int, reason: str, content: Union[bytes, list], method: str = "GET", tries: int = 1,
-           pause: float = 0.0, limit: int = DEFAULT_MAX_RESPONSE_SIZE) -> Any:
+def decode(status, reason, content, method="GET", tries=1,
+           pause=0.0, limit=DEFAULT_MAX_RESPONSE_SIZE):
     """Return the body as JSON (non-finite numbers as None), or the matching ClusterError.
     Given the body in a one-item list, it empties the list, so no one else holds the bytes
     while the text is parsed (a million shards: 300 MB less at the peak)."""
@@ -929,7 +929,7 @@ def decode(status: int, reason: str, content: Union[bytes, list], method: str = 
                       % (status, excerpt(content), after_change), status) from None
 
 
-def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
+def check_applied(answer, flag, action):
     """Return the answer, or raise ChangeRefused with the server's own reason when a 2xx says the change
     did not happen: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error."""
     said_no = flag is not None and field(answer, flag) in (False, "false", "False", 0, "0", "no")
@@ -943,13 +943,13 @@ def check_applied(answer: dict, flag: Optional[str], action: str) -> dict:
     raise ChangeRefused("the cluster did not %s: %s" % (action, reason), reason)
 
 
-def expect_object(data: Any) -> dict:
+def expect_object(data):
     if not isinstance(data, dict):
         raise BadResponse("expected a JSON object from the cluster, got %s" % type(data).__name__)
     return data
 
 
-def unwrap_list(data: Any, key: str) -> list:
+def unwrap_list(data, key):
     """{"nodes": [...]} or a bare [...] -> the list."""
     if isinstance(data, dict):
         data = field(data, key)
@@ -969,14 +969,14 @@ HEADERS = {"Accept": "application/json", "User-Agent": "jadevectordb-cluster-cli
 class _BearerAuth:
     """Authorization: Bearer KEY, re-applied per request and never shown in a repr."""
 
-    def __init__(self, key: str):
+    def __init__(self, key):
         self._key = key
 
     def __call__(self, request):
         request.headers["Authorization"] = "Bearer " + self._key
         return request
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         return "<bearer ***>"
 
 
@@ -991,7 +991,7 @@ class _Exchange:
         self.connect_failed = False
         self.expired = False
 
-    def expire(self) -> None:
+    def expire(self):
         """Shut the socket once the deadline passed, so a read blocked on it returns now."""
         import socket
         self.expired = True
@@ -1022,7 +1022,7 @@ class _Watchdog:
         self._wakes_at = float("inf")  # when the thread's current wait ends
         self.pid = os.getpid()
 
-    def watch(self, exchange: _Exchange, deadline: float) -> None:
+    def watch(self, exchange, deadline):
         with self._condition:
             self._deadlines[exchange] = deadline
             if not self._running:
@@ -1031,7 +1031,7 @@ class _Watchdog:
             elif deadline < self._wakes_at:  # else the thread wakes in time anyway: no switch to it
                 self._condition.notify()
 
-    def _start(self) -> None:
+    def _start(self):
         """Start the thread with the stop signals blocked in it: the kernel gives a process's signal
         to a thread that does not block it, and only one in the main thread breaks a blocking read
         there (Ctrl-C would otherwise wait for the read's timeout)."""
@@ -1047,11 +1047,11 @@ class _Watchdog:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
-    def release(self, exchange: _Exchange) -> None:
+    def release(self, exchange):
         with self._condition:
             self._deadlines.pop(exchange, None)
 
-    def _run(self) -> None:
+    def _run(self):
         with self._condition:
             idle_since = time.monotonic()
             while True:
@@ -1074,7 +1074,7 @@ class _Watchdog:
 _watchdog = None
 
 
-def watchdog() -> _Watchdog:
+def watchdog():
     """Return the process's watchdog; a forked child gets its own (the parent's thread is not in it)."""
     global _watchdog
     if _watchdog is None or _watchdog.pid != os.getpid():
@@ -1149,7 +1149,7 @@ def _new_session(local):
     return session
 
 
-def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
+def read_body(response, limit, truncate=False):
     """Return the body, decompressed, read as a stream: at most `limit` bytes are ever held
     (more is ResponseTooLarge, or with truncate the first `limit` bytes)."""
     length = response.headers.get("Content-Length", "")
@@ -1173,7 +1173,7 @@ def read_body(response: Any, limit: int, truncate: bool = False) -> bytes:
     return b"".join(chunks)
 
 
-def causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc):
     """Yield an exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__)."""
     seen = set()
     while isinstance(exc, BaseException) and id(exc) not in seen:
@@ -1198,7 +1198,7 @@ CERTIFICATE_PROBLEMS = {
 UNKNOWN_CA = (2, 18, 19, 20, 21)  # no issuer certificate, self-signed, self-signed in the chain, unknown local issuer
 
 
-def _reason(exc) -> str:
+def _reason(exc):
     text = str(getattr(exc.args[0], "reason", None) or exc) if exc.args else str(exc) or type(exc).__name__
     for known in ("Connection refused", "Name or service not known", "No route to host",
                   "certificate verify failed", "Temporary failure in name resolution",
@@ -1209,7 +1209,7 @@ def _reason(exc) -> str:
     return text.split(": ", 1)[-1][:160]
 
 
-def unreachable(exc: BaseException, where: str) -> ClusterUnreachable:
+def unreachable(exc, where):
     """Return the ClusterUnreachable for a connection that failed before the request left: a name that
     does not resolve (not worth retrying), a certificate problem named as such, or the reason."""
     import socket
@@ -1242,13 +1242,13 @@ def unreachable(exc: BaseException, where: str) -> ClusterUnreachable:
 # --------------------------------------------------------------------------------------------------
 
 
-def holders(shard: Any) -> list:
+def holders(shard):
     """Return the nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
     replicas = field(shard, "replica_nodes")
     return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
 
 
-def restored(shard: Any, factor: int) -> bool:
+def restored(shard, factor):
     """Return whether a shard has its replication factor of copies: by the server's word (HEALTHY, and
     `replicas` at the factor: a server may copy a shard before it lists the copy), or by the copies
     it lists, when it does not say the shard is short."""
@@ -1258,7 +1258,7 @@ def restored(shard: Any, factor: int) -> bool:
     return status not in ("UNDER_REPLICATED", "OFFLINE") and len(set(holders(shard))) >= factor
 
 
-def id_of(obj: Any, name: str, what: str) -> str:
+def id_of(obj, name, what):
     """Return an ID the planners compute with: text, or a one-line BadResponse."""
     value = field(obj, name)
     if not isinstance(value, str) or not value:
@@ -1267,7 +1267,7 @@ def id_of(obj: Any, name: str, what: str) -> str:
     return value
 
 
-def copies(shard: Any) -> list:
+def copies(shard):
     """Return the shard's holders, primary first, each checked to be an ID."""
     what = "shard %s" % fmt_text(field(shard, "shard_id"))
     replicas = field(shard, "replica_nodes")
@@ -1279,7 +1279,7 @@ def copies(shard: Any) -> list:
                                                    for r in replicas]
 
 
-def nodes_by_id(nodes: list) -> dict:
+def nodes_by_id(nodes):
     return {id_of(node, "node_id", "a node"): node for node in nodes}
 
 
@@ -1308,7 +1308,7 @@ MOVABLE_SHARD = ("HEALTHY", "UNDER_REPLICATED")  # a live copy to move from; MIG
 Free = namedtuple("Free", "shard_id home holders size status")
 
 
-def _water_level(base: list, total: int, current: list) -> list:
+def _water_level(base, total, current):
     """Return the least square-sum loads >= base summing to total (no copy in the way), the one
     left over given to the nodes holding most now: a lower bound on both of the planner's aims."""
     if not base:
@@ -1328,7 +1328,7 @@ def _water_level(base: list, total: int, current: list) -> list:
     return target
 
 
-def _place_straight(free: list, where: list, load: list, target: list, allowed) -> bool:
+def _place_straight(free, where, load, target, allowed):
     """Step 1: send excess primaries to the nodes short of their target, most short first. True when
     every node reached its target (the bound met)."""
     import heapq
@@ -1359,7 +1359,7 @@ def _place_straight(free: list, where: list, load: list, target: list, allowed) 
     return all(load[j] == target[j] for j in range(len(target)))
 
 
-def _negative_cycle(count: int, arcs: list) -> Optional[list]:
+def _negative_cycle(count, arcs):
     """Return the arcs of a negative cycle (Bellman-Ford from a virtual source), or None."""
     dist, parent = [0] * count, [None] * count
     last = None
@@ -1382,7 +1382,7 @@ def _negative_cycle(count: int, arcs: list) -> Optional[list]:
             return cycle[::-1]
 
 
-def _cancel_cycles(free: list, home: list, where: list, load: list, nodes: int, allowed) -> None:
+def _cancel_cycles(free, home, where, load, nodes, allowed):
     """Step 2: cancel negative cycles of the flow's residual graph until none is left (optimal).
     Nodes 0..nodes-1 are the targets, `nodes` the drained node (if any), nodes+1 the hub."""
     hub = nodes + 1
@@ -1422,7 +1422,7 @@ def _cancel_cycles(free: list, home: list, where: list, load: list, nodes: int, 
                 load[v] -= 1
 
 
-def _spread_by_weight(free: list, where: list, load: list, allowed) -> None:
+def _spread_by_weight(free, where, load, allowed):
     """Move non-empty shards from the heaviest node to the lightest it can give to, each the one
     closest to halving their gap: every move narrows a gap, so the spread never widens."""
     import bisect
@@ -1497,7 +1497,7 @@ def _spread_by_weight(free: list, where: list, load: list, allowed) -> None:
             return
 
 
-def _cluster_loads(nodes: list, shards: list, in_flight: Optional[dict] = None) -> tuple:
+def _cluster_loads(nodes, shards, in_flight=None):
     """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as Free records, sorted
     by id): the planners' view of a cluster. The one accounting of where a primary is, for plans,
     their staleness and their verification alike: a shard in flight (in_flight: {shard_id: target})
@@ -1535,7 +1535,7 @@ def _cluster_loads(nodes: list, shards: list, in_flight: Optional[dict] = None) 
     return by_id, healthy, counts, vectors, listed
 
 
-def _solve(targets: list, fixed: dict, free: list, balance_by: str) -> tuple:
+def _solve(targets, fixed, free, balance_by):
     """Return (where each free shard ends, as a node or None, and the loads step 1 aimed at): the
     assignment above, over the HEALTHY `targets`, `fixed` the load no move changes."""
     index = {n: i for i, n in enumerate(targets)}
@@ -1563,7 +1563,7 @@ def _solve(targets: list, fixed: dict, free: list, balance_by: str) -> tuple:
     return [targets[j] if j >= 0 else None for j in where], dict(zip(targets, target))
 
 
-def after_moves(before: dict, moves: list) -> dict:
+def after_moves(before, moves):
     """Return the primaries per node once the moves are made: a plan's `after`, always derived from its
     `before` and its moves (a plan trimmed by hand is judged by the moves it kept)."""
     after = dict(before)
@@ -1581,19 +1581,19 @@ LEFT_OUT = {"JOINING": "takes primaries once HEALTHY: wait for it (add-node --wa
             "DEGRADED": "no primary goes to it until it is HEALTHY again"}
 
 
-def left_out(by_id: dict, healthy: list, counts: dict, drained: Optional[str] = None) -> list:
+def left_out(by_id, healthy, counts, drained=None):
     """Return the nodes a plan leaves out, each with its status, its primaries and why."""
     return [{"node_id": n, "status": fmt_text(field(node, "status")) or "unknown", "primaries": counts.get(n, 0),
              "reason": LEFT_OUT.get(field(node, "status"), "only HEALTHY nodes take primaries")}
             for n, node in sorted(by_id.items()) if n not in healthy and n != drained]
 
 
-def plan_of(kind: str, moves: list, before: dict, skipped: list, **what) -> dict:
+def plan_of(kind, moves, before, skipped, **what):
     """Return a plan as rebalance and drain-node print it and --plan reads it back."""
     return dict(kind=kind, **what, moves=moves, before=before, after=after_moves(before, moves), skipped=skipped)
 
 
-def in_the_way(targets: list, free: list, ends: list, aimed: dict, after: dict) -> list:
+def in_the_way(targets, free, ends, aimed, after):
     """Return the copies in the way of an even spread, only when they cost balance (the plan's spread is
     worse than the one no copy would prevent): each node above its aim, with the nodes at least two
     below it. As the plan is optimal, each of its movable primaries has a copy on each of those (else
@@ -1615,7 +1615,7 @@ def in_the_way(targets: list, free: list, ends: list, aimed: dict, after: dict) 
     return found
 
 
-def moved_vectors(vectors: dict, moves: list) -> dict:
+def moved_vectors(vectors, moves):
     after = dict(vectors)
     for move in moves:
         after[move["source_node"]] -= move["vector_count"]
@@ -1623,7 +1623,7 @@ def moved_vectors(vectors: dict, moves: list) -> dict:
     return after
 
 
-def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards", in_flight: Optional[dict] = None) -> dict:
+def rebalance_plan(nodes, shards, balance_by="shards", in_flight=None):
     """Return which primaries to move where so the HEALTHY nodes' primary counts (or vectors) are as
     even as the copies allow, in the fewest moves. Moves HEALTHY or UNDER_REPLICATED shards' primaries
     between HEALTHY nodes, never onto a node holding a copy, each shard at most once; a MIGRATING
@@ -1667,7 +1667,7 @@ def rebalance_plan(nodes: list, shards: list, balance_by: str = "shards", in_fli
     return plan
 
 
-def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict] = None) -> dict:
+def drain_plan(nodes, shards, node_id, in_flight=None):
     """Return moves for every primary on node_id onto the other HEALTHY nodes holding no copy of it,
     leaving them as even as the copies allow. A shard MIGRATING to or from the node is waited out
     (listed in in_flight); a node that is UNREACHABLE has no live copy to move from (its primaries are
@@ -1709,7 +1709,7 @@ def drain_plan(nodes: list, shards: list, node_id: str, in_flight: Optional[dict
                 stuck=stuck)
     return plan
 
-def explain_shard(nodes: list, shards: list, shard_id: str, in_flight: Optional[dict] = None) -> dict:
+def explain_shard(nodes, shards, shard_id, in_flight=None):
     """Return where the shard's primary could move and why not elsewhere (as Elasticsearch's allocation
     explain does): for each node, whether a rebalance may put it there and why, and where the
     rebalance planned now would put it."""
@@ -1757,7 +1757,7 @@ def explain_shard(nodes: list, shards: list, shard_id: str, in_flight: Optional[
             "nodes": rows}
 
 
-def check_plan(plan: Any) -> dict:
+def check_plan(plan):
     """Return a plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput."""
     def bad(why):
         return InvalidInput("plan: %s" % why, param="plan")
@@ -1780,18 +1780,18 @@ def check_plan(plan: Any) -> dict:
     return plan
 
 
-def _check(name: str, passed: bool, detail: str, blocking: bool = True) -> dict:
+def _check(name, passed, detail, blocking=True):
     """Return a dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning."""
     return {"name": name, "passed": bool(passed), "blocking": blocking, "detail": detail}
 
 
-def dry_run_plan(checks: list, **what) -> dict:
+def dry_run_plan(checks, **what):
     return dict(dry_run=True, **what, checks=checks,
                 would_succeed=all(c["passed"] for c in checks if c["blocking"]))
 
 
-def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optional[str] = None,
-                   strategy: str = "LIVE_COPY") -> dict:
+def plan_migration(client, shard_id, target, source=None,
+                   strategy="LIVE_COPY"):
     """Return what migrate-shard would do and whether the cluster would accept it (reads only)."""
     shard = client.shard_status(shard_id)
     nodes = nodes_by_id(client.list_nodes())
@@ -1822,7 +1822,7 @@ def plan_migration(client: ClusterCLI, shard_id: str, target: str, source: Optio
                         bytes_to_move=field(shard, "size_bytes"))
 
 
-def plan_node_removal(client: ClusterCLI, node_id: str) -> dict:
+def plan_node_removal(client, node_id):
     """Return what remove-node would do to the shards and whether the cluster would accept it (reads only)."""
     status = client.cluster_status()
     nodes = nodes_by_id(client.list_nodes())
@@ -1872,7 +1872,7 @@ class Clock:
 CLOCK = Clock()
 
 
-def rounds(interval: float, deadline: Optional[float] = None) -> Iterator[None]:
+def rounds(interval, deadline=None):
     """Yield at once, then every `interval` seconds until the deadline, the last time at it: the one
     rhythm of every wait, of a plan's polls and of --watch."""
     while True:
@@ -1883,8 +1883,8 @@ def rounds(interval: float, deadline: Optional[float] = None) -> Iterator[None]:
         CLOCK.sleep(interval if deadline is None else min(interval, deadline - now))
 
 
-def poll_until(client: ClusterCLI, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float,
-               interval: float) -> tuple:
+def poll_until(client, read, done, timeout,
+               interval):
     """Call read() until done(value), polling through failures that may pass, until
     the deadline (with a last poll at it). Return (value, done, seconds waited,
     the last failure); value is None when no poll succeeded."""
@@ -1940,7 +1940,7 @@ Source = namedtuple("Source", "name values labels")
 Option = namedtuple("Option", "flags settings param")
 
 
-def option(*flags: str, param: Optional[str] = None, **settings: Any) -> Option:
+def option(*flags, param=None, **settings):
     return Option(flags, settings, param)
 
 
@@ -1958,13 +1958,13 @@ def _argument_type(check):
     return convert
 
 
-def check_format(text: Any, where: str) -> str:
+def check_format(text, where):
     if text not in FORMAT_NAMES:
         raise InvalidInput("%s must be one of %s, got %s" % (where, ", ".join(FORMAT_NAMES), shown(text)))
     return text
 
 
-def check_key(text: Any, where: str) -> str:
+def check_key(text, where):
     """Check an API key, refusing an empty one: it would send no key, silently."""
     if isinstance(text, str) and not text.strip():
         raise InvalidInput(where + (" is set but empty (unset it to send no key)" if where.isupper() else
@@ -1973,7 +1973,7 @@ def check_key(text: Any, where: str) -> str:
     return check_api_key(text)
 
 
-def check_retries(text: Any, where: str) -> int:
+def check_retries(text, where):
     """Return a number of retries, 0 to 100, from text or a number."""
     try:
         count = None if isinstance(text, (bool, float)) else int(text)
@@ -1986,7 +1986,7 @@ def check_retries(text: Any, where: str) -> int:
     return count
 
 
-def check_env_name(text: Any, where: str) -> str:
+def check_env_name(text, where):
     if not re.match(_ENV_NAME, text):
         raise InvalidInput("%s must be the name of an environment variable, got %s" % (where, shown(text)))
     return text
@@ -2005,9 +2005,9 @@ KINDS = {"text": ((str,), "text"), "texts": ((str, list), "text or a list of tex
          "bool": ((bool,), "true or false")}
 
 
-def setting(name: str, flags: tuple = (), help: str = "", env: Optional[str] = None, kind: Optional[str] = None,
-            default: Any = None, default_text: Optional[str] = None, check: Optional[Callable] = None,
-            client: bool = False, parsed: bool = False, **argparse_settings: Any) -> Setting:
+def setting(name, flags=(), help="", env=None, kind=None,
+            default=None, default_text=None, check=None,
+            client=False, parsed=False, **argparse_settings):
     """Return a Setting; its flag's help ends with its variable and default, its argparse type
     (parsed) is its check, and it defaults to None: a flag not given never poses as given."""
     if default_text is None and default not in (None, False):
@@ -2072,7 +2072,7 @@ DEFAULT_SOURCE = Source("the defaults", {given.name: given.default for given in 
                                          if given.default is not None and given.name not in CHOOSING}, {})
 
 
-def check_context_setting(key: str, value: Any) -> None:
+def check_context_setting(key, value):
     """Check one setting of a context as the flag that sets it would be."""
     types, said = KINDS[SETTING[key].kind]
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -2090,14 +2090,14 @@ class Resolved(dict):
     sources = overridden = None
 
 
-def base_urls(address: dict) -> list:
+def base_urls(address):
     """Return the base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked."""
     if "url" in address:
         return check_urls(address["url"])
     return check_hosts(address["host"], check_port(address["port"], "port"))
 
 
-def resolve(sources: Sequence[Source]) -> Resolved:
+def resolve(sources):
     """Return the settings, each from the first of `sources` (highest first) that sets it. The address is
     one setting: it comes whole from the first source that sets any part of it (url, or host and
     port), so a cluster is never addressed by one source's host and another's port."""
@@ -2145,7 +2145,7 @@ def resolve(sources: Sequence[Source]) -> Resolved:
     return resolved
 
 
-def config_path(flag: Optional[str]) -> tuple:
+def config_path(flag):
     """(the contexts file, what named it: '--config', JADEVECTORDB_CONFIG, or None for the default place)."""
     if flag:
         return flag, "--config"
@@ -2155,7 +2155,7 @@ def config_path(flag: Optional[str]) -> tuple:
     return os.path.join(base, "jadevectordb", "cluster.toml"), None
 
 
-def check_file_is_ours(path: str, info: Any) -> None:
+def check_file_is_ours(path, info):
     """Refuse a contexts file others could have written (the file, or its folder, writable by group or
     others, or owned by another user): like ssh with its keys, since it decides where changes go and
     which clusters are protected. A sticky folder such as /tmp is fine: no one else may
@@ -2178,7 +2178,7 @@ def check_file_is_ours(path: str, info: Any) -> None:
                                    stats.st_mode & 0o777, where))
 
 
-def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[int]:
+def line_of(text, section, key):
     """Return the line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found."""
     current, header = None, None
     for line_number, line in enumerate(text.splitlines(), 1):
@@ -2197,7 +2197,7 @@ def line_of(text: str, section: Optional[str], key: Optional[str]) -> Optional[i
     return header
 
 
-def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
+def check_config(path, text, data, info=None):
     """Return the file's contents, each setting checked, errors naming the file and line."""
     def refuse(message, section=None, key=None):
         line = line_of(text, section, key)
@@ -2244,7 +2244,7 @@ def check_config(path: str, text: str, data: dict, info: Any = None) -> Config:
     return Config(path, default, checked)
 
 
-def _toml(path: str, text: str) -> dict:
+def _toml(path, text):
     """Return the contexts file's text parsed, or InvalidInput naming the file and line."""
     if sys.version_info >= (3, 11):
         import tomllib
@@ -2262,7 +2262,7 @@ def _toml(path: str, text: str) -> dict:
         raise InvalidInput("%s: its values are nested too deeply to be a contexts file" % path) from None
 
 
-def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Config:
+def read_config(path, named_by=None, timeout=DEFAULT_TIMEOUT):
     """Return the contexts file, parsed and checked; no file at the default place is no contexts.
     TOML is parsed only when there is a file: no other run pays for it."""
     try:
@@ -2288,12 +2288,12 @@ def read_config(path: str, named_by: Optional[str] = None, timeout: float = DEFA
     return check_config(path, text, _toml(path, text), info)
 
 
-def no_file(config: Config) -> Optional[str]:
+def no_file(config):
     """'there is no contexts file at PATH', for messages, when there is none; else None."""
     return None if os.path.exists(config.path) else "there is no contexts file at %s" % config.path
 
 
-def chosen_context(config: Config, flag: Optional[str], flag_name: str = "--context") -> Optional[Context]:
+def chosen_context(config, flag, flag_name="--context"):
     """Return the context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
     else the file's default_context."""
     env = os.environ.get(ENV_CONTEXT)
@@ -2308,7 +2308,7 @@ def chosen_context(config: Config, flag: Optional[str], flag_name: str = "--cont
     return Context(name, chosen_by, config.contexts[name], config.path)
 
 
-def context_key(context: Context) -> Optional[str]:
+def context_key(context):
     """Return a context's API key: from the environment variable it names (which must then be set), or the file."""
     settings = context.settings
     if "api_key_env" in settings:
@@ -2320,7 +2320,7 @@ def context_key(context: Context) -> Optional[str]:
     return settings.get("api_key")
 
 
-def context_ca_cert(context: Context) -> Optional[str]:
+def context_ca_cert(context):
     """Return a context's ca_cert; a relative path is relative to the contexts file, as kubectl's are."""
     ca_cert = context.settings.get("ca_cert")
     if not ca_cert:
@@ -2328,19 +2328,19 @@ def context_ca_cert(context: Context) -> Optional[str]:
     return os.path.join(os.path.dirname(os.path.abspath(context.path)), os.path.expanduser(ca_cert))
 
 
-def context_url(settings: dict) -> str:
+def context_url(settings):
     """Return where a context points, as the client will call it."""
     if "url" in settings:
         return ",".join(check_urls(settings["url"]))
     return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
 
 
-def lazily(check: Callable, value: Any, where: str) -> Callable[[], Any]:
+def lazily(check, value, where):
     """Return a source's value, checked only when it is the one used: a bad one lower down stops nothing."""
     return lambda: check(value, where)
 
 
-def context_source(context: Context) -> Source:
+def context_source(context):
     """Return a context's settings: its address (whole), key (read when used), ca_cert (relative to
     the file), and the others as the file gives them (checked when it was read)."""
     values = dict(context.settings)
@@ -2354,7 +2354,7 @@ def context_source(context: Context) -> Source:
     return Source(name, values, {"ca_cert": name + ": ca_cert"})
 
 
-def environment_source(env: Any) -> Source:
+def environment_source(env):
     """Return the JADEVECTORDB_* variables; each is checked when it is the one used. An empty one is
     not set, except the key's: set but empty is a mistake, never "send no key"."""
     values, labels = {}, {}
@@ -2365,7 +2365,7 @@ def environment_source(env: Any) -> Source:
     return Source("the environment", values, labels)
 
 
-def flag_source(args: argparse.Namespace) -> Source:
+def flag_source(args):
     """Return the settings given on the command line. A --host or --port flag alone takes the other part
     of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
     values, labels = {}, {}
@@ -2384,7 +2384,7 @@ def flag_source(args: argparse.Namespace) -> Source:
     return Source("the command line", values, labels)
 
 
-def setting_sources(given: Source, context: Optional[Context], environment: Optional[Source]) -> list:
+def setting_sources(given, context, environment):
     """Return where settings come from, highest first: `given` (the flags, or the library's arguments),
     a context named (--context, or from_context's name), the environment (the command line's only), a
     context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
@@ -2394,7 +2394,7 @@ def setting_sources(given: Source, context: Optional[Context], environment: Opti
         ([] if named else ours) + [DEFAULT_SOURCE]
 
 
-def client_settings(resolved: dict) -> dict:
+def client_settings(resolved):
     """ClusterCLI's arguments from resolved settings: each client setting, and verify from insecure and ca_cert."""
     ca_cert = resolved.get("ca_cert")
     if ca_cert and not resolved.get("insecure") and not os.path.isfile(ca_cert):
@@ -2416,8 +2416,8 @@ class _Transport:
     masters, redirects, the answer read within its limit and decoded, and each failure made the
     ClusterError that says what is known of it."""
 
-    def __init__(self, urls: list, timeout: float, retries: int, verify: Union[bool, str],
-                 auth: Optional[_BearerAuth], max_response_size: int):
+    def __init__(self, urls, timeout, retries, verify,
+                 auth, max_response_size):
         import logging
         import threading
         import requests
@@ -2439,15 +2439,15 @@ class _Transport:
         self._current = 0  # the master that answered last is asked first
         self.retrying = None  # hears, once, the first retry: a sentence saying what is retried and for how long
 
-    def close(self) -> None:
+    def close(self):
         self._session.close()
 
     @property
-    def answered_by(self) -> str:
+    def answered_by(self):
         return self.base_urls[self._current]
 
     @contextmanager
-    def bounded(self, deadline: float) -> Iterator[None]:
+    def bounded(self, deadline):
         """Keep every call in this block from running past `deadline` (time.monotonic()): a wait's end."""
         outer = getattr(self._local, "deadline", None)
         self._local.deadline = deadline if outer is None else min(outer, deadline)
@@ -2457,7 +2457,7 @@ class _Transport:
             self._local.deadline = outer
 
     @contextmanager
-    def captured(self) -> Iterator[list]:
+    def captured(self):
         """Keep the bodies of the answers in this block, as they came (--raw)."""
         self._local.bodies = []
         try:
@@ -2465,7 +2465,7 @@ class _Transport:
         finally:
             self._local.bodies = None
 
-    def request(self, method: str, path: str, *ids, params=None, body=None):
+    def request(self, method, path, *ids, params=None, body=None):
         """Send a request and return its answer decoded: the one place for path quoting, the deadline,
         retries, failover and errors."""
         from urllib.parse import quote
@@ -2510,7 +2510,7 @@ class _Transport:
                     "no API key was sent; pass one as api_key"
                 raise
 
-    def _pause(self, attempt: int, retry_after, deadline: float, why: str) -> bool:
+    def _pause(self, attempt, retry_after, deadline, why):
         """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline.
         The first retry of this client is told to `retrying`, with how long the retries may take."""
         if attempt >= self.retries:
@@ -2534,7 +2534,7 @@ class _Transport:
         CLOCK.sleep(delay)
         return True
 
-    def _send(self, method: str, path: str, params, body, deadline: float):
+    def _send(self, method, path, params, body, deadline):
         """Ask each master in turn; move on only when the request cannot have reached one."""
         failures = []
         count = len(self.base_urls)
@@ -2556,7 +2556,7 @@ class _Transport:
         error.tls = next((exc.tls for exc in failures if getattr(exc, "tls", None)), None)
         raise error
 
-    def _follow(self, method: str, url: str, params, body, deadline: float, masters_left: int):
+    def _follow(self, method, url, params, body, deadline, masters_left):
         """Send one request, following a few redirects for a GET and none for a change."""
         from urllib.parse import urljoin, urlsplit
         auth = self._auth
@@ -2592,7 +2592,7 @@ class _Transport:
             url, params = target, None
         raise BadResponse("the cluster redirected more than %d times" % MAX_REDIRECTS)
 
-    def proxy_for(self, url: str) -> Optional[str]:
+    def proxy_for(self, url):
         """Return the proxy requests to url go through, decided once per origin (see ClusterCLI.proxy_for)."""
         from urllib.parse import urlsplit
         if not isinstance(url, str):
@@ -2609,7 +2609,7 @@ class _Transport:
             self._proxies[origin] = proxy
         return self._proxies[origin]
 
-    def _exchange(self, method: str, url: str, params, body, auth, deadline: float, masters_left: int):
+    def _exchange(self, method, url, params, body, auth, deadline, masters_left):
         """Make one HTTP exchange, the whole body read, within the deadline; return (response, body bytes)."""
         exceptions = self._requests.exceptions
         from urllib.parse import urlsplit
@@ -2653,8 +2653,8 @@ class _Transport:
                         (time.monotonic() - started) * 1000, len(content))
         return response, content
 
-    def _failure(self, method: str, url: str, where: str, exc: Exception, exchange, timed_out: bool,
-                 connect_within: float) -> ClusterError:
+    def _failure(self, method, url, where, exc, exchange, timed_out,
+                 connect_within):
         """Return the ClusterError for an exchange that raised: did the request leave, and what broke?"""
         exceptions = self._requests.exceptions
         sent = exchange.conn is not None and not exchange.connect_failed
@@ -2775,7 +2775,7 @@ class ClusterCLI:
         client._protected = bool(context.settings.get("protected")) and confirm != context.name
         return client
 
-    def __repr__(self) -> str:
+    def __repr__(self):
         return "ClusterCLI(%s)" % ",".join(self.base_urls)
 
     def __enter__(self):
@@ -3033,9 +3033,9 @@ class ClusterCLI:
             report["verified"], report["differences"] = self._compare_with_plan(plan)
         return report
 
-    def _carry_out(self, report: dict, max_concurrent: int, max_per_node: int, strategy: str,
-                   deadline: Optional[float], notify: Callable[[str, dict], None], broken: list,
-                   poll_interval: float, stall_timeout: float, steer: Optional[Callable[[], dict]] = None) -> None:
+    def _carry_out(self, report, max_concurrent, max_per_node, strategy,
+                   deadline, notify, broken,
+                   poll_interval, stall_timeout, steer=None):
         """apply_plan's loop: poll the moves running, start moves while there is room, until all ended."""
         running, pending = report["running"], report["not_started"]
         blocked = {}  # node -> why no new move goes into or out of it
@@ -3133,7 +3133,7 @@ class ClusterCLI:
             if deadline is not None and CLOCK.now() >= deadline:
                 return
 
-    def _shard_now(self, move: dict) -> tuple:
+    def _shard_now(self, move):
         """(its running migration or None, its primary) as the cluster says now; (None, None) if unread."""
         try:
             shard = self.shard_status(move["shard_id"])
@@ -3143,8 +3143,8 @@ class ClusterCLI:
         migration = field(shard, "migration")
         return (migration if field(migration, "status") in RUNNING_MIGRATION else None), primary
 
-    def _poll_move(self, move: dict, report: dict, notify: Callable[[str, dict], None],
-                   stall_timeout: float) -> Optional[str]:
+    def _poll_move(self, move, report, notify,
+                   stall_timeout):
         """Ask how a running move's migration goes. When it ended (completed, failed, stalled: no
         progress for stall_timeout seconds, or unknown: the cluster forgot it), file it and return how."""
         now = CLOCK.now()
@@ -3186,19 +3186,19 @@ class ClusterCLI:
         return None
 
     @staticmethod
-    def _settled(report: dict) -> dict:
+    def _settled(report):
         """Return the report with the moves still running as a caller sees them (no private fields)."""
         report["running"][:] = [{k: v for k, v in m.items() if not k.startswith("_")} for m in report["running"]]
         return report
 
-    def _ended(self, move: dict, report: dict, how: str, notify: Callable[[str, dict], None]) -> str:
+    def _ended(self, move, report, how, notify):
         report["running"][:] = [m for m in report["running"] if m["shard_id"] != move["shard_id"]]
         move = {k: v for k, v in move.items() if not k.startswith("_")}
         report[how].append(move)
         notify(how, move)
         return how
 
-    def _compare_with_plan(self, plan: dict) -> tuple:
+    def _compare_with_plan(self, plan):
         """(True, {}) when each node of the plan's `after` holds that many primaries now (a shard still in
         flight counted where it goes, as the plan counted it)."""
         shards = self.list_shards()
@@ -3212,15 +3212,15 @@ class ClusterCLI:
 
     # -- asking the cluster ----------------------------------------------------------
 
-    def _get_object(self, endpoint: str, *ids) -> dict:
+    def _get_object(self, endpoint, *ids):
         return expect_object(self._request(*ENDPOINTS[endpoint], *ids))
 
-    def _may_change(self) -> None:
+    def _may_change(self):
         if self._protected:
             raise ProtectedContext("context %r is protected: pass confirm=%r to ClusterCLI.from_context() to change "
                                    "its cluster; nothing was sent" % (self.context, self.context), param="confirm")
 
-    def _request(self, method: str, path: str, *ids, params=None, body=None):
+    def _request(self, method, path, *ids, params=None, body=None):
         """Send one request (a /cluster path under the API prefix), a change only when this client may
         make it (its context's protection)."""
         if method != "GET":
@@ -3237,7 +3237,7 @@ class ClusterCLI:
         self._prefix_seen = self._prefix_seen or api
         return typed(answer, self.not_numbers)
 
-    def _answers(self, path: str) -> bool:
+    def _answers(self, path):
         try:
             self._transport.request("GET", path)
         except NotFound:
@@ -3246,7 +3246,7 @@ class ClusterCLI:
             return exc.exit_code != EXIT_UNREACHABLE  # it answered, if not with the status
         return True
 
-    def _not_under_prefix(self, method: str, path: str, ids: tuple, params, body, exc: NotFound) -> Any:
+    def _not_under_prefix(self, method, path, ids, params, body, exc):
         """Settle a 404 that came before the API prefix answered once: an unknown ID under the right
         prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when only that
         answers (unless the prefix was given); a change is never sent to a guessed one: it is refused,
@@ -3311,7 +3311,7 @@ class Spoken:
     def __init__(self):
         self.secrets, self.command = (), DEFAULT_PROG
 
-    def keep_secret(self, *secrets: Optional[str]) -> None:
+    def keep_secret(self, *secrets):
         """Keep these secrets out of everything written, in every form a format may give them: as they are,
         JSON-escaped (json, ndjson, --raw), with CSV's quotes doubled, TSV's backslashes and percent-encoded."""
         forms = set()
@@ -3327,7 +3327,7 @@ class Spoken:
 SPOKEN = Spoken()
 
 
-def secrets_in(argv: Sequence[str]) -> list:
+def secrets_in(argv):
     """Return the values of options that carry a secret, however their flag was spelled; and the environment's key."""
     secrets = [os.environ.get(ENV_API_KEY)]
     for i, arg in enumerate(argv):
@@ -3337,7 +3337,7 @@ def secrets_in(argv: Sequence[str]) -> list:
     return secrets
 
 
-def redact(text: Union[str, bytes]) -> Union[str, bytes]:
+def redact(text):
     """Anything written, on stdout or stderr, without this run's secrets (the API key from the
     command line, the environment or a context: each becomes as many '*') and, in text, without
     any user:password@."""
@@ -3362,20 +3362,20 @@ def redact(text: Union[str, bytes]) -> Union[str, bytes]:
     return text
 
 
-def terminal_text(message: str) -> str:
+def terminal_text(message):
     """Control characters from input or a server escaped, not obeyed by the terminal."""
     if message.isprintable():
         return message
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
-def pasteable(message: str) -> str:
+def pasteable(message):
     """Return a message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
     with the address flags it was given (--host, --url, --context...; never the key)."""
     return message.replace(DEFAULT_PROG + " ", SPOKEN.command + " ") if SPOKEN.command != DEFAULT_PROG else message
 
 
-def err_write(text: str) -> None:
+def err_write(text):
     """Write to stderr as it is (a progress line's \\r too), secrets out; never fails the command."""
     try:
         sys.stderr.write(redact(text))
@@ -3384,32 +3384,32 @@ def err_write(text: str) -> None:
         pass
 
 
-def say(prefix: str, message: str) -> None:
+def say(prefix, message):
     """Write one line on stderr: a hint's command as the operator can paste it, secrets out, control
     characters escaped. A closed or broken stderr loses the line, never the exit code."""
     err_write("%s%s\n" % (prefix, terminal_text(pasteable(message))))
 
 
-def print_error(message: str) -> None:
+def print_error(message):
     say("error: ", message)
 
 
-def warn(message: str) -> None:
+def warn(message):
     say("warning: ", message)
 
 
-def note(message: str) -> None:
+def note(message):
     say("", message)
 
 
-def is_tty(stream: Any) -> bool:
+def is_tty(stream):
     try:
         return bool(stream) and stream.isatty()
     except (AttributeError, ValueError, OSError):
         return False
 
 
-def terminal_columns() -> int:
+def terminal_columns():
     """shutil.get_terminal_size().columns, without importing shutil (and bz2, lzma) on every run."""
     try:
         columns = int(os.environ.get("COLUMNS", 0))
@@ -3425,12 +3425,12 @@ def terminal_columns() -> int:
     return columns or 80
 
 
-def stderr_width() -> Optional[int]:
+def stderr_width():
     """Return the terminal's width when stderr is one: a plan shown before its question fits it."""
     return terminal_columns() if is_tty(sys.stderr) else None
 
 
-def write(text: Union[str, bytes]) -> None:
+def write(text):
     """Write to stdout now (bytes as they are); a closed or full stdout is an OutputError
     (a closed pipe stays BrokenPipeError)."""
     stream = sys.stdout
@@ -3455,7 +3455,7 @@ def write(text: Union[str, bytes]) -> None:
         raise OutputError("cannot write output: %s" % (getattr(exc, "strerror", None) or exc)) from None
 
 
-def silence_stdout() -> None:
+def silence_stdout():
     """Point stdout at /dev/null, so what is still buffered goes nowhere at exit."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -3464,7 +3464,7 @@ def silence_stdout() -> None:
         pass
 
 
-def through_descriptors(path: str) -> bool:
+def through_descriptors(path):
     """Return whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
     the process already has, written in place even when it is a regular file the shell opened."""
     hop = os.path.abspath(path)
@@ -3478,7 +3478,7 @@ def through_descriptors(path: str) -> bool:
 
 
 @contextmanager
-def output_stream(path: str, stream: Any, synced: bool = False) -> Iterator[None]:
+def output_stream(path, stream, synced=False):
     """sys.stdout is `stream` within the block, flushed (and synced) at its end, and closed."""
     saved, sys.stdout = sys.stdout, stream
     try:
@@ -3496,14 +3496,14 @@ def output_stream(path: str, stream: Any, synced: bool = False) -> Iterator[None
             pass
 
 
-def with_removed(path: str) -> None:
+def with_removed(path):
     try:
         os.unlink(path)
     except OSError:
         pass
 
 
-def check_links_are_ours(path: str) -> None:
+def check_links_are_ours(path):
     """Refuse a path that goes through a symlink another user could have planted: one its caller does not
     own, in a folder someone else may write (the kernel's protected-symlinks rule, whatever the sysctl
     says, and for every link on the way, not only in sticky folders). Root writing a report through a
@@ -3539,7 +3539,7 @@ def check_links_are_ours(path: str) -> None:
 
 
 @contextmanager
-def written_to(path: Optional[str]) -> Iterator[None]:
+def written_to(path):
     """stdout into FILE. A regular file (or none yet) is replaced atomically: a temporary file is
     created beside it, exclusively and under an unpredictable name (so never through a planted
     symlink), written, synced, given the file's mode (and owner, as root), then renamed over it; a
@@ -3593,7 +3593,7 @@ def written_to(path: Optional[str]) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------------
 
 
-def fmt_count(value: Any) -> str:
+def fmt_count(value):
     if type(value) is int and -10 ** 15 < value < 10 ** 15:
         return f"{value:,}"  # the common case, first
     n = number(value)
@@ -3604,25 +3604,25 @@ def fmt_count(value: Any) -> str:
     return clip(f"{n:,}" if isinstance(n, int) else f"{n:,.1f}")
 
 
-def _fmt_number(value, template: str) -> str:
+def _fmt_number(value, template):
     n = as_float(value)
     return fmt_text(value) if n is None else clip(template % n)
 
 
-def fmt_percent(value: Any) -> str:
+def fmt_percent(value):
     return _fmt_number(value, "%.1f%%")
 
 
-def fmt_ms(value: Any) -> str:
+def fmt_ms(value):
     return _fmt_number(value, "%.1f ms")
 
 
-def fmt_rate(value: Any) -> str:
+def fmt_rate(value):
     n = as_float(value)
     return fmt_text(value) if n is None else clip(f"{n:,.1f}/s")
 
 
-def fmt_duration(value: Any) -> str:
+def fmt_duration(value):
     n = as_float(value)
     if n is None:
         return fmt_text(value)
@@ -3637,27 +3637,27 @@ def fmt_duration(value: Any) -> str:
     return "%dm %ds" % (minutes, total) if minutes else "%ds" % total
 
 
-def fmt_names(value: Any) -> str:
+def fmt_names(value):
     """Return a list of IDs, or 'none' when the server said there are none."""
     return "none" if value == [] else fmt_text(value)
 
 
-def fmt_yes_no(value: Any) -> str:
+def fmt_yes_no(value):
     return "" if value is None else ("yes" if value else "no")
 
 
-def counted(word: str) -> Callable[[Any], str]:
+def counted(word):
     """Return a formatter of counts as words: counted("shard")(1) is '1 shard', (8) is '8 shards'."""
-    def fmt(value: Any) -> str:
+    def fmt(value):
         return "%s %s%s" % (fmt_count(value), word, "" if number(value) == 1 else "s")
     return fmt
 
 
-def words(count: int, word: str) -> str:
+def words(count, word):
     return counted(word)(count)
 
 
-def words_are(count: int, word: str) -> str:
+def words_are(count, word):
     """'1 shard is', '3 shards are'."""
     return words(count, word) + (" is" if count == 1 else " are")
 
@@ -3665,7 +3665,7 @@ def words_are(count: int, word: str) -> str:
 fmt_shards = counted("shard")
 
 
-def fmt_aside(value: Any) -> str:
+def fmt_aside(value):
     """' (text)' after a sentence, or nothing."""
     text = fmt_text(value)
     return " (%s)" % text if text else ""
@@ -3678,7 +3678,7 @@ COLOURS = {"32": ("HEALTHY", "PASS", "COMPLETED", "OK", "GREEN"),
 COLOUR_OF = {word: code for code, words in COLOURS.items() for word in words}
 
 
-def paint(text: str) -> str:
+def paint(text):
     code = COLOUR_OF.get(text.upper())
     return "\x1b[%sm%s\x1b[0m" % (code, text) if code else text
 
@@ -3730,12 +3730,12 @@ View = namedtuple("View", "columns title rows sections sentence compact prepare 
 Sample = namedtuple("Sample", "name help value labels rows", defaults=((), None))
 
 
-def cell(obj: Any, spec: Field, color: bool = False) -> str:
+def cell(obj, spec, color=False):
     text = spec.fmt(field(obj, spec.key))
     return paint(text) if color and spec.status else text
 
 
-def cells(rows: Sequence[Any], columns: Sequence[Field], color: bool = False, missing: str = "") -> list:
+def cells(rows, columns, color=False, missing=""):
     """Return every row's cells (as cell() makes them), the column specs unpacked once; a field the
     server did not send is `missing` (a grid's '-')."""
     def or_missing(fmt):
@@ -3745,7 +3745,7 @@ def cells(rows: Sequence[Any], columns: Sequence[Field], color: bool = False, mi
             for row in rows]
 
 
-def lookup(obj: Any, path: str) -> Any:
+def lookup(obj, path):
     """Return a field by a dotted path: 'migration.status'."""
     for name in path.split("."):
         obj = field(obj, name)
@@ -3761,7 +3761,7 @@ TEMPLATE_FORMATS = {"": fmt_text, "count": fmt_count, "percent": fmt_percent, "m
                     "under_replicated": counted("under-replicated shard"), "status": fmt_text}
 
 
-def labelled(label: str, key: str, width: int = 0, fmt: Optional[Callable[[Any], str]] = None) -> Field:
+def labelled(label, key, width=0, fmt=None):
     """Return the field `key` under `label`, shown as its kind is (FIELD_KINDS) unless `fmt` says otherwise."""
     kind = FIELD_KINDS.get(key, "")
     return Field(label, key, fmt or TEMPLATE_FORMATS[kind], width, kind == "status")
@@ -3771,7 +3771,7 @@ _PLACEHOLDER = r"\{([\w.]+)(?::(\w+))?\}"
 _OPTIONAL = r"\[([^\[\]]*)\]"
 
 
-def fill(template: str, obj: Any, color: bool = False) -> str:
+def fill(template, obj, color=False):
     """Return a template's {placeholders} filled from obj; a [bracketed part] only when one of its
     fields has a value."""
     def value(match):
@@ -3793,7 +3793,7 @@ ELLIPSIS = "\u2026"
 _ANSI = r"\x1b\[[0-9;]*m"
 
 
-def shown_len(text: str, color: bool = False) -> int:
+def shown_len(text, color=False):
     """Return how many columns text takes on a terminal: a wide character (CJK) two, a combining mark or
     a zero-width one none, its colour codes none."""
     if color:
@@ -3805,7 +3805,7 @@ def shown_len(text: str, color: bool = False) -> int:
                2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def clipped(text: str, width: int, color: bool = False) -> str:
+def clipped(text, width, color=False):
     """Return text cut to `width` columns, its last one an ellipsis, when it is wider."""
     if shown_len(text, color) <= width:
         return text
@@ -3819,7 +3819,7 @@ def clipped(text: str, width: int, color: bool = False) -> str:
 CLIPPABLE = (fmt_text, fmt_names)  # text columns; numbers and status words are never clipped
 
 
-def fit(columns: Sequence[Field], least: list, content: list, width: int) -> tuple:
+def fit(columns, least, content, width):
     """Return (least widths, widths) of a grid fitted to `width`, from its columns' least and content
     widths: first the padding of the view's least widths goes, then the widest text column loses a
     character at a time, down to its header's width (or 8), until the grid fits or no column can give
@@ -3842,8 +3842,8 @@ def fit(columns: Sequence[Field], least: list, content: list, width: int) -> tup
 BATCH = 1000  # items a list is written in, a batch at a time
 
 
-def write_grid(columns: Sequence[Field], rows: Sequence[Any], out: Callable[[str], None], color: bool = False,
-               width: Optional[int] = None, headers: bool = True, end: str = "\n") -> None:
+def write_grid(columns, rows, out, color=False,
+               width=None, headers=True, end="\n"):
     """Write a box-drawn grid of `columns` (Fields), one row per item, every column as wide as its widest
     cell in terminal columns (wide characters, combining marks and colour codes counted as shown), at
     most `width` wide if it can be (see fit()). Two passes over the rows, the first measuring, the
@@ -3860,10 +3860,10 @@ def write_grid(columns: Sequence[Field], rows: Sequence[Any], out: Callable[[str
     cut = [widths[i] < content[i] for i in range(len(columns))]  # clipped with '…' to fit the terminal
     widths = [widths[i] if cut[i] else max(least[i], content[i]) for i in range(len(columns))]
 
-    def rule(left: str, middle: str, right: str) -> str:
+    def rule(left, middle, right):
         return left + middle.join("─" * (size + 2) for size in widths) + right
 
-    def row(line: list) -> str:
+    def row(line):
         texts = [clipped(text, widths[i], color) if cut[i] else text for i, text in enumerate(map(str.strip, line))]
         if not color and "".join(texts).isascii():
             return "│ " + " │ ".join(map(str.ljust, texts, widths)) + " │\n"
@@ -3877,21 +3877,21 @@ def write_grid(columns: Sequence[Field], rows: Sequence[Any], out: Callable[[str
     out(rule("└", "┴", "┘") + end)
 
 
-def render_grid(columns: Sequence[Field], rows: Sequence[Any], color: bool = False,
-                width: Optional[int] = None) -> str:
+def render_grid(columns, rows, color=False,
+                width=None):
     """Return the grid write_grid() writes, as text without its last newline."""
     parts = []
     write_grid(columns, rows, parts.append, color, width, end="")
     return "".join(parts)
 
 
-def render_rows(rows: Sequence[Field], obj: Any, color: bool = False) -> str:
+def render_rows(rows, obj, color=False):
     """'Label: value' lines, for the fields the server sent (no bare 'Label:' for one it did not)."""
     return "\n".join(("%s: %s" % (spec.label, cell(obj, spec, color))).rstrip() for spec in rows
                      if field(obj, spec.key) is not None)
 
 
-def render_section(spec: Section, obj: Any, color: bool = False, width: Optional[int] = None) -> str:
+def render_section(spec, obj, color=False, width=None):
     """Return a sub-heading and its body, after a blank line."""
     data = spec.source(obj)
     if spec.kind == "rows":
@@ -3911,21 +3911,21 @@ def render_section(spec: Section, obj: Any, color: bool = False, width: Optional
     return "\n\n%s\n%s\n%s" % (spec.title, "-" * len(spec.title), body)
 
 
-def compact_lines(rows: Sequence[Any], columns: Sequence[Field], color: bool = False) -> list:
+def compact_lines(rows, columns, color=False):
     """Return one line per row, its cells joined by ' | '."""
     return [" | ".join(line) for line in cells(rows, columns, color)]
 
 
-def picked(*path) -> Callable[[Any], Any]:
+def picked(*path):
     """Return a section's or Lines' source: the field at that path of the result."""
     return lambda obj: lookup(obj, ".".join(path))
 
 
-def list_at(*path) -> Callable[[Any], list]:
+def list_at(*path):
     return lambda obj: as_list(lookup(obj, ".".join(path)))
 
 
-def itself(obj: Any) -> Any:
+def itself(obj):
     return obj
 
 
@@ -3991,7 +3991,7 @@ REMOVAL_PLAN_ROWS = (labelled("Node ID", "node_id"), labelled("Primary Shards", 
 HEALTH_ROWS = (STATUS, labelled("Version", "version"))
 
 
-def checks_summary(checks: Any) -> str:
+def checks_summary(checks):
     """'4 PASS' or 'storage WARN, heartbeat FAIL': what an operator needs from a node's checks."""
     checks = [c for c in as_list(checks) if isinstance(c, dict)]
     failing = ["%s %s" % (fmt_text(field(c, "name")), fmt_text(field(c, "status")))
@@ -3999,11 +3999,11 @@ def checks_summary(checks: Any) -> str:
     return ", ".join(failing) if failing else ("%d PASS" % len(checks) if checks else "")
 
 
-def with_checks_summary(node: Any) -> dict:
+def with_checks_summary(node):
     return dict(as_dict(node), checks_summary=checks_summary(field(node, "checks")))
 
 
-def diagnostics_summary(data: Any) -> dict:
+def diagnostics_summary(data):
     """Return the diagnostics with what the formats show of them: nodes with their checks, counts."""
     data = as_dict(data)
     nodes = [with_checks_summary(n) for n in as_list(field(data, "nodes"))]
@@ -4013,28 +4013,28 @@ def diagnostics_summary(data: Any) -> dict:
                 under_replicated_total=len(as_list(lookup(data, "replication.under_replicated_shards"))))
 
 
-def metrics_per_node(data: Any) -> list:
+def metrics_per_node(data):
     per_node = field(data, "nodes")
     return [dict(as_dict(v), node_id=k) for k, v in per_node.items()] if isinstance(per_node, dict) else []
 
 
-def is_healthy(row: Any) -> Optional[float]:
+def is_healthy(row):
     """1 for HEALTHY, 0 for any other status, None (no sample) when none was sent."""
     status = field(row, "status")
     return None if status is None else 1.0 if status == "HEALTHY" else 0.0
 
 
-def cluster_status_rows(data: Any) -> list:
+def cluster_status_rows(data):
     """Return one row per status the cluster can be in, 1 for the current one (a Prometheus enum)."""
     current = field(data, "status")
     return [] if current is None else [{"status": status, "up": 1.0 if status == current else 0.0}
                                        for status in CLUSTER_STATUSES]
 
 
-def scaled(key: str, divisor: float) -> Callable[[Any], Optional[float]]:
+def scaled(key, divisor):
     """Return a sample's value: the field in the base unit Prometheus names use (a percentage as a
     ratio of 1, milliseconds as seconds); None, so no sample, when the field has no number."""
-    def value(row: Any) -> Optional[float]:
+    def value(row):
         n = as_float(field(row, key))
         return None if n is None else n / divisor
     return value
@@ -4059,7 +4059,7 @@ UP_METRIC = "jadevectordb_cluster_up"
 LAST_SUCCESS_METRIC = "jadevectordb_cli_last_success_timestamp_seconds"
 
 
-def migration_record(data: Any) -> Optional[dict]:
+def migration_record(data):
     """Return the shard's latest migration, with its vectors as 'moved/total'."""
     migration = field(data, "migration")
     if not migration:
@@ -4068,7 +4068,7 @@ def migration_record(data: Any) -> Optional[dict]:
         fmt_count(field(migration, "transferred_vectors")), fmt_count(field(migration, "total_vectors"))))
 
 
-def plan_summary(plan: Any) -> dict:
+def plan_summary(plan):
     """Return a dry run's plan with its verdict, its checks' results and the reasons it would fail."""
     plan = as_dict(plan)
     checks = as_list(field(plan, "checks"))
@@ -4184,7 +4184,7 @@ VIEWS = {
 }
 
 
-def move_plan_summary(plan: Any) -> dict:
+def move_plan_summary(plan):
     """Return a plan with its title, node rows and spreads (in vectors when it balances vectors), as the
     formats show it."""
     plan = as_dict(plan)
@@ -4211,7 +4211,7 @@ MOVE_RESULTS = (("completed", "COMPLETED"), ("failed", "FAILED"), ("stalled", "S
                 ("skipped", "SKIPPED"), ("running", "RUNNING"), ("not_started", "NOT STARTED"), ("stale", "STALE"))
 
 
-def move_report_summary(report: Any) -> dict:
+def move_report_summary(report):
     """Return a report with one row per move and its result."""
     report = as_dict(report)
     rows = []
@@ -4293,7 +4293,7 @@ VIEWS["explain"] = View(
 VIEWS["explain-nodes"] = View(columns=EXPLAIN_NODE_COLUMNS)
 
 
-def one_row(data: Any) -> list:
+def one_row(data):
     """Return a key/value result as a list of one row, for --columns, --sort-by and --no-headers."""
     return [data] if isinstance(data, dict) else []
 
@@ -4314,7 +4314,7 @@ for _name, _view in list(VIEWS.items()):
 # Lists are written a batch at a time (BATCH items), never held whole as text.
 
 
-def view_in(view: str, style: Output) -> View:
+def view_in(view, style):
     """Return the view a result is shown with, as --columns and --no-headers shape it."""
     spec = VIEWS[view]
     if style.columns is not None:
@@ -4322,7 +4322,7 @@ def view_in(view: str, style: Output) -> View:
     return spec if style.headers else spec._replace(headers=False)
 
 
-def to_json(data: Any, indent: Optional[int] = None) -> str:
+def to_json(data, indent=None):
     """Return strict JSON (RFC 8259, as jq reads it): no NaN or Infinity ever reaches stdout."""
     import json
     try:
@@ -4333,7 +4333,7 @@ def to_json(data: Any, indent: Optional[int] = None) -> str:
         raise BadResponse("the cluster's answer is nested too deeply to print") from None
 
 
-def write_json(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+def write_json(view, data, out, style):
     """Write the server's objects as strict JSON, indented (never coloured); a --watch snapshot is
     one line, for jq to stream. A list is encoded in batches of 8,192 pieces (about 100 KB), each
     joined in C: a million shards are 450 MB of JSON, which would otherwise be built in memory
@@ -4360,7 +4360,7 @@ def write_json(view: str, data: Any, out: Callable[[str], None], style: Output) 
     out("\n")
 
 
-def write_ndjson(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+def write_ndjson(view, data, out, style):
     """Write one compact JSON object per line: a list's items, or the one object."""
     if not isinstance(data, list):
         out(to_json(data) + "\n")
@@ -4371,7 +4371,7 @@ def write_ndjson(view: str, data: Any, out: Callable[[str], None], style: Output
         out("".join(to_json(item) + "\n" for item in data[start:start + BATCH]))
 
 
-def write_table(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+def write_table(view, data, out, style):
     """Write human-readable blocks and grids, as the specification shows them; --watch snapshots
     off a terminal are parted by a blank line."""
     spec = view_in(view, style)
@@ -4388,7 +4388,7 @@ def write_table(view: str, data: Any, out: Callable[[str], None], style: Output)
     out(text + "".join(render_section(section, obj, style.color, style.width) for section in spec.sections) + end)
 
 
-def write_compact(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+def write_compact(view, data, out, style):
     """Write one line per object, fields joined by ' | ', for grep and awk."""
     spec = view_in(view, style)
     if spec.columns:
@@ -4408,7 +4408,7 @@ def write_compact(view: str, data: Any, out: Callable[[str], None], style: Outpu
     out("\n".join(lines) + "\n")
 
 
-def delimited_value(value: Any) -> str:
+def delimited_value(value):
     """Return a field as a CSV/TSV cell: text as it is (control characters escaped), nested values as JSON."""
     if value is None:
         return ""
@@ -4420,7 +4420,7 @@ def delimited_value(value: Any) -> str:
     return text
 
 
-def csv_cell(text: str) -> str:
+def csv_cell(text):
     """Return a CSV field by RFC 4180: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF."""
     if "," in text or '"' in text or "\n" in text or "\r" in text:
         return '"%s"' % text.replace('"', '""')
@@ -4430,7 +4430,7 @@ def csv_cell(text: str) -> str:
 TSV_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
-def tsv_cell(text: str) -> str:
+def tsv_cell(text):
     """Return a TSV field as the format has it: never quoted; backslash, tab, newline and CR written
     \\\\, \\t, \\n and \\r, so every row is one line and cut -f and awk -F'\\t' split it right."""
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
@@ -4438,9 +4438,9 @@ def tsv_cell(text: str) -> str:
     return text
 
 
-def delimited(delimiter: str, escaped: Callable[[str], str]) -> Callable[..., None]:
+def delimited(delimiter, escaped):
     """Return the writer of CSV (or TSV, by its delimiter and how it writes a cell)."""
-    def write_delimited(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+    def write_delimited(view, data, out, style):
         """Write a header row of field names, then one row per item (an object is one row; a value not an
         object is 'value'). The columns are the ones --columns chose; else the result's contract fields in
         the contract's order, whatever the server sent, then any other field in the order it first appears."""
@@ -4467,7 +4467,7 @@ def delimited(delimiter: str, escaped: Callable[[str], str]) -> Callable[..., No
     return write_delimited
 
 
-def prometheus_label(value: Any) -> str:
+def prometheus_label(value):
     """Return a label value, one to one: distinct IDs never share a series. A backslash is doubled and an
     unprintable character other than a newline given as \\xNN (\\uNNNN), so no two IDs read alike ('n'
     ESC and 'n\\x1b' differ); then the format's own escapes (backslash, double quote, newline)."""
@@ -4480,11 +4480,11 @@ def prometheus_label(value: Any) -> str:
     return text.replace('"', '\\"')
 
 
-def prometheus_number(value: float) -> str:
+def prometheus_number(value):
     return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
 
 
-def prometheus_up(command_name: str, answered: bool, last_success: Optional[float]) -> str:
+def prometheus_up(command_name, answered, last_success):
     """Return the series every command's file ends with: whether the cluster answered this command
     (1 or 0), and when it last did (left out when it never has)."""
     label = '{command="%s"}' % prometheus_label(command_name)
@@ -4497,7 +4497,7 @@ def prometheus_up(command_name: str, answered: bool, last_success: Optional[floa
     return text
 
 
-def last_success_in(path: str) -> Optional[float]:
+def last_success_in(path):
     """Return the last-success time a previous run wrote to this Prometheus file, if it did (a FIFO or
     device at the path holds none: it is not read)."""
     if not os.path.isfile(path):
@@ -4512,7 +4512,7 @@ def last_success_in(path: str) -> Optional[float]:
     return None
 
 
-def write_prometheus(view: str, data: Any, out: Callable[[str], None], style: Output) -> None:
+def write_prometheus(view, data, out, style):
     """Write the text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's
     textfile collector; a metric no row has a value for is left out, not written as 0."""
     samples = VIEWS[view].samples
@@ -4552,7 +4552,7 @@ FORMATS = {"json": write_json, "table": write_table, "compact": write_compact, "
            "csv": delimited(",", csv_cell), "tsv": delimited("\t", tsv_cell), "prometheus": write_prometheus}
 
 
-def rendered(view: str, data: Any, style: Output) -> str:
+def rendered(view, data, style):
     """Return a result as text, as FORMATS writes it (for stderr: a plan before its question)."""
     parts = []
     FORMATS[style.format](view, data, parts.append, style)
@@ -4569,18 +4569,18 @@ class Result:
     and any warning.
     (A failure is a ClusterError, which may carry data to print too: ClusterError.showing.)"""
 
-    def __init__(self, data: Any, view: Optional[str] = None, warning: Optional[str] = None):
+    def __init__(self, data, view=None, warning=None):
         self.data, self.view, self.warning = data, view, warning
 
 
-def field_names(result: Result) -> list:
+def field_names(result):
     """Return the fields of a list result: the contract's (or its view's columns), then any other the server sent."""
     known = VIEWS[result.view].fields or [spec.key for spec in VIEWS[result.view].columns]
     return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
                                              for k in item]))
 
 
-def as_listed(result: Result) -> Result:
+def as_listed(result):
     """Return a list result as it is; a plan or report as the list it holds (its moves), shown as a list
     view is: what --columns, --sort-by and --no-headers shape. Any other result as it is."""
     items = VIEWS[result.view].items
@@ -4590,13 +4590,13 @@ def as_listed(result: Result) -> Result:
     return Result(source(result.data), view, result.warning)
 
 
-def sort_key(value: Any) -> tuple:
+def sort_key(value):
     """Numbers (numeric strings too) before text, each in its own order."""
     n = as_float(value)
     return (0, n, "") if n is not None else (1, 0.0, fmt_text(value))
 
 
-def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], style: Output) -> tuple:
+def shaped(result, columns, sort_by, style):
     """Return (the result, the style to show it in) with --sort-by, --columns and --no-headers applied to
     a list result, for every format."""
     spec = VIEWS[result.view]
@@ -4633,7 +4633,7 @@ def shaped(result: Result, columns: Optional[str], sort_by: Optional[str], style
 
 
 @contextmanager
-def collections_spaced(restore: bool = True) -> Iterator[None]:
+def collections_spaced(restore=True):
     """Run the block with the cyclic garbage collector running once per 50,000 new containers, not
     every 700. Start-up (imports, the parser) and the parsing and rendering of a large list make
     hundreds of thousands of containers and no cycle, which it would scan over and over (2% of a
@@ -4653,19 +4653,19 @@ def collections_spaced(restore: bool = True) -> Iterator[None]:
             gc.set_threshold(*previous)
 
 
-def signal_of(exc: BaseException) -> int:
+def signal_of(exc):
     """Return the signal's number behind a KeyboardInterrupt: 2 (SIGINT) unless it was an Interrupt."""
     return getattr(exc, "signum", 2)
 
 
-def interruption(exc: BaseException) -> str:
+def interruption(exc):
     """'interrupted', or 'terminated by SIGTERM' (SIGHUP): how the command was stopped, for messages."""
     import signal
     signum = signal_of(exc)
     return "interrupted" if signum == 2 else "terminated by %s" % signal.Signals(signum).name
 
 
-def plan_result(plan: dict, view: str) -> Result:
+def plan_result(plan, view):
     """Return a dry run's outcome: the plan, or ClusterError (exit 1) only where the contract would refuse."""
     warnings = ["%s: %s" % (c["name"], c["detail"]) for c in plan["checks"] if not c["passed"] and not c["blocking"]]
     if plan["would_succeed"]:
@@ -4681,12 +4681,12 @@ class ProgressLine:
         self.live = is_tty(sys.stderr)
         self.drawn = False
 
-    def draw(self, text: str) -> None:
+    def draw(self, text):
         if self.live:
             err_write("\r%s\x1b[K" % terminal_text(text))
             self.drawn = True
 
-    def close(self) -> None:
+    def close(self):
         if self.drawn:
             err_write("\n")
             self.drawn = False
@@ -4699,7 +4699,7 @@ class MigrationProgress(ProgressLine):
         super().__init__()
         self.first = None
 
-    def update(self, migration: Any) -> None:
+    def update(self, migration):
         if not self.live:
             return
         percent = finite(field(migration, "progress"))
@@ -4718,7 +4718,7 @@ class MigrationProgress(ProgressLine):
             "#" * filled, "-" * (20 - filled), percent, fmt_count(done), fmt_count(total), fmt_count(int(rate)), eta))
 
 
-def event_stream(args: argparse.Namespace) -> Optional[Callable[[dict], None]]:
+def event_stream(args):
     """Return, for -o ndjson, the writer of a run's events: one JSON object a line on stdout, flushed."""
     if getattr(args, "output_format", None) != "ndjson":
         return None
@@ -4727,8 +4727,8 @@ def event_stream(args: argparse.Namespace) -> Optional[Callable[[dict], None]]:
                                           separators=(",", ":")) + "\n")
 
 
-def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeout: float,
-                       interval: float, stream: Optional[Callable[[dict], None]] = None) -> Result:
+def wait_for_migration(client, shard_id, migration, timeout,
+                       interval, stream=None):
     """Poll the shard until this migration ends, or the wait times out (exit 4); `stream` hears each
     change of its status."""
     migration_id = fmt_text(field(migration, "migration_id"))
@@ -4772,7 +4772,7 @@ def wait_for_migration(client: ClusterCLI, shard_id: str, migration: dict, timeo
     raise ConditionNotMet(message).showing(current, "migration")
 
 
-def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: float) -> Result:
+def wait_for_status(client, wanted, timeout, interval):
     """Poll the cluster status until it is `wanted`, or the wait times out (exit 4)."""
     status, reached, waited, last_error = poll_until(
         client, client.cluster_status, lambda s: field(s, "status") == wanted, timeout, interval)
@@ -4785,19 +4785,19 @@ def wait_for_status(client: ClusterCLI, wanted: str, timeout: float, interval: f
         " (last poll: %s)" % last_error if last_error else "")).showing(status, "status")
 
 
-def ask_yes_no(question: str) -> bool:
+def ask_yes_no(question):
     """Ask on the terminal; anything but y/yes (or end of input) is no."""
     err_write(terminal_text(question) + " [y/N] ")
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
 
-def will_ask(args: argparse.Namespace) -> bool:
+def will_ask(args):
     """Return whether confirm_change() will put a question on the terminal: show what it is about first."""
     return is_tty(sys.stdin) and (not args.yes or bool(getattr(args, "protected", None)))
 
 
-def confirm_change(args: argparse.Namespace, action: str, undone: str, question: Optional[str] = None) -> None:
+def confirm_change(args, action, undone, question=None):
     """Before a change is sent. In a protected context, its name must be typed on a terminal
     (--yes does not skip it there) and --yes is needed off one; elsewhere `question` is asked on
     a terminal unless --yes. A refusal is exit 1, `undone` saying what was not done."""
@@ -4819,7 +4819,7 @@ class InFlight:
     """Around a change on the wire: when its answer is lost (a dropped connection, the
     time running out, Ctrl-C), say it may have been applied and how to check."""
 
-    def __init__(self, what: str, check: str):
+    def __init__(self, what, check):
         self.what, self.check = what, check
 
     def __enter__(self):
@@ -4836,7 +4836,7 @@ class InFlight:
         return False
 
 
-def read_json_file(path: str, flag: str, limit: int, timeout: float) -> Any:
+def read_json_file(path, flag, limit, timeout):
     """Read a file the CLI saved as JSON (a plan, a report) as a cluster's answer is read: up to
     --max-response-size, its decoded size bounded the same way; a FIFO within the timeout."""
     try:
@@ -4854,7 +4854,7 @@ def read_json_file(path: str, flag: str, limit: int, timeout: float) -> Any:
         raise InvalidInput("%s: %s is not JSON: %s" % (flag, shown(path), str(exc) or "nested too deeply")) from None
 
 
-def read_plan(path: str, limit: int, timeout: float) -> dict:
+def read_plan(path, limit, timeout):
     """Read a plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked."""
     plan = read_json_file(path, "--plan", limit, timeout)
     try:
@@ -4863,19 +4863,19 @@ def read_plan(path: str, limit: int, timeout: float) -> dict:
         raise InvalidInput("--plan %s: %s" % (shown(path), exc.message.split(": ", 1)[-1])) from None
 
 
-def watching(moves: list) -> str:
+def watching(moves):
     return ", ".join("%s (%s; 'cluster_cli.py shard-status --shard-id %s')" % (
         fmt_text(m.get("migration_id")) or "no id", m["shard_id"], m["shard_id"]) for m in moves) or "none"
 
 
-def state_folder() -> str:
+def state_folder():
     """Return where this machine keeps its operations and locks: $XDG_STATE_HOME/jadevectordb
     (~/.local/state/jadevectordb)."""
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "jadevectordb")
 
 
-def private_folder(*parts: str) -> str:
+def private_folder(*parts):
     """Return a folder of the state folder, made (mode 0700) when missing, or a one-line ClusterError."""
     path = os.path.join(state_folder(), *parts)
     try:
@@ -4886,7 +4886,7 @@ def private_folder(*parts: str) -> str:
     return path
 
 
-def open_private(path: str, flags: int) -> int:
+def open_private(path, flags):
     """Open (or create, mode 0600) a file of the state folder: never through a symlink, never a FIFO or a
     device put there (one would block the run, or take its writes), else a one-line ClusterError."""
     import stat
@@ -4909,15 +4909,15 @@ class Journal:
     written whole by one write() to a file opened for appending and flushed to disk, so a crash leaves
     at most a torn last line, which reading skips. The first line holds the plan and the cluster."""
 
-    def __init__(self, operation: str):
+    def __init__(self, operation):
         self.operation = operation
         self.path = os.path.join(state_folder(), "operations", operation + ".jsonl")
 
     @staticmethod
-    def new_id(kind: str) -> str:
+    def new_id(kind):
         return "%s-%s-%s" % (kind, time.strftime("%Y%m%d-%H%M%S"), os.urandom(2).hex())
 
-    def add(self, event: str, **fields: Any) -> None:
+    def add(self, event, **fields):
         """Append one event, on disk (whole and fsynced) when this returns; else raise ClusterError and
         leave the file as it was: a journal is a promise, so what it cannot say is not done."""
         import json
@@ -4941,7 +4941,7 @@ class Journal:
         finally:
             os.close(fd)
 
-    def end(self, state: str) -> None:
+    def end(self, state):
         """Record how the run ended, if the journal can still be written: the ending is said either way."""
         try:
             self.add("ended", state=state)
@@ -4953,7 +4953,7 @@ class Journal:
              "cluster": str, "url": str, "state": str, "migration_id": str, "error": str, "pid": int, "plan": dict,
              "digest": str, "max_concurrent": int, "max_per_node": int}
 
-    def records(self) -> list:
+    def records(self):
         """Return the journal's records. It is read like a stranger's file: never through a link, never a
         FIFO or device, within its size; a line of another shape is skipped with a warning naming it."""
         import json
@@ -5005,14 +5005,14 @@ class Steering:
     """What a running operation hears from another terminal ('operations throttle', 'operations stop'):
     the lines appended to its journal since it started, read at each scheduling round."""
 
-    def __init__(self, journal: Journal):
+    def __init__(self, journal):
         self.journal, self.stopped, self.limits = journal, False, {}
         try:
             self.offset = os.path.getsize(journal.path)
         except OSError:
             self.offset = 0
 
-    def __call__(self) -> dict:
+    def __call__(self):
         import json
         try:
             fd = os.open(self.journal.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -5043,12 +5043,12 @@ class Steering:
         return dict(self.limits, stop=self.stopped)
 
 
-def lock_path(cluster: str) -> str:
+def lock_path(cluster):
     import hashlib
     return os.path.join(state_folder(), "locks", hashlib.sha256(cluster.encode("utf-8")).hexdigest()[:16] + ".lock")
 
 
-def lock_held(cluster: Any, operation: Any) -> bool:
+def lock_held(cluster, operation):
     """Return whether a run holds this machine's lock on the cluster for this operation: the one sign of
     life of a run (its pid may be reused, or be 1 in every container; it is shown, never trusted)."""
     import fcntl
@@ -5077,7 +5077,7 @@ def lock_held(cluster: Any, operation: Any) -> bool:
         os.close(fd)
 
 
-def operation_state(records: list) -> dict:
+def operation_state(records):
     """Return an operation as 'operations' lists it, and each move's last event ({shard_id: record})."""
     head = records[0] if records and records[0].get("event") == "plan" else {}
     plan = as_dict(head.get("plan"))
@@ -5101,7 +5101,7 @@ def operation_state(records: list) -> dict:
 
 
 @contextmanager
-def cluster_lock(cluster: str, operation: str) -> Iterator[None]:
+def cluster_lock(cluster, operation):
     """Hold this machine's lock on the cluster for the block, or refuse at once (exit 1) naming the
     run that holds it. An flock: the kernel lets it go when its process ends, however it ends."""
     import fcntl
@@ -5130,15 +5130,15 @@ class MoveProgress(ProgressLine):
     """A plan's progress on stderr: one live line on a terminal, a line per move otherwise; each
     event but a poll kept in the operation's journal."""
 
-    def __init__(self, total: int, journal: Optional[Journal] = None, vectors: int = 0,
-                 stream: Optional[Callable[[dict], None]] = None):
+    def __init__(self, total, journal=None, vectors=0,
+                 stream=None):
         super().__init__()
         self.total, self.done, self.failed = total, 0, 0
         self.running, self.sending, self.numbers = {}, None, {}  # numbers: each move's, from its first event
         self.journal, self.stream = journal, stream
         self.began, self.vectors, self.vectors_done = CLOCK.now(), vectors, 0
 
-    def pace(self) -> dict:
+    def pace(self):
         """Return the run's pace: moves done of the total, vectors per second over the moves completed by
         this run, and the seconds the rest should take at that rate (None until one completes)."""
         elapsed = CLOCK.now() - self.began
@@ -5148,14 +5148,14 @@ class MoveProgress(ProgressLine):
                 "vectors_per_second": None if rate is None else round(rate, 1),
                 "seconds_left": 0 if not left else None if rate is None else round(left / rate, 1)}
 
-    def paced(self) -> str:
+    def paced(self):
         pace = self.pace()
         if pace["vectors_per_second"] is None:
             return ""
         return ", %s vectors/s, %s" % (fmt_count(int(pace["vectors_per_second"])), "%s left" % fmt_duration(
             pace["seconds_left"]) if pace["seconds_left"] else "all moved")
 
-    def __call__(self, event: str, move: dict) -> None:
+    def __call__(self, event, move):
         if event in ("lost", "back"):  # the cluster, not a move: said, not journaled
             self.close()
             note("the cluster does not answer (%s); still following %s" % (move.get("error"), words(
@@ -5197,7 +5197,7 @@ class MoveProgress(ProgressLine):
                 ": " + move["error"] if move.get("error") else "", "; " + self.paced()[2:] if event == "completed"
                 and self.paced() else ""))
 
-    def interrupted(self, how: str = "interrupted") -> str:
+    def interrupted(self, how="interrupted"):
         text = "%s; no new moves were started; migrations still running: %s" % (how, watching(
             list(self.running.values())))
         sent = self.sending
@@ -5207,7 +5207,7 @@ class MoveProgress(ProgressLine):
         return text
 
 
-def plan_digest(plan: dict) -> str:
+def plan_digest(plan):
     """Return the digest of a plan as it was reviewed and journaled: a resume refuses a plan that no longer
     has it (edited by hand or by a bug; whoever can write the journal can also write a new digest)."""
     import hashlib
@@ -5216,14 +5216,14 @@ def plan_digest(plan: dict) -> str:
         "utf-8")).hexdigest()
 
 
-def resume_command(args: argparse.Namespace, operation: str) -> str:
+def resume_command(args, operation):
     node = ""
     if args.command == "drain-node":
         node = " --node-id %s%s" % (args.node_id, " --remove" if args.remove else "")
     return "resume with 'cluster_cli.py %s%s --resume %s'" % (args.command, node, operation)
 
 
-def resumed_moves(client: ClusterCLI, plan: dict, last: dict) -> tuple:
+def resumed_moves(client, plan, last):
     """Return (moves to follow, moves done) of an operation: the moves its journal says were sent, as the
     cluster has them now. A move is done only when the cluster agrees (its primary is on the target),
     whatever the journal says; one the journal left open (a POST that may not have arrived, a move given
@@ -5250,7 +5250,7 @@ def resumed_moves(client: ClusterCLI, plan: dict, last: dict) -> tuple:
     return following, done
 
 
-def report_ending(report: dict, journal: Journal, hint: str, stopped: bool = False) -> Result:
+def report_ending(report, journal, hint, stopped=False):
     """Return the report of an apply that ran to its end, or raise what it came to: exit 1 for a move
     that failed or was skipped, 4 for one given up on, the time running out or a stop asked for."""
     summary = ", ".join("%d %s" % (len(report[key]), key.replace("_", " ")) for key, _ in MOVE_RESULTS
@@ -5282,8 +5282,8 @@ def report_ending(report: dict, journal: Journal, hint: str, stopped: bool = Fal
     return Result(report, "move-report")
 
 
-def run_plan(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: str,
-              operation: Optional[str] = None, last: Optional[dict] = None) -> Result:
+def run_plan(client, args, plan, nothing,
+              operation=None, last=None):
     """Show the plan (--dry-run), or confirm it on a terminal, apply it with progress, a journal and
     this machine's lock on the cluster, and verify it. Every ending shows the report and, unless all
     is done, the command that resumes."""
@@ -5366,7 +5366,7 @@ def run_plan(client: ClusterCLI, args: argparse.Namespace, plan: dict, nothing: 
         return report_ending(report, journal, hint, steering.stopped)
 
 
-def suggest_drain(plan: dict) -> None:
+def suggest_drain(plan):
     """Say that a node still holding primaries can be drained first, one watched move at a time."""
     if plan["primary_shards"] and plan["would_succeed"]:
         note("%s holds %d primaries, which the cluster will move all at once; 'cluster_cli.py drain-node "
@@ -5374,7 +5374,7 @@ def suggest_drain(plan: dict) -> None:
              % (plan["node_id"], len(plan["primary_shards"]), plan["node_id"]))
 
 
-def draw_tick(result: Result, command_line: str, output: Output, interval: float, on_terminal: bool) -> None:
+def draw_tick(result, command_line, output, interval, on_terminal):
     """Write one snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
     if on_terminal:
         now = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -5382,7 +5382,7 @@ def draw_tick(result: Result, command_line: str, output: Output, interval: float
     FORMATS[output.format](result.view, result.data, write, output._replace(snapshot=not on_terminal))
 
 
-def watch(read: Callable[[], Any], command_line: str, output: Output, interval: float, count: int = 0) -> int:
+def watch(read, command_line, output, interval, count=0):
     """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
     otherwise, until Ctrl-C or `count` snapshots."""
     on_terminal = is_tty(sys.stdout) and not output.file
@@ -5414,14 +5414,14 @@ def watch(read: Callable[[], Any], command_line: str, output: Output, interval: 
 # --------------------------------------------------------------------------------------------------
 
 
-def output_from(args: argparse.Namespace, fmt: str) -> Output:
+def output_from(args, fmt):
     """How to print: the format resolved from the settings, colour only on a terminal."""
     on_terminal = not args.output and is_tty(sys.stdout)
     color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
     return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
 
 
-def key_over_plain_http(urls: Sequence[str], proxy_for: Optional[Callable[[str], Optional[str]]] = None) -> list:
+def key_over_plain_http(urls, proxy_for=None):
     """Return where the key would travel in clear: each http:// URL other than a loopback one, and every
     http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
     import ipaddress
@@ -5446,7 +5446,7 @@ def key_over_plain_http(urls: Sequence[str], proxy_for: Optional[Callable[[str],
     return exposed
 
 
-def address_origin(resolved: Resolved, context: Optional[Context]) -> str:
+def address_origin(resolved, context):
     """Return what to check when the cluster could not be reached: where its address came from."""
     source = resolved.sources["address"]
     if source == DEFAULT_SOURCE.name:
@@ -5457,7 +5457,7 @@ def address_origin(resolved: Resolved, context: Optional[Context]) -> str:
         if context and not source.startswith("context") else "")
 
 
-def address_flags(args: argparse.Namespace) -> list:
+def address_flags(args):
     """Return the flags of this command line that say which cluster, and how to reach it: what a hint
     repeats, so the command it names can be pasted as it is (never the key)."""
     import shlex
@@ -5479,7 +5479,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's formatter, keeping the docstrings' line breaks; argparse makes
     one per option added, and would import shutil each time to size it."""
 
-    def __init__(self, prog: str, **kwargs):
+    def __init__(self, prog, **kwargs):
         kwargs.setdefault("width", terminal_columns() - 2)
         super().__init__(prog, **kwargs)
 
@@ -5498,10 +5498,10 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str) -> NoReturn:
+    def error(self, message):
         raise InvalidInput("%s (see '%s --help')" % (self.explain(message), self.prog))
 
-    def explain(self, message: str) -> str:
+    def explain(self, message):
         """Return argparse's message with 'did you mean' for a mistyped command or option, and an
         unknown option named as such (not as the value after it, taken for a command)."""
         import difflib
@@ -5538,7 +5538,7 @@ class Parser(argparse.ArgumentParser):
         return message
 
 
-    def stray_words(self) -> list:
+    def stray_words(self):
         """Return the words after a command's name that no option or argument of it takes."""
         argv = getattr(self, "argv", None) or []
         name = self.prog.rsplit(" ", 1)[-1]
@@ -5572,7 +5572,7 @@ def _non_negative_int(text):
     return value
 
 
-def _count_of_migrations(text: str) -> int:
+def _count_of_migrations(text):
     value = _non_negative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("%r must be at least 1" % text)
@@ -5585,7 +5585,7 @@ def _count_of_migrations(text: str) -> int:
 StatusFilter = namedtuple("StatusFilter", "negated statuses")
 
 
-def status_filter(choices: tuple) -> Callable[[str], StatusFilter]:
+def status_filter(choices):
     """Return the argparse type of --status over these statuses: 'A', 'A,B' or '!A[,B]', any letter case."""
     def convert(text):
         negated = text.startswith("!")
@@ -5603,15 +5603,15 @@ class StatusChoices(tuple):
     """The statuses --status offers (completion lists them), holding every filter made of them (argparse
     checks the converted value is among its choices)."""
 
-    def __contains__(self, value: Any) -> bool:
+    def __contains__(self, value):
         return isinstance(value, StatusFilter) or tuple.__contains__(self, value)
 
 
-def status_matches(value: Any, wanted: Optional[StatusFilter]) -> bool:
+def status_matches(value, wanted):
     return wanted is None or (value in wanted.statuses) != wanted.negated
 
 
-def status_option(what: str, choices: tuple) -> Option:
+def status_option(what, choices):
     return option("--status", type=status_filter(choices), choices=StatusChoices(choices), metavar="STATUS[,STATUS...]",
                   help="only %s with one of these statuses, or with '!' none of them ('!HEALTHY'): %s"
                   % (what, ", ".join(choices)))
@@ -5642,7 +5642,7 @@ STRATEGY = option("--strategy", param="strategy", type=str.upper, default="LIVE_
                   help="how to move it (default LIVE_COPY)")
 
 
-def waiting(what: str) -> tuple:
+def waiting(what):
     """Return --wait-timeout and --poll-interval, for a wait on `what`."""
     return (option("--wait-timeout", type=_seconds, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
                    help="give up waiting for %s after SECONDS, exit 4 (default %g)" % (what, DEFAULT_WAIT_TIMEOUT)),
@@ -5650,13 +5650,13 @@ def waiting(what: str) -> tuple:
                    help="seconds between polls while waiting (default %g)" % DEFAULT_POLL_INTERVAL))
 
 
-def yes(what: str = "") -> Option:
+def yes(what=""):
     """Return -y/--yes, saying what it does besides going ahead in a protected context."""
     return option("-y", "--yes", action="store_true", help=(what + "; " if what else "") +
                   "in a protected context: go ahead when not on a terminal (on one, its name is asked for)")
 
 
-def node_id_option(help: str, **settings: Any) -> Option:
+def node_id_option(help, **settings):
     return option("--node-id", param="node_id", type=_id, help=help, **settings)
 
 
@@ -5690,22 +5690,22 @@ PLAN = (option("--dry-run", action="store_true", help="print the plan (--format 
 Command = namedtuple("Command", "name handler options view changes sends check exits local")
 
 
-def command(name: str, *options: Union[Option, tuple], view: Optional[str] = None, changes: bool = False,
-            sends: Optional[str] = None, check: Optional[str] = None, exits: Optional[dict] = None,
-            local: bool = False) -> Callable:
+def command(name, *options, view=None, changes=False,
+            sends=None, check=None, exits=None,
+            local=False):
     """Declare the decorated function as the handler of command NAME, with what it takes and does."""
     flat = tuple(given for entry in options for given in ((entry,) if isinstance(entry, Option) else entry))
     if view and not any(given.flags[0] == "--columns" for given in flat):  # every result can be shaped
         flat += SHAPING
 
-    def declare(handler: Callable) -> Callable:
+    def declare(handler):
         request = (ENDPOINTS[sends][0], DEFAULT_API_PREFIX + ENDPOINTS[sends][1]) if sends else None
         COMMANDS[name] = Command(name, handler, flat, view, changes or bool(sends), request, check, exits or {}, local)
         return handler
     return declare
 
 
-def parameter_flags() -> dict:
+def parameter_flags():
     """Return {the library's parameter: the flag that sets it}, for messages from the client's checks."""
     return {given.param: given.flags[-1] for declared in [GLOBAL_OPTIONS] + [c.options for c in COMMANDS.values()]
             for given in declared if given.param}
@@ -5717,7 +5717,7 @@ _COMMON_EXITS = "0 ok, 1 the cluster refused or failed it, 2 invalid usage or in
 _LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not have been applied"
 
 
-def exit_codes(declared: Command) -> str:
+def exit_codes(declared):
     """Return the exit codes a command can end with, as its --help shows them."""
     text = "exit codes: " + _COMMON_EXITS
     if 4 in declared.exits:
@@ -5727,12 +5727,12 @@ def exit_codes(declared: Command) -> str:
     return text + (". " + _LOST_ANSWER if declared.sends else "")
 
 
-def check_with(args: argparse.Namespace) -> str:
+def check_with(args):
     """Return the command that shows whether this run's change was applied (its declared check)."""
     return "%s %s" % (DEFAULT_PROG, COMMANDS[args.command].check.format(**vars(args)))
 
 
-def program_name(argv0: str) -> str:
+def program_name(argv0):
     """Return the name to show for the command: as run (jadevectordb-cluster, a renamed script),
     or cluster_cli.py when run some other way (python -m pytest, an embedding program)."""
     name = os.path.basename(argv0 or "")
@@ -5741,7 +5741,7 @@ def program_name(argv0: str) -> str:
     return DEFAULT_PROG
 
 
-def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], suppress: bool = False) -> None:
+def add_options(parser, options, suppress=False):
     """Give argparse these options. suppress: their defaults never overwrite a value given before the
     command's name (the global options, repeated after it; the last occurrence wins)."""
     for given in options:
@@ -5751,7 +5751,7 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], supp
         parser.add_argument(*given.flags, **settings)
 
 
-def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+def build_parser(argv=None):
     """Return the parser; with argv, only the commands named in it are built (an operator runs one
     command, and pays for one): the others are only listed, with their summaries, for --help."""
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
@@ -5796,7 +5796,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
                 help="poll until the cluster is STATUS (%s)" % ", ".join(CLUSTER_STATUSES)),
          waiting("the status"), WATCH, view="status",
          exits={4: "not HEALTHY (--check) or not the status waited for (--wait-for)"})
-def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_status(client, args):
     """Show the cluster's health, size and master node.
 
     example: cluster_cli.py status --format compact
@@ -5813,7 +5813,7 @@ def cmd_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
 
 @command("diagnostics", view="diagnostics")
-def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_diagnostics(client, args):
     """Show topology, node health, shard distribution, replication, performance and errors.
 
     example: cluster_cli.py diagnostics --format json | jq '.errors'
@@ -5822,7 +5822,7 @@ def cmd_diagnostics(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
 
 @command("metrics", WATCH, view="metrics")
-def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_metrics(client, args):
     """Show cluster-wide and per-node performance and resource metrics.
 
     example: cluster_cli.py metrics --format json | jq -r '.cpu_usage'
@@ -5833,7 +5833,7 @@ def cmd_metrics(client: ClusterCLI, args: argparse.Namespace) -> Result:
 @command("nodes", status_option("nodes", NODE_STATUSES),
          option("--role", type=str.upper, choices=("MASTER", "WORKER"), help="only nodes with this role"),
          SHAPING, WATCH, view="nodes")
-def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_nodes(client, args):
     """List the cluster's nodes.
 
     example: cluster_cli.py nodes --status UNREACHABLE --format compact
@@ -5853,7 +5853,7 @@ def cmd_nodes(client: ClusterCLI, args: argparse.Namespace) -> Result:
          waiting("the node"), yes(),
          view="node-added", sends="add_node", check="nodes",
          exits={1: "a protected context's change not confirmed", 4: "not HEALTHY when --wait-timeout ran out"})
-def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_add_node(client, args):
     """Add a node to the cluster (it is JOINING, then HEALTHY).
 
     example: cluster_cli.py add-node --node-id node-worker-003 --address 192.168.1.13:8080
@@ -5892,7 +5892,7 @@ def cmd_add_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
          yes("do not ask for confirmation"), view="node-removed",
          sends="remove_node", check="nodes",
          exits={1: "a dry run the cluster would refuse, a declined question or protected context"})
-def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_remove_node(client, args):
     """Remove a node; its shards are redistributed to the remaining nodes.
 
     On a terminal it shows the impact and asks first (--yes skips the question).
@@ -5918,7 +5918,7 @@ def cmd_remove_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
 
 @command("node-health", node_id_option("ID of the node", required=True), view="node-health")
-def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_node_health(client, args):
     """Show one node's health, resource use and checks.
 
     example: cluster_cli.py node-health --node-id node-worker-001
@@ -5931,7 +5931,7 @@ def cmd_node_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
          status_option("shards", SHARD_STATUSES),
          option("--check", action="store_true", help="exit 4 when a shard listed is not HEALTHY, naming them"),
          SHAPING, WATCH, view="shards", exits={4: "a shard is not HEALTHY (--check)"})
-def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_shards(client, args):
     """List shards, optionally only those of a database, a node or statuses.
 
     example: cluster_cli.py shards --format json | jq '[.[] | select(.replicas < 2)]'
@@ -5959,7 +5959,7 @@ def cmd_shards(client: ClusterCLI, args: argparse.Namespace) -> Result:
                                                     "terminal (exit 1 if it FAILED)"),
          waiting("the migration"), WATCH, view="shard-status",
          exits={4: "its migration still running when --wait-timeout ran out", 1: "its migration FAILED (--wait)"})
-def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_shard_status(client, args):
     """Show one shard and its latest migration; --wait follows that migration to its end.
 
     example: cluster_cli.py shard-status --shard-id shard-00
@@ -5997,7 +5997,7 @@ def cmd_shard_status(client: ClusterCLI, args: argparse.Namespace) -> Result:
          sends="migrate_shard", check="shard-status --shard-id {shard_id}",
          exits={4: "still running when --wait-timeout ran out",
                 1: "a FAILED migration, a refused dry run, a protected context not confirmed"})
-def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_migrate_shard(client, args):
     """Move a shard's primary copy to another node.
 
     Strategies: LIVE_COPY (zero downtime), SNAPSHOT (brief read-only switchover),
@@ -6025,7 +6025,7 @@ def cmd_migrate_shard(client: ClusterCLI, args: argparse.Namespace) -> Result:
 
 
 @command("health", view="health")
-def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_health(client, args):
     """Check that the node this CLI talks to is alive (GET /health).
 
     example: cluster_cli.py health --format compact
@@ -6033,7 +6033,7 @@ def cmd_health(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return Result(client.health())
 
 
-def all_operations() -> list:
+def all_operations():
     """Return every operation kept on this machine, oldest first: (its state, each move's last event, records)."""
     folder = os.path.join(state_folder(), "operations")
     try:
@@ -6054,7 +6054,7 @@ def all_operations() -> list:
     return found
 
 
-def refuse_both(args: argparse.Namespace) -> None:
+def refuse_both(args):
     """--resume goes on with the operation's own plan: --plan or --dry-run beside it is a mistake."""
     for flag, given in (("--plan", args.plan), ("--dry-run", args.dry_run), ("--balance-by", getattr(
             args, "balance_by", "shards") != "shards")):
@@ -6062,7 +6062,7 @@ def refuse_both(args: argparse.Namespace) -> None:
             raise InvalidInput("--resume goes on with the operation's own plan: %s does not go with it" % flag)
 
 
-def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str) -> tuple:
+def operation_to_resume(client, args, kind):
     """Return (operation, its plan, each move's last event) for --resume: the one named, or the latest
     of this command (and node) on this cluster that did not complete."""
     wanted = args.resume
@@ -6115,7 +6115,7 @@ def operation_to_resume(client: ClusterCLI, args: argparse.Namespace, kind: str)
                 "plan, another run on this cluster, a declined question or protected context, a cluster that does "
                 "not match the plan afterwards. The running migrations go on after 4 and 130: --resume follows "
                 "them"})
-def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_rebalance(client, args):
     """Even out the primaries over the HEALTHY nodes: plan, show, confirm, apply, verify.
 
     The plan is as even as the copies allow, in the fewest moves (chains through a third node
@@ -6152,7 +6152,7 @@ def cmd_rebalance(client: ClusterCLI, args: argparse.Namespace) -> Result:
                      "them)")
 
 
-def wait_out(client: ClusterCLI, args: argparse.Namespace, plan: dict) -> dict:
+def wait_out(client, args, plan):
     """Wait for the migrations to or from the drained node that no run of ours started, then plan again."""
     flying = as_list(plan.get("in_flight"))
     if not flying or args.dry_run:
@@ -6169,7 +6169,7 @@ def wait_out(client: ClusterCLI, args: argparse.Namespace, plan: dict) -> dict:
     return client.plan_drain(args.node_id)
 
 
-def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) -> None:
+def follow_replicas(client, args, held):
     """After a removal, follow the shards the node held until each has its replication factor again
     (restored(): the server's word, or the copies it lists), saying each change on stderr; end with
     exit 4 naming those still short when nothing changed for --stall-timeout, or at --wait-timeout."""
@@ -6217,7 +6217,7 @@ def follow_replicas(client: ClusterCLI, args: argparse.Namespace, held: list) ->
                 "--remove", 1: "a failed move, a stale plan, "
                 "another run on this cluster, a declined question or protected context. The running migrations go "
                 "on after 4 and 130: --resume follows them"})
-def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_drain_node(client, args):
     """Move every primary off a node, check it holds none, and with --remove remove it.
 
     Same plan, confirmation, progress, journal, --resume and failure handling as rebalance.
@@ -6264,7 +6264,7 @@ def cmd_drain_node(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return removed
 
 
-def named_operation(name: Optional[str], action: str) -> tuple:
+def named_operation(name, action):
     """Return (its state, each move's last event, its records) for 'operations ACTION NAME'."""
     if not name:
         raise InvalidInput("operations %s needs an operation's name (see 'cluster_cli.py operations')" % action)
@@ -6278,7 +6278,7 @@ def named_operation(name: Optional[str], action: str) -> tuple:
     return state, last, records
 
 
-def operation_report(state: dict, last: dict, records: list) -> dict:
+def operation_report(state, last, records):
     """Return an operation's report as its journal tells it, live or finished: each move where its last
     event left it (sent and not ended: running)."""
     plan = as_dict(as_dict(records[0]).get("plan")) if records else {}
@@ -6304,7 +6304,7 @@ def operation_report(state: dict, last: dict, records: list) -> dict:
          option("--max-per-node", type=_count_of_migrations, metavar="N",
                 help="with throttle: migrations into or out of one node at once"),
          view="operations", local=True)
-def cmd_operations(client: None, args: argparse.Namespace) -> Result:
+def cmd_operations(client, args):
     """List the rebalances and drains run from this machine, running and past, with their state;
     show one's report, or steer one that runs from another terminal.
 
@@ -6348,7 +6348,7 @@ def cmd_operations(client: None, args: argparse.Namespace) -> Result:
 
 @command("explain", option("--shard-id", param="shard_id", required=True, type=_id, help="ID of the shard"),
          view="explain")
-def cmd_explain(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_explain(client, args):
     """Say where a shard's primary could move and why not elsewhere, as a rebalance sees it.
 
     example: cluster_cli.py explain --shard-id shard-07
@@ -6369,7 +6369,7 @@ ERRORS_WITHIN = 900.0  # seconds before the cluster's generated_at: the errors a
 # A node's use at which its resource turns the report YELLOW, and RED (None: never RED).
 RESOURCE_LIMITS = (("disk", "disk_usage", 85.0, 95.0), ("memory", "memory_usage", 90.0, 97.0),
                    ("cpu", "cpu_usage", 90.0, None))
-def epoch_of(text: Any) -> Optional[float]:
+def epoch_of(text):
     """Seconds since 1970 of an ISO 8601 UTC time ('2026-11-26T05:00:00Z'), or None."""
     import calendar
     try:
@@ -6378,22 +6378,22 @@ def epoch_of(text: Any) -> Optional[float]:
         return None
 
 
-def finding(status: str, id: str, cause: str, action: str, nodes: Sequence = (), shards: Sequence = ()) -> dict:
+def finding(status, id, cause, action, nodes=(), shards=()):
     """Return a diagnosis: its stable id, its cause, the command line to run, what it is about."""
     return {"status": status, "id": id, "cause": cause, "action": action,
             "affected": {"nodes": sorted(set(map(str, nodes))), "shards": sorted(set(map(str, shards)))}}
 
 
-def one_or_all(ids: list, one: str, every: str) -> str:
+def one_or_all(ids, one, every):
     """Return the action about the one ID (one % id), or the command that lists them all."""
     return one % ids[0] if len(ids) == 1 else every
 
 
-def worst_of(found: list) -> str:
+def worst_of(found):
     return max((f["status"] for f in found), key=REPORT_STATUSES.index, default="GREEN")
 
 
-def judge_master(reads: dict, prog: str) -> tuple:
+def judge_master(reads, prog):
     master = field(reads["cluster_status"], "master_node")
     node = nodes_by_id(reads.get("list_nodes") or []).get(master, {})
     status = field(node, "status")
@@ -6408,7 +6408,7 @@ def judge_master(reads: dict, prog: str) -> tuple:
     return "GREEN", "master %s answers" % master, []
 
 
-def judge_nodes(reads: dict, prog: str) -> tuple:
+def judge_nodes(reads, prog):
     nodes = reads["list_nodes"]
     down = [field(n, "node_id") for n in nodes if field(n, "status") in DOWN_NODE_STATUSES]
     degraded = [field(n, "node_id") for n in nodes if field(n, "status") == "DEGRADED"]
@@ -6429,7 +6429,7 @@ def judge_nodes(reads: dict, prog: str) -> tuple:
     return worst_of(found), ", ".join(said), found
 
 
-def judge_shard_availability(reads: dict, prog: str) -> tuple:
+def judge_shard_availability(reads, prog):
     shards = reads["list_shards"]
     offline = [s for s in shards if field(s, "status") == "OFFLINE"]
     if not offline:
@@ -6440,7 +6440,7 @@ def judge_shard_availability(reads: dict, prog: str) -> tuple:
         [n for s in offline for n in holders(s)], ids)]
 
 
-def judge_replication(reads: dict, prog: str) -> tuple:
+def judge_replication(reads, prog):
     shards = reads["list_shards"]
     factor = number(field(reads.get("cluster_status"), "replication_factor"))
     listed = set(map(str, as_list(field(field(reads.get("diagnostics"), "replication"), "under_replicated_shards"))))
@@ -6459,7 +6459,7 @@ def judge_replication(reads: dict, prog: str) -> tuple:
         "YELLOW", "replication.under_replicated", cause, action, down, [field(s, "shard_id") for s in short])]
 
 
-def judge_migrations(reads: dict, prog: str) -> tuple:
+def judge_migrations(reads, prog):
     migrating = [field(s, "shard_id") for s in reads["list_shards"] if field(s, "status") == "MIGRATING"]
     now = epoch_of(field(reads.get("diagnostics"), "generated_at")) or time.time()
     found = []
@@ -6487,7 +6487,7 @@ def judge_migrations(reads: dict, prog: str) -> tuple:
     return "GREEN", "%s running" % words(len(migrating), "migration") if migrating else "no migration running", []
 
 
-def judge_balance(reads: dict, prog: str) -> tuple:
+def judge_balance(reads, prog):
     counts = {field(n, "node_id"): 0 for n in reads["list_nodes"] if field(n, "status") == "HEALTHY"}
     for shard in reads["list_shards"]:
         if field(shard, "primary_node") in counts:
@@ -6504,7 +6504,7 @@ def judge_balance(reads: dict, prog: str) -> tuple:
                                        [n for n, c in counts.items() if abs(c - even) > 1])]
 
 
-def judge_resources(reads: dict, prog: str) -> tuple:
+def judge_resources(reads, prog):
     usage = {k: as_dict(v) for k, v in as_dict(field(reads.get("metrics"), "nodes")).items()}
     for node in reads.get("list_nodes") or []:
         if field(node, "status") in DOWN_NODE_STATUSES:  # a node that does not answer reports nothing
@@ -6526,7 +6526,7 @@ def judge_resources(reads: dict, prog: str) -> tuple:
     return worst_of(found), ", ".join(said), found
 
 
-def judge_errors(reads: dict, prog: str) -> tuple:
+def judge_errors(reads, prog):
     diagnostics = reads["diagnostics"]
     now = epoch_of(field(diagnostics, "generated_at")) or time.time()
     recent = [e for e in as_list(field(diagnostics, "errors"))
@@ -6561,7 +6561,7 @@ INDICATORS = (
 
 
 
-def judge(reads: dict, prog: str = DEFAULT_PROG, max_affected: int = DEFAULT_MAX_AFFECTED) -> dict:
+def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
     """Return the health report of what a cluster answered: reads maps each of REPORT_READS (and
     "migrations", "operation") to its answer, or to the ClusterError that stopped it."""
     failed = {name: error for name, error in reads.items() if isinstance(error, ClusterError)}
@@ -6591,7 +6591,7 @@ def judge(reads: dict, prog: str = DEFAULT_PROG, max_affected: int = DEFAULT_MAX
             "indicators": indicators}
 
 
-def health_reads(client: ClusterCLI) -> dict:
+def health_reads(client):
     """Read what a report judges, concurrently, all under one deadline (the client's timeout): each
     answer, or the ClusterError that stopped it; then the latest migration of each migrating shard."""
     from concurrent.futures import ThreadPoolExecutor
@@ -6614,7 +6614,7 @@ def health_reads(client: ClusterCLI) -> dict:
     return reads
 
 
-def changes_since(report: dict, before: Any, path: str) -> dict:
+def changes_since(report, before, path):
     """Return the report with only the indicators whose status, symptom or diagnoses differ from
     those of `before` (a report saved with --format json), each with the status it `was`."""
     was = field(before, "indicators")
@@ -6629,7 +6629,7 @@ def changes_since(report: dict, before: Any, path: str) -> dict:
     return dict(report, indicators=changed, since=path)
 
 
-def report_summary(report: Any) -> dict:
+def report_summary(report):
     """Return a report as the table and compact show it: a row per indicator, then a row per diagnosis."""
     rows, actions = [], []
     for name, indicator in as_dict(field(report, "indicators")).items():
@@ -6673,7 +6673,7 @@ VIEWS["report"] = View(
                 "'report --format json')"),
          view="report", exits={4: "the cluster is YELLOW or RED", 3: "the cluster, or part of it, could not be read "
                                                                      "(and nothing is YELLOW or RED)"})
-def cmd_report(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_report(client, args):
     """Judge the cluster's health: master, nodes, shard availability, replication, migrations,
     balance, resources and errors, each GREEN, YELLOW, RED or UNKNOWN (not read), with its symptom
     and, when not GREEN, what it affects and the command to run next. It reads status, nodes,
@@ -6710,11 +6710,11 @@ SLOW_ANSWER = 1.0  # seconds: a status answer slower than this is worth a warnin
 CERT_EXPIRY_WARN = 14  # days
 
 
-def check_result(check: str, result: str, message: str, master: str = "") -> dict:
+def check_result(check, result, message, master=""):
     return {"check": check, "master": master, "result": result, "message": message}
 
 
-def tls_check(host: str, port: int, verify: Union[bool, str], timeout: float, where: str) -> dict:
+def tls_check(host, port, verify, timeout, where):
     """Shake hands as the client would (its CA bundle, or none with --insecure); say how long the
     certificate has left."""
     import socket
@@ -6739,7 +6739,7 @@ def tls_check(host: str, port: int, verify: Union[bool, str], timeout: float, wh
                         "expires in %d days" % days, where)
 
 
-def doctor_checks(client: ClusterCLI, resolved: Resolved) -> list:
+def doctor_checks(client, resolved):
     """Check each step from the settings to an answer of the cluster API, master by master."""
     import socket
     from urllib.parse import urlsplit
@@ -6842,7 +6842,7 @@ VIEWS["doctor"] = View(columns=(labelled("Check", "check"), labelled("Result", "
 
 
 @command("doctor", view="doctor", exits={1: "a check failed", 3: "no master answers"})
-def cmd_doctor(client: ClusterCLI, args: argparse.Namespace) -> Result:
+def cmd_doctor(client, args):
     """Check whether this CLI can talk to the cluster, step by step, and if not, why: where the
     settings came from, name resolution, TCP and TLS to each master, /health, the cluster API under
     the prefix in use and the other one, the API key (never shown), the clock and the answer time.
@@ -6863,7 +6863,7 @@ def cmd_doctor(client: ClusterCLI, args: argparse.Namespace) -> Result:
     return Result(results)
 
 
-def use_context(config: Config, name: Optional[str]) -> dict:
+def use_context(config, name):
     """Make NAME the file's default_context: its line rewritten (or one added before the first table),
     every other byte as it was, comments included; the file replaced atomically, its mode kept."""
     if name is None:
@@ -6901,7 +6901,7 @@ def use_context(config: Config, name: Optional[str]) -> dict:
                              help="list them (the default), use NAME as the default, or print the current one"),
          option("name", nargs="?", metavar="NAME", help="with use: the context to make the default"),
          SHAPING, view="contexts", local=True)
-def cmd_contexts(client: None, args: argparse.Namespace) -> Result:
+def cmd_contexts(client, args):
     """List the named clusters of the contexts file, and which one is used and why.
 
     The file is $XDG_CONFIG_HOME/jadevectordb/cluster.toml (--config FILE, JADEVECTORDB_CONFIG);
@@ -6943,7 +6943,7 @@ FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is
 CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
 
 
-def _value_kind(action: argparse.Action, cmd_name: str = "") -> str:
+def _value_kind(action, cmd_name=""):
     """'' for a flag, 'choices', 'files', 'contexts', 'nodes' or 'shards' (the IDs the cluster on the
     line has), 'fields' (the command's field names), or 'text' (anything: nothing to offer)."""
     if action.nargs == 0:
@@ -6962,7 +6962,7 @@ def _value_kind(action: argparse.Action, cmd_name: str = "") -> str:
     return "choices" if action.choices else "text"
 
 
-def _completion_cases(shared: list, commands: dict) -> tuple:
+def _completion_cases(shared, commands):
     """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
     pattern matches "$command $prev", '*" --format"' for an option every command takes."""
     def pattern(cmd_name, flag):
@@ -6979,7 +6979,7 @@ def _completion_cases(shared: list, commands: dict) -> tuple:
     return sorted(valued), cases
 
 
-def _grouped(cases: list, answers: dict) -> list:
+def _grouped(cases, answers):
     """[(case patterns, the answer they share)]: a command's own patterns before the '*' ones
     every command shares, since the shells take the first pattern that matches."""
     groups = {}
@@ -6996,7 +6996,7 @@ ASK = "__complete"
 TARGET_OPTIONS = ("--host", "--port", "--url", "--context", "--config", "--api-key", "--ca-cert")
 
 
-def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
+def bash_completion(shared, commands, summaries):
     valued, cases = _completion_cases(shared, commands)
     asked = 'COMPREPLY=($(compgen -W "$("${prog[@]}" "${target[@]}" %s %%s 2>/dev/null)" -- "$cur"))' % ASK
     answers = {"choices": 'COMPREPLY=($(compgen -W "%s" -- "$cur"))', "files": 'COMPREPLY=($(compgen -f -- "$cur"))',
@@ -7050,7 +7050,7 @@ def bash_completion(shared: list, commands: dict, summaries: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
+def zsh_completion(shared, commands, summaries):
     valued, cases = _completion_cases(shared, commands)
     asked = 'compadd -- ${(f)"$($prog $target %s %%s 2>/dev/null)"}' % ASK
     answers = {"choices": "compadd -- %s", "files": "_files",
@@ -7102,7 +7102,7 @@ def zsh_completion(shared: list, commands: dict, summaries: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
+def fish_completion(shared, commands, summaries):
     valued, _ = _completion_cases(shared, commands)
 
     def quoted(text):
@@ -7183,7 +7183,7 @@ def fish_completion(shared: list, commands: dict, summaries: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def completion_words(before: list, asked: list) -> list:
+def completion_words(before, asked):
     kind = asked[0] if asked else ""
     if kind == "fields" and len(asked) > 1 and asked[1] in COMMANDS and COMMANDS[asked[1]].view:
         spec = VIEWS[COMMANDS[asked[1]].view]
@@ -7202,7 +7202,7 @@ def completion_words(before: list, asked: list) -> list:
         return sorted(fmt_text(field(shard, "shard_id")) for shard in client.list_shards())
 
 
-def complete_words(before: list, asked: list) -> int:
+def complete_words(before, asked):
     """Print what a completion script asks for, one a line: 'fields COMMAND' (the names --columns and
     --sort-by take), or 'nodes' and 'shards' (the IDs of the cluster named by the options before),
     asked within 2 seconds, once. Nothing on failure, and exit 0: a shell shows no error while
@@ -7219,7 +7219,7 @@ def complete_words(before: list, asked: list) -> int:
 
 
 @command("completion", option("shell", choices=SHELLS, help="the shell to complete in"), local=True)
-def cmd_completion(client: None, args: argparse.Namespace) -> str:
+def cmd_completion(client, args):
     """Print a completion script for bash, zsh or fish, made from this command's own options.
 
     bash: source <(cluster_cli.py completion bash)    (in ~/.bashrc to keep it)
@@ -7243,7 +7243,7 @@ def cmd_completion(client: None, args: argparse.Namespace) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def EscapingFormatter(fmt: str) -> Any:
+def EscapingFormatter(fmt):
     """Return a logging formatter whose lines are escaped as every other stderr line is."""
     import logging
 
@@ -7255,7 +7255,7 @@ def EscapingFormatter(fmt: str) -> Any:
 
 
 @contextmanager
-def verbose_logging(enabled: bool) -> Iterator[None]:
+def verbose_logging(enabled):
     """Send the client's request log to stderr with --verbose, for this run only
     (the logger's level and handlers are as they were afterwards)."""
     if not enabled:
@@ -7276,7 +7276,7 @@ def verbose_logging(enabled: bool) -> Iterator[None]:
 
 
 @contextmanager
-def insecure_quietly(enabled: bool) -> Iterator[None]:
+def insecure_quietly(enabled):
     """Silence InsecureRequestWarning for each request with --insecure (the CLI said it once);
     the warning filters are as they were afterwards."""
     if not enabled:
@@ -7293,13 +7293,13 @@ class Interrupt(KeyboardInterrupt):
     """SIGTERM or SIGHUP (or Ctrl-C), raised where the command was, so it ends as Ctrl-C does:
     the same report, temporary files removed, exit 128 + the signal's number."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum):
         super().__init__(signum)
         self.signum = signum
 
 
 @contextmanager
-def signals_stop_the_command(restore: bool) -> Iterator[None]:
+def signals_stop_the_command(restore):
     """Ctrl-C, SIGTERM and SIGHUP raise Interrupt where the command is. Only the first: later ones
     (a second Ctrl-C while the report is written, one while the interpreter exits) do nothing, so
     nothing breaks the report with a traceback. Our handler stays that no-op after the command; it
@@ -7336,14 +7336,14 @@ def signals_stop_the_command(restore: bool) -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_BLOCK, ours)
 
 
-def outcome(client: Optional[ClusterCLI], args: argparse.Namespace) -> Result:
+def outcome(client, args):
     """Run the command's handler; its result is shown with the view the command declares unless it names another."""
     result = args.func(client, args)
     result.view = result.view or COMMANDS[args.command].view
     return result
 
 
-def print_result(handler: Callable[[], Result], args: argparse.Namespace, output: Output) -> int:
+def print_result(handler, args, output):
     """Return the handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
     that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
     empty on a failure: that state goes to stderr, as a table, unless the error answers: a condition
@@ -7389,7 +7389,7 @@ def print_result(handler: Callable[[], Result], args: argparse.Namespace, output
     return EXIT_OK
 
 
-def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
+def run_raw(client, args):
     """--raw: the command runs as usual, and stdout gets the last body the server sent, byte for byte."""
     with client._transport.captured() as bodies:
         try:
@@ -7400,7 +7400,7 @@ def run_raw(client: ClusterCLI, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def warn_not_numbers(client: ClusterCLI) -> None:
+def warn_not_numbers(client):
     """Say once which numeric fields held something else: shown as null, so a script's test
     such as select(.replicas < 2) still catches them."""
     if client.not_numbers:
@@ -7409,7 +7409,7 @@ def warn_not_numbers(client: ClusterCLI) -> None:
         client.not_numbers.clear()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args):
     """Run the command layer: flags and context to settings, a client, the command's handler, its result printed."""
     declared = COMMANDS[args.command]
     if declared.local and not declared.view:  # a script of its own (completion), whatever the contexts file says
@@ -7468,7 +7468,7 @@ def run(args: argparse.Namespace) -> int:
             warn_not_numbers(client)
 
 
-def for_command_line(exc: ClusterError) -> str:
+def for_command_line(exc):
     """Return the error's text, naming the flag where the client named its parameter
     (at the start; anywhere for names like max_response_size, which no sentence uses),
     and the flags in hints that name parameters."""
@@ -7490,7 +7490,7 @@ def for_command_line(exc: ClusterError) -> str:
     return text
 
 
-def command_word(argv: Sequence[str]) -> Optional[int]:
+def command_word(argv):
     """Return where the command's name is in argv: the first word that is neither an option nor the
     value of one of the options every command takes."""
     valued = {flag for given in GLOBAL_OPTIONS for flag in given.flags
@@ -7506,7 +7506,7 @@ def command_word(argv: Sequence[str]) -> Optional[int]:
     return None
 
 
-def as_help(argv: list) -> list:
+def as_help(argv):
     """Return argv with 'help' and 'help COMMAND' as the --help they ask for."""
     at = command_word(argv)
     if at is None or argv[at] != "help":
@@ -7514,7 +7514,7 @@ def as_help(argv: list) -> list:
     return argv[:at] + argv[at + 1:at + 2] + ["--help"]
 
 
-def run_command_line(argv: list) -> int:
+def run_command_line(argv):
     """Parse argv and run the command: the one place errors become a line on stderr and an exit code."""
     joined = []  # "--sort-by -vector_count": argparse would take the descending field for an option
     for token in argv:
