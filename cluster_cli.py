@@ -3300,8 +3300,9 @@ DEFAULT_PROG = "cluster_cli.py"
 PROG = DEFAULT_PROG  # the name the command was run as: jadevectordb-cluster when installed
 
 
-# An option whose value is a secret, however mistyped: --api-key, --apikey, --api_key, --token...
-_SECRET_OPTION = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"
+# An option whose value is a secret, however mistyped: --api-key, --apikey, --api_key, --token... (a
+# '-' and word characters, one of these words in them; tested without re, on every run's arguments)
+SECRET_WORDS = ("key", "token", "secret", "passw", "auth")
 
 
 class Spoken:
@@ -3332,7 +3333,9 @@ def secrets_in(argv):
     secrets = [os.environ.get(ENV_API_KEY)]
     for i, arg in enumerate(argv):
         name, equals, value = arg.partition("=")
-        if re.match(_SECRET_OPTION, name):
+        name = name[:-1] if name.endswith("\n") else name  # as re's $ would
+        if name[:1] == "-" and all(c.isalnum() or c in "-_" for c in name) and any(
+                word in name.casefold() for word in SECRET_WORDS):
             secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
     return secrets
 
@@ -5457,15 +5460,25 @@ def address_origin(resolved, context):
         if context and not source.startswith("context") else "")
 
 
+SHELL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./-_"  # as shlex.quote's
+
+
+def shell_word(text):
+    """Return text as a shell reads it back: as it is when shlex.quote would leave it so (no import then)."""
+    if text and not text.strip(SHELL_SAFE):
+        return text
+    import shlex
+    return shlex.quote(text)
+
+
 def address_flags(args):
     """Return the flags of this command line that say which cluster, and how to reach it: what a hint
     repeats, so the command it names can be pasted as it is (never the key)."""
-    import shlex
     flags = []
     for name in ("url", "host", "port", "api_prefix", "context", "config", "ca_cert"):
         value = getattr(args, name, None)
         if value is not None:
-            flags += ["--" + name.replace("_", "-"), shlex.quote(str(value))]
+            flags += ["--" + name.replace("_", "-"), shell_word(str(value))]
     return flags + (["--insecure"] if getattr(args, "insecure", False) else [])
 
 

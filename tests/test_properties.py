@@ -258,3 +258,17 @@ def test_distinct_ids_never_share_a_prometheus_label(a, b):
     assume(a != b)
     assert cluster_cli.prometheus_label(a) != cluster_cli.prometheus_label(b)
     assert "\x1b" not in cluster_cli.prometheus_label(a) and "\n" not in cluster_cli.prometheus_label(a)
+
+
+@given(st.text(alphabet="aZ09@%+=:,./-_ '\"$\n*é²ſK", max_size=12))
+def test_a_value_repeated_in_a_hint_is_quoted_as_shlex_quotes_it(text):
+    import shlex
+    assert cluster_cli.shell_word(text) == shlex.quote(text)
+
+
+@given(st.text(alphabet="-_ kKeyYTOKENtokenSecretPASSWauthx.=é²ſK\n\t", max_size=14))
+def test_a_secret_option_is_found_however_it_is_spelled_as_the_pattern_found_it(arg):
+    import re
+    pattern = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"  # what secrets_in tested with re before
+    name = arg.partition("=")[0]
+    assert (len(cluster_cli.secrets_in([arg, "the-value"])) == 2) is bool(re.match(pattern, name))
