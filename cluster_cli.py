@@ -992,7 +992,7 @@ class _Exchange:
         self.expired = False
 
     def expire(self):
-        """Shut the socket once the deadline passed, so a read blocked on it returns now."""
+        # Shut the socket once the deadline passed, so a read blocked on it returns now.
         import socket
         self.expired = True
         sock = getattr(self.conn, "sock", None)
@@ -1032,9 +1032,9 @@ class _Watchdog:
                 self._condition.notify()
 
     def _start(self):
-        """Start the thread with the stop signals blocked in it: the kernel gives a process's signal
-        to a thread that does not block it, and only one in the main thread breaks a blocking read
-        there (Ctrl-C would otherwise wait for the read's timeout)."""
+        # Start the thread with the stop signals blocked in it: the kernel gives a process's signal
+        # to a thread that does not block it, and only one in the main thread breaks a blocking read
+        # there (Ctrl-C would otherwise wait for the read's timeout).
         import signal
         thread = self._threading.Thread(target=self._run, name="cluster_cli-watchdog", daemon=True)
         if not hasattr(signal, "pthread_sigmask"):
@@ -1083,10 +1083,10 @@ def watchdog():
 
 
 def _tracking_adapter(local):
-    """Return a requests adapter whose connections record, in local.exchange, which connection
-    carries the request and whether connecting failed. Every pool manager it makes is
-    tracked: the direct one, and those for an HTTP, HTTPS or SOCKS proxy (whose connect()
-    covers the CONNECT tunnel too), so "was the request sent" is known on every route."""
+    # Return a requests adapter whose connections record, in local.exchange, which connection
+    # carries the request and whether connecting failed. Every pool manager it makes is
+    # tracked: the direct one, and those for an HTTP, HTTPS or SOCKS proxy (whose connect()
+    # covers the CONNECT tunnel too), so "was the request sent" is known on every route.
     import requests.adapters
 
     def tracked(pool_class):
@@ -1129,9 +1129,9 @@ def _tracking_adapter(local):
 
 
 def _new_session(local):
-    """Return a requests session that never looks at redirects (ClusterCLI follows or refuses them
-    itself: requests would read a redirect's whole body, unbounded, and parse its Location
-    even when told not to follow it), over connections that report on the wire."""
+    # Return a requests session that never looks at redirects (ClusterCLI follows or refuses them
+    # itself: requests would read a redirect's whole body, unbounded, and parse its Location
+    # even when told not to follow it), over connections that report on the wire.
     import requests
 
     class Session(requests.Session):
@@ -1309,8 +1309,8 @@ Free = namedtuple("Free", "shard_id home holders size status")
 
 
 def _water_level(base, total, current):
-    """Return the least square-sum loads >= base summing to total (no copy in the way), the one
-    left over given to the nodes holding most now: a lower bound on both of the planner's aims."""
+    # Return the least square-sum loads >= base summing to total (no copy in the way), the one
+    # left over given to the nodes holding most now: a lower bound on both of the planner's aims.
     if not base:
         return []
     low, high = min(base), max(base) + total
@@ -1329,8 +1329,8 @@ def _water_level(base, total, current):
 
 
 def _place_straight(free, where, load, target, allowed):
-    """Step 1: send excess primaries to the nodes short of their target, most short first. True when
-    every node reached its target (the bound met)."""
+    # Step 1: send excess primaries to the nodes short of their target, most short first. True when
+    # every node reached its target (the bound met).
     import heapq
     short = [(load[j] - target[j], j) for j in range(len(target)) if load[j] < target[j]]
     heapq.heapify(short)
@@ -1360,7 +1360,7 @@ def _place_straight(free, where, load, target, allowed):
 
 
 def _negative_cycle(count, arcs):
-    """Return the arcs of a negative cycle (Bellman-Ford from a virtual source), or None."""
+    # Return the arcs of a negative cycle (Bellman-Ford from a virtual source), or None.
     dist, parent = [0] * count, [None] * count
     last = None
     for _ in range(count):
@@ -1383,8 +1383,8 @@ def _negative_cycle(count, arcs):
 
 
 def _cancel_cycles(free, home, where, load, nodes, allowed):
-    """Step 2: cancel negative cycles of the flow's residual graph until none is left (optimal).
-    Nodes 0..nodes-1 are the targets, `nodes` the drained node (if any), nodes+1 the hub."""
+    # Step 2: cancel negative cycles of the flow's residual graph until none is left (optimal).
+    # Nodes 0..nodes-1 are the targets, `nodes` the drained node (if any), nodes+1 the hub.
     hub = nodes + 1
     heavy = nodes + 2  # M: outweighs any count of moves a simple cycle can change
     must_leave = heavy * (2 * (sum(load) + len(free)) + 3) + nodes + 2  # a shard left on the drained node
@@ -1423,8 +1423,8 @@ def _cancel_cycles(free, home, where, load, nodes, allowed):
 
 
 def _spread_by_weight(free, where, load, allowed):
-    """Move non-empty shards from the heaviest node to the lightest it can give to, each the one
-    closest to halving their gap: every move narrows a gap, so the spread never widens."""
+    # Move non-empty shards from the heaviest node to the lightest it can give to, each the one
+    # closest to halving their gap: every move narrows a gap, so the spread never widens.
     import bisect
     import heapq
     # Each node's shards as one int each, size then position (the free list is in ID order): sorted by
@@ -1454,7 +1454,7 @@ def _spread_by_weight(free, where, load, allowed):
         return None
 
     def one_pass():
-        """Move until every node is settled; return the number of moves made."""
+        # Move until every node is settled; return the number of moves made.
         heaviest = [(-w, j) for j, w in enumerate(load)]
         lightest = [(w, j) for j, w in enumerate(load)]
         heapq.heapify(heaviest)
@@ -1498,10 +1498,10 @@ def _spread_by_weight(free, where, load, allowed):
 
 
 def _cluster_loads(nodes, shards, in_flight=None):
-    """(nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as Free records, sorted
-    by id): the planners' view of a cluster. The one accounting of where a primary is, for plans,
-    their staleness and their verification alike: a shard in flight (in_flight: {shard_id: target})
-    counts on the node it is going to."""
+    # (nodes by id, HEALTHY node ids, primary counts, vectors per node, shards as Free records, sorted
+    # by id): the planners' view of a cluster. The one accounting of where a primary is, for plans,
+    # their staleness and their verification alike: a shard in flight (in_flight: {shard_id: target})
+    # counts on the node it is going to.
     by_id = nodes_by_id(nodes)
     going = (in_flight or {}).get
     healthy = sorted(n for n, node in by_id.items() if field(node, "status") == "HEALTHY")
@@ -1536,8 +1536,8 @@ def _cluster_loads(nodes, shards, in_flight=None):
 
 
 def _solve(targets, fixed, free, balance_by):
-    """Return (where each free shard ends, as a node or None, and the loads step 1 aimed at): the
-    assignment above, over the HEALTHY `targets`, `fixed` the load no move changes."""
+    # Return (where each free shard ends, as a node or None, and the loads step 1 aimed at): the
+    # assignment above, over the HEALTHY `targets`, `fixed` the load no move changes.
     index = {n: i for i, n in enumerate(targets)}
     home = [index.get(f.home, -1) for f in free]
 
@@ -1781,7 +1781,7 @@ def check_plan(plan):
 
 
 def _check(name, passed, detail, blocking=True):
-    """Return a dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning."""
+    # Return a dry-run check; a failed `blocking` one is a refusal the contract makes, any other a warning.
     return {"name": name, "passed": bool(passed), "blocking": blocking, "detail": detail}
 
 
@@ -1945,7 +1945,7 @@ def option(*flags, param=None, **settings):
 
 
 def _argument_type(check):
-    """Return an argparse type made of one of the client's checks, its message without the parameter name."""
+    # Return an argparse type made of one of the client's checks, its message without the parameter name.
     def convert(text):
         try:
             return check(text)
@@ -2245,7 +2245,7 @@ def check_config(path, text, data, info=None):
 
 
 def _toml(path, text):
-    """Return the contexts file's text parsed, or InvalidInput naming the file and line."""
+    # Return the contexts file's text parsed, or InvalidInput naming the file and line.
     if sys.version_info >= (3, 11):
         import tomllib
     else:
@@ -2448,7 +2448,7 @@ class _Transport:
 
     @contextmanager
     def bounded(self, deadline):
-        """Keep every call in this block from running past `deadline` (time.monotonic()): a wait's end."""
+        # Keep every call in this block from running past `deadline` (time.monotonic()): a wait's end.
         outer = getattr(self._local, "deadline", None)
         self._local.deadline = deadline if outer is None else min(outer, deadline)
         try:
@@ -2458,7 +2458,7 @@ class _Transport:
 
     @contextmanager
     def captured(self):
-        """Keep the bodies of the answers in this block, as they came (--raw)."""
+        # Keep the bodies of the answers in this block, as they came (--raw).
         self._local.bodies = []
         try:
             yield self._local.bodies
@@ -2466,8 +2466,8 @@ class _Transport:
             self._local.bodies = None
 
     def request(self, method, path, *ids, params=None, body=None):
-        """Send a request and return its answer decoded: the one place for path quoting, the deadline,
-        retries, failover and errors."""
+        # Send a request and return its answer decoded: the one place for path quoting, the deadline,
+        # retries, failover and errors.
         from urllib.parse import quote
         if self._pid != os.getpid():  # a forked child: the pooled connections are the parent's
             self._pid, self._local = os.getpid(), __import__("threading").local()
@@ -2511,8 +2511,8 @@ class _Transport:
                 raise
 
     def _pause(self, attempt, retry_after, deadline, why):
-        """Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline.
-        The first retry of this client is told to `retrying`, with how long the retries may take."""
+        # Sleep before retry number attempt+1; False when no retry is left or it would end past the deadline.
+        # The first retry of this client is told to `retrying`, with how long the retries may take.
         if attempt >= self.retries:
             return False
         delay = FIRST_RETRY_PAUSE * 2 ** attempt
@@ -2535,7 +2535,7 @@ class _Transport:
         return True
 
     def _send(self, method, path, params, body, deadline):
-        """Ask each master in turn; move on only when the request cannot have reached one."""
+        # Ask each master in turn; move on only when the request cannot have reached one.
         failures = []
         count = len(self.base_urls)
         for step in range(count):
@@ -2557,7 +2557,7 @@ class _Transport:
         raise error
 
     def _follow(self, method, url, params, body, deadline, masters_left):
-        """Send one request, following a few redirects for a GET and none for a change."""
+        # Send one request, following a few redirects for a GET and none for a change.
         from urllib.parse import urljoin, urlsplit
         auth = self._auth
         origin = urlsplit(url)[:2]
@@ -2593,7 +2593,7 @@ class _Transport:
         raise BadResponse("the cluster redirected more than %d times" % MAX_REDIRECTS)
 
     def proxy_for(self, url):
-        """Return the proxy requests to url go through, decided once per origin (see ClusterCLI.proxy_for)."""
+        # Return the proxy requests to url go through, decided once per origin (see ClusterCLI.proxy_for).
         from urllib.parse import urlsplit
         if not isinstance(url, str):
             raise InvalidInput("url must be text, got %s" % type(url).__name__, param="url")
@@ -2610,7 +2610,7 @@ class _Transport:
         return self._proxies[origin]
 
     def _exchange(self, method, url, params, body, auth, deadline, masters_left):
-        """Make one HTTP exchange, the whole body read, within the deadline; return (response, body bytes)."""
+        # Make one HTTP exchange, the whole body read, within the deadline; return (response, body bytes).
         exceptions = self._requests.exceptions
         from urllib.parse import urlsplit
         remaining = deadline - time.monotonic()
@@ -2655,7 +2655,7 @@ class _Transport:
 
     def _failure(self, method, url, where, exc, exchange, timed_out,
                  connect_within):
-        """Return the ClusterError for an exchange that raised: did the request leave, and what broke?"""
+        # Return the ClusterError for an exchange that raised: did the request leave, and what broke?
         exceptions = self._requests.exceptions
         sent = exchange.conn is not None and not exchange.connect_failed
         if isinstance(exc, exceptions.ConnectTimeout) or (timed_out and not sent):
@@ -3036,7 +3036,7 @@ class ClusterCLI:
     def _carry_out(self, report, max_concurrent, max_per_node, strategy,
                    deadline, notify, broken,
                    poll_interval, stall_timeout, steer=None):
-        """apply_plan's loop: poll the moves running, start moves while there is room, until all ended."""
+        # apply_plan's loop: poll the moves running, start moves while there is room, until all ended.
         running, pending = report["running"], report["not_started"]
         blocked = {}  # node -> why no new move goes into or out of it
         stopped = False
@@ -3134,7 +3134,7 @@ class ClusterCLI:
                 return
 
     def _shard_now(self, move):
-        """(its running migration or None, its primary) as the cluster says now; (None, None) if unread."""
+        # (its running migration or None, its primary) as the cluster says now; (None, None) if unread.
         try:
             shard = self.shard_status(move["shard_id"])
             primary = copies(shard)[0]
@@ -3145,8 +3145,8 @@ class ClusterCLI:
 
     def _poll_move(self, move, report, notify,
                    stall_timeout):
-        """Ask how a running move's migration goes. When it ended (completed, failed, stalled: no
-        progress for stall_timeout seconds, or unknown: the cluster forgot it), file it and return how."""
+        # Ask how a running move's migration goes. When it ended (completed, failed, stalled: no
+        # progress for stall_timeout seconds, or unknown: the cluster forgot it), file it and return how.
         now = CLOCK.now()
         try:
             shard = self.shard_status(move["shard_id"])
@@ -3187,7 +3187,7 @@ class ClusterCLI:
 
     @staticmethod
     def _settled(report):
-        """Return the report with the moves still running as a caller sees them (no private fields)."""
+        # Return the report with the moves still running as a caller sees them (no private fields).
         report["running"][:] = [{k: v for k, v in m.items() if not k.startswith("_")} for m in report["running"]]
         return report
 
@@ -3199,8 +3199,8 @@ class ClusterCLI:
         return how
 
     def _compare_with_plan(self, plan):
-        """(True, {}) when each node of the plan's `after` holds that many primaries now (a shard still in
-        flight counted where it goes, as the plan counted it)."""
+        # (True, {}) when each node of the plan's `after` holds that many primaries now (a shard still in
+        # flight counted where it goes, as the plan counted it).
         shards = self.list_shards()
         counts = _cluster_loads(self.list_nodes(), shards, self.in_flight(shards))[2]
         wanted = plan.get("after") or {}
@@ -3221,8 +3221,8 @@ class ClusterCLI:
                                    "its cluster; nothing was sent" % (self.context, self.context), param="confirm")
 
     def _request(self, method, path, *ids, params=None, body=None):
-        """Send one request (a /cluster path under the API prefix), a change only when this client may
-        make it (its context's protection)."""
+        # Send one request (a /cluster path under the API prefix), a change only when this client may
+        # make it (its context's protection).
         if method != "GET":
             self._may_change()
         api = path.startswith("/cluster")
@@ -3247,10 +3247,10 @@ class ClusterCLI:
         return True
 
     def _not_under_prefix(self, method, path, ids, params, body, exc):
-        """Settle a 404 that came before the API prefix answered once: an unknown ID under the right
-        prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when only that
-        answers (unless the prefix was given); a change is never sent to a guessed one: it is refused,
-        saying which to use."""
+        # Settle a 404 that came before the API prefix answered once: an unknown ID under the right
+        # prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when only that
+        # answers (unless the prefix was given); a change is never sent to a guessed one: it is refused,
+        # saying which to use.
         if (method, path) != ("GET", "/cluster/status") and self._answers(self.api_prefix + "/cluster/status"):
             self._prefix_seen = True
             raise exc  # the API is there: the ID is not
@@ -3313,8 +3313,8 @@ class Spoken:
         self.secrets, self.command = (), DEFAULT_PROG
 
     def keep_secret(self, *secrets):
-        """Keep these secrets out of everything written, in every form a format may give them: as they are,
-        JSON-escaped (json, ndjson, --raw), with CSV's quotes doubled, TSV's backslashes and percent-encoded."""
+        # Keep these secrets out of everything written, in every form a format may give them: as they are,
+        # JSON-escaped (json, ndjson, --raw), with CSV's quotes doubled, TSV's backslashes and percent-encoded.
         forms = set()
         for secret in secrets:
             if secret:
@@ -3329,7 +3329,7 @@ SPOKEN = Spoken()
 
 
 def secrets_in(argv):
-    """Return the values of options that carry a secret, however their flag was spelled; and the environment's key."""
+    # Return the values of options that carry a secret, however their flag was spelled; and the environment's key.
     secrets = [os.environ.get(ENV_API_KEY)]
     for i, arg in enumerate(argv):
         name, equals, value = arg.partition("=")
@@ -3341,9 +3341,9 @@ def secrets_in(argv):
 
 
 def redact(text):
-    """Anything written, on stdout or stderr, without this run's secrets (the API key from the
-    command line, the environment or a context: each becomes as many '*') and, in text, without
-    any user:password@."""
+    # Anything written, on stdout or stderr, without this run's secrets (the API key from the
+    # command line, the environment or a context: each becomes as many '*') and, in text, without
+    # any user:password@.
     if isinstance(text, bytes):
         for secret in SPOKEN.secrets:
             text = text.replace(secret.encode("utf-8", "surrogateescape"), b"*" * max(3, len(secret)))
@@ -3366,20 +3366,20 @@ def redact(text):
 
 
 def terminal_text(message):
-    """Control characters from input or a server escaped, not obeyed by the terminal."""
+    # Control characters from input or a server escaped, not obeyed by the terminal.
     if message.isprintable():
         return message
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def pasteable(message):
-    """Return a message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
-    with the address flags it was given (--host, --url, --context...; never the key)."""
+    # Return a message whose hints ('check with cluster_cli.py nodes') name the command as it was run,
+    # with the address flags it was given (--host, --url, --context...; never the key).
     return message.replace(DEFAULT_PROG + " ", SPOKEN.command + " ") if SPOKEN.command != DEFAULT_PROG else message
 
 
 def err_write(text):
-    """Write to stderr as it is (a progress line's \\r too), secrets out; never fails the command."""
+    # Write to stderr as it is (a progress line's \r too), secrets out; never fails the command.
     try:
         sys.stderr.write(redact(text))
         sys.stderr.flush()
@@ -3388,8 +3388,8 @@ def err_write(text):
 
 
 def say(prefix, message):
-    """Write one line on stderr: a hint's command as the operator can paste it, secrets out, control
-    characters escaped. A closed or broken stderr loses the line, never the exit code."""
+    # Write one line on stderr: a hint's command as the operator can paste it, secrets out, control
+    # characters escaped. A closed or broken stderr loses the line, never the exit code.
     err_write("%s%s\n" % (prefix, terminal_text(pasteable(message))))
 
 
@@ -3413,7 +3413,7 @@ def is_tty(stream):
 
 
 def terminal_columns():
-    """shutil.get_terminal_size().columns, without importing shutil (and bz2, lzma) on every run."""
+    # shutil.get_terminal_size().columns, without importing shutil (and bz2, lzma) on every run.
     try:
         columns = int(os.environ.get("COLUMNS", 0))
     except ValueError:
@@ -3429,13 +3429,13 @@ def terminal_columns():
 
 
 def stderr_width():
-    """Return the terminal's width when stderr is one: a plan shown before its question fits it."""
+    # Return the terminal's width when stderr is one: a plan shown before its question fits it.
     return terminal_columns() if is_tty(sys.stderr) else None
 
 
 def write(text):
-    """Write to stdout now (bytes as they are); a closed or full stdout is an OutputError
-    (a closed pipe stays BrokenPipeError)."""
+    # Write to stdout now (bytes as they are); a closed or full stdout is an OutputError
+    # (a closed pipe stays BrokenPipeError).
     stream = sys.stdout
     if stream is None:  # started with stdout closed (>&-)
         raise OutputError("cannot write output: stdout is closed")
@@ -3459,7 +3459,7 @@ def write(text):
 
 
 def silence_stdout():
-    """Point stdout at /dev/null, so what is still buffered goes nowhere at exit."""
+    # Point stdout at /dev/null, so what is still buffered goes nowhere at exit.
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -3468,8 +3468,8 @@ def silence_stdout():
 
 
 def through_descriptors(path):
-    """Return whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
-    the process already has, written in place even when it is a regular file the shell opened."""
+    # Return whether path is, or links through, /dev or /proc (/dev/stdout is /proc/self/fd/1): a stream
+    # the process already has, written in place even when it is a regular file the shell opened.
     hop = os.path.abspath(path)
     for _ in range(40):
         if hop.startswith(("/dev/", "/proc/")):
@@ -3507,10 +3507,10 @@ def with_removed(path):
 
 
 def check_links_are_ours(path):
-    """Refuse a path that goes through a symlink another user could have planted: one its caller does not
-    own, in a folder someone else may write (the kernel's protected-symlinks rule, whatever the sysctl
-    says, and for every link on the way, not only in sticky folders). Root writing a report through a
-    link a user left in that user's own folder would replace whatever file the link names."""
+    # Refuse a path that goes through a symlink another user could have planted: one its caller does not
+    # own, in a folder someone else may write (the kernel's protected-symlinks rule, whatever the sysctl
+    # says, and for every link on the way, not only in sticky folders). Root writing a report through a
+    # link a user left in that user's own folder would replace whatever file the link names.
     import stat
     if os.name != "posix":
         return
@@ -3641,7 +3641,7 @@ def fmt_duration(value):
 
 
 def fmt_names(value):
-    """Return a list of IDs, or 'none' when the server said there are none."""
+    # Return a list of IDs, or 'none' when the server said there are none.
     return "none" if value == [] else fmt_text(value)
 
 
@@ -3650,7 +3650,7 @@ def fmt_yes_no(value):
 
 
 def counted(word):
-    """Return a formatter of counts as words: counted("shard")(1) is '1 shard', (8) is '8 shards'."""
+    # Return a formatter of counts as words: counted("shard")(1) is '1 shard', (8) is '8 shards'.
     def fmt(value):
         return "%s %s%s" % (fmt_count(value), word, "" if number(value) == 1 else "s")
     return fmt
@@ -3661,7 +3661,7 @@ def words(count, word):
 
 
 def words_are(count, word):
-    """'1 shard is', '3 shards are'."""
+    # '1 shard is', '3 shards are'.
     return words(count, word) + (" is" if count == 1 else " are")
 
 
@@ -3669,7 +3669,7 @@ fmt_shards = counted("shard")
 
 
 def fmt_aside(value):
-    """' (text)' after a sentence, or nothing."""
+    # ' (text)' after a sentence, or nothing.
     text = fmt_text(value)
     return " (%s)" % text if text else ""
 
@@ -3739,8 +3739,8 @@ def cell(obj, spec, color=False):
 
 
 def cells(rows, columns, color=False, missing=""):
-    """Return every row's cells (as cell() makes them), the column specs unpacked once; a field the
-    server did not send is `missing` (a grid's '-')."""
+    # Return every row's cells (as cell() makes them), the column specs unpacked once; a field the
+    # server did not send is `missing` (a grid's '-').
     def or_missing(fmt):
         return (lambda value: missing if value is None else fmt(value)) if missing else fmt
     specs = [(spec.key, or_missing(spec.fmt), color and spec.status) for spec in columns]
@@ -3749,7 +3749,7 @@ def cells(rows, columns, color=False, missing=""):
 
 
 def lookup(obj, path):
-    """Return a field by a dotted path: 'migration.status'."""
+    # Return a field by a dotted path: 'migration.status'.
     for name in path.split("."):
         obj = field(obj, name)
     return obj
@@ -3765,7 +3765,7 @@ TEMPLATE_FORMATS = {"": fmt_text, "count": fmt_count, "percent": fmt_percent, "m
 
 
 def labelled(label, key, width=0, fmt=None):
-    """Return the field `key` under `label`, shown as its kind is (FIELD_KINDS) unless `fmt` says otherwise."""
+    # Return the field `key` under `label`, shown as its kind is (FIELD_KINDS) unless `fmt` says otherwise.
     kind = FIELD_KINDS.get(key, "")
     return Field(label, key, fmt or TEMPLATE_FORMATS[kind], width, kind == "status")
 
@@ -3775,8 +3775,8 @@ _OPTIONAL = r"\[([^\[\]]*)\]"
 
 
 def fill(template, obj, color=False):
-    """Return a template's {placeholders} filled from obj; a [bracketed part] only when one of its
-    fields has a value."""
+    # Return a template's {placeholders} filled from obj; a [bracketed part] only when one of its
+    # fields has a value.
     def value(match):
         name, kind = match.group(1), match.group(2) or ""
         text = TEMPLATE_FORMATS[kind](lookup(obj, name))
@@ -3797,8 +3797,8 @@ _ANSI = r"\x1b\[[0-9;]*m"
 
 
 def shown_len(text, color=False):
-    """Return how many columns text takes on a terminal: a wide character (CJK) two, a combining mark or
-    a zero-width one none, its colour codes none."""
+    # Return how many columns text takes on a terminal: a wide character (CJK) two, a combining mark or
+    # a zero-width one none, its colour codes none.
     if color:
         text = re.sub(_ANSI, "", text)
     if text.isascii():
@@ -3809,7 +3809,7 @@ def shown_len(text, color=False):
 
 
 def clipped(text, width, color=False):
-    """Return text cut to `width` columns, its last one an ellipsis, when it is wider."""
+    # Return text cut to `width` columns, its last one an ellipsis, when it is wider.
     if shown_len(text, color) <= width:
         return text
     if text.isascii() and not color:
@@ -3823,10 +3823,10 @@ CLIPPABLE = (fmt_text, fmt_names)  # text columns; numbers and status words are 
 
 
 def fit(columns, least, content, width):
-    """Return (least widths, widths) of a grid fitted to `width`, from its columns' least and content
-    widths: first the padding of the view's least widths goes, then the widest text column loses a
-    character at a time, down to its header's width (or 8), until the grid fits or no column can give
-    more. Numbers, status words and names (ID_FIELDS) stay whole."""
+    # Return (least widths, widths) of a grid fitted to `width`, from its columns' least and content
+    # widths: first the padding of the view's least widths goes, then the widest text column loses a
+    # character at a time, down to its header's width (or 8), until the grid fits or no column can give
+    # more. Numbers, status words and names (ID_FIELDS) stay whole.
     widths = [max(most, content[i]) for i, most in enumerate(least)]
     excess = sum(widths) + 3 * len(widths) + 1 - width  # "│ " before each cell, " │" after the last
     if excess <= 0:
@@ -3847,11 +3847,11 @@ BATCH = 1000  # items a list is written in, a batch at a time
 
 def write_grid(columns, rows, out, color=False,
                width=None, headers=True, end="\n"):
-    """Write a box-drawn grid of `columns` (Fields), one row per item, every column as wide as its widest
-    cell in terminal columns (wide characters, combining marks and colour codes counted as shown), at
-    most `width` wide if it can be (see fit()). Two passes over the rows, the first measuring, the
-    second writing a batch at a time: cells are formatted twice rather than all held, so whatever the
-    server sent, a grid costs the memory of a batch; the same at every size."""
+    # Write a box-drawn grid of `columns` (Fields), one row per item, every column as wide as its widest
+    # cell in terminal columns (wide characters, combining marks and colour codes counted as shown), at
+    # most `width` wide if it can be (see fit()). Two passes over the rows, the first measuring, the
+    # second writing a batch at a time: cells are formatted twice rather than all held, so whatever the
+    # server sent, a grid costs the memory of a batch; the same at every size.
     least = [max(len(spec.label), spec.width) for spec in columns]
     content = [len(spec.label) for spec in columns]
     for start in range(0, len(rows), BATCH):  # a column at a time: measured in C, not a cell at a time
@@ -3882,20 +3882,20 @@ def write_grid(columns, rows, out, color=False,
 
 def render_grid(columns, rows, color=False,
                 width=None):
-    """Return the grid write_grid() writes, as text without its last newline."""
+    # Return the grid write_grid() writes, as text without its last newline.
     parts = []
     write_grid(columns, rows, parts.append, color, width, end="")
     return "".join(parts)
 
 
 def render_rows(rows, obj, color=False):
-    """'Label: value' lines, for the fields the server sent (no bare 'Label:' for one it did not)."""
+    # 'Label: value' lines, for the fields the server sent (no bare 'Label:' for one it did not).
     return "\n".join(("%s: %s" % (spec.label, cell(obj, spec, color))).rstrip() for spec in rows
                      if field(obj, spec.key) is not None)
 
 
 def render_section(spec, obj, color=False, width=None):
-    """Return a sub-heading and its body, after a blank line."""
+    # Return a sub-heading and its body, after a blank line.
     data = spec.source(obj)
     if spec.kind == "rows":
         body = render_rows(spec.fields, as_dict(data), color) or spec.empty or ""
@@ -3915,12 +3915,12 @@ def render_section(spec, obj, color=False, width=None):
 
 
 def compact_lines(rows, columns, color=False):
-    """Return one line per row, its cells joined by ' | '."""
+    # Return one line per row, its cells joined by ' | '.
     return [" | ".join(line) for line in cells(rows, columns, color)]
 
 
 def picked(*path):
-    """Return a section's or Lines' source: the field at that path of the result."""
+    # Return a section's or Lines' source: the field at that path of the result.
     return lambda obj: lookup(obj, ".".join(path))
 
 
@@ -3995,7 +3995,7 @@ HEALTH_ROWS = (STATUS, labelled("Version", "version"))
 
 
 def checks_summary(checks):
-    """'4 PASS' or 'storage WARN, heartbeat FAIL': what an operator needs from a node's checks."""
+    # '4 PASS' or 'storage WARN, heartbeat FAIL': what an operator needs from a node's checks.
     checks = [c for c in as_list(checks) if isinstance(c, dict)]
     failing = ["%s %s" % (fmt_text(field(c, "name")), fmt_text(field(c, "status")))
                for c in checks if field(c, "status") not in ("PASS", None)]
@@ -4007,7 +4007,7 @@ def with_checks_summary(node):
 
 
 def diagnostics_summary(data):
-    """Return the diagnostics with what the formats show of them: nodes with their checks, counts."""
+    # Return the diagnostics with what the formats show of them: nodes with their checks, counts.
     data = as_dict(data)
     nodes = [with_checks_summary(n) for n in as_list(field(data, "nodes"))]
     return dict(data, nodes=nodes, node_total=len(nodes), error_total=len(as_list(field(data, "errors"))),
@@ -4022,21 +4022,21 @@ def metrics_per_node(data):
 
 
 def is_healthy(row):
-    """1 for HEALTHY, 0 for any other status, None (no sample) when none was sent."""
+    # 1 for HEALTHY, 0 for any other status, None (no sample) when none was sent.
     status = field(row, "status")
     return None if status is None else 1.0 if status == "HEALTHY" else 0.0
 
 
 def cluster_status_rows(data):
-    """Return one row per status the cluster can be in, 1 for the current one (a Prometheus enum)."""
+    # Return one row per status the cluster can be in, 1 for the current one (a Prometheus enum).
     current = field(data, "status")
     return [] if current is None else [{"status": status, "up": 1.0 if status == current else 0.0}
                                        for status in CLUSTER_STATUSES]
 
 
 def scaled(key, divisor):
-    """Return a sample's value: the field in the base unit Prometheus names use (a percentage as a
-    ratio of 1, milliseconds as seconds); None, so no sample, when the field has no number."""
+    # Return a sample's value: the field in the base unit Prometheus names use (a percentage as a
+    # ratio of 1, milliseconds as seconds); None, so no sample, when the field has no number.
     def value(row):
         n = as_float(field(row, key))
         return None if n is None else n / divisor
@@ -4063,7 +4063,7 @@ LAST_SUCCESS_METRIC = "jadevectordb_cli_last_success_timestamp_seconds"
 
 
 def migration_record(data):
-    """Return the shard's latest migration, with its vectors as 'moved/total'."""
+    # Return the shard's latest migration, with its vectors as 'moved/total'.
     migration = field(data, "migration")
     if not migration:
         return None
@@ -4072,7 +4072,7 @@ def migration_record(data):
 
 
 def plan_summary(plan):
-    """Return a dry run's plan with its verdict, its checks' results and the reasons it would fail."""
+    # Return a dry run's plan with its verdict, its checks' results and the reasons it would fail.
     plan = as_dict(plan)
     checks = as_list(field(plan, "checks"))
     return dict(plan, verdict="would succeed" if field(plan, "would_succeed") else "would fail",
@@ -4188,8 +4188,8 @@ VIEWS = {
 
 
 def move_plan_summary(plan):
-    """Return a plan with its title, node rows and spreads (in vectors when it balances vectors), as the
-    formats show it."""
+    # Return a plan with its title, node rows and spreads (in vectors when it balances vectors), as the
+    # formats show it.
     plan = as_dict(plan)
     by_vectors = field(plan, "balance_by") == "vectors"
     before, after = as_dict(field(plan, "before")), as_dict(field(plan, "after"))
@@ -4215,7 +4215,7 @@ MOVE_RESULTS = (("completed", "COMPLETED"), ("failed", "FAILED"), ("stalled", "S
 
 
 def move_report_summary(report):
-    """Return a report with one row per move and its result."""
+    # Return a report with one row per move and its result.
     report = as_dict(report)
     rows = []
     for key, result in MOVE_RESULTS:
@@ -4297,7 +4297,7 @@ VIEWS["explain-nodes"] = View(columns=EXPLAIN_NODE_COLUMNS)
 
 
 def one_row(data):
-    """Return a key/value result as a list of one row, for --columns, --sort-by and --no-headers."""
+    # Return a key/value result as a list of one row, for --columns, --sort-by and --no-headers.
     return [data] if isinstance(data, dict) else []
 
 
@@ -4318,7 +4318,7 @@ for _name, _view in list(VIEWS.items()):
 
 
 def view_in(view, style):
-    """Return the view a result is shown with, as --columns and --no-headers shape it."""
+    # Return the view a result is shown with, as --columns and --no-headers shape it.
     spec = VIEWS[view]
     if style.columns is not None:
         spec = spec._replace(columns=style.columns)
@@ -4326,7 +4326,7 @@ def view_in(view, style):
 
 
 def to_json(data, indent=None):
-    """Return strict JSON (RFC 8259, as jq reads it): no NaN or Infinity ever reaches stdout."""
+    # Return strict JSON (RFC 8259, as jq reads it): no NaN or Infinity ever reaches stdout.
     import json
     try:
         return json.dumps(data, indent=indent, allow_nan=False)
@@ -4337,10 +4337,10 @@ def to_json(data, indent=None):
 
 
 def write_json(view, data, out, style):
-    """Write the server's objects as strict JSON, indented (never coloured); a --watch snapshot is
-    one line, for jq to stream. A list is encoded in batches of 8,192 pieces (about 100 KB), each
-    joined in C: a million shards are 450 MB of JSON, which would otherwise be built in memory
-    and copied again, and 40 million pieces handled one by one in Python cost a third of the time."""
+    # Write the server's objects as strict JSON, indented (never coloured); a --watch snapshot is
+    # one line, for jq to stream. A list is encoded in batches of 8,192 pieces (about 100 KB), each
+    # joined in C: a million shards are 450 MB of JSON, which would otherwise be built in memory
+    # and copied again, and 40 million pieces handled one by one in Python cost a third of the time.
     if style.snapshot or not isinstance(data, list) or not data:  # encoded whole: nothing is written on failure
         out(to_json(data, indent=None if style.snapshot else 2) + "\n")
         return
@@ -4364,7 +4364,7 @@ def write_json(view, data, out, style):
 
 
 def write_ndjson(view, data, out, style):
-    """Write one compact JSON object per line: a list's items, or the one object."""
+    # Write one compact JSON object per line: a list's items, or the one object.
     if not isinstance(data, list):
         out(to_json(data) + "\n")
         return
@@ -4375,8 +4375,8 @@ def write_ndjson(view, data, out, style):
 
 
 def write_table(view, data, out, style):
-    """Write human-readable blocks and grids, as the specification shows them; --watch snapshots
-    off a terminal are parted by a blank line."""
+    # Write human-readable blocks and grids, as the specification shows them; --watch snapshots
+    # off a terminal are parted by a blank line.
     spec = view_in(view, style)
     end = "\n\n" if style.snapshot else "\n"
     if spec.columns:
@@ -4392,7 +4392,7 @@ def write_table(view, data, out, style):
 
 
 def write_compact(view, data, out, style):
-    """Write one line per object, fields joined by ' | ', for grep and awk."""
+    # Write one line per object, fields joined by ' | ', for grep and awk.
     spec = view_in(view, style)
     if spec.columns:
         rows = as_list(data)
@@ -4412,7 +4412,7 @@ def write_compact(view, data, out, style):
 
 
 def delimited_value(value):
-    """Return a field as a CSV/TSV cell: text as it is (control characters escaped), nested values as JSON."""
+    # Return a field as a CSV/TSV cell: text as it is (control characters escaped), nested values as JSON.
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -4424,7 +4424,7 @@ def delimited_value(value):
 
 
 def csv_cell(text):
-    """Return a CSV field by RFC 4180: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF."""
+    # Return a CSV field by RFC 4180: quoted, its quotes doubled, when it holds a comma, a quote, CR or LF.
     if "," in text or '"' in text or "\n" in text or "\r" in text:
         return '"%s"' % text.replace('"', '""')
     return text
@@ -4434,19 +4434,19 @@ TSV_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 def tsv_cell(text):
-    """Return a TSV field as the format has it: never quoted; backslash, tab, newline and CR written
-    \\\\, \\t, \\n and \\r, so every row is one line and cut -f and awk -F'\\t' split it right."""
+    # Return a TSV field as the format has it: never quoted; backslash, tab, newline and CR written
+    # \\, \t, \n and \r, so every row is one line and cut -f and awk -F'\t' split it right.
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         return "".join(TSV_ESCAPES.get(c, c) for c in text)
     return text
 
 
 def delimited(delimiter, escaped):
-    """Return the writer of CSV (or TSV, by its delimiter and how it writes a cell)."""
+    # Return the writer of CSV (or TSV, by its delimiter and how it writes a cell).
     def write_delimited(view, data, out, style):
-        """Write a header row of field names, then one row per item (an object is one row; a value not an
-        object is 'value'). The columns are the ones --columns chose; else the result's contract fields in
-        the contract's order, whatever the server sent, then any other field in the order it first appears."""
+        # Write a header row of field names, then one row per item (an object is one row; a value not an
+        # object is 'value'). The columns are the ones --columns chose; else the result's contract fields in
+        # the contract's order, whatever the server sent, then any other field in the order it first appears.
         items = data if isinstance(data, list) else [data]
         spec = view_in(view, style)
         if style.columns is not None:
@@ -4471,9 +4471,9 @@ def delimited(delimiter, escaped):
 
 
 def prometheus_label(value):
-    """Return a label value, one to one: distinct IDs never share a series. A backslash is doubled and an
-    unprintable character other than a newline given as \\xNN (\\uNNNN), so no two IDs read alike ('n'
-    ESC and 'n\\x1b' differ); then the format's own escapes (backslash, double quote, newline)."""
+    # Return a label value, one to one: distinct IDs never share a series. A backslash is doubled and an
+    # unprintable character other than a newline given as \xNN (\uNNNN), so no two IDs read alike ('n'
+    # ESC and 'n\x1b' differ); then the format's own escapes (backslash, double quote, newline).
     text = value if isinstance(value, str) else fmt_text(value)
     if "\\" in text or not text.isprintable():
         text = "".join(c if (c.isprintable() or c == "\n") and c != "\\" else "\\\\" if c == "\\" else
@@ -4488,8 +4488,8 @@ def prometheus_number(value):
 
 
 def prometheus_up(command_name, answered, last_success):
-    """Return the series every command's file ends with: whether the cluster answered this command
-    (1 or 0), and when it last did (left out when it never has)."""
+    # Return the series every command's file ends with: whether the cluster answered this command
+    # (1 or 0), and when it last did (left out when it never has).
     label = '{command="%s"}' % prometheus_label(command_name)
     text = ("# HELP %s 1 if the cluster answered the command, 0 if it could not be asked or failed\n"
             "# TYPE %s gauge\n%s%s %d\n" % (UP_METRIC, UP_METRIC, UP_METRIC, label, answered))
@@ -4501,8 +4501,8 @@ def prometheus_up(command_name, answered, last_success):
 
 
 def last_success_in(path):
-    """Return the last-success time a previous run wrote to this Prometheus file, if it did (a FIFO or
-    device at the path holds none: it is not read)."""
+    # Return the last-success time a previous run wrote to this Prometheus file, if it did (a FIFO or
+    # device at the path holds none: it is not read).
     if not os.path.isfile(path):
         return None
     try:
@@ -4516,8 +4516,8 @@ def last_success_in(path):
 
 
 def write_prometheus(view, data, out, style):
-    """Write the text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's
-    textfile collector; a metric no row has a value for is left out, not written as 0."""
+    # Write the text exposition format (# HELP, # TYPE, one sample a line), for node_exporter's
+    # textfile collector; a metric no row has a value for is left out, not written as 0.
     samples = VIEWS[view].samples
     if not samples:
         raise InvalidInput("--format prometheus is for %s; not for %s" % (
@@ -4556,7 +4556,7 @@ FORMATS = {"json": write_json, "table": write_table, "compact": write_compact, "
 
 
 def rendered(view, data, style):
-    """Return a result as text, as FORMATS writes it (for stderr: a plan before its question)."""
+    # Return a result as text, as FORMATS writes it (for stderr: a plan before its question).
     parts = []
     FORMATS[style.format](view, data, parts.append, style)
     return "".join(parts)
@@ -4577,15 +4577,15 @@ class Result:
 
 
 def field_names(result):
-    """Return the fields of a list result: the contract's (or its view's columns), then any other the server sent."""
+    # Return the fields of a list result: the contract's (or its view's columns), then any other the server sent.
     known = VIEWS[result.view].fields or [spec.key for spec in VIEWS[result.view].columns]
     return list(dict.fromkeys(list(known) + [k for item in as_list(result.data) if isinstance(item, dict)
                                              for k in item]))
 
 
 def as_listed(result):
-    """Return a list result as it is; a plan or report as the list it holds (its moves), shown as a list
-    view is: what --columns, --sort-by and --no-headers shape. Any other result as it is."""
+    # Return a list result as it is; a plan or report as the list it holds (its moves), shown as a list
+    # view is: what --columns, --sort-by and --no-headers shape. Any other result as it is.
     items = VIEWS[result.view].items
     if items is None:
         return result
@@ -4594,14 +4594,14 @@ def as_listed(result):
 
 
 def sort_key(value):
-    """Numbers (numeric strings too) before text, each in its own order."""
+    # Numbers (numeric strings too) before text, each in its own order.
     n = as_float(value)
     return (0, n, "") if n is not None else (1, 0.0, fmt_text(value))
 
 
 def shaped(result, columns, sort_by, style):
-    """Return (the result, the style to show it in) with --sort-by, --columns and --no-headers applied to
-    a list result, for every format."""
+    # Return (the result, the style to show it in) with --sort-by, --columns and --no-headers applied to
+    # a list result, for every format.
     spec = VIEWS[result.view]
     if not spec.columns:  # a node removed after a drain: nothing to shape
         return result, style
@@ -4657,19 +4657,19 @@ def collections_spaced(restore=True):
 
 
 def signal_of(exc):
-    """Return the signal's number behind a KeyboardInterrupt: 2 (SIGINT) unless it was an Interrupt."""
+    # Return the signal's number behind a KeyboardInterrupt: 2 (SIGINT) unless it was an Interrupt.
     return getattr(exc, "signum", 2)
 
 
 def interruption(exc):
-    """'interrupted', or 'terminated by SIGTERM' (SIGHUP): how the command was stopped, for messages."""
+    # 'interrupted', or 'terminated by SIGTERM' (SIGHUP): how the command was stopped, for messages.
     import signal
     signum = signal_of(exc)
     return "interrupted" if signum == 2 else "terminated by %s" % signal.Signals(signum).name
 
 
 def plan_result(plan, view):
-    """Return a dry run's outcome: the plan, or ClusterError (exit 1) only where the contract would refuse."""
+    # Return a dry run's outcome: the plan, or ClusterError (exit 1) only where the contract would refuse.
     warnings = ["%s: %s" % (c["name"], c["detail"]) for c in plan["checks"] if not c["passed"] and not c["blocking"]]
     if plan["would_succeed"]:
         return Result(plan, view, "; ".join(warnings) or None)
@@ -4722,7 +4722,7 @@ class MigrationProgress(ProgressLine):
 
 
 def event_stream(args):
-    """Return, for -o ndjson, the writer of a run's events: one JSON object a line on stdout, flushed."""
+    # Return, for -o ndjson, the writer of a run's events: one JSON object a line on stdout, flushed.
     if getattr(args, "output_format", None) != "ndjson":
         return None
     import json
@@ -4732,8 +4732,8 @@ def event_stream(args):
 
 def wait_for_migration(client, shard_id, migration, timeout,
                        interval, stream=None):
-    """Poll the shard until this migration ends, or the wait times out (exit 4); `stream` hears each
-    change of its status."""
+    # Poll the shard until this migration ends, or the wait times out (exit 4); `stream` hears each
+    # change of its status.
     migration_id = fmt_text(field(migration, "migration_id"))
     bar = MigrationProgress()
     latest = [migration]
@@ -4776,7 +4776,7 @@ def wait_for_migration(client, shard_id, migration, timeout,
 
 
 def wait_for_status(client, wanted, timeout, interval):
-    """Poll the cluster status until it is `wanted`, or the wait times out (exit 4)."""
+    # Poll the cluster status until it is `wanted`, or the wait times out (exit 4).
     status, reached, waited, last_error = poll_until(
         client, client.cluster_status, lambda s: field(s, "status") == wanted, timeout, interval)
     if reached:
@@ -4789,21 +4789,21 @@ def wait_for_status(client, wanted, timeout, interval):
 
 
 def ask_yes_no(question):
-    """Ask on the terminal; anything but y/yes (or end of input) is no."""
+    # Ask on the terminal; anything but y/yes (or end of input) is no.
     err_write(terminal_text(question) + " [y/N] ")
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
 
 def will_ask(args):
-    """Return whether confirm_change() will put a question on the terminal: show what it is about first."""
+    # Return whether confirm_change() will put a question on the terminal: show what it is about first.
     return is_tty(sys.stdin) and (not args.yes or bool(getattr(args, "protected", None)))
 
 
 def confirm_change(args, action, undone, question=None):
-    """Before a change is sent. In a protected context, its name must be typed on a terminal
-    (--yes does not skip it there) and --yes is needed off one; elsewhere `question` is asked on
-    a terminal unless --yes. A refusal is exit 1, `undone` saying what was not done."""
+    # Before a change is sent. In a protected context, its name must be typed on a terminal
+    # (--yes does not skip it there) and --yes is needed off one; elsewhere `question` is asked on
+    # a terminal unless --yes. A refusal is exit 1, `undone` saying what was not done.
     protected = getattr(args, "protected", None)
     on_terminal = is_tty(sys.stdin)
     if protected and not on_terminal:
@@ -4840,8 +4840,8 @@ class InFlight:
 
 
 def read_json_file(path, flag, limit, timeout):
-    """Read a file the CLI saved as JSON (a plan, a report) as a cluster's answer is read: up to
-    --max-response-size, its decoded size bounded the same way; a FIFO within the timeout."""
+    # Read a file the CLI saved as JSON (a plan, a report) as a cluster's answer is read: up to
+    # --max-response-size, its decoded size bounded the same way; a FIFO within the timeout.
     try:
         raw, _ = read_file(path, limit, timeout)
     except OSError as exc:
@@ -4858,7 +4858,7 @@ def read_json_file(path, flag, limit, timeout):
 
 
 def read_plan(path, limit, timeout):
-    """Read a plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked."""
+    # Read a plan saved by 'rebalance --dry-run --format json' (or drain-node's), checked.
     plan = read_json_file(path, "--plan", limit, timeout)
     try:
         return check_plan(plan)
@@ -4872,14 +4872,14 @@ def watching(moves):
 
 
 def state_folder():
-    """Return where this machine keeps its operations and locks: $XDG_STATE_HOME/jadevectordb
-    (~/.local/state/jadevectordb)."""
+    # Return where this machine keeps its operations and locks: $XDG_STATE_HOME/jadevectordb
+    # (~/.local/state/jadevectordb).
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "jadevectordb")
 
 
 def private_folder(*parts):
-    """Return a folder of the state folder, made (mode 0700) when missing, or a one-line ClusterError."""
+    # Return a folder of the state folder, made (mode 0700) when missing, or a one-line ClusterError.
     path = os.path.join(state_folder(), *parts)
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -4890,8 +4890,8 @@ def private_folder(*parts):
 
 
 def open_private(path, flags):
-    """Open (or create, mode 0600) a file of the state folder: never through a symlink, never a FIFO or a
-    device put there (one would block the run, or take its writes), else a one-line ClusterError."""
+    # Open (or create, mode 0600) a file of the state folder: never through a symlink, never a FIFO or a
+    # device put there (one would block the run, or take its writes), else a one-line ClusterError.
     import stat
     try:
         fd = os.open(path, flags | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o600)
@@ -4921,8 +4921,8 @@ class Journal:
         return "%s-%s-%s" % (kind, time.strftime("%Y%m%d-%H%M%S"), os.urandom(2).hex())
 
     def add(self, event, **fields):
-        """Append one event, on disk (whole and fsynced) when this returns; else raise ClusterError and
-        leave the file as it was: a journal is a promise, so what it cannot say is not done."""
+        # Append one event, on disk (whole and fsynced) when this returns; else raise ClusterError and
+        # leave the file as it was: a journal is a promise, so what it cannot say is not done.
         import json
         record = dict(event=event, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields)
         line = redact(json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
@@ -4945,7 +4945,7 @@ class Journal:
             os.close(fd)
 
     def end(self, state):
-        """Record how the run ended, if the journal can still be written: the ending is said either way."""
+        # Record how the run ended, if the journal can still be written: the ending is said either way.
         try:
             self.add("ended", state=state)
         except ClusterError:
@@ -4957,8 +4957,8 @@ class Journal:
              "digest": str, "max_concurrent": int, "max_per_node": int}
 
     def records(self):
-        """Return the journal's records. It is read like a stranger's file: never through a link, never a
-        FIFO or device, within its size; a line of another shape is skipped with a warning naming it."""
+        # Return the journal's records. It is read like a stranger's file: never through a link, never a
+        # FIFO or device, within its size; a line of another shape is skipped with a warning naming it.
         import json
         import stat
         try:
@@ -5052,8 +5052,8 @@ def lock_path(cluster):
 
 
 def lock_held(cluster, operation):
-    """Return whether a run holds this machine's lock on the cluster for this operation: the one sign of
-    life of a run (its pid may be reused, or be 1 in every container; it is shown, never trusted)."""
+    # Return whether a run holds this machine's lock on the cluster for this operation: the one sign of
+    # life of a run (its pid may be reused, or be 1 in every container; it is shown, never trusted).
     import fcntl
     import json
     import stat
@@ -5081,7 +5081,7 @@ def lock_held(cluster, operation):
 
 
 def operation_state(records):
-    """Return an operation as 'operations' lists it, and each move's last event ({shard_id: record})."""
+    # Return an operation as 'operations' lists it, and each move's last event ({shard_id: record}).
     head = records[0] if records and records[0].get("event") == "plan" else {}
     plan = as_dict(head.get("plan"))
     last, state = {}, "running"
@@ -5142,8 +5142,8 @@ class MoveProgress(ProgressLine):
         self.began, self.vectors, self.vectors_done = CLOCK.now(), vectors, 0
 
     def pace(self):
-        """Return the run's pace: moves done of the total, vectors per second over the moves completed by
-        this run, and the seconds the rest should take at that rate (None until one completes)."""
+        # Return the run's pace: moves done of the total, vectors per second over the moves completed by
+        # this run, and the seconds the rest should take at that rate (None until one completes).
         elapsed = CLOCK.now() - self.began
         rate = self.vectors_done / elapsed if elapsed > 0 and self.vectors_done > 0 else None
         left = max(0, self.vectors - self.vectors_done)
@@ -5211,8 +5211,8 @@ class MoveProgress(ProgressLine):
 
 
 def plan_digest(plan):
-    """Return the digest of a plan as it was reviewed and journaled: a resume refuses a plan that no longer
-    has it (edited by hand or by a bug; whoever can write the journal can also write a new digest)."""
+    # Return the digest of a plan as it was reviewed and journaled: a resume refuses a plan that no longer
+    # has it (edited by hand or by a bug; whoever can write the journal can also write a new digest).
     import hashlib
     import json
     return hashlib.sha256(json.dumps(plan, sort_keys=True, separators=(",", ":"), default=str).encode(
@@ -5227,10 +5227,10 @@ def resume_command(args, operation):
 
 
 def resumed_moves(client, plan, last):
-    """Return (moves to follow, moves done) of an operation: the moves its journal says were sent, as the
-    cluster has them now. A move is done only when the cluster agrees (its primary is on the target),
-    whatever the journal says; one the journal left open (a POST that may not have arrived, a move given
-    up on) is followed when its migration runs; every other move is left to be checked and sent."""
+    # Return (moves to follow, moves done) of an operation: the moves its journal says were sent, as the
+    # cluster has them now. A move is done only when the cluster agrees (its primary is on the target),
+    # whatever the journal says; one the journal left open (a POST that may not have arrived, a move given
+    # up on) is followed when its migration runs; every other move is left to be checked and sent.
     following, done = [], []
     sent = [move for move in plan["moves"] if last.get(move["shard_id"], {}).get("event") in (
         "completed", "started", "sending", "stalled", "unknown")]
@@ -5254,8 +5254,8 @@ def resumed_moves(client, plan, last):
 
 
 def report_ending(report, journal, hint, stopped=False):
-    """Return the report of an apply that ran to its end, or raise what it came to: exit 1 for a move
-    that failed or was skipped, 4 for one given up on, the time running out or a stop asked for."""
+    # Return the report of an apply that ran to its end, or raise what it came to: exit 1 for a move
+    # that failed or was skipped, 4 for one given up on, the time running out or a stop asked for.
     summary = ", ".join("%d %s" % (len(report[key]), key.replace("_", " ")) for key, _ in MOVE_RESULTS
                         if report[key])
     if report["failed"] or report["skipped"]:
@@ -5287,9 +5287,9 @@ def report_ending(report, journal, hint, stopped=False):
 
 def run_plan(client, args, plan, nothing,
               operation=None, last=None):
-    """Show the plan (--dry-run), or confirm it on a terminal, apply it with progress, a journal and
-    this machine's lock on the cluster, and verify it. Every ending shows the report and, unless all
-    is done, the command that resumes."""
+    # Show the plan (--dry-run), or confirm it on a terminal, apply it with progress, a journal and
+    # this machine's lock on the cluster, and verify it. Every ending shows the report and, unless all
+    # is done, the command that resumes.
     moves = plan["moves"]
     flying = [m for m in as_list(plan.get("in_flight")) if m.get("shard_id")]
     if flying and not operation:
@@ -5370,7 +5370,7 @@ def run_plan(client, args, plan, nothing,
 
 
 def suggest_drain(plan):
-    """Say that a node still holding primaries can be drained first, one watched move at a time."""
+    # Say that a node still holding primaries can be drained first, one watched move at a time.
     if plan["primary_shards"] and plan["would_succeed"]:
         note("%s holds %d primaries, which the cluster will move all at once; 'cluster_cli.py drain-node "
              "--node-id %s --remove' moves them first, a few at a time, and then removes it"
@@ -5378,7 +5378,7 @@ def suggest_drain(plan):
 
 
 def draw_tick(result, command_line, output, interval, on_terminal):
-    """Write one snapshot of --watch: redrawn in place on a terminal, appended otherwise."""
+    # Write one snapshot of --watch: redrawn in place on a terminal, appended otherwise.
     if on_terminal:
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         write("\x1b[H\x1b[2J" + "Every %gs: %s    %s\n\n" % (interval, command_line, now))
@@ -5386,8 +5386,8 @@ def draw_tick(result, command_line, output, interval, on_terminal):
 
 
 def watch(read, command_line, output, interval, count=0):
-    """Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
-    otherwise, until Ctrl-C or `count` snapshots."""
+    # Repeat read() (a read-only command): redraw on a terminal, one snapshot per interval
+    # otherwise, until Ctrl-C or `count` snapshots.
     on_terminal = is_tty(sys.stdout) and not output.file
     snapshots = 0
     try:
@@ -5418,15 +5418,15 @@ def watch(read, command_line, output, interval, count=0):
 
 
 def output_from(args, fmt):
-    """How to print: the format resolved from the settings, colour only on a terminal."""
+    # How to print: the format resolved from the settings, colour only on a terminal.
     on_terminal = not args.output and is_tty(sys.stdout)
     color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
     return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
 
 
 def key_over_plain_http(urls, proxy_for=None):
-    """Return where the key would travel in clear: each http:// URL other than a loopback one, and every
-    http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it."""
+    # Return where the key would travel in clear: each http:// URL other than a loopback one, and every
+    # http:// URL reached through a proxy (the hop to it, or from it, is plain text), named with it.
     import ipaddress
     from urllib.parse import urlsplit
     exposed = []
@@ -5450,7 +5450,7 @@ def key_over_plain_http(urls, proxy_for=None):
 
 
 def address_origin(resolved, context):
-    """Return what to check when the cluster could not be reached: where its address came from."""
+    # Return what to check when the cluster could not be reached: where its address came from.
     source = resolved.sources["address"]
     if source == DEFAULT_SOURCE.name:
         return "no address was given, so the default %s:%d was tried: set --host and --port, --url, %s or a " \
@@ -5464,7 +5464,7 @@ SHELL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=
 
 
 def shell_word(text):
-    """Return text as a shell reads it back: as it is when shlex.quote would leave it so (no import then)."""
+    # Return text as a shell reads it back: as it is when shlex.quote would leave it so (no import then).
     if text and not text.strip(SHELL_SAFE):
         return text
     import shlex
@@ -5472,8 +5472,8 @@ def shell_word(text):
 
 
 def address_flags(args):
-    """Return the flags of this command line that say which cluster, and how to reach it: what a hint
-    repeats, so the command it names can be pasted as it is (never the key)."""
+    # Return the flags of this command line that say which cluster, and how to reach it: what a hint
+    # repeats, so the command it names can be pasted as it is (never the key).
     flags = []
     for name in ("url", "host", "port", "api_prefix", "context", "config", "ca_cert"):
         value = getattr(args, name, None)
@@ -5515,8 +5515,8 @@ class Parser(argparse.ArgumentParser):
         raise InvalidInput("%s (see '%s --help')" % (self.explain(message), self.prog))
 
     def explain(self, message):
-        """Return argparse's message with 'did you mean' for a mistyped command or option, and an
-        unknown option named as such (not as the value after it, taken for a command)."""
+        # Return argparse's message with 'did you mean' for a mistyped command or option, and an
+        # unknown option named as such (not as the value after it, taken for a command).
         import difflib
         options = [o for action in self._actions for o in action.option_strings]
 
@@ -5552,7 +5552,7 @@ class Parser(argparse.ArgumentParser):
 
 
     def stray_words(self):
-        """Return the words after a command's name that no option or argument of it takes."""
+        # Return the words after a command's name that no option or argument of it takes.
         argv = getattr(self, "argv", None) or []
         name = self.prog.rsplit(" ", 1)[-1]
         if name not in argv:
@@ -5599,7 +5599,7 @@ StatusFilter = namedtuple("StatusFilter", "negated statuses")
 
 
 def status_filter(choices):
-    """Return the argparse type of --status over these statuses: 'A', 'A,B' or '!A[,B]', any letter case."""
+    # Return the argparse type of --status over these statuses: 'A', 'A,B' or '!A[,B]', any letter case.
     def convert(text):
         negated = text.startswith("!")
         given = [part.strip().upper().replace("-", "_") for part in text[negated:].split(",")]
@@ -5656,7 +5656,7 @@ STRATEGY = option("--strategy", param="strategy", type=str.upper, default="LIVE_
 
 
 def waiting(what):
-    """Return --wait-timeout and --poll-interval, for a wait on `what`."""
+    # Return --wait-timeout and --poll-interval, for a wait on `what`.
     return (option("--wait-timeout", type=_seconds, default=DEFAULT_WAIT_TIMEOUT, metavar="SECONDS",
                    help="give up waiting for %s after SECONDS, exit 4 (default %g)" % (what, DEFAULT_WAIT_TIMEOUT)),
             option("--poll-interval", type=_seconds, default=DEFAULT_POLL_INTERVAL, metavar="SECONDS",
@@ -5664,7 +5664,7 @@ def waiting(what):
 
 
 def yes(what=""):
-    """Return -y/--yes, saying what it does besides going ahead in a protected context."""
+    # Return -y/--yes, saying what it does besides going ahead in a protected context.
     return option("-y", "--yes", action="store_true", help=(what + "; " if what else "") +
                   "in a protected context: go ahead when not on a terminal (on one, its name is asked for)")
 
@@ -5706,7 +5706,7 @@ Command = namedtuple("Command", "name handler options view changes sends check e
 def command(name, *options, view=None, changes=False,
             sends=None, check=None, exits=None,
             local=False):
-    """Declare the decorated function as the handler of command NAME, with what it takes and does."""
+    # Declare the decorated function as the handler of command NAME, with what it takes and does.
     flat = tuple(given for entry in options for given in ((entry,) if isinstance(entry, Option) else entry))
     if view and not any(given.flags[0] == "--columns" for given in flat):  # every result can be shaped
         flat += SHAPING
@@ -5719,7 +5719,7 @@ def command(name, *options, view=None, changes=False,
 
 
 def parameter_flags():
-    """Return {the library's parameter: the flag that sets it}, for messages from the client's checks."""
+    # Return {the library's parameter: the flag that sets it}, for messages from the client's checks.
     return {given.param: given.flags[-1] for declared in [GLOBAL_OPTIONS] + [c.options for c in COMMANDS.values()]
             for given in declared if given.param}
 
@@ -5731,7 +5731,7 @@ _LOST_ANSWER = "3 also: the answer was lost after sending, so it may or may not 
 
 
 def exit_codes(declared):
-    """Return the exit codes a command can end with, as its --help shows them."""
+    # Return the exit codes a command can end with, as its --help shows them.
     text = "exit codes: " + _COMMON_EXITS
     if 4 in declared.exits:
         text += ", 4 " + declared.exits[4]
@@ -5741,13 +5741,13 @@ def exit_codes(declared):
 
 
 def check_with(args):
-    """Return the command that shows whether this run's change was applied (its declared check)."""
+    # Return the command that shows whether this run's change was applied (its declared check).
     return "%s %s" % (DEFAULT_PROG, COMMANDS[args.command].check.format(**vars(args)))
 
 
 def program_name(argv0):
-    """Return the name to show for the command: as run (jadevectordb-cluster, a renamed script),
-    or cluster_cli.py when run some other way (python -m pytest, an embedding program)."""
+    # Return the name to show for the command: as run (jadevectordb-cluster, a renamed script),
+    # or cluster_cli.py when run some other way (python -m pytest, an embedding program).
     name = os.path.basename(argv0 or "")
     if name == "jadevectordb-cluster" or (name.endswith(".py") and name != "__main__.py"):
         return name
@@ -5755,8 +5755,8 @@ def program_name(argv0):
 
 
 def add_options(parser, options, suppress=False):
-    """Give argparse these options. suppress: their defaults never overwrite a value given before the
-    command's name (the global options, repeated after it; the last occurrence wins)."""
+    # Give argparse these options. suppress: their defaults never overwrite a value given before the
+    # command's name (the global options, repeated after it; the last occurrence wins).
     for given in options:
         settings = dict(given.settings)
         if suppress and settings.get("action") != "version":
@@ -5765,8 +5765,8 @@ def add_options(parser, options, suppress=False):
 
 
 def build_parser(argv=None):
-    """Return the parser; with argv, only the commands named in it are built (an operator runs one
-    command, and pays for one): the others are only listed, with their summaries, for --help."""
+    # Return the parser; with argv, only the commands named in it are built (an operator runs one
+    # command, and pays for one): the others are only listed, with their summaries, for --help.
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
                     epilog="exit codes: 0 ok, 1 the cluster refused or failed the request, 2 invalid "
                            "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted (Ctrl-C), "
@@ -6047,7 +6047,7 @@ def cmd_health(client, args):
 
 
 def all_operations():
-    """Return every operation kept on this machine, oldest first: (its state, each move's last event, records)."""
+    # Return every operation kept on this machine, oldest first: (its state, each move's last event, records).
     folder = os.path.join(state_folder(), "operations")
     try:
         names = sorted(n for n in os.listdir(folder) if n.endswith(".jsonl"))
@@ -6068,7 +6068,7 @@ def all_operations():
 
 
 def refuse_both(args):
-    """--resume goes on with the operation's own plan: --plan or --dry-run beside it is a mistake."""
+    # --resume goes on with the operation's own plan: --plan or --dry-run beside it is a mistake.
     for flag, given in (("--plan", args.plan), ("--dry-run", args.dry_run), ("--balance-by", getattr(
             args, "balance_by", "shards") != "shards")):
         if given:
@@ -6076,8 +6076,8 @@ def refuse_both(args):
 
 
 def operation_to_resume(client, args, kind):
-    """Return (operation, its plan, each move's last event) for --resume: the one named, or the latest
-    of this command (and node) on this cluster that did not complete."""
+    # Return (operation, its plan, each move's last event) for --resume: the one named, or the latest
+    # of this command (and node) on this cluster that did not complete.
     wanted = args.resume
     if wanted == "latest":
         cluster = client.identity()
@@ -6166,7 +6166,7 @@ def cmd_rebalance(client, args):
 
 
 def wait_out(client, args, plan):
-    """Wait for the migrations to or from the drained node that no run of ours started, then plan again."""
+    # Wait for the migrations to or from the drained node that no run of ours started, then plan again.
     flying = as_list(plan.get("in_flight"))
     if not flying or args.dry_run:
         return plan
@@ -6183,9 +6183,9 @@ def wait_out(client, args, plan):
 
 
 def follow_replicas(client, args, held):
-    """After a removal, follow the shards the node held until each has its replication factor again
-    (restored(): the server's word, or the copies it lists), saying each change on stderr; end with
-    exit 4 naming those still short when nothing changed for --stall-timeout, or at --wait-timeout."""
+    # After a removal, follow the shards the node held until each has its replication factor again
+    # (restored(): the server's word, or the copies it lists), saying each change on stderr; end with
+    # exit 4 naming those still short when nothing changed for --stall-timeout, or at --wait-timeout.
     if not held:
         return
     factor = number(field(client.cluster_status(), "replication_factor")) or 1
@@ -6278,7 +6278,7 @@ def cmd_drain_node(client, args):
 
 
 def named_operation(name, action):
-    """Return (its state, each move's last event, its records) for 'operations ACTION NAME'."""
+    # Return (its state, each move's last event, its records) for 'operations ACTION NAME'.
     if not name:
         raise InvalidInput("operations %s needs an operation's name (see 'cluster_cli.py operations')" % action)
     if not re.match(OPERATION_NAME, name):
@@ -6292,8 +6292,8 @@ def named_operation(name, action):
 
 
 def operation_report(state, last, records):
-    """Return an operation's report as its journal tells it, live or finished: each move where its last
-    event left it (sent and not ended: running)."""
+    # Return an operation's report as its journal tells it, live or finished: each move where its last
+    # event left it (sent and not ended: running).
     plan = as_dict(as_dict(records[0]).get("plan")) if records else {}
     report = {key: [] for key, _ in MOVE_RESULTS}
     ended = {"completed": "completed", "failed": "failed", "stalled": "stalled", "unknown": "unknown",
@@ -6383,7 +6383,7 @@ ERRORS_WITHIN = 900.0  # seconds before the cluster's generated_at: the errors a
 RESOURCE_LIMITS = (("disk", "disk_usage", 85.0, 95.0), ("memory", "memory_usage", 90.0, 97.0),
                    ("cpu", "cpu_usage", 90.0, None))
 def epoch_of(text):
-    """Seconds since 1970 of an ISO 8601 UTC time ('2026-11-26T05:00:00Z'), or None."""
+    # Seconds since 1970 of an ISO 8601 UTC time ('2026-11-26T05:00:00Z'), or None.
     import calendar
     try:
         return float(calendar.timegm(time.strptime(str(text)[:19], "%Y-%m-%dT%H:%M:%S")))
@@ -6392,13 +6392,13 @@ def epoch_of(text):
 
 
 def finding(status, id, cause, action, nodes=(), shards=()):
-    """Return a diagnosis: its stable id, its cause, the command line to run, what it is about."""
+    # Return a diagnosis: its stable id, its cause, the command line to run, what it is about.
     return {"status": status, "id": id, "cause": cause, "action": action,
             "affected": {"nodes": sorted(set(map(str, nodes))), "shards": sorted(set(map(str, shards)))}}
 
 
 def one_or_all(ids, one, every):
-    """Return the action about the one ID (one % id), or the command that lists them all."""
+    # Return the action about the one ID (one % id), or the command that lists them all.
     return one % ids[0] if len(ids) == 1 else every
 
 
@@ -6575,8 +6575,8 @@ INDICATORS = (
 
 
 def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
-    """Return the health report of what a cluster answered: reads maps each of REPORT_READS (and
-    "migrations", "operation") to its answer, or to the ClusterError that stopped it."""
+    # Return the health report of what a cluster answered: reads maps each of REPORT_READS (and
+    # "migrations", "operation") to its answer, or to the ClusterError that stopped it.
     failed = {name: error for name, error in reads.items() if isinstance(error, ClusterError)}
     answered = {name: value for name, value in reads.items() if name not in failed}
     indicators = {}
@@ -6605,8 +6605,8 @@ def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
 
 
 def health_reads(client):
-    """Read what a report judges, concurrently, all under one deadline (the client's timeout): each
-    answer, or the ClusterError that stopped it; then the latest migration of each migrating shard."""
+    # Read what a report judges, concurrently, all under one deadline (the client's timeout): each
+    # answer, or the ClusterError that stopped it; then the latest migration of each migrating shard.
     from concurrent.futures import ThreadPoolExecutor
     deadline = time.monotonic() + client.timeout
 
@@ -6628,8 +6628,8 @@ def health_reads(client):
 
 
 def changes_since(report, before, path):
-    """Return the report with only the indicators whose status, symptom or diagnoses differ from
-    those of `before` (a report saved with --format json), each with the status it `was`."""
+    # Return the report with only the indicators whose status, symptom or diagnoses differ from
+    # those of `before` (a report saved with --format json), each with the status it `was`.
     was = field(before, "indicators")
     if not isinstance(was, dict):
         raise InvalidInput("--since: %s is not a saved report ('report --format json')" % shown(path))
@@ -6643,7 +6643,7 @@ def changes_since(report, before, path):
 
 
 def report_summary(report):
-    """Return a report as the table and compact show it: a row per indicator, then a row per diagnosis."""
+    # Return a report as the table and compact show it: a row per indicator, then a row per diagnosis.
     rows, actions = [], []
     for name, indicator in as_dict(field(report, "indicators")).items():
         was = field(indicator, "was")
@@ -6728,8 +6728,8 @@ def check_result(check, result, message, master=""):
 
 
 def tls_check(host, port, verify, timeout, where):
-    """Shake hands as the client would (its CA bundle, or none with --insecure); say how long the
-    certificate has left."""
+    # Shake hands as the client would (its CA bundle, or none with --insecure); say how long the
+    # certificate has left.
     import socket
     import ssl
     context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
@@ -6753,7 +6753,7 @@ def tls_check(host, port, verify, timeout, where):
 
 
 def doctor_checks(client, resolved):
-    """Check each step from the settings to an answer of the cluster API, master by master."""
+    # Check each step from the settings to an answer of the cluster API, master by master.
     import socket
     from urllib.parse import urlsplit
     sources = resolved.sources
@@ -6877,8 +6877,8 @@ def cmd_doctor(client, args):
 
 
 def use_context(config, name):
-    """Make NAME the file's default_context: its line rewritten (or one added before the first table),
-    every other byte as it was, comments included; the file replaced atomically, its mode kept."""
+    # Make NAME the file's default_context: its line rewritten (or one added before the first table),
+    # every other byte as it was, comments included; the file replaced atomically, its mode kept.
     if name is None:
         raise InvalidInput("contexts use: which one? (%s)" % (", ".join(config.contexts) or no_file(config)))
     if name not in config.contexts:
@@ -6957,8 +6957,8 @@ CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
 
 
 def _value_kind(action, cmd_name=""):
-    """'' for a flag, 'choices', 'files', 'contexts', 'nodes' or 'shards' (the IDs the cluster on the
-    line has), 'fields' (the command's field names), or 'text' (anything: nothing to offer)."""
+    # '' for a flag, 'choices', 'files', 'contexts', 'nodes' or 'shards' (the IDs the cluster on the
+    # line has), 'fields' (the command's field names), or 'text' (anything: nothing to offer).
     if action.nargs == 0:
         return ""
     if action.dest == "context":
@@ -6976,8 +6976,8 @@ def _value_kind(action, cmd_name=""):
 
 
 def _completion_cases(shared, commands):
-    """(options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
-    pattern matches "$command $prev", '*" --format"' for an option every command takes."""
+    # (options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
+    # pattern matches "$command $prev", '*" --format"' for an option every command takes.
     def pattern(cmd_name, flag):
         return '"%s %s"' % (cmd_name, flag) if cmd_name else '*" %s"' % flag
 
@@ -6993,8 +6993,8 @@ def _completion_cases(shared, commands):
 
 
 def _grouped(cases, answers):
-    """[(case patterns, the answer they share)]: a command's own patterns before the '*' ones
-    every command shares, since the shells take the first pattern that matches."""
+    # [(case patterns, the answer they share)]: a command's own patterns before the '*' ones
+    # every command shares, since the shells take the first pattern that matches.
     groups = {}
     for pattern, kind, choices in sorted(cases, key=lambda case: case[0].startswith("*")):
         groups.setdefault(answers[kind].replace("%s", choices), []).append(pattern)
@@ -7216,10 +7216,10 @@ def completion_words(before, asked):
 
 
 def complete_words(before, asked):
-    """Print what a completion script asks for, one a line: 'fields COMMAND' (the names --columns and
-    --sort-by take), or 'nodes' and 'shards' (the IDs of the cluster named by the options before),
-    asked within 2 seconds, once. Nothing on failure, and exit 0: a shell shows no error while
-    the operator types."""
+    # Print what a completion script asks for, one a line: 'fields COMMAND' (the names --columns and
+    # --sort-by take), or 'nodes' and 'shards' (the IDs of the cluster named by the options before),
+    # asked within 2 seconds, once. Nothing on failure, and exit 0: a shell shows no error while
+    # the operator types.
     import contextlib
     import io
     try:
@@ -7257,7 +7257,7 @@ def cmd_completion(client, args):
 
 
 def EscapingFormatter(fmt):
-    """Return a logging formatter whose lines are escaped as every other stderr line is."""
+    # Return a logging formatter whose lines are escaped as every other stderr line is.
     import logging
 
     class Escaping(logging.Formatter):
@@ -7350,18 +7350,18 @@ def signals_stop_the_command(restore):
 
 
 def outcome(client, args):
-    """Run the command's handler; its result is shown with the view the command declares unless it names another."""
+    # Run the command's handler; its result is shown with the view the command declares unless it names another.
     result = args.func(client, args)
     result.view = result.view or COMMANDS[args.command].view
     return result
 
 
 def print_result(handler, args, output):
-    """Return the handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
-    that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
-    empty on a failure: that state goes to stderr, as a table, unless the error answers: a condition
-    not met (exit 4: the status that is not HEALTHY), a report read in part, doctor's failed checks.
-    Its exit code holds even when the reader of stdout has gone."""
+    # Return the handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
+    # that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
+    # empty on a failure: that state goes to stderr, as a table, unless the error answers: a condition
+    # not met (exit 4: the status that is not HEALTHY), a report read in part, doctor's failed checks.
+    # Its exit code holds even when the reader of stdout has gone.
     failed = None
     with written_to(output.file):
         try:
@@ -7403,7 +7403,7 @@ def print_result(handler, args, output):
 
 
 def run_raw(client, args):
-    """--raw: the command runs as usual, and stdout gets the last body the server sent, byte for byte."""
+    # --raw: the command runs as usual, and stdout gets the last body the server sent, byte for byte.
     with client._transport.captured() as bodies:
         try:
             args.func(client, args)
@@ -7414,8 +7414,8 @@ def run_raw(client, args):
 
 
 def warn_not_numbers(client):
-    """Say once which numeric fields held something else: shown as null, so a script's test
-    such as select(.replicas < 2) still catches them."""
+    # Say once which numeric fields held something else: shown as null, so a script's test
+    # such as select(.replicas < 2) still catches them.
     if client.not_numbers:
         warn("the cluster sent values that are not numbers in %s: shown as null" % ", ".join(
             sorted(client.not_numbers)))
@@ -7423,7 +7423,7 @@ def warn_not_numbers(client):
 
 
 def run(args):
-    """Run the command layer: flags and context to settings, a client, the command's handler, its result printed."""
+    # Run the command layer: flags and context to settings, a client, the command's handler, its result printed.
     declared = COMMANDS[args.command]
     if declared.local and not declared.view:  # a script of its own (completion), whatever the contexts file says
         with written_to(args.output):
@@ -7482,9 +7482,9 @@ def run(args):
 
 
 def for_command_line(exc):
-    """Return the error's text, naming the flag where the client named its parameter
-    (at the start; anywhere for names like max_response_size, which no sentence uses),
-    and the flags in hints that name parameters."""
+    # Return the error's text, naming the flag where the client named its parameter
+    # (at the start; anywhere for names like max_response_size, which no sentence uses),
+    # and the flags in hints that name parameters.
     if isinstance(exc, AuthenticationFailed):
         exc.hint = ("the API key sent was refused; pass a valid one" if getattr(exc, "key_sent", True) else
                     "no API key was sent; pass one") + " with --api-key or " + ENV_API_KEY
@@ -7504,8 +7504,8 @@ def for_command_line(exc):
 
 
 def command_word(argv):
-    """Return where the command's name is in argv: the first word that is neither an option nor the
-    value of one of the options every command takes."""
+    # Return where the command's name is in argv: the first word that is neither an option nor the
+    # value of one of the options every command takes.
     valued = {flag for given in GLOBAL_OPTIONS for flag in given.flags
               if given.settings.get("action") not in ("store_true", "store_false", "version", "help")}
     skip = False
@@ -7520,7 +7520,7 @@ def command_word(argv):
 
 
 def as_help(argv):
-    """Return argv with 'help' and 'help COMMAND' as the --help they ask for."""
+    # Return argv with 'help' and 'help COMMAND' as the --help they ask for.
     at = command_word(argv)
     if at is None or argv[at] != "help":
         return argv
@@ -7528,7 +7528,7 @@ def as_help(argv):
 
 
 def run_command_line(argv):
-    """Parse argv and run the command: the one place errors become a line on stderr and an exit code."""
+    # Parse argv and run the command: the one place errors become a line on stderr and an exit code.
     joined = []  # "--sort-by -vector_count": argparse would take the descending field for an option
     for token in argv:
         if joined and joined[-1] == "--sort-by" and token[:1] == "-" and token[1:2] not in ("", "-"):
