@@ -6382,6 +6382,8 @@ ERRORS_WITHIN = 900.0  # seconds before the cluster's generated_at: the errors a
 # A node's use at which its resource turns the report YELLOW, and RED (None: never RED).
 RESOURCE_LIMITS = (("disk", "disk_usage", 85.0, 95.0), ("memory", "memory_usage", 90.0, 97.0),
                    ("cpu", "cpu_usage", 90.0, None))
+
+
 def epoch_of(text):
     # Seconds since 1970 of an ISO 8601 UTC time ('2026-11-26T05:00:00Z'), or None.
     import calendar
@@ -6397,63 +6399,60 @@ def finding(status, id, cause, action, nodes=(), shards=()):
             "affected": {"nodes": sorted(set(map(str, nodes))), "shards": sorted(set(map(str, shards)))}}
 
 
-def one_or_all(ids, one, every):
-    # Return the action about the one ID (one % id), or the command that lists them all.
-    return one % ids[0] if len(ids) == 1 else every
-
-
 def worst_of(found):
     return max((f["status"] for f in found), key=REPORT_STATUSES.index, default="GREEN")
 
 
-def judge_master(reads, prog):
+def judge_master(reads):
     master = field(reads["cluster_status"], "master_node")
     node = nodes_by_id(reads.get("list_nodes") or []).get(master, {})
     status = field(node, "status")
     if not master:
         return "RED", "the cluster names no master", [finding(
-            "RED", "master.none", "the cluster answered with no master_node", prog + " diagnostics")]
+            "RED", "master.none", "the cluster answered with no master_node", "diagnostics")]
     if status in DOWN_NODE_STATUSES or status == "DEGRADED":
         level = "RED" if status in DOWN_NODE_STATUSES else "YELLOW"
         return level, "master %s is %s" % (master, status), [finding(
             level, "master." + status.lower(), "the master's own node is %s" % status,
-            "%s node-health --node-id %s" % (prog, master), [master])]
+            "node-health --node-id %s" % master, [master])]
     return "GREEN", "master %s answers" % master, []
 
 
-def judge_nodes(reads, prog):
+def judge_nodes(reads):
     nodes = reads["list_nodes"]
-    down = [field(n, "node_id") for n in nodes if field(n, "status") in DOWN_NODE_STATUSES]
-    degraded = [field(n, "node_id") for n in nodes if field(n, "status") == "DEGRADED"]
+    down, degraded = [], []
+    for node in nodes:
+        if field(node, "status") in DOWN_NODE_STATUSES + ("DEGRADED",):
+            (degraded if field(node, "status") == "DEGRADED" else down).append(field(node, "node_id"))
     if not down and not degraded:
         return "GREEN", "%s, none down" % words(len(nodes), "node"), []
     found = []
     if down:
         found.append(finding("RED" if 2 * len(down) >= len(nodes) else "YELLOW", "nodes.unreachable",
                              "%s stopped answering heartbeats" % words(len(down), "node"),
-                             one_or_all(down, prog + " node-health --node-id %s", prog + " nodes --status UNREACHABLE"),
+                             "node-health --node-id %s" % down[0] if len(down) == 1 else "nodes --status UNREACHABLE",
                              down))
     if degraded:
         found.append(finding("YELLOW", "nodes.degraded", "%s report failing checks" % words(len(degraded), "node"),
-                             one_or_all(degraded, prog + " node-health --node-id %s",
-                                        prog + " nodes --status DEGRADED"), degraded))
+                             "node-health --node-id %s" % degraded[0] if len(degraded) == 1 else
+                             "nodes --status DEGRADED", degraded))
     said = ["%s unreachable" % words(len(down), "node")] if down else []
     said += ["%s degraded" % (words(len(degraded), "node") if not down else len(degraded))] if degraded else []
     return worst_of(found), ", ".join(said), found
 
 
-def judge_shard_availability(reads, prog):
+def judge_shard_availability(reads):
     shards = reads["list_shards"]
     offline = [s for s in shards if field(s, "status") == "OFFLINE"]
     if not offline:
         return "GREEN", "%s, each with a live copy" % words(len(shards), "shard"), []
     ids = [field(s, "shard_id") for s in offline]
     return "RED", "%s offline" % words(len(ids), "shard"), [finding(
-        "RED", "shards.offline", "no node holding a copy of them answers", prog + " shards --status OFFLINE",
+        "RED", "shards.offline", "no node holding a copy of them answers", "shards --status OFFLINE",
         [n for s in offline for n in holders(s)], ids)]
 
 
-def judge_replication(reads, prog):
+def judge_replication(reads):
     shards = reads["list_shards"]
     factor = number(field(reads.get("cluster_status"), "replication_factor"))
     listed = set(map(str, as_list(field(field(reads.get("diagnostics"), "replication"), "under_replicated_shards"))))
@@ -6467,12 +6466,12 @@ def judge_replication(reads, prog):
                   & {n for s in short for n in holders(s)})
     cause = ("copies of them are on unreachable %s" % ", ".join(down)) if down else \
         "copies were lost and are not yet made again"
-    action = one_or_all(down, prog + " remove-node --node-id %s --dry-run", prog + " shards --status UNDER_REPLICATED")
+    action = "remove-node --node-id %s --dry-run" % down[0] if len(down) == 1 else "shards --status UNDER_REPLICATED"
     return "YELLOW", "%s under-replicated" % words(len(short), "shard"), [finding(
         "YELLOW", "replication.under_replicated", cause, action, down, [field(s, "shard_id") for s in short])]
 
 
-def judge_migrations(reads, prog):
+def judge_migrations(reads):
     migrating = [field(s, "shard_id") for s in reads["list_shards"] if field(s, "status") == "MIGRATING"]
     now = epoch_of(field(reads.get("diagnostics"), "generated_at")) or time.time()
     found = []
@@ -6482,17 +6481,17 @@ def judge_migrations(reads, prog):
         if field(migration, "status") == "FAILED":
             found.append(finding("YELLOW", "migrations.failed", "the migration of %s failed: %s" % (
                 shard_id, fmt_text(field(migration, "error")) or "no reason given"),
-                "%s shard-status --shard-id %s" % (prog, shard_id), [field(migration, "target_node")], [shard_id]))
+                "shard-status --shard-id %s" % shard_id, [field(migration, "target_node")], [shard_id]))
         elif field(migration, "status") in RUNNING_MIGRATION and not number(field(migration, "progress")) and \
                 started is not None and now - started >= DEFAULT_STALL_TIMEOUT:
             found.append(finding("YELLOW", "migrations.stalled", "the migration of %s has made no progress in %s" % (
-                shard_id, fmt_duration(now - started)), "%s shard-status --shard-id %s" % (prog, shard_id),
+                shard_id, fmt_duration(now - started)), "shard-status --shard-id %s" % shard_id,
                 [field(migration, "source_node"), field(migration, "target_node")], [shard_id]))
     last = reads.get("operation")
     if last and last["state"] not in ("completed", "refused", "running"):
         found.append(finding("YELLOW", "migrations.operation_unfinished", "%s ended %s: %d of %s done" % (
             last["operation"], last["state"], last["completed"], words(last["moves"], "move")),
-            "%s operations show %s" % (prog, last["operation"]), [last["node_id"]] if last["node_id"] else []))
+            "operations show %s" % last["operation"], [last["node_id"]] if last["node_id"] else []))
     if found:
         return "YELLOW", ", ".join("%s %s" % (words(sum(f["id"] == id for f in found), "migration"), said)
                                    for id, said in (("migrations.failed", "failed"), ("migrations.stalled", "stalled"))
@@ -6500,24 +6499,24 @@ def judge_migrations(reads, prog):
     return "GREEN", "%s running" % words(len(migrating), "migration") if migrating else "no migration running", []
 
 
-def judge_balance(reads, prog):
+def judge_balance(reads):
     counts = {field(n, "node_id"): 0 for n in reads["list_nodes"] if field(n, "status") == "HEALTHY"}
     for shard in reads["list_shards"]:
         if field(shard, "primary_node") in counts:
             counts[field(shard, "primary_node")] += 1
     if len(counts) < 2:
         return "GREEN", "%s to balance over" % words(len(counts), "healthy node"), []
-    most, least = max(counts, key=lambda n: (counts[n], n)), min(counts, key=lambda n: (counts[n], n))
+    most, least = max(sorted(counts, reverse=True), key=counts.get), min(sorted(counts), key=counts.get)
     even = sum(counts.values()) / len(counts)
     if counts[most] - counts[least] <= 1 or counts[most] <= 1.25 * even:
         return "GREEN", "primaries even: %d to %d per node" % (counts[least], counts[most]), []
     symptom = "primaries uneven: %d on %s, %d on %s" % (counts[most], most, counts[least], least)
     return "YELLOW", symptom, [finding("YELLOW", "balance.uneven_primaries", symptom + " (%.1f each when even)"
-                                       % even, prog + " rebalance --dry-run",
+                                       % even, "rebalance --dry-run",
                                        [n for n, c in counts.items() if abs(c - even) > 1])]
 
 
-def judge_resources(reads, prog):
+def judge_resources(reads):
     usage = {k: as_dict(v) for k, v in as_dict(field(reads.get("metrics"), "nodes")).items()}
     for node in reads.get("list_nodes") or []:
         if field(node, "status") in DOWN_NODE_STATUSES:  # a node that does not answer reports nothing
@@ -6528,18 +6527,18 @@ def judge_resources(reads, prog):
     for name, key, yellow, red in RESOURCE_LIMITS:
         over = {n: number(field(u, key)) for n, u in usage.items() if (number(field(u, key)) or 0) >= yellow}
         if over:
-            top = max(over, key=lambda n: (over[n], n))
+            top = max(sorted(over, reverse=True), key=over.get)
             said.append("%s %g%% on %s" % (name, over[top], top) if len(over) == 1 else
                         "%s %g%% or more on %s" % (name, yellow, words(len(over), "node")))
             found.append(finding("RED" if red is not None and over[top] >= red else "YELLOW", "resources." + name,
                                  "%s at %g%% on %s, over the %g%% limit" % (name, over[top], top, yellow),
-                                 "%s node-health --node-id %s" % (prog, top), over))
+                                 "node-health --node-id %s" % top, over))
     if not found:
         return "GREEN", "cpu, memory and disk below their limits on %s" % words(len(usage), "node"), []
     return worst_of(found), ", ".join(said), found
 
 
-def judge_errors(reads, prog):
+def judge_errors(reads):
     diagnostics = reads["diagnostics"]
     now = epoch_of(field(diagnostics, "generated_at")) or time.time()
     recent = [e for e in as_list(field(diagnostics, "errors"))
@@ -6549,7 +6548,7 @@ def judge_errors(reads, prog):
     if not recent:
         return "GREEN", "no errors %s" % within, []
     return "YELLOW", "%s %s" % (words(len(recent), "error"), within), [finding(
-        "YELLOW", "errors.recent", "the latest: %s" % fmt_text(field(recent[-1], "message")), prog + " diagnostics",
+        "YELLOW", "errors.recent", "the latest: %s" % fmt_text(field(recent[-1], "message")), "diagnostics",
         [field(e, "node_id") for e in recent if field(e, "node_id")])]
 
 
@@ -6573,12 +6572,12 @@ INDICATORS = (
 )
 
 
-
 def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
     # Return the health report of what a cluster answered: reads maps each of REPORT_READS (and
     # "migrations", "operation") to its answer, or to the ClusterError that stopped it.
-    failed = {name: error for name, error in reads.items() if isinstance(error, ClusterError)}
-    answered = {name: value for name, value in reads.items() if name not in failed}
+    failed, answered = {}, {}
+    for name, value in reads.items():
+        (failed if isinstance(value, ClusterError) else answered)[name] = value
     indicators = {}
     for name, judged, needs, severity, areas, impact in INDICATORS:
         missing = [read for read in needs if read in failed]
@@ -6587,9 +6586,9 @@ def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
         if missing:
             error = failed[missing[0]]
             status, symptom, found = "UNKNOWN", "could not read %s: %s" % (REPORT_READS[missing[0]], error.message), [
-                finding("UNKNOWN", "read.failed", str(error), "%s doctor" % prog)]
+                finding("UNKNOWN", "read.failed", str(error), "doctor")]
         else:
-            status, symptom, found = judged(answered, prog)
+            status, symptom, found = judged(answered)
         for diagnosis in found:
             affected = diagnosis["affected"]
             for kind in ("nodes", "shards"):
@@ -6597,6 +6596,7 @@ def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
                 affected[kind] = affected[kind][:max_affected]
             affected["truncated"] = any(affected[k + "_total"] > len(affected[k]) for k in ("nodes", "shards"))
             del diagnosis["status"]
+            diagnosis["action"] = prog + " " + diagnosis["action"]
         indicators[name] = {"status": status, "symptom": symptom, "impacts": [] if status == "GREEN" else [
             {"severity": severity, "areas": list(areas), "description": impact}], "diagnoses": found}
     status = max((i["status"] for i in indicators.values()), key=REPORT_STATUSES.index)
@@ -6610,19 +6610,19 @@ def health_reads(client):
     from concurrent.futures import ThreadPoolExecutor
     deadline = time.monotonic() + client.timeout
 
-    def read(call):
+    def read(call, *args):
         with client._transport.bounded(deadline):
             try:
-                return call()
+                return call(*args)
             except ClusterError as exc:
                 return exc
 
     with ThreadPoolExecutor(len(REPORT_READS)) as pool:
-        reads = dict(zip(REPORT_READS, pool.map(read, [getattr(client, name) for name in REPORT_READS])))
+        reads = dict(zip(REPORT_READS, pool.map(read, map(getattr, [client] * len(REPORT_READS), REPORT_READS))))
         if not isinstance(reads["list_shards"], ClusterError):
             migrating = [field(s, "shard_id") for s in reads["list_shards"] if field(s, "status") == "MIGRATING"]
-            answers = pool.map(read, [lambda shard_id=shard_id: client.shard_status(shard_id)
-                                      for shard_id in migrating[:MIGRATIONS_READ]])
+            migrating = migrating[:MIGRATIONS_READ]
+            answers = pool.map(read, [client.shard_status] * len(migrating), migrating)
             reads["migrations"] = {s: a for s, a in zip(migrating, answers) if not isinstance(a, ClusterError)}
     return reads
 
@@ -6647,7 +6647,9 @@ def report_summary(report):
     rows, actions = [], []
     for name, indicator in as_dict(field(report, "indicators")).items():
         was = field(indicator, "was")
-        rows.append({"indicator": name, "status": field(indicator, "status"), "symptom": fmt_text(
+        status = field(indicator, "status")
+        rows.append({"indicator": name, "status": status, "level": REPORT_STATUSES.index(status)
+                     if status in REPORT_STATUSES else None, "symptom": fmt_text(
             field(indicator, "symptom")) + (" (was %s)" % was if was else " (new)" if "was" in as_dict(indicator)
                                             else "")})
         for diagnosis in as_list(field(indicator, "diagnoses")):
@@ -6673,10 +6675,8 @@ VIEWS["report"] = View(
                                           labelled("Affected", "affected"), labelled("Diagnosis", "id")),
                       list_at("action_rows"))),
     samples=(Sample("jadevectordb_health_indicator_status", "The indicator's status: 0 GREEN, 1 UNKNOWN, 2 YELLOW, "
-                    "3 RED", "level", (("indicator", "indicator"),), lambda report: [
-                        {"indicator": name, "level": REPORT_STATUSES.index(field(i, "status"))}
-                        for name, i in as_dict(field(report, "indicators")).items()
-                        if field(i, "status") in REPORT_STATUSES]),))
+                    "3 RED", "level", (("indicator", "indicator"),),
+                    lambda report: report_summary(report)["indicator_rows"]),))
 
 
 @command("report", option("--max-affected", type=_non_negative_int, default=DEFAULT_MAX_AFFECTED, metavar="N",
@@ -6723,11 +6723,7 @@ SLOW_ANSWER = 1.0  # seconds: a status answer slower than this is worth a warnin
 CERT_EXPIRY_WARN = 14  # days
 
 
-def check_result(check, result, message, master=""):
-    return {"check": check, "master": master, "result": result, "message": message}
-
-
-def tls_check(host, port, verify, timeout, where):
+def tls_check(host, port, verify, timeout):
     # Shake hands as the client would (its CA bundle, or none with --insecure); say how long the
     # certificate has left.
     import socket
@@ -6740,16 +6736,13 @@ def tls_check(host, port, verify, timeout, where):
                 context.wrap_socket(raw, server_hostname=host) as tls:
             certificate = tls.getpeercert()
     except ssl.SSLError as exc:
-        return check_result("tls", "FAIL", "the handshake failed: %s" % (getattr(exc, "verify_message", None)
-                                                                          or exc.reason or exc), where)
+        return "FAIL", "the handshake failed: %s" % (getattr(exc, "verify_message", None) or exc.reason or exc)
     except OSError as exc:
-        return check_result("tls", "FAIL", "the handshake failed: %s" % (exc.strerror or exc), where)
+        return "FAIL", "the handshake failed: %s" % (exc.strerror or exc)
     if not certificate:
-        return check_result("tls", "WARN", "verification is off (--insecure): the cluster's identity is not "
-                                           "checked", where)
+        return "WARN", "verification is off (--insecure): the cluster's identity is not checked"
     days = int((ssl.cert_time_to_seconds(certificate["notAfter"]) - time.time()) // 86400)
-    return check_result("tls", "WARN" if days < CERT_EXPIRY_WARN else "PASS", "the certificate is verified and "
-                        "expires in %d days" % days, where)
+    return "WARN" if days < CERT_EXPIRY_WARN else "PASS", "the certificate is verified and expires in %d days" % days
 
 
 def doctor_checks(client, resolved):
@@ -6757,9 +6750,14 @@ def doctor_checks(client, resolved):
     import socket
     from urllib.parse import urlsplit
     sources = resolved.sources
-    results = [check_result("settings", "PASS", "address %s from %s; %s" % (
+    results = []
+
+    def add(check, result, message, where=""):
+        results.append({"check": check, "master": where, "result": result, "message": message})
+
+    add("settings", "PASS", "address %s from %s; %s" % (
         ",".join(hide_credentials(u) for u in client.base_urls), sources["address"],
-        "API key from %s" % sources["api_key"] if "api_key" in sources else "no API key"))]
+        "API key from %s" % sources["api_key"] if "api_key" in sources else "no API key"))
     transport = client._transport
     for base in client.base_urls:
         parts = urlsplit(base)
@@ -6767,21 +6765,19 @@ def doctor_checks(client, resolved):
         where = hide_credentials(base)
         try:
             found = sorted({info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)})
-            results.append(check_result("name", "PASS", "%s is %s" % (parts.hostname, ", ".join(found)), where))
+            add("name", "PASS", "%s is %s" % (parts.hostname, ", ".join(found)), where)
         except (OSError, UnicodeError) as exc:
-            results.append(check_result("name", "FAIL", "%s does not resolve: %s" % (parts.hostname, exc), where))
+            add("name", "FAIL", "%s does not resolve: %s" % (parts.hostname, exc), where)
             continue
         started = time.monotonic()
         try:
             socket.create_connection((parts.hostname, port), timeout=client.timeout).close()
-            results.append(check_result("tcp", "PASS", "connected to port %d in %.0f ms" % (
-                port, 1000 * (time.monotonic() - started)), where))
+            add("tcp", "PASS", "connected to port %d in %.0f ms" % (port, 1000 * (time.monotonic() - started)), where)
         except OSError as exc:
-            results.append(check_result("tcp", "FAIL", "cannot connect to port %d: %s" % (
-                port, exc.strerror or exc), where))
+            add("tcp", "FAIL", "cannot connect to port %d: %s" % (port, exc.strerror or exc), where)
             continue
         if parts.scheme == "https":
-            results.append(tls_check(parts.hostname, port, transport._verify, client.timeout, where))
+            add("tls", *tls_check(parts.hostname, port, transport._verify, client.timeout), where=where)
         deadline = time.monotonic() + client.timeout
 
         def get(path, auth=transport._auth, base=base, deadline=deadline):
@@ -6797,23 +6793,22 @@ def doctor_checks(client, resolved):
 
         response, content, _ = get("/health")
         if response is None:
-            results.append(check_result("health", "FAIL", "/health: %s" % content.message, where))
+            add("health", "FAIL", "/health: %s" % content.message, where)
             continue
         try:
             answer = parse_json(content.decode("utf-8", "replace"), ERROR_BODY_LIMIT)
         except (ValueError, RecursionError, ClusterError):  # not JSON: no version to say
             answer = {}
         ok = response.status_code == 200
-        results.append(check_result("health", "PASS" if ok else "FAIL", "/health: HTTP %d%s" % (
+        add("health", "PASS" if ok else "FAIL", "/health: HTTP %d%s" % (
             response.status_code, ", %s, version %s" % (fmt_text(field(answer, "status")), fmt_text(
-                field(answer, "version")) or "not said") if ok else ""), where))
+                field(answer, "version")) or "not said") if ok else ""), where)
         date = response.headers.get("Date")
         if date:
             from email.utils import parsedate_to_datetime
             offset = parsedate_to_datetime(date).timestamp() - time.time()
-            results.append(check_result("clock", "WARN" if abs(offset) > CLOCK_OFFSET_WARN else "PASS",
-                                        "the server's clock is %.0f s %s this machine's" % (
-                                            abs(offset), "ahead of" if offset > 0 else "behind"), where))
+            add("clock", "WARN" if abs(offset) > CLOCK_OFFSET_WARN else "PASS", "the server's clock is %.0f s %s "
+                "this machine's" % (abs(offset), "ahead of" if offset > 0 else "behind"), where)
         statuses = {}
         for prefix in dict.fromkeys((client.api_prefix, DIALECT_API_PREFIX, DEFAULT_API_PREFIX)):
             response, content, took = get(prefix + "/cluster/status")
@@ -6829,24 +6824,23 @@ def doctor_checks(client, resolved):
                 "HTTP %s" % code if isinstance(code, int) else code)))
             if prefix == used:
                 hint = ("; set --api-prefix %s" % other) if code == 404 and statuses[other] in (200, 401, 403) else ""
-                results.append(check_result("api", "PASS" if code in (200, 401, 403) else "FAIL", text + hint, where))
+                add("api", "PASS" if code in (200, 401, 403) else "FAIL", text + hint, where)
             else:
-                results.append(check_result("api-other", "PASS", text, where))
+                add("api-other", "PASS", text, where)
         if statuses[used] in (200, 401, 403):
             response, _, _ = get(used + "/cluster/status", auth=None)
             unkeyed = response.status_code if response is not None else None
             if transport._auth is None:
-                results.append(check_result("auth", "PASS" if unkeyed == 200 else "FAIL", "the cluster answers "
-                                            "without a key" if unkeyed == 200 else "the cluster needs an API key "
-                                            "(HTTP %s): set --api-key or %s" % (unkeyed, ENV_API_KEY), where))
+                add("auth", "PASS" if unkeyed == 200 else "FAIL", "the cluster answers without a key" if unkeyed == 200
+                    else "the cluster needs an API key (HTTP %s): set --api-key or %s" % (unkeyed, ENV_API_KEY), where)
             else:
                 keyed = statuses[used]
-                results.append(check_result("auth", "PASS" if keyed == 200 else "FAIL", (
-                    "the key is taken" if keyed == 200 else "the key is refused (HTTP %d)" % keyed) + (
-                    "; the cluster also answers without one" if unkeyed == 200 else ""), where))
+                add("auth", "PASS" if keyed == 200 else "FAIL", ("the key is taken" if keyed == 200 else
+                    "the key is refused (HTTP %d)" % keyed) + ("; the cluster also answers without one"
+                                                               if unkeyed == 200 else ""), where)
             if statuses[used] == 200:
-                results.append(check_result("answer time", "WARN" if seconds_taken > SLOW_ANSWER else "PASS",
-                                            "status answered in %.0f ms" % (1000 * seconds_taken), where))
+                add("answer time", "WARN" if seconds_taken > SLOW_ANSWER else "PASS",
+                    "status answered in %.0f ms" % (1000 * seconds_taken), where)
     return results
 
 
