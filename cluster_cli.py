@@ -409,7 +409,7 @@ def check_hosts(hosts, port):
     urls = []
     for entry in as_entries(hosts, "host"):
         if "://" in entry:
-            raise InvalidInput("host takes host names, not URLs such as %s" % shown(entry), param="host")
+            raise InvalidInput("host takes host names, not URLs such as %s" % shown(entry), "a URL goes in url", "host")
         if "@" in entry:
             raise InvalidInput("host must not carry credentials (%s); give the API key separately"
                                % shown(entry), param="host")
@@ -4233,6 +4233,11 @@ MOVE_RESULT_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "sourc
                        labelled("Detail", "error"))
 PLAN_NODE_COLUMNS = (labelled("Node ID", "node_id"), labelled("Before", "before", fmt=fmt_count),
                      labelled("After", "after", fmt=fmt_count))
+def headed(word):
+    # A compact line's first field, said as what the line is about ("skipped: shard-03").
+    return lambda value: "%s: %s" % (word, fmt_text(value))
+
+
 VIEWS["move-plan"] = View(
     title="{title}", rows=tuple(labelled(label, key, fmt=fmt_count) for label, key in (
         ("Moves", "move_total"), ("Spread Before", "spread_before"), ("Spread After", "spread_after"))) + (
@@ -4255,8 +4260,10 @@ VIEWS["move-plan"] = View(
                   list_at("blocked"), empty=None)),
     compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
              Lines(list_at("moves"), MOVE_COLUMNS),
-             Lines(list_at("left_out"), (labelled("", "node_id", fmt=lambda v: "left out: %s" % fmt_text(v)),
-                                         labelled("", "status"), labelled("", "reason")))),
+             Lines(list_at("skipped"), (labelled("", "shard_id", fmt=headed("skipped")), labelled("", "reason"))),
+             Lines(list_at("left_out"), (labelled("", "node_id", fmt=headed("left out")),
+                                         labelled("", "status"), labelled("", "reason"))),
+             Lines(list_at("blocked"), (labelled("", "node_id", fmt=headed("blocked")), labelled("", "reason")))),
     prepare=move_plan_summary, items=(list_at("moves"), "moves"))
 VIEWS["moves"] = View(columns=MOVE_COLUMNS)
 VIEWS["move-results"] = View(columns=MOVE_RESULT_COLUMNS)
@@ -4625,8 +4632,9 @@ def shaped(result, columns, sort_by, style):
     if columns:
         wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
         items = [{name: field(item, name) for name in wanted} for item in items]
-        style = style._replace(columns=tuple(next((f for f in spec.columns if f.key == name), labelled(name, name))
-                                             for name in wanted))
+        style = style._replace(columns=tuple(next((f for f in spec.columns if f.key == name), labelled(" ".join(
+            word.upper() if word in ("id", "cpu", "ms") else word.capitalize() for word in name.split("_")), name))
+                                             for name in wanted))  # a field the view has no column for, titled alike
     return Result(items, result.view, result.warning), style
 
 
@@ -5420,7 +5428,7 @@ def watch(read, command_line, output, interval, count=0):
 def output_from(args, fmt):
     # How to print: the format resolved from the settings, colour only on a terminal.
     on_terminal = not args.output and is_tty(sys.stdout)
-    color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR")
+    color = on_terminal and not args.no_color and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
     return Output(fmt, color, args.output, terminal_columns() if on_terminal else None)
 
 
@@ -5520,8 +5528,8 @@ class Parser(argparse.ArgumentParser):
         import difflib
         options = [o for action in self._actions for o in action.option_strings]
 
-        def like(word, choices):
-            close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+        def like(word, choices):  # never the word typed itself
+            close = difflib.get_close_matches(word, [c for c in choices if c != word], n=1, cutoff=0.6)
             return "; did you mean %r?" % close[0] if close else ""
 
         match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
@@ -5545,9 +5553,15 @@ class Parser(argparse.ArgumentParser):
             return "stray word %r: the command takes options there, not words" % match.group(1)
         if match and match.group(1).startswith("-"):
             flag = match.group(1).split("=", 1)[0]
-            known = options + ["-h", "--help"] + [flag for declared in COMMANDS.values()
-                                                  for given in declared.options for flag in given.flags]
-            return "unknown option %r%s" % (flag, like(flag, known))
+            name = next((word for word in getattr(self, "argv", None) or [] if word in COMMANDS), None)
+            sub = (getattr(self, "subparsers", None) or {}).get(name)
+            options += [o for action in sub._actions for o in action.option_strings] if sub else []
+            takers = [other for other, declared in COMMANDS.items() if any(flag in o.flags for o in declared.options)]
+            if takers and flag not in options:  # another command's: say whose, not "did you mean" the same word
+                return "%r is not an option of %s; %s take%s it" % (
+                    flag, name or "the command line before a command",
+                    ", ".join(takers[:-1]) + " and " * (len(takers) > 1) + takers[-1], "s" * (len(takers) == 1))
+            return "unknown option %r%s" % (flag, like(flag, options + ["-h", "--help"]))
         return message
 
 
@@ -5637,7 +5651,8 @@ GLOBAL_OPTIONS = tuple(given.option for given in SETTINGS if given.option) + (
                 "complete; on failure FILE is left as it was)"),
     option("--raw", action="store_true", default=False,
            help="print the server's body exactly as received (for debugging), not the formatted result"),
-    option("--no-color", action="store_true", default=False, help="never colour status words (also: NO_COLOR=1)"),
+    option("--no-color", action="store_true", default=False,
+           help="never colour status words (also: NO_COLOR=1, TERM=dumb)"),
     option("-v", "--verbose", action="store_true", default=False,
            help="log each request, its status and time on stderr (the key is never shown)"),
     option("--version", action="version", version="%(prog)s " + __version__),
@@ -5764,13 +5779,23 @@ def add_options(parser, options, suppress=False):
         parser.add_argument(*given.flags, **settings)
 
 
+# What the top-level help ends with, and what the command alone prints (to stderr, exit 2).
+EXAMPLES = """examples:
+  cluster_cli.py --host localhost --port 8080 status
+  cluster_cli.py report                                  what is wrong, and what to run
+  cluster_cli.py doctor                                  why the cluster cannot be reached
+  cluster_cli.py nodes --status UNREACHABLE
+  cluster_cli.py rebalance --dry-run
+  cluster_cli.py COMMAND --help                          each command's options, with examples"""
+
+
 def build_parser(argv=None):
     # Return the parser; with argv, only the commands named in it are built (an operator runs one
     # command, and pays for one): the others are only listed, with their summaries, for --help.
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0],
-                    epilog="exit codes: 0 ok, 1 the cluster refused or failed the request, 2 invalid "
-                           "usage or input, 3 cluster unreachable, 4 condition not met, 130 interrupted (Ctrl-C), "
-                           "143 and 129 terminated by SIGTERM and SIGHUP")
+                    epilog=EXAMPLES.replace(DEFAULT_PROG, PROG) + "\n\nexit codes: 0 ok, 1 the cluster refused or "
+                           "failed the request, 2 invalid usage or input, 3 cluster unreachable, 4 condition not met, "
+                           "130 interrupted (Ctrl-C), 143 and 129 terminated by SIGTERM and SIGHUP")
     add_options(parser.add_argument_group("connection and output (before or after the command)"), GLOBAL_OPTIONS)
     parser.argv = list(argv or [])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -5918,7 +5943,8 @@ def cmd_remove_node(client, args):
         return plan_result(plan, "removal-plan")
     if will_ask(args):  # the impact, before the question
         plan = plan_node_removal(client, node_id)
-        err_write(rendered("removal-plan", plan, Output("table", width=stderr_width())))
+        err_write(rendered("removal-plan", plan, Output("table", width=stderr_width())).replace(
+            "Dry run: ", "Confirm: ", 1))  # the same table, headed as the question it comes before
         suggest_drain(plan)
         try:
             plan_result(plan, "removal-plan")
@@ -7488,7 +7514,7 @@ def for_command_line(exc):
         exc.hint = "pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
     elif getattr(exc, "tls", None) == "hostname":
         exc.hint = "connect by a name the certificate carries (--url or --host)"
-    text = str(exc) + ("; " + exc.then if getattr(exc, "then", None) else "")
+    text = (str(exc) + ("; " + exc.then if getattr(exc, "then", None) else "")).replace("goes in url", "goes in --url")
     flag = parameter_flags().get(exc.param)
     if flag and text.startswith(exc.param):
         text = flag + text[len(exc.param):]
@@ -7542,6 +7568,10 @@ def run_command_line(argv):
         silence_stdout()  # or the interpreter's last flush fails again, and exits 120
         return exc.exit_code
     except ClusterError as exc:
+        if at is None and exc.message.startswith("the following arguments are required: COMMAND"):
+            for line in ("usage: %s [options] COMMAND [options]\n\n%s" % (PROG, EXAMPLES)).splitlines():
+                say("", line.replace(DEFAULT_PROG, PROG))
+            return EXIT_USAGE  # no command at all: how to start, not an error line
         print_error(for_command_line(exc))
         return exc.exit_code
     except SystemExit as exc:  # --help and --version: main() returns, it does not exit

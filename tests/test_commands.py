@@ -410,6 +410,13 @@ def test_columns_and_sort_apply_to_every_format(cli):
         "MASTER | node-master-001", "WORKER | node-worker-002", "WORKER | node-worker-001"]
 
 
+def test_a_column_the_table_does_not_show_is_titled_like_the_others(cli):
+    assert cli("shards", "--columns", "shard_id,replica_nodes").lines[1] == "│ Shard ID │ Replica Nodes   │"
+    assert cli("nodes", "--columns", "node_id,uptime_seconds,cpu_usage").lines[1] == \
+        "│ Node ID          │ Uptime Seconds │ CPU Usage │"
+    assert cli("nodes", "--columns", "uptime_seconds", "-o", "csv").lines[0] == "uptime_seconds"  # csv: the names
+
+
 def test_no_headers_drops_the_grids_header(cli):
     lines = cli("nodes", "--no-headers").lines
     assert len(lines) == 5 and lines[1].startswith("│ node-master-001 ")

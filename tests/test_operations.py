@@ -621,6 +621,9 @@ def test_a_blocked_balance_names_the_copies_in_the_way(cli, sim):
            "fewer" in run.out
     assert run.err == "nothing can even the spread further: copies are in the way (the dry run's Blocked part names " \
                       "them)\n"  # not "already balanced": the spread is 4
+    compact = cli("rebalance", "--dry-run", "--format", "compact").lines  # the reasons, in every form
+    assert compact[0] == "rebalance | 0 moves | spread 4 -> 4"
+    assert compact[1].startswith("blocked: node-master-001 | each of its 4 movable primaries has a copy on ")
 
 
 def test_resume_takes_only_an_operations_name_and_its_own_plan(cli, sim, tmp_path):

@@ -108,6 +108,14 @@ def test_add_node_wait_exits_4_when_the_node_is_still_joining(cli, sim):
     assert run.err.splitlines()[-1].startswith("error: node node-worker-003 is still JOINING after 0.")
 
 
+def test_a_drain_dry_run_gives_its_reasons_in_compact_form_too(cli, sim):
+    sim.down("node-worker-002")  # its primaries have no live copy to move from
+    skipped = cli("drain-node", "--node-id", "node-worker-002", "--dry-run", "--format", "json").json()["skipped"]
+    compact = cli("drain-node", "--node-id", "node-worker-002", "--dry-run", "-o", "compact").lines
+    assert compact == ["drain | 0 moves | spread 0 -> 0"] + [
+        "skipped: %s | %s" % (s["shard_id"], s["reason"]) for s in skipped] and len(skipped) == 4
+
+
 @pytest.mark.parametrize("status", ["UNREACHABLE", "DEGRADED", "LEAVING"])
 def test_plans_name_each_node_they_leave_out_in_every_format(cli, sim, status):
     sim.reset(nodes=4)  # so node-worker-001's primaries have somewhere to go with node-worker-002 left out

@@ -392,7 +392,8 @@ def test_shard_id_with_query_characters_stays_in_the_path(cli, sim):
      "error: argument --to-node: must not be empty (see 'cluster_cli.py migrate-shard --help')\n"),
     (["--port", "70000", "status"],
      "error: argument --port: port 70000 is out of range (1-65535) (see 'cluster_cli.py --help')\n"),
-    (["--host", "http://x", "status"], "error: --host takes host names, not URLs such as 'http://x'\n"),
+    (["--host", "http://x", "status"],
+     "error: --host takes host names, not URLs such as 'http://x'; a URL goes in --url\n"),
     (["--url", "ftp://x", "status"],
      "error: --url: 'ftp://x' must look like http://host:port or https://host:port\n"),
     (["--timeout", "0", "status"],
@@ -402,7 +403,6 @@ def test_shard_id_with_query_characters_stays_in_the_path(cli, sim):
      "error: argument --strategy: invalid choice: 'FAST' (choose from 'LIVE_COPY', 'SNAPSHOT', 'INCREMENTAL') "
      "(see 'cluster_cli.py migrate-shard --help')\n"),
     (["frobnicate"], None),
-    ([], "error: the following arguments are required: COMMAND (see 'cluster_cli.py --help')\n"),
 ])
 def test_bad_input_exits_2_before_any_request(cli, sim, argv, message):
     run = cli(*argv, target=False)
@@ -754,6 +754,34 @@ def test_a_mistyped_command_or_option_gets_a_suggestion(cli, sim, argv, message)
     run = cli(*argv)
     assert_one_error_line(run, 2)
     assert run.err.startswith("error: " + message)
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["add-node", "--node-id", "x", "--address", "1.2.3.4:8080", "--dry-run"],
+     "'--dry-run' is not an option of add-node; remove-node, migrate-shard, rebalance and drain-node take it"),
+    (["nodes", "--to-node", "x"], "'--to-node' is not an option of nodes; migrate-shard takes it"),
+])
+def test_another_commands_option_is_named_as_such_never_suggested_as_itself(cli, sim, argv, message):
+    run = cli(*argv)
+    assert_one_error_line(run, 2)
+    assert run.err.startswith("error: " + message + " (see ")
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize("argv", [[], ["--host", "localhost"]])
+def test_no_command_prints_how_to_start_with_examples_and_exits_2(cli, sim, argv):
+    run = cli(*argv, target=False)
+    assert (run.code, run.out) == (2, "")
+    assert run.err.splitlines()[0] == "usage: cluster_cli.py [options] COMMAND [options]"
+    shown = run.err.split("examples:\n", 1)[1].splitlines()
+    assert "  cluster_cli.py report                                  what is wrong, and what to run" in shown
+    for line in shown:  # each example parses as it is written
+        argv = line.split("  ")[1].split() if line.count("  ") > 1 else line.split()
+        if "COMMAND" not in argv:
+            cluster_cli.build_parser(argv[1:]).parse_args(argv[1:])
+    assert cli("--help", target=False).out.rstrip("\n").split("examples:\n", 1)[1].startswith(
+        "\n".join(shown))  # the top-level help ends with the same examples, then the exit codes
     assert sim.requests == []
 
 

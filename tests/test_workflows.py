@@ -203,7 +203,9 @@ def test_removal_of_the_master_dry_run(cli):
 def test_removal_asks_on_a_terminal_and_no_keeps_the_node(sim):
     code, shown, out = on_terminal(sim, ["remove-node", "--node-id", "node-worker-002"], "stdin", answer="n\n")
     assert code == 1
-    assert "Dry run: remove node-worker-002" in shown and "Remove node node-worker-002? [y/N]" in shown
+    title = "Confirm: remove node-worker-002"
+    assert "%s\n%s\n" % (title, "=" * len(title)) in shown.replace("\r", "")
+    assert "Dry run" not in shown and "Remove node node-worker-002? [y/N]" in shown
     assert "aborted; node node-worker-002 was not removed" in shown
     assert out == ""
     assert sim.changes() == []
@@ -375,11 +377,11 @@ def test_node_filters(cli, sim):
 # -- colour -----------------------------------------------------------------------------------------------
 
 def test_status_words_are_coloured_on_a_terminal(sim):
-    code, shown, _ = on_terminal(sim, ["status", "--format", "compact"])
+    code, shown, _ = on_terminal(sim, ["status", "--format", "compact"], env={"TERM": "xterm-256color"})
     assert code == 0 and shown.startswith("\x1b[32mHEALTHY\x1b[0m | 3 nodes")
 
 
-@pytest.mark.parametrize("argv, env", [(["--no-color"], None), ([], {"NO_COLOR": "1"}),
+@pytest.mark.parametrize("argv, env", [(["--no-color"], None), ([], {"NO_COLOR": "1"}), ([], {"TERM": "dumb"}),
                                        (["--format", "json"], None)])
 def test_no_colour_when_asked_or_in_json(sim, argv, env):
     code, shown, _ = on_terminal(sim, ["status"] + argv, env=env)
