@@ -116,7 +116,7 @@ _USERINFO = r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*@"
 
 
 def hide_credentials(text):
-    """Return a URL or host as it may be shown: any user:password@ replaced by ***@."""
+    # Return a URL or host as it may be shown: any user:password@ replaced by ***@.
     text = str(text)
     if "@" not in text:  # nothing to hide, and no pattern to compile for it
         return text
@@ -125,7 +125,7 @@ def hide_credentials(text):
 
 
 def shown(text):
-    """Return an input value quoted for a message: credentials hidden, control characters escaped."""
+    # Return an input value quoted for a message: credentials hidden, control characters escaped.
     return repr(hide_credentials(text)) if isinstance(text, str) else repr(text)
 
 
@@ -309,7 +309,7 @@ HTTP_ERRORS = {400: BadRequest, 401: AuthenticationFailed, 403: PermissionDenied
 
 
 def excerpt(content, limit=120):
-    """Return the start of a body, on one line, for an error message."""
+    # Return the start of a body, on one line, for an error message.
     text = " ".join(content[:limit * 4].decode("utf-8", "replace").split())
     return repr(text[:limit] + ("..." if len(text) > limit or len(content) > limit * 4 else ""))
 
@@ -320,7 +320,7 @@ def excerpt(content, limit=120):
 
 
 def seconds(value):
-    """1.0 -> '1s', 0.25 -> '0.25s', 2.3333 -> '2.33s'."""
+    # 1.0 -> '1s', 0.25 -> '0.25s', 2.3333 -> '2.33s'.
     return "%ss" % ("%.2f" % value).rstrip("0").rstrip(".")
 
 
@@ -340,7 +340,7 @@ _HEADER_SAFE = r"^[\x21-\x7e]+$"
 
 
 def check_id(value, param):
-    """Return an ID the operator typed: non-empty text, printable, encodable, not a path step."""
+    # Return an ID the operator typed: non-empty text, printable, encodable, not a path step.
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("%s must not be empty" % param, param=param)
     if not value.isprintable():
@@ -370,7 +370,7 @@ def check_port(text, param):
 
 
 def check_address(text, param="address"):
-    """Check HOST:PORT (IPv6 as [::1]:8080); returns it unchanged."""
+    # Check HOST:PORT (IPv6 as [::1]:8080); returns it unchanged.
     match = re.match(_HOST_PORT, text) if isinstance(text, str) else None
     if not match or match.group(3) is None:
         raise InvalidInput("%s must be HOST:PORT (IPv6 as [::1]:8080), got %s" % (param, shown(text)), param=param)
@@ -379,7 +379,7 @@ def check_address(text, param="address"):
 
 
 def as_entries(value, param):
-    """'a,b' or ['a', 'b'] -> ['a', 'b'], each stripped and non-empty."""
+    # 'a,b' or ['a', 'b'] -> ['a', 'b'], each stripped and non-empty.
     if isinstance(value, str):
         entries = value.split(",")
     elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -393,7 +393,7 @@ def as_entries(value, param):
 
 
 def host_problem(text):
-    """Return why a host name was refused, when it is not plain: for the message."""
+    # Return why a host name was refused, when it is not plain: for the message.
     if not text.isascii():
         return " (names are ASCII: write an international name in its xn-- form)"
     name = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
@@ -405,7 +405,7 @@ def host_problem(text):
 
 
 def check_hosts(hosts, port):
-    """'a,b:9090,[::1]:8080' -> base URLs, the port defaulting to `port`."""
+    # 'a,b:9090,[::1]:8080' -> base URLs, the port defaulting to `port`.
     urls = []
     for entry in as_entries(hosts, "host"):
         if "://" in entry:
@@ -428,7 +428,7 @@ def check_hosts(hosts, port):
 
 
 def check_urls(text):
-    """'https://a:8443,https://b:8443' -> base URLs, checked."""
+    # 'https://a:8443,https://b:8443' -> base URLs, checked.
     from urllib.parse import urlsplit
     urls = []
     for entry in as_entries(text, "url"):
@@ -462,7 +462,7 @@ def check_urls(text):
 
 
 def check_api_prefix(text, param="api_prefix"):
-    """'/v1' or '/api/v1/' -> the path the cluster API is served under, without its last slash."""
+    # '/v1' or '/api/v1/' -> the path the cluster API is served under, without its last slash.
     if not isinstance(text, str) or not text.startswith("/") or "//" in text or not text.isprintable() or\
             any(c in text for c in " ?#%\\"):
         raise InvalidInput("%s must be a path such as %s or %s, got %s" % (
@@ -474,7 +474,7 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
 def check_proxy(proxy):
-    """Return a proxy URL from the environment, usable by requests (SOCKS needs PySocks installed)."""
+    # Return a proxy URL from the environment, usable by requests (SOCKS needs PySocks installed).
     from urllib.parse import urlsplit
     scheme = urlsplit(proxy).scheme.lower() if "://" in proxy else ""
     if scheme not in PROXY_SCHEMES:
@@ -504,7 +504,7 @@ def check_strategy(strategy):
 
 
 def check_seconds(value, param):
-    """Return a positive, finite number of seconds, at most a week."""
+    # Return a positive, finite number of seconds, at most a week.
     if isinstance(value, bool):
         value = None
     try:
@@ -528,7 +528,7 @@ _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
 
 
 def check_size(text):
-    """'256M' -> bytes (K, M, G are powers of 1024; an optional B or iB after them)."""
+    # '256M' -> bytes (K, M, G are powers of 1024; an optional B or iB after them).
     if isinstance(text, int) and not isinstance(text, bool):
         size = text
     else:
@@ -550,10 +550,10 @@ def fmt_size(size):
 
 
 def read_file(path, limit, timeout=DEFAULT_TIMEOUT):
-    """(bytes, os.stat_result) of a file the operator named, read without ever waiting forever or
-    holding more than `limit` bytes: a regular file is read up to the limit; a pipe, FIFO or device
-    (--config <(vault read ...), /dev/zero) is read as it comes, until its end, the limit, or
-    `timeout` seconds. OSError (FileNotFoundError included) and InvalidInput say why not."""
+    # (bytes, os.stat_result) of a file the operator named, read without ever waiting forever or
+    # holding more than `limit` bytes: a regular file is read up to the limit; a pipe, FIFO or device
+    # (--config <(vault read ...), /dev/zero) is read as it comes, until its end, the limit, or
+    # `timeout` seconds. OSError (FileNotFoundError included) and InvalidInput say why not.
     import select
     import stat
     try:
@@ -626,7 +626,7 @@ _CAMEL = {}
 
 
 def field(obj, name):
-    """Return a field by its snake_case name, or the camelCase one the REST API also uses."""
+    # Return a field by its snake_case name, or the camelCase one the REST API also uses.
     if type(obj) is not dict and not isinstance(obj, dict):
         return None
     value = obj.get(name)
@@ -640,7 +640,7 @@ def field(obj, name):
 
 
 def number(value):
-    """Return a finite int or float from a number or a short numeric string; None otherwise."""
+    # Return a finite int or float from a number or a short numeric string; None otherwise.
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -660,7 +660,7 @@ def number(value):
 
 
 def as_float(value):
-    """number() as a float; None also for integers past float range."""
+    # number() as a float; None also for integers past float range.
     n = number(value)
     try:
         return None if n is None else float(n)
@@ -669,7 +669,7 @@ def as_float(value):
 
 
 def finite(value):
-    """Return a finite number from the server, or 0 (for arithmetic on untrusted values)."""
+    # Return a finite number from the server, or 0 (for arithmetic on untrusted values).
     n = as_float(value)
     return 0.0 if n is None else n
 
@@ -679,7 +679,7 @@ def clip(text):
 
 
 def compact_json(value):
-    """Return nested lists and objects as one line of JSON; '...' where that cannot be done."""
+    # Return nested lists and objects as one line of JSON; '...' where that cannot be done.
     import json
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -688,7 +688,7 @@ def compact_json(value):
 
 
 def fmt_text(value):
-    """Return any JSON value as one printable line of at most MAX_CELL characters."""
+    # Return any JSON value as one printable line of at most MAX_CELL characters.
     if type(value) is str and len(value) <= MAX_CELL and value.isprintable():
         return value  # the common case, first: a million cells go through here
     if value is None:
@@ -758,10 +758,10 @@ def _bounded_int(text):
 
 
 def parse_json(text, limit):
-    """JSON text as Python values (NaN and Infinity as None, integers too long for Python to print
-    as None), or ValueError; ResponseTooLarge before parsing when its objects, arrays and values
-    would take more than DECODED_MULTIPLE times `limit` (only a text over an eighth of the limit
-    is counted: a shorter one cannot)."""
+    # JSON text as Python values (NaN and Infinity as None, integers too long for Python to print
+    # as None), or ValueError; ResponseTooLarge before parsing when its objects, arrays and values
+    # would take more than DECODED_MULTIPLE times `limit` (only a text over an eighth of the limit
+    # is counted: a shorter one cannot).
     import json
     if len(text) > limit // 8:
         cost = (OBJECT_BYTES * text.count("{") + ARRAY_BYTES * text.count("[") +
@@ -813,9 +813,9 @@ def _snake(value, name):
 
 
 def snake_case(data):
-    """Return the contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
-    unknown fields too). A server uses one naming: a few items of a list are looked at, and
-    only an answer in camelCase is walked, so a million snake_case shards cost nothing."""
+    # Return the contract's snake_case field names, whatever the server's naming (nodeId -> node_id;
+    # unknown fields too). A server uses one naming: a few items of a list are looked at, and
+    # only an answer in camelCase is walked, so a million snake_case shards cost nothing.
     if not _camel_in(data, 4):
         return data
     try:
@@ -833,11 +833,11 @@ def _as_number(value, key, odd):
 
 
 def typed(data, odd):
-    """Return the answer with each numeric field of the contract a number: a numeric string becomes
-    its int or float; anything else there (text, true, a list) becomes None, its field's name added
-    to `odd`. Changed in place; the maps keyed by IDs (a shard count per node) are numbers too. A
-    loop, not recursion: however deep the answer, it is walked (the formats say what they cannot show).
-    An enum value in lower case ("healthy", "under-replicated") is given in the contract's form."""
+    # Return the answer with each numeric field of the contract a number: a numeric string becomes
+    # its int or float; anything else there (text, true, a list) becomes None, its field's name added
+    # to `odd`. Changed in place; the maps keyed by IDs (a shard count per node) are numbers too. A
+    # loop, not recursion: however deep the answer, it is walked (the formats say what they cannot show).
+    # An enum value in lower case ("healthy", "under-replicated") is given in the contract's form.
     numeric, special = NUMERIC_FIELDS, TYPED_KEYS
     pending = [data]
     while pending:
@@ -872,9 +872,9 @@ def typed(data, odd):
 
 def decode(status, reason, content, method="GET", tries=1,
            pause=0.0, limit=DEFAULT_MAX_RESPONSE_SIZE):
-    """Return the body as JSON (non-finite numbers as None), or the matching ClusterError.
-    Given the body in a one-item list, it empties the list, so no one else holds the bytes
-    while the text is parsed (a million shards: 300 MB less at the peak)."""
+    # Return the body as JSON (non-finite numbers as None), or the matching ClusterError.
+    # Given the body in a one-item list, it empties the list, so no one else holds the bytes
+    # while the text is parsed (a million shards: 300 MB less at the peak).
     import json
     if isinstance(content, list):
         content = content.pop()
@@ -930,8 +930,8 @@ def decode(status, reason, content, method="GET", tries=1,
 
 
 def check_applied(answer, flag, action):
-    """Return the answer, or raise ChangeRefused with the server's own reason when a 2xx says the change
-    did not happen: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error."""
+    # Return the answer, or raise ChangeRefused with the server's own reason when a 2xx says the change
+    # did not happen: "removed": false, a status of FAILED or REJECTED (in any letter case), or an error.
     said_no = flag is not None and field(answer, flag) in (False, "false", "False", 0, "0", "no")
     status = field(answer, "status")
     refused = isinstance(status, str) and status.strip().upper() in REFUSED_STATUS
@@ -950,7 +950,7 @@ def expect_object(data):
 
 
 def unwrap_list(data, key):
-    """{"nodes": [...]} or a bare [...] -> the list."""
+    # {"nodes": [...]} or a bare [...] -> the list.
     if isinstance(data, dict):
         data = field(data, key)
     if not isinstance(data, list):
@@ -1075,7 +1075,7 @@ _watchdog = None
 
 
 def watchdog():
-    """Return the process's watchdog; a forked child gets its own (the parent's thread is not in it)."""
+    # Return the process's watchdog; a forked child gets its own (the parent's thread is not in it).
     global _watchdog
     if _watchdog is None or _watchdog.pid != os.getpid():
         _watchdog = _Watchdog()
@@ -1150,8 +1150,8 @@ def _new_session(local):
 
 
 def read_body(response, limit, truncate=False):
-    """Return the body, decompressed, read as a stream: at most `limit` bytes are ever held
-    (more is ResponseTooLarge, or with truncate the first `limit` bytes)."""
+    # Return the body, decompressed, read as a stream: at most `limit` bytes are ever held
+    # (more is ResponseTooLarge, or with truncate the first `limit` bytes).
     length = response.headers.get("Content-Length", "")
     encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
     if not truncate and not encoded and length.isdigit() and int(length) > limit:
@@ -1174,7 +1174,7 @@ def read_body(response, limit, truncate=False):
 
 
 def causes(exc):
-    """Yield an exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__)."""
+    # Yield an exception and what it wraps (urllib3's .reason, requests' args[0], __cause__, __context__).
     seen = set()
     while isinstance(exc, BaseException) and id(exc) not in seen:
         seen.add(id(exc))
@@ -1210,8 +1210,8 @@ def _reason(exc):
 
 
 def unreachable(exc, where):
-    """Return the ClusterUnreachable for a connection that failed before the request left: a name that
-    does not resolve (not worth retrying), a certificate problem named as such, or the reason."""
+    # Return the ClusterUnreachable for a connection that failed before the request left: a name that
+    # does not resolve (not worth retrying), a certificate problem named as such, or the reason.
     import socket
     import ssl
     for cause in causes(exc):
@@ -1243,15 +1243,15 @@ def unreachable(exc, where):
 
 
 def holders(shard):
-    """Return the nodes named as holding a copy of the shard, primary first (as sent: for filters)."""
+    # Return the nodes named as holding a copy of the shard, primary first (as sent: for filters).
     replicas = field(shard, "replica_nodes")
     return [field(shard, "primary_node")] + (replicas if isinstance(replicas, list) else [])
 
 
 def restored(shard, factor):
-    """Return whether a shard has its replication factor of copies: by the server's word (HEALTHY, and
-    `replicas` at the factor: a server may copy a shard before it lists the copy), or by the copies
-    it lists, when it does not say the shard is short."""
+    # Return whether a shard has its replication factor of copies: by the server's word (HEALTHY, and
+    # `replicas` at the factor: a server may copy a shard before it lists the copy), or by the copies
+    # it lists, when it does not say the shard is short.
     status = field(shard, "status")
     if status == "HEALTHY" and (number(field(shard, "replicas")) or 0) >= factor:
         return True
@@ -1259,7 +1259,7 @@ def restored(shard, factor):
 
 
 def id_of(obj, name, what):
-    """Return an ID the planners compute with: text, or a one-line BadResponse."""
+    # Return an ID the planners compute with: text, or a one-line BadResponse.
     value = field(obj, name)
     if not isinstance(value, str) or not value:
         raise BadResponse("the cluster sent %s whose %s is %s, not an ID" % (
@@ -1268,7 +1268,7 @@ def id_of(obj, name, what):
 
 
 def copies(shard):
-    """Return the shard's holders, primary first, each checked to be an ID."""
+    # Return the shard's holders, primary first, each checked to be an ID.
     what = "shard %s" % fmt_text(field(shard, "shard_id"))
     replicas = field(shard, "replica_nodes")
     if replicas is None:
@@ -1564,8 +1564,8 @@ def _solve(targets, fixed, free, balance_by):
 
 
 def after_moves(before, moves):
-    """Return the primaries per node once the moves are made: a plan's `after`, always derived from its
-    `before` and its moves (a plan trimmed by hand is judged by the moves it kept)."""
+    # Return the primaries per node once the moves are made: a plan's `after`, always derived from its
+    # `before` and its moves (a plan trimmed by hand is judged by the moves it kept).
     after = dict(before)
     for move in moves:
         after[move["source_node"]] = after.get(move["source_node"], 0) - 1
@@ -1582,22 +1582,22 @@ LEFT_OUT = {"JOINING": "takes primaries once HEALTHY: wait for it (add-node --wa
 
 
 def left_out(by_id, healthy, counts, drained=None):
-    """Return the nodes a plan leaves out, each with its status, its primaries and why."""
+    # Return the nodes a plan leaves out, each with its status, its primaries and why.
     return [{"node_id": n, "status": fmt_text(field(node, "status")) or "unknown", "primaries": counts.get(n, 0),
              "reason": LEFT_OUT.get(field(node, "status"), "only HEALTHY nodes take primaries")}
             for n, node in sorted(by_id.items()) if n not in healthy and n != drained]
 
 
 def plan_of(kind, moves, before, skipped, **what):
-    """Return a plan as rebalance and drain-node print it and --plan reads it back."""
+    # Return a plan as rebalance and drain-node print it and --plan reads it back.
     return dict(kind=kind, **what, moves=moves, before=before, after=after_moves(before, moves), skipped=skipped)
 
 
 def in_the_way(targets, free, ends, aimed, after):
-    """Return the copies in the way of an even spread, only when they cost balance (the plan's spread is
-    worse than the one no copy would prevent): each node above its aim, with the nodes at least two
-    below it. As the plan is optimal, each of its movable primaries has a copy on each of those (else
-    moving one there would even the spread): named as they are."""
+    # Return the copies in the way of an even spread, only when they cost balance (the plan's spread is
+    # worse than the one no copy would prevent): each node above its aim, with the nodes at least two
+    # below it. As the plan is optimal, each of its movable primaries has a copy on each of those (else
+    # moving one there would even the spread): named as they are.
     if sum(after.get(n, 0) ** 2 for n in targets) <= sum(aimed.get(n, 0) ** 2 for n in targets):
         return []  # as even as with no copy anywhere: nothing is blocked
     found = []
@@ -1624,11 +1624,11 @@ def moved_vectors(vectors, moves):
 
 
 def rebalance_plan(nodes, shards, balance_by="shards", in_flight=None):
-    """Return which primaries to move where so the HEALTHY nodes' primary counts (or vectors) are as
-    even as the copies allow, in the fewest moves. Moves HEALTHY or UNDER_REPLICATED shards' primaries
-    between HEALTHY nodes, never onto a node holding a copy, each shard at most once; a MIGRATING
-    shard counts on the node it is going to (in_flight: {shard_id: target node}) and is never moved;
-    by vectors, an empty shard never moves. The same cluster gives the same plan."""
+    # Return which primaries to move where so the HEALTHY nodes' primary counts (or vectors) are as
+    # even as the copies allow, in the fewest moves. Moves HEALTHY or UNDER_REPLICATED shards' primaries
+    # between HEALTHY nodes, never onto a node holding a copy, each shard at most once; a MIGRATING
+    # shard counts on the node it is going to (in_flight: {shard_id: target node}) and is never moved;
+    # by vectors, an empty shard never moves. The same cluster gives the same plan.
     if balance_by not in BALANCE_BY:
         raise InvalidInput("balance_by must be one of %s, got %s" % (", ".join(BALANCE_BY), shown(balance_by)),
                            param="balance_by")
@@ -1668,11 +1668,11 @@ def rebalance_plan(nodes, shards, balance_by="shards", in_flight=None):
 
 
 def drain_plan(nodes, shards, node_id, in_flight=None):
-    """Return moves for every primary on node_id onto the other HEALTHY nodes holding no copy of it,
-    leaving them as even as the copies allow. A shard MIGRATING to or from the node is waited out
-    (listed in in_flight); a node that is UNREACHABLE has no live copy to move from (its primaries are
-    skipped, and the cluster promotes a replica of each when it is removed). A primary with no legal
-    target stays, listed in `stuck` (and among the skipped) with why; the others move."""
+    # Return moves for every primary on node_id onto the other HEALTHY nodes holding no copy of it,
+    # leaving them as even as the copies allow. A shard MIGRATING to or from the node is waited out
+    # (listed in in_flight); a node that is UNREACHABLE has no live copy to move from (its primaries are
+    # skipped, and the cluster promotes a replica of each when it is removed). A primary with no legal
+    # target stays, listed in `stuck` (and among the skipped) with why; the others move.
     by_id, healthy, counts, vectors, listed = _cluster_loads(nodes, shards, in_flight)
     if node_id not in by_id:
         raise ClusterError("node %s is not in the cluster" % node_id)
@@ -1710,9 +1710,9 @@ def drain_plan(nodes, shards, node_id, in_flight=None):
     return plan
 
 def explain_shard(nodes, shards, shard_id, in_flight=None):
-    """Return where the shard's primary could move and why not elsewhere (as Elasticsearch's allocation
-    explain does): for each node, whether a rebalance may put it there and why, and where the
-    rebalance planned now would put it."""
+    # Return where the shard's primary could move and why not elsewhere (as Elasticsearch's allocation
+    # explain does): for each node, whether a rebalance may put it there and why, and where the
+    # rebalance planned now would put it.
     by_id, healthy, counts, _, listed = _cluster_loads(nodes, shards, in_flight)
     found = [item for item in listed if item[0] == shard_id]
     if not found:
@@ -1758,7 +1758,7 @@ def explain_shard(nodes, shards, shard_id, in_flight=None):
 
 
 def check_plan(plan):
-    """Return a plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput."""
+    # Return a plan read back (from --plan FILE): the shape rebalance and drain-node write, or InvalidInput.
     def bad(why):
         return InvalidInput("plan: %s" % why, param="plan")
     if not isinstance(plan, dict) or not isinstance(plan.get("moves"), list):
@@ -1792,7 +1792,7 @@ def dry_run_plan(checks, **what):
 
 def plan_migration(client, shard_id, target, source=None,
                    strategy="LIVE_COPY"):
-    """Return what migrate-shard would do and whether the cluster would accept it (reads only)."""
+    # Return what migrate-shard would do and whether the cluster would accept it (reads only).
     shard = client.shard_status(shard_id)
     nodes = nodes_by_id(client.list_nodes())
     held_by = copies(shard)
@@ -1823,7 +1823,7 @@ def plan_migration(client, shard_id, target, source=None,
 
 
 def plan_node_removal(client, node_id):
-    """Return what remove-node would do to the shards and whether the cluster would accept it (reads only)."""
+    # Return what remove-node would do to the shards and whether the cluster would accept it (reads only).
     status = client.cluster_status()
     nodes = nodes_by_id(client.list_nodes())
     node = nodes.get(node_id)
@@ -1873,8 +1873,8 @@ CLOCK = Clock()
 
 
 def rounds(interval, deadline=None):
-    """Yield at once, then every `interval` seconds until the deadline, the last time at it: the one
-    rhythm of every wait, of a plan's polls and of --watch."""
+    # Yield at once, then every `interval` seconds until the deadline, the last time at it: the one
+    # rhythm of every wait, of a plan's polls and of --watch.
     while True:
         yield
         now = CLOCK.now()
@@ -1885,9 +1885,9 @@ def rounds(interval, deadline=None):
 
 def poll_until(client, read, done, timeout,
                interval):
-    """Call read() until done(value), polling through failures that may pass, until
-    the deadline (with a last poll at it). Return (value, done, seconds waited,
-    the last failure); value is None when no poll succeeded."""
+    # Call read() until done(value), polling through failures that may pass, until
+    # the deadline (with a last poll at it). Return (value, done, seconds waited,
+    # the last failure); value is None when no poll succeeded.
     started = CLOCK.now()
     deadline = started + timeout
     value, last_error = None, None
@@ -1965,7 +1965,7 @@ def check_format(text, where):
 
 
 def check_key(text, where):
-    """Check an API key, refusing an empty one: it would send no key, silently."""
+    # Check an API key, refusing an empty one: it would send no key, silently.
     if isinstance(text, str) and not text.strip():
         raise InvalidInput(where + (" is set but empty (unset it to send no key)" if where.isupper() else
                                     " must not be empty (leave it out to send no key)" if where[0] == "-" else
@@ -1974,7 +1974,7 @@ def check_key(text, where):
 
 
 def check_retries(text, where):
-    """Return a number of retries, 0 to 100, from text or a number."""
+    # Return a number of retries, 0 to 100, from text or a number.
     try:
         count = None if isinstance(text, (bool, float)) else int(text)
     except ValueError:
@@ -2008,8 +2008,8 @@ KINDS = {"text": ((str,), "text"), "texts": ((str, list), "text or a list of tex
 def setting(name, flags=(), help="", env=None, kind=None,
             default=None, default_text=None, check=None,
             client=False, parsed=False, **argparse_settings):
-    """Return a Setting; its flag's help ends with its variable and default, its argparse type
-    (parsed) is its check, and it defaults to None: a flag not given never poses as given."""
+    # Return a Setting; its flag's help ends with its variable and default, its argparse type
+    # (parsed) is its check, and it defaults to None: a flag not given never poses as given.
     if default_text is None and default not in (None, False):
         default_text = "%g" % default if isinstance(default, float) else str(default)
     said = "; ".join((["env " + env] if env else []) + (["default " + default_text] if default_text else []))
@@ -2073,7 +2073,7 @@ DEFAULT_SOURCE = Source("the defaults", {given.name: given.default for given in 
 
 
 def check_context_setting(key, value):
-    """Check one setting of a context as the flag that sets it would be."""
+    # Check one setting of a context as the flag that sets it would be.
     types, said = KINDS[SETTING[key].kind]
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         raise InvalidInput("%s must be %s" % (key, said))
@@ -2091,16 +2091,16 @@ class Resolved(dict):
 
 
 def base_urls(address):
-    """Return the base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked."""
+    # Return the base URLs an address ({"url": ...} or {"host": ..., "port": ...}) makes, checked.
     if "url" in address:
         return check_urls(address["url"])
     return check_hosts(address["host"], check_port(address["port"], "port"))
 
 
 def resolve(sources):
-    """Return the settings, each from the first of `sources` (highest first) that sets it. The address is
-    one setting: it comes whole from the first source that sets any part of it (url, or host and
-    port), so a cluster is never addressed by one source's host and another's port."""
+    # Return the settings, each from the first of `sources` (highest first) that sets it. The address is
+    # one setting: it comes whole from the first source that sets any part of it (url, or host and
+    # port), so a cluster is never addressed by one source's host and another's port.
     resolved = Resolved()
     resolved.sources, resolved.overridden = {}, []
 
@@ -2146,7 +2146,7 @@ def resolve(sources):
 
 
 def config_path(flag):
-    """(the contexts file, what named it: '--config', JADEVECTORDB_CONFIG, or None for the default place)."""
+    # (the contexts file, what named it: '--config', JADEVECTORDB_CONFIG, or None for the default place).
     if flag:
         return flag, "--config"
     if os.environ.get(ENV_CONFIG):
@@ -2156,10 +2156,10 @@ def config_path(flag):
 
 
 def check_file_is_ours(path, info):
-    """Refuse a contexts file others could have written (the file, or its folder, writable by group or
-    others, or owned by another user): like ssh with its keys, since it decides where changes go and
-    which clusters are protected. A sticky folder such as /tmp is fine: no one else may
-    rename or replace what is ours in it."""
+    # Refuse a contexts file others could have written (the file, or its folder, writable by group or
+    # others, or owned by another user): like ssh with its keys, since it decides where changes go and
+    # which clusters are protected. A sticky folder such as /tmp is fine: no one else may
+    # rename or replace what is ours in it.
     if os.name != "posix":
         return
     folder = os.path.dirname(os.path.realpath(path)) or "."
@@ -2179,7 +2179,7 @@ def check_file_is_ours(path, info):
 
 
 def line_of(text, section, key):
-    """Return the line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found."""
+    # Return the line of `key` in [contexts.SECTION] (or of the table's header, or of a top-level key), if found.
     current, header = None, None
     for line_number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -2198,7 +2198,7 @@ def line_of(text, section, key):
 
 
 def check_config(path, text, data, info=None):
-    """Return the file's contents, each setting checked, errors naming the file and line."""
+    # Return the file's contents, each setting checked, errors naming the file and line.
     def refuse(message, section=None, key=None):
         line = line_of(text, section, key)
         raise InvalidInput("%s%s: %s" % (path, " line %d" % line if line else "", message))
@@ -2263,8 +2263,8 @@ def _toml(path, text):
 
 
 def read_config(path, named_by=None, timeout=DEFAULT_TIMEOUT):
-    """Return the contexts file, parsed and checked; no file at the default place is no contexts.
-    TOML is parsed only when there is a file: no other run pays for it."""
+    # Return the contexts file, parsed and checked; no file at the default place is no contexts.
+    # TOML is parsed only when there is a file: no other run pays for it.
     try:
         if not named_by and os.path.exists(path) and not os.path.isfile(path):
             # Only a file named by --config or JADEVECTORDB_CONFIG is read as a stream: a FIFO
@@ -2289,13 +2289,13 @@ def read_config(path, named_by=None, timeout=DEFAULT_TIMEOUT):
 
 
 def no_file(config):
-    """'there is no contexts file at PATH', for messages, when there is none; else None."""
+    # 'there is no contexts file at PATH', for messages, when there is none; else None.
     return None if os.path.exists(config.path) else "there is no contexts file at %s" % config.path
 
 
 def chosen_context(config, flag, flag_name="--context"):
-    """Return the context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
-    else the file's default_context."""
+    # Return the context this run uses: --context (or the library's `name`), else JADEVECTORDB_CONTEXT,
+    # else the file's default_context.
     env = os.environ.get(ENV_CONTEXT)
     name, chosen_by = ((flag, flag_name) if flag is not None else (env, ENV_CONTEXT) if env else
                        (config.default_context, "default_context"))
@@ -2309,7 +2309,7 @@ def chosen_context(config, flag, flag_name="--context"):
 
 
 def context_key(context):
-    """Return a context's API key: from the environment variable it names (which must then be set), or the file."""
+    # Return a context's API key: from the environment variable it names (which must then be set), or the file.
     settings = context.settings
     if "api_key_env" in settings:
         value = os.environ.get(settings["api_key_env"])
@@ -2321,7 +2321,7 @@ def context_key(context):
 
 
 def context_ca_cert(context):
-    """Return a context's ca_cert; a relative path is relative to the contexts file, as kubectl's are."""
+    # Return a context's ca_cert; a relative path is relative to the contexts file, as kubectl's are.
     ca_cert = context.settings.get("ca_cert")
     if not ca_cert:
         return None
@@ -2329,20 +2329,20 @@ def context_ca_cert(context):
 
 
 def context_url(settings):
-    """Return where a context points, as the client will call it."""
+    # Return where a context points, as the client will call it.
     if "url" in settings:
         return ",".join(check_urls(settings["url"]))
     return ",".join(check_hosts(settings["host"], settings.get("port", DEFAULT_PORT)))
 
 
 def lazily(check, value, where):
-    """Return a source's value, checked only when it is the one used: a bad one lower down stops nothing."""
+    # Return a source's value, checked only when it is the one used: a bad one lower down stops nothing.
     return lambda: check(value, where)
 
 
 def context_source(context):
-    """Return a context's settings: its address (whole), key (read when used), ca_cert (relative to
-    the file), and the others as the file gives them (checked when it was read)."""
+    # Return a context's settings: its address (whole), key (read when used), ca_cert (relative to
+    # the file), and the others as the file gives them (checked when it was read).
     values = dict(context.settings)
     if "host" in values:
         values.setdefault("port", DEFAULT_PORT)
@@ -2355,8 +2355,8 @@ def context_source(context):
 
 
 def environment_source(env):
-    """Return the JADEVECTORDB_* variables; each is checked when it is the one used. An empty one is
-    not set, except the key's: set but empty is a mistake, never "send no key"."""
+    # Return the JADEVECTORDB_* variables; each is checked when it is the one used. An empty one is
+    # not set, except the key's: set but empty is a mistake, never "send no key".
     values, labels = {}, {}
     for given in SETTINGS:
         if given.env and given.name not in CHOOSING and (env.get(given.env) or (
@@ -2366,8 +2366,8 @@ def environment_source(env):
 
 
 def flag_source(args):
-    """Return the settings given on the command line. A --host or --port flag alone takes the other part
-    of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default."""
+    # Return the settings given on the command line. A --host or --port flag alone takes the other part
+    # of the address from JADEVECTORDB_HOST or JADEVECTORDB_PORT (this shell's), else the default.
     values, labels = {}, {}
     for given in SETTINGS:
         value = getattr(args, given.name, None) if given.option and given.name not in CHOOSING else None
@@ -2385,9 +2385,9 @@ def flag_source(args):
 
 
 def setting_sources(given, context, environment):
-    """Return where settings come from, highest first: `given` (the flags, or the library's arguments),
-    a context named (--context, or from_context's name), the environment (the command line's only), a
-    context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults."""
+    # Return where settings come from, highest first: `given` (the flags, or the library's arguments),
+    # a context named (--context, or from_context's name), the environment (the command line's only), a
+    # context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults.
     ours = [context_source(context)] if context else []
     named = bool(ours) and context.chosen_by in ("--context", "name")
     return [given] + (ours if named else []) + ([environment] if environment else []) + \
@@ -2395,7 +2395,7 @@ def setting_sources(given, context, environment):
 
 
 def client_settings(resolved):
-    """ClusterCLI's arguments from resolved settings: each client setting, and verify from insecure and ca_cert."""
+    # ClusterCLI's arguments from resolved settings: each client setting, and verify from insecure and ca_cert.
     ca_cert = resolved.get("ca_cert")
     if ca_cert and not resolved.get("insecure") and not os.path.isfile(ca_cert):
         raise InvalidInput("%s: %s" % (resolved.sources["ca_cert"], "no such file: %s" % shown(ca_cert)
