@@ -3933,6 +3933,8 @@ def itself(obj):
 
 
 STATUS = labelled("Status", "status")
+NODE_ID, SHARD_ID = labelled("Node ID", "node_id"), labelled("Shard ID", "shard_id")
+FROM_TO = (labelled("From", "source_node"), labelled("To", "target_node"))
 USAGE_ROWS = tuple(labelled(label + " Usage", key) for label, key in USAGE_FIELDS)
 USAGE_COLUMNS = tuple(labelled(label, key) for label, key in USAGE_FIELDS)
 # What a server adds (its cluster's name) comes after the specification's rows, which stay where it shows them.
@@ -3950,21 +3952,21 @@ NODE_COLUMNS = (labelled("Node ID", "node_id", 16), labelled("Role", "role", 7),
 SHARD_COLUMNS = (labelled("Shard ID", "shard_id", 8), labelled("Primary Node", "primary_node", 15),
                  labelled("Replicas", "replicas", 11), labelled("Vector Count", "vector_count", 14),
                  labelled("Status", "status", 8))
-NODE_ROWS = (labelled("Node ID", "node_id"), labelled("Role", "role"), labelled("Address", "address"), STATUS,
+NODE_ROWS = (NODE_ID, labelled("Role", "role"), labelled("Address", "address"), STATUS,
              labelled("Shards", "shard_count")) + USAGE_ROWS + (
              labelled("Uptime", "uptime_seconds"), labelled("Last Heartbeat", "last_heartbeat"))
 CHECK_COLUMNS = (labelled("Check", "name"), STATUS, labelled("Detail", "detail"))
-SHARD_ROWS = (labelled("Shard ID", "shard_id"), labelled("Database", "database_id"),
+SHARD_ROWS = (SHARD_ID, labelled("Database", "database_id"),
               labelled("Primary Node", "primary_node"), labelled("Replica Nodes", "replica_nodes"),
               labelled("Replicas", "replicas"), labelled("Vector Count", "vector_count"),
               labelled("Size", "size_bytes"), STATUS)
-MIGRATION_ROWS = (labelled("Migration ID", "migration_id"), labelled("Shard ID", "shard_id"),
-                  labelled("Strategy", "strategy"), labelled("From", "source_node"), labelled("To", "target_node"),
+MIGRATION_ROWS = (labelled("Migration ID", "migration_id"), SHARD_ID,
+                  labelled("Strategy", "strategy"), *FROM_TO,
                   STATUS, labelled("Phase", "phase"), labelled("Progress", "progress"),
                   labelled("Transferred", "transferred_vectors"), labelled("Total Vectors", "total_vectors"),
                   labelled("Started", "started_at"), labelled("Finished", "finished_at"), labelled("Error", "error"))
 MIGRATION_COLUMNS = (labelled("Migration ID", "migration_id"), labelled("Strategy", "strategy"),
-                     labelled("From", "source_node"), labelled("To", "target_node"), STATUS,
+                     *FROM_TO, STATUS,
                      labelled("Progress", "progress"), labelled("Vectors", "vectors"))
 MIGRATION_DETAIL_ROWS = (labelled("Phase", "phase"), labelled("Started", "started_at"),
                          labelled("Finished", "finished_at"), labelled("Error", "error"))
@@ -3972,21 +3974,20 @@ METRIC_ROWS = USAGE_ROWS + (labelled("Queries", "queries_per_second"),
                             labelled("Avg Query Latency", "avg_query_latency_ms"),
                             labelled("P99 Query Latency", "p99_query_latency_ms"),
                             labelled("Total Vectors", "total_vectors"))
-NODE_METRIC_COLUMNS = (labelled("Node ID", "node_id"),) + USAGE_COLUMNS
-DIAG_NODE_COLUMNS = (labelled("Node ID", "node_id"), labelled("Role", "role"), STATUS) + USAGE_COLUMNS + (
+NODE_METRIC_COLUMNS = (NODE_ID,) + USAGE_COLUMNS
+DIAG_NODE_COLUMNS = (NODE_ID, labelled("Role", "role"), STATUS) + USAGE_COLUMNS + (
                      labelled("Checks", "checks_summary"),)
 TOPOLOGY_ROWS = (labelled("Master Node", "master_node"), labelled("Nodes", "nodes"))
-DISTRIBUTION_COLUMNS = (labelled("Node ID", "node_id"), labelled("Shards", "shard_count"))
+DISTRIBUTION_COLUMNS = (NODE_ID, labelled("Shards", "shard_count"))
 REPLICATION_ROWS = (labelled("Replication Factor", "replication_factor"),
                     labelled("Under-replicated Shards", "under_replicated_shards"))
 ERROR_COLUMNS = (labelled("Time", "timestamp"), labelled("Node", "node_id"), labelled("Severity", "severity"),
                  labelled("Message", "message"))
 PLAN_CHECK_COLUMNS = (labelled("Check", "name"), labelled("Result", "result"), labelled("Detail", "detail"))
-MIGRATION_PLAN_ROWS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"),
-                       labelled("To", "target_node"), labelled("Strategy", "strategy"),
+MIGRATION_PLAN_ROWS = (SHARD_ID, *FROM_TO, labelled("Strategy", "strategy"),
                        labelled("Vectors To Move", "vectors_to_move"), labelled("Bytes To Move", "bytes_to_move"),
                        labelled("Would Succeed", "would_succeed"))
-REMOVAL_PLAN_ROWS = (labelled("Node ID", "node_id"), labelled("Primary Shards", "primary_shards"),
+REMOVAL_PLAN_ROWS = (NODE_ID, labelled("Primary Shards", "primary_shards"),
                      labelled("Replica Shards", "replica_shards"),
                      labelled("Shards To Redistribute", "shards_to_redistribute"),
                      labelled("Under-replicated After", "under_replicated_after"),
@@ -4226,12 +4227,12 @@ def move_report_summary(report):
                                       for key, _ in MOVE_RESULTS})
 
 
-MOVE_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node"),
+MOVE_COLUMNS = (SHARD_ID, *FROM_TO,
                 labelled("Vectors", "vector_count"))
-MOVE_RESULT_COLUMNS = (labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node"),
+MOVE_RESULT_COLUMNS = (SHARD_ID, *FROM_TO,
                        labelled("Migration", "migration_id"), labelled("Result", "result"),
                        labelled("Detail", "error"))
-PLAN_NODE_COLUMNS = (labelled("Node ID", "node_id"), labelled("Before", "before", fmt=fmt_count),
+PLAN_NODE_COLUMNS = (NODE_ID, labelled("Before", "before", fmt=fmt_count),
                      labelled("After", "after", fmt=fmt_count))
 def headed(word):
     # A compact line's first field, said as what the line is about ("skipped: shard-03").
@@ -4246,16 +4247,16 @@ VIEWS["move-plan"] = View(
               Section("Nodes", "grid", PLAN_NODE_COLUMNS, list_at("nodes")),
               Section("Vectors per node", "grid", PLAN_NODE_COLUMNS, list_at("vector_nodes"), empty=None),
               Section("In Flight (counted where they go)", "grid", (
-                  labelled("Shard ID", "shard_id"), labelled("From", "source_node"), labelled("To", "target_node")),
+                  SHARD_ID, *FROM_TO),
                   list_at("in_flight"), empty=None),
-              Section("Skipped", "grid", (labelled("Shard ID", "shard_id"), labelled("Reason", "reason")),
+              Section("Skipped", "grid", (SHARD_ID, labelled("Reason", "reason")),
                       list_at("skipped"), empty=None),
               Section("Left Out (only HEALTHY nodes take primaries)", "grid", (
-                  labelled("Node ID", "node_id"), STATUS,
+                  NODE_ID, STATUS,
                   labelled("Primaries", "primaries", fmt=fmt_count), labelled("Reason", "reason")),
                   list_at("left_out"), empty=None),
               Section("Blocked (copies in the way of an even spread)", "grid", (
-                  labelled("Node ID", "node_id"), labelled("Primaries", "primaries", fmt=fmt_count),
+                  NODE_ID, labelled("Primaries", "primaries", fmt=fmt_count),
                   labelled("Could Hold", "could_hold", fmt=fmt_count), labelled("Reason", "reason")),
                   list_at("blocked"), empty=None)),
     compact=("{kind} | {move_total:moves} | spread {spread_before:count} -> {spread_after:count}",
@@ -4284,16 +4285,16 @@ VIEWS["move-report"] = View(
     compact=(Lines(list_at("moves"), MOVE_RESULT_COLUMNS),),
     prepare=move_report_summary, items=(lambda report: move_report_summary(report)["moves"], "move-results"))
 VIEWS["operations"] = View(columns=(
-    labelled("Operation", "operation"), labelled("Kind", "kind"), labelled("Node ID", "node_id"),
+    labelled("Operation", "operation"), labelled("Kind", "kind"), NODE_ID,
     labelled("State", "state"), labelled("Completed", "completed", fmt=fmt_count),
     labelled("Moves", "moves", fmt=fmt_count), labelled("Started", "started_at"), labelled("Updated", "updated_at"),
     labelled("PID", "pid"), labelled("URL", "url")))
-EXPLAIN_NODE_COLUMNS = (labelled("Node ID", "node_id"), labelled("Status", "status"),
+EXPLAIN_NODE_COLUMNS = (NODE_ID, STATUS,
                         labelled("Primaries", "primaries", fmt=fmt_count), labelled("Can Take", "can_take"),
                         labelled("Why", "reason"))
 VIEWS["explain"] = View(
     title="Where {shard_id} can go", rows=(
-        labelled("Shard ID", "shard_id"), labelled("Status", "status"), labelled("Primary", "primary_node"),
+        SHARD_ID, STATUS, labelled("Primary", "primary_node"),
         labelled("Replicas", "replica_nodes"), labelled("Movable", "movable"), labelled("Why", "reason"),
         labelled("Planned Move", "planned")),
     sections=(Section("Nodes", "grid", EXPLAIN_NODE_COLUMNS, list_at("nodes")),),
@@ -4915,6 +4916,10 @@ MAX_JOURNAL_SIZE = 1024 ** 3  # an operation's journal: a plan of a million move
 OPERATION_NAME = r"^(rebalance|drain|plan)-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$"
 
 
+# How the state files (journals, locks) are opened to be read: never through a link, never blocking on a FIFO.
+READ_NO_FOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 class Journal:
     """An apply's record, operations/ID.jsonl under the state folder: one line of JSON per event, each
     written whole by one write() to a file opened for appending and flushed to disk, so a crash leaves
@@ -4970,7 +4975,7 @@ class Journal:
         import json
         import stat
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            fd = os.open(self.path, READ_NO_FOLLOW)
         except OSError as exc:
             import errno
             if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
@@ -5026,7 +5031,7 @@ class Steering:
     def __call__(self):
         import json
         try:
-            fd = os.open(self.journal.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            fd = os.open(self.journal.path, READ_NO_FOLLOW)
             try:
                 os.lseek(fd, self.offset, os.SEEK_SET)
                 new = os.read(fd, 1024 ** 2)
@@ -5068,7 +5073,7 @@ def lock_held(cluster, operation):
     if not isinstance(cluster, str):
         return False
     try:
-        fd = os.open(lock_path(cluster), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(lock_path(cluster), READ_NO_FOLLOW)
     except OSError:
         return False  # no lock was ever taken: nothing runs
     try:
@@ -6500,16 +6505,18 @@ def judge_replication(reads):
 def judge_migrations(reads):
     migrating = [field(s, "shard_id") for s in reads["list_shards"] if field(s, "status") == "MIGRATING"]
     now = epoch_of(field(reads.get("diagnostics"), "generated_at")) or time.time()
-    found = []
+    found, tally = [], {"failed": 0, "stalled": 0}
     for shard_id, shard in sorted(as_dict(reads.get("migrations")).items()):
         migration = field(shard, "migration")
         started = epoch_of(field(migration, "started_at"))
         if field(migration, "status") == "FAILED":
+            tally["failed"] += 1
             found.append(finding("YELLOW", "migrations.failed", "the migration of %s failed: %s" % (
                 shard_id, fmt_text(field(migration, "error")) or "no reason given"),
                 "shard-status --shard-id %s" % shard_id, [field(migration, "target_node")], [shard_id]))
         elif field(migration, "status") in RUNNING_MIGRATION and not number(field(migration, "progress")) and \
                 started is not None and now - started >= DEFAULT_STALL_TIMEOUT:
+            tally["stalled"] += 1
             found.append(finding("YELLOW", "migrations.stalled", "the migration of %s has made no progress in %s" % (
                 shard_id, fmt_duration(now - started)), "shard-status --shard-id %s" % shard_id,
                 [field(migration, "source_node"), field(migration, "target_node")], [shard_id]))
@@ -6519,9 +6526,8 @@ def judge_migrations(reads):
             last["operation"], last["state"], last["completed"], words(last["moves"], "move")),
             "operations show %s" % last["operation"], [last["node_id"]] if last["node_id"] else []))
     if found:
-        return "YELLOW", ", ".join("%s %s" % (words(sum(f["id"] == id for f in found), "migration"), said)
-                                   for id, said in (("migrations.failed", "failed"), ("migrations.stalled", "stalled"))
-                                   if any(f["id"] == id for f in found)) or found[-1]["cause"], found
+        return "YELLOW", ", ".join(["%s %s" % (words(n, "migration"), what) for what, n in tally.items() if n]) or \
+            found[-1]["cause"], found
     return "GREEN", "%s running" % words(len(migrating), "migration") if migrating else "no migration running", []
 
 
@@ -6604,7 +6610,7 @@ def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
     failed, answered = {}, {}
     for name, value in reads.items():
         (failed if isinstance(value, ClusterError) else answered)[name] = value
-    indicators = {}
+    indicators, worst = {}, "GREEN"
     for name, judged, needs, severity, areas, impact in INDICATORS:
         missing = [read for read in needs if read in failed]
         if name == "resources" and len(missing) < len(needs):
@@ -6617,16 +6623,18 @@ def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
             status, symptom, found = judged(answered)
         for diagnosis in found:
             affected = diagnosis["affected"]
+            cut = False
             for kind in ("nodes", "shards"):
                 affected[kind + "_total"] = len(affected[kind])
+                cut |= len(affected[kind]) > max_affected
                 affected[kind] = affected[kind][:max_affected]
-            affected["truncated"] = any(affected[k + "_total"] > len(affected[k]) for k in ("nodes", "shards"))
+            affected["truncated"] = cut
             del diagnosis["status"]
             diagnosis["action"] = prog + " " + diagnosis["action"]
         indicators[name] = {"status": status, "symptom": symptom, "impacts": [] if status == "GREEN" else [
             {"severity": severity, "areas": list(areas), "description": impact}], "diagnoses": found}
-    status = max((i["status"] for i in indicators.values()), key=REPORT_STATUSES.index)
-    return {"status": status, "cluster": field(reads.get("cluster_status"), "cluster_name"),
+        worst = max(worst, status, key=REPORT_STATUSES.index)
+    return {"status": worst, "cluster": field(reads.get("cluster_status"), "cluster_name"),
             "indicators": indicators}
 
 
@@ -6681,7 +6689,7 @@ def report_summary(report):
         for diagnosis in as_list(field(indicator, "diagnoses")):
             affected = as_dict(field(diagnosis, "affected"))
             named = [fmt_text(n) for n in as_list(affected.get("nodes")) + as_list(affected.get("shards"))][:3]
-            more = sum(number(affected.get(k)) or 0 for k in ("nodes_total", "shards_total")) - len(named)
+            more = (number(affected.get("nodes_total")) or 0) + (number(affected.get("shards_total")) or 0) - len(named)
             actions.append({"action": field(diagnosis, "action"), "cause": field(diagnosis, "cause"),
                             "id": field(diagnosis, "id"),
                             "affected": ", ".join(named) + (" (+%d more)" % more if more > 0 else "")})
@@ -6689,13 +6697,13 @@ def report_summary(report):
         ["nothing changed since %s" % field(report, "since")] if field(report, "since") else
         ["all %s GREEN" % words(len(rows), "indicator")])
     return dict(as_dict(report), indicator_rows=rows, action_rows=actions,
-                symptoms="".join(" | " + symptom for symptom in symptoms))
+                symptoms=" | " + " | ".join(symptoms))
 
 
 VIEWS["report"] = View(
     fields=("status", "cluster", "indicators"), title="Cluster Health Report[ of {cluster}]",
-    rows=(labelled("Status", "status"),), prepare=report_summary, compact=("{status:status}{symptoms}",),
-    sections=(Section("Indicators", "grid", (labelled("Indicator", "indicator"), labelled("Status", "status"),
+    rows=(STATUS,), prepare=report_summary, compact=("{status:status}{symptoms}",),
+    sections=(Section("Indicators", "grid", (labelled("Indicator", "indicator"), STATUS,
                                              labelled("Symptom", "symptom")), list_at("indicator_rows")),
               Section("Actions", "grid", (labelled("Action", "action"), labelled("Cause", "cause"),
                                           labelled("Affected", "affected"), labelled("Diagnosis", "id")),
@@ -6841,7 +6849,8 @@ def doctor_checks(client, resolved):
             statuses[prefix] = response.status_code if response is not None else content.message
             if prefix == client.api_prefix:
                 seconds_taken = took
-        used, other = client.api_prefix, [p for p in statuses if p != client.api_prefix][0]
+        used, other = client.api_prefix, DEFAULT_API_PREFIX if client.api_prefix == DIALECT_API_PREFIX else \
+            DIALECT_API_PREFIX
         said = {200: "answers", 404: "is not served (HTTP 404)", 501: "is not implemented by this server (HTTP 501)",
                 401: "needs an API key (HTTP 401)", 403: "refuses this key (HTTP 403)"}
         for prefix in (used, other):
@@ -6884,13 +6893,15 @@ def cmd_doctor(client, args):
              cluster_cli.py --url https://jade.example:8443 doctor --format json
     """
     results = doctor_checks(client, args.resolved)
-    if not any(r["check"] == "health" and r["result"] == "PASS" for r in results):
-        raise PartlyRead("no master answers: %s" % "; ".join(
-            "%s: %s" % (r["master"], r["message"]) for r in results if r["result"] == "FAIL")).showing(
-            results, "doctor")
-    failed = [r for r in results if r["result"] == "FAIL"]
+    failed, answered = [], False
+    for result in results:
+        answered = answered or (result["check"], result["result"]) == ("health", "PASS")
+        failed += [result] if result["result"] == "FAIL" else []
+    if not answered:
+        raise PartlyRead("no master answers: %s" % "; ".join(["%s: %s" % (r["master"], r["message"]) for r in failed])
+                         ).showing(results, "doctor")
     if failed:
-        error = ClusterError("%s failed: %s" % (words(len(failed), "check"), "; ".join(r["message"] for r in failed)))
+        error = ClusterError("%s failed: %s" % (words(len(failed), "check"), "; ".join([r["message"] for r in failed])))
         error.answers = True
         raise error.showing(results, "doctor")
     return Result(results)
@@ -7145,21 +7156,11 @@ def fish_completion(shared, commands, summaries):
         parts = ["complete -c $name"] + (["-n %s" % quoted(condition)] if condition else [])
         for flag in action.option_strings:
             parts.append(("-l %s" if flag.startswith("--") else "-s %s") % flag.lstrip("-"))
-        kind = _value_kind(action, cmd_name)
-        if not action.option_strings:  # a word after the command: its choices
-            parts.append("-x -a %s" % quoted(" ".join(action.choices or ())))
-        elif kind == "choices":
-            parts.append("-x -a %s" % quoted(" ".join(action.choices)))
-        elif kind == "contexts":
-            parts.append("-x -a '(__jadevectordb_cluster_contexts)'")
-        elif kind in ("nodes", "shards"):
-            parts.append("-x -a '(__jadevectordb_cluster_ask %s)'" % kind)
-        elif kind == "fields":
-            parts.append("-x -a '(__jadevectordb_cluster_ask fields %s)'" % cmd_name)
-        elif kind == "files":
-            parts.append("-r -F")
-        elif kind == "text":
-            parts.append("-x")
+        kind = _value_kind(action, cmd_name) if action.option_strings else "choices"  # a word: its choices
+        parts += [{"choices": "-x -a %s" % quoted(" ".join(map(str, action.choices or ()))), "files": "-r -F",
+                   "text": "-x", "contexts": "-x -a '(__jadevectordb_cluster_contexts)'",
+                   "fields": "-x -a '(__jadevectordb_cluster_ask fields %s)'" % cmd_name}.get(
+                       kind, "-x -a '(__jadevectordb_cluster_ask %s)'" % kind)] if kind else []  # nodes, shards
         summary = (action.help or "").split(" (")[0].split("; ")[0]
         if len(summary) > 60:  # fish shows it beside the value: whole words, then an ellipsis
             summary = summary[:59].rsplit(" ", 1)[0].rstrip(",:") + "…"
