@@ -967,7 +967,7 @@ HEADERS = {"Accept": "application/json", "User-Agent": "jadevectordb-cluster-cli
 
 
 class _BearerAuth:
-    """Authorization: Bearer KEY, re-applied per request and never shown in a repr."""
+    # Authorization: Bearer KEY, re-applied per request and never shown in a repr.
 
     def __init__(self, key):
         self._key = key
@@ -981,8 +981,8 @@ class _BearerAuth:
 
 
 class _Exchange:
-    """One request on the wire: the connection carrying it, whether connecting failed
-    (then not a byte of the request was written), and whether its deadline passed."""
+    # One request on the wire: the connection carrying it, whether connecting failed
+    # (then not a byte of the request was written), and whether its deadline passed.
 
     __slots__ = ("conn", "connect_failed", "expired")
 
@@ -1006,10 +1006,10 @@ class _Exchange:
 
 
 class _Watchdog:
-    """Expires each exchange at its deadline: a body trickled a byte at a time never
-    times out a socket read, so only this bounds the whole exchange. One thread for
-    the process, started on demand and gone after IDLE seconds with nothing to watch
-    (a thread started per request would cost more than the request)."""
+    # Expires each exchange at its deadline: a body trickled a byte at a time never
+    # times out a socket read, so only this bounds the whole exchange. One thread for
+    # the process, started on demand and gone after IDLE seconds with nothing to watch
+    # (a thread started per request would cost more than the request).
 
     IDLE = 10.0
 
@@ -1861,9 +1861,9 @@ def plan_node_removal(client, node_id):
 
 
 class Clock:
-    """Time as waits, a plan's executor and its stall checks read it: now(), monotonic seconds, and
-    sleep(seconds). The process has the real one; a test puts in one it moves on itself, so that a
-    wait of minutes takes none of the test's time (tests/conftest.py)."""
+    # Time as waits, a plan's executor and its stall checks read it: now(), monotonic seconds, and
+    # sleep(seconds). The process has the real one; a test puts in one it moves on itself, so that a
+    # wait of minutes takes none of the test's time (tests/conftest.py).
 
     now = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)
@@ -2084,8 +2084,8 @@ ADDRESS_DEFAULTS = {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
 
 
 class Resolved(dict):
-    """Settings by name; `sources` says where each came from ("address" for url/host/port), and
-    `overridden` lists the addresses lower sources gave that were not used: (where, base URLs)."""
+    # Settings by name; `sources` says where each came from ("address" for url/host/port), and
+    # `overridden` lists the addresses lower sources gave that were not used: (where, base URLs).
 
     sources = overridden = None
 
@@ -2411,10 +2411,10 @@ def client_settings(resolved):
 
 
 class _Transport:
-    """The wire, for one client: a requests session whose connections know whether a request left,
-    each origin's proxy, one deadline per call (a wait's too), retries of a GET, failover between
-    masters, redirects, the answer read within its limit and decoded, and each failure made the
-    ClusterError that says what is known of it."""
+    # The wire, for one client: a requests session whose connections know whether a request left,
+    # each origin's proxy, one deadline per call (a wait's too), retries of a GET, failover between
+    # masters, redirects, the answer read within its limit and decoded, and each failure made the
+    # ClusterError that says what is known of it.
 
     def __init__(self, urls, timeout, retries, verify,
                  auth, max_response_size):
@@ -3306,8 +3306,8 @@ SECRET_WORDS = ("key", "token", "secret", "passw", "auth")
 
 
 class Spoken:
-    """What this run's words are cleaned of, and how its hints name the command: set by main() and
-    run() for one run (main(argv) in-process starts afresh)."""
+    # What this run's words are cleaned of, and how its hints name the command: set by main() and
+    # run() for one run (main(argv) in-process starts afresh).
 
     def __init__(self):
         self.secrets, self.command = (), DEFAULT_PROG
@@ -4576,9 +4576,9 @@ def rendered(view, data, style):
 
 
 class Result:
-    """A command's success: the data to print, the view it is shown with (None: the command's own),
-    and any warning.
-    (A failure is a ClusterError, which may carry data to print too: ClusterError.showing.)"""
+    # A command's success: the data to print, the view it is shown with (None: the command's own),
+    # and any warning.
+    # (A failure is a ClusterError, which may carry data to print too: ClusterError.showing.)
 
     def __init__(self, data, view=None, warning=None):
         self.data, self.view, self.warning = data, view, warning
@@ -4687,7 +4687,7 @@ def plan_result(plan, view):
 
 
 class ProgressLine:
-    """Progress on stderr: one line redrawn in place on a terminal, ended with a newline when done."""
+    # Progress on stderr: one line redrawn in place on a terminal, ended with a newline when done.
 
     def __init__(self):
         self.live = is_tty(sys.stderr)
@@ -4705,7 +4705,7 @@ class ProgressLine:
 
 
 class MigrationProgress(ProgressLine):
-    """A migration's progress bar, with its rate and the time left, drawn only on a terminal."""
+    # A migration's progress bar, with its rate and the time left, drawn only on a terminal.
 
     def __init__(self):
         super().__init__()
@@ -4828,8 +4828,8 @@ def confirm_change(args, action, undone, question=None):
 
 
 class InFlight:
-    """Around a change on the wire: when its answer is lost (a dropped connection, the
-    time running out, Ctrl-C), say it may have been applied and how to check."""
+    # Around a change on the wire: when its answer is lost (a dropped connection, the
+    # time running out, Ctrl-C), say it may have been applied and how to check.
 
     def __init__(self, what, check):
         self.what, self.check = what, check
@@ -4921,9 +4921,9 @@ READ_NO_FOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NON
 
 
 class Journal:
-    """An apply's record, operations/ID.jsonl under the state folder: one line of JSON per event, each
-    written whole by one write() to a file opened for appending and flushed to disk, so a crash leaves
-    at most a torn last line, which reading skips. The first line holds the plan and the cluster."""
+    # An apply's record, operations/ID.jsonl under the state folder: one line of JSON per event, each
+    # written whole by one write() to a file opened for appending and flushed to disk, so a crash leaves
+    # at most a torn last line, which reading skips. The first line holds the plan and the cluster.
 
     def __init__(self, operation):
         self.operation = operation
@@ -5018,8 +5018,8 @@ class Journal:
 
 
 class Steering:
-    """What a running operation hears from another terminal ('operations throttle', 'operations stop'):
-    the lines appended to its journal since it started, read at each scheduling round."""
+    # What a running operation hears from another terminal ('operations throttle', 'operations stop'):
+    # the lines appended to its journal since it started, read at each scheduling round.
 
     def __init__(self, journal):
         self.journal, self.stopped, self.limits = journal, False, {}
@@ -5143,8 +5143,8 @@ def cluster_lock(cluster, operation):
 
 
 class MoveProgress(ProgressLine):
-    """A plan's progress on stderr: one live line on a terminal, a line per move otherwise; each
-    event but a poll kept in the operation's journal."""
+    # A plan's progress on stderr: one live line on a terminal, a line per move otherwise; each
+    # event but a poll kept in the operation's journal.
 
     def __init__(self, total, journal=None, vectors=0,
                  stream=None):
@@ -5502,8 +5502,8 @@ def address_flags(args):
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's formatter, keeping the docstrings' line breaks; argparse makes
-    one per option added, and would import shutil each time to size it."""
+    # argparse's formatter, keeping the docstrings' line breaks; argparse makes
+    # one per option added, and would import shutil each time to size it.
 
     def __init__(self, prog, **kwargs):
         kwargs.setdefault("width", terminal_columns() - 2)
@@ -5514,10 +5514,9 @@ COMMANDS = {}
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line on stderr and exit code 2.
-
-    Abbreviations are off: '--ho' must not quietly mean '--host'.
-    """
+    # argparse, with its errors as one line on stderr and exit code 2.
+    #
+    # Abbreviations are off: '--ho' must not quietly mean '--host'.
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
@@ -5531,10 +5530,10 @@ class Parser(argparse.ArgumentParser):
         # Return argparse's message with 'did you mean' for a mistyped command or option, and an
         # unknown option named as such (not as the value after it, taken for a command).
         import difflib
-        options = [o for action in self._actions for o in action.option_strings]
+        options = list(self._option_string_actions)
 
         def like(word, choices):  # never the word typed itself
-            close = difflib.get_close_matches(word, [c for c in choices if c != word], n=1, cutoff=0.6)
+            close = difflib.get_close_matches(word, set(choices) - {word}, n=1, cutoff=0.6)
             return "; did you mean %r?" % close[0] if close else ""
 
         match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
@@ -5558,15 +5557,19 @@ class Parser(argparse.ArgumentParser):
             return "stray word %r: the command takes options there, not words" % match.group(1)
         if match and match.group(1).startswith("-"):
             flag = match.group(1).split("=", 1)[0]
-            name = next((word for word in getattr(self, "argv", None) or [] if word in COMMANDS), None)
+            name = next(filter(COMMANDS.__contains__, getattr(self, "argv", None) or []), None)
             sub = (getattr(self, "subparsers", None) or {}).get(name)
-            options += [o for action in sub._actions for o in action.option_strings] if sub else []
-            takers = [other for other, declared in COMMANDS.items() if any(flag in o.flags for o in declared.options)]
+            options += list(sub._option_string_actions) if sub else []
+            takers = []
+            for other, declared in COMMANDS.items():
+                for given in declared.options:
+                    if flag in given.flags and other not in takers:
+                        takers.append(other)
             if takers and flag not in options:  # another command's: say whose, not "did you mean" the same word
                 return "%r is not an option of %s; %s take%s it" % (
                     flag, name or "the command line before a command",
                     ", ".join(takers[:-1]) + " and " * (len(takers) > 1) + takers[-1], "s" * (len(takers) == 1))
-            return "unknown option %r%s" % (flag, like(flag, options + ["-h", "--help"]))
+            return "unknown option %r%s" % (flag, like(flag, options))
         return message
 
 
@@ -5632,8 +5635,8 @@ def status_filter(choices):
 
 
 class StatusChoices(tuple):
-    """The statuses --status offers (completion lists them), holding every filter made of them (argparse
-    checks the converted value is among its choices)."""
+    # The statuses --status offers (completion lists them), holding every filter made of them (argparse
+    # checks the converted value is among its choices).
 
     def __contains__(self, value):
         return isinstance(value, StatusFilter) or tuple.__contains__(self, value)
@@ -7324,8 +7327,8 @@ def insecure_quietly(enabled):
 
 
 class Interrupt(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (or Ctrl-C), raised where the command was, so it ends as Ctrl-C does:
-    the same report, temporary files removed, exit 128 + the signal's number."""
+    # SIGTERM or SIGHUP (or Ctrl-C), raised where the command was, so it ends as Ctrl-C does:
+    # the same report, temporary files removed, exit 128 + the signal's number.
 
     def __init__(self, signum):
         super().__init__(signum)
