@@ -43,7 +43,6 @@ import os
 import re
 import sys
 import time
-from collections import namedtuple
 from contextlib import contextmanager
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations are strings at run time: no typing import on start-up
@@ -99,6 +98,39 @@ ENV_CONFIG, ENV_CONTEXT = "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT"
 ENV_API_PREFIX, ENV_RETRIES = "JADEVECTORDB_API_PREFIX", "JADEVECTORDB_RETRIES"
 DEFAULT_API_PREFIX = "/api/v1"  # the contract's; JadeVectorDB's own server routes the same API under /v1
 DIALECT_API_PREFIX = "/v1"
+
+
+def tuple_class(name, fields, defaults=()):
+    # Return a tuple class with named fields, defaults for the last ones and _replace: the part of
+    # namedtuple this file uses, made without namedtuple's eval, which cost every run (--help too)
+    # about 0.45M instructions per class, 6M for the file's 14.
+    from operator import itemgetter
+    names = tuple(fields.split())
+    given = dict(zip(names[len(names) - len(defaults):], defaults))
+
+    def __new__(cls, *args, **kwargs):
+        if kwargs or len(args) < len(names):
+            try:
+                args += tuple(kwargs.pop(key) if key in kwargs else given[key] for key in names[len(args):])
+            except KeyError as exc:
+                raise TypeError("%s() is missing %s" % (name, exc)) from None
+        if kwargs or len(args) > len(names):
+            raise TypeError("%s() takes %s" % (name, ", ".join(names)))
+        return tuple.__new__(cls, args)
+
+    def _replace(self, **changes):
+        replaced = tuple.__new__(type(self), [changes.pop(key, value) for key, value in zip(names, self)])
+        if changes:
+            raise ValueError("%s has no field %s" % (name, ", ".join(changes)))
+        return replaced
+
+    def __repr__(self):
+        return "%s(%s)" % (name, ", ".join("%s=%r" % pair for pair in zip(names, self)))
+
+    space = {"__slots__": (), "_fields": names, "__new__": __new__, "_replace": _replace, "__repr__": __repr__,
+             "__getnewargs__": lambda self: tuple(self)}
+    space.update((key, property(itemgetter(i), doc=key)) for i, key in enumerate(names))
+    return type(name, (tuple,), space)
 
 
 # ==================================================================================================
@@ -1305,7 +1337,7 @@ MOVABLE_SHARD = ("HEALTHY", "UNDER_REPLICATED")  # a live copy to move from; MIG
 #     left is the flow's optimality condition. O(N^3) per cycle, run only where copies block step 1.
 # By vectors, even loads are a partition problem (NP-hard): the same free shards and rules, moved by a
 # local search in which each move narrows the gap between two nodes, never an empty shard.
-Free = namedtuple("Free", "shard_id home holders size status")
+Free = tuple_class("Free", "shard_id home holders size status")
 
 
 def _water_level(base, total, current):
@@ -1919,25 +1951,25 @@ _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 # The contexts file, read: where it is, its default_context and contexts ({name: settings}).
-Config = namedtuple("Config", "path default_context contexts")
+Config = tuple_class("Config", "path default_context contexts")
 
 
 # The context a run uses: its name, what chose it (--context, the environment, default_context),
 # its settings, and the file they are from.
-Context = namedtuple("Context", "name chosen_by settings path")
+Context = tuple_class("Context", "name chosen_by settings path")
 
 
 # A source of settings: its name in messages, what it sets ({setting: value, or a function that
 # checks and gives the value, called only when it is the one used}), and labels that name some of
 # its settings better than its name does (JADEVECTORDB_PORT rather than "the environment").
-Source = namedtuple("Source", "name values labels")
+Source = tuple_class("Source", "name values labels")
 
 
 # -- settings: one record each ---------------------------------------------------------------
 
 # One option of a command, as argparse is given it: its flags, add_argument's settings, and the
 # library parameter it sets (so an error about that parameter names the flag instead).
-Option = namedtuple("Option", "flags settings param")
+Option = tuple_class("Option", "flags settings param")
 
 
 def option(*flags, param=None, **settings):
@@ -1996,7 +2028,7 @@ def check_env_name(text, where):
 # Option; None for a key only a context has), its environment variable, the kind of value a context
 # may give it (None: no context key), its default and the default's text in help and the README, and
 # its check: check(value, where) -> the value, for a flag's text, the environment's and a context's.
-Setting = namedtuple("Setting", "name option env kind default shown check client")
+Setting = tuple_class("Setting", "name option env kind default shown check client")
 
 
 # What a context's value of each kind must be: (its types, said in words).
@@ -3292,7 +3324,7 @@ class ClusterCLI:
 # terminal's width that tables fit (None when not printing to a terminal: full width), whether this is
 # a --watch snapshot off a terminal, the columns (Fields) and header row --columns and --no-headers chose,
 # and the cluster a change is sent to, as its answer names it (a context, or the address).
-Output = namedtuple("Output", "format color file width snapshot columns headers sent_to",
+Output = tuple_class("Output", "format color file width snapshot columns headers sent_to",
                     defaults=(False, None, None, False, None, True, None))
 
 
@@ -3695,18 +3727,18 @@ def paint(text):
 
 # One field of a result: its label (a row's or a column's), the server's field name, how to
 # show its value, the least width of its column, and whether it is a status word (coloured).
-Field = namedtuple("Field", "label key fmt width status", defaults=(fmt_text, 0, False))
+Field = tuple_class("Field", "label key fmt width status", defaults=(fmt_text, 0, False))
 
 
 # A part of a table below the key/value block: a titled grid ("grid", fields as columns) or
 # key/value rows ("rows", shown even when empty), of what `source` picks from the result;
 # "record" is a one-row grid followed by those of the `details` rows that have a value.
 # `empty` is shown for an empty grid or record (None: the section is left out).
-Section = namedtuple("Section", "title kind fields source details empty", defaults=((), "none"))
+Section = tuple_class("Section", "title kind fields source details empty", defaults=((), "none"))
 
 
 # Compact lines of a part of the result: one per item of what `source` picks, fields joined by ' | '.
-Lines = namedtuple("Lines", "source fields")
+Lines = tuple_class("Lines", "source fields")
 
 
 # Everything any format needs to show one kind of result:
@@ -3723,14 +3755,14 @@ Lines = namedtuple("Lines", "source fields")
 #             view it is shown with); a key/value result is one row
 #   fields    the contract's fields of the result, in its order: CSV and TSV columns (a field the
 #             server left out is an empty cell, one it added comes after them), what --columns knows
-View = namedtuple("View", "columns title rows sections sentence compact prepare samples headers items fields",
+View = tuple_class("View", "columns title rows sections sentence compact prepare samples headers items fields",
                   defaults=((), "", (), (), "", (), None, (), True, None, ()))
 
 
 # A Prometheus metric from a result: its name and help, the field its value is (or a function of
 # the row), the labels as (label, field) pairs, and the rows (a function of the result; default: the
 # result's items, or the result itself). A row without a value gives no sample: nothing is written as 0.
-Sample = namedtuple("Sample", "name help value labels rows", defaults=((), None))
+Sample = tuple_class("Sample", "name help value labels rows", defaults=((), None))
 
 
 def cell(obj, spec, color=False):
@@ -5617,7 +5649,7 @@ def _count_of_migrations(text):
 # A status filter: the statuses wanted, or with a leading '!' those not wanted ('!HEALTHY'), as
 # (negated, frozenset). Only the contract's statuses: a mistyped one would match nothing and read as
 # "all clear".
-StatusFilter = namedtuple("StatusFilter", "negated statuses")
+StatusFilter = tuple_class("StatusFilter", "negated statuses")
 
 
 def status_filter(choices):
@@ -5723,7 +5755,7 @@ PLAN = (option("--dry-run", action="store_true", help="print the plan (--format 
 # request it sends when it is one ((method, path) of ENDPOINTS, the API prefix in front), the command
 # that shows whether that request was applied ({names} filled from the flags), the exit codes of its
 # own ({code: why}), and whether it runs without a cluster (on this machine's files only).
-Command = namedtuple("Command", "name handler options view changes sends check exits local")
+Command = tuple_class("Command", "name handler options view changes sends check exits local")
 
 
 def command(name, *options, view=None, changes=False,

@@ -272,3 +272,27 @@ def test_a_secret_option_is_found_however_it_is_spelled_as_the_pattern_found_it(
     pattern = r"(?i)^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$"  # what secrets_in tested with re before
     name = arg.partition("=")[0]
     assert (len(cluster_cli.secrets_in([arg, "the-value"])) == 2) is bool(re.match(pattern, name))
+
+
+@given(st.lists(st.integers(), min_size=3, max_size=3), st.integers(0, 3), st.sampled_from(["a", "b", "c"]))
+def test_a_tuple_class_behaves_as_the_namedtuple_it_replaces(values, given_count, changed):
+    from collections import namedtuple
+    ours, theirs = (make("T", "a b c", defaults=(7, 8)) for make in (cluster_cli.tuple_class, namedtuple))
+    args = values[:max(given_count, 1)]
+    assert ours(*args) == theirs(*args) and repr(ours(*args)) == repr(theirs(*args))
+    assert ours(*args)._replace(**{changed: -1}) == theirs(*args)._replace(**{changed: -1})
+    assert ours(**dict(zip("abc", args))).c == theirs(**dict(zip("abc", args))).c and ours._fields == theirs._fields
+    import pickle  # a class of the module, as namedtuple's are, pickles by its name
+    assert pickle.loads(pickle.dumps(cluster_cli.Output("json"))) == cluster_cli.Output("json")
+    for wrong in (lambda: ours(), lambda: ours(1, 2, 3, 4), lambda: ours(1, d=2)):
+        try:
+            wrong()
+        except TypeError:
+            continue
+        raise AssertionError("accepted")
+    try:
+        ours(*args)._replace(d=1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("_replace took a field the class has not")
