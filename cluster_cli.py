@@ -902,8 +902,7 @@ def typed(data, odd):
     return data
 
 
-def decode(status, reason, content, method="GET", tries=1,
-           pause=0.0, limit=DEFAULT_MAX_RESPONSE_SIZE):
+def decode(status, reason, content, method="GET", tries=1, pause=0.0, limit=DEFAULT_MAX_RESPONSE_SIZE):
     # Return the body as JSON (non-finite numbers as None), or the matching ClusterError.
     # Given the body in a one-item list, it empties the list, so no one else holds the bytes
     # while the text is parsed (a million shards: 300 MB less at the peak).
@@ -1822,8 +1821,7 @@ def dry_run_plan(checks, **what):
                 would_succeed=all(c["passed"] for c in checks if c["blocking"]))
 
 
-def plan_migration(client, shard_id, target, source=None,
-                   strategy="LIVE_COPY"):
+def plan_migration(client, shard_id, target, source=None, strategy="LIVE_COPY"):
     # Return what migrate-shard would do and whether the cluster would accept it (reads only).
     shard = client.shard_status(shard_id)
     nodes = nodes_by_id(client.list_nodes())
@@ -1915,8 +1913,7 @@ def rounds(interval, deadline=None):
         CLOCK.sleep(interval if deadline is None else min(interval, deadline - now))
 
 
-def poll_until(client, read, done, timeout,
-               interval):
+def poll_until(client, read, done, timeout, interval):
     # Call read() until done(value), polling through failures that may pass, until
     # the deadline (with a last poll at it). Return (value, done, seconds waited,
     # the last failure); value is None when no poll succeeded.
@@ -2448,8 +2445,7 @@ class _Transport:
     # masters, redirects, the answer read within its limit and decoded, and each failure made the
     # ClusterError that says what is known of it.
 
-    def __init__(self, urls, timeout, retries, verify,
-                 auth, max_response_size):
+    def __init__(self, urls, timeout, retries, verify, auth, max_response_size):
         import logging
         import threading
         import requests
@@ -2685,8 +2681,7 @@ class _Transport:
                         (time.monotonic() - started) * 1000, len(content))
         return response, content
 
-    def _failure(self, method, url, where, exc, exchange, timed_out,
-                 connect_within):
+    def _failure(self, method, url, where, exc, exchange, timed_out, connect_within):
         # Return the ClusterError for an exchange that raised: did the request leave, and what broke?
         exceptions = self._requests.exceptions
         sent = exchange.conn is not None and not exchange.connect_failed
@@ -3175,8 +3170,7 @@ class ClusterCLI:
         migration = field(shard, "migration")
         return (migration if field(migration, "status") in RUNNING_MIGRATION else None), primary
 
-    def _poll_move(self, move, report, notify,
-                   stall_timeout):
+    def _poll_move(self, move, report, notify, stall_timeout):
         # Ask how a running move's migration goes. When it ended (completed, failed, stalled: no
         # progress for stall_timeout seconds, or unknown: the cluster forgot it), file it and return how.
         now = CLOCK.now()
@@ -3877,8 +3871,7 @@ def fit(columns, least, content, width):
 BATCH = 1000  # items a list is written in, a batch at a time
 
 
-def write_grid(columns, rows, out, color=False,
-               width=None, headers=True, end="\n"):
+def write_grid(columns, rows, out, color=False, width=None, headers=True, end="\n"):
     # Write a box-drawn grid of `columns` (Fields), one row per item, every column as wide as its widest
     # cell in terminal columns (wide characters, combining marks and colour codes counted as shown), at
     # most `width` wide if it can be (see fit()). Two passes over the rows, the first measuring, the
@@ -3912,8 +3905,7 @@ def write_grid(columns, rows, out, color=False,
     out(rule("└", "┴", "┘") + end)
 
 
-def render_grid(columns, rows, color=False,
-                width=None):
+def render_grid(columns, rows, color=False, width=None):
     # Return the grid write_grid() writes, as text without its last newline.
     parts = []
     write_grid(columns, rows, parts.append, color, width, end="")
@@ -4771,8 +4763,7 @@ def event_stream(args):
                                           separators=(",", ":")) + "\n")
 
 
-def wait_for_migration(client, shard_id, migration, timeout,
-                       interval, stream=None):
+def wait_for_migration(client, shard_id, migration, timeout, interval, stream=None):
     # Poll the shard until this migration ends, or the wait times out (exit 4); `stream` hears each
     # change of its status.
     migration_id = fmt_text(field(migration, "migration_id"))
@@ -5178,8 +5169,7 @@ class MoveProgress(ProgressLine):
     # A plan's progress on stderr: one live line on a terminal, a line per move otherwise; each
     # event but a poll kept in the operation's journal.
 
-    def __init__(self, total, journal=None, vectors=0,
-                 stream=None):
+    def __init__(self, total, journal=None, vectors=0, stream=None):
         super().__init__()
         self.total, self.done, self.failed = total, 0, 0
         self.running, self.sending, self.numbers = {}, None, {}  # numbers: each move's, from its first event
@@ -5330,8 +5320,7 @@ def report_ending(report, journal, hint, stopped=False):
     return Result(report, "move-report")
 
 
-def run_plan(client, args, plan, nothing,
-              operation=None, last=None):
+def run_plan(client, args, plan, nothing, operation=None, last=None):
     # Show the plan (--dry-run), or confirm it on a terminal, apply it with progress, a journal and
     # this machine's lock on the cluster, and verify it. Every ending shows the report and, unless all
     # is done, the command that resumes.
@@ -5758,9 +5747,7 @@ PLAN = (option("--dry-run", action="store_true", help="print the plan (--format 
 Command = tuple_class("Command", "name handler options view changes sends check exits local")
 
 
-def command(name, *options, view=None, changes=False,
-            sends=None, check=None, exits=None,
-            local=False):
+def command(name, *options, view=None, changes=False, sends=None, check=None, exits=None, local=False):
     # Declare the decorated function as the handler of command NAME, with what it takes and does.
     flat = tuple(given for entry in options for given in ((entry,) if isinstance(entry, Option) else entry))
     if view and not any(given.flags[0] == "--columns" for given in flat):  # every result can be shaped
