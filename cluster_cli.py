@@ -4333,12 +4333,6 @@ def one_row(data):
     return [data] if isinstance(data, dict) else []
 
 
-for _name, _view in list(VIEWS.items()):
-    if _view.fields and not _view.columns:  # a key/value result: --columns and --no-headers show it as one row
-        VIEWS[_name + "-row"] = View(columns=tuple(labelled(key, key) for key in _view.fields), fields=_view.fields)
-        VIEWS[_name] = _view._replace(items=(one_row, _name + "-row"))
-
-
 # --------------------------------------------------------------------------------------------------
 # Formats: one writer each
 # --------------------------------------------------------------------------------------------------
@@ -7298,6 +7292,12 @@ def cmd_completion(client, args):
 # Running a command
 # --------------------------------------------------------------------------------------------------
 
+# Here every view is declared, the commands' (report) too.
+for _name, _view in list(VIEWS.items()):
+    if _view.fields and not _view.columns:  # a key/value result: --columns and --no-headers show it as one row
+        VIEWS[_name + "-row"] = View(columns=tuple(labelled(key, key) for key in _view.fields), fields=_view.fields)
+        VIEWS[_name] = _view._replace(items=(one_row, _name + "-row"))
+
 
 def EscapingFormatter(fmt):
     # Return a logging formatter whose lines are escaped as every other stderr line is.
@@ -7399,6 +7399,21 @@ def outcome(client, args):
     return result
 
 
+def shown_as_asked(result, args, output):
+    # Print a result shaped by --columns, --sort-by and --no-headers; True when it was '--columns help'.
+    shaping = hasattr(args, "columns")
+    if shaping and (args.columns or args.sort_by or args.no_headers):
+        result = as_listed(result)
+    if getattr(args, "columns", None) == "help":
+        write("\n".join(field_names(result)) + "\n")
+        return True
+    style = output._replace(headers=not args.no_headers) if shaping else output
+    if shaping:
+        result, style = shaped(result, args.columns, args.sort_by, style)
+    FORMATS[output.format](result.view, result.data, write, style)
+    return False
+
+
 def print_result(handler, args, output):
     # Return the handler's result, shaped (--columns, --sort-by, --no-headers) and printed; or the state
     # that goes with its error (a plan, a report, the last poll), then the error raised. stdout stays
@@ -7420,24 +7435,16 @@ def print_result(handler, args, output):
                 if not exc.answers:  # compact stays compact; the others read as a table
                     err_write(rendered(view, data, Output("compact" if output.format == "compact" else "table",
                                                           width=stderr_width())))
-                else:
+                else:  # shaped as the answer it is (--columns, --sort-by, --no-headers)
                     try:
-                        FORMATS[output.format](view, data, write, output)
+                        shown_as_asked(Result(data, view), args, output)
                     except BrokenPipeError:
                         silence_stdout()
             if failed is None:
                 raise
         else:
-            shaping = hasattr(args, "columns")
-            if shaping and (args.columns or args.sort_by or args.no_headers):
-                result = as_listed(result)
-            if getattr(args, "columns", None) == "help":
-                write("\n".join(field_names(result)) + "\n")
+            if shown_as_asked(result, args, output):
                 return EXIT_OK
-            style = output._replace(headers=not args.no_headers) if shaping else output
-            if shaping:
-                result, style = shaped(result, args.columns, args.sort_by, style)
-            FORMATS[output.format](result.view, result.data, write, style)
     if failed is not None:
         raise failed
     if result.warning:

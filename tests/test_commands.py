@@ -417,6 +417,12 @@ def test_a_column_the_table_does_not_show_is_titled_like_the_others(cli):
     assert cli("nodes", "--columns", "uptime_seconds", "-o", "csv").lines[0] == "uptime_seconds"  # csv: the names
 
 
+def test_a_check_that_fails_shows_its_status_as_columns_asks(cli, sim):
+    sim.down("node-worker-002")
+    run = cli("status", "--check", "--columns", "status,active_nodes", "-o", "csv", "--no-headers")
+    assert (run.code, run.out) == (4, "DEGRADED,2\n")
+
+
 def test_no_headers_drops_the_grids_header(cli):
     lines = cli("nodes", "--no-headers").lines
     assert len(lines) == 5 and lines[1].startswith("│ node-master-001 ")

@@ -165,6 +165,17 @@ def test_prometheus_has_one_gauge_per_indicator(cli, sim):
                      zip(INDICATORS, (0, 2, 0, 2, 0, 0, 0, 2))]
 
 
+@pytest.mark.parametrize("down", [False, True])
+def test_columns_shape_the_report_whatever_its_status(cli, sim, down):
+    if down:  # the report is then the answer of an exit 4: shaped all the same
+        sim.down("node-worker-002")
+    run = cli("report", "--columns", "status", "-o", "json")
+    assert (run.code, run.json()) == (4 if down else 0, [{"status": "YELLOW" if down else "GREEN"}])
+    run = cli("report", "--columns", "bogus")
+    assert (run.code, run.out) == (2, "") and run.err.startswith("error: --columns: no field 'bogus'; the fields are "
+                                                                 "status, cluster, indicators")
+
+
 @pytest.mark.parametrize("personality", sorted(simulator.PERSONALITIES))
 def test_every_server_gives_the_same_report(cli, sim, clean_env, personality):
     sim.reset(personality=personality)
