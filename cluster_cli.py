@@ -6810,23 +6810,25 @@ def doctor_checks(client, resolved):
         "API key from %s" % sources["api_key"] if "api_key" in sources else "no API key"))
     transport = client._transport
     for base in client.base_urls:
-        parts = urlsplit(base)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        where = hide_credentials(base)
+        parts, proxy = urlsplit(base), client.proxy_for(base)
+        hop = urlsplit(proxy) if proxy else parts  # the first hop is the one this machine must reach
+        port = hop.port or {"https": 443, "http": 80}.get(hop.scheme, 1080)
+        where, via = hide_credentials(base), " (the proxy %s)" % hide_credentials(proxy) if proxy else ""
         try:
-            found = sorted({info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)})
-            add("name", "PASS", "%s is %s" % (parts.hostname, ", ".join(found)), where)
+            found = sorted({info[4][0] for info in socket.getaddrinfo(hop.hostname, port, type=socket.SOCK_STREAM)})
+            add("name", "PASS", "%s is %s%s" % (hop.hostname, ", ".join(found), via), where)
         except (OSError, UnicodeError) as exc:
-            add("name", "FAIL", "%s does not resolve: %s" % (parts.hostname, exc), where)
+            add("name", "FAIL", "%s does not resolve: %s%s" % (hop.hostname, exc, via), where)
             continue
         started = time.monotonic()
         try:
-            socket.create_connection((parts.hostname, port), timeout=client.timeout).close()
-            add("tcp", "PASS", "connected to port %d in %.0f ms" % (port, 1000 * (time.monotonic() - started)), where)
+            socket.create_connection((hop.hostname, port), timeout=client.timeout).close()
+            add("tcp", "PASS", "connected to port %d in %.0f ms%s" % (port, 1000 * (time.monotonic() - started), via),
+                where)
         except OSError as exc:
-            add("tcp", "FAIL", "cannot connect to port %d: %s" % (port, exc.strerror or exc), where)
+            add("tcp", "FAIL", "cannot connect to port %d: %s%s" % (port, exc.strerror or exc, via), where)
             continue
-        if parts.scheme == "https":
+        if parts.scheme == "https" and not proxy:  # through a proxy, the handshake is /health's
             add("tls", *tls_check(parts.hostname, port, transport._verify, client.timeout), where=where)
         deadline = time.monotonic() + client.timeout
 

@@ -30,6 +30,15 @@ def test_a_dead_port_fails_at_tcp_and_exits_3(cli):
     assert run.err.startswith("error: no master answers: http://127.0.0.1:%d: cannot connect to port %d" % (port, port))
 
 
+def test_through_a_proxy_the_proxy_is_the_hop_checked(cli, sim, clean_env):
+    port = free_port()  # a proxy that is not there: the cluster's own port answering would say nothing of it
+    clean_env.setenv("HTTP_PROXY", "http://127.0.0.1:%d" % port)
+    run = cli("doctor", "-o", "json")
+    assert run.code == 3 and "health" not in checks(run) and sim.requests == []
+    assert checks(run)["tcp"] == ("FAIL", "cannot connect to port %d: Connection refused (the proxy "
+                                          "http://127.0.0.1:%d)" % (port, port))
+
+
 def test_a_server_without_the_cluster_api_is_told_apart_and_exits_1(cli, sim):
     sim.fault(fail_paths={"/api/v1/cluster/status": 404, "/v1/cluster/status": 501})
     run = cli("doctor", "-o", "json")
