@@ -3360,7 +3360,7 @@ def secrets_in(argv):
     for i, arg in enumerate(argv):
         name, equals, value = arg.partition("=")
         name = name[:-1] if name.endswith("\n") else name  # as re's $ would
-        if name[:1] == "-" and all(c.isalnum() or c in "-_" for c in name) and any(
+        if name[:1] == "-" and name.replace("-", "a").replace("_", "a").isalnum() and any(
                 word in name.casefold() for word in SECRET_WORDS):
             secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
     return secrets
@@ -6489,33 +6489,36 @@ def judge_nodes(reads):
 
 
 def judge_shard_availability(reads):
-    shards = reads["list_shards"]
-    offline = [s for s in shards if field(s, "status") == "OFFLINE"]
-    if not offline:
+    shards, ids, holding = reads["list_shards"], [], []
+    for shard in shards:
+        if field(shard, "status") == "OFFLINE":
+            ids.append(field(shard, "shard_id"))
+            holding += holders(shard)
+    if not ids:
         return "GREEN", "%s, each with a live copy" % words(len(shards), "shard"), []
-    ids = [field(s, "shard_id") for s in offline]
     return "RED", "%s offline" % words(len(ids), "shard"), [finding(
-        "RED", "shards.offline", "no node holding a copy of them answers", "shards --status OFFLINE",
-        [n for s in offline for n in holders(s)], ids)]
+        "RED", "shards.offline", "no node holding a copy of them answers", "shards --status OFFLINE", holding, ids)]
 
 
 def judge_replication(reads):
     shards = reads["list_shards"]
     factor = number(field(reads.get("cluster_status"), "replication_factor"))
     listed = set(map(str, as_list(field(field(reads.get("diagnostics"), "replication"), "under_replicated_shards"))))
-    short = [s for s in shards if field(s, "status") != "OFFLINE" and (
-        field(s, "status") == "UNDER_REPLICATED" or field(s, "shard_id") in listed
-        or (factor and len(holders(s)) < factor))]
+    short, holding = [], set()
+    for shard in shards:
+        if field(shard, "status") != "OFFLINE" and (field(shard, "status") == "UNDER_REPLICATED" or field(
+                shard, "shard_id") in listed or (factor and len(holders(shard)) < factor)):
+            short.append(field(shard, "shard_id"))
+            holding.update(holders(shard))
     if not short:
         return "GREEN", "every shard has its copies" + (" (%g)" % factor if factor else ""), []
     nodes = reads.get("list_nodes") or []
-    down = sorted({field(n, "node_id") for n in nodes if field(n, "status") in DOWN_NODE_STATUSES}
-                  & {n for s in short for n in holders(s)})
+    down = sorted({field(n, "node_id") for n in nodes if field(n, "status") in DOWN_NODE_STATUSES} & holding)
     cause = ("copies of them are on unreachable %s" % ", ".join(down)) if down else \
         "copies were lost and are not yet made again"
     action = "remove-node --node-id %s --dry-run" % down[0] if len(down) == 1 else "shards --status UNDER_REPLICATED"
     return "YELLOW", "%s under-replicated" % words(len(short), "shard"), [finding(
-        "YELLOW", "replication.under_replicated", cause, action, down, [field(s, "shard_id") for s in short])]
+        "YELLOW", "replication.under_replicated", cause, action, down, short)]
 
 
 def judge_migrations(reads):
@@ -6694,7 +6697,7 @@ def changes_since(report, before, path):
 
 def report_summary(report):
     # Return a report as the table and compact show it: a row per indicator, then a row per diagnosis.
-    rows, actions = [], []
+    rows, actions, symptoms = [], [], []
     for name, indicator in as_dict(field(report, "indicators")).items():
         was = field(indicator, "was")
         status = field(indicator, "status")
@@ -6702,16 +6705,16 @@ def report_summary(report):
                      if status in REPORT_STATUSES else None, "symptom": fmt_text(
             field(indicator, "symptom")) + (" (was %s)" % was if was else " (new)" if "was" in as_dict(indicator)
                                             else "")})
+        symptoms += [rows[-1]["symptom"]] if status != "GREEN" else []
         for diagnosis in as_list(field(indicator, "diagnoses")):
             affected = as_dict(field(diagnosis, "affected"))
-            named = [fmt_text(n) for n in as_list(affected.get("nodes")) + as_list(affected.get("shards"))][:3]
+            named = list(map(fmt_text, as_list(affected.get("nodes")) + as_list(affected.get("shards"))))[:3]
             more = (number(affected.get("nodes_total")) or 0) + (number(affected.get("shards_total")) or 0) - len(named)
             actions.append({"action": field(diagnosis, "action"), "cause": field(diagnosis, "cause"),
                             "id": field(diagnosis, "id"),
                             "affected": ", ".join(named) + (" (+%d more)" % more if more > 0 else "")})
-    symptoms = [row["symptom"] for row in rows if row["status"] != "GREEN"] or (
-        ["nothing changed since %s" % field(report, "since")] if field(report, "since") else
-        ["all %s GREEN" % words(len(rows), "indicator")])
+    symptoms = symptoms or (["nothing changed since %s" % field(report, "since")] if field(report, "since") else
+                            ["all %s GREEN" % words(len(rows), "indicator")])
     return dict(as_dict(report), indicator_rows=rows, action_rows=actions,
                 symptoms=" | " + " | ".join(symptoms))
 
@@ -6753,8 +6756,9 @@ def cmd_report(client, args):
         raise errors[0]
     if not isinstance(reads["cluster_status"], ClusterError) and not isinstance(reads["list_nodes"], ClusterError):
         identity = client.identity(reads["list_nodes"], reads["cluster_status"])
-        operations = [state for state, _, _ in all_operations() if state["cluster"] == identity]
-        reads["operation"] = operations[-1] if operations else None
+        reads["operation"] = None
+        for state, _, _ in all_operations():  # the latest of this cluster's
+            reads["operation"] = state if state["cluster"] == identity else reads["operation"]
     report = judge(reads, PROG, args.max_affected)
     if before is not None:
         report = changes_since(report, before, args.since)
