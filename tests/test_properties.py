@@ -52,8 +52,16 @@ def argvs(draw):
 
 @given(argv=argvs())
 def test_any_argv_ends_in_a_documented_exit_code_without_a_traceback(cli, sim, argv):
+    import os
+    import tempfile
     sim.cluster.reset()
-    run = cli(*argv)
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:  # '--output WORKER' writes there, not in the project
+        os.chdir(scratch)
+        try:
+            run = cli(*argv)
+        finally:
+            os.chdir(here)
     assert run.code in DOCUMENTED_EXIT_CODES, (argv, run)
     assert "Traceback" not in run.err and "unexpected" not in run.err, (argv, run)
     for line in run.err.splitlines():
