@@ -7000,13 +7000,12 @@ def cmd_contexts(client, args):
 # --------------------------------------------------------------------------------------------------
 
 SHELLS = ("bash", "zsh", "fish")
-COMPLETED_NAMES = ("jadevectordb-cluster", "cluster_cli.py")  # what the scripts complete
 FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
-
-
-# How a shell asks for the context names: the command it is completing, run again (with the
-# --config FILE typed on the line, if one was).
-CONTEXT_NAMES = "contexts --format tsv --columns name --no-headers 2>/dev/null"
+# What the scripts run on every TAB: the command itself, given the words after its name (the last
+# one being completed); it prints the words to offer, or FILES when the shell's file names are.
+ASK, FILES = "__complete", ":files"
+# The options passed on when the cluster on the line is asked for its IDs.
+TARGET_OPTIONS = ("--host", "--port", "--url", "--context", "--config", "--api-key", "--ca-cert", "--insecure")
 
 
 def _value_kind(action, cmd_name=""):
@@ -7028,270 +7027,142 @@ def _value_kind(action, cmd_name=""):
     return "choices" if action.choices else "text"
 
 
-def _completion_cases(shared, commands):
-    # (options that take a value, [(case pattern, kind, choices)]) for the bash and zsh scripts: a
-    # pattern matches "$command $prev", '*" --format"' for an option every command takes.
-    def pattern(cmd_name, flag):
-        return '"%s %s"' % (cmd_name, flag) if cmd_name else '*" %s"' % flag
-
-    valued, cases = set(), []
-    for cmd_name, actions in [("", shared)] + list(commands.items()):
-        for action in actions:
-            kind = _value_kind(action, cmd_name)
-            if kind and action.option_strings:
-                valued.update(action.option_strings)
-                cases.append((" | ".join(pattern(cmd_name, o) for o in action.option_strings), kind,
-                              " ".join(action.choices or ())))
-    return sorted(valued), cases
+def described(word, text):
+    # 'WORD<TAB>the first clause of its help', cut after whole words at 60 characters: what zsh and
+    # fish show beside it (bash shows the word alone).
+    summary = (text or "").split(" (")[0].split("; ")[0].split("\n")[0].rstrip(".")
+    if len(summary) > 60:
+        summary = summary[:59].rsplit(" ", 1)[0].rstrip(",:") + "…"
+    return word + "\t" + summary if summary else word
 
 
-def _grouped(cases, answers):
-    # [(case patterns, the answer they share)]: a command's own patterns before the '*' ones
-    # every command shares, since the shells take the first pattern that matches.
-    groups = {}
-    for pattern, kind, choices in sorted(cases, key=lambda case: case[0].startswith("*")):
-        groups.setdefault(answers[kind].replace("%s", choices), []).append(pattern)
-    return sorted(((patterns, answer) for answer, patterns in groups.items()),
-                  key=lambda group: group[0][0].startswith("*"))
-
-
-# What the scripts ask the command itself: the IDs of the cluster named on the line (under a short
-# deadline, silent on failure) and a command's field names.
-ASK = "__complete"
-# The options a completion passes on when it asks the cluster: which one, and how to reach it.
-TARGET_OPTIONS = ("--host", "--port", "--url", "--context", "--config", "--api-key", "--ca-cert")
-
-
-def bash_completion(shared, commands, summaries):
-    valued, cases = _completion_cases(shared, commands)
-    asked = 'COMPREPLY=($(compgen -W "$("${prog[@]}" "${target[@]}" %s %%s 2>/dev/null)" -- "$cur"))' % ASK
-    answers = {"choices": 'COMPREPLY=($(compgen -W "%s" -- "$cur"))', "files": 'COMPREPLY=($(compgen -f -- "$cur"))',
-               "contexts": 'COMPREPLY=($(compgen -W "$("${prog[@]}" "${config[@]}" %s)" -- "$cur"))'
-                           % CONTEXT_NAMES,
-               "nodes": asked % "nodes", "shards": asked % "shards",
-               "fields": 'COMPREPLY=($(compgen -W "$("${prog[@]}" %s fields "$command" 2>/dev/null)" -- "$cur"))'
-                         % ASK,
-               "text": "COMPREPLY=()"}
-    lines = ["# bash completion for %s (and python %s), made by '%s completion bash'"
-             % (" and ".join(COMPLETED_NAMES), COMPLETED_NAMES[1], PROG),
-             "_jadevectordb_cluster() {",
-             '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" command="" i base=1',
-             '    if [[ "${COMP_WORDS[0]##*/}" == python* ]]; then  # python cluster_cli.py ...: ours from word 2',
-             '        if (( COMP_CWORD < 2 )) || [[ "${COMP_WORDS[1]##*/}" != %s ]]; then' % COMPLETED_NAMES[1],
-             "            compopt -o default 2>/dev/null; COMPREPLY=(); return  # python's own: file names",
-             "        fi",
-             "        base=2",
-             "    fi",
-             '    local prog=("${COMP_WORDS[@]:0:base}")',
-             '    prog=("${prog[@]/#\\~/$HOME}")',
-             '    local valued=" %s "' % " ".join(valued),
-             "    for ((i = base; i < COMP_CWORD; i++)); do  # the command: the first word not an option or its value",
-             '        if [[ "$valued" == *" ${COMP_WORDS[i]} "* ]]; then ((i++)); continue; fi',
-             '        if [[ "${COMP_WORDS[i]}" != -* ]]; then command="${COMP_WORDS[i]}"; break; fi',
-             "    done",
-             "    local config=() target=()  # the cluster named on the line: the names and IDs offered are its",
-             "    for ((i = base; i < COMP_CWORD - 1; i++)); do",
-             '        case "${COMP_WORDS[i]}" in',
-             '            --config) config=(--config "${COMP_WORDS[i+1]/#\\~/$HOME}") ;;&',
-             '            %s) target+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]/#\\~/$HOME}") ;;'
-             % "|".join(TARGET_OPTIONS),
-             "        esac",
-             "    done",
-             '    [[ " ${COMP_WORDS[*]:base:COMP_CWORD-base} " == *" --insecure "* ]] && target+=(--insecure)',
-             '    case "$command $prev" in',
-             '        "contexts use") %s; return ;;' % answers["contexts"]]
-    for patterns, answer in _grouped(cases, answers):
-        lines.append("        %s) %s; return ;;" % (" | ".join(patterns), answer))
-    lines += ["    esac", '    if [[ -z "$command" ]]; then',
-              '        if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "%s" -- "$cur"))' %
-              " ".join(o for a in shared for o in a.option_strings),
-              '        else COMPREPLY=($(compgen -W "%s" -- "$cur")); fi' % " ".join(commands),
-              "        return", "    fi", '    case "$command" in']
-    for cmd_name, actions in commands.items():
-        own = " ".join(o for a in actions + shared for o in a.option_strings)
-        positional = [" ".join(a.choices) for a in actions if not a.option_strings and a.choices]
-        choices = " ".join(positional + [own])
-        lines.append('        %s) COMPREPLY=($(compgen -W "%s" -- "$cur")) ;;' % (cmd_name, choices))
-    lines += ["    esac", "}", "complete -F _jadevectordb_cluster %s python python3" % " ".join(COMPLETED_NAMES)]
-    return "\n".join(lines) + "\n"
-
-
-def zsh_completion(shared, commands, summaries):
-    valued, cases = _completion_cases(shared, commands)
-    asked = 'compadd -- ${(f)"$($prog $target %s %%s 2>/dev/null)"}' % ASK
-    answers = {"choices": "compadd -- %s", "files": "_files",
-               "contexts": 'compadd -- ${(f)"$($prog $config %s)"}' % CONTEXT_NAMES,
-               "nodes": asked % "nodes", "shards": asked % "shards",
-               "fields": 'compadd -- ${(f)"$($prog %s fields $command 2>/dev/null)"}' % ASK,
-               "text": "_message 'value'"}
-    described = " ".join("'%s:%s'" % (name, summaries[name].replace("'", "'\\''").replace(":", "\\:"))
-                         for name in commands)
-    lines = ["#compdef %s python python3" % " ".join(COMPLETED_NAMES),
-             "# zsh completion for %s (and python %s), made by '%s completion zsh'"
-             % (" and ".join(COMPLETED_NAMES), COMPLETED_NAMES[1], PROG),
-             "_jadevectordb_cluster() {",
-             '    local cur="${words[CURRENT]}" prev="${words[CURRENT-1]}" command="" i base=1',
-             "    if [[ ${words[1]:t} == python* ]]; then  # python cluster_cli.py ...: ours from word 3",
-             "        if (( CURRENT < 3 )) || [[ ${words[2]:t} != %s ]]; then _files; return; fi" % COMPLETED_NAMES[1],
-             "        base=2",
-             "    fi",
-             "    local -a valued commands prog config target",
-             "    prog=(${words[1,base]/#\\~/$HOME})",
-             "    valued=(%s)" % " ".join(valued),
-             "    commands=(%s)" % described,
-             "    for ((i = base + 1; i < CURRENT; i++)); do",
-             "        if (( ${valued[(Ie)${words[i]}]} )); then ((i++)); continue; fi",
-             '        if [[ "${words[i]}" != -* ]]; then command="${words[i]}"; break; fi',
-             "    done",
-             "    for ((i = base + 1; i < CURRENT - 1; i++)); do  # the cluster named on the line",
-             '        case "${words[i]}" in',
-             '            (--config) config=(--config "${words[i+1]/#\\~/$HOME}") ;|',
-             '            (%s) target+=("${words[i]}" "${words[i+1]/#\\~/$HOME}") ;;' % "|".join(TARGET_OPTIONS),
-             "            (--insecure) target+=(--insecure) ;;",
-             "        esac",
-             "    done",
-             '    case "$command $prev" in',
-             '        ("contexts use") %s; return ;;' % answers["contexts"]]
-    for patterns, answer in _grouped(cases, answers):
-        lines.append("        (%s) %s; return ;;" % ("|".join(patterns).replace(" | ", "|"), answer))
-    lines += ["    esac", '    if [[ -z "$command" && "$cur" != -* ]]; then',
-              "        _describe command commands", "        return", "    fi", '    case "$command" in',
-              '        ("") compadd -- %s ;;' % " ".join(o for a in shared for o in a.option_strings)]
-    for cmd_name, actions in commands.items():
-        own = " ".join(o for a in actions + shared for o in a.option_strings)
-        positional = "".join("compadd -- %s; " % " ".join(a.choices) for a in actions
-                             if not a.option_strings and a.choices)
-        lines.append("        (%s) %scompadd -- %s ;;" % (cmd_name, positional, own))
-    lines += ["    esac", "}",
-              'if [[ "$funcstack[1]" == "_jadevectordb_cluster" ]]; then _jadevectordb_cluster "$@"; '
-              "else compdef _jadevectordb_cluster %s python python3; fi" % " ".join(COMPLETED_NAMES)]
-    return "\n".join(lines) + "\n"
-
-
-def fish_completion(shared, commands, summaries):
-    valued, _ = _completion_cases(shared, commands)
-
-    def quoted(text):
-        return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
-
-    def complete_line(action, condition, cmd_name=""):
-        parts = ["complete -c $name"] + (["-n %s" % quoted(condition)] if condition else [])
-        for flag in action.option_strings:
-            parts.append(("-l %s" if flag.startswith("--") else "-s %s") % flag.lstrip("-"))
-        kind = _value_kind(action, cmd_name) if action.option_strings else "choices"  # a word: its choices
-        parts += [{"choices": "-x -a %s" % quoted(" ".join(map(str, action.choices or ()))), "files": "-r -F",
-                   "text": "-x", "contexts": "-x -a '(__jadevectordb_cluster_contexts)'",
-                   "fields": "-x -a '(__jadevectordb_cluster_ask fields %s)'" % cmd_name}.get(
-                       kind, "-x -a '(__jadevectordb_cluster_ask %s)'" % kind)] if kind else []  # nodes, shards
-        summary = (action.help or "").split(" (")[0].split("; ")[0]
-        if len(summary) > 60:  # fish shows it beside the value: whole words, then an ellipsis
-            summary = summary[:59].rsplit(" ", 1)[0].rstrip(",:") + "…"
-        return " ".join(parts + ["-d %s" % quoted(summary)]) if summary else " ".join(parts)
-
-    lines = ["# fish completion for %s, made by '%s completion fish'" % (" and ".join(COMPLETED_NAMES), PROG),
-             "function __jadevectordb_cluster_contexts  # with the --config FILE typed on the line, if one was",
-             "    set -l words (commandline -opc)",
-             "    set -l config",
-             "    set -l at (contains -i -- --config $words); and test $at -lt (count $words)",
-             "    and set config --config (string replace -r '^~' $HOME -- $words[(math $at + 1)])",
-             "    $words[1] $config %s" % CONTEXT_NAMES,
-             "end",
-             "function __jadevectordb_cluster_ask  # the cluster named on the line, asked for IDs or field names",
-             "    set -l words (commandline -opc)",
-             "    set -l target",
-             "    set -l i 2",
-             "    while test $i -lt (count $words)",
-             "        switch $words[$i]",
-             "            case %s" % " ".join(TARGET_OPTIONS),
-             "                set target $target $words[$i] (string replace -r '^~' $HOME -- $words[(math $i + 1)])",
-             "                set i (math $i + 1)",
-             "            case --insecure",
-             "                set target $target --insecure",
-             "        end",
-             "        set i (math $i + 1)",
-             "    end",
-             "    $words[1] $target %s $argv 2>/dev/null" % ASK,
-             "end",
-             "function __jadevectordb_cluster_needs_command  # no command yet: values of options are not one",
-             "    set -l words (commandline -opc)",
-             "    set -l skip 0",
-             "    for word in $words[2..-1]",
-             "        if test $skip = 1",
-             "            set skip 0",
-             "        else if contains -- $word %s" % " ".join(valued),
-             "            set skip 1",
-             "        else if not string match -q -- '-*' $word",
-             "            return 1",
-             "        end",
-             "    end",
-             "    return 0",
-             "end",
-             "for name in %s" % " ".join(COMPLETED_NAMES), "    complete -c $name -f"]
-    lines += ["    complete -c $name -n __jadevectordb_cluster_needs_command -a %s -d %s"
-              % (cmd_name, quoted(summaries[cmd_name])) for cmd_name in commands]
-    lines += ["    " + complete_line(action, "") for action in shared]
-    for cmd_name, actions in commands.items():
-        lines += ["    " + complete_line(action, "__fish_seen_subcommand_from %s" % cmd_name + (
-            "" if action.option_strings else "; and not __fish_seen_subcommand_from %s" % " ".join(action.choices)),
-            cmd_name) for action in actions]
-    lines += ["    complete -c $name -n '__fish_seen_subcommand_from contexts; and __fish_seen_subcommand_from use' "
-              "-x -a '(__jadevectordb_cluster_contexts)'", "end"]
-    return "\n".join(lines) + "\n"
-
-
-def completion_words(before, asked):
-    kind = asked[0] if asked else ""
-    if kind == "fields" and len(asked) > 1 and asked[1] in COMMANDS and COMMANDS[asked[1]].view:
-        spec = VIEWS[COMMANDS[asked[1]].view]
+def completion_words(words):
+    # The words to offer for the last of `words` (what was typed after the command's name).
+    parser = build_parser()
+    before, current = words[:-1], (words or [""])[-1]
+    at = command_word(before)
+    name = before[at] if at is not None else ""
+    sub = parser.subparsers.get(name, parser)
+    option_of = {flag: action for action in sub._actions + parser._actions for flag in action.option_strings}
+    typed, skip = [], False  # the command's words that are neither options nor their values
+    for word in before[at + 1 if name else len(before):]:
+        if skip or word.startswith("-"):
+            skip = not skip and word in option_of and option_of[word].nargs != 0
+        else:
+            typed.append(word)
+    kind = _value_kind(option_of[before[-1]], name) if before and before[-1] in option_of else ""
+    kind = "contexts" if name == "contexts" and typed == ["use"] else kind
+    if kind in ("choices", "files"):
+        return [FILES] if kind == "files" else [str(choice) for choice in option_of[before[-1]].choices]
+    if kind == "fields" and name and COMMANDS[name].view:
+        spec = VIEWS[COMMANDS[name].view]
         listed = VIEWS[spec.items[1]] if spec.items and not spec.fields else spec
         return list(listed.fields or [column.key for column in listed.columns])
-    if kind not in ("nodes", "shards"):
+    given = {}  # the options that name the cluster, as typed on the line
+    for flag, value in zip(before, before[1:] + [""]):
+        if flag in TARGET_OPTIONS:
+            given[flag] = os.path.expanduser(value)
+    if kind == "contexts":
+        return list(read_config(*config_path(given.get("--config")), timeout=2.0).contexts)
+    if kind in ("nodes", "shards"):
+        picked = [word for flag, value in given.items() for word in (flag, value)[:1 if flag == "--insecure" else 2]]
+        args = build_parser(picked + ["health"]).parse_args(picked + ["health"])
+        chosen = chosen_context(read_config(*config_path(args.config), timeout=2.0), args.context)
+        settings = client_settings(resolve(setting_sources(flag_source(args), chosen, environment_source(os.environ))))
+        settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
+        with ClusterCLI(**settings) as client:
+            found = client.list_nodes() if kind == "nodes" else client.list_shards()
+        ids = sorted(fmt_text(field(item, kind[:-1] + "_id")) for item in found)
+        return [word for word in ids if word.isprintable() and not word.startswith("-")]
+    if kind:
         return []
-    args = build_parser(before + ["health"]).parse_args(before + ["health"])
-    config = read_config(*config_path(args.config), timeout=2.0)
-    chosen = chosen_context(config, args.context)
-    settings = client_settings(resolve(setting_sources(flag_source(args), chosen, environment_source(os.environ))))
-    settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
-    with ClusterCLI(**settings) as client:
-        if kind == "nodes":
-            return sorted(fmt_text(field(node, "node_id")) for node in client.list_nodes())
-        return sorted(fmt_text(field(shard, "shard_id")) for shard in client.list_shards())
+    if not name and not current.startswith("-"):
+        return [described(command, COMMANDS[command].handler.__doc__) for command in COMMANDS]
+    choices = [action.choices for action in sub._actions if not action.option_strings and action.choices]
+    if choices and not typed and not current.startswith("-"):
+        return list(choices[0])
+    return [described(flag, action.help) for action in sub._actions for flag in action.option_strings]
 
 
-def complete_words(before, asked):
-    # Print what a completion script asks for, one a line: 'fields COMMAND' (the names --columns and
-    # --sort-by take), or 'nodes' and 'shards' (the IDs of the cluster named by the options before),
-    # asked within 2 seconds, once. Nothing on failure, and exit 0: a shell shows no error while
-    # the operator types.
+def complete_words(words):
+    # Print what a completion script asks for, one a line, within 2 seconds and once. Nothing on
+    # failure, and exit 0: a shell shows no error while the operator types.
     import contextlib
     import io
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # a context's warning is no completion
-            offered = completion_words(before, asked)
+            offered = completion_words(words)
     except (ClusterError, SystemExit, OSError, ValueError):
         offered = []
-    write("".join(word + "\n" for word in offered if word and not word.startswith("-") and word.isprintable()))
+    current = (words or [""])[-1]
+    write("".join(word + "\n" for word in offered if word.startswith(current) or word == FILES))
     return EXIT_OK
+
+
+# The scripts: each hands the words typed to the command (ASK) and offers what it prints.
+COMPLETION_SCRIPTS = {
+    "bash": r"""# bash completion for jadevectordb-cluster and cluster_cli.py, made by '@PROG@ completion bash'
+_jadevectordb_cluster() {
+    local base=1 word
+    if [[ "${COMP_WORDS[0]##*/}" == python* ]]; then  # python cluster_cli.py ...: ours from word 2
+        if (( COMP_CWORD < 2 )) || [[ "${COMP_WORDS[1]##*/}" != cluster_cli.py ]]; then
+            compopt -o default 2>/dev/null; COMPREPLY=(); return  # python's own: file names
+        fi
+        base=2
+    fi
+    local prog=("${COMP_WORDS[@]:0:base}")
+    COMPREPLY=()
+    while IFS= read -r word; do COMPREPLY+=("${word%%$'\t'*}"); done < <(
+        "${prog[@]/#\~/$HOME}" __complete "${COMP_WORDS[@]:base:COMP_CWORD-base+1}" 2>/dev/null)
+    if [[ "${COMPREPLY[*]}" == :files ]]; then COMPREPLY=($(compgen -f -- "${COMP_WORDS[COMP_CWORD]}")); fi
+}
+complete -F _jadevectordb_cluster jadevectordb-cluster cluster_cli.py python python3
+""",
+    "zsh": r"""#compdef jadevectordb-cluster cluster_cli.py python python3
+# zsh completion for jadevectordb-cluster and cluster_cli.py, made by '@PROG@ completion zsh'
+_jadevectordb_cluster() {
+    local base=1
+    if [[ ${words[1]:t} == python* ]]; then  # python cluster_cli.py ...: ours from word 3
+        if (( CURRENT < 3 )) || [[ ${words[2]:t} != cluster_cli.py ]]; then _files; return; fi
+        base=2
+    fi
+    local -a prog offered
+    prog=(${words[1,base]/#\~/$HOME})
+    offered=(${(f)"$($prog __complete "${(@Q)words[base+1,CURRENT]}" 2>/dev/null)"})
+    if [[ "$offered" == :files ]]; then _files; return; fi
+    offered=("${(@)${(@)offered//:/\\:}//$'\t'/:}")  # word:summary, as _describe takes them
+    _describe value offered
+}
+if [[ "$funcstack[1]" == "_jadevectordb_cluster" ]]; then _jadevectordb_cluster "$@"
+else compdef _jadevectordb_cluster jadevectordb-cluster cluster_cli.py python python3; fi
+""",
+    "fish": r"""# fish completion for jadevectordb-cluster and cluster_cli.py, made by '@PROG@ completion fish'
+function __jadevectordb_cluster_complete
+    set -l words (commandline -opc)
+    set -l offered ($words[1] __complete $words[2..-1] (commandline -ct) 2>/dev/null)
+    if test "$offered" = :files
+        __fish_complete_path (commandline -ct)
+    else
+        string join \n -- $offered
+    end
+end
+for name in jadevectordb-cluster cluster_cli.py
+    complete -c $name -f -a '(__jadevectordb_cluster_complete)'
+end
+"""}
 
 
 @command("completion", option("shell", choices=SHELLS, help="the shell to complete in"), local=True)
 def cmd_completion(client, args):
-    """Print a completion script for bash, zsh or fish, made from this command's own options.
+    """Print a completion script for bash, zsh or fish; on TAB it asks this command what to offer.
 
     bash: source <(cluster_cli.py completion bash)    (in ~/.bashrc to keep it)
     zsh:  source <(cluster_cli.py completion zsh)     (after compinit, in ~/.zshrc)
     fish: cluster_cli.py completion fish > ~/.config/fish/completions/jadevectordb-cluster.fish
-    It completes commands, options, their choices (formats, strategies, statuses) and context names.
+    It completes commands, options, their choices (formats, strategies, statuses), context names,
+    the field names of --columns and --sort-by, and the IDs of the cluster named on the line.
     """
-    parser = build_parser()
-    shared = [a for a in parser._actions if a.option_strings]
-    shared_names = {o for a in shared for o in a.option_strings}
-    commands = {name: [a for a in sub._actions if (a.option_strings and a.option_strings[0] not in shared_names)
-                       or (not a.option_strings and a.choices)]
-                for name, sub in parser.subparsers.items()}
-    summaries = {name: COMMANDS[name].handler.__doc__.strip().splitlines()[0].rstrip(".") for name in commands}
-    return {"bash": bash_completion, "zsh": zsh_completion, "fish": fish_completion}[args.shell](
-        shared, commands, summaries)
+    return COMPLETION_SCRIPTS[args.shell].replace("@PROG@", PROG)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -7585,6 +7456,8 @@ def as_help(argv):
 
 def run_command_line(argv):
     # Parse argv and run the command: the one place errors become a line on stderr and an exit code.
+    if argv[:1] == [ASK]:
+        return complete_words(argv[1:])
     joined = []  # "--sort-by -vector_count": argparse would take the descending field for an option
     for token in argv:
         if joined and joined[-1] == "--sort-by" and token[:1] == "-" and token[1:2] not in ("", "-"):
@@ -7593,8 +7466,6 @@ def run_command_line(argv):
             joined.append(token)
     argv = as_help(joined)
     at = command_word(argv)
-    if at is not None and argv[at] == ASK:
-        return complete_words(argv[:at], argv[at + 1:])
     args = None
     try:
         args = build_parser(argv).parse_args(argv)

@@ -244,3 +244,17 @@ def test_fish_completes_after_host_and_port_and_offers_ids_and_fields(installed,
         "node-master-001", "node-worker-001", "node-worker-002"]
     assert complete("jadevectordb-cluster nodes --sort-by cpu") == ["cpu_usage"]
     assert complete("jadevectordb-cluster contexts use ") == ["prod", "staging"]
+
+
+def test_each_tab_asks_the_command_which_answers_words_with_their_summaries(cli):
+    """The protocol the three scripts share: the words after the command's name, the last being completed."""
+    def asked(*words):
+        run = cli("__complete", *words, target=False)
+        assert (run.code, run.err) == (0, "")
+        return run.out.splitlines()
+
+    assert asked("migrate-sh") == ["migrate-shard\tMove a shard's primary copy to another node"]
+    assert asked("status", "--ch") == ["--check\texit 4 unless the cluster is HEALTHY"]
+    assert asked("--port", "1", "rebalance", "--plan", "") == [":files"]   # the shell's own file names
+    assert asked("operations", "") == ["list", "show", "throttle", "stop"]
+    assert asked("add-node", "--address", "") == []                        # free text: nothing to offer
