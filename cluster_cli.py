@@ -2486,7 +2486,7 @@ class _Transport:
 
     @contextmanager
     def captured(self):
-        # Keep the bodies of the answers in this block, as they came (--raw).
+        # Keep the answers in this block as they came, (status, body) (--raw, bundle).
         self._local.bodies = []
         try:
             yield self._local.bodies
@@ -2525,8 +2525,8 @@ class _Transport:
                 attempt += 1
                 continue
             captured = getattr(self._local, "bodies", None)
-            if captured is not None:  # --raw: the body as it came
-                captured.append(content)
+            if captured is not None:  # --raw and bundle: the status and the body as it came
+                captured.append((status, content))
             body = [content]  # decode() empties it: the bytes go as soon as they are text
             del content, response
             try:
@@ -3340,14 +3340,21 @@ class Spoken:
 
     def keep_secret(self, *secrets):
         # Keep these secrets out of everything written, in every form a format may give them: as they are,
-        # JSON-escaped (json, ndjson, --raw), with CSV's quotes doubled, TSV's backslashes and percent-encoded.
+        # JSON-escaped (json, ndjson, --raw), with CSV's quotes doubled, TSV's backslashes, percent-encoded,
+        # and in hex and base64 (a server may echo a header).
         forms = set()
         for secret in secrets:
             if secret:
                 import json
                 from urllib.parse import quote
+                import base64
+                raw = secret.encode("utf-8", "surrogateescape")
                 forms |= {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
-                          secret.replace('"', '""'), secret.replace("\\", "\\\\"), quote(secret, safe="")}
+                          secret.replace('"', '""'), secret.replace("\\", "\\\\"), quote(secret, safe=""),
+                          raw.hex()}
+                for shift in range(3):  # base64 wherever the key starts: what no padding byte touches
+                    coded = base64.b64encode(bytes(shift) + raw).decode()[4 if shift else 0:-4]
+                    forms |= {coded} if len(coded) > 5 else set()
         self.secrets = tuple(sorted(set(self.secrets) | forms, key=len, reverse=True))
 
 
@@ -3568,12 +3575,13 @@ def check_links_are_ours(path):
 
 
 @contextmanager
-def written_to(path):
+def written_to(path, mode=None):
     """stdout into FILE. A regular file (or none yet) is replaced atomically: a temporary file is
     created beside it, exclusively and under an unpredictable name (so never through a planted
     symlink), written, synced, given the file's mode (and owner, as root), then renamed over it; a
     reader never sees half of it, and on any failure FILE is left as it was. A symlink is followed
-    to the file it names. Anything else, a device, a FIFO or /dev/stdout, is written in place."""
+    to the file it names. Anything else, a device, a FIFO or /dev/stdout, is written in place.
+    `mode`, if given, is the new file's mode instead."""
     if path is None:
         yield
         return
@@ -3605,6 +3613,8 @@ def written_to(path):
                 mask = os.umask(0)
                 os.umask(mask)
                 os.fchmod(descriptor, 0o666 & ~mask)  # what the shell's > would have made
+            if mode is not None:
+                os.fchmod(descriptor, mode)
         with output_stream(path, stream, synced=temporary is not None):
             yield
         if temporary is not None:
@@ -3796,6 +3806,18 @@ def labelled(label, key, width=0, fmt=None):
     return Field(label, key, fmt or TEMPLATE_FORMATS[kind], width, kind == "status")
 
 
+def title_of(key):
+    # A field's title: its words capitalized, abbreviations in capitals (node_id: Node ID).
+    return " ".join(word.upper() if word in ("id", "cpu", "ms", "api", "url", "pid", "http") else word.capitalize()
+                    for word in key.split("_"))
+
+
+def shown_as(spec):
+    # Fields from 'key, key:Label, ...': each under its label, else its key's title.
+    return tuple(labelled(label or title_of(key), key) for key, _, label in
+                 (entry.partition(":") for entry in spec.split(", ")))
+
+
 _PLACEHOLDER = r"\{([\w.]+)(?::(\w+))?\}"
 _OPTIONAL = r"\[([^\[\]]*)\]"
 
@@ -3958,14 +3980,11 @@ def itself(obj):
 
 STATUS = labelled("Status", "status")
 NODE_ID, SHARD_ID = labelled("Node ID", "node_id"), labelled("Shard ID", "shard_id")
-FROM_TO = (labelled("From", "source_node"), labelled("To", "target_node"))
 USAGE_ROWS = tuple(labelled(label + " Usage", key) for label, key in USAGE_FIELDS)
 USAGE_COLUMNS = tuple(labelled(label, key) for label, key in USAGE_FIELDS)
 # What a server adds (its cluster's name) comes after the specification's rows, which stay where it shows them.
-STATUS_ROWS = (labelled("Master Node", "master_node"),
-               labelled("Total Nodes", "total_nodes"), labelled("Active Nodes", "active_nodes"),
-               labelled("Total Shards", "total_shards"), STATUS, labelled("Replication Factor", "replication_factor"),
-               labelled("Cluster", "cluster_name"))
+STATUS_ROWS = shown_as("master_node, total_nodes, active_nodes, total_shards, status, replication_factor, "
+                       "cluster_name:Cluster")
 
 
 # Least widths reproduce the specification's grids exactly.
@@ -3976,47 +3995,30 @@ NODE_COLUMNS = (labelled("Node ID", "node_id", 16), labelled("Role", "role", 7),
 SHARD_COLUMNS = (labelled("Shard ID", "shard_id", 8), labelled("Primary Node", "primary_node", 15),
                  labelled("Replicas", "replicas", 11), labelled("Vector Count", "vector_count", 14),
                  labelled("Status", "status", 8))
-NODE_ROWS = (NODE_ID, labelled("Role", "role"), labelled("Address", "address"), STATUS,
-             labelled("Shards", "shard_count")) + USAGE_ROWS + (
-             labelled("Uptime", "uptime_seconds"), labelled("Last Heartbeat", "last_heartbeat"))
-CHECK_COLUMNS = (labelled("Check", "name"), STATUS, labelled("Detail", "detail"))
-SHARD_ROWS = (SHARD_ID, labelled("Database", "database_id"),
-              labelled("Primary Node", "primary_node"), labelled("Replica Nodes", "replica_nodes"),
-              labelled("Replicas", "replicas"), labelled("Vector Count", "vector_count"),
-              labelled("Size", "size_bytes"), STATUS)
-MIGRATION_ROWS = (labelled("Migration ID", "migration_id"), SHARD_ID,
-                  labelled("Strategy", "strategy"), *FROM_TO,
-                  STATUS, labelled("Phase", "phase"), labelled("Progress", "progress"),
-                  labelled("Transferred", "transferred_vectors"), labelled("Total Vectors", "total_vectors"),
-                  labelled("Started", "started_at"), labelled("Finished", "finished_at"), labelled("Error", "error"))
-MIGRATION_COLUMNS = (labelled("Migration ID", "migration_id"), labelled("Strategy", "strategy"),
-                     *FROM_TO, STATUS,
-                     labelled("Progress", "progress"), labelled("Vectors", "vectors"))
-MIGRATION_DETAIL_ROWS = (labelled("Phase", "phase"), labelled("Started", "started_at"),
-                         labelled("Finished", "finished_at"), labelled("Error", "error"))
-METRIC_ROWS = USAGE_ROWS + (labelled("Queries", "queries_per_second"),
-                            labelled("Avg Query Latency", "avg_query_latency_ms"),
-                            labelled("P99 Query Latency", "p99_query_latency_ms"),
-                            labelled("Total Vectors", "total_vectors"))
+NODE_ROWS = shown_as("node_id, role, address, status, shard_count:Shards") + USAGE_ROWS + shown_as(
+    "uptime_seconds:Uptime, last_heartbeat")
+CHECK_COLUMNS = shown_as("name:Check, status, detail")
+SHARD_ROWS = shown_as("shard_id, database_id:Database, primary_node, replica_nodes, replicas, vector_count, "
+                      "size_bytes:Size, status")
+MIGRATION_ROWS = shown_as("migration_id, shard_id, strategy, source_node:From, target_node:To, status, phase, "
+                          "progress, transferred_vectors:Transferred, total_vectors, started_at:Started, "
+                          "finished_at:Finished, error")
+MIGRATION_COLUMNS = shown_as("migration_id, strategy, source_node:From, target_node:To, status, progress, vectors")
+MIGRATION_DETAIL_ROWS = shown_as("phase, started_at:Started, finished_at:Finished, error")
+METRIC_ROWS = USAGE_ROWS + shown_as("queries_per_second:Queries, avg_query_latency_ms:Avg Query Latency, "
+                                    "p99_query_latency_ms:P99 Query Latency, total_vectors")
 NODE_METRIC_COLUMNS = (NODE_ID,) + USAGE_COLUMNS
-DIAG_NODE_COLUMNS = (NODE_ID, labelled("Role", "role"), STATUS) + USAGE_COLUMNS + (
-                     labelled("Checks", "checks_summary"),)
-TOPOLOGY_ROWS = (labelled("Master Node", "master_node"), labelled("Nodes", "nodes"))
-DISTRIBUTION_COLUMNS = (NODE_ID, labelled("Shards", "shard_count"))
-REPLICATION_ROWS = (labelled("Replication Factor", "replication_factor"),
-                    labelled("Under-replicated Shards", "under_replicated_shards"))
-ERROR_COLUMNS = (labelled("Time", "timestamp"), labelled("Node", "node_id"), labelled("Severity", "severity"),
-                 labelled("Message", "message"))
-PLAN_CHECK_COLUMNS = (labelled("Check", "name"), labelled("Result", "result"), labelled("Detail", "detail"))
-MIGRATION_PLAN_ROWS = (SHARD_ID, *FROM_TO, labelled("Strategy", "strategy"),
-                       labelled("Vectors To Move", "vectors_to_move"), labelled("Bytes To Move", "bytes_to_move"),
-                       labelled("Would Succeed", "would_succeed"))
-REMOVAL_PLAN_ROWS = (NODE_ID, labelled("Primary Shards", "primary_shards"),
-                     labelled("Replica Shards", "replica_shards"),
-                     labelled("Shards To Redistribute", "shards_to_redistribute"),
-                     labelled("Under-replicated After", "under_replicated_after"),
-                     labelled("Would Succeed", "would_succeed"))
-HEALTH_ROWS = (STATUS, labelled("Version", "version"))
+DIAG_NODE_COLUMNS = shown_as("node_id, role, status") + USAGE_COLUMNS + shown_as("checks_summary:Checks")
+TOPOLOGY_ROWS = shown_as("master_node, nodes")
+DISTRIBUTION_COLUMNS = shown_as("node_id, shard_count:Shards")
+REPLICATION_ROWS = shown_as("replication_factor, under_replicated_shards:Under-replicated Shards")
+ERROR_COLUMNS = shown_as("timestamp:Time, node_id:Node, severity, message")
+PLAN_CHECK_COLUMNS = shown_as("name:Check, result, detail")
+MIGRATION_PLAN_ROWS = shown_as("shard_id, source_node:From, target_node:To, strategy, vectors_to_move, "
+                               "bytes_to_move, would_succeed")
+REMOVAL_PLAN_ROWS = shown_as("node_id, primary_shards, replica_shards, shards_to_redistribute, "
+                             "under_replicated_after:Under-replicated After, would_succeed")
+HEALTH_ROWS = shown_as("status, version")
 
 
 def checks_summary(checks):
@@ -4251,11 +4253,9 @@ def move_report_summary(report):
                                       for key, _ in MOVE_RESULTS})
 
 
-MOVE_COLUMNS = (SHARD_ID, *FROM_TO,
-                labelled("Vectors", "vector_count"))
-MOVE_RESULT_COLUMNS = (SHARD_ID, *FROM_TO,
-                       labelled("Migration", "migration_id"), labelled("Result", "result"),
-                       labelled("Detail", "error"))
+MOVE_COLUMNS = shown_as("shard_id, source_node:From, target_node:To, vector_count:Vectors")
+MOVE_RESULT_COLUMNS = shown_as("shard_id, source_node:From, target_node:To, migration_id:Migration, result, "
+                               "error:Detail")
 PLAN_NODE_COLUMNS = (NODE_ID, labelled("Before", "before", fmt=fmt_count),
                      labelled("After", "after", fmt=fmt_count))
 def headed(word):
@@ -4270,10 +4270,8 @@ VIEWS["move-plan"] = View(
     sections=(Section("Moves", "grid", MOVE_COLUMNS, list_at("moves")),
               Section("Nodes", "grid", PLAN_NODE_COLUMNS, list_at("nodes")),
               Section("Vectors per node", "grid", PLAN_NODE_COLUMNS, list_at("vector_nodes"), empty=None),
-              Section("In Flight (counted where they go)", "grid", (
-                  SHARD_ID, *FROM_TO),
-                  list_at("in_flight"), empty=None),
-              Section("Skipped", "grid", (SHARD_ID, labelled("Reason", "reason")),
+              Section("In Flight (counted where they go)", "grid", MOVE_COLUMNS[:3], list_at("in_flight"), empty=None),
+              Section("Skipped", "grid", shown_as("shard_id, reason"),
                       list_at("skipped"), empty=None),
               Section("Left Out (only HEALTHY nodes take primaries)", "grid", (
                   NODE_ID, STATUS,
@@ -4294,33 +4292,27 @@ VIEWS["moves"] = View(columns=MOVE_COLUMNS)
 VIEWS["move-results"] = View(columns=MOVE_RESULT_COLUMNS)
 VIEWS["steered"] = View(sentence="{operation}: {said}", compact=("{operation} | {said}",))
 VIEWS["contexts"] = View(columns=(labelled("Current", "current", fmt=lambda value: "*" if value else ""),
-                                  labelled("Name", "name"), labelled("URL", "url"),
-                                  labelled("Protected", "protected"), labelled("Chosen By", "chosen_by")))
+                                  *shown_as("name, url, protected, chosen_by")))
 VIEWS["context"] = View(sentence="{name}", compact=("{name}",))
 VIEWS["context-used"] = View(sentence="Switched to context {name} (default_context in {path})",
                              compact=("{name}",))
 VIEWS["move-report"] = View(
     title="{title}[ on {sent_to}]", rows=tuple(labelled(label.title(), key + "_total", fmt=fmt_count)
                                                for key, label in MOVE_RESULTS) + (
-        labelled("Verified", "verified"), labelled("Operation", "operation"),
+        *shown_as("verified, operation"),
         labelled("Vectors Per Second", "vectors_per_second", fmt=lambda v: fmt_count(None if v is None else int(v))),
         labelled("Time Left", "seconds_left", fmt=fmt_duration)),
     sections=(Section("Moves", "grid", MOVE_RESULT_COLUMNS, list_at("moves")),),
     compact=(Lines(list_at("moves"), MOVE_RESULT_COLUMNS),),
     prepare=move_report_summary, items=(lambda report: move_report_summary(report)["moves"], "move-results"))
 VIEWS["operations"] = View(columns=(
-    labelled("Operation", "operation"), labelled("Kind", "kind"), NODE_ID,
-    labelled("State", "state"), labelled("Completed", "completed", fmt=fmt_count),
-    labelled("Moves", "moves", fmt=fmt_count), labelled("Started", "started_at"), labelled("Updated", "updated_at"),
-    labelled("PID", "pid"), labelled("URL", "url")))
+    *shown_as("operation, kind, node_id, state"), labelled("Completed", "completed", fmt=fmt_count),
+    labelled("Moves", "moves", fmt=fmt_count), *shown_as("started_at:Started, updated_at:Updated, pid, url")))
 EXPLAIN_NODE_COLUMNS = (NODE_ID, STATUS,
-                        labelled("Primaries", "primaries", fmt=fmt_count), labelled("Can Take", "can_take"),
-                        labelled("Why", "reason"))
+                        labelled("Primaries", "primaries", fmt=fmt_count), *shown_as("can_take, reason:Why"))
 VIEWS["explain"] = View(
-    title="Where {shard_id} can go", rows=(
-        SHARD_ID, STATUS, labelled("Primary", "primary_node"),
-        labelled("Replicas", "replica_nodes"), labelled("Movable", "movable"), labelled("Why", "reason"),
-        labelled("Planned Move", "planned")),
+    title="Where {shard_id} can go", rows=shown_as(
+        "shard_id, status, primary_node:Primary, replica_nodes:Replicas, movable, reason:Why, planned:Planned Move"),
     sections=(Section("Nodes", "grid", EXPLAIN_NODE_COLUMNS, list_at("nodes")),),
     compact=("{shard_id} | {status:status} | primary {primary_node} | planned: {planned}",
              Lines(list_at("nodes"), EXPLAIN_NODE_COLUMNS)),
@@ -4651,9 +4643,9 @@ def shaped(result, columns, sort_by, style):
     if columns:
         wanted = known("--columns", [c.strip() for c in columns.split(",") if c.strip()])
         items = [{name: field(item, name) for name in wanted} for item in items]
-        style = style._replace(columns=tuple(next((f for f in spec.columns if f.key == name), labelled(" ".join(
-            word.upper() if word in ("id", "cpu", "ms") else word.capitalize() for word in name.split("_")), name))
-                                             for name in wanted))  # a field the view has no column for, titled alike
+        style = style._replace(columns=tuple(next((f for f in spec.columns if f.key == name),
+                                                  labelled(title_of(name), name))  # one the view has not: titled
+                                             for name in wanted))
     return Result(items, result.view, result.warning), style
 
 
@@ -5738,10 +5730,11 @@ PLAN = (option("--dry-run", action="store_true", help="print the plan (--format 
 # request it sends when it is one ((method, path) of ENDPOINTS, the API prefix in front), the command
 # that shows whether that request was applied ({names} filled from the flags), the exit codes of its
 # own ({code: why}), and whether it runs without a cluster (on this machine's files only).
-Command = tuple_class("Command", "name handler options view changes sends check exits local")
+Command = tuple_class("Command", "name handler options view changes sends check exits local writes_output")
 
 
-def command(name, *options, view=None, changes=False, sends=None, check=None, exits=None, local=False):
+def command(name, *options, view=None, changes=False, sends=None, check=None, exits=None, local=False,
+            writes_output=False):
     # Declare the decorated function as the handler of command NAME, with what it takes and does.
     flat = tuple(given for entry in options for given in ((entry,) if isinstance(entry, Option) else entry))
     if view and not any(given.flags[0] == "--columns" for given in flat):  # every result can be shaped
@@ -5749,7 +5742,8 @@ def command(name, *options, view=None, changes=False, sends=None, check=None, ex
 
     def declare(handler):
         request = (ENDPOINTS[sends][0], DEFAULT_API_PREFIX + ENDPOINTS[sends][1]) if sends else None
-        COMMANDS[name] = Command(name, handler, flat, view, changes or bool(sends), request, check, exits or {}, local)
+        COMMANDS[name] = Command(name, handler, flat, view, changes or bool(sends), request, check, exits or {}, local,
+                                 writes_output)
         return handler
     return declare
 
@@ -6091,6 +6085,27 @@ def cmd_health(client, args):
     example: cluster_cli.py health --format compact
     """
     return Result(client.health())
+
+
+CONTRACT = "v1"  # the version of the cluster API (cluster-api.md) this CLI speaks, served under /api/v1
+VIEWS["version"] = View(fields=("client", "server", "api_prefix", "contract"), title="Version",
+                        rows=shown_as("client, server, api_prefix, contract"),
+                        compact=("client {client}[ | server {server}] | {api_prefix} | contract {contract}",))
+
+
+@command("version", view="version")
+def cmd_version(client, args):
+    """Show this CLI's version, the server's (from GET /health), the API prefix in use and the
+    cluster API contract this CLI speaks; --version prints this CLI's alone, asking nothing.
+
+    example: cluster_cli.py version --format json
+    """
+    found = {"client": __version__, "server": None, "api_prefix": client.api_prefix, "contract": CONTRACT}
+    try:
+        found["server"] = field(client.health(), "version")
+    except ClusterUnreachable as exc:
+        raise PartlyRead(exc.message).showing(found, "version") from None
+    return Result(found)
 
 
 def all_operations():
@@ -6680,6 +6695,14 @@ def health_reads(client):
     return reads
 
 
+def operations_of(client, reads):
+    # This machine's operations on the cluster read (all_operations()'s), when its status and nodes were read.
+    if isinstance(reads["cluster_status"], ClusterError) or isinstance(reads["list_nodes"], ClusterError):
+        return []
+    identity = client.identity(reads["list_nodes"], reads["cluster_status"])
+    return [found for found in all_operations() if found[0]["cluster"] == identity]
+
+
 def changes_since(report, before, path):
     # Return the report with only the indicators whose status, symptom or diagnoses differ from
     # those of `before` (a report saved with --format json), each with the status it `was`.
@@ -6722,10 +6745,8 @@ def report_summary(report):
 VIEWS["report"] = View(
     fields=("status", "cluster", "indicators"), title="Cluster Health Report[ of {cluster}]",
     rows=(STATUS,), prepare=report_summary, compact=("{status:status}{symptoms}",),
-    sections=(Section("Indicators", "grid", (labelled("Indicator", "indicator"), STATUS,
-                                             labelled("Symptom", "symptom")), list_at("indicator_rows")),
-              Section("Actions", "grid", (labelled("Action", "action"), labelled("Cause", "cause"),
-                                          labelled("Affected", "affected"), labelled("Diagnosis", "id")),
+    sections=(Section("Indicators", "grid", shown_as("indicator, status, symptom"), list_at("indicator_rows")),
+              Section("Actions", "grid", shown_as("action, cause, affected, id:Diagnosis"),
                       list_at("action_rows"))),
     samples=(Sample("jadevectordb_health_indicator_status", "The indicator's status: 0 GREEN, 1 UNKNOWN, 2 YELLOW, "
                     "3 RED", "level", (("indicator", "indicator"),),
@@ -6754,11 +6775,8 @@ def cmd_report(client, args):
     errors = [reads[name] for name in REPORT_READS if isinstance(reads[name], ClusterError)]
     if len(errors) == len(REPORT_READS):
         raise errors[0]
-    if not isinstance(reads["cluster_status"], ClusterError) and not isinstance(reads["list_nodes"], ClusterError):
-        identity = client.identity(reads["list_nodes"], reads["cluster_status"])
-        reads["operation"] = None
-        for state, _, _ in all_operations():  # the latest of this cluster's
-            reads["operation"] = state if state["cluster"] == identity else reads["operation"]
+    operations = operations_of(client, reads)
+    reads["operation"] = operations[-1][0] if operations else None
     report = judge(reads, PROG, args.max_affected)
     if before is not None:
         report = changes_since(report, before, args.since)
@@ -6901,8 +6919,7 @@ def doctor_checks(client, resolved):
     return results
 
 
-VIEWS["doctor"] = View(columns=(labelled("Check", "check"), labelled("Result", "result"),
-                                labelled("Master", "master"), labelled("Message", "message")))
+VIEWS["doctor"] = View(columns=shown_as("check, result, master, message"))
 
 
 @command("doctor", view="doctor", exits={1: "a check failed", 3: "no master answers"})
@@ -6927,6 +6944,186 @@ def cmd_doctor(client, args):
         error.answers = True
         raise error.showing(results, "doctor")
     return Result(results)
+
+
+# -- bundle: one archive for a support ticket ----------------------------------------------------
+
+DEFAULT_DEADLINE, DEFAULT_CONCURRENCY = 120.0, 8
+
+
+def quote_id(text):
+    # An ID as one file name: '/' and every byte a name should not hold %-encoded ('..' becomes '...json').
+    from urllib.parse import quote
+    return quote(text, safe="")
+
+
+def bundle_wanted(reads=None):
+    # [(artifact path, client method, its ID)]: every GET of the whole cluster; once those are in
+    # `reads`, each node's health and the status of each shard not HEALTHY (at most MIGRATIONS_READ).
+    if reads is None:
+        return [("api/%s.json" % REPORT_READS.get(name, name), name, ()) for name in ("health",) + tuple(REPORT_READS)]
+    wanted = []
+    for kind, method, unwanted, most in (("node", "node_health", None, None),
+                                         ("shard", "shard_status", "HEALTHY", MIGRATIONS_READ)):
+        found = reads.get("list_%ss" % kind)
+        ids = [fmt_text(field(item, kind + "_id")) for item in ([] if isinstance(found, ClusterError) else found)
+               if unwanted is None or field(item, "status") != unwanted]
+        wanted += [("api/%s/%s.json" % (method, quote_id(i)), method, (i,)) for i in ids[:most]]
+    return wanted
+
+
+def endpoint_of(client, method, ids):
+    route = ENDPOINTS[method][1].format(*ids)
+    return "GET " + (client.api_prefix + route if route.startswith("/cluster") else route)
+
+
+def collect(client, wanted, concurrency, deadline):
+    # Ask for each of `wanted`, `concurrency` at a time, each within --timeout and all before `deadline`
+    # (time.monotonic()): {method, or (method, ID): the answer or its ClusterError}, and for each a
+    # manifest entry with the body as it came.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item):
+        path, method, ids = item
+        started = time.monotonic()
+        with client._transport.captured() as bodies, client._transport.bounded(deadline):
+            try:
+                answer = getattr(client, method)(*ids)
+            except ClusterError as exc:
+                answer = exc
+        status, body = bodies[-1] if bodies else (getattr(answer, "status_code", None), b"")
+        failed = isinstance(answer, ClusterError)
+        entry = {"path": path, "endpoint": endpoint_of(client, method, ids),
+                 "status": "ok" if not failed else "timeout" if "no complete answer" in answer.message else "error",
+                 "http_status": status, "bytes": len(body), "seconds": round(time.monotonic() - started, 3),
+                 "error": str(answer) if failed else None}
+        return (method,) + ids if ids else method, answer, (entry, body)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        done = list(pool.map(one, wanted))
+    return {key: answer for key, answer, _ in done}, [collected for _, _, collected in done]
+
+
+def pseudonyms(hosts, texts):
+    # {host name or IP address: 'host-N'}: the names given and every IP address in the texts, numbered
+    # in sorted order, so one host has one pseudonym everywhere in the archive.
+    import ipaddress
+    found = {host for host in hosts if host}
+    for text in texts:
+        for candidate in re.findall(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
+                                    r"(?![\w:])", text):
+            try:
+                found.add(str(ipaddress.ip_address(candidate)) and candidate)
+            except ValueError:
+                pass  # a time (12:30:45) or a version
+    return {name: "host-%d" % n for n, name in enumerate(sorted(found), 1)}
+
+
+def without_addresses(text, names):
+    # The text with each name in `names` (longest first) replaced where it stands alone.
+    if not names:
+        return text
+    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.sub(r"(?<![\w.-])(%s)(?![\w-])" % pattern, lambda match: names[match.group(1)], text)
+
+
+def tar_gz(files):
+    # A .tar.gz of {path: text}, each file mode 0600 and dated now.
+    import io
+    import tarfile
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, text in files.items():
+            data = text.encode("utf-8", "surrogateescape")
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+VIEWS["bundle"] = View(columns=shown_as("path, endpoint, status, http_status:HTTP") + (
+    labelled("Bytes", "bytes", fmt=fmt_count), *shown_as("seconds, error")))
+
+
+VIEWS["bundle-list"] = View(columns=VIEWS["bundle"].columns[:2])
+
+
+@command("bundle", option("--list", action="store_true", help="print what would be collected, and send nothing"),
+         option("--redact-addresses", action="store_true", help="replace host names and IP addresses by host-1, "
+                "host-2, ... everywhere in the archive"),
+         option("--concurrency", type=_count_of_migrations, default=DEFAULT_CONCURRENCY, metavar="N",
+                help="the most requests at once (default %d)" % DEFAULT_CONCURRENCY),
+         option("--deadline", type=_seconds, default=DEFAULT_DEADLINE, metavar="SECONDS",
+                help="the most the whole collection may take (default %g); each request gets --timeout"
+                % DEFAULT_DEADLINE),
+         view="bundle", writes_output=True,
+         exits={4: "the archive is written, but part of the cluster could not be read",
+                3: "nothing could be read (the archive holds what failed, and the settings)"})
+def cmd_bundle(client, args):
+    """Collect one .tar.gz for a support ticket: every GET endpoint, each node's health, the status
+    of each shard not HEALTHY, the health report, this CLI's version and settings (secrets removed)
+    and this machine's journals of the cluster. Its MANIFEST.json lists each file with where it came
+    from and whether it was read ("ok", "error", "timeout"). The archive (--output FILE; by default
+    jadevectordb-bundle-CLUSTER-TIME.tar.gz here) is written whole or not at all, mode 0600; the
+    manifest is printed. The API key is in no file, in any form.
+
+    example: cluster_cli.py bundle
+             cluster_cli.py bundle --output ticket-4711.tar.gz --redact-addresses --timeout 5
+    """
+    if args.list:
+        listed = bundle_wanted() + [("api/node_health/NODE_ID.json", "node_health", ("NODE_ID",)),
+                                    ("api/shard_status/SHARD_ID.json", "shard_status", ("SHARD_ID",))]
+        return Result([{"path": path, "endpoint": endpoint_of(client, method, ids)} for path, method, ids in listed],
+                      "bundle-list")
+    deadline = time.monotonic() + args.deadline
+    reads, collected = collect(client, bundle_wanted(), args.concurrency, deadline)
+    more, collected_more = collect(client, bundle_wanted(reads), args.concurrency, deadline)
+    collected += collected_more
+    manifest = [entry for entry, _ in collected]
+    files = {entry["path"]: body.decode("utf-8", "replace") for entry, body in collected if body}
+    operations = operations_of(client, reads)
+    for state, _, records in operations:
+        files["journals/%s.jsonl" % quote_id(state["operation"] or "unnamed")] = "".join(
+            to_json(record) + "\n" for record in records)
+    missed = [entry for entry in manifest if entry["status"] != "ok"]
+    if len(missed) < len(manifest):
+        reads["migrations"] = {key[1]: answer for key, answer in more.items()
+                               if key[0] == "shard_status" and not isinstance(answer, ClusterError)}
+        reads["operation"] = operations[-1][0] if operations else None
+        files["report.json"] = to_json(judge(reads, PROG), 2)
+    files["cli.json"] = to_json({"cli_version": __version__, "python": sys.version.split()[0],
+                                 "platform": sys.platform, "api_prefix": client.api_prefix,
+                                 "api_key": "set (not shown)" if args.resolved.get("api_key") else None,
+                                 "settings": {k: v for k, v in args.resolved.items() if k != "api_key"},
+                                 "sources": args.resolved.sources}, 2)
+    files["MANIFEST.json"] = to_json(manifest, 2)
+    from urllib.parse import urlsplit
+    hosts = [urlsplit(url).hostname for url in client.base_urls]
+    names = {}
+    if args.redact_addresses:
+        nodes = reads["list_nodes"]
+        for node in [] if isinstance(nodes, ClusterError) else nodes:
+            hosts.append(fmt_text(field(node, "address")).rpartition(":")[0].strip("[]"))
+        names = pseudonyms(hosts, list(files.values()) + list(files))
+    named = field(reads["cluster_status"], "cluster_name") or hosts[0]
+    archive = args.archive or "jadevectordb-bundle-%s-%s.tar.gz" % (
+        re.sub(r"[^\w.-]", "_", without_addresses(fmt_text(named), names)), time.strftime("%Y%m%dT%H%M%SZ",
+                                                                                          time.gmtime()))
+    data = tar_gz({without_addresses(path, names): redact(without_addresses(text, names))
+                   for path, text in files.items()})
+    with written_to(archive, mode=0o600):
+        sys.stdout.buffer.write(data)
+    if is_tty(sys.stderr):  # said to a person; a script names the file with --output
+        note("wrote %s: %s, %s" % (archive, words(len(files), "file"), fmt_bytes(len(data))))
+    for entry in manifest:  # as the archive's manifest says it
+        for key in ("path", "endpoint", "error"):
+            entry[key] = entry[key] and redact(without_addresses(entry[key], names))
+    if len(missed) == len(manifest):
+        raise PartlyRead("nothing could be read: %s" % missed[0]["error"]).showing(manifest, "bundle")
+    if missed:
+        raise ConditionNotMet("%s not collected: %s" % (words(len(missed), "artifact"), "; ".join(
+            "%s %s" % (entry["path"], entry["status"]) for entry in missed))).showing(manifest, "bundle")
+    return Result(manifest)
 
 
 def use_context(config, name):
@@ -7027,6 +7224,22 @@ def _value_kind(action, cmd_name=""):
     return "choices" if action.choices else "text"
 
 
+def command_word(argv):
+    # Return where the command's name is in argv: the first word that is neither an option nor the
+    # value of one of the options every command takes.
+    valued = {flag for given in GLOBAL_OPTIONS for flag in given.flags
+              if given.settings.get("action") not in ("store_true", "store_false", "version", "help")}
+    skip = False
+    for index, token in enumerate(argv):
+        if skip:
+            skip = False
+        elif token.startswith("-"):
+            skip = token in valued
+        else:
+            return index
+    return None
+
+
 def described(word, text):
     # 'WORD<TAB>the first clause of its help', cut after whole words at 60 characters: what zsh and
     # fish show beside it (bash shows the word alone).
@@ -7036,22 +7249,22 @@ def described(word, text):
     return word + "\t" + summary if summary else word
 
 
-def completion_words(words):
+def completion_words(line):
     # The words to offer for the last of `words` (what was typed after the command's name).
     parser = build_parser()
-    before, current = words[:-1], (words or [""])[-1]
+    before, current = line[:-1], (line or [""])[-1]
     at = command_word(before)
     name = before[at] if at is not None else ""
     sub = parser.subparsers.get(name, parser)
     option_of = {flag: action for action in sub._actions + parser._actions for flag in action.option_strings}
-    typed, skip = [], False  # the command's words that are neither options nor their values
+    positional, skip = [], False  # the command's words that are neither options nor their values
     for word in before[at + 1 if name else len(before):]:
         if skip or word.startswith("-"):
             skip = not skip and word in option_of and option_of[word].nargs != 0
         else:
-            typed.append(word)
+            positional.append(word)
     kind = _value_kind(option_of[before[-1]], name) if before and before[-1] in option_of else ""
-    kind = "contexts" if name == "contexts" and typed == ["use"] else kind
+    kind = "contexts" if name == "contexts" and positional == ["use"] else kind
     if kind in ("choices", "files"):
         return [FILES] if kind == "files" else [str(choice) for choice in option_of[before[-1]].choices]
     if kind == "fields" and name and COMMANDS[name].view:
@@ -7065,8 +7278,8 @@ def completion_words(words):
     if kind == "contexts":
         return list(read_config(*config_path(given.get("--config")), timeout=2.0).contexts)
     if kind in ("nodes", "shards"):
-        picked = [word for flag, value in given.items() for word in (flag, value)[:1 if flag == "--insecure" else 2]]
-        args = build_parser(picked + ["health"]).parse_args(picked + ["health"])
+        passed = [word for flag, value in given.items() for word in (flag, value)[:1 if flag == "--insecure" else 2]]
+        args = build_parser(passed + ["health"]).parse_args(passed + ["health"])
         chosen = chosen_context(read_config(*config_path(args.config), timeout=2.0), args.context)
         settings = client_settings(resolve(setting_sources(flag_source(args), chosen, environment_source(os.environ))))
         settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
@@ -7077,24 +7290,24 @@ def completion_words(words):
     if kind:
         return []
     if not name and not current.startswith("-"):
-        return [described(command, COMMANDS[command].handler.__doc__) for command in COMMANDS]
+        return [described(name, declared.handler.__doc__) for name, declared in COMMANDS.items()]
     choices = [action.choices for action in sub._actions if not action.option_strings and action.choices]
-    if choices and not typed and not current.startswith("-"):
+    if choices and not positional and not current.startswith("-"):
         return list(choices[0])
     return [described(flag, action.help) for action in sub._actions for flag in action.option_strings]
 
 
-def complete_words(words):
+def complete_words(line):
     # Print what a completion script asks for, one a line, within 2 seconds and once. Nothing on
     # failure, and exit 0: a shell shows no error while the operator types.
     import contextlib
     import io
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # a context's warning is no completion
-            offered = completion_words(words)
+            offered = completion_words(line)
     except (ClusterError, SystemExit, OSError, ValueError):
         offered = []
-    current = (words or [""])[-1]
+    current = (line or [""])[-1]
     write("".join(word + "\n" for word in offered if word.startswith(current) or word == FILES))
     return EXIT_OK
 
@@ -7336,7 +7549,7 @@ def run_raw(client, args):
             args.func(client, args)
         finally:
             if bodies:
-                write(bodies[-1])
+                write(bodies[-1][1])
     return EXIT_OK
 
 
@@ -7359,6 +7572,8 @@ def run(args):
     config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
     context = chosen_context(config, args.context)
     resolved = resolve(setting_sources(flag_source(args), context, environment_source(os.environ)))
+    if declared.writes_output:  # --output is its own file (bundle's archive); the result goes to stdout
+        args.archive, args.output = args.output, None
     output = output_from(args, resolved["format"])
     args.output_format, args.resolved = output.format, resolved
     if declared.local:  # this machine's files only (contexts, operations): no cluster is asked
@@ -7428,22 +7643,6 @@ def for_command_line(exc):
     elif flag and "_" in exc.param:
         text = re.sub(r"\b%s\b" % exc.param, flag, text)
     return text
-
-
-def command_word(argv):
-    # Return where the command's name is in argv: the first word that is neither an option nor the
-    # value of one of the options every command takes.
-    valued = {flag for given in GLOBAL_OPTIONS for flag in given.flags
-              if given.settings.get("action") not in ("store_true", "store_false", "version", "help")}
-    skip = False
-    for index, token in enumerate(argv):
-        if skip:
-            skip = False
-        elif token.startswith("-"):
-            skip = token in valued
-        else:
-            return index
-    return None
 
 
 def as_help(argv):

@@ -56,7 +56,8 @@ CLUSTER_OPTIONS = dict(nodes=3, shards=12, replication_factor=2, migration_secon
 # such test at once, with its own example.
 SAMPLE_RUNS = {"nodes": ["nodes"], "add-node": ["add-node", "--node-id", "n9", "--address", "h9:8080"],
                "remove-node": ["remove-node", "--node-id", "node-worker-002"],
-               "migrate-shard": ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"]}
+               "migrate-shard": ["migrate-shard", "--shard-id", "shard-00", "--to-node", "node-master-001"],
+               "bundle": ["bundle", "--output", os.devnull]}  # never an archive in the working folder
 
 
 def sample(name: str) -> list:
@@ -156,6 +157,7 @@ def sim_server():
 def sim(sim_server):
     """A freshly reset 3-node, 12-shard cluster, open (no API key)."""
     sim = Sim(sim_server)
+    sim.cluster.options["personality"] = ()  # a test's sim.reset(personality=...) ends with the test
     sim.reset()
     sim.require_keys({})
     return sim

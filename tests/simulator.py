@@ -12,6 +12,7 @@ CONTROL below). Only the standard library is used, so the simulator runs
 wherever the CLI does.
 """
 import argparse
+import base64
 import itertools
 import json
 import random
@@ -777,7 +778,10 @@ class Handler(BaseHTTPRequestHandler):
         while path in self.server.cluster.faults["hang_paths"] and time.monotonic() - hung < 60:
             time.sleep(0.05)  # answers nothing until the fault is lifted (a reset), a minute at most
         if path in faults["fail_paths"]:
-            return self._send_json(faults["fail_paths"][path], {"error": "internal error reading %s" % path})
+            echoed = self.headers.get("Authorization")  # as a careless server does: the key, raw and in base64
+            return self._send_json(faults["fail_paths"][path], dict(
+                {"error": "internal error reading %s" % path}, **{"request": {"authorization": echoed, "encoded": (
+                    base64.b64encode(echoed.encode()).decode())}} if echoed else {}))
         if path == "/health" and method == "GET":
             if faults["dialect"]:  # the server's own health answer
                 return self._send_json(200, {"status": "healthy", "timestamp": utc_iso(time.time()),
