@@ -57,6 +57,12 @@ __all__ = ["ClusterCLI", "ClusterError", "InvalidInput", "ClusterUnreachable", "
            "EXIT_CONDITION", "EXIT_INTERRUPTED"]
 
 
+def words_in(text):
+    # The words of text, as a tuple: words_in("HEALTHY DEGRADED") is ("HEALTHY", "DEGRADED").
+    return tuple(text.split())
+
+
+
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
 DEFAULT_FORMAT = "table"
@@ -77,11 +83,11 @@ LAST_POLL_GRACE = 0.5      # seconds a wait's last poll, started at the deadline
 RETRYABLE_STATUS = (502, 503, 504)
 GATEWAY_STATUS = (502, 504)  # answered by a proxy or load balancer, possibly after it passed a request on
 REDIRECT_STATUS = (301, 302, 303, 307, 308)
-STRATEGIES = ("LIVE_COPY", "SNAPSHOT", "INCREMENTAL")
-FORMAT_NAMES = ("json", "table", "compact", "ndjson", "csv", "tsv", "prometheus")  # FORMATS' keys, in --help's order
-CLUSTER_STATUSES = ("HEALTHY", "DEGRADED", "UNHEALTHY")
-NODE_STATUSES = ("HEALTHY", "JOINING", "DEGRADED", "UNREACHABLE", "LEAVING")
-SHARD_STATUSES = ("HEALTHY", "MIGRATING", "UNDER_REPLICATED", "OFFLINE")
+STRATEGIES = words_in("LIVE_COPY SNAPSHOT INCREMENTAL")
+FORMAT_NAMES = words_in("json table compact ndjson csv tsv prometheus")  # FORMATS' keys, in --help's order
+CLUSTER_STATUSES = words_in("HEALTHY DEGRADED UNHEALTHY")
+NODE_STATUSES = words_in("HEALTHY JOINING DEGRADED UNREACHABLE LEAVING")
+SHARD_STATUSES = words_in("HEALTHY MIGRATING UNDER_REPLICATED OFFLINE")
 RUNNING_MIGRATION = ("PENDING", "IN_PROGRESS")
 REFUSED_STATUS = ("FAILED", "REJECTED")  # a change's answer (2xx) with one of these did not happen
 DOWN_NODE_STATUSES = ("UNREACHABLE",)
@@ -502,7 +508,7 @@ def check_api_prefix(text, param="api_prefix"):
     return text.rstrip("/")
 
 
-PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+PROXY_SCHEMES = words_in("http https socks4 socks4a socks5 socks5h")
 
 
 def check_proxy(proxy):
@@ -626,10 +632,9 @@ def read_file(path, limit, timeout=DEFAULT_TIMEOUT):
 # What each field of the contract is, by its name: how every format shows it (and, for numbers,
 # what it must be). A field not named here is text.
 FIELD_KINDS = dict(
-    {key: "count" for key in (
-        "total_nodes", "active_nodes", "total_shards", "replication_factor", "shard_count", "replicas",
-        "vector_count", "transferred_vectors", "total_vectors", "vectors_to_move", "shards_to_redistribute",
-        "shards_redistributed")},
+    dict.fromkeys(words_in("total_nodes active_nodes total_shards replication_factor shard_count replicas "
+                           "vector_count transferred_vectors total_vectors vectors_to_move shards_to_redistribute "
+                           "shards_redistributed"), "count"),
     cpu_usage="percent", memory_usage="percent", disk_usage="percent", progress="percent",
     uptime_seconds="duration", size_bytes="bytes", bytes_to_move="bytes", queries_per_second="rate",
     avg_query_latency_ms="ms", p99_query_latency_ms="ms",
@@ -637,19 +642,19 @@ FIELD_KINDS = dict(
     would_succeed="yes_no", protected="yes_no", verified="yes_no",
     status="status", severity="status", result="status")
 # The contract's numbers: a server may send them as strings ("125432"); the client gives them as numbers.
-NUMERIC_KINDS = ("count", "percent", "duration", "bytes", "rate", "ms")
+NUMERIC_KINDS = words_in("count percent duration bytes rate ms")
 NUMERIC_FIELDS = frozenset(key for key, kind in FIELD_KINDS.items() if kind in NUMERIC_KINDS)
 # The contract's enum values, which JadeVectorDB's own server writes in lower case ("healthy", "master"):
 # read in the contract's form, so filters, checks and every format see one spelling.
-ENUM_KEYS = frozenset(("status", "role", "strategy", "severity"))
-ENUM_VALUES = frozenset(CLUSTER_STATUSES + NODE_STATUSES + SHARD_STATUSES + RUNNING_MIGRATION + STRATEGIES + (
-    "COMPLETED", "FAILED", "MASTER", "WORKER", "PASS", "WARN", "FAIL", "INFO", "WARNING", "ERROR", "CRITICAL"))
+ENUM_KEYS = frozenset(words_in("status role strategy severity"))
+ENUM_VALUES = frozenset(CLUSTER_STATUSES + NODE_STATUSES + SHARD_STATUSES + RUNNING_MIGRATION + STRATEGIES + words_in(
+    "COMPLETED FAILED MASTER WORKER PASS WARN FAIL INFO WARNING ERROR CRITICAL"))
 TYPED_KEYS = NUMERIC_FIELDS | ENUM_KEYS
 # Fields that name something: a table never clips them (node-worker… could be any worker, and
 # [fd00::3]:80… reads as port 80); other columns give way first, and if these alone do not fit, the
 # table is wider than the terminal.
-ID_FIELDS = frozenset(("node_id", "shard_id", "migration_id", "database_id", "primary_node", "replica_nodes",
-                       "source_node", "target_node", "address", "master_node", "name", "url"))
+ID_FIELDS = frozenset(words_in("node_id shard_id migration_id database_id primary_node replica_nodes source_node "
+                               "target_node address master_node name url"))
 # The usage figures every node and the cluster report, as (label, field).
 USAGE_FIELDS = (("CPU", "cpu_usage"), ("Memory", "memory_usage"), ("Disk", "disk_usage"))
 
@@ -2108,7 +2113,7 @@ def check_context_setting(key, value):
         raise InvalidInput("%s must be %s" % (key, said))
     SETTING[key].check(value, key)
 
-ADDRESS = ("url", "host", "port")  # one setting: the cluster's address
+ADDRESS = words_in("url host port")  # one setting: the cluster's address
 ADDRESS_DEFAULTS = {"host": DEFAULT_HOST, "port": DEFAULT_PORT}
 
 
@@ -3328,7 +3333,7 @@ PROG = DEFAULT_PROG  # the name the command was run as: jadevectordb-cluster whe
 
 # An option whose value is a secret, however mistyped: --api-key, --apikey, --api_key, --token... (a
 # '-' and word characters, one of these words in them; tested without re, on every run's arguments)
-SECRET_WORDS = ("key", "token", "secret", "passw", "auth")
+SECRET_WORDS = words_in("key token secret passw auth")
 
 
 class Spoken:
@@ -3710,10 +3715,9 @@ def fmt_aside(value):
     return " (%s)" % text if text else ""
 
 
-COLOURS = {"32": ("HEALTHY", "PASS", "COMPLETED", "OK", "GREEN"),
-           "33": ("DEGRADED", "WARN", "JOINING", "LEAVING", "MIGRATING", "UNDER_REPLICATED",
-                  "PENDING", "IN_PROGRESS", "YELLOW"),
-           "31": ("UNHEALTHY", "UNREACHABLE", "FAILED", "FAIL", "OFFLINE", "ERROR", "RED")}
+COLOURS = {"32": words_in("HEALTHY PASS COMPLETED OK GREEN"),
+           "33": words_in("DEGRADED WARN JOINING LEAVING MIGRATING UNDER_REPLICATED PENDING IN_PROGRESS YELLOW"),
+           "31": words_in("UNHEALTHY UNREACHABLE FAILED FAIL OFFLINE ERROR RED")}
 COLOUR_OF = {word: code for code, words in COLOURS.items() for word in words}
 
 
@@ -4112,14 +4116,13 @@ def plan_summary(plan):
 
 PLAN_CHECKS = Section("Checks", "grid", PLAN_CHECK_COLUMNS, picked("check_results"))
 # A migration's fields, in the contract's order: its answer when started, and when read.
-MIGRATION_FIELDS = ("migration_id", "shard_id", "strategy", "source_node", "target_node", "status", "progress",
-                    "transferred_vectors", "total_vectors", "started_at", "finished_at", "error")
+MIGRATION_FIELDS = words_in("migration_id shard_id strategy source_node target_node status progress "
+                            "transferred_vectors total_vectors started_at finished_at error")
 MIGRATION_LINE = "{migration_id} | {shard_id} | {source_node} -> {target_node} | {strategy} | {status:status} | "\
                  "{progress:percent}"
 VIEWS = {
     "status": View(
-        fields=("cluster_name", "master_node", "total_nodes", "active_nodes", "total_shards", "status",
-                "replication_factor"),
+        fields=words_in("cluster_name master_node total_nodes active_nodes total_shards status replication_factor"),
         title="Cluster Status", rows=STATUS_ROWS,
         compact=("{status:status} | {total_nodes:nodes} | {total_shards:shards} | master: {master_node}"
                  "[ | cluster: {cluster_name}]",),
@@ -4134,16 +4137,15 @@ VIEWS = {
         fields=("status", "version"),
         title="Health", rows=HEALTH_ROWS, compact=("{status:status} | {version}",)),
     "nodes": View(
-        fields=("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
-                "uptime_seconds", "last_heartbeat"),
+        fields=words_in("node_id role address status shard_count cpu_usage memory_usage disk_usage uptime_seconds "
+                        "last_heartbeat"),
         columns=NODE_COLUMNS, samples=(
         Sample("jadevectordb_node_up", "1 when the node is HEALTHY", is_healthy,
                (("node_id", "node_id"), ("role", "role"))),
         Sample("jadevectordb_node_shards", "Primary shards on the node (as the cluster counts them)", "shard_count",
                (("node_id", "node_id"),)))),
     "shards": View(
-        fields=("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count", "size_bytes",
-                "status"),
+        fields=words_in("shard_id database_id primary_node replica_nodes replicas vector_count size_bytes status"),
         columns=SHARD_COLUMNS, samples=(
         Sample("jadevectordb_shard_vectors", "Vectors in the shard", "vector_count",
                (("shard_id", "shard_id"), ("primary_node", "primary_node"))),
@@ -4153,30 +4155,30 @@ VIEWS = {
         Sample("jadevectordb_shard_size_bytes", "The shard's size on disk", "size_bytes",
                (("shard_id", "shard_id"),)))),
     "node-health": View(
-        fields=("node_id", "role", "address", "status", "shard_count", "cpu_usage", "memory_usage", "disk_usage",
-                "uptime_seconds", "last_heartbeat", "checks"),
+        fields=words_in("node_id role address status shard_count cpu_usage memory_usage disk_usage uptime_seconds "
+                        "last_heartbeat checks"),
         title="Node Health: {node_id}", rows=NODE_ROWS,
         sections=(Section("Checks", "grid", CHECK_COLUMNS, list_at("checks")),),
         compact=("{node_id} | {status:status} | cpu {cpu_usage:percent} | mem {memory_usage:percent} | "
                  "disk {disk_usage:percent} | checks: {checks_summary}",),
         prepare=with_checks_summary),
     "shard-status": View(
-        fields=("shard_id", "database_id", "primary_node", "replica_nodes", "replicas", "vector_count", "size_bytes",
-                "status", "migration"),
+        fields=words_in("shard_id database_id primary_node replica_nodes replicas vector_count size_bytes status "
+                        "migration"),
         title="Shard Status: {shard_id}", rows=SHARD_ROWS,
         sections=(Section("Migration", "record", MIGRATION_COLUMNS, migration_record, MIGRATION_DETAIL_ROWS),),
         compact=("{shard_id} | {status:status} | primary: {primary_node} | {vector_count:vectors}"
                  "[ | migration: {migration.migration_id} {migration.status:status} {migration.progress:percent}]",)),
     "metrics": View(
-        fields=("cpu_usage", "memory_usage", "disk_usage", "queries_per_second", "avg_query_latency_ms",
-                "p99_query_latency_ms", "total_vectors", "nodes"),
+        fields=words_in("cpu_usage memory_usage disk_usage queries_per_second avg_query_latency_ms "
+                        "p99_query_latency_ms total_vectors nodes"),
         title="Cluster Metrics", rows=METRIC_ROWS,
         sections=(Section("Nodes", "grid", NODE_METRIC_COLUMNS, metrics_per_node, empty=None),),
         compact=("cpu {cpu_usage:percent} | mem {memory_usage:percent} | disk {disk_usage:percent} | "
                  "queries {queries_per_second:rate} | p99 {p99_query_latency_ms:ms} | {total_vectors:vectors}",),
         samples=CLUSTER_SAMPLES + NODE_USAGE_SAMPLES),
     "diagnostics": View(
-        fields=("generated_at", "topology", "nodes", "shard_distribution", "replication", "performance", "errors"),
+        fields=words_in("generated_at topology nodes shard_distribution replication performance errors"),
         title="Cluster Diagnostics", rows=(labelled("Generated At", "generated_at"),),
         sections=(Section("Topology", "rows", TOPOLOGY_ROWS, picked("topology")),
                   Section("Node Health", "grid", DIAG_NODE_COLUMNS, picked("nodes")),
@@ -4189,11 +4191,11 @@ VIEWS = {
                  Lines(picked("nodes"), DIAG_NODE_COLUMNS), Lines(list_at("errors"), ERROR_COLUMNS)),
         prepare=diagnostics_summary),
     "node-added": View(
-        fields=("node_id", "address", "status", "message"),
+        fields=words_in("node_id address status message"),
         sentence="Node {node_id} ({address}) added[ to {sent_to}]: {status:status}{message:aside}",
         compact=("{node_id} | {status:status} | {address}[ | {sent_to}]",)),
     "node-removed": View(
-        fields=("node_id", "removed", "shards_redistributed", "message"),
+        fields=words_in("node_id removed shards_redistributed message"),
         sentence="Node {node_id} removed[ from {sent_to}]: {shards_redistributed:shards} "
                  "redistributed",
         compact=("{node_id} | removed | {shards_redistributed:shards} redistributed[ | {sent_to}]",)),
@@ -6088,7 +6090,7 @@ def cmd_health(client, args):
 
 
 CONTRACT = "v1"  # the version of the cluster API (cluster-api.md) this CLI speaks, served under /api/v1
-VIEWS["version"] = View(fields=("client", "server", "api_prefix", "contract"), title="Version",
+VIEWS["version"] = View(fields=words_in("client server api_prefix contract"), title="Version",
                         rows=shown_as("client, server, api_prefix, contract"),
                         compact=("client {client}[ | server {server}] | {api_prefix} | contract {contract}",))
 
@@ -6434,7 +6436,7 @@ def cmd_explain(client, args):
 # -- the health report: each indicator judged from one read of the cluster ----------------------
 
 # Worst last: a report is as bad as its worst indicator, and never GREEN beside an UNKNOWN.
-REPORT_STATUSES = ("GREEN", "UNKNOWN", "YELLOW", "RED")
+REPORT_STATUSES = words_in("GREEN UNKNOWN YELLOW RED")
 DEFAULT_MAX_AFFECTED = 20
 # What a report reads (ClusterCLI's methods), concurrently, and the command that shows each.
 REPORT_READS = {"cluster_status": "status", "list_nodes": "nodes", "list_shards": "shards", "metrics": "metrics",
@@ -6625,7 +6627,7 @@ INDICATORS = (
      "No node can be added, removed or moved without a master."),
     ("nodes", judge_nodes, ("list_nodes",), 2, ("search", "ingest"),
      "Shards on the nodes named are served by fewer copies."),
-    ("shard_availability", judge_shard_availability, ("list_shards",), 1, ("search", "ingest", "backup"),
+    ("shard_availability", judge_shard_availability, ("list_shards",), 1, words_in("search ingest backup"),
      "The offline shards' vectors can be neither searched nor written."),
     ("replication", judge_replication, ("list_shards",), 2, ("backup",),
      "One more node lost can lose the vectors of these shards."),
@@ -6672,35 +6674,83 @@ def judge(reads, prog=DEFAULT_PROG, max_affected=DEFAULT_MAX_AFFECTED):
             "indicators": indicators}
 
 
-def health_reads(client):
-    # Read what a report judges, concurrently, all under one deadline (the client's timeout): each
-    # answer, or the ClusterError that stopped it; then the latest migration of each migrating shard.
-    from concurrent.futures import ThreadPoolExecutor
-    deadline = time.monotonic() + client.timeout
-
-    def read(call, *args):
-        with client._transport.bounded(deadline):
-            try:
-                return call(*args)
-            except ClusterError as exc:
-                return exc
-
-    with ThreadPoolExecutor(len(REPORT_READS)) as pool:
-        reads = dict(zip(REPORT_READS, pool.map(read, map(getattr, [client] * len(REPORT_READS), REPORT_READS))))
-        if not isinstance(reads["list_shards"], ClusterError):
-            migrating = [field(s, "shard_id") for s in reads["list_shards"] if field(s, "status") == "MIGRATING"]
-            migrating = migrating[:MIGRATIONS_READ]
-            answers = pool.map(read, [client.shard_status] * len(migrating), migrating)
-            reads["migrations"] = {s: a for s, a in zip(migrating, answers) if not isinstance(a, ClusterError)}
-    return reads
-
-
 def operations_of(client, reads):
     # This machine's operations on the cluster read (all_operations()'s), when its status and nodes were read.
     if isinstance(reads["cluster_status"], ClusterError) or isinstance(reads["list_nodes"], ClusterError):
         return []
     identity = client.identity(reads["list_nodes"], reads["cluster_status"])
     return [found for found in all_operations() if found[0]["cluster"] == identity]
+
+
+def quote_id(text):
+    # An ID as one file name: '/' and every byte a name should not hold %-encoded ('..' becomes '...json').
+    from urllib.parse import quote
+    return quote(text, safe="")
+
+
+def endpoint_of(client, method, ids):
+    route = ENDPOINTS[method][1].format(*ids)
+    return "GET " + (client.api_prefix + route if route.startswith("/cluster") else route)
+
+
+def wanted_reads(bundle, reads=None):
+    # [(artifact path, client method, its ID)]: what a report reads (a bundle /health too); once those
+    # are in `reads`, each node's health for a bundle, and the status of each shard MIGRATING (for a
+    # bundle, each not HEALTHY, the migrating first), at most MIGRATIONS_READ.
+    if reads is None:
+        return [("api/%s.json" % REPORT_READS.get(name, name), name, ())
+                for name in ("health",) * bundle + tuple(REPORT_READS)]
+    nodes, shards = (as_list(reads[name]) for name in ("list_nodes", "list_shards"))
+    ids = [fmt_text(field(node, "node_id")) for node in nodes] if bundle else []
+    wanted = [("api/node_health/%s.json" % quote_id(i), "node_health", (i,)) for i in ids]
+    shards = [shard for shard in shards if field(shard, "status") == "MIGRATING" or
+              bundle and field(shard, "status") != "HEALTHY"]
+    shards.sort(key=lambda shard: field(shard, "status") != "MIGRATING")
+    ids = [fmt_text(field(shard, "shard_id")) for shard in shards[:MIGRATIONS_READ]]
+    return wanted + [("api/shard_status/%s.json" % quote_id(i), "shard_status", (i,)) for i in ids]
+
+
+def collect(client, wanted, concurrency, deadline):
+    # Ask for each of `wanted`, `concurrency` at a time, each within --timeout and all before `deadline`
+    # (time.monotonic()): {method, or (method, ID): the answer or its ClusterError}, and for each a
+    # manifest entry with the body as it came.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item):
+        path, method, ids = item
+        started = time.monotonic()
+        with client._transport.captured() as bodies, client._transport.bounded(deadline):
+            try:
+                answer = getattr(client, method)(*ids)
+            except ClusterError as exc:
+                answer = exc
+        status, body = bodies[-1] if bodies else (getattr(answer, "status_code", None), b"")
+        failed = isinstance(answer, ClusterError)
+        entry = {"path": path, "endpoint": endpoint_of(client, method, ids),
+                 "status": "ok" if not failed else "timeout" if "no complete answer" in answer.message else "error",
+                 "http_status": status, "bytes": len(body), "seconds": round(time.monotonic() - started, 3),
+                 "error": str(answer) if failed else None}
+        return (method,) + ids if ids else method, answer, (entry, body)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        done = list(pool.map(one, wanted))
+    return {key: answer for key, answer, _ in done}, [collected for _, _, collected in done]
+
+
+def health_reads(client, deadline, bundle=False, concurrency=8):
+    # Read what a report judges (and what a bundle keeps), `concurrency` at a time, each within
+    # --timeout and all before `deadline`: the reads for judge(), with the latest migration of each
+    # migrating shard and this machine's last operation on the cluster; this machine's operations on
+    # it; and for a manifest what was asked, [(entry, the body as it came)].
+    reads, collected = collect(client, wanted_reads(bundle), concurrency, deadline)
+    more, collected_more = collect(client, wanted_reads(bundle, reads), concurrency, deadline)
+    migrating = {fmt_text(field(shard, "shard_id")) for shard in as_list(reads["list_shards"])
+                 if field(shard, "status") == "MIGRATING"}
+    reads["migrations"] = {key[1]: answer for key, answer in more.items()
+                           if key[0] == "shard_status" and key[1] in migrating and not isinstance(answer, ClusterError)}
+    operations = operations_of(client, reads)
+    reads["operation"] = operations[-1][0] if operations else None
+    return reads, operations, collected + collected_more
 
 
 def changes_since(report, before, path):
@@ -6743,7 +6793,7 @@ def report_summary(report):
 
 
 VIEWS["report"] = View(
-    fields=("status", "cluster", "indicators"), title="Cluster Health Report[ of {cluster}]",
+    fields=words_in("status cluster indicators"), title="Cluster Health Report[ of {cluster}]",
     rows=(STATUS,), prepare=report_summary, compact=("{status:status}{symptoms}",),
     sections=(Section("Indicators", "grid", shown_as("indicator, status, symptom"), list_at("indicator_rows")),
               Section("Actions", "grid", shown_as("action, cause, affected, id:Diagnosis"),
@@ -6771,12 +6821,10 @@ def cmd_report(client, args):
              cluster_cli.py report --format compact      (one line: YELLOW | 1 node unreachable | ...)
     """
     before = read_json_file(args.since, "--since", client.max_response_size, client.timeout) if args.since else None
-    reads = health_reads(client)
+    reads, _, _ = health_reads(client, time.monotonic() + client.timeout, concurrency=len(REPORT_READS))
     errors = [reads[name] for name in REPORT_READS if isinstance(reads[name], ClusterError)]
     if len(errors) == len(REPORT_READS):
         raise errors[0]
-    operations = operations_of(client, reads)
-    reads["operation"] = operations[-1][0] if operations else None
     report = judge(reads, PROG, args.max_affected)
     if before is not None:
         report = changes_since(report, before, args.since)
@@ -6951,64 +6999,11 @@ def cmd_doctor(client, args):
 DEFAULT_DEADLINE, DEFAULT_CONCURRENCY = 120.0, 8
 
 
-def quote_id(text):
-    # An ID as one file name: '/' and every byte a name should not hold %-encoded ('..' becomes '...json').
-    from urllib.parse import quote
-    return quote(text, safe="")
-
-
-def bundle_wanted(reads=None):
-    # [(artifact path, client method, its ID)]: every GET of the whole cluster; once those are in
-    # `reads`, each node's health and the status of each shard not HEALTHY (at most MIGRATIONS_READ).
-    if reads is None:
-        return [("api/%s.json" % REPORT_READS.get(name, name), name, ()) for name in ("health",) + tuple(REPORT_READS)]
-    wanted = []
-    for kind, method, unwanted, most in (("node", "node_health", None, None),
-                                         ("shard", "shard_status", "HEALTHY", MIGRATIONS_READ)):
-        found = reads.get("list_%ss" % kind)
-        ids = [fmt_text(field(item, kind + "_id")) for item in ([] if isinstance(found, ClusterError) else found)
-               if unwanted is None or field(item, "status") != unwanted]
-        wanted += [("api/%s/%s.json" % (method, quote_id(i)), method, (i,)) for i in ids[:most]]
-    return wanted
-
-
-def endpoint_of(client, method, ids):
-    route = ENDPOINTS[method][1].format(*ids)
-    return "GET " + (client.api_prefix + route if route.startswith("/cluster") else route)
-
-
-def collect(client, wanted, concurrency, deadline):
-    # Ask for each of `wanted`, `concurrency` at a time, each within --timeout and all before `deadline`
-    # (time.monotonic()): {method, or (method, ID): the answer or its ClusterError}, and for each a
-    # manifest entry with the body as it came.
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(item):
-        path, method, ids = item
-        started = time.monotonic()
-        with client._transport.captured() as bodies, client._transport.bounded(deadline):
-            try:
-                answer = getattr(client, method)(*ids)
-            except ClusterError as exc:
-                answer = exc
-        status, body = bodies[-1] if bodies else (getattr(answer, "status_code", None), b"")
-        failed = isinstance(answer, ClusterError)
-        entry = {"path": path, "endpoint": endpoint_of(client, method, ids),
-                 "status": "ok" if not failed else "timeout" if "no complete answer" in answer.message else "error",
-                 "http_status": status, "bytes": len(body), "seconds": round(time.monotonic() - started, 3),
-                 "error": str(answer) if failed else None}
-        return (method,) + ids if ids else method, answer, (entry, body)
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        done = list(pool.map(one, wanted))
-    return {key: answer for key, answer, _ in done}, [collected for _, _, collected in done]
-
-
-def pseudonyms(hosts, texts):
-    # {host name or IP address: 'host-N'}: the names given and every IP address in the texts, numbered
-    # in sorted order, so one host has one pseudonym everywhere in the archive.
+def address_hider(hosts, texts):
+    # Return text -> text with the host names given and every IP address in `texts` replaced, where
+    # each stands alone, by 'host-N': numbered in sorted order, one host has one pseudonym everywhere.
     import ipaddress
-    found = {host for host in hosts if host}
+    found = set(filter(None, hosts))
     for text in texts:
         for candidate in re.findall(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
                                     r"(?![\w:])", text):
@@ -7016,15 +7011,9 @@ def pseudonyms(hosts, texts):
                 found.add(str(ipaddress.ip_address(candidate)) and candidate)
             except ValueError:
                 pass  # a time (12:30:45) or a version
-    return {name: "host-%d" % n for n, name in enumerate(sorted(found), 1)}
-
-
-def without_addresses(text, names):
-    # The text with each name in `names` (longest first) replaced where it stands alone.
-    if not names:
-        return text
-    pattern = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    return re.sub(r"(?<![\w.-])(%s)(?![\w-])" % pattern, lambda match: names[match.group(1)], text)
+    names = {name: "host-%d" % n for n, name in enumerate(sorted(found), 1)}
+    pattern = re.compile(r"(?<![\w.-])(%s)(?![\w-])" % "|".join(map(re.escape, sorted(names, key=len, reverse=True))))
+    return lambda text: pattern.sub(lambda match: names[match.group(1)], text)
 
 
 def tar_gz(files):
@@ -7071,25 +7060,18 @@ def cmd_bundle(client, args):
              cluster_cli.py bundle --output ticket-4711.tar.gz --redact-addresses --timeout 5
     """
     if args.list:
-        listed = bundle_wanted() + [("api/node_health/NODE_ID.json", "node_health", ("NODE_ID",)),
+        listed = wanted_reads(True) + [("api/node_health/NODE_ID.json", "node_health", ("NODE_ID",)),
                                     ("api/shard_status/SHARD_ID.json", "shard_status", ("SHARD_ID",))]
         return Result([{"path": path, "endpoint": endpoint_of(client, method, ids)} for path, method, ids in listed],
                       "bundle-list")
-    deadline = time.monotonic() + args.deadline
-    reads, collected = collect(client, bundle_wanted(), args.concurrency, deadline)
-    more, collected_more = collect(client, bundle_wanted(reads), args.concurrency, deadline)
-    collected += collected_more
+    reads, operations, collected = health_reads(client, time.monotonic() + args.deadline, True, args.concurrency)
     manifest = [entry for entry, _ in collected]
     files = {entry["path"]: body.decode("utf-8", "replace") for entry, body in collected if body}
-    operations = operations_of(client, reads)
     for state, _, records in operations:
         files["journals/%s.jsonl" % quote_id(state["operation"] or "unnamed")] = "".join(
             to_json(record) + "\n" for record in records)
     missed = [entry for entry in manifest if entry["status"] != "ok"]
     if len(missed) < len(manifest):
-        reads["migrations"] = {key[1]: answer for key, answer in more.items()
-                               if key[0] == "shard_status" and not isinstance(answer, ClusterError)}
-        reads["operation"] = operations[-1][0] if operations else None
         files["report.json"] = to_json(judge(reads, PROG), 2)
     files["cli.json"] = to_json({"cli_version": __version__, "python": sys.version.split()[0],
                                  "platform": sys.platform, "api_prefix": client.api_prefix,
@@ -7099,25 +7081,18 @@ def cmd_bundle(client, args):
     files["MANIFEST.json"] = to_json(manifest, 2)
     from urllib.parse import urlsplit
     hosts = [urlsplit(url).hostname for url in client.base_urls]
-    names = {}
-    if args.redact_addresses:
-        nodes = reads["list_nodes"]
-        for node in [] if isinstance(nodes, ClusterError) else nodes:
-            hosts.append(fmt_text(field(node, "address")).rpartition(":")[0].strip("[]"))
-        names = pseudonyms(hosts, list(files.values()) + list(files))
-    named = field(reads["cluster_status"], "cluster_name") or hosts[0]
-    archive = args.archive or "jadevectordb-bundle-%s-%s.tar.gz" % (
-        re.sub(r"[^\w.-]", "_", without_addresses(fmt_text(named), names)), time.strftime("%Y%m%dT%H%M%SZ",
-                                                                                          time.gmtime()))
-    data = tar_gz({without_addresses(path, names): redact(without_addresses(text, names))
-                   for path, text in files.items()})
+    hosts += [fmt_text(field(node, "address")).rpartition(":")[0].strip("[]") for node in as_list(reads["list_nodes"])]
+    hide = address_hider(hosts, list(files.values()) + list(files)) if args.redact_addresses else str
+    archive = args.archive or "jadevectordb-bundle-%s-%s.tar.gz" % (re.sub(r"[^\w.-]", "_", hide(fmt_text(
+        field(reads["cluster_status"], "cluster_name") or hosts[0]))), time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    data = tar_gz({hide(path): redact(hide(text)) for path, text in files.items()})
     with written_to(archive, mode=0o600):
         sys.stdout.buffer.write(data)
     if is_tty(sys.stderr):  # said to a person; a script names the file with --output
         note("wrote %s: %s, %s" % (archive, words(len(files), "file"), fmt_bytes(len(data))))
     for entry in manifest:  # as the archive's manifest says it
         for key in ("path", "endpoint", "error"):
-            entry[key] = entry[key] and redact(without_addresses(entry[key], names))
+            entry[key] = entry[key] and redact(hide(entry[key]))
     if len(missed) == len(manifest):
         raise PartlyRead("nothing could be read: %s" % missed[0]["error"]).showing(manifest, "bundle")
     if missed:
@@ -7196,13 +7171,13 @@ def cmd_contexts(client, args):
 # Completion: the shell scripts, made from the parser, and the words they ask the command for
 # --------------------------------------------------------------------------------------------------
 
-SHELLS = ("bash", "zsh", "fish")
-FILE_OPTIONS = ("output", "plan", "ca_cert", "config")  # options whose value is a file: the shell's own completion
+SHELLS = words_in("bash zsh fish")
+FILE_OPTIONS = words_in("output plan ca_cert config")  # options whose value is a file: the shell's own completion
 # What the scripts run on every TAB: the command itself, given the words after its name (the last
 # one being completed); it prints the words to offer, or FILES when the shell's file names are.
 ASK, FILES = "__complete", ":files"
 # The options passed on when the cluster on the line is asked for its IDs.
-TARGET_OPTIONS = ("--host", "--port", "--url", "--context", "--config", "--api-key", "--ca-cert", "--insecure")
+TARGET_OPTIONS = words_in("--host --port --url --context --config --api-key --ca-cert --insecure")
 
 
 def _value_kind(action, cmd_name=""):
@@ -7250,7 +7225,7 @@ def described(word, text):
 
 
 def completion_words(line):
-    # The words to offer for the last of `words` (what was typed after the command's name).
+    # The words to offer for the last of `line` (the words typed after the command's name).
     parser = build_parser()
     before, current = line[:-1], (line or [""])[-1]
     at = command_word(before)
@@ -7265,23 +7240,23 @@ def completion_words(line):
             positional.append(word)
     kind = _value_kind(option_of[before[-1]], name) if before and before[-1] in option_of else ""
     kind = "contexts" if name == "contexts" and positional == ["use"] else kind
-    if kind in ("choices", "files"):
-        return [FILES] if kind == "files" else [str(choice) for choice in option_of[before[-1]].choices]
-    if kind == "fields" and name and COMMANDS[name].view:
-        spec = VIEWS[COMMANDS[name].view]
-        listed = VIEWS[spec.items[1]] if spec.items and not spec.fields else spec
-        return list(listed.fields or [column.key for column in listed.columns])
-    given = {}  # the options that name the cluster, as typed on the line
-    for flag, value in zip(before, before[1:] + [""]):
-        if flag in TARGET_OPTIONS:
-            given[flag] = os.path.expanduser(value)
-    if kind == "contexts":
-        return list(read_config(*config_path(given.get("--config")), timeout=2.0).contexts)
-    if kind in ("nodes", "shards"):
-        passed = [word for flag, value in given.items() for word in (flag, value)[:1 if flag == "--insecure" else 2]]
+    if kind == "files":
+        return [FILES]
+    if kind == "choices":
+        return list(map(str, option_of[before[-1]].choices))
+    if kind == "fields":
+        return field_names(as_listed(Result({}, COMMANDS[name].view))) if name else []
+    if kind in ("contexts", "nodes", "shards"):
+        passed = []  # the options that name the cluster, as typed on the line
+        for flag, value in zip(before, before[1:] + [""]):
+            if flag in TARGET_OPTIONS:
+                passed += [flag] if flag == "--insecure" else [flag, os.path.expanduser(value)]
         args = build_parser(passed + ["health"]).parse_args(passed + ["health"])
-        chosen = chosen_context(read_config(*config_path(args.config), timeout=2.0), args.context)
-        settings = client_settings(resolve(setting_sources(flag_source(args), chosen, environment_source(os.environ))))
+        config = read_config(*config_path(args.config), timeout=2.0)
+        if kind == "contexts":
+            return list(config.contexts)
+        settings = client_settings(resolve(setting_sources(flag_source(args), chosen_context(config, args.context),
+                                                           environment_source(os.environ))))
         settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
         with ClusterCLI(**settings) as client:
             found = client.list_nodes() if kind == "nodes" else client.list_shards()
