@@ -1978,6 +1978,11 @@ def option(*flags, param=None, **settings):
     return Option(flags, settings, param)
 
 
+def switch(*flags_and_help):
+    # An option that is given or not (store_true): switch("-y", "--yes", "its help").
+    return option(*flags_and_help[:-1], action="store_true", help=flags_and_help[-1])
+
+
 def _argument_type(check):
     # Return an argparse type made of one of the client's checks, its message without the parameter name.
     def convert(text):
@@ -4604,13 +4609,17 @@ def field_names(result):
 
 
 def as_listed(result):
-    # Return a list result as it is; a plan or report as the list it holds (its moves), shown as a list
-    # view is: what --columns, --sort-by and --no-headers shape. Any other result as it is.
-    items = VIEWS[result.view].items
-    if items is None:
+    # Return a list result as it is; a plan or report as the list it holds (its moves), and a key/value
+    # result as one row, each shown as a list view is: what --columns, --sort-by and --no-headers shape.
+    spec = VIEWS[result.view]
+    if spec.items is not None:
+        source, view = spec.items
+        return Result(source(result.data), view, result.warning)
+    if not spec.fields or spec.columns:
         return result
-    source, view = items
-    return Result(source(result.data), view, result.warning)
+    row = result.view + "-row"  # its view, made when first asked for (not on every run's start)
+    VIEWS.setdefault(row, View(columns=tuple(labelled(key, key) for key in spec.fields), fields=spec.fields))
+    return Result(one_row(result.data), row, result.warning)
 
 
 def sort_key(value):
@@ -5682,7 +5691,7 @@ SHAPING = (option("--columns", metavar="FIELD[,FIELD...]",
                   help="only these fields, in this order, in every format ('--columns help' lists them)"),
            option("--sort-by", metavar="FIELD[,-FIELD...]",
                   help="sort by these fields (numbers as numbers; '-' before a field: descending)"),
-           option("--no-headers", action="store_true", help="no header row in tables, CSV and TSV"))
+           switch("--no-headers", "no header row in tables, CSV and TSV"))
 STRATEGY = option("--strategy", param="strategy", type=str.upper, default="LIVE_COPY", choices=STRATEGIES,
                   help="how to move it (default LIVE_COPY)")
 
@@ -5697,7 +5706,7 @@ def waiting(what):
 
 def yes(what=""):
     # Return -y/--yes, saying what it does besides going ahead in a protected context.
-    return option("-y", "--yes", action="store_true", help=(what + "; " if what else "") +
+    return switch("-y", "--yes", (what + "; " if what else "") +
                   "in a protected context: go ahead when not on a terminal (on one, its name is asked for)")
 
 
@@ -5707,7 +5716,7 @@ def node_id_option(help, **settings):
 
 # What rebalance and drain-node share: the plan, its pace, the wait, the question, and the
 # shaping of the plan's (or the report's) moves.
-PLAN = (option("--dry-run", action="store_true", help="print the plan (--format json saves it); change nothing"),
+PLAN = (switch("--dry-run", "print the plan (--format json saves it); change nothing"),
         option("--plan", metavar="FILE", help="apply exactly this saved plan, after checking it still fits"),
         option("--resume", nargs="?", const="latest", metavar="OPERATION",
                help="go on with an operation that was stopped (default: the latest of this command on this "
@@ -5846,7 +5855,7 @@ def build_parser(argv=None):
 # Commands: each declared once, beside its handler; the docstring is its help
 # --------------------------------------------------------------------------------------------------
 
-@command("status", option("--check", action="store_true", help="exit 4 unless the cluster is HEALTHY"),
+@command("status", switch("--check", "exit 4 unless the cluster is HEALTHY"),
          option("--wait-for", type=str.upper, choices=CLUSTER_STATUSES, metavar="STATUS",
                 help="poll until the cluster is STATUS (%s)" % ", ".join(CLUSTER_STATUSES)),
          waiting("the status"), WATCH, view="status",
@@ -5904,7 +5913,7 @@ def cmd_nodes(client, args):
 @command("add-node", node_id_option("ID of the new node", required=True),
          option("--address", param="address", required=True, type=_address, metavar="HOST:PORT",
                 help="address the node serves on"),
-         option("--wait", action="store_true", help="wait until the node is HEALTHY, saying each status it shows"),
+         switch("--wait", "wait until the node is HEALTHY, saying each status it shows"),
          waiting("the node"), yes(),
          view="node-added", sends="add_node", check="nodes",
          exits={1: "a protected context's change not confirmed", 4: "not HEALTHY when --wait-timeout ran out"})
@@ -5943,7 +5952,7 @@ def cmd_add_node(client, args):
 
 
 @command("remove-node", node_id_option("ID of the node to remove", required=True),
-         option("--dry-run", action="store_true", help="show the impact; change nothing"),
+         switch("--dry-run", "show the impact; change nothing"),
          yes("do not ask for confirmation"), view="node-removed",
          sends="remove_node", check="nodes",
          exits={1: "a dry run the cluster would refuse, a declined question or protected context"})
@@ -5985,7 +5994,7 @@ def cmd_node_health(client, args):
 @command("shards", option("--database-id", param="database_id", type=_id, help="only shards of this database"),
          node_id_option("only shards with a copy (primary or replica) on this node"),
          status_option("shards", SHARD_STATUSES),
-         option("--check", action="store_true", help="exit 4 when a shard listed is not HEALTHY, naming them"),
+         switch("--check", "exit 4 when a shard listed is not HEALTHY, naming them"),
          SHAPING, WATCH, view="shards", exits={4: "a shard is not HEALTHY (--check)"})
 def cmd_shards(client, args):
     """List shards, optionally only those of a database, a node or statuses.
@@ -6011,7 +6020,7 @@ def cmd_shards(client, args):
 
 
 @command("shard-status", option("--shard-id", param="shard_id", required=True, type=_id, help="ID of the shard"),
-         option("--wait", action="store_true", help="follow its running migration to the end, with progress on a "
+         switch("--wait", "follow its running migration to the end, with progress on a "
                                                     "terminal (exit 1 if it FAILED)"),
          waiting("the migration"), WATCH, view="shard-status",
          exits={4: "its migration still running when --wait-timeout ran out", 1: "its migration FAILED (--wait)"})
@@ -6047,8 +6056,8 @@ def cmd_shard_status(client, args):
          option("--to-node", param="target_node", required=True, type=_id, help="node to move it to"),
          option("--from-node", param="source_node", type=_id,
                 help="node it is on now (its primary); checked before anything is sent"), STRATEGY,
-         option("--dry-run", action="store_true", help="check whether it would be accepted; change nothing"),
-         option("--wait", action="store_true", help="wait for the migration to end, with progress on a terminal"),
+         switch("--dry-run", "check whether it would be accepted; change nothing"),
+         switch("--wait", "wait for the migration to end, with progress on a terminal"),
          yes(), waiting("the migration"), view="migration-started",
          sends="migrate_shard", check="shard-status --shard-id {shard_id}",
          exits={4: "still running when --wait-timeout ran out",
@@ -6087,27 +6096,6 @@ def cmd_health(client, args):
     example: cluster_cli.py health --format compact
     """
     return Result(client.health())
-
-
-CONTRACT = "v1"  # the version of the cluster API (cluster-api.md) this CLI speaks, served under /api/v1
-VIEWS["version"] = View(fields=words_in("client server api_prefix contract"), title="Version",
-                        rows=shown_as("client, server, api_prefix, contract"),
-                        compact=("client {client}[ | server {server}] | {api_prefix} | contract {contract}",))
-
-
-@command("version", view="version")
-def cmd_version(client, args):
-    """Show this CLI's version, the server's (from GET /health), the API prefix in use and the
-    cluster API contract this CLI speaks; --version prints this CLI's alone, asking nothing.
-
-    example: cluster_cli.py version --format json
-    """
-    found = {"client": __version__, "server": None, "api_prefix": client.api_prefix, "contract": CONTRACT}
-    try:
-        found["server"] = field(client.health(), "version")
-    except ClusterUnreachable as exc:
-        raise PartlyRead(exc.message).showing(found, "version") from None
-    return Result(found)
 
 
 def all_operations():
@@ -7037,8 +7025,8 @@ VIEWS["bundle"] = View(columns=shown_as("path, endpoint, status, http_status:HTT
 VIEWS["bundle-list"] = View(columns=VIEWS["bundle"].columns[:2])
 
 
-@command("bundle", option("--list", action="store_true", help="print what would be collected, and send nothing"),
-         option("--redact-addresses", action="store_true", help="replace host names and IP addresses by host-1, "
+@command("bundle", switch("--list", "print what would be collected, and send nothing"),
+         switch("--redact-addresses", "replace host names and IP addresses by host-1, "
                 "host-2, ... everywhere in the archive"),
          option("--concurrency", type=_count_of_migrations, default=DEFAULT_CONCURRENCY, metavar="N",
                 help="the most requests at once (default %d)" % DEFAULT_CONCURRENCY),
@@ -7172,7 +7160,6 @@ def cmd_contexts(client, args):
 # --------------------------------------------------------------------------------------------------
 
 SHELLS = words_in("bash zsh fish")
-FILE_OPTIONS = words_in("output plan ca_cert config")  # options whose value is a file: the shell's own completion
 # What the scripts run on every TAB: the command itself, given the words after its name (the last
 # one being completed); it prints the words to offer, or FILES when the shell's file names are.
 ASK, FILES = "__complete", ":files"
@@ -7180,23 +7167,19 @@ ASK, FILES = "__complete", ":files"
 TARGET_OPTIONS = words_in("--host --port --url --context --config --api-key --ca-cert --insecure")
 
 
+# What an option's value is, by its dest: the shell's file names, a context's name, the IDs the
+# cluster on the line has, the command's field names. Any other: its choices, or text (nothing offered).
+VALUE_KINDS = dict(output="files", plan="files", ca_cert="files", config="files", context="contexts",
+                   node_id="nodes", to_node="nodes", from_node="nodes", shard_id="shards", columns="fields",
+                   sort_by="fields")
+
+
 def _value_kind(action, cmd_name=""):
-    # '' for a flag, 'choices', 'files', 'contexts', 'nodes' or 'shards' (the IDs the cluster on the
-    # line has), 'fields' (the command's field names), or 'text' (anything: nothing to offer).
+    # '' for a flag, else what VALUE_KINDS says ('text' for add-node's --node-id: a new one), 'choices' or 'text'.
     if action.nargs == 0:
         return ""
-    if action.dest == "context":
-        return "contexts"
-    if action.dest in FILE_OPTIONS:
-        return "files"
-    if action.dest in ("node_id", "to_node", "from_node", "target_node", "source_node") and \
-            cmd_name not in ("", "add-node"):
-        return "nodes"  # add-node's is a new one
-    if action.dest == "shard_id":
-        return "shards"
-    if action.dest in ("columns", "sort_by"):
-        return "fields"
-    return "choices" if action.choices else "text"
+    kind = VALUE_KINDS.get(action.dest, "choices" if action.choices else "text")
+    return "text" if kind == "nodes" and cmd_name in ("", "add-node") else kind
 
 
 def command_word(argv):
@@ -7356,13 +7339,6 @@ def cmd_completion(client, args):
 # --------------------------------------------------------------------------------------------------
 # Running a command
 # --------------------------------------------------------------------------------------------------
-
-# Here every view is declared, the commands' (report) too.
-for _name, _view in list(VIEWS.items()):
-    if _view.fields and not _view.columns:  # a key/value result: --columns and --no-headers show it as one row
-        VIEWS[_name + "-row"] = View(columns=tuple(labelled(key, key) for key in _view.fields), fields=_view.fields)
-        VIEWS[_name] = _view._replace(items=(one_row, _name + "-row"))
-
 
 def EscapingFormatter(fmt):
     # Return a logging formatter whose lines are escaped as every other stderr line is.

@@ -432,23 +432,3 @@ def test_columns_help_lists_the_fields_and_a_wrong_one_is_named(cli):
     assert cli("shards", "--columns", "help").lines[:3] == ["shard_id", "database_id", "primary_node"]
     run = cli("nodes", "--sort-by", "cpu")
     assert run.code == 2 and run.err.startswith("error: --sort-by: no field 'cpu'; the fields are node_id, ")
-
-
-@pytest.mark.parametrize("dialect", [False, True])
-def test_version_says_both_ends_and_asks_only_health(cli, sim, clean_env, dialect):
-    if dialect:  # JadeVectorDB's own server: its /health carries no version, its API is under /v1
-        sim.reset(personality="dialect")
-        clean_env.setenv("JADEVECTORDB_API_PREFIX", "/v1")
-    run = cli("version", "--format", "json")
-    assert (run.code, run.err) == (0, "")
-    assert run.json() == {"client": cluster_cli.__version__, "server": None if dialect else "1.4.2",
-                          "api_prefix": "/v1" if dialect else "/api/v1", "contract": "v1"}
-    assert [r["path"] for r in sim.requests] == ["/health"]
-    assert cli("version", "-o", "compact").out == "client %s%s | contract v1\n" % (
-        cluster_cli.__version__, " | /v1" if dialect else " | server 1.4.2 | /api/v1")
-
-
-def test_version_of_a_cluster_that_does_not_answer_still_gives_the_clients_and_exits_3(cli):
-    run = cli("--port", "1", "--retries", "0", "version", "-o", "json", target=False)
-    assert run.code == 3 and run.json()["client"] == cluster_cli.__version__ and run.json()["server"] is None
-    assert run.err.startswith("error: cannot reach http://localhost:1")
