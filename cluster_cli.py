@@ -6702,7 +6702,7 @@ def collect(client, wanted, concurrency, deadline):
     # Ask for each of `wanted`, `concurrency` at a time, each within --timeout and all before `deadline`
     # (time.monotonic()): {method, or (method, ID): the answer or its ClusterError}, and for each a
     # manifest entry with the body as it came.
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
     def one(item):
         path, method, ids = item
@@ -6720,8 +6720,23 @@ def collect(client, wanted, concurrency, deadline):
                  "error": str(answer) if failed else None}
         return (method,) + ids if ids else method, answer, (entry, body)
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        done = list(pool.map(one, wanted))
+    done, pending = [None] * len(wanted), list(enumerate(wanted))[::-1]
+
+    def work():
+        while pending:
+            try:
+                index, item = pending.pop()
+            except IndexError:  # another worker took the last
+                return
+            done[index] = one(item)
+
+    # Daemon threads: Ctrl-C or SIGTERM ends the command at once, not after a hung request's timeout
+    # (a pool's threads are waited for, by the pool and again at exit).
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(min(concurrency, len(wanted)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
     return {key: answer for key, answer, _ in done}, [collected for _, _, collected in done]
 
 

@@ -181,3 +181,21 @@ def test_on_a_terminal_it_says_where_the_archive_went(sim, tmp_path):
     assert code == 0 and json.loads(printed)[0]["path"] == "api/health.json"
     assert shown.strip() == "wrote %s: 12 files, %s" % (archive, shown.strip().rsplit(", ", 1)[1])
     assert shown.strip().endswith(("KiB", " B"))
+
+
+@pytest.mark.parametrize("command", [["bundle", "--output", os.devnull], ["report"]])
+def test_sigterm_ends_at_once_not_after_a_hung_requests_timeout(sim, tmp_path, command):
+    """The reads run on threads; a hung one must not hold the command's end (a pool would, twice)."""
+    import signal
+    import subprocess
+    import sys
+    from conftest import SCRIPT, wait_until
+    hung = "/api/v1/cluster/diagnostics"
+    sim.fault(hang_paths=[hung])
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JADEVECTORDB_")}
+    process = subprocess.Popen([sys.executable, SCRIPT, "--port", str(sim.port), "--timeout", "120"] + command,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+    wait_until(lambda: any(r["path"] == hung for r in sim.requests), what="the hung request")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=20)  # the hang lasts a minute; the old pool waited it out
+    assert (process.returncode, err) == (143, "terminated by SIGTERM\n")
