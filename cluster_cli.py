@@ -6720,14 +6720,10 @@ def collect(client, wanted, concurrency, deadline):
                  "error": str(answer) if failed else None}
         return (method,) + ids if ids else method, answer, (entry, body)
 
-    done, pending = [None] * len(wanted), list(enumerate(wanted))[::-1]
+    done, items = [None] * len(wanted), enumerate(wanted)  # one iterator: each next() is one worker's, whole
 
     def work():
-        while pending:
-            try:
-                index, item = pending.pop()
-            except IndexError:  # another worker took the last
-                return
+        for index, item in items:
             done[index] = one(item)
 
     # Daemon threads: Ctrl-C or SIGTERM ends the command at once, not after a hung request's timeout
