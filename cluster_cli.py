@@ -2759,6 +2759,7 @@ class ClusterCLI:
         # only that answers; `notice` (a function of a sentence, if set) hears of such a switch.
         self.api_prefix = DEFAULT_API_PREFIX if api_prefix is None else check_api_prefix(api_prefix)
         self._prefix_given, self._prefix_seen = api_prefix is not None, False
+        self._prefix_lock = __import__("threading").Lock()
         self.notice = None
         self.base_urls = check_urls(url) if url else check_hosts(host, port)
         self.timeout = check_seconds(timeout, "timeout")
@@ -3261,15 +3262,15 @@ class ClusterCLI:
         # make it (its context's protection).
         if method != "GET":
             self._may_change()
-        api = path.startswith("/cluster")
+        api, tried = path.startswith("/cluster"), self.api_prefix
         try:
-            answer = self._transport.request(method, self.api_prefix + path if api else path, *ids, params=params,
-                                             body=body)
+            answer = self._transport.request(method, tried + path if api else path, *ids, params=params, body=body)
         except NotFound as exc:
-            if not api or self._prefix_seen or (exc.code or "NOT_FOUND") != "NOT_FOUND":
+            if not api or (exc.code or "NOT_FOUND") != "NOT_FOUND" or (self._prefix_seen and tried == self.api_prefix):
                 self._prefix_seen = self._prefix_seen or api  # NODE_NOT_FOUND and the like: the API answered
                 raise
-            answer = self._not_under_prefix(method, path, ids, params, body, exc)
+            with self._prefix_lock:  # reads on several threads: one finds the prefix, says so once
+                answer = self._not_under_prefix(method, path, ids, params, body, exc, tried)
         self._prefix_seen = self._prefix_seen or api
         return typed(answer, self.not_numbers)
 
@@ -3282,15 +3283,17 @@ class ClusterCLI:
             return exc.exit_code != EXIT_UNREACHABLE  # it answered, if not with the status
         return True
 
-    def _not_under_prefix(self, method, path, ids, params, body, exc):
-        # Settle a 404 that came before the API prefix answered once: an unknown ID under the right
-        # prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when only that
-        # answers (unless the prefix was given); a change is never sent to a guessed one: it is refused,
-        # saying which to use.
+    def _not_under_prefix(self, method, path, ids, params, body, exc, prefix):
+        # Settle a 404 under `prefix` that came before the API prefix answered once: an unknown ID under
+        # the right prefix, or the API served elsewhere. A read moves to JadeVectorDB's own prefix when
+        # only that answers (unless the prefix was given), or to the one another thread moved to
+        # meanwhile; a change is never sent to a guessed one: it is refused, saying which to use.
+        if method == "GET" and prefix != self.api_prefix:
+            return self._transport.request(method, self.api_prefix + path, *ids, params=params, body=body)
         if (method, path) != ("GET", "/cluster/status") and self._answers(self.api_prefix + "/cluster/status"):
             self._prefix_seen = True
             raise exc  # the API is there: the ID is not
-        prefix, alternative = self.api_prefix, None
+        alternative = None
         if not self._prefix_given and self._answers(DIALECT_API_PREFIX + "/cluster/status"):
             alternative = DIALECT_API_PREFIX
             if method == "GET":

@@ -199,3 +199,15 @@ def test_sigterm_ends_at_once_not_after_a_hung_requests_timeout(sim, tmp_path, c
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=20)  # the hang lasts a minute; the old pool waited it out
     assert (process.returncode, err) == (143, "terminated by SIGTERM\n")
+
+
+@pytest.mark.parametrize("command", [["bundle", "--output", os.devnull], ["report"]])
+def test_reads_on_several_threads_find_the_servers_own_prefix_once(cli, sim, command):
+    """JadeVectorDB's own server, no prefix set: the threads' first reads all meet a 404 under /api/v1."""
+    sim.reset(personality="dialect")
+    run = cli(*command, "-o", "json")
+    assert run.code == 0, run.err
+    assert run.err == ("the cluster serves its API under /v1, not /api/v1: using /v1 (--api-prefix /v1 says so and "
+                       "saves the extra request)\n")
+    if command[0] == "bundle":
+        assert {entry["status"] for entry in run.json()} == {"ok"}
