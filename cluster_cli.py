@@ -7581,7 +7581,8 @@ def run(args):
         except (ClusterUnreachable, NotFound) as exc:
             if exc.message.startswith("cannot reach") and not getattr(exc, "tls", None) and not exc.hint:
                 exc.hint = address_origin(resolved, context)
-            if (exc.param == "api_prefix" or exc.message.startswith("cannot reach")) and args.command != "doctor":
+            if (exc.param == "api_prefix" or exc.message.startswith("cannot reach") or isinstance(exc, PartlyRead))\
+                    and args.command != "doctor":  # a read that failed whole or in part: doctor says why
                 exc.hint += ("; " if exc.hint else "") + "'%s doctor' checks each step" % PROG
             raise
         finally:

@@ -142,6 +142,7 @@ def test_nothing_read_is_exit_3_and_the_archive_says_what_failed(cli, tmp_path):
               "-o", "json", target=False)
     assert run.code == 3
     assert run.err.splitlines()[-1].startswith("error: nothing could be read: cannot reach")
+    assert run.err.splitlines()[-1].endswith("'cluster_cli.py --host 127.0.0.1 --port 1 doctor' checks each step")
     files = opened(tmp_path / "b.tar.gz")
     assert sorted(files) == ["MANIFEST.json", "cli.json"]
     assert {entry["status"] for entry in json.loads(files["MANIFEST.json"])} == {"error"}
