@@ -3360,13 +3360,13 @@ class Spoken:
             if secret:
                 import json
                 from urllib.parse import quote
-                import base64
+                from binascii import b2a_base64  # built in: base64's module is not imported for this
                 raw = secret.encode("utf-8", "surrogateescape")
                 forms |= {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
                           secret.replace('"', '""'), secret.replace("\\", "\\\\"), quote(secret, safe=""),
                           raw.hex()}
                 for shift in range(3):  # base64 wherever the key starts: what no padding byte touches
-                    coded = base64.b64encode(bytes(shift) + raw).decode()[4 if shift else 0:-4]
+                    coded = b2a_base64(bytes(shift) + raw, newline=False).decode()[4 if shift else 0:-4]
                     forms |= {coded} if len(coded) > 5 else set()
         self.secrets = tuple(sorted(set(self.secrets) | forms, key=len, reverse=True))
 
