@@ -7066,6 +7066,12 @@ def cmd_bundle(client, args):
                                     ("api/shard_status/SHARD_ID.json", "shard_status", ("SHARD_ID",))]
         return Result([{"path": path, "endpoint": endpoint_of(client, method, ids)} for path, method, ids in listed],
                       "bundle-list")
+    # Where the archive goes is checked now, not after minutes of reading (a FIFO or device is written in place).
+    folder = os.path.dirname(os.path.abspath(args.archive)) if args.archive else os.getcwd()
+    if (not args.archive or not os.path.exists(args.archive) or os.path.isfile(args.archive)) and \
+            not os.access(folder, os.W_OK):
+        raise OutputError("cannot write %s: %s" % (shown(args.archive or folder), "its folder is not writable"
+                                                   if os.path.isdir(folder) else "no such folder"))
     reads, operations, collected = health_reads(client, time.monotonic() + args.deadline, True, args.concurrency)
     manifest = [entry for entry, _ in collected]
     files = {entry["path"]: body.decode("utf-8", "replace") for entry, body in collected if body}

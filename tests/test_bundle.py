@@ -202,6 +202,13 @@ def test_sigterm_ends_at_once_not_after_a_hung_requests_timeout(sim, tmp_path, c
     assert (process.returncode, err) == (143, "terminated by SIGTERM\n")
 
 
+def test_an_archive_that_cannot_be_written_is_refused_before_anything_is_read(cli, sim, tmp_path):
+    run = cli("bundle", "--output", tmp_path / "missing" / "b.tar.gz")
+    assert (run.code, run.out) == (1, "")
+    assert run.err == "error: cannot write '%s': no such folder\n" % (tmp_path / "missing" / "b.tar.gz")
+    assert sim.requests == []
+
+
 @pytest.mark.parametrize("command", [["bundle", "--output", os.devnull], ["report"]])
 def test_reads_on_several_threads_find_the_servers_own_prefix_once(cli, sim, command):
     """JadeVectorDB's own server, no prefix set: the threads' first reads all meet a 404 under /api/v1."""
