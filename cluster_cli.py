@@ -4143,7 +4143,7 @@ VIEWS = {
                         lambda row: row["up"], (("status", "status"),), cluster_status_rows))),
     "health": View(
         fields=("status", "version"),
-        title="Health", rows=HEALTH_ROWS, compact=("{status:status} | {version}",)),
+        title="Health", rows=HEALTH_ROWS, compact=("{status:status}[ | {version}]",)),
     "nodes": View(
         fields=words_in("node_id role address status shard_count cpu_usage memory_usage disk_usage uptime_seconds "
                         "last_heartbeat"),
@@ -4621,7 +4621,7 @@ def as_listed(result):
     if not spec.fields or spec.columns:
         return result
     row = result.view + "-row"  # its view, made when first asked for (not on every run's start)
-    VIEWS.setdefault(row, View(columns=tuple(labelled(key, key) for key in spec.fields), fields=spec.fields))
+    VIEWS.setdefault(row, View(columns=tuple(labelled(title_of(key), key) for key in spec.fields), fields=spec.fields))
     return Result(one_row(result.data), row, result.warning)
 
 

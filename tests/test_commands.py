@@ -306,6 +306,11 @@ def test_health_in_each_format(cli, sim):
     assert last_request(sim)["path"] == "/health"
 
 
+def test_health_says_no_version_where_the_server_gives_none(cli, sim):
+    sim.reset(personality="dialect")  # JadeVectorDB's own /health: status, timestamp and checks
+    assert cli("--api-prefix", "/v1", "health", "--format", "compact").out == "HEALTHY\n"
+
+
 @pytest.mark.parametrize("command", commands_that(lambda declared: not declared.changes and not declared.local))
 @pytest.mark.parametrize("fmt", ["json", "table", "compact"])
 def test_every_read_command_in_every_format_sends_only_gets(cli, sim, command, fmt):

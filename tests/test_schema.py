@@ -103,7 +103,7 @@ def test_every_command_takes_columns_and_a_key_value_result_is_one_row(cli, argv
 
 def test_status_columns_in_a_table(cli):
     assert cli("status", "--columns", "status,total_nodes").lines == [
-        "┌─────────┬─────────────┐", "│ status  │ total_nodes │", "├─────────┼─────────────┤",
+        "┌─────────┬─────────────┐", "│ Status  │ Total Nodes │", "├─────────┼─────────────┤",
         "│ HEALTHY │ 3           │", "└─────────┴─────────────┘"]
 
 
