@@ -7691,8 +7691,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return 128 + signal_of(exc)
 
 
+def end_process(code):
+    # End the script form's process without the interpreter's teardown, which frees every object one by one
+    # (38M instructions, 4% of a status run): what of it matters is done first, the exit handlers (logging's,
+    # coverage's) and a last flush of stdout and stderr, whose failure exits 120 as the interpreter's would.
+    __import__("atexit")._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and not getattr(stream, "closed", False):
+                stream.flush()
+        except (OSError, ValueError):
+            code = 120
+    os._exit(code)
+
+
 if __name__ == "__main__":
     # Later collections skip what this module made (it lives as long as the process): 13M instructions of
     # the script form's run, most while requests is imported. Not in main(), whose caller's objects are its own.
     __import__("gc").freeze()
-    sys.exit(main())
+    end_process(main())

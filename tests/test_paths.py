@@ -681,6 +681,23 @@ def test_a_failure_whose_stdout_reader_has_gone_keeps_its_exit_code(sim, argv, c
     assert done.stdout.split()[-1] == str(code)
 
 
+def test_the_script_form_ends_with_the_exit_handlers_run_and_stdout_flushed(sim):
+    # It skips the interpreter's teardown (end_process): what a caller or coverage registered still runs,
+    # and what is still buffered still arrives.
+    import subprocess
+    from conftest import SCRIPT
+    program = ("import atexit, runpy, sys; atexit.register(lambda: print('exit handler ran')); "
+               "sys.argv = [%r, '--url', %r, 'status', '-o', 'compact']; runpy.run_path(%r, run_name='__main__')"
+               % (SCRIPT, sim.url, SCRIPT))
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0, "HEALTHY | 3 nodes | 12 shards | master: node-master-001\nexit handler ran\n", "")
+    sim.down("node-worker-001")
+    done = subprocess.run([sys.executable, SCRIPT, "--url", sim.url, "status", "--check", "-o", "compact"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4 and done.stdout.startswith("DEGRADED | ")
+
+
 # -- hints can be pasted: they repeat how the cluster was named ------------------------------------------
 
 def test_a_hint_repeats_the_context_and_config_it_was_given(cli, sim, hostile_server, tmp_path):
