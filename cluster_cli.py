@@ -3052,7 +3052,7 @@ class ClusterCLI:
 
         running = [dict(move, _seen=CLOCK.now()) for move in following]
         self._lost = False  # whether the last poll found the cluster unreachable (said once, and when it is back)
-        report = {"completed": [dict(m) for m in done], "failed": [], "stalled": [], "unknown": [], "skipped": [],
+        report = {"completed": list(map(dict, done)), "failed": [], "stalled": [], "unknown": [], "skipped": [],
                   "running": running, "not_started": rest, "stale": stale if resumed else [],
                   "kind": plan.get("kind"), "node_id": plan.get("node_id"), "verified": None}
         try:
@@ -3935,7 +3935,7 @@ def write_grid(columns, rows, out, color=False, width=None, headers=True, end="\
     out(rule("┌", "┬", "┐") + "\n" + (row([spec.label for spec in columns]) + rule("├", "┼", "┤") + "\n"
                                         if headers else ""))
     for start in range(0, len(rows), BATCH):
-        out("".join(row(line) for line in cells(rows[start:start + BATCH], columns, color, missing="-")))
+        out("".join(map(row, cells(rows[start:start + BATCH], columns, color, missing="-"))))
     out(rule("└", "┴", "┘") + end)
 
 
@@ -3974,7 +3974,7 @@ def render_section(spec, obj, color=False, width=None):
 
 def compact_lines(rows, columns, color=False):
     # Return one line per row, its cells joined by ' | '.
-    return [" | ".join(line) for line in cells(rows, columns, color)]
+    return list(map(" | ".join, cells(rows, columns, color)))
 
 
 def picked(*path):
@@ -4048,7 +4048,7 @@ def with_checks_summary(node):
 def diagnostics_summary(data):
     # Return the diagnostics with what the formats show of them: nodes with their checks, counts.
     data = as_dict(data)
-    nodes = [with_checks_summary(n) for n in as_list(field(data, "nodes"))]
+    nodes = list(map(with_checks_summary, as_list(field(data, "nodes"))))
     return dict(data, nodes=nodes, node_total=len(nodes), error_total=len(as_list(field(data, "errors"))),
                 distribution=[{"node_id": k, "shard_count": v}
                               for k, v in as_dict(field(data, "shard_distribution")).items()],
@@ -4486,7 +4486,7 @@ def delimited(delimiter, escaped):
                 names = [column.key for column in spec.columns]
 
         def line(values):
-            return delimiter.join(escaped(value) for value in values) + "\n"
+            return delimiter.join(map(escaped, values)) + "\n"
 
         if spec.headers:
             out(line(names))
@@ -6878,7 +6878,7 @@ def doctor_checks(client, resolved):
         results.append({"check": check, "master": where, "result": result, "message": message})
 
     add("settings", "PASS", "address %s from %s; %s" % (
-        ",".join(hide_credentials(u) for u in client.base_urls), sources["address"],
+        ",".join(map(hide_credentials, client.base_urls)), sources["address"],
         "API key from %s" % sources["api_key"] if "api_key" in sources else "no API key"))
     transport = client._transport
     for base in client.base_urls:
@@ -7566,7 +7566,7 @@ def run(args):
         if is_tty(sys.stderr):  # said at once to a person; a script rides out an election quietly
             client._transport.retrying = lambda text: note(text.replace("retries and timeout", "--retries and "
                                                                          "--timeout"))
-        where = ",".join(hide_credentials(url) for url in client.base_urls)
+        where = ",".join(map(hide_credentials, client.base_urls))
         output = output._replace(sent_to="context %s (%s)" % (context.name, where) if context else where)
         if settings.get("api_key"):
             for url in key_over_plain_http(client.base_urls, client.proxy_for):
