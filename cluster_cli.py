@@ -102,6 +102,7 @@ ENV_HOST, ENV_PORT, ENV_URL = "JADEVECTORDB_HOST", "JADEVECTORDB_PORT", "JADEVEC
 ENV_FORMAT, ENV_API_KEY = "JADEVECTORDB_FORMAT", "JADEVECTORDB_API_KEY"
 ENV_CONFIG, ENV_CONTEXT = "JADEVECTORDB_CONFIG", "JADEVECTORDB_CONTEXT"
 ENV_API_PREFIX, ENV_RETRIES = "JADEVECTORDB_API_PREFIX", "JADEVECTORDB_RETRIES"
+DEFAULT_DEADLINE, DEFAULT_CONCURRENCY = 120.0, 8  # a bundle's whole collection; requests (or clusters) at once
 DEFAULT_API_PREFIX = "/api/v1"  # the contract's; JadeVectorDB's own server routes the same API under /v1
 DIALECT_API_PREFIX = "/v1"
 
@@ -2428,7 +2429,7 @@ def setting_sources(given, context, environment):
     # a context named (--context, or from_context's name), the environment (the command line's only), a
     # context chosen by JADEVECTORDB_CONTEXT or default_context, the defaults.
     ours = [context_source(context)] if context else []
-    named = bool(ours) and context.chosen_by in ("--context", "name")
+    named = bool(ours) and context.chosen_by in ("--context", "--contexts", "name")
     return [given] + (ours if named else []) + ([environment] if environment else []) + \
         ([] if named else ours) + [DEFAULT_SOURCE]
 
@@ -5628,7 +5629,7 @@ def _non_negative_int(text):
     return value
 
 
-def _count_of_migrations(text):
+def _at_least_one(text):
     value = _non_negative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("%r must be at least 1" % text)
@@ -5685,6 +5686,11 @@ GLOBAL_OPTIONS = tuple(given.option for given in SETTINGS if given.option) + (
     option("-v", "--verbose", action="store_true", default=False,
            help="log each request, its status and time on stderr (the key is never shown)"),
     option("--version", action="version", version="%(prog)s " + __version__),
+    option("--contexts", metavar="NAME[,NAME...]", help="ask these contexts' clusters at once (commands that "
+           "only read): one entry per cluster, in this order, a failed one with its error"),
+    switch("--all-contexts", "ask every context's cluster at once, in the contexts file's order"),
+    option("--parallel", type=_at_least_one, default=DEFAULT_CONCURRENCY, metavar="N",
+           help="with --contexts: the most clusters asked at once (default %d)" % DEFAULT_CONCURRENCY),
 )
 WATCH = (option("--watch", type=_seconds, nargs="?", const=DEFAULT_WATCH_INTERVAL, metavar="SECONDS",
                 help="repeat every SECONDS (default %g) until Ctrl-C; JSON snapshots are one line each when not on "
@@ -5724,9 +5730,9 @@ PLAN = (switch("--dry-run", "print the plan (--format json saves it); change not
         option("--resume", nargs="?", const="latest", metavar="OPERATION",
                help="go on with an operation that was stopped (default: the latest of this command on this "
                     "cluster): follow its running migrations, skip its finished moves, re-check the rest"),
-        option("--max-concurrent", type=_count_of_migrations, default=1, metavar="N",
+        option("--max-concurrent", type=_at_least_one, default=1, metavar="N",
                help="migrations in flight at once (default 1)"),
-        option("--max-per-node", type=_count_of_migrations, default=1, metavar="N",
+        option("--max-per-node", type=_at_least_one, default=1, metavar="N",
                help="migrations into or out of one node at once (default 1)"),
         STRATEGY._replace(settings=dict(STRATEGY.settings, help="how each shard is moved (default LIVE_COPY)")),
         option("--wait-timeout", type=_seconds, default=DEFAULT_PLAN_TIMEOUT, metavar="SECONDS",
@@ -6367,9 +6373,9 @@ def operation_report(state, last, records):
 @command("operations", option("action", nargs="?", choices=("list", "show", "throttle", "stop"), default="list",
                               help="list them (the default), show one's report, throttle a run, or stop it"),
          option("operation", nargs="?", metavar="OPERATION", help="the operation, as 'operations' lists it"),
-         option("--max-concurrent", type=_count_of_migrations, metavar="N",
+         option("--max-concurrent", type=_at_least_one, metavar="N",
                 help="with throttle: migrations in flight at once"),
-         option("--max-per-node", type=_count_of_migrations, metavar="N",
+         option("--max-per-node", type=_at_least_one, metavar="N",
                 help="with throttle: migrations into or out of one node at once"),
          view="operations", local=True)
 def cmd_operations(client, args):
@@ -6701,11 +6707,34 @@ def wanted_reads(bundle, reads=None):
     return wanted + [("api/shard_status/%s.json" % quote_id(i), "shard_status", (i,)) for i in ids]
 
 
+def as_done(work, items, concurrency):
+    # Yield (index, work(item)) for each of `items` as it ends, `concurrency` at a time; work's own
+    # error is raised here. Daemon threads: Ctrl-C or SIGTERM ends the command at once, not after a
+    # hung request's timeout (a pool's threads are waited for, by the pool and again at exit).
+    import queue
+    import threading
+    ended, pending = queue.Queue(), enumerate(items)  # one iterator: each next() is one worker's, whole
+
+    def worker():
+        for index, item in pending:
+            try:
+                ended.put((index, work(item), None))
+            except Exception as exc:
+                ended.put((index, None, exc))
+
+    for _ in range(min(concurrency, len(items))):
+        threading.Thread(target=worker, daemon=True).start()
+    for _ in items:
+        index, answer, failed = ended.get()
+        if failed:
+            raise failed
+        yield index, answer
+
+
 def collect(client, wanted, concurrency, deadline):
     # Ask for each of `wanted`, `concurrency` at a time, each within --timeout and all before `deadline`
     # (time.monotonic()): {method, or (method, ID): the answer or its ClusterError}, and for each a
     # manifest entry with the body as it came.
-    import threading
 
     def one(item):
         path, method, ids = item
@@ -6723,19 +6752,9 @@ def collect(client, wanted, concurrency, deadline):
                  "error": str(answer) if failed else None}
         return (method,) + ids if ids else method, answer, (entry, body)
 
-    done, items = [None] * len(wanted), enumerate(wanted)  # one iterator: each next() is one worker's, whole
-
-    def work():
-        for index, item in items:
-            done[index] = one(item)
-
-    # Daemon threads: Ctrl-C or SIGTERM ends the command at once, not after a hung request's timeout
-    # (a pool's threads are waited for, by the pool and again at exit).
-    workers = [threading.Thread(target=work, daemon=True) for _ in range(min(concurrency, len(wanted)))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    done = [None] * len(wanted)
+    for index, answer in as_done(one, wanted, concurrency):
+        done[index] = answer
     return {key: answer for key, answer, _ in done}, [collected for _, _, collected in done]
 
 
@@ -6998,8 +7017,6 @@ def cmd_doctor(client, args):
 
 # -- bundle: one archive for a support ticket ----------------------------------------------------
 
-DEFAULT_DEADLINE, DEFAULT_CONCURRENCY = 120.0, 8
-
 
 def address_hider(hosts, texts):
     # Return text -> text with the host names given and every IP address in `texts` replaced, where
@@ -7042,7 +7059,7 @@ VIEWS["bundle-list"] = View(columns=VIEWS["bundle"].columns[:2])
 @command("bundle", switch("--list", "print what would be collected, and send nothing"),
          switch("--redact-addresses", "replace host names and IP addresses by host-1, "
                 "host-2, ... everywhere in the archive"),
-         option("--concurrency", type=_count_of_migrations, default=DEFAULT_CONCURRENCY, metavar="N",
+         option("--concurrency", type=_at_least_one, default=DEFAULT_CONCURRENCY, metavar="N",
                 help="the most requests at once (default %d)" % DEFAULT_CONCURRENCY),
          option("--deadline", type=_seconds, default=DEFAULT_DEADLINE, metavar="SECONDS",
                 help="the most the whole collection may take (default %g); each request gets --timeout"
@@ -7190,8 +7207,8 @@ TARGET_OPTIONS = words_in("--host --port --url --context --config --api-key --ca
 # What an option's value is, by its dest: the shell's file names, a context's name, the IDs the
 # cluster on the line has, the command's field names. Any other: its choices, or text (nothing offered).
 VALUE_KINDS = dict(output="files", plan="files", ca_cert="files", config="files", context="contexts",
-                   node_id="nodes", to_node="nodes", from_node="nodes", shard_id="shards", columns="fields",
-                   sort_by="fields")
+                   contexts="contexts", node_id="nodes", to_node="nodes", from_node="nodes", shard_id="shards",
+                   columns="fields", sort_by="fields")
 
 
 def _value_kind(action, cmd_name=""):
@@ -7256,8 +7273,9 @@ def completion_words(line):
                 passed += [flag] if flag == "--insecure" else [flag, os.path.expanduser(value)]
         args = build_parser(passed + ["health"]).parse_args(passed + ["health"])
         config = read_config(*config_path(args.config), timeout=2.0)
-        if kind == "contexts":
-            return list(config.contexts)
+        if kind == "contexts":  # --contexts a,b,<TAB>: the names not yet in the list, after it
+            listed = current[:current.rfind(",") + 1] if before[-1] == "--contexts" else ""
+            return [listed + name for name in config.contexts if name not in listed.split(",")]
         settings = client_settings(resolve(setting_sources(flag_source(args), chosen_context(config, args.context),
                                                            environment_source(os.environ))))
         settings.update(timeout=min(settings.get("timeout") or 2.0, 2.0), retries=0)
@@ -7533,6 +7551,143 @@ def warn_not_numbers(client):
         client.not_numbers.clear()
 
 
+def for_command_line(exc):
+    # Return the error's text, naming the flag where the client named its parameter
+    # (at the start; anywhere for names like max_response_size, which no sentence uses),
+    # and the flags in hints that name parameters.
+    if isinstance(exc, AuthenticationFailed):
+        exc.hint = ("the API key sent was refused; pass a valid one" if getattr(exc, "key_sent", True) else
+                    "no API key was sent; pass one") + " with --api-key or " + ENV_API_KEY
+    elif isinstance(exc, PermissionDenied):
+        exc.hint += " (--api-key or %s)" % ENV_API_KEY
+    elif getattr(exc, "tls", None) == "unknown-ca":
+        exc.hint = "pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
+    elif getattr(exc, "tls", None) == "hostname":
+        exc.hint = "connect by a name the certificate carries (--url or --host)"
+    text = (str(exc) + ("; " + exc.then if getattr(exc, "then", None) else "")).replace("goes in url", "goes in --url")
+    flag = parameter_flags().get(exc.param)
+    if flag and text.startswith(exc.param):
+        text = flag + text[len(exc.param):]
+    elif flag and "_" in exc.param:
+        text = re.sub(r"\b%s\b" % exc.param, flag, text)
+    return text
+
+
+def fleet_contexts(args, declared, config):
+    # Return the contexts a fleet read asks, in the order given (--all-contexts: the file's), each known
+    # before anything is sent; a command that changes a cluster, or a flag that names one cluster, refused.
+    listed = "--all-contexts" if args.all_contexts else "--contexts"
+    if declared.changes or declared.local or declared.writes_output:
+        raise InvalidInput("%s %s: it takes one cluster (--context), not %s" % (
+            args.command, "changes a cluster" if declared.changes else "works on one cluster", listed))
+    for flag in words_in("--context --url --host --port --watch --raw") + ("--contexts",) * args.all_contexts:
+        if getattr(args, flag[2:], None):
+            raise InvalidInput("%s does not go with %s: each context names its own cluster" % (flag, listed))
+    names = list(config.contexts) if args.all_contexts else args.contexts.split(",")
+    if not names:
+        raise InvalidInput("--all-contexts: " + (no_file(config) or "%s has no contexts" % config.path))
+    return [chosen_context(config, name.strip(), "--contexts") for name in dict.fromkeys(names)]
+
+
+# Which failure a fleet read's exit code says when clusters differ: the worst, a wrong setting first.
+EXIT_RANK = (EXIT_OK, EXIT_CONDITION, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE)  # any other: worse still
+
+
+def fleet_table(entries):
+    # Return a fleet read as one table: each cluster's rows (a key/value result is one), led by its context,
+    # its error last, under the first result's columns but nested ones (JSON carries those).
+    first, view = next(((e["result"], e["view"]) for e in entries if "result" in e), ({}, entries[0]["view"]))
+    rows = []
+    for said in entries:
+        items = as_list(as_listed(Result(said["result"], said["view"])).data) if "result" in said else [{}]
+        rows += [dict(item if isinstance(item, dict) else {}, context=said["context"], error=said.get("why"))
+                 for item in items]
+    listed = VIEWS[as_listed(Result(first, view)).view]
+    columns = tuple(column for column in listed.columns or map(labelled, map(title_of, listed.fields), listed.fields)
+                    if not isinstance(field(first, column.key), dict))
+    VIEWS["fleet"] = View(columns=(labelled("Context", "context"),) + columns + (labelled("Error", "error"),),
+                          fields=("context",) + tuple(listed.fields or [c.key for c in columns]) + ("error",))
+    return Result(rows, "fleet")
+
+
+def write_fleet_prometheus(entries, output):
+    # Write every cluster's series with its context as a label, each metric's series together, its
+    # HELP and TYPE once, as the format asks; a cluster not read has its up series at 0.
+    families = {}
+    for said in entries:
+        text = rendered(said["view"], said["result"], output) if "result" in said else prometheus_up(
+            said["view"], False, None)
+        for line in text.splitlines():
+            metric = line.split(" ")[2] if line[:1] == "#" else re.match(r"[^{ ]+", line).group()
+            lines, rest = families.setdefault(metric, []), line[len(metric):]
+            if line[:1] != "#":
+                lines.append('%s{context="%s"%s' % (metric, prometheus_label(said["context"]),
+                                                    "," + rest[1:] if rest[:1] == "{" else "}" + rest))
+            elif line not in lines:
+                lines.append(line)
+    write("".join(line + "\n" for lines in families.values() for line in lines))
+
+
+def fleet_read(args, declared, config, output):
+    # Ask every context's cluster at once (--parallel at a time, each within its own --timeout) and
+    # show one entry per cluster, in the order asked (ndjson: as each ends); the exit code is the worst.
+    contexts, flags = fleet_contexts(args, declared, config), flag_source(args)
+    for context in contexts:  # each key kept out of every output before any is asked
+        try:
+            SPOKEN.keep_secret(context_key(context))
+        except ClusterError:
+            pass
+
+    def ask(context):
+        said = {"context": context.name, "ok": False}
+        try:
+            resolved = resolve(setting_sources(flags, context, environment_source(os.environ)))
+            settings = client_settings(resolved)
+            if settings["verify"] is False:
+                warn("TLS certificate verification is off for context %s; its identity is not checked" % context.name)
+            with ClusterCLI(**settings) as client:
+                result = outcome(client, argparse.Namespace(**dict(vars(args), resolved=resolved, protected=None)))
+            said.update(ok=True, result=result.data)
+            views[context.name] = result.view
+        except ClusterError as exc:  # its kind for scripts: ClusterUnreachable is cluster_unreachable
+            kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+            said["error"] = {"kind": kind, "message": for_command_line(exc), "exit_code": exc.exit_code}
+            if exc.shown and exc.answers:  # a condition not met: what was read is still the answer
+                said["result"], views[context.name] = exc.shown
+        return said
+
+    entries, views = [None] * len(contexts), {}
+    with verbose_logging(args.verbose), insecure_quietly(True), written_to(output.file):
+        for index, said in as_done(ask, contexts, args.parallel):
+            entries[index] = said
+            if output.format == "ndjson":
+                write(to_json(said) + "\n")
+        if output.format == "json":
+            write(to_json(entries, indent=2) + "\n")
+        failed = [said for said in entries if not said["ok"]]
+        for said in entries:  # for the other forms, not in JSON
+            said["view"] = views.get(said["context"], declared.view)
+            if not said["ok"]:
+                said["why"] = "%s: %s" % (said["error"]["kind"], said["error"]["message"])
+        if output.format == "prometheus":
+            write_fleet_prometheus(entries, output)
+        elif output.format == "compact" and not (args.columns or args.sort_by):  # each cluster's own lines
+            for said in entries:
+                text = rendered(said["view"], said["result"], output) if "result" in said else ""
+                text += said.get("why", "")
+                write("".join("%s | %s\n" % (said["context"], line) for line in text.splitlines()))
+        elif output.format not in ("json", "ndjson"):  # --columns: the result's; the context and error kept
+            asked = args.columns and args.columns != "help" and args.columns.split(",")
+            columns = asked and ",".join(["context"] + [c for c in asked if c not in ("context", "error")] + ["error"])
+            shown_as_asked(fleet_table(entries),
+                           argparse.Namespace(**dict(vars(args), columns=columns or args.columns)), output)
+    if failed:
+        print_error("%d of %s failed: %s" % (len(failed), words(len(entries), "context"), ", ".join(
+            "%s (%s)" % (said["context"], said["error"]["kind"]) for said in failed)))
+    return max((said["error"]["exit_code"] for said in failed), default=EXIT_OK, key=lambda code: (
+        EXIT_RANK.index(code) if code in EXIT_RANK else len(EXIT_RANK)))
+
+
 def run(args):
     # Run the command layer: flags and context to settings, a client, the command's handler, its result printed.
     declared = COMMANDS[args.command]
@@ -7541,6 +7696,9 @@ def run(args):
             write(args.func(None, args))
         return EXIT_OK
     config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
+    if args.contexts is not None or args.all_contexts:  # many clusters: none is the default context
+        resolved = resolve(setting_sources(flag_source(args), None, environment_source(os.environ)))
+        return fleet_read(args, declared, config, output_from(args, resolved["format"]))
     context = chosen_context(config, args.context)
     resolved = resolve(setting_sources(flag_source(args), context, environment_source(os.environ)))
     if declared.writes_output:  # --output is its own file (bundle's archive); the result goes to stdout
@@ -7593,28 +7751,6 @@ def run(args):
             raise
         finally:
             warn_not_numbers(client)
-
-
-def for_command_line(exc):
-    # Return the error's text, naming the flag where the client named its parameter
-    # (at the start; anywhere for names like max_response_size, which no sentence uses),
-    # and the flags in hints that name parameters.
-    if isinstance(exc, AuthenticationFailed):
-        exc.hint = ("the API key sent was refused; pass a valid one" if getattr(exc, "key_sent", True) else
-                    "no API key was sent; pass one") + " with --api-key or " + ENV_API_KEY
-    elif isinstance(exc, PermissionDenied):
-        exc.hint += " (--api-key or %s)" % ENV_API_KEY
-    elif getattr(exc, "tls", None) == "unknown-ca":
-        exc.hint = "pass --ca-cert PATH to trust the cluster's CA, or --insecure to skip verification"
-    elif getattr(exc, "tls", None) == "hostname":
-        exc.hint = "connect by a name the certificate carries (--url or --host)"
-    text = (str(exc) + ("; " + exc.then if getattr(exc, "then", None) else "")).replace("goes in url", "goes in --url")
-    flag = parameter_flags().get(exc.param)
-    if flag and text.startswith(exc.param):
-        text = flag + text[len(exc.param):]
-    elif flag and "_" in exc.param:
-        text = re.sub(r"\b%s\b" % exc.param, flag, text)
-    return text
 
 
 def as_help(argv):

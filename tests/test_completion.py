@@ -88,8 +88,10 @@ def test_bash_completes_choices_of_the_command_being_typed(installed):
 
 
 def test_bash_completes_options_and_context_names(installed):
-    assert bash_completes(installed, "jadevectordb-cluster", "status", "--con") == ["--context", "--config"]
+    assert bash_completes(installed, "jadevectordb-cluster", "status", "--con") == [
+        "--context", "--config", "--contexts"]
     assert bash_completes(installed, "jadevectordb-cluster", "--context", "") == ["prod", "staging"]
+    assert bash_completes(installed, "jadevectordb-cluster", "--contexts", "prod,") == ["prod,staging"]
     assert bash_completes(installed, "jadevectordb-cluster", "--context", "prod", "no") == ["nodes", "node-health"]
 
 
