@@ -6107,6 +6107,27 @@ def cmd_health(client, args):
     return Result(client.health())
 
 
+VIEWS["version"] = View(fields=words_in("client server api_prefix contract"), title="Version",
+                        rows=shown_as("client, server, api_prefix:API Prefix, contract"),
+                        compact=("client {client}[ | server {server}] | {api_prefix} | contract {contract}",))
+
+
+@command("version", view="version", exits={3: "the server's version could not be read (the client's is shown)"})
+def cmd_version(client, args):
+    """Show this CLI's version, the server's (from GET /health), the API prefix in use and the contract's
+    version (--version prints the CLI's alone, and asks nothing).
+
+    example: cluster_cli.py version --format compact
+    """
+    said = {"client": __version__, "server": None, "api_prefix": client.api_prefix,
+            "contract": DEFAULT_API_PREFIX.rsplit("/", 1)[1]}
+    try:
+        said["server"] = fmt_text(field(client.health(), "version")) or None
+    except ClusterUnreachable as exc:
+        raise PartlyRead("the server's version: %s" % exc.message).showing(said, "version") from None
+    return Result(said)
+
+
 def all_operations():
     # Return every operation kept on this machine, oldest first: (its state, each move's last event, records).
     folder = os.path.join(state_folder(), "operations")

@@ -4,7 +4,7 @@ import json
 import pytest
 
 import cluster_cli
-from conftest import commands_that, sample
+from conftest import commands_that, free_port, sample
 
 SEED_STATUS = """\
 Cluster Status
@@ -304,6 +304,29 @@ def test_health_in_each_format(cli, sim):
     assert cli("health", "--format", "json").json() == {"status": "ok", "version": "1.4.2"}
     assert cli("health").lines[2:] == ["Status: ok", "Version: 1.4.2"]
     assert last_request(sim)["path"] == "/health"
+
+
+def test_version_names_the_client_the_server_the_prefix_and_the_contract(cli, sim):
+    assert cli("version").lines == ["Version", "=======", "Client: %s" % cluster_cli.__version__,
+                                    "Server: 1.4.2", "API Prefix: /api/v1", "Contract: v1"]
+    assert cli("version", "-o", "json").json() == {"client": cluster_cli.__version__, "server": "1.4.2",
+                                                   "api_prefix": "/api/v1", "contract": "v1"}
+    assert [r["path"] for r in sim.requests] == ["/health", "/health"]
+    sim.reset(personality="dialect")  # JadeVectorDB's own /health says no version
+    run = cli("--api-prefix", "/v1", "version", "-o", "compact")
+    assert (run.code, run.out) == (0, "client %s | /v1 | contract v1\n" % cluster_cli.__version__)
+
+
+def test_version_of_a_server_that_cannot_be_reached_is_the_clients_and_exit_3(cli, sim):
+    run = cli("--url", "http://127.0.0.1:%d" % free_port(), "--retries", "0", "version", "-o", "compact",
+              target=False)
+    assert (run.code, run.out) == (3, "client %s | /api/v1 | contract v1\n" % cluster_cli.__version__)
+    assert run.err.startswith("error: the server's version: cannot reach http://127.0.0.1:")
+
+
+def test_the_version_flag_is_the_clients_and_asks_nothing(cli, sim):
+    run = cli("--version")
+    assert (run.code, run.out, sim.requests) == (0, "cluster_cli.py %s\n" % cluster_cli.__version__, [])
 
 
 def test_health_says_no_version_where_the_server_gives_none(cli, sim):

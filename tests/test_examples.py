@@ -92,6 +92,7 @@ def as_the_reader_sees(text: str, sim) -> str:
     "python cluster_cli.py status --format compact",
     "python cluster_cli.py nodes --format compact",
     "python cluster_cli.py status -o prometheus",
+    "python cluster_cli.py version --format compact",
 ])
 def test_readme_output_matches_the_cli(cli, sim, clean_env, command):
     expected = output_after(command)
