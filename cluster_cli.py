@@ -3382,7 +3382,7 @@ def secrets_in(argv):
         name, equals, value = arg.partition("=")
         name = name[:-1] if name.endswith("\n") else name  # as re's $ would
         if name[:1] == "-" and name.replace("-", "a").replace("_", "a").isalnum() and any(
-                word in name.casefold() for word in SECRET_WORDS):
+                word in name.casefold() for word in SECRET_WORDS) and not name.endswith("-env"):  # a variable's name
             secrets.append(value if equals else argv[i + 1] if i + 1 < len(argv) else None)
     return secrets
 
@@ -4305,6 +4305,7 @@ VIEWS["steered"] = View(sentence="{operation}: {said}", compact=("{operation} | 
 VIEWS["contexts"] = View(columns=(labelled("Current", "current", fmt=lambda value: "*" if value else ""),
                                   *shown_as("name, url, protected, chosen_by")))
 VIEWS["context"] = View(sentence="{name}", compact=("{name}",))
+VIEWS["context-changed"] = View(sentence="Context {name} {done} ({path})", compact=("{name} | {done}",))
 VIEWS["context-used"] = View(sentence="Switched to context {name} (default_context in {path})",
                              compact=("{name}",))
 VIEWS["move-report"] = View(
@@ -7177,25 +7178,178 @@ def use_context(config, name):
     text = "".join(lines)
     check_config(config.path, text, _toml(config.path, text))  # what was written reads back as meant
     with written_to(config.path):
-        write(text)
+        sys.stdout.write(text)  # as it is: a file is not output, whose secrets are starred
     return {"name": name, "path": config.path}
 
 
-@command("contexts", option("action", nargs="?", choices=("list", "use", "current"), default="list",
-                             help="list them (the default), use NAME as the default, or print the current one"),
-         option("name", nargs="?", metavar="NAME", help="with use: the context to make the default"),
-         SHAPING, view="contexts", local=True)
+def toml_value(value):
+    # A setting's value as TOML writes it (a JSON string is a TOML basic string).
+    import json
+    if isinstance(value, list):
+        return "[%s]" % ", ".join(map(toml_value, value))
+    if isinstance(value, float) and value.is_integer():  # timeout = 10, as a person writes it
+        value = int(value)
+    return ("true" if value else "false") if isinstance(value, bool) else json.dumps(value, ensure_ascii=False)
+
+
+def reassigned(line, text):
+    # Return the line 'KEY = VALUE  # comment' with text for its 'KEY = VALUE': indentation and comment kept.
+    match = re.match(r"(\s*)[^=]*=\s*(\"(?:[^\"\\]|\\.)*\"|'[^']*'|\[[^\]]*\]|[^\s#]+)(.*)", line, re.S)
+    return match.group(1) + text + match.group(3)
+
+
+def edit_contexts(config, name, settings=None, new_name=None):
+    # Rewrite the contexts file, every other byte as it was (comments, order, line endings): NAME's
+    # table gets `settings` ({key: value, or None to remove it}; a new context a table at the end),
+    # or is renamed NEW_NAME, or is deleted (neither given). What is written must read back as meant.
+    if os.path.exists(config.path) and not os.path.isfile(config.path):
+        raise InvalidInput("contexts: %s is not a regular file; edit it where it comes from" % config.path)
+    raw = read_file(config.path, MAX_CONFIG_SIZE)[0] if os.path.exists(config.path) else b""
+    lines = raw.decode("utf-8").splitlines(keepends=True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    meant = _toml(config.path, "".join(lines))
+    contexts = meant.setdefault("contexts", {})
+    tables = [i for i, line in enumerate(lines) if line.lstrip()[:1] == "["] + [len(lines)]
+    start = next((i for i in tables[:-1] if re.match(r"\s*\[\s*contexts\s*\.\s*(%s|\"%s\"|'%s')\s*\]" % (
+        (re.escape(name),) * 3), lines[i])), None)
+    end = next((i for i in tables if start is not None and i > start), len(lines))
+    default = next((i for i in range(tables[0]) if re.match(r"\s*default_context\s*=", lines[i])), None)
+    cannot = InvalidInput("contexts: %s cannot be edited here: context %r is not one [contexts.%s] table of its "
+                          "own; edit the file by hand" % (config.path, name, name))
+    if start is None and name in contexts:
+        raise cannot
+    header = "[contexts.%s]" % ((new_name or name) if re.match(r"^[\w-]+$", new_name or name) else
+                                toml_value(new_name or name))
+    if settings is not None:
+        table = contexts.setdefault(name, {})
+        if start is None:  # a new context: its table at the end, after a blank line
+            lines[-1:] = [lines[-1] + ("" if lines[-1].endswith("\n") else newline) + newline] if lines else []
+            lines.append(header + newline)
+            start, end = len(lines) - 1, len(lines)
+        last, added = max([start] + [i for i in range(start + 1, end) if re.match(r"\s*[\w\"']", lines[i])]), []
+        for key, value in settings.items():
+            text = "%s = %s" % (key, toml_value(value))
+            at = next((i for i in range(start + 1, end) if re.match(r"\s*%s\s*=" % key, lines[i])), None)
+            if value is None:
+                table.pop(key, None)
+                if at is not None:
+                    lines[at] = ""
+            else:
+                table[key] = value
+                if at is None:
+                    added.append(text + newline)
+                else:
+                    lines[at] = reassigned(lines[at], text)
+        lines[last] += newline if added and lines[last] and not lines[last].endswith("\n") else ""
+        lines[last + 1:last + 1] = added  # after its last setting
+    elif new_name is None:  # deleted: its table (not the comments before the next), and default_context if it
+        while end > start + 1 and lines[end - 1].strip()[:1] in ("", "#"):  # named it
+            end -= 1
+        lines[start:end] = [""] * (end - start)
+        del contexts[name]
+        if meant.get("default_context") == name:
+            lines[default] = ""
+            del meant["default_context"]
+    else:
+        lines[start] = re.sub(r"\[[^\]]*\]", lambda _: header, lines[start], count=1)
+        contexts[new_name] = contexts.pop(name)
+        if meant.get("default_context") == name:
+            lines[default] = reassigned(lines[default], "default_context = " + toml_value(new_name))
+            meant["default_context"] = new_name
+    text = "".join(lines)
+    if not contexts:
+        del meant["contexts"]
+    try:
+        if _toml(config.path, text) != meant:
+            raise cannot
+    except InvalidInput:
+        raise cannot from None
+    check_config(config.path, text, meant)  # each setting checked as when it is read
+    os.makedirs(os.path.dirname(os.path.abspath(config.path)), mode=0o700, exist_ok=True)
+    with written_to(config.path, mode=None if os.path.exists(config.path) else 0o600):
+        sys.stdout.write(text)  # as it is: a file is not output, whose secrets are starred
+
+
+def set_context(config, args):
+    # The context's settings from the flags given on the line: `contexts set NAME --url ...`.
+    if args.api_key is not None:
+        raise InvalidInput("contexts set writes no API key: keep it in an environment variable and pass "
+                           "--api-key-env VAR")
+    settings = {given.name: getattr(args, given.name) for given in SETTINGS
+                if given.kind and given.option and getattr(args, given.name, None) is not None}
+    for key in ("url", "host"):
+        if "," in settings.get(key, ""):
+            settings[key] = settings[key].split(",")
+    if "ca_cert" in settings:  # a context's is relative to the file; the flag's to this folder
+        settings["ca_cert"] = os.path.abspath(settings["ca_cert"])
+    if "url" in settings and ("host" in settings or "port" in settings):
+        raise InvalidInput("contexts set: --url or --host (and --port), not both")
+    settings.update({"host": None, "port": None} if "url" in settings else {"url": None} if (
+        "host" in settings or "port" in settings) else {})
+    settings.update({"api_key_env": args.api_key_env, "api_key": None} if args.api_key_env else {})
+    settings.update({"protected": args.protect} if args.protect is not None else {})
+    if not [value for value in settings.values() if value is not None]:
+        raise InvalidInput("contexts set %s: nothing to set; give --url (or --host and --port), --api-key-env, "
+                           "--ca-cert, --protected, --timeout, ..." % args.name)
+    if args.name not in config.contexts and "url" not in settings and "host" not in settings:
+        raise InvalidInput("contexts set: %s is a new context: give its --url (or --host)" % args.name)
+    if args.protect is False and config.contexts.get(args.name, {}).get("protected"):
+        args.protected = args.name
+        confirm_change(args, "unprotect it", "it is still protected")
+    edit_contexts(config, args.name, settings)
+    return {"name": args.name, "done": "updated" if args.name in config.contexts else "created",
+            "path": config.path}
+
+
+@command("contexts", option("action", nargs="?", choices=words_in("list use current set delete rename"),
+                             default="list", help="list them (the default), use NAME as the default, print the "
+                             "current one, set NAME's settings (creating it), delete NAME, rename NAME NEW"),
+         option("name", nargs="?", metavar="NAME", help="the context to use, set, delete or rename"),
+         option("new_name", nargs="?", metavar="NEW", help="with rename: its new name"),
+         option("--api-key-env", metavar="VAR", help="with set: the environment variable that holds its API key"),
+         option("--protected", dest="protect", action="store_const", const=True,
+                help="with set: every change to this cluster needs its name typed"),
+         option("--no-protected", dest="protect", action="store_const", const=False,
+                help="with set: not protected (asks, as a change to a protected cluster does)"),
+         yes("delete or unprotect a protected context"), SHAPING, view="contexts", local=True)
 def cmd_contexts(client, args):
     """List the named clusters of the contexts file, and which one is used and why.
 
     The file is $XDG_CONFIG_HOME/jadevectordb/cluster.toml (--config FILE, JADEVECTORDB_CONFIG);
     the one used is --context NAME, else JADEVECTORDB_CONTEXT, else the file's default_context.
     'contexts use NAME' makes NAME the file's default_context (nothing else in it changes);
-    'contexts current' prints the name of the one used.
+    'contexts current' prints the name of the one used. 'contexts set NAME' creates or updates
+    NAME with the settings given on the line (--url or --host/--port, --api-prefix, --format,
+    --timeout, --retries, --ca-cert, --api-key-env VAR, --protected/--no-protected; never a key),
+    'contexts delete NAME' and 'contexts rename NAME NEW' do as they say; each keeps the rest of the
+    file as it was, comments included, and creates it (mode 0600) when there is none.
     example: cluster_cli.py contexts
              cluster_cli.py contexts use staging
+             cluster_cli.py contexts set prod --url https://jade-prod.internal:8443 --api-key-env JADE_PROD_KEY \
+                 --protected
     """
     config, current = args.contexts_file, args.chosen_context
+    if args.action in ("set", "delete", "rename"):
+        if args.name is None or (args.action == "rename") != (args.new_name is not None):
+            raise InvalidInput("contexts %s: %s" % (args.action, "give NAME NEW" if args.action == "rename" else
+                                                     "which one? NAME"))
+        new = args.name if args.action == "set" else args.new_name
+        if new is not None and not re.match(_CONTEXT_NAME, new):
+            raise InvalidInput("context name %s must be letters, digits, '.', '_' or '-'" % shown(new))
+        if args.action == "set":
+            return Result(set_context(config, args), "context-changed")
+        if args.name not in config.contexts or new in config.contexts:
+            raise InvalidInput("contexts %s: %s; the file has %s" % (args.action, (
+                "there is already a context %s" % shown(new)) if new in config.contexts else "no context %s" % shown(
+                args.name), ", ".join(config.contexts) or "none"))
+        if args.action == "delete" and config.contexts[args.name].get("protected"):
+            args.protected = args.name
+            confirm_change(args, "delete it", "it was not deleted")
+        edit_contexts(config, args.name, new_name=new)
+        return Result({"name": new or args.name, "done": "renamed from %s" % args.name if new else "deleted",
+                       "path": config.path}, "context-changed")
+    if args.new_name is not None:
+        raise InvalidInput("stray word %r: a new name goes with 'contexts rename NAME NEW'" % args.new_name)
     if args.action == "current":
         if current is None:
             raise ClusterError("no context is in use: %s" % (no_file(config) or "pass --context NAME, or run "
@@ -7280,7 +7434,7 @@ def completion_words(line):
         else:
             positional.append(word)
     kind = _value_kind(option_of[before[-1]], name) if before and before[-1] in option_of else ""
-    kind = "contexts" if name == "contexts" and positional == ["use"] else kind
+    kind = "contexts" if name == "contexts" and positional in (["use"], ["delete"], ["rename"], ["set"]) else kind
     if kind == "files":
         return [FILES]
     if kind == "choices":
@@ -7716,7 +7870,10 @@ def run(args):
         with written_to(args.output):
             write(args.func(None, args))
         return EXIT_OK
-    config = read_config(*config_path(args.config), timeout=args.timeout or DEFAULT_TIMEOUT)
+    path, named_by = config_path(args.config)
+    if getattr(args, "action", None) == "set" and not os.path.lexists(path):  # contexts set makes the file
+        named_by = None
+    config = read_config(path, named_by, timeout=args.timeout or DEFAULT_TIMEOUT)
     if args.contexts is not None or args.all_contexts:  # many clusters: none is the default context
         resolved = resolve(setting_sources(flag_source(args), None, environment_source(os.environ)))
         return fleet_read(args, declared, config, output_from(args, resolved["format"]))

@@ -203,6 +203,7 @@ def test_bash_offers_field_names_for_columns_and_sort_by(installed):
 def test_bash_completes_contexts_use_with_the_names_in_the_file(installed):
     assert bash_completes(installed, "jadevectordb-cluster", "contexts", "u") == ["use"]
     assert bash_completes(installed, "jadevectordb-cluster", "contexts", "use", "") == ["prod", "staging"]
+    assert bash_completes(installed, "jadevectordb-cluster", "contexts", "delete", "p") == ["prod"]
 
 
 def test_bash_completes_python_cluster_cli_py_and_a_relative_path(installed, sim):

@@ -1,5 +1,6 @@
 """Named clusters: the contexts file, which context a run uses, what it sets, and protected contexts."""
 import os
+import pathlib
 import re
 import shutil
 
@@ -430,3 +431,135 @@ def test_the_library_verifies_tls_with_a_contexts_relative_ca_cert(contexts, tls
     clean_env.chdir(str(tmp_path.parent))  # relative to the file, not to where the program runs
     with cluster_cli.ClusterCLI.from_context(config=path) as client:
         assert client.cluster_status()["status"] == "HEALTHY"
+
+
+# -- contexts set, delete and rename: the file kept as it was written ------------------------------------
+
+WRITTEN = ('# our clusters\r\ndefault_context = "lab"   # the safe one\r\n\r\n[contexts.lab]  # mine\r\n'
+           'host = "127.0.0.1"  # here\r\nport = %d\r\n\r\n# production below\r\n[contexts.prod]\r\n'
+           'url = "https://jade-prod.internal:8443"\r\napi_key = "in-the-file"\r\nprotected = true\r\n')
+
+
+@pytest.fixture
+def written(sim, contexts):
+    """The contexts file WRITTEN (CRLF, comments, a default, a protected context with a plaintext key)."""
+    path = contexts(WRITTEN % sim.port)
+    return pathlib.Path(path)
+
+
+def test_contexts_set_creates_the_file_and_its_folder_owner_only(cli, sim, tmp_path, clean_env):
+    path = tmp_path / "new" / "cluster.toml"
+    clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
+    run = cli("contexts", "set", "prod", "--url", "https://a.internal:8443,https://b.internal:8443",
+              "--api-key-env", "JADE_PROD_KEY", "--protected", "--timeout", "10", target=False)
+    assert (run.code, run.out, run.err) == (0, "Context prod created (%s)\n" % path, "")
+    assert path.read_text() == ('[contexts.prod]\nurl = ["https://a.internal:8443", "https://b.internal:8443"]\n'
+                                'timeout = 10\napi_key_env = "JADE_PROD_KEY"\nprotected = true\n')
+    assert (oct(path.stat().st_mode & 0o777), oct(path.parent.stat().st_mode & 0o777)) == ("0o600", "0o700")
+    # --format is the context's (and this command's output's)
+    assert cli("contexts", "set", "lab", "--url", sim.url, "-o", "json", target=False).json() == {
+        "name": "lab", "done": "created", "path": str(path)}
+    assert path.read_text().endswith('protected = true\n\n[contexts.lab]\nurl = "%s"\nformat = "json"\n' % sim.url)
+    assert cli("--context", "lab", "status", "-o", "compact", target=False).out.startswith("HEALTHY | 3 nodes")
+    assert sim.requests and sim.changes() == []
+
+
+def test_contexts_set_changes_only_its_settings_keeping_comments_order_and_crlf(cli, sim, written, tmp_path):
+    run = cli("contexts", "set", "lab", "--url", sim.url, "--ca-cert", "ca.pem", "--format", "compact", target=False)
+    assert (run.code, run.err) == (0, "")
+    assert written.read_bytes() == (WRITTEN % sim.port).replace(
+        'host = "127.0.0.1"  # here\r\nport = %d\r\n' % sim.port,  # an address is one setting: url replaces both
+        'url = "%s"\r\nformat = "compact"\r\nca_cert = "%s"\r\n' % (sim.url, os.path.abspath("ca.pem"))).encode()
+    cli("contexts", "set", "lab", "--host", "127.0.0.1", "--port", sim.port, "--format", "table", target=False)
+    assert written.read_bytes() == (WRITTEN % sim.port).replace(
+        'host = "127.0.0.1"  # here\r\nport = %d\r\n' % sim.port,
+        'format = "table"\r\nca_cert = "%s"\r\nhost = "127.0.0.1"\r\nport = %d\r\n' % (
+            os.path.abspath("ca.pem"), sim.port)).encode()
+    # a key variable replaces the key written in the file, which these commands never write
+    cli("contexts", "set", "prod", "--api-key-env", "JADE_PROD_KEY", target=False)
+    assert 'protected = true\r\napi_key_env = "JADE_PROD_KEY"\r\n' in written.read_bytes().decode()
+    assert "in-the-file" not in written.read_text()
+
+
+def test_contexts_set_never_writes_a_key_and_needs_something_to_set(cli, written):
+    before = written.read_bytes()
+    for argv, error in (
+            (["prod", "--api-key", "s3cret"], "contexts set writes no API key: keep it in an environment variable "
+                                              "and pass --api-key-env VAR"),
+            (["prod"], "contexts set prod: nothing to set; give --url (or --host and --port), --api-key-env, "
+                       "--ca-cert, --protected, --timeout, ..."),
+            (["edge", "--timeout", "5"], "contexts set: edge is a new context: give its --url (or --host)"),
+            (["a b", "--url", "http://h:1"], "context name 'a b' must be letters, digits, '.', '_' or '-'"),
+            (["lab", "--url", "http://h:1", "--host", "h"], "contexts set: --url or --host (and --port), not both"),
+            (["lab", "--timeout", "-1"], None)):
+        run = cli("contexts", "set", *argv, target=False)
+        assert run.code == 2 and (error is None or run.err == "error: %s\n" % error), run
+    assert written.read_bytes() == before
+
+
+def test_unprotecting_or_deleting_a_protected_context_needs_yes_off_a_terminal(cli, written):
+    before = written.read_bytes()
+    for argv, action in ((["set", "prod", "--no-protected"], "unprotect it"), (["delete", "prod"], "delete it")):
+        run = cli("contexts", *argv, target=False)
+        assert (run.code, run.err) == (1, "error: context 'prod' is protected: pass --yes to %s when not on a "
+                                          "terminal; it %s\n" % (action, "is still protected" if "set" in argv else
+                                                                 "was not deleted"))
+    assert written.read_bytes() == before
+    assert cli("contexts", "set", "prod", "--no-protected", "--yes", target=False).code == 0
+    assert "protected = false\r\n" in written.read_bytes().decode()
+
+
+def test_on_a_terminal_deleting_a_protected_context_asks_for_its_name(sim, written):
+    env = {"JADEVECTORDB_CONFIG": str(written)}
+    code, shown, _ = on_terminal(sim, ["contexts", "delete", "prod"], "stdin", answer="yes\n", env=env, target=False)
+    assert code == 1 and "Context 'prod' is protected. Type its name to delete it: " in shown
+    assert "[contexts.prod]" in written.read_text()
+    code, shown, out = on_terminal(sim, ["contexts", "delete", "prod"], "stdin", answer="prod\n", env=env,
+                                   target=False)
+    assert (code, out) == (0, "Context prod deleted (%s)\n" % written)
+    assert written.read_bytes() == (WRITTEN % sim.port).split("[contexts.prod]")[0].encode()
+
+
+def test_contexts_delete_takes_its_table_and_the_default_that_named_it(cli, sim, written):
+    run = cli("contexts", "delete", "lab", target=False)
+    assert (run.code, run.out) == (0, "Context lab deleted (%s)\n" % written)
+    assert written.read_bytes() == (b'# our clusters\r\n\r\n\r\n# production below\r\n[contexts.prod]\r\n'
+                                    b'url = "https://jade-prod.internal:8443"\r\napi_key = "in-the-file"\r\n'
+                                    b'protected = true\r\n')
+    assert cli("contexts", "delete", "lab", target=False).err == "error: contexts delete: no context 'lab'; the " \
+                                                                  "file has prod\n"
+
+
+def test_contexts_rename_renames_the_table_and_the_default(cli, sim, written):
+    run = cli("contexts", "rename", "lab", "lab.eu", target=False)
+    assert (run.code, run.out) == (0, "Context lab.eu renamed from lab (%s)\n" % written)
+    assert written.read_bytes() == (WRITTEN % sim.port).replace('"lab"   #', '"lab.eu"   #').replace(
+        "[contexts.lab]  # mine", '[contexts."lab.eu"]  # mine').encode()
+    assert cli("contexts", "current", target=False).out == "lab.eu\n"
+    assert cli("status", "-o", "compact", target=False).code == 0
+    for argv, error in ((["lab.eu", "prod"], "contexts rename: there is already a context 'prod'; the file has "
+                                             "lab.eu, prod"),
+                        (["lab.eu"], "contexts rename: give NAME NEW"), (["lab.eu", "-x"], None)):
+        run = cli("contexts", "rename", *argv, target=False)
+        assert run.code == 2 and (error is None or run.err == "error: %s\n" % error), run
+
+
+def test_a_context_written_another_way_is_not_edited(cli, sim, contexts):
+    text = 'default_context = "lab"\ncontexts = { lab = { url = "%s" } }\n' % sim.url
+    path = contexts(text)
+    for argv in (["set", "lab", "--timeout", "5"], ["rename", "lab", "lab2"], ["delete", "lab"]):
+        run = cli("contexts", *argv, target=False)
+        assert run.code == 2 and "cannot be edited here" in run.err, run
+    assert pathlib.Path(path).read_text() == text
+
+
+def test_the_readmes_contexts_commands_run_as_printed(cli, tmp_path, clean_env):
+    from test_examples import README, fenced_blocks
+    block = next(body for lang, body in fenced_blocks(README) if "contexts set prod" in body)
+    path = tmp_path / "cluster.toml"
+    clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
+    for line in block.strip().splitlines():
+        run = cli(*line.split()[2:], target=False)
+        assert (run.code, run.err) == (0, ""), (line, run)
+    assert path.read_text() == ('[contexts.prod]\nurl = "https://jade-prod-1.internal:8443"\n'
+                                'api_key_env = "JADE_PROD_KEY"\nprotected = true\n\n')
