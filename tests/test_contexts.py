@@ -563,3 +563,11 @@ def test_the_readmes_contexts_commands_run_as_printed(cli, tmp_path, clean_env):
         assert (run.code, run.err) == (0, ""), (line, run)
     assert path.read_text() == ('[contexts.prod]\nurl = "https://jade-prod-1.internal:8443"\n'
                                 'api_key_env = "JADE_PROD_KEY"\nprotected = true\n\n')
+
+
+def test_a_file_is_written_as_it_is_not_starred_like_output(cli, sim, written, clean_env):
+    # The key the file holds is this run's key too: output would star it, the file must keep it.
+    clean_env.setenv("JADEVECTORDB_API_KEY", "in-the-file")
+    for argv in (["use", "prod"], ["set", "lab", "--timeout", "3"], ["rename", "lab", "lab2"]):
+        assert cli("contexts", *argv, target=False).code == 0, argv
+        assert 'api_key = "in-the-file"' in written.read_text(), argv
