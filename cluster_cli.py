@@ -7242,8 +7242,8 @@ def edit_contexts(config, name, settings=None, new_name=None):
                     lines[at] = reassigned(lines[at], text)
         lines[last] += newline if added and lines[last] and not lines[last].endswith("\n") else ""
         lines[last + 1:last + 1] = added  # after its last setting
-    elif new_name is None:  # deleted: its table (not the comments before the next), and default_context if it
-        while end > start + 1 and lines[end - 1].strip()[:1] in ("", "#"):  # named it
+    elif new_name is None:  # deleted: its table and, when it named it, default_context
+        while end > start + 1 and lines[end - 1].strip()[:1] in ("", "#"):  # the next table's comments stay
             end -= 1
         lines[start:end] = [""] * (end - start)
         del contexts[name]
