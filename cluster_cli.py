@@ -2391,7 +2391,8 @@ def context_source(context):
     if "ca_cert" in values:
         values["ca_cert"] = context_ca_cert(context)
     name = "context %r" % context.name
-    return Source(name, values, {"ca_cert": name + ": ca_cert"})
+    key_from = "%s (the api_key_env of %s)" % (values["api_key_env"], name) if "api_key_env" in values else name
+    return Source(name, values, {"ca_cert": name + ": ca_cert", "api_key": key_from})
 
 
 def environment_source(env):
@@ -7731,8 +7732,10 @@ def for_command_line(exc):
     # (at the start; anywhere for names like max_response_size, which no sentence uses),
     # and the flags in hints that name parameters.
     if isinstance(exc, AuthenticationFailed):
-        exc.hint = ("the API key sent was refused; pass a valid one" if getattr(exc, "key_sent", True) else
-                    "no API key was sent; pass one") + " with --api-key or " + ENV_API_KEY
+        key_from = getattr(exc, "key_from", None)  # where run() found the key sent
+        exc.hint = ("the API key sent%s was refused; pass a valid one" % (", from %s," % key_from if key_from else "")
+                    if getattr(exc, "key_sent", True) else "no API key was sent; pass one") + " with --api-key or " + \
+            ENV_API_KEY
     elif isinstance(exc, PermissionDenied):
         exc.hint += " (--api-key or %s)" % ENV_API_KEY
     elif getattr(exc, "tls", None) == "unknown-ca":
@@ -7814,7 +7817,7 @@ def fleet_read(args, declared, config, output):
             pass
 
     def ask(context):
-        said = {"context": context.name, "ok": False}
+        said, resolved = {"context": context.name, "ok": False}, None
         try:
             resolved = resolve(setting_sources(flags, context, environment_source(os.environ)))
             settings = client_settings(resolved)
@@ -7825,6 +7828,7 @@ def fleet_read(args, declared, config, output):
             said.update(ok=True, result=result.data)
             views[context.name] = result.view
         except ClusterError as exc:  # its kind for scripts: ClusterUnreachable is cluster_unreachable
+            exc.key_from = resolved and resolved.sources.get("api_key")
             kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
             said["error"] = {"kind": kind, "message": for_command_line(exc), "exit_code": exc.exit_code}
             if exc.shown and exc.answers:  # a condition not met: what was read is still the answer
@@ -7920,6 +7924,9 @@ def run(args):
             if args.raw:
                 return run_raw(client, args)
             return print_result(lambda: outcome(client, args), args, output)
+        except AuthenticationFailed as exc:
+            exc.key_from = resolved.sources.get("api_key")
+            raise
         except (ClusterUnreachable, NotFound) as exc:
             if exc.message.startswith("cannot reach") and not getattr(exc, "tls", None) and not exc.hint:
                 exc.hint = address_origin(resolved, context)

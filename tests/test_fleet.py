@@ -82,8 +82,9 @@ def test_a_table_has_one_row_per_cluster_in_the_order_asked_led_by_its_context(c
         "context,status,total_nodes,error",
         "east,HEALTHY,3,",
         "west,HEALTHY,2,",
-        "stranger,,,authentication_failed: missing or invalid API key (HTTP 401 UNAUTHENTICATED); the API key sent "
-        "was refused; pass a valid one with --api-key or JADEVECTORDB_API_KEY",
+        "stranger,,,\"authentication_failed: missing or invalid API key (HTTP 401 UNAUTHENTICATED); the API key "
+        "sent, from OTHER_KEY (the api_key_env of context 'stranger'), was refused; pass a valid one with --api-key "
+        "or JADEVECTORDB_API_KEY\"",
         "slow,HEALTHY,3,",
         "dead,,,cluster_unreachable: cannot reach %s: connection refused" % dead]
     assert run.err == "error: 2 of 5 contexts failed: stranger (authentication_failed), dead (cluster_unreachable)\n"

@@ -617,7 +617,7 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(cli, sim):
         cluster_cli.ClusterCLI(url=sim.url, api_key="wrong-key").cluster_status()
     assert str(raised.value).endswith("; the API key sent was refused; pass a valid one as api_key")
     run = cli("--api-key", "wrong-key", "status")
-    assert run.err.endswith("; the API key sent was refused; pass a valid one with --api-key or "
+    assert run.err.endswith("; the API key sent, from --api-key, was refused; pass a valid one with --api-key or "
                             "JADEVECTORDB_API_KEY\n")
     with pytest.raises(cluster_cli.InvalidInput, match="^node_id must not be empty$"):
         cluster_cli.ClusterCLI(url=sim.url).node_health(" ")
