@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import simulator
-from conftest import SCRIPT, interruptible, wait_until
+from conftest import SCRIPT, free_port, interruptible, wait_until
 from test_examples import SPEC_WALKTHROUGH, block_after, shell  # noqa: F401  (shell is a fixture)
 from test_operations import migrations, moving
 
@@ -156,6 +156,22 @@ def test_watch_and_check(cli, server):
     assert cli("nodes", "--status", "!HEALTHY", "--format", "compact").lines == [
         "node-worker-002 | WORKER | 192.168.1.12:8080 | UNREACHABLE | 4"]
     assert cli("shards", "--check", "--format", "compact").code == 4
+
+
+def test_a_fleet_read_of_this_server_beside_a_dead_one(cli, server, tmp_path, clean_env):
+    path = tmp_path / "cluster.toml"
+    path.write_text('[contexts.one]\nurl = "%s"\n\n[contexts.dead]\nurl = "http://127.0.0.1:%d"\nretries = 0\n'
+                    % (server.url, free_port()))
+    path.chmod(0o600)
+    clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
+    run = cli("--all-contexts", "nodes", "-o", "json", target=False)
+    one, dead = run.json()
+    assert (run.code, one["ok"], dead["ok"], dead["error"]["kind"]) == (3, True, False, "cluster_unreachable")
+    assert [(n["node_id"], n["status"], n["shard_count"]) for n in one["result"]] == [
+        ("node-master-001", "HEALTHY", 4), ("node-worker-001", "HEALTHY", 4), ("node-worker-002", "HEALTHY", 4)]
+    server.down("node-worker-002")
+    run = cli("--contexts", "one", "status", "--check", "-o", "compact", target=False)
+    assert run.code == 4 and run.lines[0].startswith("one | DEGRADED | 3 nodes | 12 shards"), run
 
 
 # -- JadeVectorDB's own dialect, with no prefix set ------------------------------------------------------------
