@@ -271,3 +271,24 @@ def test_the_readmes_fleet_example_prints_what_it_shows(cli, sim, tmp_path, clea
     command = block_after("## Many clusters at once", "bash").strip()
     run = cli(*command.split()[2:], target=False)
     assert (run.code, run.out, run.err) == (0, output_after(command), "")
+
+
+def test_a_misbehaving_server_is_its_own_rows_error_and_the_others_are_read(cli, fleet, hostile_server, tmp_path,
+                                                                             clean_env):
+    import hostile
+    path = tmp_path / "hostile.toml"
+    path.write_text('[contexts.east]\nurl = "%s"\n\n[contexts.bad]\nurl = "%s"\nretries = 0\n' % (
+        fleet["east"].url, hostile_server.url))
+    path.chmod(0o600)
+    clean_env.setenv("JADEVECTORDB_CONFIG", str(path))
+    for behaviour, kind, code in ((hostile.endless(), "response_too_large", 1),
+                                  (hostile.hang(), "cluster_unreachable", 3),
+                                  (hostile.drop(), "cluster_unreachable", 3)):
+        hostile_server.script(behaviour)
+        run = cli("--all-contexts", "--max-response-size", "1M", "--timeout", "1", "nodes", "-o", "json",
+                  target=False)
+        east, bad = run.json()
+        assert (run.code, east["ok"], bad["ok"], bad["error"]["kind"]) == (code, True, False, kind), run
+        assert len(east["result"]) == 3 and "result" not in bad
+        hostile_server.settle()
+    assert [r.method for r in hostile_server.received] == ["GET"] * 3
