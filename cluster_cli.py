@@ -7149,40 +7149,6 @@ def cmd_bundle(client, args):
     return Result(manifest)
 
 
-def use_context(config, name):
-    # Make NAME the file's default_context: its line rewritten (or one added before the first table),
-    # every other byte as it was, comments included; the file replaced atomically, its mode kept.
-    if name is None:
-        raise InvalidInput("contexts use: which one? (%s)" % (", ".join(config.contexts) or no_file(config)))
-    if name not in config.contexts:
-        raise InvalidInput("contexts use: no context %s; the file has %s" % (
-            shown(name), ", ".join(config.contexts) or "none") + ("" if not no_file(config) else
-                                                                  " (%s)" % no_file(config)))
-    if not os.path.isfile(config.path):  # a FIFO or a process's pipe (--config <(...)) cannot be rewritten
-        raise InvalidInput("contexts use: %s is not a regular file; edit default_context where it comes from"
-                           % config.path)
-    import json
-    raw, _ = read_file(config.path, MAX_CONFIG_SIZE)
-    lines = raw.decode("utf-8").splitlines(keepends=True)
-    entry = "default_context = %s" % json.dumps(name, ensure_ascii=False)
-    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
-    for i, line in enumerate(lines[:first_table]):
-        match = re.match(r"(\s*)default_context\s*=\s*(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s#]+)(.*)", line, re.S)
-        if match:
-            lines[i] = match.group(1) + entry + match.group(3)
-            break
-    else:
-        newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-        if first_table and not lines[first_table - 1].endswith(("\n", "\r")):
-            lines[first_table - 1] += newline
-        lines.insert(first_table, entry + newline)
-    text = "".join(lines)
-    check_config(config.path, text, _toml(config.path, text))  # what was written reads back as meant
-    with written_to(config.path):
-        sys.stdout.write(text)  # as it is: a file is not output, whose secrets are starred
-    return {"name": name, "path": config.path}
-
-
 def toml_value(value):
     # A setting's value as TOML writes it (a JSON string is a TOML basic string).
     import json
@@ -7199,26 +7165,76 @@ def reassigned(line, text):
     return match.group(1) + text + match.group(3)
 
 
-def edit_contexts(config, name, settings=None, new_name=None):
-    # Rewrite the contexts file, every other byte as it was (comments, order, line endings): NAME's
-    # table gets `settings` ({key: value, or None to remove it}; a new context a table at the end),
-    # or is renamed NEW_NAME, or is deleted (neither given). What is written must read back as meant.
-    if os.path.exists(config.path) and not os.path.isfile(config.path):
+def contexts_lines(config):
+    # Return the contexts file as a command that rewrites it needs it: its lines, their line ending, what
+    # it holds, where each table starts (and its end), and the line of default_context (or None).
+    if os.path.exists(config.path) and not os.path.isfile(config.path):  # a FIFO or a pipe: --config <(...)
         raise InvalidInput("contexts: %s is not a regular file; edit it where it comes from" % config.path)
     raw = read_file(config.path, MAX_CONFIG_SIZE)[0] if os.path.exists(config.path) else b""
     lines = raw.decode("utf-8").splitlines(keepends=True)
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    meant = _toml(config.path, "".join(lines))
-    contexts = meant.setdefault("contexts", {})
     tables = [i for i, line in enumerate(lines) if line.lstrip()[:1] == "["] + [len(lines)]
+    return (lines, "\r\n" if lines and lines[0].endswith("\r\n") else "\n", _toml(config.path, "".join(lines)),
+            tables, next((i for i in range(tables[0]) if re.match(r"\s*default_context\s*=", lines[i])), None))
+
+
+def not_editable(config, what):
+    # The error of a contexts file these commands cannot rewrite: `what` is written in a way they do not.
+    return InvalidInput("contexts: %s cannot be edited here: %s; edit the file by hand" % (config.path, what))
+
+
+def rewrite_contexts(config, lines, meant, what):
+    # Write the contexts file's lines in its place (made 0600, in a folder made 0700, when there was none),
+    # once they read back as `meant` and each setting passes the checks of a read.
+    text = "".join(lines)
+    if not meant.get("contexts", True):
+        del meant["contexts"]
+    try:
+        same = _toml(config.path, text) == meant
+    except InvalidInput:
+        same = False
+    if not same:
+        raise not_editable(config, what)
+    check_config(config.path, text, meant)
+    os.makedirs(os.path.dirname(os.path.abspath(config.path)), mode=0o700, exist_ok=True)
+    with written_to(config.path, mode=None if os.path.exists(config.path) else 0o600):
+        sys.stdout.write(text)  # as it is: a file is not output, whose secrets are starred
+
+
+def use_context(config, name):
+    # Make NAME the file's default_context: its line rewritten (or one added before the first table),
+    # every other byte as it was, comments included; the file replaced atomically, its mode kept.
+    if name is None:
+        raise InvalidInput("contexts use: which one? (%s)" % (", ".join(config.contexts) or no_file(config)))
+    if name not in config.contexts:
+        raise InvalidInput("contexts use: no context %s; the file has %s" % (
+            shown(name), ", ".join(config.contexts) or "none") + ("" if not no_file(config) else
+                                                                  " (%s)" % no_file(config)))
+    lines, newline, meant, tables, default = contexts_lines(config)
+    entry = "default_context = " + toml_value(name)
+    if default is not None:
+        lines[default] = reassigned(lines[default], entry)
+    else:
+        first = tables[0]
+        if first and not lines[first - 1].endswith(("\n", "\r")):
+            lines[first - 1] += newline
+        lines.insert(first, entry + newline)
+    meant["default_context"] = name
+    rewrite_contexts(config, lines, meant, "default_context is not one line before the first table")
+    return {"name": name, "path": config.path}
+
+
+def edit_contexts(config, name, settings=None, new_name=None):
+    # Rewrite the contexts file, every other byte as it was (comments, order, line endings): NAME's
+    # table gets `settings` ({key: value, or None to remove it}; a new context a table at the end),
+    # or is renamed NEW_NAME, or is deleted (neither given).
+    lines, newline, meant, tables, default = contexts_lines(config)
+    contexts = meant.setdefault("contexts", {})
     start = next((i for i in tables[:-1] if re.match(r"\s*\[\s*contexts\s*\.\s*(%s|\"%s\"|'%s')\s*\]" % (
         (re.escape(name),) * 3), lines[i])), None)
     end = next((i for i in tables if start is not None and i > start), len(lines))
-    default = next((i for i in range(tables[0]) if re.match(r"\s*default_context\s*=", lines[i])), None)
-    cannot = InvalidInput("contexts: %s cannot be edited here: context %r is not one [contexts.%s] table of its "
-                          "own; edit the file by hand" % (config.path, name, name))
+    what = "context %r is not one [contexts.%s] table of its own" % (name, name)
     if start is None and name in contexts:
-        raise cannot
+        raise not_editable(config, what)
     header = "[contexts.%s]" % ((new_name or name) if re.match(r"^[\w-]+$", new_name or name) else
                                 toml_value(new_name or name))
     if settings is not None:
@@ -7257,18 +7273,7 @@ def edit_contexts(config, name, settings=None, new_name=None):
         if meant.get("default_context") == name:
             lines[default] = reassigned(lines[default], "default_context = " + toml_value(new_name))
             meant["default_context"] = new_name
-    text = "".join(lines)
-    if not contexts:
-        del meant["contexts"]
-    try:
-        if _toml(config.path, text) != meant:
-            raise cannot
-    except InvalidInput:
-        raise cannot from None
-    check_config(config.path, text, meant)  # each setting checked as when it is read
-    os.makedirs(os.path.dirname(os.path.abspath(config.path)), mode=0o700, exist_ok=True)
-    with written_to(config.path, mode=None if os.path.exists(config.path) else 0o600):
-        sys.stdout.write(text)  # as it is: a file is not output, whose secrets are starred
+    rewrite_contexts(config, lines, meant, what)
 
 
 def set_context(config, args):

@@ -360,8 +360,8 @@ def test_contexts_use_refuses_a_contexts_file_that_is_a_pipe(cli, sim, tmp_path)
     writer = threading.Thread(target=lambda: fifo.write_text(text), daemon=True)
     writer.start()
     run = cli("--config", fifo, "contexts", "use", "a", target=False)
-    assert (run.code, run.err) == (2, "error: contexts use: %s is not a regular file; edit default_context where "
-                                      "it comes from\n" % fifo)
+    assert (run.code, run.err) == (2, "error: contexts: %s is not a regular file; edit it where it comes from\n"
+                                   % fifo)
 
 
 def test_a_failed_prometheus_run_writes_up_0_into_a_fifo_without_reading_it(cli, tmp_path):
