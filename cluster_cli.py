@@ -6736,7 +6736,8 @@ def as_done(work, items, concurrency):
     # hung request's timeout (a pool's threads are waited for, by the pool and again at exit).
     import queue
     import threading
-    ended, pending = queue.Queue(), enumerate(items)  # one iterator: each next() is one worker's, whole
+    # SimpleQueue: its wait is C code, where Ctrl-C is raised at once (a Condition's wait is put off, see stop)
+    ended, pending = queue.SimpleQueue(), enumerate(items)  # one iterator: each next() is one worker's, whole
 
     def worker():
         for index, item in pending:
@@ -7623,7 +7624,8 @@ def signals_stop_the_command(restore):
     race condition". Then the signals are blocked: the interpreter's exit puts the default handlers
     back, and one arriving then would end the process by that signal, not with the command's exit
     code. A signal already ignored (nohup, a background job) stays ignored. restore: main(argv)
-    called in-process puts the handlers back instead."""
+    called in-process puts the handlers back instead. Where raising would hang the command or be
+    lost (threading's own code, a finalizer), the signal is raised a step on."""
     import _signal as signal  # the C module signal.py wraps: its enums cost 3.6M instructions on every run
     import threading
     if threading.current_thread() is not threading.main_thread():
@@ -7632,20 +7634,47 @@ def signals_stop_the_command(restore):
     numbers = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     previous = {signum: signal.getsignal(signum) for signum in numbers}
     ours = [signum for signum in numbers if previous[signum] != signal.SIG_IGN]
-    stopped = []
+    stopped = []  # the signal raised (only one is), then 0 if raised again at a wait, None once the command ended
+    hook, main_thread, clock, sleep = sys.unraisablehook, threading.get_ident(), CLOCK, CLOCK.sleep
+
+    def later(signum):
+        # Send the signal again in a moment, from a thread of its own, to be handled at the command's next step.
+        def again():
+            time.sleep(0.001)
+            if not stopped:
+                signal.pthread_kill(main_thread, signum)
+        __import__("_thread").start_new_thread(again, ())
 
     def stop(signum, frame):
-        if not stopped:
-            stopped.append(signum)
-            raise Interrupt(signum)
+        if stopped:
+            return
+        if frame is not None and frame.f_globals is threading.__dict__ and hasattr(signal, "pthread_kill"):
+            later(signum)  # in a lock's own code (a Condition's __enter__), where raising can leave the lock
+            return  # taken, and urllib3's next use of its pool, in the same request, waits on it for ever
+        stopped.append(signum)
+        raise Interrupt(signum)
+
+    def waited(delay):
+        # Raised where Python drops exceptions (a finalizer, or what one asks: urllib3's `closed`), the signal
+        # left the command polling as if none came: it is raised again at the command's next wait.
+        if len(stopped) == 1 and threading.get_ident() == main_thread:
+            stopped.append(0)
+            raise Interrupt(stopped[0])
+        sleep(delay)
+
+    def dropped(unraisable):
+        if not isinstance(unraisable.exc_value, Interrupt):  # ours is said once, as the command ends
+            hook(unraisable)
 
     for signum in ours:
         signal.signal(signum, stop)
+    sys.unraisablehook, clock.sleep = dropped, waited
     try:
         yield
     finally:
         stopped.append(None)
         if restore:
+            sys.unraisablehook, clock.sleep = hook, sleep
             for signum in ours:
                 signal.signal(signum, previous[signum])
         elif hasattr(signal, "pthread_sigmask"):
