@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # Property tests: a quick look by default, a thorough one where HYPOTHESIS_PROFILE=thorough (.ci/run
-# sets it). No deadline: a test that starts the simulator or a subprocess varies with the machine.
+# sets it for the suite on 3.8 and 3.13). No deadline: a test that starts the simulator or a
+# subprocess varies with the machine.
 settings.register_profile("fast", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 # CI's gate: derandomized, so a run can be repeated as it was (a failure it finds stays found).
