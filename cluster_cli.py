@@ -7263,6 +7263,10 @@ def edit_contexts(config, name, settings=None, new_name=None):
     elif new_name is None:  # deleted: its table and, when it named it, default_context
         while end > start + 1 and lines[end - 1].strip()[:1] in ("", "#"):  # the next table's comments stay
             end -= 1
+        while start > 0 and lines[start - 1].strip()[:1] == "#":  # its own, right above it, go with it
+            start -= 1
+        while start > 0 and not lines[start - 1].strip() and not "".join(lines[end:]).strip():
+            start -= 1  # the file's last table: so do the blank lines before it
         lines[start:end] = [""] * (end - start)
         del contexts[name]
         if meant.get("default_context") == name:
@@ -7282,8 +7286,13 @@ def set_context(config, args):
     if args.api_key is not None:
         raise InvalidInput("contexts set writes no API key: keep it in an environment variable and pass "
                            "--api-key-env VAR")
-    settings = {given.name: getattr(args, given.name) for given in SETTINGS
-                if given.kind and given.option and getattr(args, given.name, None) is not None}
+    given = [one for one in SETTINGS if one.option and getattr(args, one.name, None) is not None]
+    unkept = [one.option.flags[-1] for one in given if not one.kind and one.name not in CHOOSING]
+    if unkept:
+        kept = [one.option.flags[-1] for one in SETTINGS if one.kind and one.option and one.name != "api_key"]
+        raise InvalidInput("contexts set: a context does not keep %s (it keeps %s); nothing was written"
+                           % (" or ".join(unkept), ", ".join(kept + ["--api-key-env", "--protected"])))
+    settings = {one.name: getattr(args, one.name) for one in given if one.kind}
     for key in ("url", "host"):
         if "," in settings.get(key, ""):
             settings[key] = settings[key].split(",")

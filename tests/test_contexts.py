@@ -481,7 +481,7 @@ def test_contexts_set_changes_only_its_settings_keeping_comments_order_and_crlf(
     assert "in-the-file" not in written.read_text()
 
 
-def test_contexts_set_never_writes_a_key_and_needs_something_to_set(cli, written):
+def test_contexts_set_never_writes_a_key_or_a_flag_no_context_keeps_and_needs_something_to_set(cli, written):
     before = written.read_bytes()
     for argv, error in (
             (["prod", "--api-key", "s3cret"], "contexts set writes no API key: keep it in an environment variable "
@@ -491,6 +491,11 @@ def test_contexts_set_never_writes_a_key_and_needs_something_to_set(cli, written
             (["edge", "--timeout", "5"], "contexts set: edge is a new context: give its --url (or --host)"),
             (["a b", "--url", "http://h:1"], "context name 'a b' must be letters, digits, '.', '_' or '-'"),
             (["lab", "--url", "http://h:1", "--host", "h"], "contexts set: --url or --host (and --port), not both"),
+            # not ignored: an operator who typed --insecure must not believe the context has it
+            (["lab", "--insecure", "--max-response-size", "1G"],
+             "contexts set: a context does not keep --max-response-size or --insecure (it keeps --host, --port, "
+             "--url, --api-prefix, --format, --timeout, --retries, --ca-cert, --api-key-env, --protected); nothing "
+             "was written"),
             (["lab", "--timeout", "-1"], None)):
         run = cli("contexts", "set", *argv, target=False)
         assert run.code == 2 and (error is None or run.err == "error: %s\n" % error), run
@@ -517,7 +522,8 @@ def test_on_a_terminal_deleting_a_protected_context_asks_for_its_name(sim, writt
     code, shown, out = on_terminal(sim, ["contexts", "delete", "prod"], "stdin", answer="prod\n", env=env,
                                    target=False)
     assert (code, out) == (0, "Context prod deleted (%s)\n" % written)
-    assert written.read_bytes() == (WRITTEN % sim.port).split("[contexts.prod]")[0].encode()
+    # its comment goes with it, and the blank line before: the file ends where lab's table does
+    assert written.read_bytes() == (WRITTEN % sim.port).split("\r\n# production below")[0].encode()
 
 
 def test_contexts_delete_takes_its_table_and_the_default_that_named_it(cli, sim, written):
@@ -562,7 +568,7 @@ def test_the_readmes_contexts_commands_run_as_printed(cli, tmp_path, clean_env):
         run = cli(*line.split()[2:], target=False)
         assert (run.code, run.err) == (0, ""), (line, run)
     assert path.read_text() == ('[contexts.prod]\nurl = "https://jade-prod-1.internal:8443"\n'
-                                'api_key_env = "JADE_PROD_KEY"\nprotected = true\n\n')
+                                'api_key_env = "JADE_PROD_KEY"\nprotected = true\n')  # no blank line left
 
 
 def test_a_file_is_written_as_it_is_not_starred_like_output(cli, sim, written, clean_env):
