@@ -7169,8 +7169,6 @@ def reassigned(line, text):
 def contexts_lines(config):
     # Return the contexts file as a command that rewrites it needs it: its lines, their line ending, what
     # it holds, where each table starts (and its end), and the line of default_context (or None).
-    if os.path.exists(config.path) and not os.path.isfile(config.path):  # a FIFO or a pipe: --config <(...)
-        raise InvalidInput("contexts: %s is not a regular file; edit it where it comes from" % config.path)
     raw = read_file(config.path, MAX_CONFIG_SIZE)[0] if os.path.exists(config.path) else b""
     lines = raw.decode("utf-8").splitlines(keepends=True)
     tables = [i for i, line in enumerate(lines) if line.lstrip()[:1] == "["] + [len(lines)]
@@ -7920,6 +7918,9 @@ def run(args):
     path, named_by = config_path(args.config)
     if getattr(args, "action", None) == "set" and not os.path.lexists(path):  # contexts set makes the file
         named_by = None
+    if getattr(args, "action", None) in ("use", "set", "delete", "rename") and os.path.exists(path) and \
+            not os.path.isfile(path):  # a FIFO, --config <(...): refused before its read waits for a writer
+        raise InvalidInput("contexts: %s is not a regular file; edit it where it comes from" % path)
     config = read_config(path, named_by, timeout=args.timeout or DEFAULT_TIMEOUT)
     if args.contexts is not None or args.all_contexts:  # many clusters: none is the default context
         resolved = resolve(setting_sources(flag_source(args), None, environment_source(os.environ)))

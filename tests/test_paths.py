@@ -601,6 +601,15 @@ def test_a_contexts_fifo_that_sends_nothing_ends_at_the_timeout(script, sim, hel
                        "contexts file\n" % held_fifo)
 
 
+@pytest.mark.parametrize("action", [["use", "lab"], ["set", "lab", "--timeout", "5"], ["delete", "lab"],
+                                    ["rename", "lab", "lab2"]])
+def test_editing_a_contexts_fifo_is_refused_at_once_not_after_the_timeout(script, sim, held_fifo, action):
+    run = script("--config", held_fifo, "contexts", *action)  # the default timeout: 30 s, were it waited for
+    assert_one_error_line(run, 2)
+    assert run.err == "error: contexts: %s is not a regular file; edit it where it comes from\n" % held_fifo
+    assert os.path.exists(held_fifo) and not os.path.isfile(held_fifo)
+
+
 def test_a_fifo_at_the_default_contexts_place_is_refused_at_once(script, sim, tmp_path):
     folder = tmp_path / "jadevectordb"
     folder.mkdir()
